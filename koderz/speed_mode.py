@@ -1,0 +1,37 @@
+"""``mode=speed``: the original koderz speed test over the run's role models."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from koderz.models.registry import ClientPool, build_model
+from koderz.models.speed import format_speed_table, run_speed_test
+from koderz.runner import model_config
+
+log = logging.getLogger(__name__)
+
+
+async def run_speed_mode(cfg: DictConfig, run_dir: Path) -> list[dict]:
+    """Measure tokens/s and time-to-answer of each distinct role model; write speed.json."""
+    pool = ClientPool()
+    clients, seen = [], set()
+    try:
+        for key in ("model", "spec_model", "checkpoint_model"):
+            model = model_config(cfg[key], cfg)
+            if model.name in seen:
+                continue
+            seen.add(model.name)
+            client = build_model(model, pool)
+            await client.preflight()
+            clients.append(client)
+        rows = await run_speed_test(clients, list(cfg.speed.prompts), cfg.speed.warmup, cfg.speed.repeats)
+    finally:
+        await pool.aclose()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "speed.json").write_text(json.dumps(rows, indent=2))
+    log.info("\n%s\nrun folder: %s", format_speed_table(rows), run_dir)
+    return rows
