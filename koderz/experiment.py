@@ -94,11 +94,19 @@ class ProblemResult:
     finished_at: float = 0.0
     spec_reused: bool = False
     checkpoints: int = 0
+    cached: bool = False
     isolation: dict[str, str] = field(default_factory=dict)
     samples: list[SampleResult] = field(default_factory=list)
     cost: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     spans: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProblemResult":
+        """Rebuild a result stored with ``dataclasses.asdict`` (the result cache)."""
+        fields = dict(data)
+        fields["samples"] = [SampleResult(**s) for s in fields.get("samples", [])]
+        return cls(**fields)
 
     def record(self) -> dict[str, Any]:
         """The JSON record (results.jsonl / results.json), without programs and spans."""

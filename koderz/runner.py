@@ -9,6 +9,7 @@ once (a crash loses nothing finished), and writes the summary, timing and report
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -16,16 +17,16 @@ import signal
 import sys
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from koderz import report
-from koderz.config import validate
+from koderz.config import RunConfig, validate
 from koderz.cortex.factory import open_memory_store
-from koderz.datasets.loaders import load_dataset
+from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
 from koderz.errors import ConfigError, DatasetError
 from koderz.experiment import Environment, Experiment, ProblemResult, Role, Settings
@@ -33,6 +34,7 @@ from koderz.models.config import ModelConfig
 from koderz.models.pricing import Prices
 from koderz.models.registry import ClientPool, build_model
 from koderz.progress import Progress
+from koderz.result_cache import DEFAULT_PATH, ResultCache, cacheable, run_key
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from koderz.tracking.timing import RunTiming, export_report, format_report
 
@@ -128,11 +130,12 @@ class Runner:
     """One job: a model x dataset x mode over the selected problems."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        if cfg.resume:
+            cfg = resumed_config(Path(cfg.resume))
+            log.info("resuming %s with its own config", cfg.resume)
         validate(cfg)
         self.cfg = cfg
         self.folder_path = Path(cfg.resume) if cfg.resume else run_dir
-        if cfg.resume and not (self.folder_path / "results.jsonl").is_file():
-            raise ConfigError(f"resume={cfg.resume}: not a koderz run folder (no results.jsonl)")
         self.run_id = self.folder_path.name + "-" + uuid.uuid4().hex[:6]
         self.timing = RunTiming()
         self._stop = asyncio.Event()
@@ -142,11 +145,13 @@ class Runner:
         cfg = self.cfg
         folder = RunFolder(self.folder_path)
         if not cfg.resume:
-            (self.folder_path / "config.yaml").write_text(OmegaConf.to_yaml(_plain_config(cfg)))
+            await asyncio.to_thread(self._write_config)
         pool = ClientPool()
         started = time.time()
         try:
             dataset_task = asyncio.create_task(self._load_dataset())  # overlaps the server start
+            if cfg.cortex.mode != "off":  # heavy imports off the event loop
+                await asyncio.to_thread(importlib.import_module, "koderz.cortex.client")
             roles = self._roles(pool)
             async with open_memory_store(cfg.cortex, self.run_id) as store:
                 problems = select_problems(await dataset_task, cfg)
@@ -154,7 +159,7 @@ class Runner:
                 with self.timing.run.phase("cortex_start_session"):
                     session = await store.start_session(f"koderz run {self.run_id}: {cfg.model.name} on "
                                                         f"{cfg.dataset.name} ({cfg.mode.name})")
-                env = self._environment(roles, store)
+                env = await asyncio.to_thread(self._environment, roles, store)  # yaml, file reads
                 done = folder.finished() if cfg.resume else []
                 records = await self._run_all(problems, env, folder, done)
                 summary = self._summary(records, time.time() - started, store)
@@ -164,10 +169,13 @@ class Runner:
         finally:
             folder.close()
             await pool.aclose()
-        self._write_outputs(folder, summary, records)
+        await asyncio.to_thread(self._write_outputs, folder, summary, records)
         return summary
 
     # building -----------------------------------------------------------------------
+
+    def _write_config(self) -> None:
+        (self.folder_path / "config.yaml").write_text(OmegaConf.to_yaml(_plain_config(self.cfg)))
 
     async def _load_dataset(self) -> tuple[Problem, ...]:
         with self.timing.run.phase("dataset_load"):
@@ -224,6 +232,8 @@ class Runner:
         finished = {(r["mode"], r["task_id"]): r for r in done}
         jobs = [(p, m) for p in problems for m in modes]
         semaphore = asyncio.Semaphore(self.cfg.concurrency)
+        cache = (ResultCache(DEFAULT_PATH, run_key(self.cfg, await asyncio.to_thread(dataset_version, self.cfg.dataset.name)))
+                 if cacheable(self.cfg) else None)
         progress = Progress(total=len(jobs))
         for record in finished.values():
             progress.update(record, resumed=True)
@@ -234,8 +244,12 @@ class Runner:
             async with semaphore:
                 if self._stop.is_set():
                     return None
-                mode_env = env if mode == env.settings.mode else replace(env, settings=replace(env.settings, mode=mode))
-                result = await Experiment(problem, mode_env, self.timing.problem(problem.task_id)).run()
+                result = await self._cached(cache, mode, problem)
+                if result is None:
+                    mode_env = env if mode == env.settings.mode else replace(env, settings=replace(env.settings, mode=mode))
+                    result = await Experiment(problem, mode_env, self.timing.problem(problem.task_id)).run()
+                    if cache is not None and result.status not in ("error", "model_error"):
+                        await cache.put(mode, problem.task_id, asdict(result))
                 record = folder.append(result)
                 progress.update(record)
                 return record
@@ -253,6 +267,14 @@ class Runner:
             log.warning("interrupted: %d of %d problems finished; finish with resume=%s",
                         len(records), len(jobs), self.folder_path)
         return records
+
+    async def _cached(self, cache: ResultCache | None, mode: str, problem: Problem) -> ProblemResult | None:
+        stored = await cache.get(mode, problem.task_id) if cache is not None else None
+        if stored is None:
+            return None
+        result = ProblemResult.from_dict(stored)
+        result.cached = True
+        return result
 
     def _install_interrupt(self, tasks: list[asyncio.Task[Any]]) -> None:
         loop = asyncio.get_running_loop()
@@ -312,6 +334,15 @@ class Runner:
         if self.cfg.timing.report:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(self.folder_path)))
+
+
+def resumed_config(folder: Path) -> DictConfig:
+    """The interrupted run's own config (from its folder), with ``resume`` pointing at it."""
+    if not (folder / "results.jsonl").is_file() or not (folder / "config.yaml").is_file():
+        raise ConfigError(f"resume={folder}: not a koderz run folder (no results.jsonl and config.yaml)")
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(folder / "config.yaml"))
+    cfg.resume = str(folder)
+    return cfg
 
 
 def _plain_config(cfg: DictConfig) -> Any:

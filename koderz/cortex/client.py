@@ -1,0 +1,395 @@
+"""``CortexClient``: the ``MemoryStore`` over MCP (stdio or streamable HTTP).
+
+    client = CortexClient(ServerTarget.embedded("outputs/cortex.db"))
+    async with client:                      # preflight: MemoryStoreError on failure
+        mid = await client.remember(MemoryRecord("t", "c", tags=("spec",)))
+        await client.recall("word", tags=["spec"])
+
+Methods and the MCP tool each one calls (time them as phase ``cortex_<tool>``):
+``remember``/``remember_batch`` -> ``remember``/``remember_batch``, ``recall`` -> ``recall``,
+``export`` -> ``export_memories``, ``start_session``/``end_session`` -> same names,
+``stats`` -> ``memory_stats``, ``consolidate`` -> ``consolidate``.
+
+Persistent (default): one MCP session for the client's life, shared by every
+concurrent caller (requests are multiplexed over it). Ephemeral: a new server
+process and session per operation. ``write_buffer`` > 0: ``remember`` queues and
+returns ``None``; queued records go out with ``remember_batch`` when the buffer is
+full, every ``flush_interval`` seconds, before any read, and on close.
+
+Faults: after ``connect()`` succeeded nothing raises into the caller. A call that
+fails on the connection reconnects once (for the embedded server that starts a new
+server process) and retries; if that fails too the client stops trying, logs one
+warning, and from then on writes count in ``lost_writes`` and reads return empty.
+A write the server refuses (tool error) is counted in ``lost_writes`` as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+from pydantic import ValidationError
+
+from koderz.cortex.store import MemoryRecord
+from koderz.errors import MemoryStoreError
+
+logger = logging.getLogger(__name__)
+
+BATCH_CHUNK = 500  # records per remember_batch call (bounds one message's size)
+_REQUIRED_TOOL = "remember"
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    """Where the MCP server is: a stdio command, or a streamable-HTTP URL."""
+
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    url: str | None = None
+
+    @classmethod
+    def embedded(cls, db: str | Path) -> ServerTarget:
+        """koderz's own server on the SQLite file ``db``, run with this Python."""
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        return cls(sys.executable, ("-m", "koderz.cortex", "serve", "--db", str(db)), {"PYTHONPATH": path})
+
+    @property
+    def label(self) -> str:
+        return self.url if self.url else " ".join([self.command or "", *self.args])
+
+    def transport(self) -> Any:
+        """A fresh MCP transport (each stdio transport starts a new server process)."""
+        if self.url:
+            return streamable_http_client(self.url)
+        params = StdioServerParameters(command=self.command or "", args=list(self.args), env=self.env or None)
+        return stdio_client(params)
+
+
+class _Refused(Exception):
+    """The server answered with an error: retrying or reconnecting will not help."""
+
+
+class _Unavailable(Exception):
+    """The server cannot be reached any more (the client has given up)."""
+
+
+def _reason(exc: BaseException) -> str:
+    """The first leaf of an exception (group), as one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _is_refusal(exc: Exception) -> bool:
+    """A tool-level answer (bad arguments, schema mismatch), not a broken connection."""
+    if isinstance(exc, MCPError):
+        return exc.code not in (CONNECTION_CLOSED, REQUEST_TIMEOUT)
+    return isinstance(exc, (ValidationError, RuntimeError))  # RuntimeError: result fails the output schema
+
+
+def _structured(result: Any) -> dict[str, Any]:
+    """The tool result as data: structured content, else JSON text, else ``{"text": ...}``."""
+    if result.structured_content is not None:
+        return dict(result.structured_content)
+    text = "\n".join(getattr(block, "text", "") for block in result.content)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"text": text}
+    return data if isinstance(data, dict) else {"result": data}
+
+
+class _Connection:
+    """One open MCP client session, owned by a background task.
+
+    The SDK's transports hold anyio task groups that must be exited by the task that
+    entered them; a dedicated owner task lets any caller task open, reconnect or close.
+    """
+
+    def __init__(self, target: ServerTarget, timeout: float) -> None:
+        self._target = target
+        self._timeout = timeout
+        self._stop = asyncio.Event()
+        self._ready: asyncio.Future[tuple[Client, set[str]]] = asyncio.get_running_loop().create_future()
+        self._task: asyncio.Task[None] | None = None
+        self.client: Client | None = None
+        self.tools: set[str] = set()
+
+    async def open(self) -> None:
+        self._task = asyncio.create_task(self._own(), name="cortex-connection")
+        try:
+            async with asyncio.timeout(self._timeout):
+                self.client, self.tools = await asyncio.shield(self._ready)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _own(self) -> None:
+        try:
+            async with Client(self._target.transport(), read_timeout_seconds=self._timeout) as client:
+                listed = await client.list_tools()
+                self._ready.set_result((client, {t.name for t in listed.tools}))
+                await self._stop.wait()
+        except BaseException as exc:  # the owner task must never leak an exception
+            if not self._ready.done():
+                self._ready.set_exception(exc if isinstance(exc, Exception) else ConnectionError(_reason(exc)))
+            else:
+                logger.debug("cortex connection ended: %s", _reason(exc))
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is None:
+            return
+        if not self._ready.done():
+            self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        if self._ready.done() and not self._ready.cancelled():
+            self._ready.exception()  # mark retrieved
+
+
+class CortexClient:
+    """``MemoryStore`` over MCP; use ``async with`` (or ``connect()``/``aclose()``)."""
+
+    def __init__(
+        self,
+        target: ServerTarget,
+        *,
+        persistent: bool = True,
+        timeout: float = 30.0,
+        write_buffer: int = 0,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.target = target
+        self.persistent = persistent
+        self.timeout = timeout
+        self.write_buffer = write_buffer
+        self.flush_interval = flush_interval
+        self.lost_writes = 0
+        self._conn: _Connection | None = None
+        self._generation = 0
+        self._reconnect_lock = asyncio.Lock()
+        self._dead = False
+        self._warned_refusal = False
+        self._buffer: list[MemoryRecord] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> CortexClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        """Preflight: reach the server and check its tools; ``MemoryStoreError`` (one line) if not."""
+        conn = _Connection(self.target, self.timeout)
+        try:
+            await conn.open()
+        except Exception as exc:
+            why = f"no answer within {self.timeout:g}s" if isinstance(exc, TimeoutError) else _reason(exc)
+            raise MemoryStoreError(f"cortex server {self.target.label!r} unreachable: {why}") from None
+        if _REQUIRED_TOOL not in conn.tools:
+            await conn.close()
+            raise MemoryStoreError(
+                f"cortex server {self.target.label!r} has no {_REQUIRED_TOOL!r} tool (tools: {sorted(conn.tools)})"
+            )
+        if self.persistent:
+            self._conn = conn
+        else:
+            await conn.close()
+        if self.write_buffer > 0:
+            self._flusher = asyncio.create_task(self._flush_periodically(), name="cortex-flusher")
+
+    async def aclose(self) -> None:
+        """Flush buffered writes and close the session (stops an embedded server)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+        await self.flush()
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    # -- calls ----------------------------------------------------------------------
+
+    async def _invoke(self, conn: _Connection | None, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if conn is not None:
+                if conn.client is None:
+                    raise ConnectionError("not connected")
+                result = await conn.client.call_tool(tool, arguments)
+            else:
+                async with asyncio.timeout(self.timeout):
+                    async with Client(self.target.transport(), read_timeout_seconds=self.timeout) as client:
+                        result = await client.call_tool(tool, arguments)
+        except Exception as exc:
+            if _is_refusal(exc):
+                raise _Refused(_reason(exc)) from exc
+            raise
+        if result.is_error:
+            raise _Refused(_structured(result).get("text", "tool error"))
+        return _structured(result)
+
+    async def _reconnect(self, generation: int) -> None:
+        async with self._reconnect_lock:
+            if self._dead:
+                raise _Unavailable
+            if generation != self._generation or not self.persistent:
+                return
+            logger.info("cortex: reconnecting to %s", self.target.label)
+            if self._conn is not None:
+                await self._conn.close()
+            conn = _Connection(self.target, self.timeout)
+            await conn.open()
+            self._conn = conn
+            self._generation += 1
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Call ``tool``; reconnect and retry once on a connection failure.
+
+        Raises ``_Refused`` for a tool error and ``_Unavailable`` once the client gave up.
+        """
+        if self._dead:
+            raise _Unavailable
+        failure: BaseException | None = None
+        for attempt in range(2):
+            generation, conn = self._generation, self._conn
+            try:
+                return await self._invoke(conn if self.persistent else None, tool, arguments)
+            except _Refused:
+                raise
+            except Exception as exc:
+                failure = exc
+            if attempt == 0:
+                try:
+                    await self._reconnect(generation)
+                except _Unavailable:
+                    raise
+                except Exception as exc:
+                    failure = exc
+                    break
+        self._give_up(tool, failure)
+        raise _Unavailable
+
+    def _give_up(self, tool: str, failure: BaseException | None) -> None:
+        if not self._dead:
+            self._dead = True
+            logger.warning(
+                "cortex: server %s failed (%s on %s) after a reconnect; continuing without memory",
+                self.target.label, _reason(failure) if failure else "unknown", tool,
+            )
+
+    async def _write(self, tool: str, arguments: dict[str, Any], count: int) -> dict[str, Any] | None:
+        try:
+            return await self.call(tool, arguments)
+        except _Unavailable:
+            pass
+        except _Refused as exc:
+            if not self._warned_refusal:
+                self._warned_refusal = True
+                logger.warning("cortex: %s refused a write: %s", tool, exc)
+        self.lost_writes += count
+        return None
+
+    async def _read(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        await self.flush()
+        try:
+            return await self.call(tool, arguments)
+        except _Unavailable:
+            return {}
+        except _Refused as exc:
+            logger.warning("cortex: %s refused: %s", tool, exc)
+            return {}
+
+    # -- MemoryStore ----------------------------------------------------------------
+
+    async def remember(self, record: MemoryRecord) -> str | None:
+        """Store one memory; its id, or ``None`` (buffered, or not stored)."""
+        if self.write_buffer > 0:
+            self._buffer.append(record)
+            if len(self._buffer) >= self.write_buffer:
+                await self.flush()
+            return None
+        data = await self._write("remember", _arguments(record), 1)
+        return None if data is None or data.get("id") is None else str(data["id"])
+
+    async def remember_batch(self, records: list[MemoryRecord]) -> list[str]:
+        """Store many memories (in chunks of ``BATCH_CHUNK``); the ids that were stored."""
+        ids: list[str] = []
+        for start in range(0, len(records), BATCH_CHUNK):
+            chunk = records[start : start + BATCH_CHUNK]
+            data = await self._write("remember_batch", {"memories": [_arguments(r) for r in chunk]}, len(chunk))
+            if data is not None:
+                ids += [str(i) for i in data.get("ids", [])]
+        return ids
+
+    async def flush(self) -> None:
+        """Send buffered ``remember`` records now."""
+        while self._buffer:
+            batch, self._buffer = self._buffer[:BATCH_CHUNK], self._buffer[BATCH_CHUNK:]
+            await self.remember_batch(batch)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush()
+
+    async def recall(
+        self,
+        query: str = "",
+        tags: list[str] | None = None,
+        category: str | None = None,
+        limit: int = 10,
+        mode: str = "search",
+    ) -> list[dict[str, Any]]:
+        """Memories (full content) matching all ``tags`` and ``category``; ``mode`` search|recent|important."""
+        arguments: dict[str, Any] = {"query": query, "limit": limit, "mode": mode}
+        arguments |= {k: v for k, v in (("tags", tags), ("category", category)) if v}
+        return list((await self._read("recall", arguments)).get("memories", []))
+
+    async def export(self, tags: list[str] | None = None, category: str | None = None) -> list[dict[str, Any]]:
+        """Every memory matching all ``tags`` and ``category``, oldest first."""
+        arguments = {k: v for k, v in (("tags", tags), ("category", category)) if v}
+        return list((await self._read("export_memories", arguments)).get("memories", []))
+
+    async def start_session(self, context: str) -> str | None:
+        """Open a session; its id, or ``None`` if the server is unavailable."""
+        data = await self._read("start_session", {"context": context})
+        return None if data.get("session_id") is None else str(data["session_id"])
+
+    async def end_session(self, session_id: str, summary: str) -> None:
+        """Close a session with its summary (counted as a write)."""
+        await self.flush()
+        await self._write("end_session", {"session_id": session_id, "summary": summary}, 1)
+
+    async def stats(self) -> dict[str, Any]:
+        """The server's ``memory_stats`` (empty if unavailable)."""
+        return await self._read("memory_stats", {})
+
+    async def consolidate(self, dry_run: bool = True) -> dict[str, Any]:
+        """The server's ``consolidate`` (empty if unavailable)."""
+        return await self._read("consolidate", {"dry_run": dry_run})
+
+
+def _arguments(record: MemoryRecord) -> dict[str, Any]:
+    data = asdict(record)
+    data["tags"] = list(record.tags)
+    return data
+

@@ -1,0 +1,266 @@
+"""SQLite storage behind the embedded Cortex server (no MCP here).
+
+One ``MemoryDB`` owns one connection in WAL mode; the server calls it from a single
+dedicated thread, so writes are serialized inside the process, and ``BEGIN
+IMMEDIATE`` plus ``busy_timeout`` serialize them across processes sharing the file.
+Keyword search uses FTS5 (bm25 ranking); every stored memory stays stored — nothing
+is capped, decayed or evicted. ``consolidate`` is the only thing that deletes, and
+only exact duplicates, only when asked.
+
+Tag filters mean "has every given tag"; a category filter is an exact match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RECALL_MODES = ("search", "recent", "important")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL,
+    content TEXT NOT NULL,
+    category TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    importance REAL NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_category ON memories(category);
+CREATE INDEX IF NOT EXISTS memories_importance ON memories(importance);
+CREATE TABLE IF NOT EXISTS memory_tags (
+    tag TEXT NOT NULL,
+    memory_id INTEGER NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+    PRIMARY KEY (tag, memory_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS memory_tags_memory ON memory_tags(memory_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(
+    title, content, tags, content='memories', content_rowid='id'
+);
+CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_fts(rowid, title, content, tags)
+    VALUES (new.id, new.title, new.content, new.tags);
+END;
+CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_fts(memories_fts, rowid, title, content, tags)
+    VALUES ('delete', old.id, old.title, old.content, old.tags);
+END;
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    context TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    summary TEXT
+);
+"""
+
+_COLUMNS = "m.id, m.title, m.content, m.category, m.tags, m.importance, m.metadata, m.created_at"
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _row_to_memory(row: tuple[Any, ...]) -> dict[str, Any]:
+    mid, title, content, category, tags, importance, metadata, created = row
+    return {
+        "id": mid,
+        "title": title,
+        "content": content,
+        "category": category,
+        "tags": json.loads(tags),
+        "importance": importance,
+        "metadata": json.loads(metadata),
+        "created_at": _iso(created),
+    }
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into an FTS5 query: every word must occur (quoted, so no syntax)."""
+    return " ".join(f'"{word}"' for word in re.findall(r"\w+", text))
+
+
+class MemoryDB:
+    """The memory tables of one SQLite file. Not thread-safe: use from one thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 30000")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- writes ---------------------------------------------------------------------
+
+    def _insert(self, memory: dict[str, Any], now: float) -> int:
+        tags = list(dict.fromkeys(memory["tags"]))
+        cur = self._conn.execute(
+            "INSERT INTO memories(title, content, category, tags, importance, metadata, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                memory["title"],
+                memory["content"],
+                memory["category"],
+                json.dumps(tags),
+                memory["importance"],
+                json.dumps(memory["metadata"]),
+                now,
+            ),
+        )
+        mid = int(cur.lastrowid)
+        self._conn.executemany(
+            "INSERT INTO memory_tags(tag, memory_id) VALUES (?, ?)", [(t, mid) for t in tags]
+        )
+        return mid
+
+    def remember_many(self, memories: Iterable[dict[str, Any]]) -> list[int]:
+        """Store memories in one transaction; return their ids in order."""
+        now = time.time()
+        with self._write():
+            return [self._insert(m, now) for m in memories]
+
+    def start_session(self, context: str) -> dict[str, Any]:
+        now = time.time()
+        with self._write() as conn:
+            cur = conn.execute("INSERT INTO sessions(context, started_at) VALUES (?, ?)", (context, now))
+        return {"session_id": int(cur.lastrowid), "context": context, "started_at": _iso(now)}
+
+    def end_session(self, session_id: int, summary: str) -> dict[str, Any] | None:
+        """Close a session; ``None`` when it does not exist."""
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT started_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE sessions SET ended_at = ?, summary = ? WHERE id = ?", (now, summary, session_id)
+            )
+            (added,) = conn.execute(
+                "SELECT COUNT(*) FROM memories WHERE created_at >= ? AND created_at <= ?", (row[0], now)
+            ).fetchone()
+        return {
+            "session_id": session_id,
+            "started_at": _iso(row[0]),
+            "ended_at": _iso(now),
+            "summary": summary,
+            "memories_added": added,
+        }
+
+    def consolidate(self, dry_run: bool) -> dict[str, Any]:
+        """Merge exact duplicates (same title, content, category, tags, metadata)."""
+        dup_sql = (
+            "SELECT COUNT(*) - COUNT(DISTINCT title || x'1f' || content || x'1f' || category"
+            " || x'1f' || tags || x'1f' || metadata) FROM memories"
+        )
+        if dry_run:
+            (dups,) = self._conn.execute(dup_sql).fetchone()
+            return {"dry_run": True, "duplicates": dups, "removed": 0}
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM memories WHERE id NOT IN (SELECT MIN(id) FROM memories"
+                " GROUP BY title, content, category, tags, metadata)"
+            )
+            removed = cur.rowcount
+            conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        return {"dry_run": False, "duplicates": removed, "removed": removed}
+
+    # -- reads ----------------------------------------------------------------------
+
+    @staticmethod
+    def _filters(tags: list[str] | None, category: str | None) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        wanted = list(dict.fromkeys(tags or []))
+        if wanted:
+            marks = ", ".join("?" * len(wanted))
+            where.append(
+                f"m.id IN (SELECT memory_id FROM memory_tags WHERE tag IN ({marks})"
+                " GROUP BY memory_id HAVING COUNT(*) = ?)"
+            )
+            args += [*wanted, len(wanted)]
+        if category:
+            where.append("m.category = ?")
+            args.append(category)
+        return where, args
+
+    def recall(
+        self,
+        query: str,
+        tags: list[str] | None,
+        category: str | None,
+        limit: int,
+        mode: str,
+    ) -> list[dict[str, Any]]:
+        """Memories matching the filters, best first (bm25 / newest / most important)."""
+        where, args = self._filters(tags, category)
+        match = fts_query(query) if mode == "search" else ""
+        source = "memories m"
+        order = "m.id DESC"
+        if match:
+            source = "memories_fts JOIN memories m ON m.id = memories_fts.rowid"
+            where.insert(0, "memories_fts MATCH ?")
+            args.insert(0, match)
+            order = "bm25(memories_fts, 5.0, 1.0, 2.0), m.id DESC"
+        elif mode == "important":
+            order = "m.importance DESC, m.id DESC"
+        sql = f"SELECT {_COLUMNS} FROM {source}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order} LIMIT ?"
+        return [_row_to_memory(r) for r in self._conn.execute(sql, [*args, limit])]
+
+    def export(self, tags: list[str] | None, category: str | None) -> list[dict[str, Any]]:
+        """Every memory matching the filters, oldest first."""
+        where, args = self._filters(tags, category)
+        sql = f"SELECT {_COLUMNS} FROM memories m"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_row_to_memory(r) for r in self._conn.execute(sql + " ORDER BY m.id", args)]
+
+    def stats(self) -> dict[str, Any]:
+        conn = self._conn
+        (total,) = conn.execute("SELECT COUNT(*) FROM memories").fetchone()
+        by_category = dict(conn.execute("SELECT category, COUNT(*) FROM memories GROUP BY category"))
+        (sessions, open_sessions) = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(ended_at IS NULL), 0) FROM sessions"
+        ).fetchone()
+        size = sum(
+            os.path.getsize(p)
+            for p in (self.path, Path(f"{self.path}-wal"))
+            if os.path.exists(p)
+        )
+        return {
+            "total_memories": total,
+            "by_category": by_category,
+            "sessions": sessions,
+            "open_sessions": open_sessions,
+            "db_path": str(self.path.resolve()),
+            "db_bytes": size,
+        }

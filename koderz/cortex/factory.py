@@ -1,0 +1,84 @@
+"""Choose and open the memory store from the ``cortex`` config group.
+
+    async with open_memory_store(cfg.cortex, run_id) as store:   # MemoryStore
+        ...
+
+``cortex.mode=off`` gives ``NullStore`` without importing ``mcp``. Otherwise entering
+runs the preflight (start/reach the server, check its tools) and raises
+``MemoryStoreError`` with one line if that fails; ``ConfigError`` for bad keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from koderz.cortex.config import MODES
+from koderz.cortex.store import MemoryStore, NullStore
+from koderz.errors import ConfigError
+
+if TYPE_CHECKING:
+    from koderz.cortex.client import CortexClient
+
+logger = logging.getLogger(__name__)
+
+
+def build_client(cfg: Any) -> CortexClient:
+    """The (unconnected) MCP client for an ``embedded`` or ``external`` config."""
+    if cfg.mode not in MODES:
+        raise ConfigError(f"cortex.mode={cfg.mode!r} is not one of {', '.join(MODES)}")
+    from koderz.cortex.client import CortexClient, ServerTarget
+
+    if cfg.mode == "embedded":
+        target = ServerTarget.embedded(cfg.db)
+    elif cfg.url and cfg.command:
+        raise ConfigError("cortex=external takes cortex.command or cortex.url, not both")
+    elif cfg.url:
+        if not str(cfg.url).startswith(("http://", "https://")):
+            raise ConfigError(f"cortex.url={cfg.url!r} is not an http(s) URL")
+        target = ServerTarget(url=str(cfg.url))
+    elif cfg.command:
+        target = ServerTarget(str(cfg.command), tuple(str(a) for a in cfg.args or ()), dict(os.environ))
+    else:
+        raise ConfigError("cortex=external needs cortex.command (stdio) or cortex.url (streamable HTTP)")
+    if cfg.timeout <= 0:
+        raise ConfigError(f"cortex.timeout={cfg.timeout!r} must be > 0")
+    if cfg.write_buffer < 0:
+        raise ConfigError(f"cortex.write_buffer={cfg.write_buffer!r} must be >= 0")
+    return CortexClient(
+        target,
+        persistent=bool(cfg.persistent),
+        timeout=float(cfg.timeout),
+        write_buffer=int(cfg.write_buffer),
+        flush_interval=float(cfg.flush_interval),
+    )
+
+
+async def preflight(cfg: Any) -> None:
+    """Reach the configured server once and close; ``MemoryStoreError`` if it cannot be used."""
+    if cfg.mode == "off":
+        return
+    client = build_client(cfg)
+    await client.connect()
+    await client.aclose()
+
+
+@asynccontextmanager
+async def open_memory_store(cfg: Any, run_id: str) -> AsyncIterator[MemoryStore]:
+    """The run's ``MemoryStore`` (``cfg`` is a ``CortexConfig`` or the ``cortex`` DictConfig)."""
+    if cfg.mode == "off":
+        yield NullStore()
+        return
+    client = build_client(cfg)
+    await client.connect()
+    logger.info("cortex: run %s uses %s (%s)", run_id, client.target.label,
+                "persistent" if client.persistent else "ephemeral")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        if client.lost_writes:
+            logger.warning("cortex: run %s lost %d memory writes", run_id, client.lost_writes)

@@ -1,0 +1,58 @@
+"""The official MCP Inspector CLI lists and calls koderz's Cortex tools (slow; needs npm)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+INSPECTOR = "@modelcontextprotocol/inspector@0.15.0"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def inspector(tmp_path: Path, server_env: dict[str, str]):
+    """Run ``npx <inspector> --cli <python> -m koderz.cortex serve --db X`` with extra args; parsed JSON."""
+    if shutil.which("npx") is None:
+        pytest.skip("npx is not installed")
+    env = {**server_env, "npm_config_cache": str(tmp_path / "npm-cache"), "npm_config_update_notifier": "false"}
+    try:
+        probe = subprocess.run(["npm", "view", INSPECTOR, "version"], env=env, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("npm registry unreachable")
+    if probe.returncode != 0:
+        pytest.skip("npm registry unreachable")
+    db = tmp_path / "inspector.db"
+
+    def run(*args: str) -> dict:
+        done = subprocess.run(
+            ["npx", "-y", INSPECTOR, "--cli", sys.executable, "-m", "koderz.cortex", "serve", "--db", str(db),
+             *args],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return run
+
+
+def test_inspector_lists_and_calls_the_tools(inspector):
+    listed = inspector("--method", "tools/list")
+    names = {tool["name"] for tool in listed["tools"]}
+    assert {"remember", "remember_batch", "recall", "export_memories", "start_session", "end_session",
+            "memory_stats", "consolidate"} <= names
+    assert all("outputSchema" in tool for tool in listed["tools"])
+
+    stored = inspector("--method", "tools/call", "--tool-name", "remember", "--tool-arg", "title=hello",
+                       "--tool-arg", "content=from the inspector", "--tool-arg", 'tags=["insp"]')
+    assert stored["isError"] is False and isinstance(stored["structuredContent"]["id"], int)
+
+    exported = inspector("--method", "tools/call", "--tool-name", "export_memories",
+                         "--tool-arg", 'tags=["insp"]')
+    (memory,) = exported["structuredContent"]["memories"]
+    assert memory["content"] == "from the inspector" and memory["tags"] == ["insp"]

@@ -1,0 +1,1 @@
+"""Fakes for tests and benchmarks (named as fakes): the scripted model server."""

@@ -1,0 +1,52 @@
+"""The backoff loop retries only what it is told to, and gives up after max_retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from koderz.models.retry import MAX_BACKOFF, backoff_delay, with_retries
+
+
+class Busy(Exception):
+    pass
+
+
+def failing(errors: list[Exception], result: str = "done"):
+    calls: list[int] = []
+
+    async def call() -> str:
+        calls.append(1)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return result
+
+    return call, calls
+
+
+async def test_retryable_errors_are_retried_until_success():
+    call, calls = failing([Busy(), Busy()])
+    assert (
+        await with_retries(call, max_retries=2, first_backoff=0.001, retryable=lambda e: isinstance(e, Busy), what="t")
+        == "done"
+    )
+    assert len(calls) == 3
+
+
+async def test_gives_up_after_max_retries_with_the_last_error():
+    call, calls = failing([Busy("1"), Busy("2"), Busy("3")])
+    with pytest.raises(Busy, match="2"):
+        await with_retries(call, max_retries=1, first_backoff=0.001, retryable=lambda e: isinstance(e, Busy), what="t")
+    assert len(calls) == 2
+
+
+async def test_other_errors_surface_at_once():
+    call, calls = failing([KeyError("x")])
+    with pytest.raises(KeyError):
+        await with_retries(call, max_retries=5, first_backoff=0.001, retryable=lambda e: isinstance(e, Busy), what="t")
+    assert len(calls) == 1
+
+
+def test_backoff_doubles_with_jitter_and_is_capped():
+    for retry in range(4):
+        assert 0.75 * 0.5 * 2**retry <= backoff_delay(retry, 0.5) <= 0.5 * 2**retry
+    assert backoff_delay(20, 0.5) <= MAX_BACKOFF
