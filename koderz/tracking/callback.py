@@ -1,0 +1,106 @@
+"""Hydra callback: one MLflow parent run per multirun, with every job's run nested under it.
+
+``on_multirun_start`` opens the parent run and hands its id to the jobs twice: in the
+environment (``KODERZ_MLFLOW_PARENT_RUN_ID``, inherited by basic and joblib workers) and
+in ``<sweep_dir>/mlflow_parent_run_id`` (for launchers whose workers do not inherit the
+environment). A job finds it with :func:`parent_run_id_for`. ``on_multirun_end`` logs a
+summary table of the children on the parent and ends it.
+
+Hydra turns exceptions raised in callbacks into warnings, so failures here are caught,
+logged once, and never stop the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+PARENT_ENV = "KODERZ_MLFLOW_PARENT_RUN_ID"
+PARENT_FILE = "mlflow_parent_run_id"
+
+
+def parent_run_id_for(sweep_dir: str | Path | None) -> str | None:
+    """The sweep's parent run id: the environment first, then the sweep folder's file."""
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV]
+    if sweep_dir is None:
+        return None
+    path = Path(sweep_dir) / PARENT_FILE
+    if path.is_file():
+        return path.read_text().strip() or None
+    return None
+
+
+def hydra_job_tags() -> dict[str, str]:
+    """Tags for the current Hydra job (overrides, sweep id, job number); {} outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    tags = {"koderz.overrides": " ".join(hc.overrides.task)}
+    if hc.mode == RunMode.MULTIRUN:
+        tags["koderz.sweep_id"] = str(Path(hc.sweep.dir).resolve())
+        tags["koderz.job_num"] = str(hc.job.num)
+    return tags
+
+
+def tracking_enabled(config: DictConfig) -> bool:
+    """True when the composed config has a ``tracking`` group that is not switched off."""
+    tracking = config.get("tracking")
+    return isinstance(tracking, DictConfig) and bool(tracking.get("enabled", True))
+
+
+class MlflowSweepCallback(Callback):
+    """Open one MLflow parent run per multirun and summarise its children at the end."""
+
+    def __init__(self) -> None:
+        self._parent_run_id: str | None = None
+        self._settings: Any = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not tracking_enabled(config):
+            return
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        try:
+            from koderz.tracking.mlflow_tracker import TrackingSettings, start_sweep_run
+
+            dataset = OmegaConf.select(config, "dataset.name", default="default")
+            self._settings = TrackingSettings.from_cfg(config.tracking, dataset=str(dataset))
+            tags = {
+                "koderz.sweep_id": str(sweep_dir),
+                "koderz.sweep": "parent",
+                "koderz.overrides": " ".join(config.hydra.overrides.task),
+            }
+            run_id = start_sweep_run(self._settings, f"sweep-{sweep_dir.name}", tags)
+        except Exception as err:  # noqa: BLE001 - the sweep goes on without tracking
+            log.warning("MLflow sweep parent run not opened; jobs log unnested: %s", err)
+            return
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(run_id + "\n")
+        os.environ[PARENT_ENV] = run_id
+        self._parent_run_id = run_id
+        log.info("MLflow parent run %s for sweep %s", run_id, sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._parent_run_id is None:
+            return
+        run_id, self._parent_run_id = self._parent_run_id, None
+        if os.environ.get(PARENT_ENV) == run_id:
+            del os.environ[PARENT_ENV]
+        try:
+            from koderz.tracking.mlflow_tracker import finish_sweep_run
+
+            children = finish_sweep_run(self._settings, run_id)
+        except Exception as err:  # noqa: BLE001
+            log.warning("MLflow sweep summary not logged on parent run %s: %s", run_id, err)
+            return
+        log.info("MLflow parent run %s: %d child runs", run_id, children)
