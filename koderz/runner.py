@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from koderz import report
 from koderz.config import RunConfig, validate
 from koderz.cortex.factory import open_memory_store
+from koderz.cortex.store import MemoryRecord
 from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
 from koderz.errors import ConfigError, DatasetError
@@ -163,9 +164,7 @@ class Runner:
                 done = folder.finished() if cfg.resume else []
                 records = await self._run_all(problems, env, folder, done)
                 summary = self._summary(records, time.time() - started, store)
-                if session:
-                    with self.timing.run.phase("cortex_end_session"):
-                        await store.end_session(session, json.dumps({k: summary[k] for k in ("problems", "passed", "pass_rate")}))
+                await self._remember_run(store, session, summary)
         finally:
             folder.close()
             await pool.aclose()
@@ -306,6 +305,18 @@ class Runner:
 
     # reporting ----------------------------------------------------------------------
 
+    async def _remember_run(self, store: Any, session: str | None, summary: dict[str, Any]) -> None:
+        """The run's summary as a memory (tagged with the run id), and the session closed."""
+        brief = json.dumps({k: summary[k] for k in ("model", "mode", "dataset", "problems", "passed", "pass_rate")})
+        with self.timing.run.phase("cortex_remember"):
+            await store.remember(MemoryRecord(
+                title=f"run summary {self.run_id}", content=json.dumps(summary, default=str), category="summary",
+                tags=(self.run_id, "summary"), importance=0.8, metadata={"run_id": self.run_id}))
+        if session:
+            with self.timing.run.phase("cortex_end_session"):
+                await store.end_session(session, brief)
+        summary["memory_lost_writes"] = getattr(store, "lost_writes", 0)
+
     def _summary(self, records: list[dict[str, Any]], duration: float, store: Any) -> dict[str, Any]:
         cfg = self.cfg
         final_mode = "iterative" if cfg.mode.name == "comparative" else cfg.mode.name
@@ -319,7 +330,6 @@ class Runner:
         summary["throughput"] = len(records) / duration if duration > 0 else 0.0
         summary["isolation"] = next((r["isolation"] for r in records if r.get("isolation")), {})
         summary["interrupted"] = self._stop.is_set()
-        summary["memory_lost_writes"] = getattr(store, "lost_writes", 0)
         return summary
 
     def _write_outputs(self, folder: RunFolder, summary: dict[str, Any], records: list[dict[str, Any]]) -> None:
