@@ -141,3 +141,22 @@ def test_preflight_failures_are_one_line_with_exit_code_2(tmp_path, args, env_ke
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and needle.format(port=port) in lines[0] and "Traceback" not in done.stderr
+
+
+def test_speed_mode_reports_tokens_per_second_for_each_model(tmp_path) -> None:
+    env = dict(os.environ, OPENAI_API_KEY="sk-test-scripted")
+    with ScriptedServer(Rules(default=Reply(text="def f():\n    return 1\n", output_tokens=40)),
+                        latency=0.05).in_thread() as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "koderz", "mode=speed", "model=gpt-4o-mini", f"model.base_url={server.openai_url}",
+             "model@spec_model=qwen2.5-coder-32b", f"spec_model.host={server.url}", "tracking=off", "cortex=off"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        # 2 models x (1 warm-up + 3 prompts); the checkpoint model is the reference model
+        assert len(server.chat_requests) == 8
+    rows = json.loads(next((tmp_path / "outputs" / "runs").glob("*/*/speed.json")).read_text())
+    speeds = {row["model"]: row for row in rows}
+    assert {"gpt-4o-mini", "qwen2.5-coder:32b"} <= set(speeds)
+    for name in ("gpt-4o-mini", "qwen2.5-coder:32b"):
+        assert speeds[name]["calls"] == 3 and speeds[name]["errors"] == 0
+        assert 0 < speeds[name]["tokens_per_s"] < 40 / 0.05 + 1
