@@ -140,6 +140,7 @@ def validate(cfg: Any) -> None:
         _require(cfg.end > cfg.start, "end", cfg.end, f"must be greater than start={cfg.start}")
     _require(cfg.test_timeout > 0, "test_timeout", cfg.test_timeout, "must be positive")
     _require(cfg.mode.name in MODES, "mode", cfg.mode.name, f"choose one of {', '.join(MODES)}")
-    _require(cfg.sandbox.max_processes >= 0, "sandbox.max_processes", cfg.sandbox.max_processes, "must be 0 (CPUs) or more")
+    _require(cfg.sandbox.max_processes >= 0, "sandbox.max_processes", cfg.sandbox.max_processes,
+             "must be 0 (CPUs) or more")
     if cfg.temperature is not None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")

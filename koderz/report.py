@@ -124,5 +124,6 @@ def format_summary(summary: dict[str, Any], run_dir: str) -> str:
                                f"cost {side['cost']:.4f}"))
         rows.append(("improvement", f"{100 * comparative['improvement']:+.1f} points"))
     width = max(len(k) for k, _ in rows)
-    lines = ["", "koderz results", "-" * 60] + [f"{k:<{width}}  {v}" for k, v in rows] + ["-" * 60, f"run folder: {run_dir}"]
+    body = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines = ["", "koderz results", "-" * 60, *body, "-" * 60, f"run folder: {run_dir}"]
     return "\n".join(lines)

@@ -68,14 +68,6 @@ def model_config(node: DictConfig, cfg: DictConfig) -> ModelConfig:
     return model
 
 
-def baseline_prices(name: str) -> Prices:
-    path = CONF_DIR / "model" / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"cost.baseline_model={name}: no such model file {path}")
-    data = OmegaConf.load(path)
-    return Prices(data.get("price_input", 0.0), data.get("price_output", 0.0), data.get("price_cached_input"))
-
-
 class RunFolder:
     """The run's files; each finished problem is appended and flushed at once."""
 
@@ -207,7 +199,12 @@ class Runner:
         ))
         coder = roles["model"].client
         n = cfg.n_samples
-        samples_for = (lambda task: min(n, coder.sample_count(task))) if hasattr(coder, "sample_count") else (lambda task: n)
+        if hasattr(coder, "sample_count"):  # replay: as many samples as the file holds, up to n
+            def samples_for(task: str) -> int:
+                return min(n, coder.sample_count(task))
+        else:
+            def samples_for(task: str) -> int:
+                return n
         settings = Settings(
             mode=cfg.mode.name, n_samples=n, max_iterations=cfg.max_iterations,
             checkpoint_interval=cfg.checkpoint_interval, spec_enabled=cfg.spec.enabled, spec_reuse=cfg.spec.reuse,
@@ -215,7 +212,7 @@ class Runner:
             debug_dir=self.folder_path / "debug" if cfg.debug else None,
         )
         return Environment(roles["model"], roles["spec_model"], roles["checkpoint_model"], sandbox, store,
-                           settings, baseline_prices(cfg.cost.baseline_model), samples_for)
+                           settings, Prices.from_model_file(CONF_DIR / "model", cfg.cost.baseline_model), samples_for)
 
     # running ------------------------------------------------------------------------
 
@@ -231,8 +228,10 @@ class Runner:
         finished = {(r["mode"], r["task_id"]): r for r in done}
         jobs = [(p, m) for p in problems for m in modes]
         semaphore = asyncio.Semaphore(self.cfg.concurrency)
-        cache = (ResultCache(DEFAULT_PATH, run_key(self.cfg, await asyncio.to_thread(dataset_version, self.cfg.dataset.name)))
-                 if cacheable(self.cfg) else None)
+        cache = None
+        if cacheable(self.cfg):
+            version = await asyncio.to_thread(dataset_version, self.cfg.dataset.name)
+            cache = await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(self.cfg, version))
         progress = Progress(total=len(jobs))
         for record in finished.values():
             progress.update(record, resumed=True)
@@ -245,7 +244,7 @@ class Runner:
                     return None
                 result = await self._cached(cache, mode, problem)
                 if result is None:
-                    mode_env = env if mode == env.settings.mode else replace(env, settings=replace(env.settings, mode=mode))
+                    mode_env = replace(env, settings=replace(env.settings, mode=mode))
                     result = await Experiment(problem, mode_env, self.timing.problem(problem.task_id)).run()
                     if cache is not None and result.status not in ("error", "model_error"):
                         await cache.put(mode, problem.task_id, asdict(result))
