@@ -141,6 +141,7 @@ class Runner:
             await asyncio.to_thread(self._write_config)
         pool = ClientPool()
         started = time.time()
+        env: Environment | None = None
         try:
             dataset_task = asyncio.create_task(self._load_dataset())  # overlaps the server start
             if cfg.cortex.mode != "off":  # heavy imports off the event loop
@@ -160,6 +161,8 @@ class Runner:
         finally:
             folder.close()
             await pool.aclose()
+            if env is not None:
+                env.sandbox.close()
         await asyncio.to_thread(self._write_outputs, folder, summary, records)
         return summary
 

@@ -6,6 +6,12 @@ recorder in place of the candidate: the calls it makes become the task's inputs 
 canonical answers their expected values (so HumanEval/95's integer key ``5`` stays an
 integer). Work runs in trusted worker processes, once per data file: the cache file is
 keyed by the data file's hash, koderz's ground-truth version and the Python version.
+
+Answers are cached compactly (see ``expected``): wire text for small ones, a digest for
+big ones with the full values in a per-task side file. An input whose reference answer
+is longer than ``MAX_OUTPUT`` characters is dropped from the task (logged; MBPP+'s
+``combinations_colors`` has one with a 1 GB answer), since no attempt could return it
+through the sandbox's output cap.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from koderz.datasets.expected import compact
 from koderz.sandbox.checkenv import check_namespace
 from koderz.sandbox.oracle import normalize_expected
+from koderz.sandbox.wire import MAX_OUTPUT, encode
 
 log = logging.getLogger(__name__)
-GROUNDTRUTH_VERSION = 4
+GROUNDTRUTH_VERSION = 5
 
 
 def cache_dir() -> Path:
@@ -50,6 +58,29 @@ def _run_inputs(task: dict[str, Any]) -> dict[str, Any]:
         value = function(*copy.deepcopy(args))
         outputs.append(normalize_expected(task["family"], task["entry_point"], value))
     return {"inputs": None, "expected": outputs, "seconds": time.process_time() - started}
+
+
+def _compact(task: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Store answers as wire text or digests; full values go to a side file when needed."""
+    entries, kept, values = [], [], []
+    for index, value in enumerate(result["expected"]):
+        text = encode(value)
+        if len(text) > MAX_OUTPUT:
+            continue
+        kept.append(index)
+        entries.append(compact(text))
+        values.append(value)
+    side = None
+    if any(not isinstance(entry, str) for entry in entries):
+        side = task["side_dir"] / (task["task_id"].replace("/", "_") + ".pkl")
+        side.parent.mkdir(parents=True, exist_ok=True)
+        with side.open("wb") as handle:
+            pickle.dump(values, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    count = len(result["expected"])
+    inputs = result["inputs"]
+    return {"inputs": None if inputs is None else [inputs[i] for i in kept],
+            "kept": None if len(kept) == count else kept, "expected": entries,
+            "side": side and str(side), "seconds": result["seconds"]}
 
 
 def _record_check(task: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +112,7 @@ def _record_check(task: dict[str, Any]) -> dict[str, Any]:
 def _work(task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     sys.setrecursionlimit(10_000)
     runner = _record_check if task["record_check"] else _run_inputs
-    return task["task_id"], runner(task)
+    return task["task_id"], _compact(task, runner(task))
 
 
 def compute(tasks: list[dict[str, Any]], workers: int | None = None) -> dict[str, dict[str, Any]]:
@@ -96,6 +127,7 @@ def load_or_compute(dataset: str, data: bytes, tasks: list[dict[str, Any]]) -> d
     """Expected outputs for ``tasks``, from the cache or computed and stored once."""
     key = "%s-%s-v%d-py%d%d" % (dataset, file_hash(data), GROUNDTRUTH_VERSION, *sys.version_info[:2])
     path = cache_dir() / "groundtruth" / (key + ".pkl")
+    tasks = [dict(task, side_dir=path.with_suffix(".d")) for task in tasks]
     if path.exists():
         try:
             with path.open("rb") as handle:

@@ -7,6 +7,7 @@ EvalPlus files ship in ``koderz/datasets/data`` with their licence.
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import json
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from koderz.datasets import groundtruth
-from koderz.datasets.expected import Expected
+from koderz.datasets.expected import Expected, Inputs
 from koderz.datasets.mbpp_inputs import deserialize_inputs
 from koderz.datasets.problem import Problem
 from koderz.errors import DatasetError
@@ -25,10 +26,20 @@ log = logging.getLogger(__name__)
 _DATA = resources.files("koderz.datasets") / "data"
 
 
-def _read(resource: Any) -> tuple[bytes, list[dict[str, Any]]]:
+def _read(resource: Any, keep: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r) -> tuple[bytes, list[dict[str, Any]]]:
+    """The file's bytes and its rows, each passed through ``keep`` as soon as it is parsed
+    (so the big input lists of all tasks never exist as JSON objects at once)."""
     raw = resource.read_bytes()
-    rows = [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
+    rows = [keep(json.loads(line)) for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
     return raw, rows
+
+
+def _trim_heap() -> None:
+    """Give the parsing garbage back to the OS (glibc keeps freed heap otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _humaneval() -> list[Problem]:
@@ -47,7 +58,7 @@ def _humaneval() -> list[Problem]:
         problems.append(Problem(
             task_id=r["task_id"], prompt=r["prompt"], entry_point=r["entry_point"],
             canonical_solution=r["canonical_solution"], tests=r["test"], dataset="humaneval",
-            inputs=tuple(t["inputs"]), base_input_count=len(t["inputs"]),
+            inputs=Inputs(t["inputs"]), base_input_count=len(t["inputs"]),
             expected=_expected(t), reference_seconds=t["seconds"],
         ))
     return problems
@@ -58,32 +69,38 @@ def _expected(truth: dict[str, Any]) -> Expected:
 
 
 def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
-    raw, rows = _read(_DATA / filename)
-    inputs: dict[str, list[Any]] = {}
-    for r in rows:
-        combined = list(r["base_input"]) + list(r["plus_input"])
-        inputs[r["task_id"]] = deserialize_inputs(r["task_id"], combined) if family == "mbpp" else combined
+    inputs: dict[str, Inputs] = {}
+
+    def keep(r: dict[str, Any]) -> dict[str, Any]:
+        base = list(r.pop("base_input"))
+        combined = base + list(r.pop("plus_input"))
+        r["base_count"] = len(base)
+        inputs[r["task_id"]] = Inputs(deserialize_inputs(r["task_id"], combined) if family == "mbpp" else combined)
+        return r
+
+    raw, rows = _read(_DATA / filename, keep)
     tasks = [
         {"task_id": r["task_id"], "entry_point": r["entry_point"], "program": r["prompt"] + r["canonical_solution"],
          "tests": "", "inputs": inputs[r["task_id"]], "record_check": False, "family": family}
         for r in rows
     ]
     truth = groundtruth.load_or_compute(name, raw, tasks)
+    del tasks
     problems = []
     for r in rows:
-        t, task_inputs, base = truth[r["task_id"]], inputs[r["task_id"]], len(r["base_input"])
+        t, task_inputs, base = truth[r["task_id"]], inputs[r["task_id"]], r["base_count"]
         extra: dict[str, Any] = {"family": family}
         if t["kept"] is not None:
             dropped = len(task_inputs) - len(t["kept"])
             log.warning("%s %s: %d input(s) dropped, their reference answers exceed the output cap",
                         name, r["task_id"], dropped)
             base = sum(1 for i in t["kept"] if i < base)
-            task_inputs = [task_inputs[i] for i in t["kept"]]
+            task_inputs = Inputs([task_inputs[i] for i in t["kept"]])
             extra["dropped_inputs"] = dropped
         problems.append(Problem(
             task_id=r["task_id"], prompt=r["prompt"], entry_point=r["entry_point"],
             canonical_solution=r["canonical_solution"], tests=r.get("test") or r.get("assertion") or "",
-            dataset=name, inputs=tuple(task_inputs), base_input_count=base,
+            dataset=name, inputs=task_inputs, base_input_count=base,
             tolerance=float(r.get("atol") or 0.0), expected=_expected(t),
             reference_seconds=t["seconds"], extra=extra,
         ))
@@ -119,4 +136,6 @@ def load_dataset(name: str) -> tuple[Problem, ...]:
     """All tasks of dataset ``name`` in dataset order."""
     if name not in LOADERS:
         raise DatasetError("dataset=%s: unknown dataset (choose from %s)" % (name, ", ".join(LOADERS)))
-    return tuple(LOADERS[name]())
+    problems = tuple(LOADERS[name]())
+    _trim_heap()
+    return problems

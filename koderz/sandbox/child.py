@@ -1,30 +1,31 @@
 """The sandboxed child: contain itself, run the candidate on each input, stream outputs.
 
 Run by the parent as ``python -I -S -B -c <wire.py + this file>`` (stdlib only; it
-cannot import koderz). It reads one JSON job from stdin, then, when it may:
+cannot import koderz; it imports as little as it can, since every attempt pays for it).
+It reads one marshalled job from stdin (inputs marshalled one by one), then, when it may:
 unshares mount/network/PID/IPC/UTS namespaces, builds a minimal read-only root (the
 Python installation, /usr, /etc, an empty tmpfs /tmp, with site-packages and every
 path the parent names hidden), chroots, sets resource limits, drops to an unprivileged
 uid and closes stdin. Then it executes the program and calls the entry point on each
-input, writing one JSON line per result to its results fd. It never sees expected
+input, writing one line per result to its results fd: ``V <i> <wire text>``, ``H <i>
+<sha256> <length> <head>`` for long answers, ``E <i> <json error>``; ``S`` (setup
+report), ``L`` (load error) and ``D`` (done) frame them. It never sees expected
 outputs: the verdict is decided by the parent.
 """
 
+import _signal
 import ctypes
-import json
+import marshal
 import os
 import resource
-import signal
 import sys
-import time
-import traceback
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-MAX_LINE = 48 * 1024 * 1024
+TIMEOUT_EXIT = 124  # PID 1 was killed at its CPU-time limit
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -86,6 +87,18 @@ def _set_limits(limits):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _world_readable():
+    """Can an unprivileged uid import the standard library (every parent directory searchable)?"""
+    path = os.path.dirname(os.__file__)
+    while True:
+        if not os.stat(path).st_mode & 0o001:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
 def _contain(job, isolation):
     """Enter namespaces and the minimal root as far as the OS permits; record what held."""
     if job["isolate"] and os.geteuid() == 0:
@@ -98,8 +111,17 @@ def _contain(job, isolation):
     if isolation.get("pid") == "namespace":
         child = os.fork()
         if child:  # the waiter: outlives nothing it started; its death kills PID 1 below
-            _, status = os.waitpid(child, 0)
-            os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+            _signal.signal(_signal.SIGTERM, lambda *_: os.kill(child, _signal.SIGKILL))
+            while True:
+                try:
+                    _, status, usage = os.wait4(child, 0)
+                    break
+                except InterruptedError:
+                    continue
+            if os.WIFEXITED(status):
+                os._exit(os.WEXITSTATUS(status))
+            cpu = usage.ru_utime + usage.ru_stime
+            os._exit(TIMEOUT_EXIT if cpu >= job["limits"]["cpu_seconds"] - 0.05 else 128 + os.WTERMSIG(status))
         # PID 1 of the new namespace: when it dies, the kernel kills everything inside.
         try:
             _build_root(job["workdir"], job)
@@ -113,15 +135,20 @@ def _contain(job, isolation):
         os.chdir(job["workdir"])
     _set_limits(job["limits"])
     uid = job.get("uid")
-    if uid is not None and os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        isolation["user"] = "uid %d" % uid
+    if uid is not None and os.geteuid() == 0 and isolation["filesystem"] != "private root" and not _world_readable():
+        isolation["user"] = "unchanged (uid 0: the Python installation is not readable by other users)"
+    elif uid is not None and os.geteuid() == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            isolation["user"] = "uid %d" % uid
+        except OSError as exc:  # root without CAP_SETUID (a locked-down container)
+            isolation["user"] = "unchanged (uid 0: %s)" % exc.strerror
     else:
         isolation["user"] = "unchanged (uid %d)" % os.geteuid()
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
 
 
 def _describe(exc):
@@ -129,30 +156,39 @@ def _describe(exc):
 
 
 def _short_tb(limit=6):
+    import traceback
+
     lines = traceback.format_exc(limit=-limit).splitlines()
     kept = [line for line in lines if "koderz" not in line and 'File "<string>"' not in line]
     return "\n".join(kept)[-2000:]
 
 
-def main():
-    job = json.loads(sys.stdin.read())
+def _die_with(parent):
+    """SIGKILL this process when ``parent`` (koderz or its fork server) dies, even abruptly."""
+    _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the prctl took effect
+        os._exit(TIMEOUT_EXIT - 1)
+
+
+def main(parent=None):
+    _die_with(parent or os.getppid())
+    job = marshal.loads(sys.stdin.buffer.read())
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    results = os.fdopen(os.dup(1), "w", buffering=1)
+    results = os.fdopen(os.dup(1), "w", buffering=1 << 16)
     os.dup2(2, 1)  # the candidate's prints go to the capped stderr pipe
     isolation = {"network": "shared", "pid": "shared", "filesystem": "shared"}
     _contain(job, isolation)
     os.environ.clear()
     os.environ.update(job["env"])
+    send_limit = job["send_limit"]
 
-    def emit(message):
-        line = json.dumps(message, separators=(",", ":"))
-        if len(line) > MAX_LINE:
-            line = json.dumps({"i": message.get("i"), "err": "OutputTooLarge: result exceeds %d bytes" % MAX_LINE})
-        results.write(line + "\n")
+    def emit(kind, index, payload):
+        results.write("%s %d %s\n" % (kind, index, payload))
 
-    emit({"ready": isolation})
+    emit("S", 0, json_text(isolation))
+    results.flush()
     namespace = {"__name__": "__candidate__", "__builtins__": __builtins__}
     try:
         exec(compile(job["program"], "candidate.py", "exec"), namespace)
@@ -160,23 +196,94 @@ def main():
         if not callable(function):
             raise TypeError("%s is not a function" % job["entry_point"])
     except BaseException as exc:
-        emit({"load_error": _describe(exc), "tb": _short_tb()})
+        emit("L", 0, json_text({"err": _describe(exc), "tb": _short_tb()}))
         results.flush()
         os._exit(0)
-    emit({"loaded": True})
     for index, raw in enumerate(job["inputs"]):
-        args = from_tree(raw)  # decoded afresh for each call: the candidate gets its own copy
-        started = time.process_time()
+        args = marshal.loads(raw)  # decoded afresh for each call: the candidate gets its own copy
         try:
-            value = function(*args)
-            message = {"i": index, "out": to_tree(value)}
+            text = encode(function(*args))
+            if len(text) > MAX_OUTPUT:
+                raise UnencodableValue("answer of %d characters exceeds the cap of %d" % (len(text), MAX_OUTPUT))
         except BaseException as exc:
-            message = {"i": index, "err": _describe(exc), "tb": _short_tb()}
-        message["cpu"] = round(time.process_time() - started, 6)
-        emit(message)
-    emit({"done": True})
+            emit("E", index, json_text({"err": _describe(exc), "tb": _short_tb()}))
+            continue
+        if len(text) > send_limit:
+            digest = __import__("hashlib").sha256(text.encode()).hexdigest()
+            emit("H", index, "%s %d %s" % (digest, len(text), text[:200]))
+        else:
+            emit("V", index, text)
+    emit("D", 0, "")
     results.flush()
     os._exit(0)
 
 
-main()
+PRELOAD = ("typing", "collections", "math", "re", "itertools", "functools", "string", "heapq", "bisect", "operator")
+
+
+def zygote():
+    """Fork server: preload common stdlib modules once, then fork one attempt per request.
+
+    Requests arrive on the SEQPACKET socket named by ``sys.argv[2]``: a token with the
+    attempt's stdin, results and output pipe ends (SCM_RIGHTS). The fork closes every
+    zygote fd, starts its own session and runs ``main`` exactly as a fresh process
+    would. The zygote answers ``P <token> <pid>`` and, when it reaps one, ``X <pid>
+    <exit code>``. It never runs candidate code; it exits when the parent closes the socket.
+    """
+    import select
+    import socket
+
+    for name in PRELOAD:
+        __import__(name)
+    _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
+    zygote_pid = os.getpid()
+    control = socket.socket(fileno=int(sys.argv[2]))
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    _signal.signal(_signal.SIGCHLD, lambda *_: None)
+    _signal.set_wakeup_fd(wake_w)
+    while True:
+        try:
+            ready = select.select([control, wake_r], [], [])[0]
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+        if control in ready:
+            message, fds, _, _ = socket.recv_fds(control, 256, 3)
+            if not message:
+                os._exit(0)
+            pid = os.fork() if len(fds) == 3 else -1
+            if pid == 0:
+                _die_with(zygote_pid)
+                _signal.set_wakeup_fd(-1)
+                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+                control.close()
+                os.close(wake_r)
+                os.close(wake_w)
+                os.setsid()
+                for target, fd in enumerate(fds):
+                    os.dup2(fd, target)
+                for fd in fds:
+                    os.close(fd)
+                try:
+                    main(zygote_pid)
+                finally:
+                    os._exit(1)
+            for fd in fds:
+                os.close(fd)
+            control.send(b"P %s %d" % (message, pid))
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if not pid:
+                break
+            control.send(b"X %d %d" % (pid, os.waitstatus_to_exitcode(status)))
+
+
+if sys.argv[1:2] == ["zygote"]:
+    zygote()
+else:
+    main()

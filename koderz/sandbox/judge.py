@@ -10,6 +10,7 @@ child's outputs for the recorded calls, so the original assertions (``==``, ``ab
 from __future__ import annotations
 
 import copy
+import json
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from koderz.datasets.problem import Problem
 from koderz.sandbox.checkenv import check_namespace, preamble_of
 from koderz.sandbox.oracle import outputs_match
-from koderz.sandbox.wire import encode
+from koderz.sandbox.wire import decode, encode
 
 REPR_LIMIT = 300
 
@@ -33,11 +34,116 @@ def format_args(args: Any) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One call's result as the child reported it: a value or an exception text."""
+    """One call's result as the child reported it: a value or an exception text.
+
+    ``shown`` replaces ``repr(value)`` for answers that travelled only as a digest.
+    """
 
     value: Any = None
     error: str | None = None
     traceback: str | None = None
+    shown: str | None = None
+
+
+class ProtocolError(ValueError):
+    """The child's result stream is malformed (the program wrote into it)."""
+
+
+class Collector:
+    """Consumes the child's result lines as they arrive, keeping only what a verdict needs.
+
+    For EvalPlus datasets each answer is compared at once (wire text against the stored
+    reference text first, the full oracle only on a mismatch), so memory stays flat; for
+    ``humaneval`` the decoded answers are kept for the ``check`` replay.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.replay = problem.dataset == "humaneval"
+        self.family = problem.extra.get("family", "humaneval")
+        self.isolation: dict[str, str] = {}
+        self.load_error: Outcome | None = None
+        self.count = 0
+        self.passed = 0
+        self.first: tuple[int, Outcome] | None = None
+        self.outcomes: list[Outcome] = []
+        self.violation: str | None = None
+
+    def feed(self, line: bytes) -> None:
+        """Take one line; raises ProtocolError on anything the child would not write."""
+        kind, _, rest = line.rstrip(b"\n").partition(b" ")
+        index_text, _, payload = rest.partition(b" ")
+        try:
+            index = int(index_text)
+            text = payload.decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            raise ProtocolError("malformed result line") from None
+        if kind == b"S":
+            if self.isolation:
+                raise ProtocolError("second setup report")
+            self.isolation = {str(k): str(v) for k, v in _object(text).items()}
+            return
+        if kind == b"L":
+            message = _object(text)
+            self.load_error = Outcome(error=str(message.get("err"))[:1000], traceback=str(message.get("tb") or "")[:2000] or None)
+            return
+        if kind == b"D":
+            return
+        if kind not in (b"V", b"H", b"E"):
+            raise ProtocolError("unknown result kind %r" % kind[:10])
+        if index != self.count or index >= len(self.problem.inputs):
+            raise ProtocolError("result out of order")
+        self.count += 1
+        if kind == b"E":
+            message = _object(text)
+            self._record(index, False, Outcome(error=str(message.get("err"))[:1000],
+                                               traceback=str(message.get("tb") or "")[:2000] or None))
+        elif kind == b"H":
+            digest, _, rest = text.partition(" ")
+            length, _, head = rest.partition(" ")
+            same = getattr(self.problem.expected, "same", None)
+            ok = not self.replay and same is not None and same(index, None, digest)
+            self._record(index, ok, Outcome(shown="%s...(%s chars)" % (head, length)))
+        elif self.replay:
+            self.outcomes.append(Outcome(value=_decode(text)))
+        else:
+            self._compare(index, text)
+
+    def _compare(self, index: int, text: str) -> None:
+        expected = self.problem.expected
+        same = getattr(expected, "same", None)
+        if same is not None and '"t":"float"' not in text and same(index, text):
+            self.passed += 1
+            return
+        value = _decode(text)
+        ok = outputs_match(self.family, self.problem.entry_point, self.problem.inputs[index], value,
+                           expected[index], self.problem.tolerance)
+        self._record(index, ok, Outcome(value=value))
+
+    def _record(self, index: int, ok: bool, outcome: Outcome) -> None:
+        if self.replay:
+            self.outcomes.append(outcome)
+        elif ok:
+            self.passed += 1
+        elif self.first is None:
+            self.first = (index, outcome)
+
+
+def _object(text: str) -> dict[str, Any]:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ProtocolError("malformed message") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("message is not an object")
+    return message
+
+
+def _decode(text: str) -> Any:
+    try:
+        return decode(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("undecodable answer: %s" % exc) from None
 
 
 @dataclass
@@ -51,40 +157,49 @@ class Judgement:
     traceback: str | None = None
 
 
-def _error_status(error: str) -> str:
+def error_status(error: str) -> str:
     return "memory" if error.startswith("MemoryError") else "error"
 
 
-def judge_outputs(problem: Problem, outcomes: list[Outcome], cut_short: str | None) -> Judgement:
-    """EvalPlus-style comparison of every output with the reference answers."""
-    family = problem.extra.get("family", "humaneval")
-    passed, first = 0, None
-    for index, outcome in enumerate(outcomes):
-        args = problem.inputs[index]
-        if outcome.error is None and outputs_match(
-            family, problem.entry_point, args, outcome.value, problem.expected[index], problem.tolerance
-        ):
-            passed += 1
-        elif first is None:
-            first = index
-    if first is None and len(outcomes) == len(problem.inputs):
-        return Judgement("passed", passed)
-    index = first if first is not None else len(outcomes)
-    failing = format_args(problem.inputs[index]) if index < len(problem.inputs) else None
-    expected = short_repr(problem.expected[index]) if index < len(problem.expected) else None
-    if first is None:
-        return Judgement(cut_short or "killed", passed, failing, expected, error=_limit_message(cut_short))
-    outcome = outcomes[first]
+def judge_outputs(problem: Problem, results: Collector, cut_short: str | None) -> Judgement:
+    """EvalPlus-style verdict from the collector's running comparison."""
+    total = len(problem.inputs)
+    if results.first is None and results.count == total:
+        return Judgement("passed", results.passed)
+    index = results.first[0] if results.first is not None else results.count
+    failing = format_args(problem.inputs[index]) if index < total else None
+    expected = _expected_repr(problem, index) if index < total else None
+    if results.first is None:
+        status, message = stop_reason(cut_short)
+        return Judgement(status, results.passed, failing, expected, error=message)
+    outcome = results.first[1]
     if outcome.error is not None:
-        return Judgement(_error_status(outcome.error), passed, failing, expected, None, outcome.error, outcome.traceback)
-    return Judgement("failed", passed, failing, expected, short_repr(outcome.value))
+        return Judgement(error_status(outcome.error), results.passed, failing, expected, None, outcome.error,
+                         outcome.traceback)
+    return Judgement("failed", results.passed, failing, expected, outcome.shown or short_repr(outcome.value))
 
 
-def _limit_message(status: str | None) -> str:
-    return {
-        "timeout": "time limit exceeded",
-        "memory": "memory limit exceeded",
-    }.get(status or "", "the program was killed before it answered every test")
+def _expected_repr(problem: Problem, index: int) -> str:
+    head = getattr(problem.expected, "text", None)
+    if head is not None and head(index) is None:  # a big answer: show its head, do not load it
+        return "%s...(wire text)" % problem.expected.head(index)
+    return short_repr(problem.expected[index])
+
+
+def stop_reason(cut_short: str | None) -> tuple[str, str]:
+    """Status and message for a run that ended before answering every test.
+
+    ``cut_short`` is ``timeout``, ``memory``, ``killed:<SIGNAL>`` or ``exited:<code>``.
+    """
+    kind, _, detail = (cut_short or "killed").partition(":")
+    if kind == "timeout":
+        return "timeout", "time limit exceeded (CPU time or wall-clock backstop)"
+    if kind == "memory":
+        return "memory", "memory limit exceeded"
+    if kind == "exited":
+        return "error", "the program exited (code %s) before it answered every test" % detail
+    by = " by %s" % detail if detail else ""
+    return "killed", "the program was killed%s before it answered every test" % by
 
 
 class _Diverged(Exception):
@@ -143,18 +258,19 @@ def judge_check(problem: Problem, outcomes: list[Outcome], cut_short: str | None
     def at(index: int) -> tuple[str | None, str | None]:
         if index >= len(problem.inputs):
             return None, None
-        return format_args(problem.inputs[index]), short_repr(problem.expected[index])
+        return format_args(problem.inputs[index]), _expected_repr(problem, index)
 
     try:
         namespace["check"](candidate)
         return Judgement("passed", state["calls"])
     except _NoAnswer as exc:
         index = exc.args[0]
-        return Judgement(cut_short or "killed", index, *at(index), error=_limit_message(cut_short))
+        status, message = stop_reason(cut_short)
+        return Judgement(status, index, *at(index), error=message)
     except _CandidateRaised as exc:
         index = exc.args[0]
         outcome = outcomes[index]
-        return Judgement(_error_status(outcome.error or ""), index, *at(index), None, outcome.error, outcome.traceback)
+        return Judgement(error_status(outcome.error or ""), index, *at(index), None, outcome.error, outcome.traceback)
     except _Diverged as exc:
         index = exc.args[0]
         return Judgement("failed", index, *at(index), error="the test made a call the reference did not make")
@@ -169,8 +285,8 @@ def judge_check(problem: Problem, outcomes: list[Outcome], cut_short: str | None
         return Judgement("failed", index, failing, expected, got, error)
 
 
-def judge(problem: Problem, outcomes: list[Outcome], cut_short: str | None) -> Judgement:
+def judge(problem: Problem, results: Collector, cut_short: str | None) -> Judgement:
     """Choose the judge for the problem's dataset."""
-    if problem.dataset == "humaneval":
-        return judge_check(problem, outcomes, cut_short)
-    return judge_outputs(problem, outcomes, cut_short)
+    if results.replay:
+        return judge_check(problem, results.outcomes, cut_short)
+    return judge_outputs(problem, results, cut_short)
