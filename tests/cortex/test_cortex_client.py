@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from koderz.cortex import CortexConfig, MemoryRecord, NullStore, open_memory_store, preflight
+from koderz.cortex import MemoryRecord, NullStore, open_memory_store, preflight
 from koderz.cortex.client import CortexClient, ServerTarget
 from koderz.errors import ConfigError, MemoryStoreError
 
