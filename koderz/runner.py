@@ -33,7 +33,7 @@ from koderz.errors import ConfigError, DatasetError
 from koderz.experiment import Environment, Experiment, ProblemResult, Role, Settings
 from koderz.models.config import ModelConfig
 from koderz.models.pricing import Prices
-from koderz.models.registry import ClientPool, build_model
+from koderz.models.registry import PROVIDERS, ClientPool, build_model
 from koderz.progress import Progress
 from koderz.result_cache import DEFAULT_PATH, ResultCache, cacheable, run_key
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
@@ -142,14 +142,19 @@ class Runner:
         pool = ClientPool()
         started = time.time()
         env: Environment | None = None
+        background: list[asyncio.Task[Any]] = []
         try:
-            dataset_task = asyncio.create_task(self._load_dataset())  # overlaps the server start
-            if cfg.cortex.mode != "off":  # heavy imports off the event loop
-                await asyncio.to_thread(importlib.import_module, "koderz.cortex.client")
+            # start-up work overlaps: data loading, heavy imports (in threads), model
+            # preflight (HTTP) and the memory server's start
+            dataset_task = asyncio.create_task(self._load_dataset())
+            background.append(dataset_task)
+            await asyncio.gather(*(asyncio.to_thread(importlib.import_module, m) for m in self._heavy_modules()))
             roles = self._roles(pool)
+            preflight_task = asyncio.create_task(self._preflight(roles))
+            background.append(preflight_task)
             async with open_memory_store(cfg.cortex, self.run_id) as store:
                 problems = select_problems(await dataset_task, cfg)
-                await self._preflight(roles)
+                await preflight_task
                 with self.timing.run.phase("cortex_start_session"):
                     session = await store.start_session(f"koderz run {self.run_id}: {cfg.model.name} on "
                                                         f"{cfg.dataset.name} ({cfg.mode.name})")
@@ -159,6 +164,8 @@ class Runner:
                 summary = self._summary(records, time.time() - started, store)
                 await self._remember_run(store, session, summary)
         finally:
+            for task in background:  # only unfinished when start-up failed
+                task.cancel()
             folder.close()
             await pool.aclose()
             if env is not None:
@@ -174,6 +181,14 @@ class Runner:
     async def _load_dataset(self) -> tuple[Problem, ...]:
         with self.timing.run.phase("dataset_load"):
             return await asyncio.to_thread(load_dataset, self.cfg.dataset.name)
+
+    def _heavy_modules(self) -> list[str]:
+        """Modules the run will need whose import takes a while (SDKs, the MCP client)."""
+        names = {PROVIDERS[self.cfg[key].provider].split(":")[0]
+                 for key in ("model", "spec_model", "checkpoint_model") if self.cfg[key].provider in PROVIDERS}
+        if self.cfg.cortex.mode != "off":
+            names.add("koderz.cortex.client")
+        return sorted(names)
 
     def _roles(self, pool: ClientPool) -> dict[str, Role]:
         roles = {}
