@@ -152,17 +152,16 @@ class Runner:
             roles = self._roles(pool)
             preflight_task = asyncio.create_task(self._preflight(roles))
             background.append(preflight_task)
-            async with open_memory_store(cfg.cortex, self.run_id) as store:
+            async with open_memory_store(cfg.cortex, self.run_id, defer=True) as store:
                 problems = select_problems(await dataset_task, cfg)
                 await preflight_task
-                with self.timing.run.phase("cortex_start_session"):
-                    session = await store.start_session(f"koderz run {self.run_id}: {cfg.model.name} on "
-                                                        f"{cfg.dataset.name} ({cfg.mode.name})")
+                session = asyncio.create_task(self._start_session(store))  # problems need not wait
+                background.append(session)
                 env = await asyncio.to_thread(self._environment, roles, store)  # yaml, file reads
                 done = folder.finished() if cfg.resume else []
                 records = await self._run_all(problems, env, folder, done)
                 summary = self._summary(records, time.time() - started, store)
-                await self._remember_run(store, session, summary)
+                await self._remember_run(store, await session, summary)
         finally:
             for task in background:  # only unfinished when start-up failed
                 task.cancel()
@@ -181,6 +180,11 @@ class Runner:
     async def _load_dataset(self) -> tuple[Problem, ...]:
         with self.timing.run.phase("dataset_load"):
             return await asyncio.to_thread(load_dataset, self.cfg.dataset.name)
+
+    async def _start_session(self, store: Any) -> str | None:
+        with self.timing.run.phase("cortex_start_session"):
+            return await store.start_session(f"koderz run {self.run_id}: {self.cfg.model.name} on "
+                                             f"{self.cfg.dataset.name} ({self.cfg.mode.name})")
 
     def _heavy_modules(self) -> list[str]:
         """Modules the run will need whose import takes a while (SDKs, the MCP client)."""

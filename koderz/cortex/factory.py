@@ -67,12 +67,27 @@ async def preflight(cfg: Any) -> None:
 
 
 @asynccontextmanager
-async def open_memory_store(cfg: Any, run_id: str) -> AsyncIterator[MemoryStore]:
-    """The run's ``MemoryStore`` (``cfg`` is a ``CortexConfig`` or the ``cortex`` DictConfig)."""
+async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> AsyncIterator[MemoryStore]:
+    """The run's ``MemoryStore`` (``cfg`` is a ``CortexConfig`` or the ``cortex`` DictConfig).
+
+    ``defer=True`` opens koderz's own embedded server in the background (writes queue
+    until it is up); external servers are always checked before the run starts.
+    """
     if cfg.mode == "off":
         yield NullStore()
         return
     client = build_client(cfg)
+    if defer and cfg.mode == "embedded":
+        from koderz.cortex.deferred import DeferredStore
+
+        store = DeferredStore(client)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+            if store.lost_writes:
+                logger.warning("cortex: run %s lost %d memory writes", run_id, store.lost_writes)
+        return
     await client.connect()
     logger.info("cortex: run %s uses %s (%s)", run_id, client.target.label,
                 "persistent" if client.persistent else "ephemeral")
