@@ -145,19 +145,23 @@ class Runner:
         background: list[asyncio.Task[Any]] = []
         try:
             # start-up work overlaps: data loading, heavy imports (in threads), model
-            # preflight (HTTP) and the memory server's start
+            # preflight (HTTP), the memory server's start (in the background), the sandbox
             dataset_task = asyncio.create_task(self._load_dataset())
             background.append(dataset_task)
-            await asyncio.gather(*(asyncio.to_thread(importlib.import_module, m) for m in self._heavy_modules()))
+            await asyncio.gather(*(asyncio.to_thread(importlib.import_module, m) for m in self._sdk_modules()))
             roles = self._roles(pool)
             preflight_task = asyncio.create_task(self._preflight(roles))
             background.append(preflight_task)
+            if cfg.cortex.mode == "external":  # checked before the run; embedded opens in the background
+                await asyncio.to_thread(importlib.import_module, "koderz.cortex.client")
             async with open_memory_store(cfg.cortex, self.run_id, defer=True) as store:
+                env_task = asyncio.create_task(asyncio.to_thread(self._environment, roles, store))
+                background.append(env_task)
                 problems = select_problems(await dataset_task, cfg)
                 await preflight_task
+                env = await env_task
                 session = asyncio.create_task(self._start_session(store))  # problems need not wait
                 background.append(session)
-                env = await asyncio.to_thread(self._environment, roles, store)  # yaml, file reads
                 done = folder.finished() if cfg.resume else []
                 records = await self._run_all(problems, env, folder, done)
                 summary = self._summary(records, time.time() - started, store)
@@ -186,13 +190,10 @@ class Runner:
             return await store.start_session(f"koderz run {self.run_id}: {self.cfg.model.name} on "
                                              f"{self.cfg.dataset.name} ({self.cfg.mode.name})")
 
-    def _heavy_modules(self) -> list[str]:
-        """Modules the run will need whose import takes a while (SDKs, the MCP client)."""
-        names = {PROVIDERS[self.cfg[key].provider].split(":")[0]
-                 for key in ("model", "spec_model", "checkpoint_model") if self.cfg[key].provider in PROVIDERS}
-        if self.cfg.cortex.mode != "off":
-            names.add("koderz.cortex.client")
-        return sorted(names)
+    def _sdk_modules(self) -> list[str]:
+        """The provider modules the roles need (their SDK imports take a while)."""
+        return sorted({PROVIDERS[self.cfg[key].provider].split(":")[0]
+                       for key in ("model", "spec_model", "checkpoint_model") if self.cfg[key].provider in PROVIDERS})
 
     def _roles(self, pool: ClientPool) -> dict[str, Role]:
         roles = {}

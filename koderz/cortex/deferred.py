@@ -10,10 +10,10 @@ memory: one warning, and the unsent records count in ``lost_writes``.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
-from typing import Any
+from typing import Any, Callable
 
-from koderz.cortex.client import CortexClient
 from koderz.cortex.store import MemoryRecord
 from koderz.errors import MemoryStoreError
 
@@ -21,15 +21,22 @@ logger = logging.getLogger(__name__)
 
 
 class DeferredStore:
-    """``MemoryStore`` around a ``CortexClient`` whose ``connect()`` runs in the background."""
+    """``MemoryStore`` around a ``CortexClient`` built and connected in the background.
 
-    def __init__(self, client: CortexClient) -> None:
-        self.client = client
+    ``build`` makes the client; it runs after the MCP SDK was imported in a thread, so
+    neither the import nor the server start holds up the event loop or the run.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self.client: Any = None
         self._pending: list[MemoryRecord] = []
         self._failed = 0
         self._connected = asyncio.create_task(self._connect(), name="cortex-connect")
 
     async def _connect(self) -> bool:
+        await asyncio.to_thread(importlib.import_module, "koderz.cortex.client")
+        self.client = self._build()
         for attempt in (1, 2):  # a server that died while starting gets one more start
             try:
                 await self.client.connect()
@@ -52,7 +59,7 @@ class DeferredStore:
 
     @property
     def lost_writes(self) -> int:
-        return self.client.lost_writes + self._failed
+        return (self.client.lost_writes if self.client is not None else 0) + self._failed
 
     async def remember(self, record: MemoryRecord) -> str | None:
         if not self._connected.done():

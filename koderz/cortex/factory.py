@@ -76,11 +76,10 @@ async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> As
     if cfg.mode == "off":
         yield NullStore()
         return
-    client = build_client(cfg)
     if defer and cfg.mode == "embedded":
         from koderz.cortex.deferred import DeferredStore
 
-        store = DeferredStore(client)
+        store = DeferredStore(lambda: build_client(cfg))
         try:
             yield store
         finally:
@@ -88,6 +87,7 @@ async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> As
             if store.lost_writes:
                 logger.warning("cortex: run %s lost %d memory writes", run_id, store.lost_writes)
         return
+    client = build_client(cfg)
     await client.connect()
     logger.info("cortex: run %s uses %s (%s)", run_id, client.target.label,
                 "persistent" if client.persistent else "ephemeral")
