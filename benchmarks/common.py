@@ -116,7 +116,11 @@ class KoderzRun:
     def cortex(self) -> dict[str, float]:
         """Cortex busy seconds and operation count from the run's own timing report."""
         cat = self.timing.get("categories", {}).get("cortex", {})
-        return {"busy_s": cat.get("busy", 0.0), "wall_s": cat.get("wall", 0.0), "ops": cat.get("count", 0)}
+        start = self.timing.get("phase_totals", {}).get("cortex_start_session", {})
+        return {"busy_s": cat.get("busy", 0.0), "wall_s": cat.get("wall", 0.0), "ops": cat.get("count", 0),
+                # the session start waits for the server to start (in the background since the
+                # deferred store): per-operation figures leave it out
+                "session_start_s": start.get("total", 0.0), "session_starts": start.get("count", 0)}
 
 
 def run_koderz(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 1800.0) -> KoderzRun:
