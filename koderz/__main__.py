@@ -55,7 +55,7 @@ def check_group_options(args: list[str]) -> None:
                                   f"(choose from {', '.join(options)})")
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="config")
+@hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
     hydra_cfg = HydraConfig.get()

@@ -80,3 +80,12 @@ def test_role_shorthand_picks_a_model_file_for_that_role(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     config = (only_run_folder(tmp_path) / "config.yaml").read_text()
     assert "spec_model:\n  provider: replay" in config
+
+
+def test_the_koderz_console_script_equals_python_m_koderz(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("koderz")
+    if not script.exists():
+        pytest.skip("the console script is not installed next to this interpreter")
+    done = subprocess.run([str(script), "end=2", *QUIET], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((only_run_folder(tmp_path) / "results.json").read_text())["summary"]["passed"] == 2
