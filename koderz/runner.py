@@ -1,9 +1,10 @@
 """Many problems: selection, bounded concurrency, result files, resume, Ctrl-C, summary.
 
-``Runner.run()`` is the whole job once the config is composed: it loads the dataset while
-the memory server starts, preflights the models, runs problems under
-``asyncio.Semaphore(concurrency)``, appends each finished problem to the run folder at
-once (a crash loses nothing finished), and writes the summary, timing and report.
+``Runner.run()`` is the whole job once the config is composed: it overlaps the start-up
+work (data, SDK imports, model preflight, the memory server in the background), runs
+problems under ``asyncio.Semaphore(concurrency)``, appends each finished problem to the
+run folder at once (a crash loses nothing finished), and writes the summary, timing and
+report.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class Runner:
             roles = self._roles(pool)
             preflight_task = asyncio.create_task(self._preflight(roles))
             background.append(preflight_task)
-            if cfg.cortex.mode == "external":  # checked before the run; embedded opens in the background
+            if cfg.cortex.mode != "off":  # before problems start: an import stalls the loop (GIL)
                 await asyncio.to_thread(importlib.import_module, "koderz.cortex.client")
             async with open_memory_store(cfg.cortex, self.run_id, defer=True) as store:
                 env_task = asyncio.create_task(asyncio.to_thread(self._environment, roles, store))
@@ -191,7 +192,9 @@ class Runner:
                                              f"{self.cfg.dataset.name} ({self.cfg.mode.name})")
 
     def _sdk_modules(self) -> list[str]:
-        """The provider modules the roles need (their SDK imports take a while)."""
+        """The provider modules the roles need. Their SDK imports take a while, so they run in
+        a thread; like every heavy import, before problems start: an import holds the GIL in
+        long stretches and would stall the event loop if it overlapped the problems."""
         return sorted({PROVIDERS[self.cfg[key].provider].split(":")[0]
                        for key in ("model", "spec_model", "checkpoint_model") if self.cfg[key].provider in PROVIDERS})
 
@@ -247,7 +250,8 @@ class Runner:
             if missing:
                 log.warning("replay file has no samples for %d selected tasks (e.g. %s); they are skipped",
                             len(missing), missing[0])
-                problems = [p for p in problems if p.task_id not in set(missing)]
+                skipped = set(missing)
+                problems = [p for p in problems if p.task_id not in skipped]
         finished = {(r["mode"], r["task_id"]): r for r in done}
         jobs = [(p, m) for p in problems for m in modes]
         semaphore = asyncio.Semaphore(self.cfg.concurrency)
@@ -283,6 +287,9 @@ class Runner:
             self._remove_interrupt()
             progress.close()
         self.timing.finish()
+        for (problem, mode), result in zip(jobs, results):
+            if isinstance(result, Exception):  # Experiment records its own errors; this is the runner's
+                log.error("%s (%s) was not recorded: %s: %s", problem.task_id, mode, type(result).__name__, result)
         records = [r for r in results if isinstance(r, dict)]
         if self._stop.is_set():
             log.warning("interrupted: %d of %d problems finished; finish with resume=%s",

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 
+from koderz.datasets.loaders import load_dataset
 from koderz.runner import Runner
+from tests.fakes.scripted_server import ScriptedServer, fenced
 from tests.conftest import compose_config
 
 QUIET = ["tracking=off", "cortex=off"]
@@ -33,10 +35,7 @@ class LoopLagProbe:
             self.samples += 1
 
 
-async def test_no_callback_blocks_the_event_loop_for_50ms(tmp_path: Path, monkeypatch) -> None:
-    """While problems run (4 at once, iterative, persistent Cortex), the loop stays responsive."""
-    monkeypatch.chdir(tmp_path)
-    cfg = compose_config("end=64", "concurrency=4", "mode=iterative", "tracking=off", "cortex=persistent")
+async def _run_with_probe(cfg, tmp_path: Path, monkeypatch) -> tuple[dict, LoopLagProbe]:
     probe = LoopLagProbe()
     real_run_all = Runner._run_all
 
@@ -48,9 +47,35 @@ async def test_no_callback_blocks_the_event_loop_for_50ms(tmp_path: Path, monkey
             task.cancel()
 
     monkeypatch.setattr(Runner, "_run_all", probed)
-    summary = await Runner(cfg, tmp_path / "run").run()
+    return await Runner(cfg, tmp_path / "run").run(), probe
+
+
+async def test_no_callback_blocks_the_event_loop_for_50ms(tmp_path: Path, monkeypatch) -> None:
+    """While problems run (4 at once, iterative, persistent Cortex), the loop stays responsive."""
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_config("end=64", "concurrency=4", "mode=iterative", "tracking=off", "cortex=persistent")
+    summary, probe = await _run_with_probe(cfg, tmp_path, monkeypatch)
     assert summary["passed"] == 64
     assert probe.samples > 20
+    assert probe.worst < 0.050, f"the event loop was blocked for {probe.worst * 1000:.0f} ms"
+
+
+async def test_model_calls_over_http_do_not_block_the_event_loop(tmp_path: Path, monkeypatch) -> None:
+    """The same with the real OpenAI SDK client: 8 problems at once against a 50 ms server."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    problems = load_dataset("humaneval")[:32]
+    answers = {p.entry_point: fenced(p.reference_program) for p in problems}
+
+    def script(body, route, index):
+        text = body["messages"][-1]["content"]
+        return next((answer for name, answer in answers.items() if f"function `{name}`" in text), "no")
+
+    with ScriptedServer(script, latency=0.05).in_thread() as server:
+        cfg = compose_config("model=gpt-4o-mini", f"model.base_url={server.openai_url}", "spec.enabled=false",
+                             "end=32", "concurrency=8", "tracking=off", "cortex=persistent", "cache=false")
+        summary, probe = await _run_with_probe(cfg, tmp_path, monkeypatch)
+    assert summary["passed"] == 32
     assert probe.worst < 0.050, f"the event loop was blocked for {probe.worst * 1000:.0f} ms"
 
 

@@ -34,6 +34,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The MCP SDK imports these lazily on the first connect and the first tool result
+# (output-schema validation). Importing them with this module, which koderz imports in
+# a thread, keeps that work off the event loop.
+import anyio._backends._asyncio  # noqa: F401
+import anyio._core._subprocesses  # noqa: F401
+import jsonschema  # noqa: F401
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
