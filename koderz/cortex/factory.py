@@ -76,24 +76,19 @@ async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> As
     if cfg.mode == "off":
         yield NullStore()
         return
+    store: Any
     if defer and cfg.mode == "embedded":
         from koderz.cortex.deferred import DeferredStore
 
         store = DeferredStore(lambda: build_client(cfg))
-        try:
-            yield store
-        finally:
-            await store.aclose()
-            if store.lost_writes:
-                logger.warning("cortex: run %s lost %d memory writes", run_id, store.lost_writes)
-        return
-    client = build_client(cfg)
-    await client.connect()
-    logger.info("cortex: run %s uses %s (%s)", run_id, client.target.label,
-                "persistent" if client.persistent else "ephemeral")
+    else:
+        store = build_client(cfg)
+        await store.connect()
+        logger.info("cortex: run %s uses %s (%s)", run_id, store.target.label,
+                    "persistent" if store.persistent else "ephemeral")
     try:
-        yield client
+        yield store
     finally:
-        await client.aclose()
-        if client.lost_writes:
-            logger.warning("cortex: run %s lost %d memory writes", run_id, client.lost_writes)
+        await store.aclose()
+        if store.lost_writes:
+            logger.warning("cortex: run %s lost %d memory writes", run_id, store.lost_writes)
