@@ -52,7 +52,6 @@ def run_key(cfg: DictConfig, dataset_version: str) -> dict[str, Any]:
         "limits": {"n_samples": cfg.n_samples} if not iterative else
                   {"max_iterations": cfg.max_iterations, "checkpoint_interval": cfg.checkpoint_interval},
         "sandbox": [cfg.test_timeout, cfg.sandbox.memory_mb, cfg.sandbox.cpu_factor],
-        "checkpoints": bool(cfg.checkpoints.enabled),
     }
 
 

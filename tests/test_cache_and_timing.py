@@ -50,3 +50,14 @@ async def test_timing_figures_add_up_and_reach_results_json(tmp_path, monkeypatc
     for category in timing["categories"].values():
         assert category["wall"] <= category["busy"] + 1e-9
     assert timing["max_in_flight"] > 1 and timing["concurrent"] is True  # four problems at a time overlapped
+
+
+def test_the_cache_key_ignores_settings_that_cannot_change_a_zero_shot_result() -> None:
+    from koderz.result_cache import run_key
+
+    base = run_key(compose_config("model=gpt-4o-mini"), "v1")
+    assert run_key(compose_config("model=gpt-4o-mini", "checkpoints.enabled=false"), "v1") == base
+    assert run_key(compose_config("model=gpt-4o-mini", "max_iterations=3"), "v1") == base
+    assert run_key(compose_config("model=gpt-4o-mini", "mode=iterative", "checkpoints.enabled=false"), "v1") != \
+        run_key(compose_config("model=gpt-4o-mini", "mode=iterative"), "v1")
+    assert run_key(compose_config("model=gpt-4o-mini"), "v2") != base
