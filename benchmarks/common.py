@@ -32,6 +32,7 @@ TASK = re.compile(r"Implement the Python function `([^`]+)`")
 
 # ----------------------------------------------------------------------------- the machine
 
+
 def machine() -> dict[str, Any]:
     """nproc, CPU model, memory, Python, OS, date and the load average right now."""
     cpu_model = platform.processor() or ""
@@ -73,12 +74,15 @@ def product_state() -> dict[str, Any]:
         done = subprocess.run(["git", *args], cwd=ROOT, env=env, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted": git("diff", "--name-only", "HEAD", "--", "koderz", "conf").splitlines(),
-            "source_sha256": digest.hexdigest()[:16]}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted": git("diff", "--name-only", "HEAD", "--", "koderz", "conf").splitlines(),
+        "source_sha256": digest.hexdigest()[:16],
+    }
 
 
 # ------------------------------------------------------------------------- koderz runs
+
 
 @dataclass
 class KoderzRun:
@@ -107,9 +111,17 @@ class KoderzRun:
     def verdicts(self) -> list[tuple[Any, ...]]:
         """Per task, in file order: task id, pass, attempts, status, tests and each sample's verdict."""
         return [
-            (r["task_id"], r["mode"], r["passed"], r["attempts"], r["solved_at"], r["status"], r["tests_passed"],
-             r["tests_total"], tuple((s["sample_index"], s["passed"], s["status"], s["tests_passed"])
-                                     for s in r["samples"]))
+            (
+                r["task_id"],
+                r["mode"],
+                r["passed"],
+                r["attempts"],
+                r["solved_at"],
+                r["status"],
+                r["tests_passed"],
+                r["tests_total"],
+                tuple((s["sample_index"], s["passed"], s["status"], s["tests_passed"]) for s in r["samples"]),
+            )
             for r in self.results.get("problems", [])
         ]
 
@@ -117,10 +129,15 @@ class KoderzRun:
         """Cortex busy seconds and operation count from the run's own timing report."""
         cat = self.timing.get("categories", {}).get("cortex", {})
         start = self.timing.get("phase_totals", {}).get("cortex_start_session", {})
-        return {"busy_s": cat.get("busy", 0.0), "wall_s": cat.get("wall", 0.0), "ops": cat.get("count", 0),
-                # the session start waits for the server to start (in the background since the
-                # deferred store): per-operation figures leave it out
-                "session_start_s": start.get("total", 0.0), "session_starts": start.get("count", 0)}
+        return {
+            "busy_s": cat.get("busy", 0.0),
+            "wall_s": cat.get("wall", 0.0),
+            "ops": cat.get("count", 0),
+            # the session start waits for the server to start (in the background since the
+            # deferred store): per-operation figures leave it out
+            "session_start_s": start.get("total", 0.0),
+            "session_starts": start.get("count", 0),
+        }
 
 
 def run_koderz(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 1800.0) -> KoderzRun:
@@ -197,9 +214,14 @@ class CanonicalModel:
 
 def scripted_model_args(openai_url: str) -> list[str]:
     """Overrides pointing all three roles at the scripted server as gpt-4o-mini."""
-    return ["model=gpt-4o-mini", f"model.base_url={openai_url}",
-            "model@spec_model=gpt-4o-mini", f"spec_model.base_url={openai_url}",
-            "model@checkpoint_model=gpt-4o-mini", f"checkpoint_model.base_url={openai_url}"]
+    return [
+        "model=gpt-4o-mini",
+        f"model.base_url={openai_url}",
+        "model@spec_model=gpt-4o-mini",
+        f"spec_model.base_url={openai_url}",
+        "model@checkpoint_model=gpt-4o-mini",
+        f"checkpoint_model.base_url={openai_url}",
+    ]
 
 
 def write_json(path: Path, data: Any) -> None:

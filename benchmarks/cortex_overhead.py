@@ -53,8 +53,12 @@ async def _timed(op: Callable[[], Awaitable[Any]]) -> float:
 
 async def latency(client: CortexClient, n: int) -> dict[str, float]:
     samples = [await _timed(lambda i=i: client.remember(_record(i))) for i in range(n)]
-    return {"n": n, "p50_ms": _percentile(samples, 0.5) * 1e3, "p95_ms": _percentile(samples, 0.95) * 1e3,
-            "mean_ms": statistics.fmean(samples) * 1e3}
+    return {
+        "n": n,
+        "p50_ms": _percentile(samples, 0.5) * 1e3,
+        "p95_ms": _percentile(samples, 0.95) * 1e3,
+        "mean_ms": statistics.fmean(samples) * 1e3,
+    }
 
 
 async def simulated_run(client: CortexClient, problems: int) -> dict[str, float]:
@@ -63,10 +67,10 @@ async def simulated_run(client: CortexClient, problems: int) -> dict[str, float]
     session = await client.start_session("bench run") or ""
     spent = time.perf_counter() - start
     for p in range(problems):
-        spent += await _timed(lambda: client.remember(_record(p, "spec")))
+        spent += await _timed(lambda p=p: client.remember(_record(p, "spec")))
         for a in range(3):
-            spent += await _timed(lambda: client.remember(_record(p * 3 + a)))
-        spent += await _timed(lambda: client.remember(_record(p, "result")))
+            spent += await _timed(lambda p=p, a=a: client.remember(_record(p * 3 + a)))
+        spent += await _timed(lambda p=p: client.remember(_record(p, "result")))
     spent += await _timed(lambda: client.end_session(session, "bench summary"))
     return {"problems": problems, "operations": problems * 5 + 2, "cortex_seconds": spent}
 
@@ -125,10 +129,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     speedup = thr["batched"] / thr["single"]
     return {
         "latency": {"persistent": lat_p, "ephemeral": lat_e, "ephemeral_over_persistent_p50": ratio},
-        "simulated_run": {"persistent": run_p, "ephemeral": run_e,
-                          "ephemeral_over_persistent": run_e["cortex_seconds"] / run_p["cortex_seconds"]},
-        "throughput_records_per_s": {**thr, "batch_size": args.batch, "writes": args.writes,
-                                     "batched_over_single": speedup},
+        "simulated_run": {
+            "persistent": run_p,
+            "ephemeral": run_e,
+            "ephemeral_over_persistent": run_e["cortex_seconds"] / run_p["cortex_seconds"],
+        },
+        "throughput_records_per_s": {
+            **thr,
+            "batch_size": args.batch,
+            "writes": args.writes,
+            "batched_over_single": speedup,
+        },
         "persistent_connect_s": connect_s,
         "goals": {
             "persistent_p50_le_2ms": lat_p["p50_ms"] <= 2.0,

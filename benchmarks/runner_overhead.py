@@ -26,9 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, interpreter_startup, machine, product_state, run_koderz, write_json  # noqa: E402
-from koderz.datasets.loaders import load_dataset  # noqa: E402
-from koderz.sandbox.sandbox import Sandbox  # noqa: E402
+from benchmarks.common import ROOT, interpreter_startup, machine, product_state, run_koderz, write_json
+from koderz.datasets.loaders import load_dataset
+from koderz.sandbox.sandbox import Sandbox
 
 RESULTS = ROOT / "benchmarks" / "results" / "runner_overhead.json"
 GOAL = 1.5
@@ -41,8 +41,12 @@ async def sandbox_alone() -> dict[str, Any]:
     start = time.perf_counter()
     verdicts = await asyncio.gather(*(sandbox.evaluate(p, p.reference_program) for p in problems))
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "programs": len(problems), "passed": sum(v.passed for v in verdicts),
-            "slots": sandbox.max_processes}
+    return {
+        "seconds": seconds,
+        "programs": len(problems),
+        "passed": sum(v.passed for v in verdicts),
+        "slots": sandbox.max_processes,
+    }
 
 
 def koderz_config(cortex: str, concurrency: int, repeats: int) -> dict[str, Any]:
@@ -51,11 +55,15 @@ def koderz_config(cortex: str, concurrency: int, repeats: int) -> dict[str, Any]
     walls = [r.wall for r in runs]
     passed = {r.summary["passed"] for r in runs}
     return {
-        "args": args, "cortex": cortex, "concurrency": concurrency,
-        "wall_s": statistics.median(walls), "walls": walls,
+        "args": args,
+        "cortex": cortex,
+        "concurrency": concurrency,
+        "wall_s": statistics.median(walls),
+        "walls": walls,
         "run_duration_s": statistics.median(r.summary["duration"] for r in runs),
         "problems_wall_s": statistics.median(r.problems_wall for r in runs),
-        "passed": sorted(passed), "problems": runs[0].summary["problems"],
+        "passed": sorted(passed),
+        "problems": runs[0].summary["problems"],
         "cortex_ops": runs[0].cortex()["ops"],
     }
 
@@ -83,11 +91,13 @@ def measure(repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "interpreter_startup": startup,
         "sandbox_alone": {"seconds": sandbox_s, "runs": sandbox_runs},
-        "goal": {"rule": f"koderz wall <= {GOAL} x sandbox alone + interpreter start-up",
-                 "budget_s": budget,
-                 "met_headline": headline["within_goal"],
-                 "headline": "cortex=off concurrency=nproc",
-                 "met_all": all(c["within_goal"] for c in configs)},
+        "goal": {
+            "rule": f"koderz wall <= {GOAL} x sandbox alone + interpreter start-up",
+            "budget_s": budget,
+            "met_headline": headline["within_goal"],
+            "headline": "cortex=off concurrency=nproc",
+            "met_all": all(c["within_goal"] for c in configs),
+        },
         "koderz": configs,
     }
 

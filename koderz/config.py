@@ -8,7 +8,7 @@ that are well-typed but wrong (``concurrency=0``, ``start=5 end=2``) are rejecte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -49,7 +49,7 @@ class PromptConfig:
 @dataclass
 class TimingConfig:
     report: bool = False  # log the TIMING BREAKDOWN at the end
-    export: Optional[str] = None  # also write the timing JSON to this file
+    export: str | None = None  # also write the timing JSON to this file
 
 
 @dataclass
@@ -68,9 +68,9 @@ class SandboxSettings:
 @dataclass
 class TrackingConfig:
     enabled: bool = False
-    uri: Optional[str] = None
-    artifact_location: Optional[str] = None
-    experiment: Optional[str] = None
+    uri: str | None = None
+    artifact_location: str | None = None
+    experiment: str | None = None
     traces: bool = True
     figures: bool = True
     http_timeout: int = 10
@@ -79,11 +79,13 @@ class TrackingConfig:
 
 @dataclass
 class SpeedConfig:
-    prompts: list[str] = field(default_factory=lambda: [
-        "Write a Python function that returns the n-th Fibonacci number iteratively.",
-        "Write a Python function that checks whether a string is a palindrome, ignoring case.",
-        "Write a Python function that merges two sorted lists into one sorted list.",
-    ])
+    prompts: list[str] = field(
+        default_factory=lambda: [
+            "Write a Python function that returns the n-th Fibonacci number iteratively.",
+            "Write a Python function that checks whether a string is a palindrome, ignoring case.",
+            "Write a Python function that merges two sorted lists into one sorted list.",
+        ]
+    )
     warmup: int = 1
     repeats: int = 1
 
@@ -105,18 +107,18 @@ class RunConfig:
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     start: int = 0
-    end: Optional[int] = None
-    problems: Optional[list[str]] = None  # explicit task ids; wins over start/end
+    end: int | None = None
+    problems: list[str] | None = None  # explicit task ids; wins over start/end
     concurrency: int = 1
     max_iterations: int = 50
     checkpoint_interval: int = 5
     n_samples: int = 1
-    seed: Optional[int] = None  # overrides every role model's seed when set
-    temperature: Optional[float] = None  # overrides every role model's temperature when set
+    seed: int | None = None  # overrides every role model's seed when set
+    temperature: float | None = None  # overrides every role model's temperature when set
     test_timeout: float = 3.0  # minimum CPU seconds per attempt (scaled up for slow tasks)
     debug: bool = False  # keep raw answers, programs and verdicts per attempt
     cache: bool = True  # reuse stored results of identical problem runs
-    resume: Optional[str] = None  # a run folder to finish
+    resume: str | None = None  # a run folder to finish
 
 
 def register() -> None:
@@ -140,7 +142,8 @@ def validate(cfg: Any) -> None:
         _require(cfg.end > cfg.start, "end", cfg.end, f"must be greater than start={cfg.start}")
     _require(cfg.test_timeout > 0, "test_timeout", cfg.test_timeout, "must be positive")
     _require(cfg.mode.name in MODES, "mode", cfg.mode.name, f"choose one of {', '.join(MODES)}")
-    _require(cfg.sandbox.max_processes >= 0, "sandbox.max_processes", cfg.sandbox.max_processes,
-             "must be 0 (CPUs) or more")
+    _require(
+        cfg.sandbox.max_processes >= 0, "sandbox.max_processes", cfg.sandbox.max_processes, "must be 0 (CPUs) or more"
+    )
     if cfg.temperature is not None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")

@@ -12,10 +12,11 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.problem import Problem
@@ -102,7 +103,7 @@ class ProblemResult:
     spans: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProblemResult":
+    def from_dict(cls, data: dict[str, Any]) -> ProblemResult:
         """Rebuild a result stored with ``dataclasses.asdict`` (the result cache)."""
         fields = dict(data)
         fields["samples"] = [SampleResult(**s) for s in fields.get("samples", [])]
@@ -147,9 +148,15 @@ class Experiment:
         finally:
             self._finish()
         await self._remember(
-            f"result {self.problem.task_id}", json.dumps(self.result.record(), default=str), "result",
-            {"passed": self.result.passed, "attempts": self.result.attempts,
-             "cost": self.result.cost.get("total_cost", 0.0)}, importance=0.7,
+            f"result {self.problem.task_id}",
+            json.dumps(self.result.record(), default=str),
+            "result",
+            {
+                "passed": self.result.passed,
+                "attempts": self.result.attempts,
+                "cost": self.result.cost.get("total_cost", 0.0),
+            },
+            importance=0.7,
         )
         return self.result
 
@@ -157,15 +164,22 @@ class Experiment:
 
     async def _write_spec(self) -> None:
         if self.settings.spec_reuse:
-            stored = await self._cortex("cortex_recall", self.env.store.recall(
-                tags=["spec", self.problem.task_id], mode="recent", limit=1))
+            stored = await self._cortex(
+                "cortex_recall", self.env.store.recall(tags=["spec", self.problem.task_id], mode="recent", limit=1)
+            )
             if stored:
                 self.spec, self.result.spec_reused = str(stored[0].get("content", "")), True
                 return
         completion = await self._call(self.env.spec_writer, "spec_generation", "spec", spec_messages(self.problem), 0)
         self.spec = completion.text
-        await self._remember(f"spec {self.problem.task_id}", self.spec, "spec", {"model": completion.model},
-                             category="spec", importance=0.6)
+        await self._remember(
+            f"spec {self.problem.task_id}",
+            self.spec,
+            "spec",
+            {"model": completion.model},
+            category="spec",
+            importance=0.6,
+        )
 
     async def _sample(self) -> None:
         for index in range(self.env.samples_for(self.problem.task_id)):
@@ -175,8 +189,9 @@ class Experiment:
         settings = self.settings
         for index in range(settings.max_iterations):
             previous = self.history[-1] if self.history else None
-            messages = attempt_messages(self.problem, cot=settings.cot, spec=self.spec,
-                                        previous=previous, guidance=self.guidance)
+            messages = attempt_messages(
+                self.problem, cot=settings.cot, spec=self.spec, previous=previous, guidance=self.guidance
+            )
             sample = await self._attempt(index, messages)
             if sample.passed or sample.status == "model_error":
                 return
@@ -195,19 +210,32 @@ class Experiment:
         program = extract(completion.text, self.problem).program if self.env.coder.extract else completion.text
         with self._span("iteration_test", iteration=index + 1) as attrs:
             verdict = await self.env.sandbox.evaluate(self.problem, program)
-            attrs.update(status=verdict.status, tests_passed=verdict.tests_passed,
-                         tests_total=verdict.tests_total, error=verdict.error or verdict.got)
-        sample = SampleResult(index, verdict.passed, verdict.status, verdict.tests_passed, verdict.tests_total,
-                              program, verdict.error)
+            attrs.update(
+                status=verdict.status,
+                tests_passed=verdict.tests_passed,
+                tests_total=verdict.tests_total,
+                error=verdict.error or verdict.got,
+            )
+        sample = SampleResult(
+            index, verdict.passed, verdict.status, verdict.tests_passed, verdict.tests_total, program, verdict.error
+        )
         self.result.isolation = self.result.isolation or verdict.isolation
         self.result.samples.append(sample)
         if not verdict.passed:
             self.history.append(Attempt(index, program, verdict))
         self._debug(index, completion.text, program, verdict)
         await self._remember(
-            f"attempt {index + 1} {self.problem.task_id}", program, "attempt",
-            {"iteration": index + 1, "passed": verdict.passed, "status": verdict.status,
-             "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total, "error": verdict.error},
+            f"attempt {index + 1} {self.problem.task_id}",
+            program,
+            "attempt",
+            {
+                "iteration": index + 1,
+                "passed": verdict.passed,
+                "status": verdict.status,
+                "tests_passed": verdict.tests_passed,
+                "tests_total": verdict.tests_total,
+                "error": verdict.error,
+            },
             importance=0.4,
         )
         return sample
@@ -217,24 +245,45 @@ class Experiment:
         completion = await self._call(self.env.reviewer, "checkpoint_review", "checkpoint", messages, len(self.history))
         self.guidance = completion.text
         self.result.checkpoints += 1
-        await self._remember(f"checkpoint {self.result.checkpoints} {self.problem.task_id}", self.guidance,
-                             "checkpoint", {"after_failures": len(self.history)}, importance=0.6)
+        await self._remember(
+            f"checkpoint {self.result.checkpoints} {self.problem.task_id}",
+            self.guidance,
+            "checkpoint",
+            {"after_failures": len(self.history)},
+            importance=0.6,
+        )
 
     # helpers ------------------------------------------------------------------------
 
     async def _call(self, role: Role, phase: str, ledger_phase: str, messages: list[Message], index: int) -> Completion:
         with self._span(phase, model=role.cfg.name, iteration=index + 1, prompt=messages[-1]["content"]) as attrs:
             completion = await role.client.complete(messages, CallContext(self.problem, ledger_phase, index))
-            attrs.update(answer=completion.text, input_tokens=completion.usage.input_tokens,
-                         output_tokens=completion.usage.output_tokens)
+            attrs.update(
+                answer=completion.text,
+                input_tokens=completion.usage.input_tokens,
+                output_tokens=completion.usage.output_tokens,
+            )
         self.ledger.record_for(ledger_phase, role.cfg, completion.usage)
         return completion
 
-    async def _remember(self, title: str, content: str, kind: str, metadata: dict[str, Any], *,
-                        category: str = "experiment", importance: float = 0.5) -> None:
-        record = MemoryRecord(title=title, content=content, category=category,
-                              tags=(self.settings.run_id, self.problem.task_id, kind), importance=importance,
-                              metadata={"run_id": self.settings.run_id, "task_id": self.problem.task_id, **metadata})
+    async def _remember(
+        self,
+        title: str,
+        content: str,
+        kind: str,
+        metadata: dict[str, Any],
+        *,
+        category: str = "experiment",
+        importance: float = 0.5,
+    ) -> None:
+        record = MemoryRecord(
+            title=title,
+            content=content,
+            category=category,
+            tags=(self.settings.run_id, self.problem.task_id, kind),
+            importance=importance,
+            metadata={"run_id": self.settings.run_id, "task_id": self.problem.task_id, **metadata},
+        )
         await self._cortex("cortex_remember", self.env.store.remember(record))
 
     async def _cortex(self, phase: str, operation: Any) -> Any:

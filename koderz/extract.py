@@ -312,9 +312,13 @@ def _is_test_code(stmt: ast.stmt, entry: str, local_functions: set[str]) -> bool
             return True
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in _RUNS_AT_IMPORT | {entry}:
             return True
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if node.value.id == "sys" and node.attr in {"exit", "stdin", "argv"}:
-                return True
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+            and node.attr in {"exit", "stdin", "argv"}
+        ):
+            return True
     return False
 
 

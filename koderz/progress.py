@@ -31,8 +31,14 @@ class Progress:
             self.stream.write("\r\033[K" + line)
             self.stream.flush()
         else:
-            log.info("%s %s (%s, %d attempts) | %s", record["task_id"], "PASS" if record["passed"] else "FAIL",
-                     record["status"], record["attempts"], line)
+            log.info(
+                "%s %s (%s, %d attempts) | %s",
+                record["task_id"],
+                "PASS" if record["passed"] else "FAIL",
+                record["status"],
+                record["attempts"],
+                line,
+            )
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.started

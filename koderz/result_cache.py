@@ -49,8 +49,9 @@ def run_key(cfg: DictConfig, dataset_version: str) -> dict[str, Any]:
         "spec_reuse": bool(cfg.spec.reuse),
         "reviewer": _model(cfg.checkpoint_model, cfg) if iterative and cfg.checkpoints.enabled else None,
         "cot": bool(cfg.prompt.cot),
-        "limits": {"n_samples": cfg.n_samples} if not iterative else
-                  {"max_iterations": cfg.max_iterations, "checkpoint_interval": cfg.checkpoint_interval},
+        "limits": {"n_samples": cfg.n_samples}
+        if not iterative
+        else {"max_iterations": cfg.max_iterations, "checkpoint_interval": cfg.checkpoint_interval},
         "sandbox": [cfg.test_timeout, cfg.sandbox.memory_mb, cfg.sandbox.cpu_factor],
     }
 
@@ -63,8 +64,10 @@ class ResultCache:
         self._base = json.dumps(key, sort_keys=True, default=str)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, task_id TEXT, "
-                       "payload TEXT NOT NULL, created REAL NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, task_id TEXT, "
+                "payload TEXT NOT NULL, created REAL NOT NULL)"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -81,8 +84,10 @@ class ResultCache:
 
     def _put(self, mode: str, task_id: str, payload: dict[str, Any]) -> None:
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-                       (self._key(mode, task_id), task_id, json.dumps(payload, default=str), time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
+                (self._key(mode, task_id), task_id, json.dumps(payload, default=str), time.time()),
+            )
 
     async def get(self, mode: str, task_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._get, mode, task_id)

@@ -10,6 +10,7 @@ report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
@@ -56,7 +57,7 @@ def select_problems(problems: tuple[Problem, ...], cfg: DictConfig) -> list[Prob
         return [by_id[t] for t in cfg.problems]
     if cfg.start >= len(problems):
         raise ConfigError(f"start={cfg.start}: dataset {cfg.dataset.name} has only {len(problems)} tasks")
-    return list(problems[cfg.start: cfg.end])
+    return list(problems[cfg.start : cfg.end])
 
 
 def model_config(node: DictConfig, cfg: DictConfig) -> ModelConfig:
@@ -75,8 +76,10 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self._files = {name: (path / name).open("a", encoding="utf-8")
-                       for name in ("results.jsonl", "samples.jsonl", "traces.jsonl")}
+        self._files = {
+            name: (path / name).open("a", encoding="utf-8")
+            for name in ("results.jsonl", "samples.jsonl", "traces.jsonl")
+        }
 
     def finished(self) -> list[dict[str, Any]]:
         """Records already in results.jsonl (a resumed run); a torn last line is ignored."""
@@ -92,17 +95,31 @@ class RunFolder:
         record = result.record()
         self._write("results.jsonl", record)
         for sample in result.samples:
-            self._write("samples.jsonl", {
-                "task_id": result.task_id, "sample_index": sample.sample_index, "solution": sample.solution,
-                "passed": sample.passed, "tests_passed": sample.tests_passed, "tests_total": sample.tests_total,
-                "status": sample.status, "mode": result.mode,
-            })
+            self._write(
+                "samples.jsonl",
+                {
+                    "task_id": result.task_id,
+                    "sample_index": sample.sample_index,
+                    "solution": sample.solution,
+                    "passed": sample.passed,
+                    "tests_passed": sample.tests_passed,
+                    "tests_total": sample.tests_total,
+                    "status": sample.status,
+                    "mode": result.mode,
+                },
+            )
         spans = result.spans
-        self._write("traces.jsonl", {
-            "task_id": result.task_id, "mode": result.mode, "passed": result.passed,
-            "start": min((s["start"] for s in spans), default=result.finished_at - result.duration),
-            "end": result.finished_at, "spans": spans,
-        })
+        self._write(
+            "traces.jsonl",
+            {
+                "task_id": result.task_id,
+                "mode": result.mode,
+                "passed": result.passed,
+                "start": min((s["start"] for s in spans), default=result.finished_at - result.duration),
+                "end": result.finished_at,
+                "spans": spans,
+            },
+        )
         return record
 
     def _write(self, name: str, data: dict[str, Any]) -> None:
@@ -188,15 +205,21 @@ class Runner:
 
     async def _start_session(self, store: Any) -> str | None:
         with self.timing.run.phase("cortex_start_session"):
-            return await store.start_session(f"koderz run {self.run_id}: {self.cfg.model.name} on "
-                                             f"{self.cfg.dataset.name} ({self.cfg.mode.name})")
+            return await store.start_session(
+                f"koderz run {self.run_id}: {self.cfg.model.name} on {self.cfg.dataset.name} ({self.cfg.mode.name})"
+            )
 
     def _sdk_modules(self) -> list[str]:
         """The provider modules the roles need. Their SDK imports take a while, so they run in
         a thread; like every heavy import, before problems start: an import holds the GIL in
         long stretches and would stall the event loop if it overlapped the problems."""
-        return sorted({PROVIDERS[self.cfg[key].provider].split(":")[0]
-                       for key in ("model", "spec_model", "checkpoint_model") if self.cfg[key].provider in PROVIDERS})
+        return sorted(
+            {
+                PROVIDERS[self.cfg[key].provider].split(":")[0]
+                for key in ("model", "spec_model", "checkpoint_model")
+                if self.cfg[key].provider in PROVIDERS
+            }
+        )
 
     def _roles(self, pool: ClientPool) -> dict[str, Role]:
         roles = {}
@@ -219,37 +242,63 @@ class Runner:
 
     def _environment(self, roles: dict[str, Role], store: Any) -> Environment:
         cfg = self.cfg
-        sandbox = Sandbox(SandboxConfig(
-            max_processes=cfg.sandbox.max_processes, isolate=cfg.sandbox.isolate, cpu_floor=cfg.test_timeout,
-            cpu_factor=cfg.sandbox.cpu_factor, memory_mb=cfg.sandbox.memory_mb,
-        ))
+        sandbox = Sandbox(
+            SandboxConfig(
+                max_processes=cfg.sandbox.max_processes,
+                isolate=cfg.sandbox.isolate,
+                cpu_floor=cfg.test_timeout,
+                cpu_factor=cfg.sandbox.cpu_factor,
+                memory_mb=cfg.sandbox.memory_mb,
+            )
+        )
         coder = roles["model"].client
         n = cfg.n_samples
         if hasattr(coder, "sample_count"):  # replay: as many samples as the file holds, up to n
+
             def samples_for(task: str) -> int:
                 return min(n, coder.sample_count(task))
         else:
+
             def samples_for(task: str) -> int:
                 return n
+
         settings = Settings(
-            mode=cfg.mode.name, n_samples=n, max_iterations=cfg.max_iterations,
-            checkpoint_interval=cfg.checkpoint_interval, spec_enabled=cfg.spec.enabled, spec_reuse=cfg.spec.reuse,
-            checkpoints_enabled=cfg.checkpoints.enabled, cot=cfg.prompt.cot, run_id=self.run_id,
+            mode=cfg.mode.name,
+            n_samples=n,
+            max_iterations=cfg.max_iterations,
+            checkpoint_interval=cfg.checkpoint_interval,
+            spec_enabled=cfg.spec.enabled,
+            spec_reuse=cfg.spec.reuse,
+            checkpoints_enabled=cfg.checkpoints.enabled,
+            cot=cfg.prompt.cot,
+            run_id=self.run_id,
             debug_dir=self.folder_path / "debug" if cfg.debug else None,
         )
-        return Environment(roles["model"], roles["spec_model"], roles["checkpoint_model"], sandbox, store,
-                           settings, Prices.from_model_file(CONF_DIR / "model", cfg.cost.baseline_model), samples_for)
+        return Environment(
+            roles["model"],
+            roles["spec_model"],
+            roles["checkpoint_model"],
+            sandbox,
+            store,
+            settings,
+            Prices.from_model_file(CONF_DIR / "model", cfg.cost.baseline_model),
+            samples_for,
+        )
 
     # running ------------------------------------------------------------------------
 
-    async def _run_all(self, problems: list[Problem], env: Environment, folder: RunFolder,
-                       done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _run_all(
+        self, problems: list[Problem], env: Environment, folder: RunFolder, done: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         modes = ["zero_shot", "iterative"] if env.settings.mode == "comparative" else [env.settings.mode]
         if hasattr(env.coder.client, "sample_count"):
             missing = [p.task_id for p in problems if env.coder.client.sample_count(p.task_id) == 0]
             if missing:
-                log.warning("replay file has no samples for %d selected tasks (e.g. %s); they are skipped",
-                            len(missing), missing[0])
+                log.warning(
+                    "replay file has no samples for %d selected tasks (e.g. %s); they are skipped",
+                    len(missing),
+                    missing[0],
+                )
                 skipped = set(missing)
                 problems = [p for p in problems if p.task_id not in skipped]
         finished = {(r["mode"], r["task_id"]): r for r in done}
@@ -287,13 +336,17 @@ class Runner:
             self._remove_interrupt()
             progress.close()
         self.timing.finish()
-        for (problem, mode), result in zip(jobs, results):
+        for (problem, mode), result in zip(jobs, results, strict=True):
             if isinstance(result, Exception):  # Experiment records its own errors; this is the runner's
                 log.error("%s (%s) was not recorded: %s: %s", problem.task_id, mode, type(result).__name__, result)
         records = [r for r in results if isinstance(r, dict)]
         if self._stop.is_set():
-            log.warning("interrupted: %d of %d problems finished; finish with resume=%s",
-                        len(records), len(jobs), self.folder_path)
+            log.warning(
+                "interrupted: %d of %d problems finished; finish with resume=%s",
+                len(records),
+                len(jobs),
+                self.folder_path,
+            )
         return records
 
     async def _cached(self, cache: ResultCache | None, mode: str, problem: Problem) -> ProblemResult | None:
@@ -321,16 +374,12 @@ class Runner:
                 sys.stderr.write("koderz: interrupted twice, exiting now\n")
                 os._exit(130)
 
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (some launchers)
             loop.add_signal_handler(signal.SIGINT, on_sigint)
-        except (NotImplementedError, RuntimeError):  # not the main thread (e.g. some launchers)
-            pass
 
     def _remove_interrupt(self) -> None:
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
-        except (NotImplementedError, RuntimeError):
-            pass
 
     # reporting ----------------------------------------------------------------------
 
@@ -338,9 +387,16 @@ class Runner:
         """The run's summary as a memory (tagged with the run id), and the session closed."""
         brief = json.dumps({k: summary[k] for k in ("model", "mode", "dataset", "problems", "passed", "pass_rate")})
         with self.timing.run.phase("cortex_remember"):
-            await store.remember(MemoryRecord(
-                title=f"run summary {self.run_id}", content=json.dumps(summary, default=str), category="summary",
-                tags=(self.run_id, "summary"), importance=0.8, metadata={"run_id": self.run_id}))
+            await store.remember(
+                MemoryRecord(
+                    title=f"run summary {self.run_id}",
+                    content=json.dumps(summary, default=str),
+                    category="summary",
+                    tags=(self.run_id, "summary"),
+                    importance=0.8,
+                    metadata={"run_id": self.run_id},
+                )
+            )
         if session:
             with self.timing.run.phase("cortex_end_session"):
                 await store.end_session(session, brief)
@@ -350,8 +406,12 @@ class Runner:
         cfg = self.cfg
         final_mode = "iterative" if cfg.mode.name == "comparative" else cfg.mode.name
         main = [r for r in records if r["mode"] == final_mode]
-        summary = {"run_id": self.run_id, "model": cfg.model.name, "mode": cfg.mode.name,
-                   "dataset": cfg.dataset.name} | report.summarize(main, final_mode)
+        summary = {
+            "run_id": self.run_id,
+            "model": cfg.model.name,
+            "mode": cfg.mode.name,
+            "dataset": cfg.dataset.name,
+        } | report.summarize(main, final_mode)
         if cfg.mode.name == "comparative":
             zero = report.summarize([r for r in records if r["mode"] == "zero_shot"], "zero_shot")
             summary["comparative"] = report.comparison(zero, summary)

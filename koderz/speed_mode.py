@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -31,7 +32,11 @@ async def run_speed_mode(cfg: DictConfig, run_dir: Path) -> list[dict]:
         rows = await run_speed_test(clients, list(cfg.speed.prompts), cfg.speed.warmup, cfg.speed.repeats)
     finally:
         await pool.aclose()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "speed.json").write_text(json.dumps(rows, indent=2))
+    await asyncio.to_thread(_write_rows, run_dir, rows)
     log.info("\n%s\nrun folder: %s", format_speed_table(rows), run_dir)
     return rows
+
+
+def _write_rows(run_dir: Path, rows: list[dict]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "speed.json").write_text(json.dumps(rows, indent=2))

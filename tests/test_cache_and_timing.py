@@ -15,8 +15,14 @@ async def test_a_repeated_run_is_served_from_the_cache_without_model_calls(tmp_p
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     async with ScriptedServer(Rules([(r"specification", ["SPEC"])], default=RIGHT)) as server:
-        args = ["model=gpt-4o-mini", f"model.base_url={server.openai_url}", "spec.enabled=false",
-                "problems=[HumanEval/53]", "tracking=off", "cortex=off"]
+        args = [
+            "model=gpt-4o-mini",
+            f"model.base_url={server.openai_url}",
+            "spec.enabled=false",
+            "problems=[HumanEval/53]",
+            "tracking=off",
+            "cortex=off",
+        ]
         first = await Runner(compose_config(*args), tmp_path / "first").run()
         calls = len(server.chat_requests)
         second = await Runner(compose_config(*args), tmp_path / "second").run()
@@ -34,8 +40,15 @@ async def test_a_repeated_run_is_served_from_the_cache_without_model_calls(tmp_p
 
 async def test_timing_figures_add_up_and_reach_results_json(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cfg = compose_config("end=8", "concurrency=4", "tracking=off", "cortex=persistent", "mode=iterative",
-                         f"timing.export={tmp_path / 'timing-export.json'}", "timing.report=true")
+    cfg = compose_config(
+        "end=8",
+        "concurrency=4",
+        "tracking=off",
+        "cortex=persistent",
+        "mode=iterative",
+        f"timing.export={tmp_path / 'timing-export.json'}",
+        "timing.report=true",
+    )
     await Runner(cfg, tmp_path / "run").run()
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     timing = json.loads((tmp_path / "run" / "timing.json").read_text())
@@ -44,8 +57,13 @@ async def test_timing_figures_add_up_and_reach_results_json(tmp_path, monkeypatc
     assert busy == timing["tracked_duration"]
     assert abs(timing["total_duration"] - timing["tracked_duration"] - timing["overhead"]) < 1e-9
     names = set(timing["phase_totals"])
-    assert {"spec_generation", "iteration_generate", "iteration_test", "cortex_remember",
-            "cortex_start_session"} <= names
+    assert {
+        "spec_generation",
+        "iteration_generate",
+        "iteration_test",
+        "cortex_remember",
+        "cortex_start_session",
+    } <= names
     assert set(timing["per_problem"]) == {f"HumanEval/{i}" for i in range(8)}
     for category in timing["categories"].values():
         assert category["wall"] <= category["busy"] + 1e-9
@@ -58,6 +76,7 @@ def test_the_cache_key_ignores_settings_that_cannot_change_a_zero_shot_result() 
     base = run_key(compose_config("model=gpt-4o-mini"), "v1")
     assert run_key(compose_config("model=gpt-4o-mini", "checkpoints.enabled=false"), "v1") == base
     assert run_key(compose_config("model=gpt-4o-mini", "max_iterations=3"), "v1") == base
-    assert run_key(compose_config("model=gpt-4o-mini", "mode=iterative", "checkpoints.enabled=false"), "v1") != \
-        run_key(compose_config("model=gpt-4o-mini", "mode=iterative"), "v1")
+    assert run_key(compose_config("model=gpt-4o-mini", "mode=iterative", "checkpoints.enabled=false"), "v1") != run_key(
+        compose_config("model=gpt-4o-mini", "mode=iterative"), "v1"
+    )
     assert run_key(compose_config("model=gpt-4o-mini"), "v2") != base

@@ -13,8 +13,9 @@ QUIET = ["tracking=off", "cortex=off"]
 
 
 def koderz(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "koderz", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "koderz", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def only_run_folder(root: Path) -> Path:
@@ -28,7 +29,8 @@ def test_single_run_writes_a_complete_run_folder(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     folder = only_run_folder(tmp_path)
     assert {"config.yaml", "results.json", "results.jsonl", "samples.jsonl", "timing.json", "koderz.log"} <= {
-        p.name for p in folder.iterdir()}
+        p.name for p in folder.iterdir()
+    }
     results = json.loads((folder / "results.json").read_text())
     summary = results["summary"]
     assert (summary["problems"], summary["passed"], summary["pass_rate"]) == (4, 4, 1.0)

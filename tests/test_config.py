@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
-from hydra.errors import ConfigCompositionException
 
 from koderz.config import RunConfig, validate
 from koderz.errors import ConfigError
@@ -58,9 +58,14 @@ def test_structured_config_rejects_a_wrong_type() -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("concurrency=0", "concurrency=0"), ("max_iterations=-1", "max_iterations=-1"),
-     ("checkpoint_interval=0", "checkpoint_interval=0"), ("n_samples=0", "n_samples=0"),
-     ("end=0", "end=0"), ("test_timeout=0", "test_timeout=0")],
+    [
+        ("concurrency=0", "concurrency=0"),
+        ("max_iterations=-1", "max_iterations=-1"),
+        ("checkpoint_interval=0", "checkpoint_interval=0"),
+        ("n_samples=0", "n_samples=0"),
+        ("end=0", "end=0"),
+        ("test_timeout=0", "test_timeout=0"),
+    ],
 )
 def test_validate_names_the_bad_key_and_value(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

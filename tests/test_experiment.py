@@ -47,7 +47,11 @@ class FakeCoder:
             return Completion("SPEC: add two numbers", Usage(50, 5), model=self.name)
         self.attempts += 1
         wrong = self.attempts <= self.wrong_first
-        text = WRONG.replace("add", context.problem.entry_point) if wrong else f"```python\n{context.problem.reference_program}\n```"
+        text = (
+            WRONG.replace("add", context.problem.entry_point)
+            if wrong
+            else f"```python\n{context.problem.reference_program}\n```"
+        )
         return Completion(text, Usage(1000, 200, 100), model=self.name)
 
     async def preflight(self) -> None: ...
@@ -73,9 +77,17 @@ def problem():
 
 def environment(coder: FakeCoder, store=None, **settings) -> Environment:
     role = Role(coder, FakeModelConfig())
-    defaults = dict(mode="iterative", max_iterations=6, checkpoint_interval=2, run_id="run-1")
-    return Environment(role, role, role, Sandbox(), store or NullStore(),
-                       Settings(**(defaults | settings)), Prices(3.0, 15.0), lambda task: 1)
+    defaults = {"mode": "iterative", "max_iterations": 6, "checkpoint_interval": 2, "run_id": "run-1"}
+    return Environment(
+        role,
+        role,
+        role,
+        Sandbox(),
+        store or NullStore(),
+        Settings(**(defaults | settings)),
+        Prices(3.0, 15.0),
+        lambda task: 1,
+    )
 
 
 async def test_iterative_feeds_the_failure_back_and_reviews_at_checkpoints(problem) -> None:
@@ -106,8 +118,9 @@ async def test_costs_are_usage_times_price_by_phase(problem) -> None:
 
 
 async def test_iterative_stops_at_max_iterations(problem) -> None:
-    result = await Experiment(problem, environment(FakeCoder(wrong_first=99), max_iterations=3),
-                              ProblemTimer(problem.task_id)).run()
+    result = await Experiment(
+        problem, environment(FakeCoder(wrong_first=99), max_iterations=3), ProblemTimer(problem.task_id)
+    ).run()
     assert not result.passed and result.attempts == 3 and result.status == "failed"
     assert result.tests_total == len(problem.inputs) and result.solved_at is None
 

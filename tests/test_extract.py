@@ -180,7 +180,7 @@ def test_main_guard_and_top_level_test_code_are_stripped():
         "result = evens([1, 2])\nprint(result)\nassert evens([]) == []\nn = int(input())\n"
         "for case in ([1], [2]):\n    print(evens(case))\nevens([4])\n\n"
         "def main():\n    print(evens([2]))\n\nmain()\n\n"
-        "if __name__ == \"__main__\":\n    main()\n```"
+        'if __name__ == "__main__":\n    main()\n```'
     )
     result = extract(answer, PROBLEM)
     assert result.ok
@@ -265,7 +265,9 @@ def test_real_llm_answers_yield_programs_defining_the_entry_point():
             same_as_upstream += 1
     log.info(
         "extraction: %d/%d define the entry point; %d have the same function (ast) as the upstream solution",
-        defining, len(rows), same_as_upstream,
+        defining,
+        len(rows),
+        same_as_upstream,
     )
     assert defining >= 0.99 * len(rows), failures[:20]
 

@@ -21,19 +21,32 @@ MODELS = {"openai": "gpt-4o-mini", "ollama": "qwen2.5-coder-32b"}
 
 
 def script(attempts: list) -> Rules:
-    return Rules([
-        (r"Write a concise specification", ["SPEC-TEXT: return x + y"]),
-        (r"Diagnose what is going wrong", ["GUIDANCE-7731: you subtract; add instead"]),
-        (r"Implement the Python function", attempts),
-    ])
+    return Rules(
+        [
+            (r"Write a concise specification", ["SPEC-TEXT: return x + y"]),
+            (r"Diagnose what is going wrong", ["GUIDANCE-7731: you subtract; add instead"]),
+            (r"Implement the Python function", attempts),
+        ]
+    )
 
 
 def overrides(provider: str, server: ScriptedServer, *extra: str) -> list[str]:
     name = MODELS[provider]
-    where = [f"{role}.base_url={server.openai_url}" if provider == "openai" else f"{role}.host={server.url}"
-             for role in ("model", "spec_model", "checkpoint_model")]
-    return [f"model={name}", f"model@spec_model={name}", f"model@checkpoint_model={name}", *where,
-            "problems=[HumanEval/53]", "tracking=off", "cortex=off", "cache=false", *extra]
+    where = [
+        f"{role}.base_url={server.openai_url}" if provider == "openai" else f"{role}.host={server.url}"
+        for role in ("model", "spec_model", "checkpoint_model")
+    ]
+    return [
+        f"model={name}",
+        f"model@spec_model={name}",
+        f"model@checkpoint_model={name}",
+        *where,
+        "problems=[HumanEval/53]",
+        "tracking=off",
+        "cortex=off",
+        "cache=false",
+        *extra,
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -55,14 +68,15 @@ async def test_iterative_run_feeds_back_and_reviews_through_the_sdk(provider, tm
     assert "Got: -1" in attempts[1] and "return x - y" in attempts[1]  # failing case and previous code
     review = [i for i, p in enumerate(prompts) if "Diagnose what is going wrong" in p]
     assert len(review) == 1
-    assert "GUIDANCE-7731" in prompts[review[0] + 1] and all("GUIDANCE-7731" not in p for p in prompts[:review[0]])
+    assert "GUIDANCE-7731" in prompts[review[0] + 1] and all("GUIDANCE-7731" not in p for p in prompts[: review[0]])
 
 
 async def test_costs_are_usage_times_price(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     replies = [Reply(text=RIGHT, input_tokens=1200, output_tokens=300, cached_tokens=200)]
-    async with ScriptedServer(Rules([(r"specification", [Reply(text="SPEC", input_tokens=100, output_tokens=50)]),
-                                     (r"Implement", replies)])) as server:
+    async with ScriptedServer(
+        Rules([(r"specification", [Reply(text="SPEC", input_tokens=100, output_tokens=50)]), (r"Implement", replies)])
+    ) as server:
         cfg = compose_config(*overrides("openai", server, "mode=zero_shot"))
         summary = await Runner(cfg, tmp_path / "run").run()
     # gpt-4o-mini: $0.15 in, $0.60 out, $0.075 cached per million tokens
@@ -80,13 +94,16 @@ async def test_costs_are_usage_times_price(tmp_path, monkeypatch) -> None:
 @pytest.mark.parametrize("provider", ["openai", "ollama"])
 async def test_429_and_503_are_retried_then_succeed(provider, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    faults = [Reply(status=429, error="slow down", headers={"retry-after-ms": "5"}),
-              Reply(status=503, error="loading", headers={"retry-after-ms": "5"})]
+    faults = [
+        Reply(status=429, error="slow down", headers={"retry-after-ms": "5"}),
+        Reply(status=503, error="loading", headers={"retry-after-ms": "5"}),
+    ]
     rules = script([RIGHT])
     rules.faults = faults
     async with ScriptedServer(rules) as server:
-        cfg = compose_config(*overrides(provider, server, "mode=zero_shot", "spec.enabled=false",
-                                        "model.retry_backoff=0.01"))
+        cfg = compose_config(
+            *overrides(provider, server, "mode=zero_shot", "spec.enabled=false", "model.retry_backoff=0.01")
+        )
         summary = await Runner(cfg, tmp_path / "run").run()
         hits = len(server.chat_requests)
     assert summary["passed"] == 1 and hits == 3
@@ -94,11 +111,13 @@ async def test_429_and_503_are_retried_then_succeed(provider, tmp_path, monkeypa
 
 async def test_a_non_retryable_400_is_recorded_once_and_the_run_goes_on(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    rules = Rules([(r"has_close_elements", [Reply(status=400, error="bad request: context too long")]),
-                   (r"Implement", [RIGHT])])
+    rules = Rules(
+        [(r"has_close_elements", [Reply(status=400, error="bad request: context too long")]), (r"Implement", [RIGHT])]
+    )
     async with ScriptedServer(rules) as server:
-        cfg = compose_config(*overrides("openai", server, "mode=iterative", "spec.enabled=false"),
-                             "problems=[HumanEval/0,HumanEval/53]")
+        cfg = compose_config(
+            *overrides("openai", server, "mode=iterative", "spec.enabled=false"), "problems=[HumanEval/0,HumanEval/53]"
+        )
         summary = await Runner(cfg, tmp_path / "run").run()
         first_task_calls = [r for r in server.chat_requests if "has_close_elements" in r.prompt]
     records = {r["task_id"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["problems"]}
@@ -108,16 +127,24 @@ async def test_a_non_retryable_400_is_recorded_once_and_the_run_goes_on(tmp_path
 
 
 def _cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "koderz", *args, "tracking=off", "cortex=off", "end=2"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "koderz", *args, "tracking=off", "cortex=off", "end=2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_runs_against_any_openai_compatible_and_ollama_server(tmp_path) -> None:
     env = dict(os.environ, OPENAI_API_KEY="sk-test-scripted")
     canonical = Rules([(r"specification", ["SPEC"])], default=fenced("def f():\n    pass\n"))
     with ScriptedServer(canonical).in_thread() as server:
-        for args in (["model=gpt-4o-mini", f"model.base_url={server.openai_url}", "spec.enabled=false"],
-                     ["model=qwen2.5-coder-32b", f"model.host={server.url}", "spec.enabled=false"]):
+        for args in (
+            ["model=gpt-4o-mini", f"model.base_url={server.openai_url}", "spec.enabled=false"],
+            ["model=qwen2.5-coder-32b", f"model.host={server.url}", "spec.enabled=false"],
+        ):
             done = _cli(tmp_path, env, *args)
             assert done.returncode == 0, done.stderr
             assert "passed          0/2" in done.stdout + done.stderr  # the server's answers are wrong
@@ -145,12 +172,28 @@ def test_preflight_failures_are_one_line_with_exit_code_2(tmp_path, args, env_ke
 
 def test_speed_mode_reports_tokens_per_second_for_each_model(tmp_path) -> None:
     env = dict(os.environ, OPENAI_API_KEY="sk-test-scripted")
-    with ScriptedServer(Rules(default=Reply(text="def f():\n    return 1\n", output_tokens=40)),
-                        latency=0.05).in_thread() as server:
+    with ScriptedServer(
+        Rules(default=Reply(text="def f():\n    return 1\n", output_tokens=40)), latency=0.05
+    ).in_thread() as server:
         done = subprocess.run(
-            [sys.executable, "-m", "koderz", "mode=speed", "model=gpt-4o-mini", f"model.base_url={server.openai_url}",
-             "model@spec_model=qwen2.5-coder-32b", f"spec_model.host={server.url}", "tracking=off", "cortex=off"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "koderz",
+                "mode=speed",
+                "model=gpt-4o-mini",
+                f"model.base_url={server.openai_url}",
+                "model@spec_model=qwen2.5-coder-32b",
+                f"spec_model.host={server.url}",
+                "tracking=off",
+                "cortex=off",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         # 2 models x (1 warm-up + 3 prompts); the checkpoint model is the reference model
         assert len(server.chat_requests) == 8

@@ -10,11 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-
 from koderz.datasets.loaders import load_dataset
 from koderz.runner import Runner
-from tests.fakes.scripted_server import ScriptedServer, fenced
 from tests.conftest import compose_config
+from tests.fakes.scripted_server import ScriptedServer, fenced
 
 QUIET = ["tracking=off", "cortex=off"]
 
@@ -72,16 +71,25 @@ async def test_model_calls_over_http_do_not_block_the_event_loop(tmp_path: Path,
         return next((answer for name, answer in answers.items() if f"function `{name}`" in text), "no")
 
     with ScriptedServer(script, latency=0.05).in_thread() as server:
-        cfg = compose_config("model=gpt-4o-mini", f"model.base_url={server.openai_url}", "spec.enabled=false",
-                             "end=32", "concurrency=8", "tracking=off", "cortex=persistent", "cache=false")
+        cfg = compose_config(
+            "model=gpt-4o-mini",
+            f"model.base_url={server.openai_url}",
+            "spec.enabled=false",
+            "end=32",
+            "concurrency=8",
+            "tracking=off",
+            "cortex=persistent",
+            "cache=false",
+        )
         summary, probe = await _run_with_probe(cfg, tmp_path, monkeypatch)
     assert summary["passed"] == 32
     assert probe.worst < 0.050, f"the event loop was blocked for {probe.worst * 1000:.0f} ms"
 
 
 def _start(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "koderz", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "koderz", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _wait_for_results(folder_glob: Path, pattern: str, lines: int, timeout: float = 120) -> Path:
@@ -95,7 +103,7 @@ def _wait_for_results(folder_glob: Path, pattern: str, lines: int, timeout: floa
 
 
 def _verdicts(folder: Path) -> dict[str, tuple[bool, int, int]]:
-    records = [json.loads(l) for l in (folder / "results.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
     return {r["task_id"]: (r["passed"], r["tests_passed"], r["tests_total"]) for r in records}
 
 
@@ -107,8 +115,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     proc.wait()
     partial = _verdicts(folder)
     assert 5 <= len(partial) < 40 and not (folder / "results.json").exists()
-    done = subprocess.run([sys.executable, "-m", "koderz", f"resume={folder}"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "koderz", f"resume={folder}"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     resumed = _verdicts(folder)
     assert len(resumed) == 40 and {k: resumed[k] for k in partial} == partial
@@ -116,8 +125,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     assert summary["problems"] == 40 and summary["passed"] == 40
     fresh_dir = tmp_path / "fresh"
     fresh_dir.mkdir()
-    fresh = subprocess.run([sys.executable, "-m", "koderz", *args], cwd=fresh_dir, capture_output=True,
-                           text=True, timeout=300)
+    fresh = subprocess.run(
+        [sys.executable, "-m", "koderz", *args], cwd=fresh_dir, capture_output=True, text=True, timeout=300
+    )
     assert fresh.returncode == 0, fresh.stderr
     assert _verdicts(next((fresh_dir / "outputs" / "runs").glob("*/*"))) == resumed
 

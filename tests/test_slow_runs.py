@@ -36,18 +36,26 @@ async def test_reference_passes_every_task_in_every_mode(dataset, tmp_path, monk
 async def test_replaying_real_answers_matches_the_sandbox_alone(shared_data, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     samples = shared_data / "real-llm-humaneval-samples.jsonl.gz"
-    cfg = compose_config("model=replay", f"model.samples={samples}", "n_samples=26", f"concurrency={CPUS}",
-                         "spec.enabled=false", "tracking=off", "cortex=off")
+    cfg = compose_config(
+        "model=replay",
+        f"model.samples={samples}",
+        "n_samples=26",
+        f"concurrency={CPUS}",
+        "spec.enabled=false",
+        "tracking=off",
+        "cortex=off",
+    )
     summary = await Runner(cfg, tmp_path / "run").run()
     served = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
-    rows = [json.loads(line) for line in gzip.open(samples, "rt")]
+    with gzip.open(samples, "rt") as handle:
+        rows = [json.loads(line) for line in handle]
     assert len(served) == len(rows) == 2705
 
     problems = {p.task_id: p for p in load_dataset("humaneval")}
     sandbox = Sandbox()
     alone = await asyncio.gather(*(sandbox.evaluate(problems[r["task_id"]], r["solution"]) for r in rows))
     by_task: dict[str, list[bool]] = {}
-    for row, verdict in zip(rows, alone):
+    for row, verdict in zip(rows, alone, strict=True):
         by_task.setdefault(row["task_id"], []).append(verdict.passed)
     replayed: dict[str, list[bool]] = {}
     for sample in sorted(served, key=lambda s: (s["task_id"], s["sample_index"])):

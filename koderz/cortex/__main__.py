@@ -18,8 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the Cortex MCP server (stdio unless --http)")
     serve_cmd.add_argument("--db", required=True, help="SQLite file (created if missing)")
-    serve_cmd.add_argument("--http", type=_host_port, metavar="HOST:PORT",
-                           help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    serve_cmd.add_argument(
+        "--http",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio",
+    )
     args = parser.parse_args(argv)
 
     from koderz.cortex.server import serve

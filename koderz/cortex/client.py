@@ -37,7 +37,7 @@ from typing import Any
 # The MCP SDK imports these lazily on the first connect and the first tool result
 # (output-schema validation). Importing them with this module, which koderz imports in
 # a thread, keeps that work off the event loop.
-import anyio._backends._asyncio  # noqa: F401
+import anyio._backends._asyncio
 import anyio._core._subprocesses  # noqa: F401
 import jsonschema  # noqa: F401
 from mcp import Client
@@ -150,7 +150,7 @@ class _Connection:
                 listed = await client.list_tools()
                 self._ready.set_result((client, {t.name for t in listed.tools}))
                 await self._stop.wait()
-        except BaseException as exc:  # the owner task must never leak an exception
+        except BaseException as exc:  # noqa: BLE001 - the owner task must never leak an exception
             if not self._ready.done():
                 self._ready.set_exception(exc if isinstance(exc, Exception) else ConnectionError(_reason(exc)))
             else:
@@ -207,7 +207,7 @@ class CortexClient:
         conn = _Connection(self.target, self.timeout)
         try:
             await conn.open()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is one line
             why = f"no answer within {self.timeout:g}s" if isinstance(exc, TimeoutError) else _reason(exc)
             raise MemoryStoreError(f"cortex server {self.target.label!r} unreachable: {why}") from None
         if _REQUIRED_TOOL not in conn.tools:
@@ -281,14 +281,14 @@ class CortexClient:
                 return await self._invoke(conn if self.persistent else None, tool, arguments)
             except _Refused:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - retried once, then reported
                 failure = exc
             if attempt == 0:
                 try:
                     await self._reconnect(generation)
                 except _Unavailable:
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - reported by _give_up
                     failure = exc
                     break
         self._give_up(tool, failure)
@@ -299,7 +299,9 @@ class CortexClient:
             self._dead = True
             logger.warning(
                 "cortex: server %s failed (%s on %s) after a reconnect; continuing without memory",
-                self.target.label, _reason(failure) if failure else "unknown", tool,
+                self.target.label,
+                _reason(failure) if failure else "unknown",
+                tool,
             )
 
     async def _write(self, tool: str, arguments: dict[str, Any], count: int) -> dict[str, Any] | None:
@@ -398,4 +400,3 @@ def _arguments(record: MemoryRecord) -> dict[str, Any]:
     data = asdict(record)
     data["tags"] = list(record.tags)
     return data
-

@@ -134,9 +134,7 @@ class MemoryDB:
             ),
         )
         mid = int(cur.lastrowid)
-        self._conn.executemany(
-            "INSERT INTO memory_tags(tag, memory_id) VALUES (?, ?)", [(t, mid) for t in tags]
-        )
+        self._conn.executemany("INSERT INTO memory_tags(tag, memory_id) VALUES (?, ?)", [(t, mid) for t in tags])
         return mid
 
     def remember_many(self, memories: Iterable[dict[str, Any]]) -> list[int]:
@@ -158,9 +156,7 @@ class MemoryDB:
             row = conn.execute("SELECT started_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None:
                 return None
-            conn.execute(
-                "UPDATE sessions SET ended_at = ?, summary = ? WHERE id = ?", (now, summary, session_id)
-            )
+            conn.execute("UPDATE sessions SET ended_at = ?, summary = ? WHERE id = ?", (now, summary, session_id))
             (added,) = conn.execute(
                 "SELECT COUNT(*) FROM memories WHERE created_at >= ? AND created_at <= ?", (row[0], now)
             ).fetchone()
@@ -251,11 +247,7 @@ class MemoryDB:
         (sessions, open_sessions) = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(ended_at IS NULL), 0) FROM sessions"
         ).fetchone()
-        size = sum(
-            os.path.getsize(p)
-            for p in (self.path, Path(f"{self.path}-wal"))
-            if os.path.exists(p)
-        )
+        size = sum(os.path.getsize(p) for p in (self.path, Path(f"{self.path}-wal")) if os.path.exists(p))
         return {
             "total_memories": total,
             "by_category": by_category,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from koderz.cortex.store import MemoryRecord
 from koderz.errors import MemoryStoreError
@@ -76,8 +77,14 @@ class DeferredStore:
             return []
         return await self.client.remember_batch(records)
 
-    async def recall(self, query: str = "", tags: list[str] | None = None, category: str | None = None,
-                     limit: int = 10, mode: str = "search") -> list[dict[str, Any]]:
+    async def recall(
+        self,
+        query: str = "",
+        tags: list[str] | None = None,
+        category: str | None = None,
+        limit: int = 10,
+        mode: str = "search",
+    ) -> list[dict[str, Any]]:
         if not await self.ready():
             return []
         return await self.client.recall(query, tags, category, limit, mode)

@@ -84,8 +84,9 @@ async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> As
     else:
         store = build_client(cfg)
         await store.connect()
-        logger.info("cortex: run %s uses %s (%s)", run_id, store.target.label,
-                    "persistent" if store.persistent else "ephemeral")
+        logger.info(
+            "cortex: run %s uses %s (%s)", run_id, store.target.label, "persistent" if store.persistent else "ephemeral"
+        )
     try:
         yield store
     finally:

@@ -117,7 +117,9 @@ def _importance(value: float | str) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise ToolError(f"importance {value!r} is not a number in [0, 1] or one of {sorted(IMPORTANCE_WORDS)}") from None
+            raise ToolError(
+                f"importance {value!r} is not a number in [0, 1] or one of {sorted(IMPORTANCE_WORDS)}"
+            ) from None
     if not 0.0 <= value <= 1.0:
         raise ToolError(f"importance {value!r} is outside [0, 1]")
     return float(value)
@@ -184,8 +186,16 @@ def build_server(db_path: str | Path) -> MCPServer:
         metadata: dict[str, Any] | None = None,
     ) -> RememberResult:
         """Store one memory; returns its id."""
-        row = _row(MemoryIn(title=title, content=content, category=category, tags=tags or [],
-                            importance=importance, metadata=metadata or {}))
+        row = _row(
+            MemoryIn(
+                title=title,
+                content=content,
+                category=category,
+                tags=tags or [],
+                importance=importance,
+                metadata=metadata or {},
+            )
+        )
         (mid,) = await worker.run(lambda db: db.remember_many([row]))
         return RememberResult(id=mid)
 

@@ -41,9 +41,7 @@ class MemoryStore(Protocol):
         mode: str = "search",
     ) -> list[dict[str, Any]]: ...
 
-    async def export(
-        self, tags: list[str] | None = None, category: str | None = None
-    ) -> list[dict[str, Any]]: ...
+    async def export(self, tags: list[str] | None = None, category: str | None = None) -> list[dict[str, Any]]: ...
 
     async def start_session(self, context: str) -> str | None: ...
 
@@ -63,7 +61,9 @@ class NullStore:
     async def remember_batch(self, records: list[MemoryRecord]) -> list[str]:
         return []
 
-    async def recall(self, query: str = "", tags=None, category=None, limit: int = 10, mode: str = "search") -> list[dict[str, Any]]:
+    async def recall(
+        self, query: str = "", tags=None, category=None, limit: int = 10, mode: str = "search"
+    ) -> list[dict[str, Any]]:
         return []
 
     async def export(self, tags=None, category=None) -> list[dict[str, Any]]:

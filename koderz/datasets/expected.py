@@ -50,7 +50,7 @@ class Expected(Sequence):
         if isinstance(entry, str):
             return decode(entry)
         if self._side is None:
-            raise IndexError("expected output %d was stored only as a digest" % index)
+            raise IndexError(f"expected output {index} was stored only as a digest")
         with self._side.open("rb") as handle:
             return pickle.load(handle)[index]
 
@@ -98,4 +98,4 @@ class Inputs(Sequence):
         return marshal.loads(self.blobs[index])
 
     def __repr__(self) -> str:
-        return "Inputs(%d)" % len(self.blobs)
+        return f"Inputs({len(self.blobs)})"

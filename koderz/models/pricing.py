@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from omegaconf import OmegaConf
 
@@ -33,11 +34,11 @@ class Prices:
     price_cached_input: float | None = None
 
     @classmethod
-    def of(cls, cfg: Priced) -> "Prices":
+    def of(cls, cfg: Priced) -> Prices:
         return cls(cfg.price_input, cfg.price_output, cfg.price_cached_input)
 
     @classmethod
-    def from_model_file(cls, model_dir: str | Path, name: str) -> "Prices":
+    def from_model_file(cls, model_dir: str | Path, name: str) -> Prices:
         """Prices of ``conf/model/NAME.yaml`` (e.g. for ``cost.baseline_model``)."""
         path = Path(model_dir) / f"{name}.yaml"
         if not path.is_file():
@@ -106,11 +107,11 @@ class CostLedger:
         return self.record(phase, cfg.name, cfg.tier, usage, cfg)
 
     @classmethod
-    def merged(cls, baseline: Prices, ledgers: Iterable["CostLedger"]) -> "CostLedger":
+    def merged(cls, baseline: Prices, ledgers: Iterable[CostLedger]) -> CostLedger:
         """A run ledger holding the calls of every problem ledger."""
         return cls(baseline, [call for ledger in ledgers for call in ledger.calls])
 
-    def merge(self, other: "CostLedger") -> None:
+    def merge(self, other: CostLedger) -> None:
         """Append ``other``'s calls (e.g. a finished problem into the run total)."""
         self.calls.extend(other.calls)
 

@@ -33,7 +33,7 @@ def check_namespace(seed: int = CHECK_SEED) -> dict[str, Any]:
     private = _private_random(seed)
     real_import = builtins.__import__
 
-    def _import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+    def _import(name, globals=None, locals=None, fromlist=(), level=0):
         if name == "random" and level == 0:
             return private
         return real_import(name, globals, locals, fromlist, level)
@@ -57,7 +57,7 @@ def preamble_of(prompt: str, entry_point: str) -> str:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
                 first = min([node.lineno] + [d.lineno for d in node.decorator_list])
                 return "".join(lines[: first - 1])
-    marker = "def %s(" % entry_point
+    marker = f"def {entry_point}("
     cut = prompt.find(marker)
     return prompt[:cut] if cut >= 0 else prompt
 

@@ -33,12 +33,16 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def _check(result, what):
     if result != 0:
         errno = ctypes.get_errno()
-        raise OSError(errno, "%s: %s" % (what, os.strerror(errno)))
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _c_string(text):
+    return None if text is None else text.encode()
 
 
 def _mount(source, target, fstype, flags, data=None):
-    enc = lambda s: None if s is None else s.encode()
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), "mount %s" % target)
+    c = _c_string
+    _check(_libc.mount(c(source), c(target), c(fstype), flags, c(data)), f"mount {target}")
 
 
 def _bind(source, target, writable=False):
@@ -65,8 +69,7 @@ def _build_root(root, job):
     for dev in ("null", "zero", "random", "urandom"):
         _bind("/dev/" + dev, root + "/dev/" + dev, writable=True)
     os.makedirs(root + "/tmp", exist_ok=True)
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-           "size=%dm,mode=1777" % job["limits"]["tmp_mb"])
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={job['limits']['tmp_mb']}m,mode=1777")
     for path in job["hide"]:
         target = root + path
         if os.path.isdir(target):
@@ -130,7 +133,7 @@ def _contain(job, isolation):
             os.chdir("/tmp")
             isolation["filesystem"] = "private root"
         except OSError as exc:
-            isolation["filesystem"] = "shared (%s)" % exc
+            isolation["filesystem"] = f"shared ({exc})"
     if isolation.get("filesystem") != "private root":
         os.chdir(job["workdir"])
     _set_limits(job["limits"])
@@ -142,17 +145,17 @@ def _contain(job, isolation):
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
-            isolation["user"] = "uid %d" % uid
+            isolation["user"] = f"uid {uid}"
         except OSError as exc:  # root without CAP_SETUID (a locked-down container)
-            isolation["user"] = "unchanged (uid 0: %s)" % exc.strerror
+            isolation["user"] = f"unchanged (uid 0: {exc.strerror})"
     else:
-        isolation["user"] = "unchanged (uid %d)" % os.geteuid()
+        isolation["user"] = f"unchanged (uid {os.geteuid()})"
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
 
 
 def _describe(exc):
-    return "%s: %s" % (type(exc).__name__, str(exc)[:500])
+    return f"{type(exc).__name__}: {str(exc)[:500]}"
 
 
 def _short_tb(limit=6):
@@ -185,7 +188,7 @@ def main(parent=None):
     send_limit = job["send_limit"]
 
     def emit(kind, index, payload):
-        results.write("%s %d %s\n" % (kind, index, payload))
+        results.write(f"{kind} {index} {payload}\n")
 
     emit("S", 0, json_text(isolation))
     results.flush()
@@ -194,8 +197,8 @@ def main(parent=None):
         exec(compile(job["program"], "candidate.py", "exec"), namespace)
         function = namespace[job["entry_point"]]
         if not callable(function):
-            raise TypeError("%s is not a function" % job["entry_point"])
-    except BaseException as exc:
+            raise TypeError("{} is not a function".format(job["entry_point"]))
+    except BaseException as exc:  # noqa: BLE001 - whatever the candidate raises is reported
         emit("L", 0, json_text({"err": _describe(exc), "tb": _short_tb()}))
         results.flush()
         os._exit(0)
@@ -204,13 +207,13 @@ def main(parent=None):
         try:
             text = encode(function(*args))
             if len(text) > MAX_OUTPUT:
-                raise UnencodableValue("answer of %d characters exceeds the cap of %d" % (len(text), MAX_OUTPUT))
-        except BaseException as exc:
+                raise UnencodableValue(f"answer of {len(text)} characters exceeds the cap of {MAX_OUTPUT}")
+        except BaseException as exc:  # noqa: BLE001 - whatever the candidate raises is reported
             emit("E", index, json_text({"err": _describe(exc), "tb": _short_tb()}))
             continue
         if len(text) > send_limit:
             digest = __import__("hashlib").sha256(text.encode()).hexdigest()
-            emit("H", index, "%s %d %s" % (digest, len(text), text[:200]))
+            emit("H", index, f"{digest} {len(text)} {text[:200]}")
         else:
             emit("V", index, text)
     emit("D", 0, "")

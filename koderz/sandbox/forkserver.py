@@ -25,8 +25,15 @@ log = logging.getLogger(__name__)
 class ForkedProcess:
     """One attempt forked by the zygote; its exit code arrives over the control socket."""
 
-    def __init__(self, pid: int, stdin: asyncio.StreamWriter, stdout: asyncio.StreamReader,
-                 stderr: asyncio.StreamReader, exit_code: asyncio.Future[int], transports: list[Any]) -> None:
+    def __init__(
+        self,
+        pid: int,
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+        exit_code: asyncio.Future[int],
+        transports: list[Any],
+    ) -> None:
         self.pid, self.stdin, self.stdout, self.stderr = pid, stdin, stdout, stderr
         self._exit = exit_code
         self._transports = transports
@@ -69,9 +76,15 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._popen = await asyncio.to_thread(
-                subprocess.Popen, [sys.executable, "-I", "-S", "-B", "-c", self._source, "zygote", str(theirs.fileno())],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=self._env, pass_fds=[theirs.fileno()],
-                cwd="/", start_new_session=True)
+                subprocess.Popen,
+                [sys.executable, "-I", "-S", "-B", "-c", self._source, "zygote", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=self._env,
+                pass_fds=[theirs.fileno()],
+                cwd="/",
+                start_new_session=True,
+            )
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -145,6 +158,7 @@ class ForkServer:
 
 async def _read_stream(loop: asyncio.AbstractEventLoop, fd: int, limit: int) -> tuple[asyncio.StreamReader, Any]:
     reader = asyncio.StreamReader(limit=limit, loop=loop)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
-                                                os.fdopen(fd, "rb", 0))
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", 0)
+    )
     return reader, transport

@@ -25,7 +25,7 @@ REPR_LIMIT = 300
 
 def short_repr(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= REPR_LIMIT else text[:REPR_LIMIT] + "...(%d chars)" % len(text)
+    return text if len(text) <= REPR_LIMIT else text[:REPR_LIMIT] + f"...({len(text)} chars)"
 
 
 def format_args(args: Any) -> str:
@@ -85,25 +85,30 @@ class Collector:
             return
         if kind == b"L":
             message = _object(text)
-            self.load_error = Outcome(error=str(message.get("err"))[:1000], traceback=str(message.get("tb") or "")[:2000] or None)
+            self.load_error = Outcome(
+                error=str(message.get("err"))[:1000], traceback=str(message.get("tb") or "")[:2000] or None
+            )
             return
         if kind == b"D":
             return
         if kind not in (b"V", b"H", b"E"):
-            raise ProtocolError("unknown result kind %r" % kind[:10])
+            raise ProtocolError(f"unknown result kind {kind[:10]!r}")
         if index != self.count or index >= len(self.problem.inputs):
             raise ProtocolError("result out of order")
         self.count += 1
         if kind == b"E":
             message = _object(text)
-            self._record(index, False, Outcome(error=str(message.get("err"))[:1000],
-                                               traceback=str(message.get("tb") or "")[:2000] or None))
+            self._record(
+                index,
+                False,
+                Outcome(error=str(message.get("err"))[:1000], traceback=str(message.get("tb") or "")[:2000] or None),
+            )
         elif kind == b"H":
             digest, _, rest = text.partition(" ")
             length, _, head = rest.partition(" ")
             same = getattr(self.problem.expected, "same", None)
             ok = not self.replay and same is not None and same(index, None, digest)
-            self._record(index, ok, Outcome(shown="%s...(%s chars)" % (head, length)))
+            self._record(index, ok, Outcome(shown=f"{head}...({length} chars)"))
         elif self.replay:
             self.outcomes.append(Outcome(value=_decode(text)))
         else:
@@ -116,8 +121,14 @@ class Collector:
             self.passed += 1
             return
         value = _decode(text)
-        ok = outputs_match(self.family, self.problem.entry_point, self.problem.inputs[index], value,
-                           expected[index], self.problem.tolerance)
+        ok = outputs_match(
+            self.family,
+            self.problem.entry_point,
+            self.problem.inputs[index],
+            value,
+            expected[index],
+            self.problem.tolerance,
+        )
         self._record(index, ok, Outcome(value=value))
 
     def _record(self, index: int, ok: bool, outcome: Outcome) -> None:
@@ -143,7 +154,7 @@ def _decode(text: str) -> Any:
     try:
         return decode(text)
     except (ValueError, RecursionError) as exc:
-        raise ProtocolError("undecodable answer: %s" % exc) from None
+        raise ProtocolError(f"undecodable answer: {exc}") from None
 
 
 @dataclass
@@ -174,15 +185,16 @@ def judge_outputs(problem: Problem, results: Collector, cut_short: str | None) -
         return Judgement(status, results.passed, failing, expected, error=message)
     outcome = results.first[1]
     if outcome.error is not None:
-        return Judgement(error_status(outcome.error), results.passed, failing, expected, None, outcome.error,
-                         outcome.traceback)
+        return Judgement(
+            error_status(outcome.error), results.passed, failing, expected, None, outcome.error, outcome.traceback
+        )
     return Judgement("failed", results.passed, failing, expected, outcome.shown or short_repr(outcome.value))
 
 
 def _expected_repr(problem: Problem, index: int) -> str:
     head = getattr(problem.expected, "text", None)
     if head is not None and head(index) is None:  # a big answer: show its head, do not load it
-        return "%s...(wire text)" % problem.expected.head(index)
+        return f"{problem.expected.head(index)}...(wire text)"
     return short_repr(problem.expected[index])
 
 
@@ -197,9 +209,9 @@ def stop_reason(cut_short: str | None) -> tuple[str, str]:
     if kind == "memory":
         return "memory", "memory limit exceeded"
     if kind == "exited":
-        return "error", "the program exited (code %s) before it answered every test" % detail
-    by = " by %s" % detail if detail else ""
-    return "killed", "the program was killed%s before it answered every test" % by
+        return "error", f"the program exited (code {detail}) before it answered every test"
+    by = f" by {detail}" if detail else ""
+    return "killed", f"the program was killed{by} before it answered every test"
 
 
 class _Diverged(Exception):
@@ -274,14 +286,14 @@ def judge_check(problem: Problem, outcomes: list[Outcome], cut_short: str | None
     except _Diverged as exc:
         index = exc.args[0]
         return Judgement("failed", index, *at(index), error="the test made a call the reference did not make")
-    except Exception as exc:  # AssertionError or an error in the check's own comparison
+    except Exception as exc:  # noqa: BLE001 - AssertionError or an error in the check's own comparison
         index = max(state["calls"] - 1, 0)
         failing, expected = at(index)
         line = _assertion_line(exc, source)
         if line:
-            expected = "%s (reference answer); failed check: %s" % (expected, line)
+            expected = f"{expected} (reference answer); failed check: {line}"
         got = short_repr(outcomes[index].value) if index < len(outcomes) else None
-        error = None if isinstance(exc, AssertionError) else "%s: %s" % (type(exc).__name__, exc)
+        error = None if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
         return Judgement("failed", index, failing, expected, got, error)
 
 

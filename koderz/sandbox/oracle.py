@@ -14,8 +14,16 @@ import math
 from typing import Any
 
 MBPP_OUTPUT_NOT_NONE_TASKS = {"check_str", "text_match_three", "text_starta_endb"}
-MBPP_OUTPUT_SET_EQ_TASKS = {"similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
-                            "larg_nnum", "intersection_array", "find_dissimilar", "Diff"}
+MBPP_OUTPUT_SET_EQ_TASKS = {
+    "similar_elements",
+    "find_char_long",
+    "common_in_nested_lists",
+    "extract_singly",
+    "larg_nnum",
+    "intersection_array",
+    "find_dissimilar",
+    "Diff",
+}
 FIND_ZERO_TOLERANCE = 1e-4
 FLOAT_TOLERANCE = 1e-6
 RTOL = 1e-7
@@ -40,7 +48,7 @@ def _surface_area(base_edge: float, height: float) -> int:
 def _digit_distance_nums(num1: int, num2: int) -> int:
     a, b = str(num1), str(num2)
     width = max(len(a), len(b))
-    return sum(abs(int(x) - int(y)) for x, y in zip(a.zfill(width), b.zfill(width)))
+    return sum(abs(int(x) - int(y)) for x, y in zip(a.zfill(width), b.zfill(width), strict=True))
 
 
 def _is_floats(value: Any) -> bool:
@@ -72,7 +80,7 @@ def _allclose(out: Any, exp: Any, atol: float) -> bool:
     if a is None or b is None or len(a) != len(b):
         return False
     try:
-        return all(abs(x - y) <= atol + RTOL * abs(y) for x, y in zip(a, b))
+        return all(abs(x - y) <= atol + RTOL * abs(y) for x, y in zip(a, b, strict=True))
     except (TypeError, OverflowError):
         return False
 
@@ -101,5 +109,5 @@ def outputs_match(family: str, entry_point: str, args: Any, out: Any, exp: Any, 
         if atol == 0 and _is_floats(exp):
             atol = FLOAT_TOLERANCE
         return atol != 0 and _allclose(out, exp, atol)
-    except Exception:  # a comparison that raises (e.g. set() of a non-iterable) is a mismatch
+    except Exception:  # noqa: BLE001 - a comparison that raises (e.g. set() of a non-iterable) is a mismatch
         return False

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import marshal
 import logging
+import marshal
 import math
 import os
 import shutil
@@ -30,12 +30,13 @@ from pathlib import Path
 
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
+from koderz.errors import SandboxError
 from koderz.sandbox.checkenv import assemble, preamble_of
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer
-from koderz.sandbox.judge import Collector, error_status as _error_status, judge
+from koderz.sandbox.judge import Collector, judge
+from koderz.sandbox.judge import error_status as _error_status
 from koderz.sandbox.verdict import Verdict
 from koderz.sandbox.wire import MAX_OUTPUT
-from koderz.errors import SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +128,16 @@ class Sandbox:
         self._slots = SlotPool(slots)
         self._source = _child_source()
         self._hide = _hidden_paths()
-        self._root_paths = list(ROOT_PATHS) + [os.path.realpath(sys.base_prefix)]
+        self._root_paths = [*list(ROOT_PATHS), os.path.realpath(sys.base_prefix)]
         self._zygote: ForkServer | None = None
         self._zygote_loop: asyncio.AbstractEventLoop | None = None
         self._zygote_start: asyncio.Task[None] | None = None
         self._root = os.geteuid() == 0
         if not self._root:
-            log.warning("sandbox: not running as root; namespaces, private root and uid drop are off"
-                        " (resource limits, own session and scrubbed environment still apply)")
+            log.warning(
+                "sandbox: not running as root; namespaces, private root and uid drop are off"
+                " (resource limits, own session and scrubbed environment still apply)"
+            )
 
     @property
     def max_processes(self) -> int:
@@ -149,25 +152,38 @@ class Sandbox:
         try:
             return [marshal.dumps(tuple(args)) for args in problem.inputs]
         except ValueError as exc:
-            raise SandboxError("%s: an input cannot be sent to the sandbox: %s" % (problem.task_id, exc)) from exc
+            raise SandboxError(f"{problem.task_id}: an input cannot be sent to the sandbox: {exc}") from exc
 
     def _limits(self, problem: Problem) -> tuple[dict[str, int], float]:
         cfg = self.config
         cpu = math.ceil(cfg.cpu_floor + cfg.cpu_factor * problem.reference_seconds)
-        limits = {"cpu_seconds": cpu, "memory_mb": cfg.memory_mb, "processes": cfg.processes,
-                  "open_files": cfg.open_files, "file_mb": cfg.file_mb, "tmp_mb": cfg.tmp_mb}
+        limits = {
+            "cpu_seconds": cpu,
+            "memory_mb": cfg.memory_mb,
+            "processes": cfg.processes,
+            "open_files": cfg.open_files,
+            "file_mb": cfg.file_mb,
+            "tmp_mb": cfg.tmp_mb,
+        }
         return limits, cfg.wall_factor * cpu + cfg.wall_slack
 
     def _job(self, problem: Problem, program: str, workdir: str, slot: int) -> bytes:
         limits, _ = self._limits(problem)
-        return marshal.dumps({
-            "program": assemble(preamble_of(problem.prompt, problem.entry_point), program),
-            "entry_point": problem.entry_point, "limits": limits, "env": CHILD_ENV,
-            "isolate": self.config.isolate, "uid": self.config.uid_base + slot if self._root else None,
-            "workdir": workdir, "root_paths": self._root_paths, "hide": self._hide,
-            "send_limit": MAX_OUTPUT if problem.dataset == "humaneval" else SEND_LIMIT,
-            "inputs": self._inputs(problem),
-        })
+        return marshal.dumps(
+            {
+                "program": assemble(preamble_of(problem.prompt, problem.entry_point), program),
+                "entry_point": problem.entry_point,
+                "limits": limits,
+                "env": CHILD_ENV,
+                "isolate": self.config.isolate,
+                "uid": self.config.uid_base + slot if self._root else None,
+                "workdir": workdir,
+                "root_paths": self._root_paths,
+                "hide": self._hide,
+                "send_limit": MAX_OUTPUT if problem.dataset == "humaneval" else SEND_LIMIT,
+                "inputs": self._inputs(problem),
+            }
+        )
 
     async def evaluate(self, problem: Problem, program: str) -> Verdict:
         """Run ``program`` on ``problem``'s tests in a fresh contained process."""
@@ -224,7 +240,7 @@ class Sandbox:
         reader, exited = tasks[1], tasks[3]
         try:
             done, _ = await asyncio.wait([reader, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
-            if exited in done or reader in done and not violation:
+            if exited in done or (reader in done and not violation):
                 # results are complete once the child exits; a leftover holding the pipe gets DRAIN_SECONDS
                 await asyncio.wait([reader, exited], timeout=wall if exited not in done else DRAIN_SECONDS)
                 cut_short = _status_from_exit(exited.result()) if exited.done() else "timeout"
@@ -258,15 +274,29 @@ class Sandbox:
                 log.warning("sandbox fork server failed (%s); starting a fresh interpreter instead", exc)
                 self._close_zygote()
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", "-B", "-c", self._source,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=CHILD_ENV, cwd=workdir, start_new_session=True, limit=MAX_LINE,
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            self._source,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=CHILD_ENV,
+            cwd=workdir,
+            start_new_session=True,
+            limit=MAX_LINE,
         )
 
     async def _fork_server(self) -> ForkServer:
         """This loop's zygote, started once (concurrent callers share the start-up)."""
         loop = asyncio.get_running_loop()
-        if self._zygote_loop is not loop or self._zygote is None or (self._zygote_start.done() and not self._zygote.alive):
+        if (
+            self._zygote_loop is not loop
+            or self._zygote is None
+            or (self._zygote_start.done() and not self._zygote.alive)
+        ):
             self._close_zygote()
             self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, MAX_LINE), loop
             self._zygote_start = loop.create_task(self._zygote.start())
@@ -287,19 +317,45 @@ class Sandbox:
         total = len(problem.inputs)
         isolation = results.isolation
         if results.violation:
-            return Verdict(False, "error", 0, total, error="harness protocol violated by the program: %s" % results.violation,
-                           output=output, isolation=isolation)
+            return Verdict(
+                False,
+                "error",
+                0,
+                total,
+                error=f"harness protocol violated by the program: {results.violation}",
+                output=output,
+                isolation=isolation,
+            )
         if results.load_error is not None:
             error = results.load_error
-            return Verdict(False, _error_status(error.error or ""), 0, total, error=error.error,
-                           traceback=error.traceback, output=output, isolation=isolation)
+            return Verdict(
+                False,
+                _error_status(error.error or ""),
+                0,
+                total,
+                error=error.error,
+                traceback=error.traceback,
+                output=output,
+                isolation=isolation,
+            )
         if not isolation:
             cut_short = cut_short or "killed"
             log.debug("sandbox child for %s died before setup; output: %s", problem.task_id, output[-500:])
         complete = results.count == total
         j = judge(problem, results, None if complete else (cut_short or "killed"))
-        return Verdict(j.status == "passed", j.status, j.tests_passed, total, j.failing_input, j.expected, j.got,
-                       j.error, j.traceback, output, isolation=isolation)
+        return Verdict(
+            j.status == "passed",
+            j.status,
+            j.tests_passed,
+            total,
+            j.failing_input,
+            j.expected,
+            j.got,
+            j.error,
+            j.traceback,
+            output,
+            isolation=isolation,
+        )
 
 
 def _cost(problem: Problem) -> float:
@@ -317,10 +373,10 @@ def _status_from_exit(code: int) -> str:
         return "timeout"
     if signum:
         try:
-            return "killed:%s" % signal.Signals(signum).name
+            return f"killed:{signal.Signals(signum).name}"
         except ValueError:
-            return "killed:signal %d" % signum
-    return "exited:%d" % code
+            return f"killed:signal {signum}"
+    return f"exited:{code}"
 
 
 def _kill_group(pid: int) -> None:
@@ -329,7 +385,7 @@ def _kill_group(pid: int) -> None:
     except ProcessLookupError:
         pass
     except PermissionError as exc:  # pragma: no cover - only without privileges
-        raise SandboxError("cannot kill attempt process group %d: %s" % (pid, exc)) from exc
+        raise SandboxError(f"cannot kill attempt process group {pid}: {exc}") from exc
 
 
 def _with(verdict: Verdict, **changes: object) -> Verdict:

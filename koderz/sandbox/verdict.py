@@ -37,16 +37,16 @@ class Verdict:
     def feedback(self) -> str:
         """A short human-readable account of the failure, for the next prompt."""
         if self.passed:
-            return "All %d tests passed." % self.tests_total
-        lines = ["Status: %s (%d/%d tests passed)." % (self.status, self.tests_passed, self.tests_total)]
+            return f"All {self.tests_total} tests passed."
+        lines = [f"Status: {self.status} ({self.tests_passed}/{self.tests_total} tests passed)."]
         if self.failing_input is not None:
-            lines.append("Failing input: %s" % self.failing_input)
+            lines.append(f"Failing input: {self.failing_input}")
         if self.expected is not None:
-            lines.append("Expected: %s" % self.expected)
+            lines.append(f"Expected: {self.expected}")
         if self.got is not None:
-            lines.append("Got: %s" % self.got)
+            lines.append(f"Got: {self.got}")
         if self.error:
-            lines.append("Error: %s" % self.error)
+            lines.append(f"Error: {self.error}")
         if self.traceback:
-            lines.append("Traceback (most recent call last, truncated):\n%s" % self.traceback)
+            lines.append(f"Traceback (most recent call last, truncated):\n{self.traceback}")
         return "\n".join(lines)

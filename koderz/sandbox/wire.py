@@ -25,7 +25,9 @@ _ENCODER = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, "
 
 
 def _is_dict(kind: type) -> bool:
-    return kind is dict or (kind.__name__ in _DICT_NAMES and kind.__module__ == "collections" and issubclass(kind, dict))
+    return kind is dict or (
+        kind.__name__ in _DICT_NAMES and kind.__module__ == "collections" and issubclass(kind, dict)
+    )
 
 
 def _is_match(kind: type) -> bool:
@@ -38,7 +40,7 @@ class UnencodableValue(TypeError):
 
 def _enc(value: object, depth: int) -> object:
     if depth > MAX_DEPTH:
-        raise UnencodableValue("value nested deeper than %d levels (or cyclic)" % MAX_DEPTH)
+        raise UnencodableValue(f"value nested deeper than {MAX_DEPTH} levels (or cyclic)")
     kind = type(value)
     if value is None or kind is bool or kind is str:
         return value
@@ -60,7 +62,7 @@ def _enc(value: object, depth: int) -> object:
         return {"t": "complex", "v": [_enc(value.real, depth + 1), _enc(value.imag, depth + 1)]}
     if _is_match(kind):  # only "is it None" matters for the MBPP regex tasks
         return {"t": "match", "v": str(value.group(0))}
-    raise UnencodableValue("value of type %s is not plain builtin data" % kind.__qualname__)
+    raise UnencodableValue(f"value of type {kind.__qualname__} is not plain builtin data")
 
 
 def json_text(tree: object) -> str:
@@ -89,14 +91,14 @@ class RegexMatch:
         self.text = text
 
     def __repr__(self) -> str:
-        return "<re.Match %r>" % (self.text,)
+        return f"<re.Match {self.text!r}>"
 
 
 _DECODERS = {
     "tuple": lambda v: tuple(v),
     "set": lambda v: set(v),
     "frozenset": lambda v: frozenset(v),
-    "dict": lambda v: {k: val for k, val in v},
+    "dict": lambda v: dict(v),
     "bytes": lambda v: __import__("base64").b64decode(v, validate=True),
     "complex": lambda v: complex(v[0], v[1]),
     "int": lambda v: int(v, 16),
@@ -120,18 +122,18 @@ def from_tree(tree: object) -> object:
             return RegexMatch(raw)
         if tag in ("int", "float", "bytes"):
             if type(raw) is not str:
-                raise ValueError("bad %s payload" % tag)
+                raise ValueError(f"bad {tag} payload")
             return _DECODERS[tag](raw)
         if type(raw) is not list:
-            raise ValueError("bad %s payload" % tag)
+            raise ValueError(f"bad {tag} payload")
         items = [from_tree(item) for item in raw]
         if tag == "dict" and not all(type(pair) is list and len(pair) == 2 for pair in items):
             raise ValueError("bad dict payload")
         try:
             return _DECODERS[tag](items)
         except (TypeError, IndexError, KeyError) as exc:
-            raise ValueError("bad %s payload: %s" % (tag, exc)) from None
-    raise ValueError("not a koderz wire value: %r" % (str(tree)[:80],))
+            raise ValueError(f"bad {tag} payload: {exc}") from None
+    raise ValueError(f"not a koderz wire value: {str(tree)[:80]!r}")
 
 
 def decode(text: str) -> object:

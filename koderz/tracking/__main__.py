@@ -22,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from koderz.tracking.mlflow_tracker import TrackingSettings, load_run_folder, \
-        upload_run_folder
+    from koderz.tracking.mlflow_tracker import TrackingSettings, load_run_folder, upload_run_folder
 
     try:
         folder = load_run_folder(args.run_folder)
@@ -37,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         run_id = upload_run_folder(folder, settings, parent_run_id=args.parent_run_id)
     except Exception as err:  # noqa: BLE001 - one line, not a traceback
         first = (str(err).strip().splitlines() or [""])[0][:300]
-        print(f"error: MLflow logging to {settings.uri} failed: {type(err).__name__}: {first}",
-              file=sys.stderr)
+        print(f"error: MLflow logging to {settings.uri} failed: {type(err).__name__}: {first}", file=sys.stderr)
         return 1
     print(run_id)
     return 0

@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_URI = "sqlite:///outputs/mlflow.db"
 DEFAULT_ARTIFACTS = "outputs/mlartifacts"
 ARTIFACT_FILES = ("results.json", "samples.jsonl", "timing.json", "config.yaml", "koderz.log")
-ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-            "MLFLOW_HTTP_REQUEST_TIMEOUT")
+ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
 SPAN_TYPES = {  # koderz span name -> MLflow span type
@@ -43,8 +42,18 @@ SPAN_TYPES = {  # koderz span name -> MLflow span type
     "iteration_test": "EVALUATOR",
 }
 INPUT_KEYS = ("prompt", "messages", "query", "code", "solution")
-OUTPUT_KEYS = ("answer", "response", "output", "review", "status", "tests_passed",
-               "tests_total", "error", "result", "memories")
+OUTPUT_KEYS = (
+    "answer",
+    "response",
+    "output",
+    "review",
+    "status",
+    "tests_passed",
+    "tests_total",
+    "error",
+    "result",
+    "memories",
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,10 @@ def log_run_folder(
     except Exception as err:  # noqa: BLE001 - tracking must never break a finished run
         log.warning(
             "MLflow tracking failed, run folder %s is complete (log it later with "
-            "`python -m koderz.tracking log %s`): %s", run_dir, run_dir, _one_line(err),
+            "`python -m koderz.tracking log %s`): %s",
+            run_dir,
+            run_dir,
+            _one_line(err),
         )
         return None
 
@@ -142,8 +154,7 @@ def load_run_folder(run_dir: Path) -> RunFolder:
         results = json.loads(results_path.read_text())
         summary = results["summary"]
         problems = _read_jsonl(run_dir / "results.jsonl") or list(results.get("problems", []))
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) \
-            if (run_dir / "config.yaml").is_file() else {}
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
         timing = results.get("timing") or _read_json(run_dir / "timing.json")
         traces = _read_jsonl(run_dir / "traces.jsonl")
     except (ValueError, KeyError, TypeError, yaml.YAMLError) as err:
@@ -169,7 +180,9 @@ def start_sweep_run(settings: TrackingSettings, name: str, tags: dict[str, str])
     """Open the parent run of a sweep (not made active) and return its id."""
     with _store(settings) as (_, client):
         run = client.create_run(
-            _experiment_id(client, settings), run_name=name, tags={**_base_tags(), **tags},
+            _experiment_id(client, settings),
+            run_name=name,
+            tags={**_base_tags(), **tags},
         )
     return run.info.run_id
 
@@ -200,8 +213,17 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
 
 def problem_table(problems: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Columns of the per-problem table (one row per problem, in finishing order)."""
-    columns = ("task_id", "passed", "attempts", "solved_at", "tests_passed", "tests_total",
-               "status", "error", "duration")
+    columns = (
+        "task_id",
+        "passed",
+        "attempts",
+        "solved_at",
+        "tests_passed",
+        "tests_total",
+        "status",
+        "error",
+        "duration",
+    )
     table = {col: [p.get(col) for p in problems] for col in columns}
     table["cost_usd"] = [_get(p, "cost.total") for p in problems]
     table["input_tokens"] = [_get(p, "tokens.input") for p in problems]
@@ -213,15 +235,20 @@ def solved_within(problems: list[dict[str, Any]], max_iterations: int) -> list[f
     """Share of problems solved within i iterations, for i = 1..max_iterations."""
     n = len(problems) or 1
     solved = [p.get("solved_at") for p in problems if p.get("passed")]
-    return [sum(1 for s in solved if s is not None and s <= i) / n
-            for i in range(1, max_iterations + 1)]
+    return [sum(1 for s in solved if s is not None and s <= i) / n for i in range(1, max_iterations + 1)]
 
 
 # --- internals -------------------------------------------------------------------------
 
 
-def _upload(mlflow: Any, client: Any, folder: RunFolder, settings: TrackingSettings,
-            parent_run_id: str | None, tags: dict[str, str]) -> str:
+def _upload(
+    mlflow: Any,
+    client: Any,
+    folder: RunFolder,
+    settings: TrackingSettings,
+    parent_run_id: str | None,
+    tags: dict[str, str],
+) -> str:
     from mlflow.entities import Param, RunTag
 
     if parent_run_id:  # a sweep's jobs live in their parent's experiment
@@ -230,7 +257,9 @@ def _upload(mlflow: Any, client: Any, folder: RunFolder, settings: TrackingSetti
         experiment_id = _experiment_id(client, settings)
     run_tags = {**_run_tags(folder), **tags}
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name=folder.run_name, parent_run_id=parent_run_id,
+        experiment_id=experiment_id,
+        run_name=folder.run_name,
+        parent_run_id=parent_run_id,
     ) as run:
         run_id = run.info.run_id
         client.log_batch(
@@ -268,11 +297,13 @@ def _finish_sweep(client: Any, parent_run_id: str) -> int:
     if rows:
         table = {key: [row[key] for row in rows] for key in rows[0]}
         client.log_table(parent_run_id, table, "sweep_summary.json")
-        points = [(r["run_name"], r["cost"], r["pass_rate"]) for r in rows
-                  if r["cost"] is not None and r["pass_rate"] is not None]
+        points = [
+            (r["run_name"], r["cost"], r["pass_rate"])
+            for r in rows
+            if r["cost"] is not None and r["pass_rate"] is not None
+        ]
         if points:
-            client.log_figure(parent_run_id, figures.cost_vs_pass_rate(points),
-                              "figures/cost_vs_pass_rate.png")
+            client.log_figure(parent_run_id, figures.cost_vs_pass_rate(points), "figures/cost_vs_pass_rate.png")
     rates = [r["pass_rate"] for r in rows if r["pass_rate"] is not None]
     costs = [r["cost"] for r in rows if r["cost"] is not None]
     values = {"children": len(rows)}
@@ -281,8 +312,7 @@ def _finish_sweep(client: Any, parent_run_id: str) -> int:
     if costs:
         values |= {"min_cost": min(costs), "total_cost": sum(costs)}
     stamp = _now_ms()
-    client.log_batch(parent_run_id,
-                     metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()])
+    client.log_batch(parent_run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()])
     client.set_terminated(parent_run_id, "FINISHED")
     return len(rows)
 
@@ -380,8 +410,7 @@ def _base_tags() -> dict[str, str]:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -407,8 +436,7 @@ def _metrics(folder: RunFolder) -> list[Any]:
 def _summary_values(summary: Mapping[str, Any]) -> dict[str, float]:
     values: dict[str, Any] = {
         key: summary.get(key)
-        for key in ("pass_rate", "passed", "problems", "mean_attempts", "duration",
-                    "throughput", "cached")
+        for key in ("pass_rate", "passed", "problems", "mean_attempts", "duration", "throughput", "cached")
     }
     for key, value in (summary.get("pass_at_k") or {}).items():
         values[key.replace("@", "_at_")] = value
@@ -427,8 +455,7 @@ def _summary_values(summary: Mapping[str, Any]) -> dict[str, float]:
 def _timing_values(timing: Mapping[str, Any]) -> dict[str, float]:
     values: dict[str, Any] = {
         f"timing.{key}": timing.get(key)
-        for key in ("total_duration", "tracked_duration", "overhead", "mean_in_flight",
-                    "phase_count")
+        for key in ("total_duration", "tracked_duration", "overhead", "mean_in_flight", "phase_count")
     }
     for name, cat in (timing.get("categories") or {}).items():
         for key in ("busy", "wall", "percent", "count"):
@@ -470,8 +497,9 @@ def _log_figures(client: Any, run_id: str, folder: RunFolder) -> None:
         client.log_figure(run_id, fig, f"figures/{name}.png")
 
 
-def _log_trace(mlflow: Any, record: Mapping[str, Any], experiment_id: str,
-               problems: Mapping[str, Mapping[str, Any]]) -> None:
+def _log_trace(
+    mlflow: Any, record: Mapping[str, Any], experiment_id: str, problems: Mapping[str, Mapping[str, Any]]
+) -> None:
     """One trace per problem: a root span and one child per recorded phase span."""
     task_id = str(record.get("task_id"))
     passed = bool(record.get("passed"))
@@ -496,15 +524,22 @@ def _log_trace(mlflow: Any, record: Mapping[str, Any], experiment_id: str,
         if usage:
             attrs["mlflow.chat.tokenUsage"] = usage
         child = mlflow.start_span_no_context(
-            name, span_type=SPAN_TYPES.get(str(span.get("name")), _span_type(name)),
-            parent_span=root, inputs=inputs or None, attributes=attrs,
+            name,
+            span_type=SPAN_TYPES.get(str(span.get("name")), _span_type(name)),
+            parent_span=root,
+            inputs=inputs or None,
+            attributes=attrs,
             start_time_ns=_ns(span.get("start")),
         )
         child.end(outputs=outputs or None, end_time_ns=_ns(span.get("end")))
-    outcome = {k: result.get(k) for k in ("passed", "attempts", "solved_at", "status",
-                                           "tests_passed", "tests_total", "error")}
-    root.end(outputs=outcome if result else {"passed": passed},
-             status="OK" if passed else "ERROR", end_time_ns=_ns(record.get("end")))
+    outcome = {
+        k: result.get(k) for k in ("passed", "attempts", "solved_at", "status", "tests_passed", "tests_total", "error")
+    }
+    root.end(
+        outputs=outcome if result else {"passed": passed},
+        status="OK" if passed else "ERROR",
+        end_time_ns=_ns(record.get("end")),
+    )
 
 
 def _span_type(name: str) -> str:
@@ -514,8 +549,7 @@ def _span_type(name: str) -> str:
 def _token_usage(attrs: Mapping[str, Any]) -> dict[str, int] | None:
     tokens = attrs.get("tokens")
     if isinstance(tokens, Mapping):
-        inp, out = tokens.get("input", tokens.get("input_tokens")), \
-            tokens.get("output", tokens.get("output_tokens"))
+        inp, out = tokens.get("input", tokens.get("input_tokens")), tokens.get("output", tokens.get("output_tokens"))
     else:
         inp, out = attrs.get("input_tokens"), attrs.get("output_tokens")
     if not isinstance(inp, int) or not isinstance(out, int):

@@ -169,9 +169,7 @@ def build_report(
     (e.g. a cancelled problem) is taken to end at ``run_end``.
     """
     timers = list(problem_timers)
-    records = sorted(
-        [*startup_phases, *(r for t in timers for r in t.records)], key=lambda r: r.start
-    )
+    records = sorted([*startup_phases, *(r for t in timers for r in t.records)], key=lambda r: r.start)
     total = run_end - run_start
 
     busy = _category_busy(records)
@@ -211,7 +209,7 @@ def build_report(
             "phase_count": len(t.records),
             "categories": {c: s for c, s in _category_busy(t.records).items() if s > 0},
         }
-        for t, (start, end) in zip(timers, spans)
+        for t, (start, end) in zip(timers, spans, strict=True)
     }
 
     return {
@@ -269,13 +267,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"(mean in flight {report['mean_in_flight']:.2f}, max {report['max_in_flight']})",
     ]
     if overhead < 0:
-        lines.append(
-            "  Tracked time exceeds total duration because problems overlapped: tracked is"
-        )
-        lines.append(
-            f"  busy time summed over problems; phases covered {report['tracked_wall']:.2f}s"
-            " of wall time."
-        )
+        lines.append("  Tracked time exceeds total duration because problems overlapped: tracked is")
+        lines.append(f"  busy time summed over problems; phases covered {report['tracked_wall']:.2f}s of wall time.")
     lines += ["", "By Category:" + ("  (busy = summed, wall = union)" if concurrent else "")]
     lines.append("-" * REPORT_WIDTH)
     for name, cat in sorted(report["categories"].items(), key=lambda kv: -kv[1]["busy"]):
@@ -283,8 +276,7 @@ def format_report(report: dict[str, Any]) -> str:
             continue
         wall = f"  {cat['wall']:>8.2f}s wall" if concurrent else ""
         lines.append(
-            f"  {name:<15} {cat['busy']:>8.2f}s{' busy' if concurrent else ''}{wall}"
-            f"  ({cat['percent']:>5.1f}%)"
+            f"  {name:<15} {cat['busy']:>8.2f}s{' busy' if concurrent else ''}{wall}  ({cat['percent']:>5.1f}%)"
         )
 
     top = sorted(report["phase_totals"].items(), key=lambda kv: -kv[1]["total"])[:5]
@@ -293,8 +285,7 @@ def format_report(report: dict[str, Any]) -> str:
         for name, stats in top:
             pct = 100.0 * stats["total"] / tracked if tracked > 0 else 0.0
             lines.append(
-                f"  {name:<25} {stats['total']:>8.2f}s  ({pct:>5.1f}%)"
-                f"  n={stats['count']} mean={stats['mean']:.3f}s"
+                f"  {name:<25} {stats['total']:>8.2f}s  ({pct:>5.1f}%)  n={stats['count']} mean={stats['mean']:.3f}s"
             )
     lines.append("=" * REPORT_WIDTH)
     return "\n".join(lines)

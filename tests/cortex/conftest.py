@@ -52,9 +52,19 @@ def http_server(tmp_path: Path) -> Iterator[str]:
     """``python -m koderz.cortex serve --http`` on a free 127.0.0.1 port; yields its URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "koderz.cortex", "serve", "--db", str(tmp_path / "http.db"),
-         "--http", f"127.0.0.1:{port}"],
-        env=_server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "koderz.cortex",
+            "serve",
+            "--db",
+            str(tmp_path / "http.db"),
+            "--http",
+            f"127.0.0.1:{port}",
+        ],
+        env=_server_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30

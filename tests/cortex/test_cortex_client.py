@@ -18,12 +18,18 @@ from koderz.errors import ConfigError, MemoryStoreError
 
 
 def record(i: int, *tags: str) -> MemoryRecord:
-    return MemoryRecord(title=f"attempt {i}", content=f"code {i}", category="attempt",
-                        tags=("run-1", *tags), metadata={"i": i, "passed": i % 2 == 0})
+    return MemoryRecord(
+        title=f"attempt {i}",
+        content=f"code {i}",
+        category="attempt",
+        tags=("run-1", *tags),
+        metadata={"i": i, "passed": i % 2 == 0},
+    )
 
 
 async def remember_concurrently(store, total: int, workers: int = 64) -> list[str | None]:
     """``total`` remember calls spread over ``workers`` asyncio tasks sharing ``store``."""
+
     async def worker(w: int) -> list[str | None]:
         return [await store.remember(record(i)) for i in range(w, total, workers)]
 
@@ -50,8 +56,9 @@ async def test_10000_remembers_from_64_tasks_over_one_session_are_all_stored(sto
 
 
 async def test_recall_export_and_sessions_through_the_store(store):
-    spec = MemoryRecord("spec HumanEval/3", "write below_zero", category="spec",
-                        tags=("spec", "HumanEval/3", "run-1"), importance=0.8)
+    spec = MemoryRecord(
+        "spec HumanEval/3", "write below_zero", category="spec", tags=("spec", "HumanEval/3", "run-1"), importance=0.8
+    )
     spec_id = await store.remember(spec)
     await store.remember(record(1, "HumanEval/3"))
     (found,) = await store.recall("below_zero", tags=["spec", "HumanEval/3"])
@@ -130,8 +137,12 @@ async def test_ephemeral_mode_starts_a_server_per_operation(cortex_cfg):
 
 async def test_external_stdio_command_runs_any_server(cortex_cfg, tmp_path, server_env, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", server_env["PYTHONPATH"])
-    cfg = replace(cortex_cfg, mode="external", command=sys.executable,
-                  args=["-m", "koderz.cortex", "serve", "--db", str(tmp_path / "ext.db")])
+    cfg = replace(
+        cortex_cfg,
+        mode="external",
+        command=sys.executable,
+        args=["-m", "koderz.cortex", "serve", "--db", str(tmp_path / "ext.db")],
+    )
     async with open_memory_store(cfg, "r") as store:
         assert await store.remember(record(1)) is not None
         assert (await store.stats())["db_path"] == str((tmp_path / "ext.db").resolve())
@@ -148,8 +159,9 @@ async def test_external_url_over_streamable_http(cortex_cfg, http_server):
 async def test_two_clients_share_one_http_server(cortex_cfg, http_server):
     cfg = replace(cortex_cfg, mode="external", url=http_server)
     async with open_memory_store(cfg, "a") as one, open_memory_store(cfg, "b") as two:
-        await asyncio.gather(one.remember_batch([record(i) for i in range(50)]),
-                             two.remember_batch([record(i) for i in range(50, 100)]))
+        await asyncio.gather(
+            one.remember_batch([record(i) for i in range(50)]), two.remember_batch([record(i) for i in range(50, 100)])
+        )
         assert len(await one.export(tags=["run-1"])) == 100
 
 
@@ -219,4 +231,4 @@ async def test_off_is_a_null_store_and_does_not_import_mcp(cortex_cfg, server_en
         "asyncio.run(main())\n"
         "assert not any(m == 'mcp' or m.startswith('mcp.') for m in sys.modules), 'mcp imported'\n"
     )
-    subprocess.run([sys.executable, "-c", code], env=server_env, check=True, timeout=60)
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code], env=server_env, check=True, timeout=60)

@@ -13,14 +13,23 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "cortex"
 
 
 def load(name: str, *overrides: str) -> CortexConfig:
-    merged = OmegaConf.merge(OmegaConf.structured(CortexConfig), OmegaConf.load(CONF / f"{name}.yaml"),
-                             OmegaConf.from_dotlist(list(overrides)))
+    merged = OmegaConf.merge(
+        OmegaConf.structured(CortexConfig),
+        OmegaConf.load(CONF / f"{name}.yaml"),
+        OmegaConf.from_dotlist(list(overrides)),
+    )
     return OmegaConf.to_object(merged)
 
 
-@pytest.mark.parametrize(("name", "mode", "persistent"),
-                         [("persistent", "embedded", True), ("ephemeral", "embedded", False),
-                          ("off", "off", True), ("external", "external", True)])
+@pytest.mark.parametrize(
+    ("name", "mode", "persistent"),
+    [
+        ("persistent", "embedded", True),
+        ("ephemeral", "embedded", False),
+        ("off", "off", True),
+        ("external", "external", True),
+    ],
+)
 def test_group_files_match_the_schema(name, mode, persistent):
     cfg = load(name)
     assert (cfg.mode, cfg.persistent) == (mode, persistent)

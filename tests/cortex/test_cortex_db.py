@@ -11,8 +11,14 @@ from koderz.cortex.db import MemoryDB, fts_query
 
 
 def _memory(title: str, content: str = "body", category: str = "experiment", tags=(), importance=0.5, **meta):
-    return {"title": title, "content": content, "category": category, "tags": list(tags),
-            "importance": importance, "metadata": meta}
+    return {
+        "title": title,
+        "content": content,
+        "category": category,
+        "tags": list(tags),
+        "importance": importance,
+        "metadata": meta,
+    }
 
 
 @pytest.fixture
@@ -42,11 +48,13 @@ def test_remember_many_returns_ids_in_order_and_keeps_everything(db):
 
 
 def test_tag_filter_requires_every_tag_and_category_is_exact(db):
-    db.remember_many([
-        _memory("a", tags=["spec", "HumanEval/0"], category="spec"),
-        _memory("b", tags=["spec", "HumanEval/1"], category="spec"),
-        _memory("c", tags=["attempt", "HumanEval/0"], category="attempt"),
-    ])
+    db.remember_many(
+        [
+            _memory("a", tags=["spec", "HumanEval/0"], category="spec"),
+            _memory("b", tags=["spec", "HumanEval/1"], category="spec"),
+            _memory("c", tags=["attempt", "HumanEval/0"], category="attempt"),
+        ]
+    )
     titles = lambda rows: sorted(r["title"] for r in rows)  # noqa: E731
     assert titles(db.export(["spec"], None)) == ["a", "b"]
     assert titles(db.export(["spec", "HumanEval/0"], None)) == ["a"]
@@ -56,11 +64,13 @@ def test_tag_filter_requires_every_tag_and_category_is_exact(db):
 
 
 def test_search_ranks_by_keywords_and_needs_every_word(db):
-    db.remember_many([
-        _memory("sorting", "merge sort of a list"),
-        _memory("parsing", "parse a list of numbers"),
-        _memory("other", "nothing relevant"),
-    ])
+    db.remember_many(
+        [
+            _memory("sorting", "merge sort of a list"),
+            _memory("parsing", "parse a list of numbers"),
+            _memory("other", "nothing relevant"),
+        ]
+    )
     assert {r["title"] for r in db.recall("list", None, None, 10, "search")} == {"sorting", "parsing"}
     assert [r["title"] for r in db.recall("merge list", None, None, 10, "search")] == ["sorting"]
     assert db.recall("absent", None, None, 10, "search") == []

@@ -31,9 +31,12 @@ def inspector(tmp_path: Path, server_env: dict[str, str]):
 
     def run(*args: str) -> dict:
         done = subprocess.run(
-            ["npx", "-y", INSPECTOR, "--cli", sys.executable, "-m", "koderz.cortex", "serve", "--db", str(db),
-             *args],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            ["npx", "-y", INSPECTOR, "--cli", sys.executable, "-m", "koderz.cortex", "serve", "--db", str(db), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
@@ -44,15 +47,32 @@ def inspector(tmp_path: Path, server_env: dict[str, str]):
 def test_inspector_lists_and_calls_the_tools(inspector):
     listed = inspector("--method", "tools/list")
     names = {tool["name"] for tool in listed["tools"]}
-    assert {"remember", "remember_batch", "recall", "export_memories", "start_session", "end_session",
-            "memory_stats", "consolidate"} <= names
+    assert {
+        "remember",
+        "remember_batch",
+        "recall",
+        "export_memories",
+        "start_session",
+        "end_session",
+        "memory_stats",
+        "consolidate",
+    } <= names
     assert all("outputSchema" in tool for tool in listed["tools"])
 
-    stored = inspector("--method", "tools/call", "--tool-name", "remember", "--tool-arg", "title=hello",
-                       "--tool-arg", "content=from the inspector", "--tool-arg", 'tags=["insp"]')
+    stored = inspector(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "remember",
+        "--tool-arg",
+        "title=hello",
+        "--tool-arg",
+        "content=from the inspector",
+        "--tool-arg",
+        'tags=["insp"]',
+    )
     assert stored["isError"] is False and isinstance(stored["structuredContent"]["id"], int)
 
-    exported = inspector("--method", "tools/call", "--tool-name", "export_memories",
-                         "--tool-arg", 'tags=["insp"]')
+    exported = inspector("--method", "tools/call", "--tool-name", "export_memories", "--tool-arg", 'tags=["insp"]')
     (memory,) = exported["structuredContent"]["memories"]
     assert memory["content"] == "from the inspector" and memory["tags"] == ["insp"]

@@ -11,8 +11,16 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-TOOLS = {"remember", "remember_batch", "recall", "export_memories", "start_session",
-         "end_session", "memory_stats", "consolidate"}
+TOOLS = {
+    "remember",
+    "remember_batch",
+    "recall",
+    "export_memories",
+    "start_session",
+    "end_session",
+    "memory_stats",
+    "consolidate",
+}
 
 
 @pytest.fixture
@@ -25,7 +33,8 @@ def connect(tmp_path: Path, server_env: dict[str, str]):
     @asynccontextmanager
     async def open_client() -> AsyncIterator[Client]:
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "koderz.cortex", "serve", "--db", str(tmp_path / "s.db")],
+            command=sys.executable,
+            args=["-m", "koderz.cortex", "serve", "--db", str(tmp_path / "s.db")],
             env=server_env,
         )
         async with Client(stdio_client(params), read_timeout_seconds=20) as client:
@@ -50,14 +59,28 @@ async def test_lists_every_cortex_tool_with_an_output_schema(connect):
 
 async def test_remember_and_recall_round_trip_structured(connect):
     async with connect() as mcp_client:
-        first = await call(mcp_client, "remember", title="spec HumanEval/0", content="def f(): pass",
-                           category="spec", tags=["spec", "HumanEval/0"], importance="high",
-                           metadata={"cost": 0.25})
+        first = await call(
+            mcp_client,
+            "remember",
+            title="spec HumanEval/0",
+            content="def f(): pass",
+            category="spec",
+            tags=["spec", "HumanEval/0"],
+            importance="high",
+            metadata={"cost": 0.25},
+        )
         assert isinstance(first["id"], int)
         got = await call(mcp_client, "recall", query="spec", tags=["spec"])
         (memory,) = got["memories"]
-        assert memory == {**memory, "id": first["id"], "content": "def f(): pass", "category": "spec",
-                          "tags": ["spec", "HumanEval/0"], "importance": 0.75, "metadata": {"cost": 0.25}}
+        assert memory == {
+            **memory,
+            "id": first["id"],
+            "content": "def f(): pass",
+            "category": "spec",
+            "tags": ["spec", "HumanEval/0"],
+            "importance": 0.75,
+            "metadata": {"cost": 0.25},
+        }
 
 
 async def test_remember_batch_stores_all_in_order(connect):
@@ -71,8 +94,11 @@ async def test_remember_batch_stores_all_in_order(connect):
 
 async def test_recall_and_export_filters_really_filter(connect):
     async with connect() as mcp_client:
-        for title, category, tags in [("a", "spec", ["spec", "run1"]), ("b", "attempt", ["attempt", "run1"]),
-                                      ("c", "spec", ["spec", "run2"])]:
+        for title, category, tags in [
+            ("a", "spec", ["spec", "run1"]),
+            ("b", "attempt", ["attempt", "run1"]),
+            ("c", "spec", ["spec", "run2"]),
+        ]:
             await call(mcp_client, "remember", title=title, content="shared words", category=category, tags=tags)
         titles = lambda data: sorted(m["title"] for m in data["memories"])  # noqa: E731
         assert titles(await call(mcp_client, "export_memories", tags=["run1"])) == ["a", "b"]

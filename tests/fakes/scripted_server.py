@@ -38,9 +38,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any
 
 from aiohttp import web
 
@@ -66,7 +67,7 @@ class Reply:
             raise ValueError(f"unknown fault {self.fault!r}; choose one of {FAULTS}")
 
     @classmethod
-    def of(cls, value: Union["Reply", str, dict[str, Any]]) -> "Reply":
+    def of(cls, value: Reply | str | dict[str, Any]) -> Reply:
         """A Reply from a Reply, a plain text or a JSON object with Reply's fields."""
         if isinstance(value, Reply):
             return value
@@ -79,7 +80,7 @@ class Reply:
         return cls(**value)
 
 
-Script = Callable[[dict[str, Any], str, int], Union[Reply, str]]
+Script = Callable[[dict[str, Any], str, int], Reply | str]
 
 
 def fenced(code: str, reasoning: str = "Here is my solution.") -> str:
@@ -111,9 +112,9 @@ class Rules:
 
     def __init__(
         self,
-        rules: Iterable[tuple[str, list[Union[Reply, str, dict[str, Any]]]]] = (),
-        default: Union[Reply, str, dict[str, Any]] = "",
-        faults: Iterable[Union[Reply, str, dict[str, Any]]] = (),
+        rules: Iterable[tuple[str, list[Reply | str | dict[str, Any]]]] = (),
+        default: Reply | str | dict[str, Any] = "",
+        faults: Iterable[Reply | str | dict[str, Any]] = (),
     ) -> None:
         self.rules = [Rule(pattern, [Reply.of(r) for r in replies]) for pattern, replies in rules]
         for rule in self.rules:
@@ -123,7 +124,7 @@ class Rules:
         self.faults = [Reply.of(f) for f in faults]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Rules":
+    def from_dict(cls, data: dict[str, Any]) -> Rules:
         rules = [(r["match"], r.get("replies") or [r["reply"]]) for r in data.get("rules", [])]
         return cls(rules, data.get("default", ""), data.get("faults", []))
 
@@ -200,7 +201,7 @@ class ScriptedServer:
     def openai_url(self) -> str:
         return f"{self.url}/v1"
 
-    async def start(self) -> "ScriptedServer":
+    async def start(self) -> ScriptedServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._openai_chat)
         if self.model_route:
@@ -224,14 +225,14 @@ class ScriptedServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "ScriptedServer":
+    async def __aenter__(self) -> ScriptedServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     @contextlib.contextmanager
-    def in_thread(self) -> Iterator["ScriptedServer"]:
+    def in_thread(self) -> Iterator[ScriptedServer]:
         """Serve from a background thread with its own event loop (for sync callers)."""
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="scripted-server", daemon=True)

@@ -107,13 +107,13 @@ async def test_reference_spec_is_the_docstring_and_checkpoint_a_fixed_review():
 
 async def test_unknown_phase_is_a_model_error():
     model = ReferenceModel(SimpleNamespace(name="reference"))
-    with pytest.raises(ModelError, match="reference: unknown phase 'review'"):
+    with pytest.raises(ModelError, match=r"reference: unknown phase 'review'"):
         await model.complete(MESSAGES, CallContext(TOY, "review"))
 
 
 def test_fence_outgrows_backticks_inside_the_code():
     code = 's = "```"\n'
-    assert fenced(code) == f'````python\n{code}````\n'
+    assert fenced(code) == f"````python\n{code}````\n"
 
 
 # --- replay: serving ------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_missing_samples_file_names_the_key_and_path(tmp_path):
 
 @pytest.mark.parametrize("value", [None, "", "  "])
 def test_unset_samples_is_a_config_error(value):
-    with pytest.raises(ConfigError, match="^model.samples is required"):
+    with pytest.raises(ConfigError, match=r"^model.samples is required"):
         load_samples(value)
 
 
@@ -239,7 +239,7 @@ def test_empty_file_and_non_utf8_file_are_config_errors(tmp_path):
     empty.write_text("\n", encoding="utf-8")
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b"\xff\xfe\x00garbage\n")
-    with pytest.raises(ConfigError, match="the file holds no samples"):
+    with pytest.raises(ConfigError, match=r"the file holds no samples"):
         replay(empty)
     with pytest.raises(ConfigError, match=f"^model.samples={binary}: not UTF-8 text$"):
         replay(binary)

@@ -78,12 +78,12 @@ def test_to_dict_is_json_ready_with_optional_call_log():
 
 
 def test_unknown_phase_is_refused():
-    with pytest.raises(ValueError, match="phase='review'"):
+    with pytest.raises(ValueError, match=r"phase='review'"):
         CostLedger(SONNET).record_for("review", MINI, Usage(1, 1))
 
 
 def test_baseline_prices_come_from_the_model_file():
     model_dir = Path(__file__).resolve().parents[2] / "conf" / "model"
     assert Prices.from_model_file(model_dir, "claude-sonnet-4-5") == SONNET
-    with pytest.raises(ConfigError, match="cost.baseline_model='gpt-9'"):
+    with pytest.raises(ConfigError, match=r"cost.baseline_model='gpt-9'"):
         Prices.from_model_file(model_dir, "gpt-9")

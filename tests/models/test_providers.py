@@ -116,7 +116,7 @@ async def test_persistent_503_becomes_model_error_after_all_retries(provider, st
     server = await start_server(lambda body, route, i: Reply(status=503, headers=FAST_RETRY))
     model = build_model(model_cfg(provider, server, max_retries=2), pool)
 
-    with pytest.raises(ModelError, match="HTTP 503.*after 2 retries"):
+    with pytest.raises(ModelError, match=r"HTTP 503.*after 2 retries"):
         await model.complete(user("x"), context())
 
     assert server.hits(CHAT[provider]) == 3
@@ -147,7 +147,7 @@ async def test_timeout_is_retried_then_model_error(provider, start_server, pool)
     server = await start_server(lambda body, route, i: Reply("late", delay=5.0))
     model = build_model(model_cfg(provider, server, timeout=0.2, max_retries=1), pool)
 
-    with pytest.raises(ModelError, match="timed out"):
+    with pytest.raises(ModelError, match=r"timed out"):
         await model.complete(user("x"), context())
 
     assert server.hits(CHAT[provider]) == 2
@@ -259,7 +259,7 @@ async def test_openai_preflight_probes_with_one_token_when_the_server_lacks_mode
     if ok:
         await model.preflight()
     else:
-        with pytest.raises(ModelError, match="unknown model .*HTTP 404"):
+        with pytest.raises(ModelError, match=r"unknown model .*HTTP 404"):
             await model.preflight()
 
     probe = server.chat_requests[0].body

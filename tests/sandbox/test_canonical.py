@@ -15,7 +15,9 @@ async def _failures(name: str, sandbox: Sandbox) -> list[str]:
     problems = load_dataset(name)
     verdicts = await asyncio.gather(*(sandbox.evaluate(p, p.reference_program) for p in problems))
     assert len(verdicts) == len(problems)
-    return ["%s %s %s" % (p.task_id, v.status, v.feedback()[:300]) for p, v in zip(problems, verdicts) if not v.passed]
+    return [
+        f"{p.task_id} {v.status} {v.feedback()[:300]}" for p, v in zip(problems, verdicts, strict=True) if not v.passed
+    ]
 
 
 async def test_humaneval_canonical_all_pass(sandbox, leftovers) -> None:

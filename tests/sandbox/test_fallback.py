@@ -19,18 +19,18 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET_PROGRAM = "def strlen(s):\n    import os\n    return os.environ.get('OPENAI_API_KEY', 'none')\n"
 MEMORY_PROGRAM = "def strlen(s):\n    return len(bytearray(16 * 1024 ** 3))\n"
 
-SCRIPT = """
+SCRIPT = f"""
 import asyncio, json, sys
 from koderz.datasets.loaders import load_dataset
 from koderz.sandbox.sandbox import Sandbox
 async def main():
-    problem = {p.task_id: p for p in load_dataset("humaneval")}["HumanEval/23"]
+    problem = {{p.task_id: p for p in load_dataset("humaneval")}}["HumanEval/23"]
     sandbox = Sandbox()
     verdicts = [await sandbox.evaluate(problem, program)
-                for program in (problem.reference_program, %r, %r)]
+                for program in (problem.reference_program, {SECRET_PROGRAM!r}, {MEMORY_PROGRAM!r})]
     print(json.dumps([v.to_dict() for v in verdicts]))
 asyncio.run(main())
-""" % (SECRET_PROGRAM, MEMORY_PROGRAM)
+"""
 
 
 async def test_isolate_false_runs_on_limits(humaneval, uid_base, monkeypatch) -> None:
@@ -49,14 +49,24 @@ async def test_isolate_false_runs_on_limits(humaneval, uid_base, monkeypatch) ->
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
 def test_root_without_capabilities_falls_back(tmp_path) -> None:
     """Root in a locked-down container: no CAP_SYS_ADMIN (no unshare), no CAP_SETUID."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "OPENAI_API_KEY": "sk-fake-nocaps",
-           "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin"),
+        "OPENAI_API_KEY": "sk-fake-nocaps",
+        "PYTHONPATH": str(REPO),
+        "HOME": str(tmp_path),
+    }
     if os.environ.get("KODERZ_CACHE_DIR"):
         env["KODERZ_CACHE_DIR"] = os.environ["KODERZ_CACHE_DIR"]
     else:
         env["XDG_CACHE_HOME"] = str(Path.home() / ".cache")
-    done = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", SCRIPT],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        ["setpriv", "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     ok, secret, memory = json.loads(done.stdout.strip().splitlines()[-1])
     assert ok["passed"]
@@ -106,8 +116,13 @@ def test_attempts_die_with_a_killed_koderz(fork_server, uid_base, leftovers, tmp
     import time
 
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-c", SLEEPER_SCRIPT % (uid_base, fork_server)], stdout=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER_SCRIPT % (uid_base, fork_server)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.stdout.readline().strip() == "ready"
     deadline = time.monotonic() + 30
     while not leftovers() and time.monotonic() < deadline:

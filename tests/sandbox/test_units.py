@@ -15,8 +15,25 @@ from koderz.sandbox.oracle import outputs_match
 from koderz.sandbox.wire import RegexMatch, UnencodableValue, decode, encode
 
 
-@pytest.mark.parametrize("value", [None, True, 3, 10**30, -2.5, math.inf, "a\nb", [1, (2, 3)], {5: "x", "5": 1},
-                                   {1, 2}, frozenset({3}), b"\x00\xff", 1 + 2j, ()])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        3,
+        10**30,
+        -2.5,
+        math.inf,
+        "a\nb",
+        [1, (2, 3)],
+        {5: "x", "5": 1},
+        {1, 2},
+        frozenset({3}),
+        b"\x00\xff",
+        1 + 2j,
+        (),
+    ],
+)
 def test_wire_round_trip(value) -> None:
     text = encode(value)
     assert "\n" not in text
@@ -61,7 +78,9 @@ def test_collector_fast_path_and_protocol(humaneval) -> None:
     import dataclasses
 
     base = _problem(humaneval)
-    problem = dataclasses.replace(base, dataset="humaneval_plus", expected=Expected([compact(encode(v)) for v in base.expected]))
+    problem = dataclasses.replace(
+        base, dataset="humaneval_plus", expected=Expected([compact(encode(v)) for v in base.expected])
+    )
     results = Collector(problem)
     results.feed(b'S 0 {"network": "namespace"}\n')
     for index, value in enumerate(base.expected):

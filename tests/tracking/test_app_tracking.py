@@ -9,11 +9,16 @@ import sys
 from pathlib import Path
 
 
-
 def koderz(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return subprocess.run([sys.executable, "-m", "koderz", *args, "cortex=off", "end=2"], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "koderz", *args, "cortex=off", "end=2"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_an_unreachable_tracking_server_warns_once_and_keeps_every_file(tmp_path: Path) -> None:
@@ -24,4 +29,5 @@ def test_an_unreachable_tracking_server_warns_once_and_keeps_every_file(tmp_path
     folder = next((tmp_path / "outputs" / "runs").glob("*/*"))
     assert json.loads((folder / "results.json").read_text())["summary"]["passed"] == 2
     assert {"results.jsonl", "samples.jsonl", "timing.json", "traces.jsonl", "config.yaml"} <= {
-        p.name for p in folder.iterdir()}
+        p.name for p in folder.iterdir()
+    }

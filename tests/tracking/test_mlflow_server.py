@@ -26,8 +26,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-_spec = importlib.util.spec_from_file_location(
-    "mlflow_fakes", Path(__file__).with_name("test_mlflow_tracker.py"))
+_spec = importlib.util.spec_from_file_location("mlflow_fakes", Path(__file__).with_name("test_mlflow_tracker.py"))
 fakes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fakes)
 
@@ -44,8 +43,9 @@ def _get(url: str) -> dict:
 
 
 def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -55,12 +55,14 @@ def sweep_store(tmp_path_factory):
     """A store holding one sweep: a parent run and two nested job runs (fake folders)."""
     tmp = tmp_path_factory.mktemp("server")
     uri = fakes.fresh_store(tmp_path_factory, tmp / "mlflow.db")
-    settings = TrackingSettings(uri=uri, experiment="koderz-humaneval",
-                                artifact_location=str(tmp / "artifacts"))
+    settings = TrackingSettings(uri=uri, experiment="koderz-humaneval", artifact_location=str(tmp / "artifacts"))
     parent = start_sweep_run(settings, "sweep-test", {"koderz.sweep_id": "sweep-test"})
     children = [
-        log_run_folder(fakes.write_fake_run_folder(tmp / name, model=name, temperature=t),
-                       {"uri": uri, "experiment": "koderz-humaneval"}, parent_run_id=parent)
+        log_run_folder(
+            fakes.write_fake_run_folder(tmp / name, model=name, temperature=t),
+            {"uri": uri, "experiment": "koderz-humaneval"},
+            parent_run_id=parent,
+        )
         for name, t in (("alpha", 0.2), ("beta", 0.8))
     ]
     assert finish_sweep_run(settings, parent) == 2
@@ -74,11 +76,26 @@ def server(sweep_store):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--artifacts-destination", str(tmp / "served")],
-        cwd=tmp, env=env, stdout=(tmp / "server.log").open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--artifacts-destination",
+            str(tmp / "served"),
+        ],
+        cwd=tmp,
+        env=env,
+        stdout=(tmp / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -88,8 +105,7 @@ def server(sweep_store):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("mlflow server did not start:\n"
-                                + (tmp / "server.log").read_text()[-2000:])
+                    pytest.fail("mlflow server did not start:\n" + (tmp / "server.log").read_text()[-2000:])
                 time.sleep(0.5)
         yield base
     finally:
@@ -103,19 +119,17 @@ def server(sweep_store):
 
 def test_rest_api_serves_one_parent_and_two_nested_runs(server, sweep_store):
     _, _, parent, children = sweep_store
-    experiment = _get(f"{server}/api/2.0/mlflow/experiments/get-by-name"
-                      "?experiment_name=koderz-humaneval")["experiment"]
-    runs = _post(f"{server}/api/2.0/mlflow/runs/search",
-                 {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    experiment = _get(f"{server}/api/2.0/mlflow/experiments/get-by-name?experiment_name=koderz-humaneval")["experiment"]
+    runs = _post(f"{server}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
     assert len(runs) == 3
-    nested = [r for r in runs
-              if {"key": "mlflow.parentRunId", "value": parent} in r["data"]["tags"]]
+    nested = [r for r in runs if {"key": "mlflow.parentRunId", "value": parent} in r["data"]["tags"]]
     assert sorted(r["info"]["run_id"] for r in nested) == sorted(children)
     run = _get(f"{server}/api/2.0/mlflow/runs/get?run_id={children[0]}")["run"]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert metrics["pass_rate"] == 0.75 and metrics["cost.total"] == 0.09
-    history = _get(f"{server}/api/2.0/mlflow/metrics/get-history?run_id={children[0]}"
-                   "&metric_key=cumulative_pass_rate")["metrics"]
+    history = _get(f"{server}/api/2.0/mlflow/metrics/get-history?run_id={children[0]}&metric_key=cumulative_pass_rate")[
+        "metrics"
+    ]
     assert sorted(m["step"] for m in history) == [1, 2, 3, 4]
 
 
@@ -131,8 +145,7 @@ def test_a_folder_logs_to_the_server_over_http(server, tmp_path):
     assert "results.json" in {a.path for a in client.list_artifacts(run_id)}
     mlflow.set_tracking_uri(server)
     try:
-        traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run_id,
-                                      return_type="list")
+        traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run_id, return_type="list")
     finally:
         mlflow.set_tracking_uri(None)
     assert len(traces) == len(fakes.FAKE_PROBLEMS)
@@ -141,19 +154,32 @@ def test_a_folder_logs_to_the_server_over_http(server, tmp_path):
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 def test_screenshot_of_the_compare_page_of_the_sweeps_two_runs(server, sweep_store, tmp_path):
     _, _, _, children = sweep_store
-    experiment = _get(f"{server}/api/2.0/mlflow/experiments/get-by-name"
-                      "?experiment_name=koderz-humaneval")["experiment"]["experiment_id"]
-    url = (f"{server}/#/compare-runs?runs={json.dumps(children)}"
-           f"&experiments={json.dumps([experiment])}")
+    experiment = _get(f"{server}/api/2.0/mlflow/experiments/get-by-name?experiment_name=koderz-humaneval")[
+        "experiment"
+    ]["experiment_id"]
+    url = f"{server}/#/compare-runs?runs={json.dumps(children)}&experiments={json.dumps([experiment])}"
     shot = REPO / "outputs" / "mlflow_compare_runs.png"
     shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)
     subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=15000", f"--screenshot={shot}", "--window-size=1400,900",
-         url],
-        capture_output=True, timeout=120, check=False)
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=15000",
+            f"--screenshot={shot}",
+            "--window-size=1400,900",
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.read_bytes()[:4] == b"\x89PNG"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one

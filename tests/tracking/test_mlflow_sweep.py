@@ -20,14 +20,30 @@ _spec = importlib.util.spec_from_file_location("mlflow_fakes", FAKES)
 fakes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fakes)
 
+
 def _run_sweep(tmp_path: Path, uri: str, *extra: str) -> subprocess.CompletedProcess:
     """The real app: ``python -m koderz -m mode=zero_shot,iterative ...`` (two jobs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KODERZ_MLFLOW"))}
     env["MLFLOW_TRACKING_URI"] = uri
     return subprocess.run(
-        [sys.executable, "-m", "koderz", "-m", "mode=zero_shot,iterative", "cortex=off", "problems=[HumanEval/0]",
-         "hydra.sweep.dir=multirun/sweep", *extra],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "koderz",
+            "-m",
+            "mode=zero_shot,iterative",
+            "cortex=off",
+            "problems=[HumanEval/0]",
+            "hydra.sweep.dir=multirun/sweep",
+            *extra,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedProcess):
@@ -44,10 +60,12 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
     sweep_dir = tmp_path / "multirun" / "sweep"
     assert (sweep_dir / "mlflow_parent_run_id").read_text().strip() == parent.info.run_id
     children = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
     assert sorted(c.info.run_name for c in children) == [
-        "reference-iterative-humaneval", "reference-zero_shot-humaneval"]
+        "reference-iterative-humaneval",
+        "reference-zero_shot-humaneval",
+    ]
     for child in children:
         assert child.data.tags["koderz.sweep_id"] == str(sweep_dir)
         assert f"mode={child.data.params['mode.name']}" in child.data.tags["koderz.overrides"]
@@ -58,8 +76,7 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
     assert parent.data.metrics["children"] == 2
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     try:
-        table = client.load_table(experiment.experiment_id, "sweep_summary.json",
-                                  run_ids=[parent.info.run_id])
+        table = client.load_table(experiment.experiment_id, "sweep_summary.json", run_ids=[parent.info.run_id])
     finally:
         mlflow.set_tracking_uri(None)
     assert sorted(table["mode"]) == ["iterative", "zero_shot"]
@@ -71,16 +88,17 @@ def test_basic_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path
     _assert_one_parent_two_children(tmp_path, _run_sweep(tmp_path, uri))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None,
-                    reason="hydra-joblib-launcher not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None,
+    reason="hydra-joblib-launcher not installed",
+)
 def test_joblib_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path_factory):
     uri = fakes.fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
     done = _run_sweep(tmp_path, uri, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     _assert_one_parent_two_children(tmp_path, done)
 
 
-def test_parent_run_id_for_prefers_the_environment_then_the_sweep_file(tmp_path,
-                                                                       monkeypatch):
+def test_parent_run_id_for_prefers_the_environment_then_the_sweep_file(tmp_path, monkeypatch):
     from koderz.tracking.callback import PARENT_ENV, PARENT_FILE, parent_run_id_for
 
     monkeypatch.delenv(PARENT_ENV, raising=False)
@@ -97,8 +115,7 @@ def test_callback_does_nothing_when_tracking_is_off(tmp_path, monkeypatch):
     from koderz.tracking.callback import PARENT_ENV, MlflowSweepCallback
 
     monkeypatch.delenv(PARENT_ENV, raising=False)
-    config = OmegaConf.create({"tracking": {"enabled": False},
-                               "hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
+    config = OmegaConf.create({"tracking": {"enabled": False}, "hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
     callback = MlflowSweepCallback()
     callback.on_multirun_start(config)
     callback.on_multirun_end(config)

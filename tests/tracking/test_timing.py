@@ -86,14 +86,13 @@ def test_phase_context_manager_records_duration_and_epoch_times():
 
 def test_phase_is_recorded_even_when_the_block_raises():
     timer = ProblemTimer("t")
-    with pytest.raises(RuntimeError):
-        with timer.phase("cortex_recall"):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), timer.phase("cortex_recall"):
+        raise RuntimeError("boom")
     assert [r.name for r in timer.records] == ["cortex_recall"]
 
 
 def test_add_rejects_end_before_start():
-    with pytest.raises(ValueError, match="iteration_test"):
+    with pytest.raises(ValueError, match=r"iteration_test"):
         ProblemTimer("t").add("iteration_test", 5.0, 4.0)
 
 
@@ -131,9 +130,7 @@ def test_sequential_run_numbers_add_up():
         "min": pytest.approx(3.0),
         "max": pytest.approx(3.0),
     }
-    assert math.fsum(t["total"] for t in totals.values()) == pytest.approx(
-        report["tracked_duration"]
-    )
+    assert math.fsum(t["total"] for t in totals.values()) == pytest.approx(report["tracked_duration"])
 
 
 def test_overlapping_problems_wall_is_at_most_busy_and_report_says_so():
@@ -265,7 +262,7 @@ def test_flat_metrics_carry_the_headline_numbers():
 def test_export_to_unwritable_path_raises_config_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ConfigError, match="timing.export"):
+    with pytest.raises(ConfigError, match=r"timing.export"):
         export_report({}, blocker / "timing.json")
 
 
@@ -291,9 +288,7 @@ async def test_concurrent_tasks_keep_independent_records():
     for n, timer in enumerate(timing.problems):
         assert {r.task_id for r in timer.records} == {f"p{n}"}
         assert len(timer.records) == 2 * (n + 1)
-        assert [r.attrs["iteration"] for r in timer.records] == [
-            i for i in range(n + 1) for _ in range(2)
-        ]
+        assert [r.attrs["iteration"] for r in timer.records] == [i for i in range(n + 1) for _ in range(2)]
     report = timing.report()
     assert report["phase_count"] == 1 + 2 * (1 + 2 + 3 + 4)
     assert report["problem_count"] == 4
