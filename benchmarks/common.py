@@ -66,7 +66,7 @@ def machine() -> dict[str, Any]:
 def product_state() -> dict[str, Any]:
     """Which koderz was measured: HEAD, uncommitted files under koderz/ and conf/, a source hash."""
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("koderz/**/*.py"), *ROOT.glob("conf/**/*.yaml")]):
+    for path in sorted([*ROOT.glob("koderz/**/*.py"), *ROOT.glob("koderz/conf/**/*.yaml")]):
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only: never touch the index
 
@@ -76,7 +76,7 @@ def product_state() -> dict[str, Any]:
 
     return {
         "commit": git("rev-parse", "--short", "HEAD"),
-        "uncommitted": git("diff", "--name-only", "HEAD", "--", "koderz", "conf").splitlines(),
+        "uncommitted": git("diff", "--name-only", "HEAD", "--", "koderz").splitlines(),
         "source_sha256": digest.hexdigest()[:16],
     }
 

@@ -176,7 +176,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "machine_before": machine(),
         "product_before": product_state(),
-        "write_buffer": OmegaConf.load(ROOT / "conf" / "cortex" / "persistent.yaml").write_buffer,
+        "write_buffer": OmegaConf.load(ROOT / "koderz" / "conf" / "cortex" / "persistent.yaml").write_buffer,
         "latency_s": args.latency,
         "quick": args.quick,
         "sizes": args.sizes,

@@ -16,7 +16,7 @@ from koderz.config import register
 from koderz.errors import ConfigError, KoderzError
 
 log = logging.getLogger("koderz")
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS = {
     "model": "model",
     "spec_model": "model",

@@ -44,7 +44,7 @@ from koderz.tracking.timing import RunTiming, export_report, format_report
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 5.0
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def select_problems(problems: tuple[Problem, ...], cfg: DictConfig) -> list[Problem]:

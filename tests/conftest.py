@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from koderz.config import register
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+CONF = REPO / "koderz" / "conf"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 register()

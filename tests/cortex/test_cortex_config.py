@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from koderz.cortex import CortexConfig
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "cortex"
+CONF = Path(__file__).resolve().parents[2] / "koderz" / "conf" / "cortex"
 
 
 def load(name: str, *overrides: str) -> CortexConfig:

@@ -83,7 +83,7 @@ def test_unknown_phase_is_refused():
 
 
 def test_baseline_prices_come_from_the_model_file():
-    model_dir = Path(__file__).resolve().parents[2] / "conf" / "model"
+    model_dir = Path(__file__).resolve().parents[2] / "koderz" / "conf" / "model"
     assert Prices.from_model_file(model_dir, "claude-sonnet-4-5") == SONNET
     with pytest.raises(ConfigError, match=r"cost.baseline_model='gpt-9'"):
         Prices.from_model_file(model_dir, "gpt-9")

@@ -17,7 +17,7 @@ from koderz.models.openai_client import OpenAIModel
 from koderz.models.registry import PROVIDERS, ClientPool, build_model
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_DIR = ROOT / "conf" / "model"
+MODEL_DIR = ROOT / "koderz" / "conf" / "model"
 NETWORK_MODELS = [
     "gpt-4o-mini",
     "gpt-4o",
@@ -112,7 +112,7 @@ def test_any_role_can_use_any_model_in_the_composed_config(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     register()
     overrides = ["model=gpt-4o-mini", "model@spec_model=gpt-oss-20b", "model@checkpoint_model=claude-sonnet-4-5"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(ROOT / "koderz" / "conf"), version_base=None):
         cfg = compose("config", overrides=overrides)
     pool = ClientPool()
     roles = {role: build_model(cfg[role], pool) for role in ("model", "spec_model", "checkpoint_model")}

@@ -1,0 +1,1 @@
+"""Hydra config groups shipped with koderz (found as ``pkg://koderz.conf``)."""
