@@ -34,6 +34,11 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     latency: float = 0.0  # seconds, wall clock, including retries
     model: str = ""  # the model name that answered
+    finish_reason: str | None = None  # the server's, e.g. "stop" or "length" (the answer was cut)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,26 @@ class CallContext:
     sample_index: int = 0
 
 
+class WritesAnswers:
+    """Capabilities of a model that writes a fresh answer to each prompt: any number of samples,
+    answers in prose with code to extract (every provider except replay)."""
+
+    answers_programs = False
+
+    def sample_limit(self, task_id: str) -> int | None:
+        return None
+
+
 @runtime_checkable
 class ModelClient(Protocol):
     """An async chat model. Implementations must not block the event loop."""
 
     name: str
+    answers_programs: bool  # answers are whole programs (no code extraction), e.g. replayed samples
+
+    def sample_limit(self, task_id: str) -> int | None:
+        """How many different samples the model can give for a task (None: any number)."""
+        ...
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         """Answer ``messages``; raise ``koderz.errors.ModelError`` after retries fail."""

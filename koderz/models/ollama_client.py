@@ -14,7 +14,7 @@ import ollama
 import pydantic
 
 from koderz.errors import ModelError
-from koderz.models.base import CallContext, Completion, Message, Usage
+from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 from koderz.models.config import ModelConfig
 from koderz.models.failure import brief, model_error
 from koderz.models.pool import ClientPool
@@ -36,7 +36,7 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.TransportError, ConnectionError, json.JSONDecodeError, pydantic.ValidationError))
 
 
-class OllamaModel:
+class OllamaModel(WritesAnswers):
     """A local (or remote) Ollama model; our own retries with exponential backoff."""
 
     def __init__(self, cfg: ModelConfig, pool: ClientPool) -> None:

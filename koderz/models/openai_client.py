@@ -11,7 +11,7 @@ from typing import Any
 import openai
 
 from koderz.errors import ModelError
-from koderz.models.base import CallContext, Completion, Message, Usage
+from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 from koderz.models.config import ModelConfig
 from koderz.models.failure import brief, model_error
 from koderz.models.pool import ClientPool
@@ -38,7 +38,7 @@ def usage_of(response: Any) -> Usage:
     return Usage(u.prompt_tokens or 0, u.completion_tokens or 0, cached)
 
 
-class OpenAIModel:
+class OpenAIModel(WritesAnswers):
     """A chat model behind ``/v1/chat/completions`` on the official ``AsyncOpenAI`` client.
 
     The SDK retries timeouts, connection errors, 408/409/429/5xx with backoff itself
