@@ -107,6 +107,7 @@ class RunConfig:
     start: int = 0  # slice of the dataset's task order: [start, end)
     end: int | None = None
     problems: list[str] | None = None  # explicit task ids; wins over start/end
+    shard: str | None = None  # "K/N": this job runs every N-th selected problem from the K-th (0-based)
     concurrency: int = 1  # problems at once
     max_iterations: int = 50  # iterative mode: attempts per problem
     checkpoint_interval: int = 5  # iterative mode: a review after this many failed attempts
@@ -129,6 +130,17 @@ def _require(condition: bool, key: str, value: Any, why: str) -> None:
         raise ConfigError(f"{key}={value}: {why}")
 
 
+def shard_of(text: str) -> tuple[int, int]:
+    """``"K/N"`` as (K, N) with 0 <= K < N; ConfigError naming the value otherwise."""
+    index, _, count = str(text).partition("/")
+    try:
+        k, n = int(index), int(count)
+    except ValueError:
+        raise ConfigError(f"shard={text}: write it as K/N, e.g. shard=0/4 (K from 0 to N-1)") from None
+    _require(n >= 1 and 0 <= k < n, "shard", text, "needs 0 <= K < N, e.g. shard=0/4 .. shard=3/4")
+    return k, n
+
+
 def validate(cfg: RunConfig | DictConfig) -> None:
     """Reject well-typed but meaningless values, one key at a time."""
     _require(cfg.concurrency >= 1, "concurrency", cfg.concurrency, "must be at least 1")
@@ -147,6 +159,8 @@ def validate(cfg: RunConfig | DictConfig) -> None:
     _require(cfg.sandbox.memory_mb >= 64, "sandbox.memory_mb", cfg.sandbox.memory_mb, "must be at least 64")
     if cfg.temperature is not None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")
+    if cfg.shard is not None:
+        shard_of(cfg.shard)
     if cfg.problems is not None:
         seen: set[str] = set()
         for task_id in cfg.problems:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from koderz import report
+from koderz.config import shard_of
 from koderz.cortex.factory import open_memory_store
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.loaders import dataset_version, load_dataset
@@ -64,21 +65,27 @@ class RunOutcome:
 
 
 def select_problems(problems: Sequence[Problem], plan: Plan) -> list[Problem]:
-    """``problems`` (explicit ids) wins over the ``[start, end)`` slice; both must fit the dataset."""
+    """``problems`` (explicit ids) wins over the ``[start, end)`` slice; both must fit the dataset.
+    A shard ``K/N`` keeps every N-th of them from the K-th (so shards mix easy and hard tasks)."""
     config, dataset = plan.config, plan.dataset
     if config.problems:
         by_id = {p.task_id: p for p in problems}
         missing = [t for t in config.problems if t not in by_id]
         if missing:
             raise DatasetError(f"problems: {missing[0]} is not a task of dataset {dataset}")
-        return [by_id[t] for t in config.problems]
-    if config.start >= len(problems):
-        raise ConfigError(f"start={config.start}: dataset {dataset} has only {len(problems)} tasks")
-    if config.end is not None and config.end > len(problems):
-        raise ConfigError(
-            f"end={config.end}: dataset {dataset} has only {len(problems)} tasks (use end={len(problems)})"
-        )
-    return list(problems[config.start : config.end])
+        chosen = [by_id[t] for t in config.problems]
+    else:
+        if config.start >= len(problems):
+            raise ConfigError(f"start={config.start}: dataset {dataset} has only {len(problems)} tasks")
+        if config.end is not None and config.end > len(problems):
+            raise ConfigError(
+                f"end={config.end}: dataset {dataset} has only {len(problems)} tasks (use end={len(problems)})"
+            )
+        chosen = list(problems[config.start : config.end])
+    if config.shard is None:
+        return chosen
+    index, count = shard_of(config.shard)
+    return chosen[index::count]
 
 
 @dataclass
@@ -208,6 +215,7 @@ class Runner:
         summary.interrupted = stop.interrupted
         summary.stopped_reason = stop.reason
         summary.resumed = len(state.parts) - 1
+        summary.shard = plan.config.shard
         summary.memory_lost_writes = self._lost_writes
         part = state.parts[-1]
         part.spans = self.clock.spans

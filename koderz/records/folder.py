@@ -146,6 +146,21 @@ class RunFolder:
             self._write(self.samples_name(record.mode), sample)
         self._write(TRACES, result.trace())
 
+    def write_all(
+        self,
+        records: list[ProblemRecord],
+        attempts: list[AttemptRecord],
+        samples: dict[Mode, list[SampleRecord]],
+        traces: list[TraceRecord],
+    ) -> None:
+        """Write every JSONL file at once (a merged run), replacing what was there."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._replace(RESULTS_JSONL, _jsonl(records))
+        self._replace(ATTEMPTS, _jsonl(attempts))
+        self._replace(TRACES, _jsonl(traces))
+        for mode in self.parts:
+            self._replace(self.samples_name(mode), _jsonl(samples.get(mode, [])))
+
     def close(self) -> None:
         for handle in self._handles.values():
             handle.close()
@@ -219,6 +234,10 @@ class RunFolder:
         partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         partial.write_text(text, encoding="utf-8")
         partial.replace(target)
+
+
+def _jsonl(items: Iterable[BaseModel]) -> str:
+    return "".join(item.model_dump_json() + "\n" for item in items)
 
 
 def _of_tasks(tasks: frozenset[str], sample: SampleRecord) -> bool:

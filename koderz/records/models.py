@@ -263,6 +263,8 @@ class RunSummary(Record):
     interrupted: bool = False
     stopped_reason: str | None = None  # why problems were left unrun (interrupt, dead endpoint)
     resumed: int = 0  # how many times the run was resumed
+    shard: str | None = None  # "K/N" when this run is one shard of a bigger run
+    merged_from: list[str] = Field(default_factory=list)  # the shard folders a merged run was made of
     memory_lost_writes: int = 0
 
 
@@ -325,6 +327,7 @@ class RunResults(Record):
     summary: RunSummary
     problems: list[ProblemRecord]
     timing: RunTiming
+    shard_timing: dict[str, RunTiming] = Field(default_factory=dict)  # a merged run: each shard's own
 
 
 class RunPart(Record):

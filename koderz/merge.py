@@ -1,0 +1,167 @@
+"""``python -m koderz.merge SWEEP_DIR``: the shards of one run (``shard=K/N`` jobs) merged into one run.
+
+Shards are found under ``SWEEP_DIR`` (any depth); they must share one config except ``shard``,
+and every shard ``0/N`` .. ``N-1/N`` must be there exactly once. The merged folder
+(``SWEEP_DIR/merged`` unless ``--out``) holds the records of every problem in selection order,
+every attempt, sample and trace, a summary computed afresh over all of them (the same figures an
+unsharded run gives), and the timing of the whole (from the first shard's start to the last one's
+end, phases of all shards) beside each shard's own. With tracking on, the merged run is logged to
+MLflow as one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from koderz import report
+from koderz.config import shard_of
+from koderz.datasets.loaders import load_dataset
+from koderz.errors import ConfigError, KoderzError
+from koderz.plan import Plan
+from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, SampleRecord
+from koderz.runner import select_problems
+from koderz.timing import build_timing
+
+log = logging.getLogger("koderz.merge")
+IGNORED_KEYS = ("shard", "resume")
+
+
+def find_shards(root: Path) -> list[RunFolder]:
+    """Run folders under ``root`` made with ``shard=K/N`` (not a merged folder)."""
+    shards = []
+    for state_file in sorted(root.rglob("run.json")):
+        folder = RunFolder(state_file.parent)
+        if folder.is_run_folder() and folder.read_config().get("shard"):
+            shards.append(RunFolder.existing(folder.path))
+    return shards
+
+
+def _common_config(shards: list[RunFolder]) -> dict[str, Any]:
+    """The config every shard shares (``shard`` and ``resume`` set to null); ConfigError if they differ."""
+    configs = [s.read_config() for s in shards]
+    common = {k: v for k, v in configs[0].items() if k not in IGNORED_KEYS}
+    for shard, config in zip(shards[1:], configs[1:], strict=True):
+        for key in sorted(set(common) | {k for k in config if k not in IGNORED_KEYS}):
+            if config.get(key) != common.get(key):
+                raise ConfigError(f"{shard.path}: its {key} differs from {shards[0].path}'s; not shards of one run")
+    return common | dict.fromkeys(IGNORED_KEYS)
+
+
+def _check_complete(shards: list[RunFolder]) -> int:
+    """Every shard 0..N-1 exactly once; returns N."""
+    seen: dict[int, Path] = {}
+    counts = set()
+    for shard in shards:
+        index, count = shard_of(str(shard.read_config()["shard"]))
+        counts.add(count)
+        if index in seen:
+            raise ConfigError(f"shard={index}/{count} appears twice: {seen[index]} and {shard.path}")
+        seen[index] = shard.path
+        if not shard.has_results():
+            raise ConfigError(f"{shard.path}: shard {index}/{count} has not finished (no results.json)")
+    if len(counts) != 1:
+        raise ConfigError(f"shards of different counts: {sorted(counts)}")
+    (count,) = counts
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        raise ConfigError(f"shard={missing[0]}/{count} is missing (found {len(seen)} of {count} shards)")
+    return count
+
+
+def merge(shards: list[RunFolder], out: Path) -> RunResults:
+    """Write the merged run to ``out`` and return its results."""
+    if not shards:
+        raise ConfigError("no shard run folders found (runs made with shard=K/N)")
+    _check_complete(shards)
+    config = _common_config(shards)
+    plan = Plan.build(_typed(config))
+    order = {p.task_id: i for i, p in enumerate(select_problems(load_dataset(plan.dataset), plan))}
+    parts = plan.mode.spec.parts
+
+    def key(item: ProblemRecord | SampleRecord) -> tuple[int, str]:
+        return order.get(item.task_id, len(order)), item.task_id
+
+    records = sorted((r for s in shards for r in s.records()), key=lambda r: (key(r), parts.index(r.mode)))
+    attempts = sorted((a for s in shards for a in s.attempts()), key=lambda a: (key(a), parts.index(a.mode), a.index))
+    samples = {
+        m: sorted((x for s in shards for x in s.samples(m)), key=lambda x: (key(x), x.sample_index)) for m in parts
+    }
+    traces = sorted((t for s in shards for t in s.traces()), key=lambda t: (key(t), parts.index(t.mode)))
+    shard_states = [s.read_state() for s in shards]
+    shard_parts = [p for state in shard_states if state is not None for p in state.parts]
+    whole = RunPart(
+        started=min(p.started for p in shard_parts),
+        ended=max(p.ended or p.started for p in shard_parts),
+        status="finished",
+    )
+    whole.duration = (whole.ended or whole.started) - whole.started
+    timing = build_timing([whole], [span for p in shard_parts for span in p.spans], traces)
+    shard_results = [s.read_results() for s in shards]
+    state = RunState(run_id=f"{out.name}-{uuid.uuid4().hex[:6]}", parts=[whole])
+    summary = report.summarize(
+        records,
+        run_id=state.run_id,
+        roles=plan.roles,
+        mode=plan.mode,
+        dataset=plan.dataset,
+        prompt=plan.prompt_label,
+        selected=sum(r.summary.problems for r in shard_results),
+    )
+    summary.duration = timing.total_duration
+    summary.throughput = len(records) / timing.total_duration if timing.total_duration > 0 else 0.0
+    summary.interrupted = any(r.summary.interrupted for r in shard_results)
+    summary.memory_lost_writes = sum(r.summary.memory_lost_writes for r in shard_results)
+    summary.merged_from = [str(s.path) for s in shards]
+    results = RunResults(
+        summary=summary,
+        problems=records,
+        timing=timing,
+        shard_timing={str(r.summary.shard): r.timing for r in shard_results},
+    )
+    merged = RunFolder(out, parts=parts)
+    merged.write_config(config)
+    merged.write_all(records, attempts, samples, traces)
+    merged.write_results(results)
+    merged.write_timing(timing)
+    merged.write_state(state)
+    return results
+
+
+def _typed(config: dict[str, Any]) -> Any:
+    from omegaconf import OmegaConf
+
+    from koderz.config import RunConfig
+
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m koderz.merge", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="the folder holding the shard runs (a sweep folder)")
+    parser.add_argument("--out", type=Path, help="where the merged run goes (default: SWEEP_DIR/merged)")
+    parser.add_argument("--no-track", action="store_true", help="do not log the merged run to MLflow")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out or args.sweep_dir / "merged"
+    try:
+        results = merge([s for s in find_shards(args.sweep_dir) if s.path != out], out)
+    except KoderzError as exc:
+        sys.stderr.write(f"koderz.merge: error: {exc}\n")
+        return 2
+    log.info("%s", report.format_summary(results.summary, str(out)))
+    config = RunFolder(out, parts=results.summary.mode.spec.parts).read_config()
+    if not args.no_track and (config.get("tracking") or {}).get("enabled"):
+        from koderz.tracking.mlflow_tracker import log_run_folder
+
+        tracking = _typed(config).tracking
+        log_run_folder(out, tracking, tags={"koderz.merged_from": " ".join(results.summary.merged_from)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""A run split into shards (shard=K/N) and merged back equals the same run made in one piece."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from koderz.errors import ConfigError
+from koderz.merge import find_shards, merge
+from koderz.records import RunFolder
+from koderz.vocab import Mode
+from tests.conftest import plan, run_job
+
+QUIET = ("tracking=off", "cortex=off")
+SLICE = ("end=10", "mode=comparative", "max_iterations=2")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path]:
+    """One unsharded run and a sweep folder with its three shards."""
+    root = tmp_path_factory.mktemp("shards")
+
+    async def make() -> None:
+        await run_job(root / "whole", *SLICE, *QUIET)
+        for k in range(3):
+            await run_job(root / "sweep" / f"{k}_shard={k}" / "3", *SLICE, f"shard={k}/3", *QUIET)
+
+    asyncio.run(make())
+    return root / "whole", root / "sweep"
+
+
+def test_shards_split_the_selection_round_robin() -> None:
+    from koderz.datasets.loaders import load_dataset
+    from koderz.runner import select_problems
+
+    problems = load_dataset("humaneval")
+    shards = [[p.task_id for p in select_problems(problems, plan("end=10", f"shard={k}/3"))] for k in range(3)]
+    assert shards[0] == ["HumanEval/0", "HumanEval/3", "HumanEval/6", "HumanEval/9"]
+    assert sorted(t for s in shards for t in s) == sorted(f"HumanEval/{i}" for i in range(10))
+
+
+@pytest.mark.parametrize("bad", ["3/3", "1", "a/b", "-1/2", "0/0"])
+def test_a_bad_shard_is_one_line_naming_it(bad: str) -> None:
+    with pytest.raises(ConfigError, match=f"shard={bad}"):
+        plan(f"shard={bad}")
+
+
+def test_the_merged_run_equals_the_unsharded_run(runs, tmp_path) -> None:
+    whole, sweep = runs
+    shards = find_shards(sweep)
+    assert len(shards) == 3
+    merged = merge(shards, tmp_path / "merged")
+    alone = RunFolder(whole).read_results()
+
+    def verdicts(records):
+        return sorted((r.mode, r.task_id, r.status, r.passed, r.attempts, r.tests_passed) for r in records)
+
+    assert verdicts(merged.problems) == verdicts(alone.problems)
+    assert [r.task_id for r in merged.problems if r.mode is Mode.ZERO_SHOT] == [f"HumanEval/{i}" for i in range(10)]
+    for figure in ("problems", "answered", "passed", "pass_rate", "pass_at_k", "attempts", "cost", "tokens"):
+        assert getattr(merged.summary, figure) == getattr(alone.summary, figure), figure
+    assert merged.summary.comparative == alone.summary.comparative
+    folder = RunFolder.existing(tmp_path / "merged")
+    for mode in (Mode.ZERO_SHOT, Mode.ITERATIVE):
+        assert [(s.task_id, s.passed) for s in folder.samples(mode)] == sorted(
+            ((s.task_id, s.passed) for s in RunFolder(whole, parts=folder.parts).samples(mode)),
+            key=lambda s: int(s[0].split("/")[1]),
+        )
+    assert len(folder.attempts()) == len(RunFolder(whole).attempts())
+    assert set(merged.shard_timing) == {"0/3", "1/3", "2/3"}  # timing per shard and in total
+    assert merged.timing.problem_count == 20
+    assert merged.summary.merged_from == [str(s.path) for s in shards]
+
+
+def test_a_missing_duplicate_or_foreign_shard_is_refused(runs, tmp_path) -> None:
+    _, sweep = runs
+    shards = find_shards(sweep)
+    with pytest.raises(ConfigError, match=r"shard=2/3 is missing"):
+        merge(shards[:2], tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"shard=0/3 appears twice"):
+        merge([*shards, shards[0]], tmp_path / "b")
+    foreign = tmp_path / "foreign"
+    asyncio.run(run_job(foreign, *SLICE, "shard=2/3", "n_samples=2", *QUIET))
+    with pytest.raises(ConfigError, match=r"its n_samples differs"):
+        merge([*shards[:2], RunFolder.existing(foreign)], tmp_path / "c")
+
+
+def test_the_merge_command(runs, tmp_path) -> None:
+    _, sweep = runs
+    out = tmp_path / "merged"
+    done = subprocess.run(
+        [sys.executable, "-m", "koderz.merge", str(sweep), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert RunFolder.existing(out).read_results().summary.problems == 10
+    bad = subprocess.run([sys.executable, "-m", "koderz.merge", str(tmp_path / "none")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "koderz.merge: error: no shard run folders found (runs made with shard=K/N)"
+    ]
