@@ -23,7 +23,16 @@ from koderz.config import shard_of
 from koderz.datasets.loaders import load_dataset
 from koderz.errors import ConfigError, KoderzError
 from koderz.plan import Plan
-from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, SampleRecord
+from koderz.records import (
+    AttemptRecord,
+    ProblemRecord,
+    RunFolder,
+    RunPart,
+    RunResults,
+    RunState,
+    SampleRecord,
+    TraceRecord,
+)
 from koderz.runner import select_problems
 from koderz.timing import build_timing
 
@@ -83,7 +92,7 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
     order = {p.task_id: i for i, p in enumerate(select_problems(load_dataset(plan.dataset), plan))}
     parts = plan.mode.spec.parts
 
-    def key(item: ProblemRecord | SampleRecord) -> tuple[int, str]:
+    def key(item: ProblemRecord | SampleRecord | AttemptRecord | TraceRecord) -> tuple[int, str]:
         return order.get(item.task_id, len(order)), item.task_id
 
     records = sorted((r for s in shards for r in s.records()), key=lambda r: (key(r), parts.index(r.mode)))
