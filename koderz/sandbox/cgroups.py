@@ -110,11 +110,12 @@ class AttemptCgroup:
     def paths(self) -> list[str]:
         return [str(path) for _, path in self._dirs]
 
-    def kill(self) -> None:
-        """SIGKILL every process in the attempt (all of it goes when one process hits the budget)."""
+    def kill(self, spare: int | None = None) -> None:
+        """SIGKILL every process in the attempt but ``spare`` (all of it goes when one process
+        hits the budget)."""
         for _, path in self._dirs:
             with contextlib.suppress(OSError):
-                _kill_members(path)
+                _kill_members(path, spare)
 
     def remove(self) -> set[int]:
         """Kill whatever is left inside, remove the directories; returns the pids it had to kill."""
@@ -292,12 +293,12 @@ def _remove_tree(path: Path) -> set[int]:
         time.sleep(0.01)
 
 
-def _kill_members(path: Path) -> set[int]:
+def _kill_members(path: Path, spare: int | None = None) -> set[int]:
     kill = path / "cgroup.kill"
-    if kill.exists():
+    if spare is None and kill.exists():
         with contextlib.suppress(OSError):
             kill.write_text("1")
-    members = {int(p) for p in (path / "cgroup.procs").read_text().split()}
+    members = {int(p) for p in (path / "cgroup.procs").read_text().split()} - {spare}
     for pid in members:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -200,7 +200,7 @@ def _contain(job, isolation):
         child = os.fork()
         if child:  # the waiter: outlives nothing it started; its death kills PID 1 below
             _wait_for(child, job["limits"]["cpu_seconds"])
-        # below: PID 1 of the new namespace (bwrap's PID 2); when it dies, everything inside dies.
+        # below: PID 1 of the new PID namespace (under bwrap, PID 2); when it dies, all inside die.
     if mechanism in NAMESPACE_MECHANISMS:
         _build_root(job["workdir"], job)
         os.chdir(job["workdir"])

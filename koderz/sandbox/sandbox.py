@@ -92,10 +92,15 @@ def _child_source() -> str:
 
 def _root_paths() -> list[str]:
     """What the child's root holds: system directories and the base interpreter's lib and binary."""
-    python = [os.path.join(os.path.realpath(sys.base_prefix), "lib"), os.path.realpath(sys.executable)]
-    python += [os.path.dirname(os.path.realpath(sysconfig.get_paths()[k])) for k in ("stdlib", "platstdlib")]
-    inside = [p for p in dict.fromkeys(python) if not any(p.startswith(r + "/") for r in ROOT_PATHS)]
-    return [*ROOT_PATHS, *inside]
+    stdlib = os.path.dirname(os.__file__)
+    extensions = sysconfig.get_config_var("DESTSHARED") or stdlib
+    python = [os.path.realpath(p) for p in (sys.executable, stdlib, extensions)]
+    python.insert(0, os.path.join(os.path.realpath(sys.base_prefix), "lib"))  # libpython, conda's libraries
+    kept: list[str] = []
+    for path in python:
+        if not any(path == r or path.startswith(r + "/") for r in [*ROOT_PATHS, *kept]):
+            kept.append(path)
+    return [*ROOT_PATHS, *kept]
 
 
 def _hidden_paths(root_paths: list[str]) -> list[str]:
@@ -161,7 +166,8 @@ class Sandbox:
         self._zygote_start: asyncio.Task[None] | None = None
         self._root = os.geteuid() == 0
         self._mechanisms = candidates(self._root, self.config.isolate, self.config.containment)
-        self._chosen: asyncio.Task[Containment] | None = None
+        self._probing: asyncio.Task[Containment] | None = None
+        self._chosen: Containment | None = None
         self._budget = CgroupBudget(self.config.memory_mb, self.config.processes)
         if not self._budget.active:
             log.info("sandbox: memory budget per process (%s)", self._budget.reason)
@@ -188,23 +194,23 @@ class Sandbox:
     @property
     def containment(self) -> Containment | None:
         """The mechanism in use, once the first attempt has found it."""
-        done = self._chosen is not None and self._chosen.done() and not self._chosen.cancelled()
-        return self._chosen.result() if done and self._chosen and not self._chosen.exception() else None
+        return self._chosen
 
     async def _containment(self) -> Containment:
         """The strongest containment that works here, probed once per process and settings."""
+        if self._chosen is not None:
+            return self._chosen
         key = (self._root, tuple(self._mechanisms), tuple(self._root_paths), tuple(self._hide))
-        if key in _CHOSEN:
-            return _CHOSEN[key]
-        if self._chosen is None or (self._chosen.done() and self._chosen.get_loop() is not asyncio.get_running_loop()):
-            self._chosen = asyncio.get_running_loop().create_task(
-                choose(self._mechanisms, self._command, self._probe_job)
-            )
-        chosen = await asyncio.shield(self._chosen)
         if key not in _CHOSEN:
-            _CHOSEN[key] = chosen
-            (log.info if chosen.full else log.warning)("%s", chosen.summary())
-        return chosen
+            loop = asyncio.get_running_loop()
+            if self._probing is None or self._probing.get_loop() is not loop:
+                self._probing = loop.create_task(choose(self._mechanisms, self._command, self._probe_job))
+            chosen = await asyncio.shield(self._probing)
+            if key not in _CHOSEN:
+                _CHOSEN[key] = chosen
+                (log.info if chosen.full else log.warning)("%s", chosen.summary())
+        self._chosen = _CHOSEN[key]
+        return self._chosen
 
     def _command(self, mechanism: str, cgroups: list[str] | None = None) -> list[str]:
         """A fresh child process for ``mechanism`` (bwrap wraps the interpreter; the attempt's
@@ -262,7 +268,8 @@ class Sandbox:
 
     async def evaluate(self, problem: Problem, program: str) -> Verdict:
         """Run ``program`` on ``problem``'s tests in a fresh contained process."""
-        mechanism = (await self._containment()).mechanism
+        containment = await self._containment()
+        mechanism = containment.mechanism
         slot = await self._slots.acquire(_cost(problem))
         workdir = tempfile.mkdtemp(prefix="koderz-attempt-")
         started = time.perf_counter()
@@ -275,12 +282,7 @@ class Sandbox:
                     os.chmod(workdir, 0o777)
             cgroup = self._budget.attempt()
             job = self._job(problem, program, workdir, slot, mechanism, cgroup)
-            watch = asyncio.ensure_future(_end_at_oom(cgroup)) if cgroup else None
-            try:
-                results, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
-            finally:
-                if watch is not None:
-                    watch.cancel()
+            results, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
             out_of_memory = cgroup is not None and cgroup.oom_killed()
         finally:
             self._slots.release(slot)
@@ -292,7 +294,8 @@ class Sandbox:
             verdict = _with(
                 verdict, status="memory", error=f"memory limit exceeded ({self._budget.memory} per attempt)"
             )
-        return _with(verdict, duration=time.perf_counter() - started)
+        isolation = {**verdict.isolation, **containment.report()} if verdict.isolation else {}
+        return _with(verdict, duration=time.perf_counter() - started, isolation=isolation)
 
     async def _run(
         self, problem: Problem, job: bytes, workdir: str, mechanism: str, cgroup: AttemptCgroup | None
@@ -330,6 +333,9 @@ class Sandbox:
 
         cut_short: str | None = None
         tasks = [asyncio.ensure_future(c) for c in (feed(), read_results(), read_output(), proc.wait())]
+        if cgroup is not None:  # the waiter outside the PID namespace is spared: it reaps PID 1
+            waiter = proc.pid if mechanism in ("root namespaces", "user namespaces") else None
+            tasks.append(asyncio.ensure_future(_end_at_oom(cgroup, waiter)))
         reader, exited = tasks[1], tasks[3]
         try:
             done, _ = await asyncio.wait([reader, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
@@ -471,13 +477,13 @@ def _status_from_exit(code: int) -> str:
     return f"exited:{code}"
 
 
-async def _end_at_oom(cgroup: AttemptCgroup) -> None:
+async def _end_at_oom(cgroup: AttemptCgroup, spare: int | None) -> None:
     """Once the kernel OOM-kills one of an attempt's processes, kill the rest (cgroup v1 has no
     ``memory.oom.group``): the attempt is over, and ends as ``memory`` now, not at its time limit."""
     while True:  # a kernel counter: nothing to await but time
         await asyncio.sleep(OOM_POLL_SECONDS)
         if cgroup.oom_killed():
-            cgroup.kill()
+            cgroup.kill(spare)
             return
 
 
