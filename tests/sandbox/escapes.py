@@ -133,20 +133,24 @@ async def run(settings: dict[str, object]) -> dict[str, object]:
 
     problems = load_dataset("humaneval")
     sandbox = Sandbox(SandboxConfig(containment=str(settings.get("containment", "auto"))))
+    programs: dict[str, str] = {}
+    cheats, verdicts = [], []
     try:
         canonical = await asyncio.gather(*(sandbox.evaluate(p, p.reference_program) for p in problems))
-        paths = data_files()
-        cheats = await asyncio.gather(*(sandbox.evaluate(p, cheat(p.entry_point, paths)) for p in problems))
-        problem = next(p for p in problems if p.task_id == "HumanEval/23")
-        programs = escapes(problem.entry_point, str(settings["marker"]), int(settings["port"]), str(Path.home()))
-        verdicts = await asyncio.gather(*(sandbox.evaluate(problem, program) for program in programs.values()))
+        if settings.get("exploits", True):
+            paths = data_files()
+            cheats = await asyncio.gather(*(sandbox.evaluate(p, cheat(p.entry_point, paths)) for p in problems))
+            problem = next(p for p in problems if p.task_id == "HumanEval/23")
+            programs = escapes(problem.entry_point, str(settings["marker"]), int(settings["port"]), str(Path.home()))
+            verdicts = await asyncio.gather(*(sandbox.evaluate(problem, program) for program in programs.values()))
     finally:
         sandbox.close()
     return {
         "uid": os.getuid(),
         "canonical_passed": sum(v.passed for v in canonical),
         "isolation": canonical[0].isolation,
-        "cheat_passed": [p.task_id for p, v in zip(problems, cheats, strict=True) if v.passed],
+        "summary": sandbox.containment.summary() if sandbox.containment else "",
+        "cheat_passed": [p.task_id for p, v in zip(problems, cheats, strict=False) if v.passed],
         "escapes": {name: v.to_dict() for name, v in zip(programs, verdicts, strict=True)},
         "home": str(Path.home()),
         "package_dir": str(Path(__import__("koderz").__file__).parent),

@@ -138,7 +138,7 @@ def test_a_crashed_runs_cgroups_are_swept_at_the_next_start(uid_base, tmp_path, 
         [sys.executable, "-c", CRASHING_RUN % uid_base],
         stdout=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env=dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path)),  # its attempt dirs stay in tmp_path
         cwd=tmp_path,
     )
     runs = [Path(p) for p in proc.stdout.readline().split()]
