@@ -62,6 +62,7 @@ def own_hierarchies(proc_cgroup: str, mountinfo: str) -> list[Hierarchy]:
                 if option in CONTROLLERS:
                     mounts.setdefault(option, (root, point))
     found = []
+    controllers: tuple[str, ...]
     for line in proc_cgroup.splitlines():
         hierarchy_id, _, rest = line.partition(":")
         names, _, path = rest.partition(":")

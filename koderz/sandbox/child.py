@@ -336,12 +336,12 @@ def zygote():
     _signal.set_wakeup_fd(wake_w)
     while True:
         try:
-            ready = select.select([control, wake_r], [], [])[0]
+            ready = select.select([control.fileno(), wake_r], [], [])[0]
         except InterruptedError:
             continue
         if wake_r in ready:
             os.read(wake_r, 4096)
-        if control in ready:
+        if control.fileno() in ready:
             message, fds, _, _ = socket.recv_fds(control, 256, 3)
             if not message:
                 os._exit(0)

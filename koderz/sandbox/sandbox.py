@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
@@ -61,6 +62,22 @@ SITE_PATTERNS = (  # relative to each directory bound into the child's root
     "share/python-wheels",
 )
 _CHOSEN: dict[tuple[object, ...], Containment] = {}  # per process: the machine does not change
+
+
+class AttemptProcess(Protocol):
+    """What ``_run`` uses of an attempt process: a fork server's or an asyncio subprocess."""
+
+    pid: int
+    stdin: asyncio.StreamWriter
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def send_signal(self, signum: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -332,7 +349,9 @@ class Sandbox:
                     captured.extend(chunk[: cap - len(captured)])
 
         cut_short: str | None = None
-        tasks = [asyncio.ensure_future(c) for c in (feed(), read_results(), read_output(), proc.wait())]
+        tasks: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(c) for c in (feed(), read_results(), read_output(), proc.wait())
+        ]
         if cgroup is not None:  # the waiter outside the PID namespace is spared: it reaps PID 1
             waiter = proc.pid if mechanism in ("root namespaces", "user namespaces") else None
             tasks.append(asyncio.ensure_future(_end_at_oom(cgroup, waiter)))
@@ -363,9 +382,7 @@ class Sandbox:
             results.violation = violation[0]
         return results, captured.decode("utf-8", "replace"), cut_short
 
-    async def _spawn(
-        self, workdir: str, mechanism: str, cgroup: AttemptCgroup | None = None
-    ) -> asyncio.subprocess.Process | ForkedProcess:
+    async def _spawn(self, workdir: str, mechanism: str, cgroup: AttemptCgroup | None = None) -> AttemptProcess:
         """A fresh attempt process: forked by the zygote when enabled, else a new interpreter
         (inside bwrap for ``bubblewrap``: each attempt needs namespaces of its own)."""
         if self.config.fork_server and mechanism != "bubblewrap":
@@ -375,7 +392,7 @@ class Sandbox:
             except (SandboxError, OSError) as exc:
                 log.warning("sandbox fork server failed (%s); starting a fresh interpreter instead", exc)
                 self._close_zygote()
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             *self._command(mechanism, cgroup.paths if cgroup else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -385,20 +402,18 @@ class Sandbox:
             start_new_session=True,
             limit=MAX_LINE,
         )
+        return cast(AttemptProcess, proc)  # all three pipes were asked for
 
     async def _fork_server(self) -> ForkServer:
         """This loop's zygote, started once (concurrent callers share the start-up)."""
         loop = asyncio.get_running_loop()
-        if (
-            self._zygote_loop is not loop
-            or self._zygote is None
-            or (self._zygote_start.done() and not self._zygote.alive)
-        ):
+        zygote, start = self._zygote, self._zygote_start
+        if self._zygote_loop is not loop or zygote is None or start is None or (start.done() and not zygote.alive):
             self._close_zygote()
-            self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, MAX_LINE), loop
-            self._zygote_start = loop.create_task(self._zygote.start())
-        zygote = self._zygote
-        await asyncio.shield(self._zygote_start)
+            zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, MAX_LINE), loop
+            start = loop.create_task(zygote.start())
+            self._zygote, self._zygote_start = zygote, start
+        await asyncio.shield(start)
         return zygote
 
     def _close_zygote(self) -> None:
@@ -504,7 +519,7 @@ def _kill_group(pid: int) -> None:
         raise SandboxError(f"cannot kill attempt process group {pid}: {exc}") from exc
 
 
-def _with(verdict: Verdict, **changes: object) -> Verdict:
+def _with(verdict: Verdict, **changes: Any) -> Verdict:
     from dataclasses import replace
 
     return replace(verdict, **changes)
