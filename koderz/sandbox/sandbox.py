@@ -132,7 +132,9 @@ def _hidden_paths(root_paths: list[str]) -> list[str]:
     for base in (Path(p) for p in root_paths if os.path.isdir(p) and not os.path.islink(p)):
         for pattern in SITE_PATTERNS:
             candidates |= {str(p) for p in base.glob(pattern)}
-    return sorted(os.path.realpath(p) for p in candidates if p)
+    hidden = {os.path.realpath(p) for p in candidates if p}
+    # never a directory the root is made of (koderz started from / or /usr would hide it all)
+    return sorted(p for p in hidden if not any(r == p or r.startswith(p.rstrip("/") + "/") for r in root_paths))
 
 
 class SlotPool:
