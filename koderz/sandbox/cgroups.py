@@ -136,7 +136,7 @@ class CgroupBudget:
         self._runs: list[tuple[Hierarchy, Path]] = []
         self._attempts = itertools.count()
         self.memory = f"rlimit per process {memory_mb} MB"
-        self.pids = f"rlimit per uid {processes}"
+        self.pids = f"rlimit {processes}"
         self.reason = ""
         try:
             if hierarchies is None:

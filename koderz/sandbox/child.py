@@ -115,7 +115,8 @@ def _world_readable():
 
 
 def _join_cgroups(job, isolation):
-    """Move this process (so every process it starts) into the attempt's cgroups."""
+    """Move this process (so every process it starts) into the attempt's cgroups; on success
+    ``job["budget"]`` (the cgroups' limits) replaces the rlimits in the report."""
     try:
         for procs in job["cgroups"]:
             with open(procs, "w") as handle:
@@ -261,7 +262,9 @@ def main(parent=None):
     os.close(devnull)
     results = os.fdopen(os.dup(1), "w", buffering=1 << 16)
     os.dup2(2, 1)  # the candidate's prints go to the capped stderr pipe
-    isolation = {"network": "shared", "pid": "shared", "filesystem": "shared", "memory": job["budget"]["memory"]}
+    limits = job["limits"]
+    isolation = {"network": "shared", "pid": "shared", "filesystem": "shared"}
+    isolation.update(memory=f"rlimit per process {limits['memory_mb']} MB", processes=f"rlimit {limits['processes']}")
     try:
         _contain(job, isolation)
         failure = None

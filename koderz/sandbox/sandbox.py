@@ -299,7 +299,7 @@ class Sandbox:
                     os.chown(workdir, self.config.uid_base + slot, self.config.uid_base + slot)
                 except PermissionError:  # root without CAP_CHOWN: the child stays uid 0
                     os.chmod(workdir, 0o777)
-            cgroup = self._budget.attempt()
+            cgroup = self._attempt_cgroup()
             job = self._job(problem, program, workdir, slot, mechanism, cgroup)
             results, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
             out_of_memory = cgroup is not None and cgroup.oom_killed()
@@ -315,6 +315,14 @@ class Sandbox:
             )
         isolation = {**verdict.isolation, **containment.report()} if verdict.isolation else {}
         return _with(verdict, duration=time.perf_counter() - started, isolation=isolation)
+
+    def _attempt_cgroup(self) -> AttemptCgroup | None:
+        """The attempt's own cgroup; on a failure the attempt runs on its rlimits (and says so)."""
+        try:
+            return self._budget.attempt()
+        except OSError as exc:
+            log.warning("sandbox: no cgroup for this attempt (%s); its memory limit is per process", exc)
+            return None
 
     async def _run(
         self, problem: Problem, job: bytes, workdir: str, mechanism: str, cgroup: AttemptCgroup | None
