@@ -2,13 +2,16 @@
 
 Run by the parent as ``python -I -S -B -c <wire.py + this file>`` (stdlib only; it
 cannot import koderz; it imports as little as it can, since every attempt pays for it).
-It reads one marshalled job from stdin (inputs marshalled one by one), then, when it may:
-unshares mount/network/PID/IPC/UTS namespaces, builds a minimal read-only root (the
-Python installation, /usr, /etc, an empty tmpfs /tmp, with site-packages and every
-path the parent names hidden), chroots, sets resource limits, drops to an unprivileged
-uid and closes stdin. Then it executes the program and calls the entry point on each
-input, writing one line per result to its results fd: ``V <i> <wire text>``, ``H <i>
-<sha256> <length> <head>`` for long answers, ``E <i> <json error>``; ``S`` (setup
+It reads one marshalled job from stdin (inputs marshalled one by one), joins the
+attempt's cgroups, then enters the containment the parent chose: new user (when not
+root), mount, network, PID, IPC and UTS namespaces, a minimal read-only root (/usr,
+/etc, the Python installation's lib, an empty tmpfs /tmp; site-packages and every path
+the parent names hidden), chroot, resource limits, an unprivileged uid (root) or no
+capabilities (user namespace), a fresh session keyring, stdin closed (``bubblewrap``:
+bwrap built all that before; ``limits only``: rlimits). Then it executes the program and
+calls the entry point on each input, writing one line per result to its results fd:
+``V <i> <wire text>``, ``H <i> <sha256> <length> <head>`` for long answers, ``E <i> <json
+error>``; ``S`` (setup
 report), ``L`` (load error) and ``D`` (done) frame them. It never sees expected
 outputs: the verdict is decided by the parent.
 """
@@ -21,10 +24,17 @@ import resource
 import sys
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
-MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+NAMESPACES = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_RELATIME, MS_PRIVATE = 1024, 2048, 4096, 16384, 1 << 21, 1 << 18
+LOCKED_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME  # statvfs uses the same bits
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
+PR_CAP_AMBIENT_CLEAR_ALL, CAPABILITY_VERSION_3 = 4, 0x20080522
+KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 1, 7, 22
+KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "loongarch64": 219}
+NAMESPACE_MECHANISMS = ("root namespaces", "user namespaces")
 TIMEOUT_EXIT = 124  # PID 1 was killed at its CPU-time limit
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -52,7 +62,9 @@ def _bind(source, target, writable=False):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         open(target, "a").close()
     _mount(source, target, None, MS_BIND | MS_REC)
-    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | (0 if writable else MS_RDONLY)
+    # a mount inherited from a more privileged namespace keeps its nosuid/nodev/noexec/atime flags
+    locked = os.statvfs(target).f_flag & LOCKED_FLAGS
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | locked | (0 if writable else MS_RDONLY)
     _mount(None, target, None, flags)
 
 
@@ -102,54 +114,123 @@ def _world_readable():
         path = parent
 
 
-def _contain(job, isolation):
-    """Enter namespaces and the minimal root as far as the OS permits; record what held."""
-    if job["isolate"] and os.geteuid() == 0:
+def _join_cgroups(job, isolation):
+    """Move this process (so every process it starts) into the attempt's cgroups; on success
+    ``job["budget"]`` (the cgroups' limits) replaces the rlimits in the report."""
+    try:
+        for procs in job["cgroups"]:
+            with open(procs, "w") as handle:
+                handle.write("0")
+        if job["cgroups"]:
+            isolation.update(job["budget"])
+    except OSError as exc:
+        isolation["memory"] = f"rlimit per process (joining the cgroup failed: {exc.strerror})"
+
+
+def _enter_user_namespace():
+    """A new user namespace (with the other namespaces) mapping our uid and gid to themselves."""
+    uid, gid = os.getuid(), os.getgid()
+    _check(_libc.unshare(CLONE_NEWUSER | NAMESPACES), "unshare")
+    for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
+        with open("/proc/self/" + name, "w") as handle:
+            handle.write(text)
+
+
+def _drop_capabilities():
+    """Give up every capability the new user namespace granted (bounding, ambient, then all sets)."""
+    cap = 0
+    while _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.capset(header, data), "capset")
+
+
+def _fresh_keyrings(clear_user_keyrings):
+    """A new session keyring; as a slot uid, also empty the uid's user keyrings an earlier attempt filled."""
+    number = SYS_KEYCTL.get(os.uname().machine)
+    if number is None:
+        return f"unchanged (keyctl number unknown on {os.uname().machine})"
+    keyctl = _libc.syscall
+    if keyctl(number, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        return f"unchanged ({os.strerror(ctypes.get_errno())})"
+    if not clear_user_keyrings:
+        return "fresh session keyring"
+    for keyring in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
+        _check(keyctl(number, KEYCTL_CLEAR, keyring), "keyctl clear")
+    persistent = keyctl(number, KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_SESSION_KEYRING)
+    if persistent >= 0:
+        _check(keyctl(number, KEYCTL_CLEAR, persistent), "keyctl clear persistent")
+    return "fresh session keyring, user keyrings emptied"
+
+
+def _wait_for(child, cpu_seconds):
+    """The waiter outside the PID namespace: exits with PID 1's status (124 at its CPU limit)."""
+    _signal.signal(_signal.SIGTERM, lambda *_: os.kill(child, _signal.SIGKILL))
+    while True:
         try:
-            _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-            _mount(None, "/", None, MS_REC | MS_PRIVATE)
-            isolation.update(network="namespace", pid="namespace")
-        except OSError as exc:
-            isolation["note"] = str(exc)
-    if isolation.get("pid") == "namespace":
+            _, status, usage = os.wait4(child, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFEXITED(status):
+        os._exit(os.WEXITSTATUS(status))
+    cpu = usage.ru_utime + usage.ru_stime
+    os._exit(TIMEOUT_EXIT if cpu >= cpu_seconds - 0.05 else 128 + os.WTERMSIG(status))
+
+
+def _contain(job, isolation):
+    """Enter the containment the parent chose (``job["mechanism"]``) and record what held.
+
+    ``root namespaces`` and ``user namespaces`` build the same private root and drop every
+    privilege (a per-slot uid as root, all capabilities in a user namespace); ``bubblewrap``
+    finds them built by bwrap; ``limits only`` sets the rlimits. A step the mechanism needs
+    that fails raises OSError: the attempt is then an error, never run uncontained.
+    """
+    mechanism = isolation["mechanism"] = job["mechanism"]
+    _join_cgroups(job, isolation)
+    if mechanism == "user namespaces":
+        _enter_user_namespace()
+    elif mechanism == "root namespaces":
+        _check(_libc.unshare(NAMESPACES), "unshare")
+    if mechanism in NAMESPACE_MECHANISMS:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if mechanism != "limits only":
+        isolation.update(network="namespace", pid="namespace")
         child = os.fork()
         if child:  # the waiter: outlives nothing it started; its death kills PID 1 below
-            _signal.signal(_signal.SIGTERM, lambda *_: os.kill(child, _signal.SIGKILL))
-            while True:
-                try:
-                    _, status, usage = os.wait4(child, 0)
-                    break
-                except InterruptedError:
-                    continue
-            if os.WIFEXITED(status):
-                os._exit(os.WEXITSTATUS(status))
-            cpu = usage.ru_utime + usage.ru_stime
-            os._exit(TIMEOUT_EXIT if cpu >= job["limits"]["cpu_seconds"] - 0.05 else 128 + os.WTERMSIG(status))
-        # PID 1 of the new namespace: when it dies, the kernel kills everything inside.
-        try:
-            _build_root(job["workdir"], job)
-            os.chdir(job["workdir"])
-            os.chroot(".")
-            os.chdir("/tmp")
-            isolation["filesystem"] = "private root"
-        except OSError as exc:
-            isolation["filesystem"] = f"shared ({exc})"
-    if isolation.get("filesystem") != "private root":
+            _wait_for(child, job["limits"]["cpu_seconds"])
+        # below: PID 1 of the new PID namespace (under bwrap, PID 2); when it dies, all inside die.
+    if mechanism in NAMESPACE_MECHANISMS:
+        _build_root(job["workdir"], job)
         os.chdir(job["workdir"])
+        os.chroot(".")
+    if mechanism == "limits only":
+        os.chdir(job["workdir"])
+    else:
+        os.chdir("/tmp")
+        isolation["filesystem"] = "private root"
     _set_limits(job["limits"])
     uid = job.get("uid")
-    if uid is not None and os.geteuid() == 0 and isolation["filesystem"] != "private root" and not _world_readable():
+    if mechanism in ("user namespaces", "bubblewrap"):
+        _drop_capabilities()
+        isolation["user"] = f"uid {os.getuid()} in a user namespace, no capabilities"
+    elif uid is not None and mechanism == "limits only" and not _world_readable():
         isolation["user"] = "unchanged (uid 0: the Python installation is not readable by other users)"
-    elif uid is not None and os.geteuid() == 0:
+    elif uid is not None:
         try:
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
             isolation["user"] = f"uid {uid}"
         except OSError as exc:  # root without CAP_SETUID (a locked-down container)
+            if mechanism != "limits only":
+                raise
             isolation["user"] = f"unchanged (uid 0: {exc.strerror})"
     else:
         isolation["user"] = f"unchanged (uid {os.geteuid()})"
+    isolation["keyrings"] = _fresh_keyrings(uid is not None and isolation["user"] == f"uid {uid}")
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
 
@@ -181,8 +262,14 @@ def main(parent=None):
     os.close(devnull)
     results = os.fdopen(os.dup(1), "w", buffering=1 << 16)
     os.dup2(2, 1)  # the candidate's prints go to the capped stderr pipe
+    limits = job["limits"]
     isolation = {"network": "shared", "pid": "shared", "filesystem": "shared"}
-    _contain(job, isolation)
+    isolation.update(memory=f"rlimit per process {limits['memory_mb']} MB", processes=f"rlimit {limits['processes']}")
+    try:
+        _contain(job, isolation)
+        failure = None
+    except OSError as exc:  # fail closed: the program does not run without the containment chosen
+        failure = isolation["error"] = f"containment failed: {exc}"
     os.environ.clear()
     os.environ.update(job["env"])
     send_limit = job["send_limit"]
@@ -191,6 +278,11 @@ def main(parent=None):
         results.write(f"{kind} {index} {payload}\n")
 
     emit("S", 0, json_text(isolation))
+    if failure or job.get("probe"):
+        if failure:
+            emit("L", 0, json_text({"err": "SandboxError: " + failure, "tb": ""}))
+        results.flush()
+        os._exit(0)
     results.flush()
     namespace = {"__name__": "__candidate__", "__builtins__": __builtins__}
     try:
@@ -247,12 +339,12 @@ def zygote():
     _signal.set_wakeup_fd(wake_w)
     while True:
         try:
-            ready = select.select([control, wake_r], [], [])[0]
+            ready = select.select([control.fileno(), wake_r], [], [])[0]
         except InterruptedError:
             continue
         if wake_r in ready:
             os.read(wake_r, 4096)
-        if control in ready:
+        if control.fileno() in ready:
             message, fds, _, _ = socket.recv_fds(control, 256, 3)
             if not message:
                 os._exit(0)

@@ -1,10 +1,12 @@
 """``await Sandbox.evaluate(problem, program) -> Verdict``: contained runs, trusted verdicts.
 
-Each attempt is a fresh ``python -I -S`` process (an asyncio subprocess) running
-``child.py``: own session and process group, private namespaces and minimal root when
-the OS permits, resource limits, an unprivileged uid of its own (one per concurrent
-slot, so per-user limits bind even when koderz runs as root), a scrubbed environment,
-stdin closed, output capped. The child streams plain outputs; ``judge`` decides here.
+Each attempt is a fresh process (forked by the zygote, or a fresh ``python -I -S``)
+running ``child.py``: own session and process group, its own cgroup (one memory budget
+across its processes, where the machine offers one), private namespaces and a minimal
+root (as root, in a user namespace, or built by bwrap: ``mechanism`` says which this
+machine allows), resource limits, an unprivileged uid of its own as root (one per
+concurrent slot), a scrubbed environment, stdin closed, output capped. The child
+streams plain outputs; ``judge`` decides here.
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
+from koderz.sandbox.cgroups import AttemptCgroup, CgroupBudget
 from koderz.sandbox.checkenv import assemble, preamble_of
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer
 from koderz.sandbox.judge import Collector, judge
 from koderz.sandbox.judge import error_status as _error_status
+from koderz.sandbox.mechanism import Containment, bwrap_command, candidates, choose, python_command
 from koderz.sandbox.verdict import Verdict
 from koderz.sandbox.wire import MAX_OUTPUT
 
@@ -47,6 +52,32 @@ DRAIN_SECONDS = 2.0
 TIMEOUT_EXIT = 124
 ENCODE_SECONDS_PER_CHAR = 1e-7
 SEND_LIMIT = 1 << 20  # longer answers travel as a digest (EvalPlus datasets only)
+OOM_POLL_SECONDS = 0.05
+SITE_PATTERNS = (  # relative to each directory bound into the child's root
+    "lib*/python*/*-packages",
+    "local/lib*/python*/*-packages",
+    "python*/*-packages",
+    "lib*/python*/ensurepip/_bundled",
+    "python*/ensurepip/_bundled",
+    "share/python-wheels",
+)
+_CHOSEN: dict[tuple[object, ...], Containment] = {}  # per process: the machine does not change
+
+
+class AttemptProcess(Protocol):
+    """What ``_run`` uses of an attempt process: a fork server's or an asyncio subprocess."""
+
+    pid: int
+    stdin: asyncio.StreamWriter
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def send_signal(self, signum: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,7 @@ class SandboxConfig:
     output_kb: int = 64
     uid_base: int = 3_000_000
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
+    containment: str = "auto"  # or one of mechanism.MECHANISMS, to insist on that one
 
 
 def _child_source() -> str:
@@ -75,15 +107,34 @@ def _child_source() -> str:
     return (package / "wire.py").read_text() + "\n" + (package / "child.py").read_text()
 
 
-def _hidden_paths() -> list[str]:
-    """Paths the child must not see: site-packages, koderz itself, its caches, the cwd."""
+def _root_paths() -> list[str]:
+    """What the child's root holds: system directories and the base interpreter's lib and binary."""
+    stdlib = os.path.dirname(os.__file__)
+    extensions = sysconfig.get_config_var("DESTSHARED") or stdlib
+    python = [os.path.realpath(p) for p in (sys.executable, stdlib, extensions)]
+    python.insert(0, os.path.join(os.path.realpath(sys.base_prefix), "lib"))  # libpython, conda's libraries
+    kept: list[str] = []
+    for path in python:
+        if not any(path == r or path.startswith(r + "/") for r in [*ROOT_PATHS, *kept]):
+            kept.append(path)
+    return [*ROOT_PATHS, *kept]
+
+
+def _hidden_paths(root_paths: list[str]) -> list[str]:
+    """Paths the child must not see: every site-packages/dist-packages under its root (whatever
+    the interpreter layout: system, pyenv, venv, conda, uv), bundled wheels, koderz itself,
+    its caches, the cwd."""
     stdlib = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib")}
     candidates = set(site.getsitepackages()) | {site.getusersitepackages(), str(cache_dir()), os.getcwd()}
+    candidates |= set(site.getsitepackages([sys.base_prefix, sys.base_exec_prefix]))
     candidates |= {p for p in sys.path if p and os.path.realpath(p) not in stdlib and "lib-dynload" not in p}
     candidates.add(str(Path(__file__).resolve().parents[2]))
-    for base in ("/usr/lib", "/usr/local/lib"):
-        candidates |= {str(p) for p in Path(base).glob("python3*/*-packages")}
-    return sorted(os.path.realpath(p) for p in candidates if p)
+    for base in (Path(p) for p in root_paths if os.path.isdir(p) and not os.path.islink(p)):
+        for pattern in SITE_PATTERNS:
+            candidates |= {str(p) for p in base.glob(pattern)}
+    hidden = {os.path.realpath(p) for p in candidates if p}
+    # never a directory the root is made of (koderz started from / or /usr would hide it all)
+    return sorted(p for p in hidden if not any(r == p or r.startswith(p.rstrip("/") + "/") for r in root_paths))
 
 
 class SlotPool:
@@ -127,17 +178,18 @@ class Sandbox:
         slots = self.config.max_processes or os.cpu_count() or 1
         self._slots = SlotPool(slots)
         self._source = _child_source()
-        self._hide = _hidden_paths()
-        self._root_paths = [*list(ROOT_PATHS), os.path.realpath(sys.base_prefix)]
+        self._root_paths = _root_paths()
+        self._hide = _hidden_paths(self._root_paths)
         self._zygote: ForkServer | None = None
         self._zygote_loop: asyncio.AbstractEventLoop | None = None
         self._zygote_start: asyncio.Task[None] | None = None
         self._root = os.geteuid() == 0
-        if not self._root:
-            log.warning(
-                "sandbox: not running as root; namespaces, private root and uid drop are off"
-                " (resource limits, own session and scrubbed environment still apply)"
-            )
+        self._mechanisms = candidates(self._root, self.config.isolate, self.config.containment)
+        self._probing: asyncio.Task[Containment] | None = None
+        self._chosen: Containment | None = None
+        self._budget = CgroupBudget(self.config.memory_mb, self.config.processes)
+        if not self._budget.active:
+            log.info("sandbox: memory budget per process (%s)", self._budget.reason)
 
     @property
     def max_processes(self) -> int:
@@ -155,31 +207,79 @@ class Sandbox:
             raise SandboxError(f"{problem.task_id}: an input cannot be sent to the sandbox: {exc}") from exc
 
     def _limits(self, problem: Problem) -> tuple[dict[str, int], float]:
+        limits = self._limits_for(problem.reference_seconds)
+        return limits, self.config.wall_factor * limits["cpu_seconds"] + self.config.wall_slack
+
+    @property
+    def containment(self) -> Containment | None:
+        """The mechanism in use, once the first attempt has found it."""
+        return self._chosen
+
+    async def _containment(self) -> Containment:
+        """The strongest containment that works here, probed once per process and settings."""
+        if self._chosen is not None:
+            return self._chosen
+        key = (self._root, tuple(self._mechanisms), tuple(self._root_paths), tuple(self._hide))
+        if key not in _CHOSEN:
+            loop = asyncio.get_running_loop()
+            if self._probing is None or self._probing.get_loop() is not loop:
+                self._probing = loop.create_task(choose(self._mechanisms, self._command, self._probe_job))
+            chosen = await asyncio.shield(self._probing)
+            if key not in _CHOSEN:
+                _CHOSEN[key] = chosen
+                (log.info if chosen.full else log.warning)("%s", chosen.summary())
+        self._chosen = _CHOSEN[key]
+        return self._chosen
+
+    def _command(self, mechanism: str, cgroups: list[str] | None = None) -> list[str]:
+        """A fresh child process for ``mechanism`` (bwrap wraps the interpreter; the attempt's
+        cgroup directories are bound in so that the child can join them)."""
+        python = python_command(self._source)
+        if mechanism == "bubblewrap":
+            return bwrap_command(self._root_paths, self._hide, self.config.tmp_mb, cgroups or []) + python
+        return python
+
+    def _probe_job(self, mechanism: str, workdir: str) -> bytes:
+        limits = {**self._limits_for(self.config.cpu_floor), "cpu_seconds": math.ceil(self.config.cpu_floor)}
+        return marshal.dumps({**self._setup(mechanism, workdir, 0, None, limits), "probe": True, "send_limit": 0})
+
+    def _limits_for(self, reference_seconds: float) -> dict[str, int]:
         cfg = self.config
-        cpu = math.ceil(cfg.cpu_floor + cfg.cpu_factor * problem.reference_seconds)
-        limits = {
-            "cpu_seconds": cpu,
+        return {
+            "cpu_seconds": math.ceil(cfg.cpu_floor + cfg.cpu_factor * reference_seconds),
             "memory_mb": cfg.memory_mb,
             "processes": cfg.processes,
             "open_files": cfg.open_files,
             "file_mb": cfg.file_mb,
             "tmp_mb": cfg.tmp_mb,
         }
-        return limits, cfg.wall_factor * cpu + cfg.wall_slack
 
-    def _job(self, problem: Problem, program: str, workdir: str, slot: int) -> bytes:
+    def _setup(
+        self, mechanism: str, workdir: str, slot: int, cgroup: AttemptCgroup | None, limits: dict[str, int]
+    ) -> dict[str, object]:
+        """The containment part of a job: what the child enters before it runs anything."""
+        slot_uid = self._root and mechanism in ("root namespaces", "limits only")
+        return {
+            "mechanism": mechanism,
+            "limits": limits,
+            "env": CHILD_ENV,
+            "uid": self.config.uid_base + slot if slot_uid else None,
+            "workdir": workdir,
+            "root_paths": self._root_paths,
+            "hide": self._hide,
+            "cgroups": cgroup.procs if cgroup else [],
+            "budget": {"memory": self._budget.memory, "processes": self._budget.pids},
+        }
+
+    def _job(
+        self, problem: Problem, program: str, workdir: str, slot: int, mechanism: str, cgroup: AttemptCgroup | None
+    ) -> bytes:
         limits, _ = self._limits(problem)
         return marshal.dumps(
             {
+                **self._setup(mechanism, workdir, slot, cgroup, limits),
                 "program": assemble(preamble_of(problem.prompt, problem.entry_point), program),
                 "entry_point": problem.entry_point,
-                "limits": limits,
-                "env": CHILD_ENV,
-                "isolate": self.config.isolate,
-                "uid": self.config.uid_base + slot if self._root else None,
-                "workdir": workdir,
-                "root_paths": self._root_paths,
-                "hide": self._hide,
                 "send_limit": MAX_OUTPUT if problem.dataset == "humaneval" else SEND_LIMIT,
                 "inputs": self._inputs(problem),
             }
@@ -187,25 +287,48 @@ class Sandbox:
 
     async def evaluate(self, problem: Problem, program: str) -> Verdict:
         """Run ``program`` on ``problem``'s tests in a fresh contained process."""
+        containment = await self._containment()
+        mechanism = containment.mechanism
         slot = await self._slots.acquire(_cost(problem))
         workdir = tempfile.mkdtemp(prefix="koderz-attempt-")
         started = time.perf_counter()
+        cgroup = None
         try:
             if self._root:
                 try:
                     os.chown(workdir, self.config.uid_base + slot, self.config.uid_base + slot)
                 except PermissionError:  # root without CAP_CHOWN: the child stays uid 0
                     os.chmod(workdir, 0o777)
-            results, output, cut_short = await self._run(problem, program, workdir, slot)
+            cgroup = self._attempt_cgroup()
+            job = self._job(problem, program, workdir, slot, mechanism, cgroup)
+            results, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
+            out_of_memory = cgroup is not None and cgroup.oom_killed()
         finally:
             self._slots.release(slot)
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if cgroup is not None:
+                await asyncio.to_thread(_remove_cgroup, cgroup)
         verdict = self._decide(problem, results, output, cut_short)
-        return _with(verdict, duration=time.perf_counter() - started)
+        if out_of_memory and not verdict.passed:  # the kernel killed one of its processes at the budget
+            verdict = _with(
+                verdict, status="memory", error=f"memory limit exceeded ({self._budget.memory} per attempt)"
+            )
+        isolation = {**verdict.isolation, **containment.report()} if verdict.isolation else {}
+        return _with(verdict, duration=time.perf_counter() - started, isolation=isolation)
 
-    async def _run(self, problem: Problem, program: str, workdir: str, slot: int) -> tuple[Collector, str, str | None]:
+    def _attempt_cgroup(self) -> AttemptCgroup | None:
+        """The attempt's own cgroup; on a failure the attempt runs on its rlimits (and says so)."""
+        try:
+            return self._budget.attempt()
+        except OSError as exc:
+            log.warning("sandbox: no cgroup for this attempt (%s); its memory limit is per process", exc)
+            return None
+
+    async def _run(
+        self, problem: Problem, job: bytes, workdir: str, mechanism: str, cgroup: AttemptCgroup | None
+    ) -> tuple[Collector, str, str | None]:
         _, wall = self._limits(problem)
-        proc = await self._spawn(workdir)
+        proc = await self._spawn(workdir, mechanism, cgroup)
         results = Collector(problem)
         captured = bytearray()
         cap = self.config.output_kb * 1024
@@ -213,7 +336,7 @@ class Sandbox:
 
         async def feed() -> None:
             try:
-                proc.stdin.write(self._job(problem, program, workdir, slot))
+                proc.stdin.write(job)
                 await proc.stdin.drain()
                 proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
@@ -236,7 +359,12 @@ class Sandbox:
                     captured.extend(chunk[: cap - len(captured)])
 
         cut_short: str | None = None
-        tasks = [asyncio.ensure_future(c) for c in (feed(), read_results(), read_output(), proc.wait())]
+        tasks: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(c) for c in (feed(), read_results(), read_output(), proc.wait())
+        ]
+        if cgroup is not None:  # the waiter outside the PID namespace is spared: it reaps PID 1
+            waiter = proc.pid if mechanism in ("root namespaces", "user namespaces") else None
+            tasks.append(asyncio.ensure_future(_end_at_oom(cgroup, waiter)))
         reader, exited = tasks[1], tasks[3]
         try:
             done, _ = await asyncio.wait([reader, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
@@ -264,22 +392,18 @@ class Sandbox:
             results.violation = violation[0]
         return results, captured.decode("utf-8", "replace"), cut_short
 
-    async def _spawn(self, workdir: str) -> asyncio.subprocess.Process | ForkedProcess:
-        """A fresh attempt process: forked by the zygote when enabled, else a new interpreter."""
-        if self.config.fork_server:
+    async def _spawn(self, workdir: str, mechanism: str, cgroup: AttemptCgroup | None = None) -> AttemptProcess:
+        """A fresh attempt process: forked by the zygote when enabled, else a new interpreter
+        (inside bwrap for ``bubblewrap``: each attempt needs namespaces of its own)."""
+        if self.config.fork_server and mechanism != "bubblewrap":
             try:
                 zygote = await self._fork_server()
                 return await zygote.spawn()
             except (SandboxError, OSError) as exc:
                 log.warning("sandbox fork server failed (%s); starting a fresh interpreter instead", exc)
                 self._close_zygote()
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            self._source,
+        proc = await asyncio.create_subprocess_exec(
+            *self._command(mechanism, cgroup.paths if cgroup else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -288,20 +412,18 @@ class Sandbox:
             start_new_session=True,
             limit=MAX_LINE,
         )
+        return cast(AttemptProcess, proc)  # all three pipes were asked for
 
     async def _fork_server(self) -> ForkServer:
         """This loop's zygote, started once (concurrent callers share the start-up)."""
         loop = asyncio.get_running_loop()
-        if (
-            self._zygote_loop is not loop
-            or self._zygote is None
-            or (self._zygote_start.done() and not self._zygote.alive)
-        ):
+        zygote, start = self._zygote, self._zygote_start
+        if self._zygote_loop is not loop or zygote is None or start is None or (start.done() and not zygote.alive):
             self._close_zygote()
-            self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, MAX_LINE), loop
-            self._zygote_start = loop.create_task(self._zygote.start())
-        zygote = self._zygote
-        await asyncio.shield(self._zygote_start)
+            zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, MAX_LINE), loop
+            start = loop.create_task(zygote.start())
+            self._zygote, self._zygote_start = zygote, start
+        await asyncio.shield(start)
         return zygote
 
     def _close_zygote(self) -> None:
@@ -310,8 +432,9 @@ class Sandbox:
             self._zygote = None
 
     def close(self) -> None:
-        """Stop the fork server (it also stops by itself when this process exits)."""
+        """Stop the fork server and remove the run's cgroups (both also happen when this process exits)."""
         self._close_zygote()
+        self._budget.close()
 
     def _decide(self, problem: Problem, results: Collector, output: str, cut_short: str | None) -> Verdict:
         total = len(problem.inputs)
@@ -379,6 +502,24 @@ def _status_from_exit(code: int) -> str:
     return f"exited:{code}"
 
 
+async def _end_at_oom(cgroup: AttemptCgroup, spare: int | None) -> None:
+    """Once the kernel OOM-kills one of an attempt's processes, kill the rest (cgroup v1 has no
+    ``memory.oom.group``): the attempt is over, and ends as ``memory`` now, not at its time limit."""
+    while True:  # a kernel counter: nothing to await but time
+        await asyncio.sleep(OOM_POLL_SECONDS)
+        if cgroup.oom_killed():
+            cgroup.kill(spare)
+            return
+
+
+def _remove_cgroup(cgroup: AttemptCgroup) -> None:
+    try:
+        if leftovers := cgroup.remove():
+            log.warning("sandbox: killed %d processes left in an attempt's cgroup", len(leftovers))
+    except OSError as exc:
+        log.warning("sandbox: could not remove an attempt's cgroup: %s", exc)
+
+
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -388,7 +529,7 @@ def _kill_group(pid: int) -> None:
         raise SandboxError(f"cannot kill attempt process group {pid}: {exc}") from exc
 
 
-def _with(verdict: Verdict, **changes: object) -> Verdict:
+def _with(verdict: Verdict, **changes: Any) -> Verdict:
     from dataclasses import replace
 
     return replace(verdict, **changes)

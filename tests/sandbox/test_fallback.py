@@ -1,5 +1,5 @@
 """Where namespaces or privileges are unavailable the sandbox still runs, on rlimits,
-and says what did not hold in ``verdict.isolation``."""
+and says what did not hold in ``verdict.isolation`` (``mechanism``, ``note``, ``hint``)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,10 @@ def test_root_without_capabilities_falls_back(tmp_path) -> None:
     ok, secret, memory = json.loads(done.stdout.strip().splitlines()[-1])
     assert ok["passed"]
     assert ok["isolation"]["network"] == "shared" and "not permitted" in ok["isolation"]["note"]
+    # no capability to unshare, and mapping uid 0 into a user namespace needs CAP_SETFCAP
+    assert ok["isolation"]["mechanism"] == "limits only"
+    assert "user namespaces: containment failed" in ok["isolation"]["note"]
+    assert "install bubblewrap" in ok["isolation"]["hint"]
     assert ok["isolation"]["user"].startswith("unchanged")
     assert not secret["passed"] and secret["got"] == "'none'"
     assert memory["status"] == "memory"
@@ -115,7 +119,7 @@ def test_attempts_die_with_a_killed_koderz(fork_server, uid_base, leftovers, tmp
     import signal
     import time
 
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))  # its attempt dirs stay in tmp_path
     proc = subprocess.Popen(
         [sys.executable, "-c", SLEEPER_SCRIPT % (uid_base, fork_server)],
         stdout=subprocess.PIPE,

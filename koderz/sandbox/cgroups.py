@@ -1,0 +1,306 @@
+"""One memory budget and one process limit per attempt, across all of its processes: cgroups.
+
+Layout, beneath the cgroup koderz itself runs in (in each hierarchy it uses)::
+
+    <own cgroup>/koderz/run-<pid>-<start time>-<n>/attempt-<k>
+
+``run-...`` belongs to one ``Sandbox`` of one koderz process; it is removed when the
+sandbox closes or the process exits, and a later start removes the run directories of
+processes that are gone (a crash, SIGKILL), after killing anything left inside. Each
+attempt gets a fresh ``attempt-<k>`` with ``memory`` (v2 ``memory.max``, swap 0, the whole
+group killed on OOM; v1 ``memory.limit_in_bytes`` and ``memsw``) and ``pids`` limits; the
+attempt's first process joins it before it runs anything (``cgroup.procs``), so all its
+descendants are charged to it. Where no writable memory cgroup is available (most
+normal users; a cgroup v2 whose own cgroup also holds other processes) the budget falls
+back to the per-process address-space rlimit and ``describe`` says why.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import itertools
+import logging
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CONTROLLERS = ("memory", "pids")
+RUN_NAME = re.compile(r"run-(\d+)-(\d+)-\d+")
+REMOVE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Where koderz's own cgroup is, in one mounted hierarchy that has controllers it uses."""
+
+    version: int  # 1 or 2
+    controllers: tuple[str, ...]
+    own: Path
+
+
+def own_hierarchies(proc_cgroup: str, mountinfo: str) -> list[Hierarchy]:
+    """Parse ``/proc/self/cgroup`` and ``/proc/self/mountinfo``: koderz's cgroup per hierarchy."""
+    mounts: dict[str, tuple[str, str]] = {}  # "2" or a v1 controller -> (mount root, mount point)
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        sep = fields.index("-")
+        fstype, options = fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ""
+        root, point = _unescape(fields[3]), _unescape(fields[4])
+        if fstype == "cgroup2":
+            mounts.setdefault("2", (root, point))
+        elif fstype == "cgroup":
+            for option in options.split(","):
+                if option in CONTROLLERS:
+                    mounts.setdefault(option, (root, point))
+    found = []
+    controllers: tuple[str, ...]
+    for line in proc_cgroup.splitlines():
+        hierarchy_id, _, rest = line.partition(":")
+        names, _, path = rest.partition(":")
+        if hierarchy_id == "0" and not names:
+            key, version, controllers = "2", 2, CONTROLLERS
+        else:
+            used = tuple(c for c in names.split(",") if c in CONTROLLERS)
+            if not used:
+                continue
+            key, version, controllers = used[0], 1, used
+        if key not in mounts:
+            continue
+        root, point = mounts[key]
+        if root != "/" and not (path + "/").startswith(root.rstrip("/") + "/"):
+            continue  # our cgroup is outside what this mount shows
+        relative = path[len(root) :] if root != "/" else path
+        found.append(Hierarchy(version, controllers, Path(point + "/" + relative.strip("/")).resolve()))
+    return found
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+class AttemptCgroup:
+    """The cgroups of one attempt: the child writes ``0`` into each of ``procs`` to join."""
+
+    def __init__(self, dirs: list[tuple[Hierarchy, Path]]) -> None:
+        self._dirs = dirs
+        self.procs = [str(path / "cgroup.procs") for _, path in dirs]
+
+    def oom_killed(self) -> bool:
+        """Did the kernel kill one of the attempt's processes at its memory limit?"""
+        for hierarchy, path in self._dirs:
+            if "memory" not in hierarchy.controllers:
+                continue
+            name = "memory.events" if hierarchy.version == 2 else "memory.oom_control"
+            with contextlib.suppress(OSError, ValueError):
+                for line in (path / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value) > 0:
+                        return True
+        return False
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(path) for _, path in self._dirs]
+
+    def kill(self, spare: int | None = None) -> None:
+        """SIGKILL every process in the attempt but ``spare`` (all of it goes when one process
+        hits the budget)."""
+        for _, path in self._dirs:
+            with contextlib.suppress(OSError):
+                _kill_members(path, spare)
+
+    def remove(self) -> set[int]:
+        """Kill whatever is left inside, remove the directories; returns the pids it had to kill."""
+        killed: set[int] = set()
+        for _, path in self._dirs:
+            killed |= _remove_tree(path)
+        return killed
+
+
+class CgroupBudget:
+    """This sandbox's run cgroups; ``attempt()`` makes one attempt's, ``None`` when unavailable."""
+
+    _names = itertools.count()
+
+    def __init__(self, memory_mb: int, processes: int, hierarchies: list[Hierarchy] | None = None) -> None:
+        self.memory_mb, self.processes = memory_mb, processes
+        self._runs: list[tuple[Hierarchy, Path]] = []
+        self._attempts = itertools.count()
+        self.memory = f"rlimit per process {memory_mb} MB"
+        self.pids = f"rlimit {processes}"
+        self.reason = ""
+        try:
+            if hierarchies is None:
+                hierarchies = own_hierarchies(
+                    Path("/proc/self/cgroup").read_text(), Path("/proc/self/mountinfo").read_text()
+                )
+            self._open(hierarchies)
+        except OSError as exc:
+            self._close_runs()
+            self.reason = f"no usable cgroup ({exc.strerror or exc}: {exc.filename or ''})".replace(": )", ")")
+        if not self._runs and not self.reason:
+            self.reason = "no memory cgroup mounted"
+        if self._runs:
+            atexit.register(self.close)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._runs)
+
+    def _open(self, hierarchies: list[Hierarchy]) -> None:
+        run = f"run-{os.getpid()}-{_start_time(os.getpid())}-{next(self._names)}"
+        chosen: dict[str, Hierarchy] = {}
+        for hierarchy in hierarchies:
+            for controller in hierarchy.controllers:
+                if controller not in chosen and (hierarchy.version == 1 or _available(hierarchy, controller)):
+                    chosen[controller] = hierarchy
+        if "memory" not in chosen:
+            return
+        for hierarchy in dict.fromkeys(chosen.values()):
+            used = tuple(c for c in hierarchy.controllers if chosen.get(c) is hierarchy)
+            home = hierarchy.own / "koderz"
+            if hierarchy.version == 2:
+                _enable(hierarchy.own, used)
+            home.mkdir(exist_ok=True)
+            sweep(home)
+            if hierarchy.version == 2:
+                _enable(home, used)
+            (home / run).mkdir()
+            self._runs.append((Hierarchy(hierarchy.version, used, hierarchy.own), home / run))
+            if hierarchy.version == 2:
+                _enable(home / run, used)
+        versions = {c: h.version for h, _ in self._runs for c in h.controllers}
+        self.memory = f"cgroup v{versions['memory']} {self.memory_mb} MB"
+        if "pids" in versions:
+            self.pids = f"cgroup v{versions['pids']} {self.processes}"
+
+    def attempt(self) -> AttemptCgroup | None:
+        """A fresh cgroup (one per hierarchy) for one attempt, limits set; ``None`` without cgroups."""
+        if not self._runs:
+            return None
+        name = f"attempt-{next(self._attempts)}"
+        dirs: list[tuple[Hierarchy, Path]] = []
+        try:
+            for hierarchy, run in self._runs:
+                path = run / name
+                path.mkdir()
+                dirs.append((hierarchy, path))
+                _limit(hierarchy, path, self.memory_mb * 2**20, self.processes)
+        except OSError:
+            AttemptCgroup(dirs).remove()
+            raise
+        return AttemptCgroup(dirs)
+
+    def close(self) -> None:
+        """Remove this sandbox's run cgroups (killing anything still inside)."""
+        self._close_runs()
+        atexit.unregister(self.close)
+
+    def _close_runs(self) -> None:
+        for _, run in self._runs:
+            with contextlib.suppress(OSError):
+                _remove_tree(run)
+        self._runs = []
+
+
+def sweep(home: Path) -> None:
+    """Remove run cgroups left by koderz processes that no longer exist."""
+    for entry in home.iterdir():
+        match = RUN_NAME.fullmatch(entry.name)
+        if not match or not entry.is_dir():
+            continue
+        pid, start = int(match.group(1)), int(match.group(2))
+        if _start_time(pid) == start:
+            continue
+        with contextlib.suppress(OSError):
+            killed = _remove_tree(entry)
+            log.info("sandbox: removed the cgroup %s of an earlier run (%d processes left in it)", entry, len(killed))
+
+
+def _start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (0 if it is gone): pid reuse is not identity."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _available(hierarchy: Hierarchy, controller: str) -> bool:
+    with contextlib.suppress(OSError):
+        return controller in (hierarchy.own / "cgroup.controllers").read_text().split()
+    return False
+
+
+def _enable(path: Path, controllers: tuple[str, ...]) -> None:
+    """Delegate the controllers to ``path``'s children (v2); EBUSY when ``path`` holds processes."""
+    control = path / "cgroup.subtree_control"
+    present = control.read_text().split()
+    missing = [c for c in controllers if c not in present]
+    if missing:
+        try:
+            control.write_text(" ".join("+" + c for c in missing))
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                raise OSError(
+                    exc.errno, "its own cgroup holds other processes; start koderz in a cgroup of its own", str(path)
+                ) from None
+            raise
+
+
+def _limit(hierarchy: Hierarchy, path: Path, memory: int, processes: int) -> None:
+    if hierarchy.version == 2:
+        if "memory" in hierarchy.controllers:
+            (path / "memory.max").write_text(str(memory))
+            with contextlib.suppress(FileNotFoundError):  # kernels without swap accounting
+                (path / "memory.swap.max").write_text("0")
+            with contextlib.suppress(FileNotFoundError):
+                (path / "memory.oom.group").write_text("1")
+        if "pids" in hierarchy.controllers:
+            (path / "pids.max").write_text(str(processes))
+        return
+    if "memory" in hierarchy.controllers:
+        (path / "memory.limit_in_bytes").write_text(str(memory))
+        with contextlib.suppress(FileNotFoundError):  # swap accounting off
+            (path / "memory.memsw.limit_in_bytes").write_text(str(memory))
+    if "pids" in hierarchy.controllers:
+        (path / "pids.max").write_text(str(processes))
+
+
+def _remove_tree(path: Path) -> set[int]:
+    """Kill the processes in ``path`` and its descendants, then remove them, deepest first."""
+    killed: set[int] = set()
+    for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
+        killed |= _remove_tree(child)
+    deadline = time.monotonic() + REMOVE_SECONDS
+    while True:
+        try:
+            path.rmdir()
+            return killed
+        except FileNotFoundError:
+            return killed
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+        killed |= _kill_members(path)
+        time.sleep(0.01)
+
+
+def _kill_members(path: Path, spare: int | None = None) -> set[int]:
+    kill = path / "cgroup.kill"
+    if spare is None and kill.exists():
+        with contextlib.suppress(OSError):
+            kill.write_text("1")
+    members = {int(p) for p in (path / "cgroup.procs").read_text().split()} - {spare}
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return members

@@ -1,0 +1,133 @@
+"""koderz run by a real normal user (slow; needs root to create the user).
+
+As that user (a venv over a Python any user can run, ``pip install -e`` of this
+checkout): the canonical HumanEval solutions pass 164/164 and the exploits that only
+containment stops (reading the canonical solution from the installed dataset, reading
+the package, writing outside the sandbox, a loopback connection, a daemon, environment
+secrets) get 0 passes, leave no trace and no process of that user behind; isolation is
+``user namespaces``. With user namespaces denied to koderz (a seccomp filter on
+``unshare(CLONE_NEWUSER)``) it falls back to bubblewrap and contains them again; with
+bwrap absent too it reports ``limits only`` and how to get the full containment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.sandbox.unprivileged import UnprivilegedKoderz, missing
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(missing() is not None, reason=str(missing())),
+]
+ESCAPE_ANSWERS = {
+    "read_package": "'FileNotFoundError'",
+    "daemon": "'daemon started'",
+    "env_secrets": "'no key|HOME,LANG,PATH,PYTHONHASHSEED,TMPDIR'",
+}
+
+
+@pytest.fixture(scope="module")
+def user():
+    with UnprivilegedKoderz() as created:
+        yield created
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on the host's 127.0.0.1 that records every connection."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.close()
+            accepted.append("connected")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
+def _contained(user: UnprivilegedKoderz, listener, deny_userns: bool) -> dict:
+    port, accepted = listener
+    marker = "koderz-user-" + uuid.uuid4().hex[:8]
+    secret = "sk-fake-" + marker
+    report = user.escapes(
+        {"marker": marker, "port": port},
+        user.environment(OPENAI_API_KEY=secret),
+        deny_userns=deny_userns,
+    )
+    assert report["uid"] == user.uid
+    assert report["canonical_passed"] == 164
+    assert report["cheat_passed"] == []
+    escapes = report["escapes"]
+    assert not any(v["passed"] for v in escapes.values())
+    assert {name: escapes[name]["got"] for name in ESCAPE_ANSWERS} == ESCAPE_ANSWERS
+    assert escapes["loopback_network"]["got"] in ("'OSError'", "'ConnectionRefusedError'")
+    assert accepted == []
+    assert secret not in repr(report)
+    traces = [
+        Path("/tmp") / marker,
+        Path("/tmp") / f"{marker}-daemon",
+        user.home / marker,
+        Path(report["package_dir"]) / "sandbox" / marker,
+        Path("/var/tmp") / marker,
+    ]
+    assert [p for p in traces if p.exists()] == []
+    assert user.wait_for_no_processes() == []  # the daemon died with its attempt
+    return report
+
+
+def test_a_normal_user_gets_user_namespaces(user, listener) -> None:
+    report = _contained(user, listener, deny_userns=False)
+    isolation = report["isolation"]
+    assert isolation["mechanism"] == "user namespaces"
+    assert (isolation["network"], isolation["pid"], isolation["filesystem"]) == (
+        "namespace",
+        "namespace",
+        "private root",
+    )
+    assert isolation["user"] == f"uid {user.uid} in a user namespace, no capabilities"
+    assert isolation["memory"].startswith(("cgroup v", "rlimit per process"))
+    assert report["summary"] == "sandbox containment: user namespaces"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed (apt install bubblewrap)")
+def test_without_user_namespaces_bubblewrap_contains_again(user, listener) -> None:
+    report = _contained(user, listener, deny_userns=True)
+    assert report["isolation"]["mechanism"] == "bubblewrap"
+    assert report["isolation"]["filesystem"] == "private root"
+
+
+def test_without_user_namespaces_or_bwrap_the_fallback_is_reported(user) -> None:
+    env = user.environment()
+    env["PATH"] = str(user.home / "no-tools")  # no bwrap to find
+    report = user.escapes({"exploits": False}, env, deny_userns=True)
+    isolation = report["isolation"]
+    assert report["canonical_passed"] == 164
+    assert isolation["mechanism"] == "limits only"
+    assert (isolation["network"], isolation["filesystem"]) == ("shared", "shared")
+    assert "user namespaces: containment failed" in isolation["note"]
+    assert "bubblewrap: bwrap is not on PATH" in isolation["note"]
+    assert report["summary"].startswith("sandbox containment: limits only (")
+    assert "install bubblewrap" in report["summary"]
+    assert os.geteuid() == 0 and user.wait_for_no_processes() == []
