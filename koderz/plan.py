@@ -51,6 +51,7 @@ class Plan:
                 cpu_factor=settings.cpu_factor,
                 memory_mb=settings.memory_mb,
                 fork_server=settings.fork_server,
+                containment=settings.containment,
             ),
             prompt=PromptStyle(cot=config.prompt.cot),
         )
