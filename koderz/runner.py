@@ -31,7 +31,8 @@ from koderz.cortex.factory import open_memory_store
 from koderz.cortex.store import MemoryRecord
 from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
-from koderz.errors import ConfigError, DatasetError
+from koderz.datasets.selection import selected_ids
+from koderz.errors import ConfigError
 from koderz.experiment import Environment, Experiment, ProblemResult, Role, Settings
 from koderz.models.config import ModelConfig
 from koderz.models.pricing import Prices
@@ -48,16 +49,10 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def select_problems(problems: tuple[Problem, ...], cfg: DictConfig) -> list[Problem]:
-    """``problems`` (explicit ids) wins over the ``[start, end)`` slice."""
-    if cfg.problems:
-        by_id = {p.task_id: p for p in problems}
-        missing = [t for t in cfg.problems if t not in by_id]
-        if missing:
-            raise DatasetError(f"problems: {missing[0]} is not a task of dataset {cfg.dataset.name}")
-        return [by_id[t] for t in cfg.problems]
-    if cfg.start >= len(problems):
-        raise ConfigError(f"start={cfg.start}: dataset {cfg.dataset.name} has only {len(problems)} tasks")
-    return list(problems[cfg.start : cfg.end])
+    """``problems`` (explicit ids) wins over the ``[start, end)`` slice (rules: ``datasets.selection``)."""
+    by_id = {p.task_id: p for p in problems}
+    ids = selected_ids(list(by_id), cfg.dataset.name, cfg.start, cfg.end, cfg.problems)
+    return [by_id[t] for t in ids]
 
 
 def model_config(node: DictConfig, cfg: DictConfig) -> ModelConfig:

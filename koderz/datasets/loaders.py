@@ -165,6 +165,16 @@ def dataset_version(name: str) -> str:
 
 
 @cache
+def task_ids(name: str) -> tuple[str, ...]:
+    """The dataset's task ids in dataset order, read without computing expected outputs
+    (a few ms: what the command line checks ``start``/``end``/``problems`` against)."""
+    if name not in _FILES:
+        raise DatasetError("dataset={}: unknown dataset (choose from {})".format(name, ", ".join(LOADERS)))
+    lines = gzip.decompress(_FILES[name].read_bytes()).decode("utf-8").splitlines()
+    return tuple(json.loads(line)["task_id"] for line in lines if line.strip())
+
+
+@cache
 def load_dataset(name: str) -> tuple[Problem, ...]:
     """All tasks of dataset ``name`` in dataset order."""
     if name not in LOADERS:
