@@ -62,9 +62,9 @@ def _shape(node: DictConfig, prefix: str = "") -> Iterator[str]:
         for name in fields:
             if name not in names:
                 yield f"{prefix}{name}: removed, but koderz needs it (drop ~{prefix}{name})"
-    for name, child in node.items_ex(resolve=False):
+    for key, child in node.items_ex(resolve=False):
         if isinstance(child, DictConfig):
-            yield from _shape(child, f"{prefix}{name}.")
+            yield from _shape(child, f"{prefix}{key!s}.")
 
 
 def _chosen_by(key: str, choices: Mapping[str, Any]) -> str:
