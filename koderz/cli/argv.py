@@ -25,6 +25,10 @@ def expand_roles(args: Sequence[str]) -> list[str]:
 
 
 def _refuse(message: str) -> NoReturn:
+    stray = message.removeprefix("unrecognized arguments: ").split()
+    if message.startswith("unrecognized arguments: ") and all("=" in arg and arg[0] != "-" for arg in stray):
+        # argparse takes the overrides in one run: `end=2 -m mode=a,b` leaves `mode=a,b` over
+        raise ConfigError(f"{' '.join(stray)}: overrides go after the flags (-m, --cfg, ...), e.g. koderz -m a=1 b=2")
     raise ConfigError(f"{message} (see --help)")
 
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from koderz.config import validate
-from koderz.datasets.loaders import task_ids
+from koderz.datasets.files import task_ids
 from koderz.datasets.selection import selected_ids
 from koderz.errors import ConfigError
 

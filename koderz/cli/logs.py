@@ -3,7 +3,7 @@ request, SDK retry notices) go to the run's ``koderz.log`` only.
 
 Used by ``conf/hydra/job_logging/koderz.yaml`` on the console handler. Hydra's
 ``hydra.verbose`` brings them back: ``true`` for everything, or logger names
-(``hydra.verbose=[httpx,openai]``) for those.
+(``hydra.verbose=[openai,httpx2]``) for those.
 """
 
 from __future__ import annotations

@@ -99,8 +99,9 @@ def _omegaconf(cause: OmegaConfBaseException, args: Sequence[str]) -> str:
     if isinstance(cause, ConfigKeyError) or first.startswith("Key '"):  # ConfigAttributeError too
         parent = cause.parent_node
         names = [str(k) for k in parent] if isinstance(parent, DictConfig) else []
-        close = difflib.get_close_matches(str(cause.key), names, n=1)
-        hint = f" (did you mean {key.rpartition('.')[0] + '.' if '.' in key else ''}{close[0]}?)" if close else ""
+        parent_path = key.rpartition(".")[0] + "." if "." in key else ""
+        close = [parent_path + name for name in difflib.get_close_matches(str(cause.key), names, n=2)]
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         return f"{_arg_for(args, key)}: koderz has no such key{hint}"
     if isinstance(cause, ValidationError):
         why = next((text for pattern, text in _TYPES if pattern.search(first)), first)
@@ -134,9 +135,10 @@ def _hydra(message: str, args: Sequence[str]) -> str:
 
 
 def _arg_for(args: Sequence[str], key: str) -> str:
-    """The override for ``key`` as typed (``foo=1``), or the key alone."""
+    """The override for ``key`` (or a key below it) as typed (``foo.bar=1``), or the key alone."""
     for arg in args:
-        if arg.partition("=")[0].lstrip("+~") == key:
+        typed = arg.partition("=")[0].lstrip("+~")
+        if typed == key or typed.startswith(key + "."):
             return arg
     return key
 

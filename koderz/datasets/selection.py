@@ -1,6 +1,6 @@
 """Which tasks a run covers: ``problems`` (explicit ids) or the ``[start, end)`` slice.
 
-One rule for the command line (checked against :func:`loaders.task_ids` before anything
+One rule for the command line (checked against :func:`files.task_ids` before anything
 runs) and for the runner (against the loaded problems): an ``end`` past the dataset, a
 ``start`` at or past it, an unknown or a repeated task id is an error naming the value,
 never a silent clamp or a task run twice.
