@@ -16,6 +16,7 @@ from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from koderz.cli.argv import ROLES
 from koderz.errors import KoderzError
 
 MAX_LINE = 1000
@@ -40,7 +41,7 @@ _TYPES = [
     (re.compile(r"is not a DictConfig|is not a subclass of"), "expected a mapping"),
 ]
 
-_GROUP_ROLES = {"spec_model": "model", "checkpoint_model": "model"}
+_GROUP_ROLES = dict.fromkeys(ROLES, "model")  # spec_model=x picks a model option
 
 
 def describe(exc: BaseException, args: Sequence[str]) -> str:
