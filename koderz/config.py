@@ -164,8 +164,3 @@ def validate(cfg: RunConfig | DictConfig) -> None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")
     if cfg.shard is not None:
         shard_of(cfg.shard)
-    if cfg.problems is not None:
-        seen: set[str] = set()
-        for task_id in cfg.problems:
-            _require(task_id not in seen, "problems", task_id, "is listed twice")
-            seen.add(task_id)

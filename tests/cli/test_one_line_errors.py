@@ -1,0 +1,41 @@
+"""``koderz.cli.oneline``: any error as one bounded line (the CLI matrix in tests/test_cli.py
+runs the real command line; these cover what it cannot provoke)."""
+
+from __future__ import annotations
+
+from hydra.errors import MissingConfigException
+
+from koderz.cli.argv import expand_roles
+from koderz.cli.oneline import MAX_LINE, describe
+from koderz.errors import ModelError
+
+
+def test_a_message_quoting_a_server_is_one_printable_bounded_line() -> None:
+    hostile = "model x: server said: " + "\x1b[31mred\x1b[0m\r\nforged line\n" * 5000
+    line = describe(ModelError(hostile), [])
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert len(line) <= MAX_LINE and line.endswith("...")
+
+
+def test_an_optuna_sampler_names_the_optuna_extra() -> None:
+    missing = MissingConfigException("...", missing_cfg_file="hydra/sweeper/sampler/tpe", options=[])
+    assert describe(missing, []) == (
+        "hydra/sweeper/sampler=tpe: needs the plugin hydra/sweeper/sampler=tpe, which is not installed: "
+        "pip install 'koderz[optuna]'"
+    )
+
+
+def test_a_role_override_is_named_as_typed() -> None:
+    missing = MissingConfigException("...", missing_cfg_file="model/nope", options=["a", "b"])
+    assert describe(missing, ["end=2", "checkpoint_model=nope"]) == (
+        "checkpoint_model=nope: no option 'nope' in config group model (choose from a, b)"
+    )
+
+
+def test_the_role_shorthand_keeps_every_value_form() -> None:
+    assert expand_roles(["spec_model=glob(gpt*)", "checkpoint_model=a,b", "spec_model.name=x", "model=c"]) == [
+        "model@spec_model=glob(gpt*)",
+        "model@checkpoint_model=a,b",
+        "spec_model.name=x",
+        "model=c",
+    ]
