@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from koderz import report
 from koderz.config import RunConfig, validate
-from koderz.cortex.factory import open_memory_store
+from koderz.cortex.factory import open_memory_store, preload
 from koderz.cortex.store import MemoryRecord
 from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
@@ -170,8 +170,7 @@ class Runner:
             roles = self._roles(pool)
             preflight_task = asyncio.create_task(self._preflight(roles))
             background.append(preflight_task)
-            if cfg.cortex.mode != "off":  # before problems start: an import stalls the loop (GIL)
-                await asyncio.to_thread(importlib.import_module, "koderz.cortex.client")
+            await asyncio.to_thread(preload, cfg.cortex)  # before problems start: an import stalls the loop (GIL)
             async with open_memory_store(cfg.cortex, self.run_id, defer=True) as store:
                 env_task = asyncio.create_task(asyncio.to_thread(self._environment, roles, store))
                 background.append(env_task)

@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +85,21 @@ def _row_to_memory(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
+def _retry_locked(operation: Callable[[], object], timeout: float) -> None:
+    """Run ``operation``, again after a short pause while SQLite says "locked", until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            operation()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 def fts_query(text: str) -> str:
     """Turn free text into an FTS5 query: every word must occur (quoted, so no syntax)."""
     return " ".join(f'"{word}"' for word in re.findall(r"\w+", text))
@@ -93,15 +108,29 @@ def fts_query(text: str) -> str:
 class MemoryDB:
     """The memory tables of one SQLite file. Not thread-safe: use from one thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout = 30000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            # Switching a new file to WAL takes an exclusive lock and may answer "locked" at
+            # once, without the busy handler, while another process does the same.
+            _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"), busy_timeout)
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            _retry_locked(self._create_schema, busy_timeout)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _create_schema(self) -> None:
+        try:
+            self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._conn.close()
