@@ -100,6 +100,13 @@ def _retry_locked(operation: Callable[[], object], timeout: float) -> None:
         pause = min(pause * 2, 0.1)
 
 
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just made."""
+    if cursor.lastrowid is None:
+        raise sqlite3.DatabaseError("INSERT made no row")
+    return cursor.lastrowid
+
+
 def fts_query(text: str) -> str:
     """Turn free text into an FTS5 query: every word must occur (quoted, so no syntax)."""
     return " ".join(f'"{word}"' for word in re.findall(r"\w+", text))
@@ -162,7 +169,7 @@ class MemoryDB:
                 now,
             ),
         )
-        mid = int(cur.lastrowid)
+        mid = _row_id(cur)
         self._conn.executemany("INSERT INTO memory_tags(tag, memory_id) VALUES (?, ?)", [(t, mid) for t in tags])
         return mid
 
@@ -176,7 +183,7 @@ class MemoryDB:
         now = time.time()
         with self._write() as conn:
             cur = conn.execute("INSERT INTO sessions(context, started_at) VALUES (?, ?)", (context, now))
-        return {"session_id": int(cur.lastrowid), "context": context, "started_at": _iso(now)}
+        return {"session_id": _row_id(cur), "context": context, "started_at": _iso(now)}
 
     def end_session(self, session_id: int, summary: str) -> dict[str, Any] | None:
         """Close a session; ``None`` when it does not exist."""

@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from koderz.cortex.db import MemoryDB
-from koderz.cortex.sanitize import clean_text, sanitize
+from koderz.cortex.sanitize import MAX_SUMMARY, clean_text, sanitize
 from koderz.cortex.store import MemoryRecord
 from koderz.errors import MemoryStoreError
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-MAX_SUMMARY = 4_000  # characters of a session context or summary
 
 
 class LocalStore:

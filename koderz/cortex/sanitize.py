@@ -24,6 +24,7 @@ MAX_META_TEXT = 4_000  # one metadata string
 MAX_META_ITEMS = 64  # keys of one dict, items of one list
 MAX_META_DEPTH = 4
 MAX_CATEGORY = 64
+MAX_SUMMARY = 4_000  # a session context or summary
 
 _UNSAFE = re.compile(r"[\ud800-\udfff\x00]")
 
