@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from koderz.cortex.specs import spec_tag
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.problem import Problem
 from koderz.errors import ModelError
@@ -163,14 +164,16 @@ class Experiment:
     # phases -------------------------------------------------------------------------
 
     async def _write_spec(self) -> None:
+        messages = spec_messages(self.problem)
+        origin = spec_tag(self.env.spec_writer.cfg, messages)  # same spec model, settings and prompt
         if self.settings.spec_reuse:
             stored = await self._cortex(
-                "cortex_recall", self.env.store.recall(tags=["spec", self.problem.task_id], mode="recent", limit=1)
+                "cortex_recall", self.env.store.recall(tags=["spec", origin], mode="recent", limit=1)
             )
             if stored:
                 self.spec, self.result.spec_reused = str(stored[0].get("content", "")), True
                 return
-        completion = await self._call(self.env.spec_writer, "spec_generation", "spec", spec_messages(self.problem), 0)
+        completion = await self._call(self.env.spec_writer, "spec_generation", "spec", messages, 0)
         self.spec = completion.text
         await self._remember(
             f"spec {self.problem.task_id}",
@@ -179,6 +182,7 @@ class Experiment:
             {"model": completion.model},
             category="spec",
             importance=0.6,
+            tags=(origin,),
         )
 
     async def _sample(self) -> None:
@@ -275,12 +279,13 @@ class Experiment:
         *,
         category: str = "experiment",
         importance: float = 0.5,
+        tags: tuple[str, ...] = (),
     ) -> None:
         record = MemoryRecord(
             title=title,
             content=content,
             category=category,
-            tags=(self.settings.run_id, self.problem.task_id, kind),
+            tags=(self.settings.run_id, self.problem.task_id, kind, *tags),
             importance=importance,
             metadata={"run_id": self.settings.run_id, "task_id": self.problem.task_id, **metadata},
         )

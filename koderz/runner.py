@@ -229,7 +229,7 @@ class Runner:
 
     async def _preflight(self, roles: dict[str, Role]) -> None:
         needed = [roles["model"]]
-        if self.cfg.spec.enabled and not self.cfg.spec.reuse:
+        if self.cfg.spec.enabled:  # also with spec.reuse: a task without a stored spec calls it
             needed.append(roles["spec_model"])
         if self.cfg.mode.name in ("iterative", "comparative") and self.cfg.checkpoints.enabled:
             needed.append(roles["checkpoint_model"])
