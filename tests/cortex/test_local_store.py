@@ -30,9 +30,14 @@ async def test_round_trip_recall_export_and_sessions(tmp_path) -> None:
     async with open_memory_store(local_cfg(tmp_path), "run-1") as store:
         assert isinstance(store, LocalStore)
         session = await store.start_session("run 1")
-        first = await store.remember(MemoryRecord("spec HumanEval/0", "sort the list", tags=("spec", "HumanEval/0")))
-        await store.remember(MemoryRecord("attempt HumanEval/0", "def f(): ...", tags=("attempt", "HumanEval/0")))
-        assert session is not None and first is not None
+        assert (
+            await store.remember(MemoryRecord("spec HumanEval/0", "sort the list", tags=("spec", "HumanEval/0")))
+            is None
+        )
+        ids = await store.remember_batch(
+            [MemoryRecord("attempt HumanEval/0", "def f(): ...", tags=("attempt", "HumanEval/0"))]
+        )
+        assert session is not None and len(ids) == 1
         assert [m["title"] for m in await store.recall(tags=["spec", "HumanEval/0"])] == ["spec HumanEval/0"]
         assert [m["title"] for m in await store.recall("sort list")] == ["spec HumanEval/0"]
         assert len(await store.export(tags=["HumanEval/0"])) == 2
@@ -55,10 +60,10 @@ async def test_a_surrogate_laden_record_is_stored_sanitised_and_the_store_keeps_
         f"attempt {HOSTILE}", HOSTILE, tags=("attempt", HOSTILE), metadata={"error": HOSTILE, "nested": [HOSTILE]}
     )
     async with open_memory_store(local_cfg(tmp_path, mode=mode), "r") as store:
-        assert await store.remember(MemoryRecord("before", "x", tags=("ok",))) is not None
-        assert await store.remember(hostile) is not None
-        assert await store.remember_batch([hostile, MemoryRecord("batched", "x", tags=("ok",))]) != []
-        assert await store.remember(MemoryRecord("after", "x", tags=("ok",))) is not None
+        await store.remember(MemoryRecord("before", "x", tags=("ok",)))
+        await store.remember(hostile)
+        assert len(await store.remember_batch([hostile, MemoryRecord("batched", "x", tags=("ok",))])) == 2
+        await store.remember(MemoryRecord("after", "x", tags=("ok",)))
         stored = [m for m in await store.export() if m["title"].startswith("attempt")]
         titles = [m["title"] for m in await store.export(tags=["ok"])]
     assert titles == ["before", "batched", "after"]
@@ -85,15 +90,38 @@ async def test_a_write_sqlite_refuses_is_counted_and_later_writes_go_on(tmp_path
         blocker = sqlite3.connect(cfg.db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process's write lock, held past the busy timeout
         with caplog.at_level(logging.WARNING, logger="koderz.cortex.local"):
-            assert await store.remember(MemoryRecord("refused", "x")) is None
-            assert await store.remember(MemoryRecord("refused too", "x")) is None
+            await store.remember(MemoryRecord("refused", "x"))
+            await store.remember(MemoryRecord("refused too", "x"))
+            await store.flush()
+            assert await store.remember_batch([MemoryRecord("refused batch", "x")]) == []
         blocker.execute("ROLLBACK")
         blocker.close()
-        assert await store.remember(MemoryRecord("stored", "x")) is not None
+        await store.remember(MemoryRecord("stored", "x"))
         titles = [m["title"] for m in await store.export()]
     assert titles == ["stored"]
-    assert store.lost_writes == 2
+    assert store.lost_writes == 3
     assert len([r for r in caplog.records if r.name == "koderz.cortex.local"]) == 1  # one warning, not one a write
+
+
+async def test_remember_does_not_wait_for_another_writers_lock(tmp_path) -> None:
+    """With another process's write lock held, remember() still returns; the records land once it is free.
+
+    Were remember() synchronous, the first call would block for the 30 s busy timeout with
+    the lock held, then count a lost write.
+    """
+    cfg = local_cfg(tmp_path, timeout=30.0)
+    async with open_memory_store(cfg, "r") as store:
+        blocker = sqlite3.connect(cfg.db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(3):
+                assert await store.remember(MemoryRecord(f"queued {i}", "x")) is None
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        titles = [m["title"] for m in await store.export()]
+    assert titles == ["queued 0", "queued 1", "queued 2"]
+    assert store.lost_writes == 0
 
 
 async def test_a_file_sqlite_cannot_open_is_one_line_or_costs_only_the_memory(tmp_path, caplog) -> None:
