@@ -1,14 +1,17 @@
-"""One koderz-like writer process: ``python concurrent_writer.py DB WRITER COUNT GO_FILE``.
+"""One koderz-like writer process: ``python concurrent_writer.py STORE WRITER COUNT GO_FILE``.
 
-Opens the default (local) store on DB the way a run does (``defer=True``), waits until
-GO_FILE exists (so every writer starts at once; gives up after 60 s), then writes COUNT
-records tagged ``writer-WRITER`` one by one inside a session, like a run's problems.
-Prints the store's ``lost_writes``.
+STORE is a SQLite path (the default local store) or an ``http://`` URL of a shared
+``serve --http`` server (``cortex=external``, write buffer 64 like ``cortex=persistent``).
+The writer opens the store the way a run does (``defer=True``) once GO_FILE exists (so
+every writer starts at once; it gives up after 60 s), then writes COUNT records tagged
+``writer-WRITER`` one by one inside a session, like a run's problems. Prints JSON:
+``{"lost_writes": N, "seconds": S}`` (S from GO_FILE seen to the store closed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,19 +28,26 @@ def wait_for(go_file: Path) -> bool:
     return True
 
 
-async def write(db: str, writer: str, count: int) -> int:
-    async with open_memory_store(CortexConfig(db=db), f"writer-{writer}", defer=True) as store:
+def config(store: str) -> CortexConfig:
+    if store.startswith("http://"):
+        return CortexConfig(mode="external", url=store, write_buffer=64)
+    return CortexConfig(db=store)
+
+
+async def write(store_at: str, writer: str, count: int) -> int:
+    async with open_memory_store(config(store_at), f"writer-{writer}", defer=True) as store:
         session = await store.start_session(f"writer {writer}")
         for i in range(count):
             record = MemoryRecord(f"w{writer} r{i}", f"content {writer} {i}", tags=(f"writer-{writer}", "record"))
             await store.remember(record)
         if session:
             await store.end_session(session, f"writer {writer} done")
-    print(store.lost_writes)
-    return 0
+    return store.lost_writes
 
 
 if __name__ == "__main__":
     if not wait_for(Path(sys.argv[4])):
         sys.exit("no go file within 60 s")
-    sys.exit(asyncio.run(write(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+    start = time.perf_counter()
+    lost = asyncio.run(write(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    print(json.dumps({"lost_writes": lost, "seconds": time.perf_counter() - start}))

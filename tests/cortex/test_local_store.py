@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import subprocess
@@ -159,7 +160,7 @@ def test_four_writer_processes_at_once_lose_nothing_and_store_each_record_once(t
                 proc.kill()
                 proc.wait()
     assert [proc.returncode for proc in writers] == [0] * 4, [err for _, err in outputs]
-    assert [out.strip() for out, _ in outputs] == ["0"] * 4  # lost_writes of each writer
+    assert [json.loads(out)["lost_writes"] for out, _ in outputs] == [0] * 4
     assert not any("locked" in err for _, err in outputs)
     conn = sqlite3.connect(db)
     titles = [t for (t,) in conn.execute("SELECT title FROM memories")]
