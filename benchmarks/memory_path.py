@@ -189,6 +189,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--records", type=int, default=500, help="records per writer process")
     opts = parser.parse_args()
+    load_at_start = list(os.getloadavg())
 
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {n: {"first": [], "warm": []} for n in VARIANTS}
     for repeat in range(opts.repeats):
@@ -261,7 +262,8 @@ def main() -> None:
     RESULTS.write_text(
         json.dumps(
             {
-                "machine": machine(),
+                "machine": machine(),  # its load_average is the one at the end
+                "load_average_at_start": load_at_start,
                 "koderz": product_state(),
                 "end": opts.end,
                 "repeats": opts.repeats,
