@@ -16,7 +16,11 @@ database exists, the shared server is up, the specs of the first run are reused)
 Variants are interleaved so machine load hits all alike. Prints a table of medians and
 ratios to ``off``. Target: ``local`` warm adds <= 0.3 s to ``off``.
 
-Second table, several processes on one store: 4 koderz-like writer processes
+Second table, the local store inside one process (a run's number of records): open on
+a new and on an existing file, ``remember`` (queues), the first read (stores the queue
+first), close.
+
+Third table, several processes on one store: 4 koderz-like writer processes
 (``tests/cortex/concurrent_writer.py``) start at once and write ``--records`` records
 each, to the local file (WAL + busy timeout) or through one shared ``serve --http``
 server; wall time until all are done, records stored exactly once, lost writes,
@@ -182,6 +186,46 @@ def concurrent_writers(kind: str, writers: int, records: int) -> dict[str, Any]:
     }
 
 
+async def _local_store_once(db: Path, records: int) -> dict[str, float]:
+    from koderz.cortex import CortexConfig, MemoryRecord, open_memory_store
+
+    start = time.perf_counter()
+    async with open_memory_store(CortexConfig(db=str(db)), "bench", defer=True) as store:
+        opened = time.perf_counter()
+        session = await store.start_session("bench")
+        for i in range(records):
+            await store.remember(MemoryRecord(f"attempt {i}", "def f(xs):\n    return sorted(xs)\n" * 8, tags=("a",)))
+        queued = time.perf_counter()
+        await store.recall(tags=["a"], mode="recent", limit=1)
+        recalled = time.perf_counter()
+        if session:
+            await store.end_session(session, "done")
+        ending = time.perf_counter()
+    closed = time.perf_counter()
+    return {
+        "open_s": opened - start,
+        "remember_us": (queued - opened) / records * 1e6,
+        "recall_with_flush_s": recalled - queued,
+        "close_s": closed - ending,
+    }
+
+
+def in_process(repeats: int, records: int) -> dict[str, dict[str, float]]:
+    """The local store inside one process: open (new file / existing), queue, first read, close."""
+    import asyncio
+
+    runs: dict[str, list[dict[str, float]]] = {"new file": [], "existing file": []}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="memory-local-") as tmp:
+            db = Path(tmp) / "cortex.db"
+            runs["new file"].append(asyncio.run(_local_store_once(db, records)))
+            runs["existing file"].append(asyncio.run(_local_store_once(db, records)))
+    return {
+        kind: {key: round(statistics.median(r[key] for r in samples), 6) for key in samples[0]}
+        for kind, samples in runs.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--end", type=int, default=30)
@@ -243,6 +287,16 @@ def main() -> None:
     target = summary["local"]["warm"]["added_s"] <= 0.3
     print(f"\ntarget: default (local) warm adds <= 0.3 s: {'met' if target else 'missed'}")
 
+    local = in_process(opts.repeats, 6 * opts.end)
+    print(f"\nthe local store in-process, {6 * opts.end} records (a run's), median of {opts.repeats}\n")
+    print("| file | open s | remember µs | first read (stores the queue) s | close s |")
+    print("|---|---:|---:|---:|---:|")
+    for kind, figures in local.items():
+        print(
+            f"| {kind} | {figures['open_s']:.4f} | {figures['remember_us']:.0f}"
+            f" | {figures['recall_with_flush_s']:.4f} | {figures['close_s']:.4f} |"
+        )
+
     writers: dict[str, list[dict[str, Any]]] = {"local": [], "shared-http": []}
     for _ in range(opts.repeats):
         for kind in writers:
@@ -270,6 +324,7 @@ def main() -> None:
                 "summary": summary,
                 "samples": samples,
                 "target_local_warm_added_le_0_3_s": target,
+                "local_in_process": local,
                 "concurrent_writers": {"writers": opts.writers, "records_each": opts.records, "runs": writers},
             },
             indent=2,
