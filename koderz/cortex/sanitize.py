@@ -4,7 +4,7 @@ Records carry text that candidate programs produced (error messages, outputs), s
 every string may hold lone surrogates, NULs or megabytes. ``sanitize`` returns a
 record that every transport and SQLite accept: lone surrogates become ``\\udcff``
 escapes, NULs become ``\\x00``, long strings are cut with a marker, and metadata is
-reduced to JSON values within fixed depth and width. It never raises on any input.
+reduced to JSON values within fixed depth, width and count. It never raises on any input.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from koderz.cortex.store import MemoryRecord
@@ -23,6 +24,7 @@ MAX_TAGS = 32
 MAX_META_TEXT = 4_000  # one metadata string
 MAX_META_ITEMS = 64  # keys of one dict, items of one list
 MAX_META_DEPTH = 4
+MAX_META_VALUES = 1_000  # values kept in one record's metadata, all levels together
 MAX_CATEGORY = 64
 MAX_SUMMARY = 4_000  # a session context or summary
 
@@ -46,8 +48,14 @@ def _to_str(value: object) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-def clean_value(value: Any, depth: int = 0) -> Any:
-    """A JSON value (str, finite number, bool, None, list, dict) within the metadata bounds."""
+def clean_value(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """A JSON value (str, finite number, bool, None, list, dict) within the metadata bounds.
+
+    ``budget`` (one number in a list, shared by the recursion) caps the values kept in
+    all: past ``MAX_META_VALUES`` the rest of a container is dropped.
+    """
+    budget = [MAX_META_VALUES] if budget is None else budget
+    budget[0] -= 1
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -57,12 +65,12 @@ def clean_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return clean_text(value, MAX_META_TEXT)
     if depth >= MAX_META_DEPTH:
-        return clean_text(f"<{type(value).__name__} nested too deep>", MAX_META_TEXT)
+        return f"<{type(value).__name__} nested too deep>"
     if isinstance(value, dict):
-        items = list(value.items())[:MAX_META_ITEMS]
-        return {clean_text(k, MAX_TAG): clean_value(v, depth + 1) for k, v in items}
+        items = islice(value.items(), MAX_META_ITEMS)
+        return {clean_text(k, MAX_TAG): clean_value(v, depth + 1, budget) for k, v in items if budget[0] > 0}
     if isinstance(value, list | tuple):
-        return [clean_value(v, depth + 1) for v in list(value)[:MAX_META_ITEMS]]
+        return [clean_value(v, depth + 1, budget) for v in islice(value, MAX_META_ITEMS) if budget[0] > 0]
     return clean_text(value, MAX_META_TEXT)
 
 

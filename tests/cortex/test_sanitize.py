@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import math
 
-from koderz.cortex.sanitize import MAX_CONTENT, MAX_META_DEPTH, MAX_TAGS, clean_text, clean_value, sanitize
+from koderz.cortex.sanitize import (
+    MAX_CONTENT,
+    MAX_META_DEPTH,
+    MAX_META_VALUES,
+    MAX_TAGS,
+    clean_text,
+    clean_value,
+    sanitize,
+)
 from koderz.cortex.store import MemoryRecord
 
 
@@ -47,6 +55,21 @@ def test_metadata_is_reduced_to_bounded_json() -> None:
     assert value["obj"] == "<unprintable Unprintable>" and value["set"] == "{1}"
     assert len(value["many"]) == 64 and value["\\udcff"] == "\\ud800"
     assert "nested too deep" in text
+
+
+def test_metadata_keeps_a_bounded_number_of_values_in_all() -> None:
+    wide = {f"k{i}": {f"j{j}": [list(range(64))] * 64 for j in range(64)} for i in range(64)}  # 16M leaves
+    value = clean_value(wide)
+    text = json.dumps(value)
+
+    def count(node) -> int:
+        if isinstance(node, dict):
+            return 1 + sum(count(v) for v in node.values())
+        if isinstance(node, list):
+            return 1 + sum(count(v) for v in node)
+        return 1
+
+    assert count(value) <= MAX_META_VALUES and len(text) < 100_000
 
 
 def test_sanitize_bounds_every_field_and_never_raises() -> None:
