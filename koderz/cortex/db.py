@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 RECALL_MODES = ("search", "recent", "important")
+TAG_PROBE = 1_000  # rows counted per tag to pick the rarest one of a filter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -225,22 +226,26 @@ class MemoryDB:
 
     # -- reads ----------------------------------------------------------------------
 
-    @staticmethod
-    def _filters(tags: list[str] | None, category: str | None) -> tuple[list[str], list[Any]]:
+    def _filters(self, tags: list[str] | None, category: str | None) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         args: list[Any] = []
         wanted = list(dict.fromkeys(tags or []))
         if wanted:
-            marks = ", ".join("?" * len(wanted))
-            where.append(
-                f"m.id IN (SELECT memory_id FROM memory_tags WHERE tag IN ({marks})"
-                " GROUP BY memory_id HAVING COUNT(*) = ?)"
-            )
-            args += [*wanted, len(wanted)]
+            # Drive the search from the rarest tag and look the others up by key, so a
+            # recall by a rare tag (a spec's origin) costs the same in a large memory.
+            driver, *others = sorted(wanted, key=self._tag_rows) if len(wanted) > 1 else wanted
+            exists = " AND EXISTS (SELECT 1 FROM memory_tags o WHERE o.tag = ? AND o.memory_id = d.memory_id)"
+            where.append(f"m.id IN (SELECT d.memory_id FROM memory_tags d WHERE d.tag = ?{exists * len(others)})")
+            args += [driver, *others]
         if category:
             where.append("m.category = ?")
             args.append(category)
         return where, args
+
+    def _tag_rows(self, tag: str) -> int:
+        """How many memories have ``tag``, counted up to ``TAG_PROBE`` (enough to find the rarest)."""
+        sql = "SELECT COUNT(*) FROM (SELECT 1 FROM memory_tags WHERE tag = ? LIMIT ?)"
+        return int(self._conn.execute(sql, (tag, TAG_PROBE)).fetchone()[0])
 
     def recall(
         self,
