@@ -148,6 +148,8 @@ class LocalStore:
 
     async def _read(self, what: str, fn: Callable[[MemoryDB], list[dict[str, Any]]]) -> list[dict[str, Any]]:
         await self.flush()  # a run reads its own writes
+        if self._db is None:  # never opened: the run already said it goes on without memory
+            return []
         try:
             return await self._run(fn)
         except Exception as exc:  # noqa: BLE001 - a failed read is an empty answer

@@ -137,6 +137,7 @@ async def test_a_file_sqlite_cannot_open_is_one_line_or_costs_only_the_memory(tm
             assert await store.recall() == []
     assert store.lost_writes == 1
     assert sum("without memory" in r.getMessage() for r in caplog.records) == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "koderz.cortex.local"] == []  # said once, above
 
 
 def test_four_writer_processes_at_once_lose_nothing_and_store_each_record_once(tmp_path, server_env) -> None:
