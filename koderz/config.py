@@ -33,7 +33,7 @@ class ModeConfig:
 @dataclass
 class SpecConfig:
     enabled: bool = True  # a spec_model writes a specification first (the original workflow)
-    reuse: bool = False  # take the latest stored spec for the task from Cortex instead
+    reuse: bool = True  # take the latest stored spec from Cortex made by the same spec model, settings and prompt
 
 
 @dataclass

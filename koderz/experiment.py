@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from koderz.cortex.specs import spec_tag
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.problem import Problem
 from koderz.errors import ModelError, SandboxError
@@ -122,13 +123,15 @@ class Experiment:
 
     async def _write_spec(self) -> None:
         assert self.env.spec_writer is not None
+        messages = spec_messages(self.problem)
+        origin = spec_tag(self.env.spec_writer.cfg, messages)  # same spec model, settings and prompt
         if self.settings.spec_reuse:
             with self._span(Phase.MEMORY_READ):
-                stored = await self.env.store.recall(tags=["spec", self.problem.task_id], mode="recent", limit=1)
+                stored = await self.env.store.recall(tags=["spec", origin], mode="recent", limit=1)
             if stored:
                 self.spec, self.spec_reused = str(stored[0].get("content", "")), True
                 return
-        completion = await self._call(self.env.spec_writer, Phase.SPEC, spec_messages(self.problem), 0)
+        completion = await self._call(self.env.spec_writer, Phase.SPEC, messages, 0)
         self.spec = completion.text
         await self._remember(
             f"spec {self.problem.task_id}",
@@ -137,6 +140,7 @@ class Experiment:
             {"model": completion.model},
             category="spec",
             importance=0.6,
+            tags=(origin,),
         )
 
     async def _sample(self) -> None:
@@ -237,12 +241,13 @@ class Experiment:
         *,
         category: str = "experiment",
         importance: float = 0.5,
+        tags: tuple[str, ...] = (),
     ) -> None:
         record = MemoryRecord(
             title=title,
             content=content,
             category=category,
-            tags=(self.settings.run_id, self.problem.task_id, kind),
+            tags=(self.settings.run_id, self.problem.task_id, kind, *tags),
             importance=importance,
             metadata={"run_id": self.settings.run_id, "task_id": self.problem.task_id, **metadata},
         )

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from koderz import report
 from koderz.config import shard_of
-from koderz.cortex.factory import open_memory_store
+from koderz.cortex.factory import open_memory_store, preload
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
@@ -222,8 +222,7 @@ class Runner:
     async def _memory(self) -> Any:
         cortex = self.plan.config.cortex
         with self.clock.phase(Phase.MEMORY_OPEN):
-            if cortex.mode != "off":  # before problems start: an import holds the GIL and stalls the loop
-                await asyncio.to_thread(importlib.import_module, "koderz.cortex.client")
+            await asyncio.to_thread(preload, cortex)  # before problems start: an import stalls the loop (GIL)
             manager = open_memory_store(cortex, self.state.run_id, defer=True)
             store = await manager.__aenter__()
         try:

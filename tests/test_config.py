@@ -41,7 +41,7 @@ def test_defaults_are_the_embedded_self_check() -> None:
     cfg = compose_config()
     assert (cfg.model.name, cfg.dataset.name, cfg.mode.name) == ("reference", "humaneval", "zero_shot")
     assert (cfg.concurrency, cfg.max_iterations, cfg.checkpoint_interval, cfg.n_samples) == (1, 50, 5, 1)
-    assert cfg.cortex.mode == "embedded" and cfg.cortex.persistent is True
+    assert cfg.cortex.mode == "local" and cfg.spec.reuse is True
 
 
 def test_experiment_presets_change_only_what_they_name() -> None:

@@ -110,7 +110,7 @@ async def test_iterative_feeds_the_failure_back_and_reviews_at_checkpoints(probl
     assert result.checkpoints == 1  # after 2 failures; none after the 3rd
     assert "GUIDANCE: handle the sign" in attempt_prompts[2]
     assert "GUIDANCE" not in attempt_prompts[1]
-    kinds = [r.tags[-1] for r in store.records]
+    kinds = [r.tags[2] for r in store.records]  # (run id, task id, kind, ...)
     assert kinds == ["spec", "attempt", "attempt", "checkpoint", "attempt", "attempt", "result"]
     assert all("run-1" in r.tags and problem.task_id in r.tags for r in store.records)
 

@@ -20,7 +20,9 @@ Faults: after ``connect()`` succeeded nothing raises into the caller. A call tha
 fails on the connection reconnects once (for the embedded server that starts a new
 server process) and retries; if that fails too the client stops trying, logs one
 warning, and from then on writes count in ``lost_writes`` and reads return empty.
-A write the server refuses (tool error) is counted in ``lost_writes`` as well.
+A write the server refuses (tool error), or arguments that are not UTF-8 JSON, cost
+that write only: counted in ``lost_writes``, the connection stays. Records are
+sanitised before they are sent (``sanitize.py``): they carry candidates' text.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from pydantic import ValidationError
 
+from koderz.cortex.sanitize import MAX_SUMMARY, clean_text, sanitize
 from koderz.cortex.store import MemoryRecord
 from koderz.errors import MemoryStoreError
 
@@ -236,6 +239,7 @@ class CortexClient:
     # -- calls ----------------------------------------------------------------------
 
     async def _invoke(self, conn: _Connection | None, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        _check_encodable(tool, arguments)
         try:
             if conn is not None:
                 if conn.client is None:
@@ -339,13 +343,27 @@ class CortexClient:
         return None if data is None or data.get("id") is None else str(data["id"])
 
     async def remember_batch(self, records: list[MemoryRecord]) -> list[str]:
-        """Store many memories (in chunks of ``BATCH_CHUNK``); the ids that were stored."""
+        """Store many memories (in chunks of ``BATCH_CHUNK``); the ids that were stored.
+
+        A chunk the server refuses is sent again record by record, so only the records
+        it refuses are lost (and counted).
+        """
         ids: list[str] = []
         for start in range(0, len(records), BATCH_CHUNK):
-            chunk = records[start : start + BATCH_CHUNK]
-            data = await self._write("remember_batch", {"memories": [_arguments(r) for r in chunk]}, len(chunk))
-            if data is not None:
-                ids += [str(i) for i in data.get("ids", [])]
+            chunk = [_arguments(r) for r in records[start : start + BATCH_CHUNK]]
+            try:
+                data = await self.call("remember_batch", {"memories": chunk})
+            except _Unavailable:
+                self.lost_writes += len(chunk)
+                continue
+            except _Refused as exc:
+                logger.info("cortex: remember_batch refused (%s); sending its %d records one by one", exc, len(chunk))
+                for arguments in chunk:
+                    one = await self._write("remember", arguments, 1)
+                    if one is not None and one.get("id") is not None:
+                        ids.append(str(one["id"]))
+                continue
+            ids += [str(i) for i in data.get("ids", [])]
         return ids
 
     async def flush(self) -> None:
@@ -379,13 +397,13 @@ class CortexClient:
 
     async def start_session(self, context: str) -> str | None:
         """Open a session; its id, or ``None`` if the server is unavailable."""
-        data = await self._read("start_session", {"context": context})
+        data = await self._read("start_session", {"context": clean_text(context, MAX_SUMMARY)})
         return None if data.get("session_id") is None else str(data["session_id"])
 
     async def end_session(self, session_id: str, summary: str) -> None:
         """Close a session with its summary (counted as a write)."""
         await self.flush()
-        await self._write("end_session", {"session_id": session_id, "summary": summary}, 1)
+        await self._write("end_session", {"session_id": session_id, "summary": clean_text(summary, MAX_SUMMARY)}, 1)
 
     async def stats(self) -> dict[str, Any]:
         """The server's ``memory_stats`` (empty if unavailable)."""
@@ -397,6 +415,20 @@ class CortexClient:
 
 
 def _arguments(record: MemoryRecord) -> dict[str, Any]:
-    data = asdict(record)
-    data["tags"] = list(record.tags)
+    """The ``remember`` arguments of the sanitised record (valid UTF-8, bounded sizes)."""
+    clean = sanitize(record)
+    data = asdict(clean)
+    data["tags"] = list(clean.tags)
     return data
+
+
+def _check_encodable(tool: str, arguments: dict[str, Any]) -> None:
+    """Refuse (``_Refused``) arguments that are not UTF-8 JSON before they reach the transport.
+
+    A lone surrogate that slipped past ``sanitize`` would otherwise break the
+    connection's writer and cost the whole store; refused, it costs one call.
+    """
+    try:
+        json.dumps(arguments, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise _Refused(f"{tool} arguments are not UTF-8 JSON: {_reason(exc)}") from None

@@ -17,13 +17,14 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 RECALL_MODES = ("search", "recent", "important")
+TAG_PROBE = 1_000  # rows counted per tag to pick the rarest one of a filter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -85,6 +86,28 @@ def _row_to_memory(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
+def _retry_locked(operation: Callable[[], object], timeout: float) -> None:
+    """Run ``operation``, again after a short pause while SQLite says "locked", until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            operation()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just made."""
+    if cursor.lastrowid is None:
+        raise sqlite3.DatabaseError("INSERT made no row")
+    return cursor.lastrowid
+
+
 def fts_query(text: str) -> str:
     """Turn free text into an FTS5 query: every word must occur (quoted, so no syntax)."""
     return " ".join(f'"{word}"' for word in re.findall(r"\w+", text))
@@ -93,15 +116,29 @@ def fts_query(text: str) -> str:
 class MemoryDB:
     """The memory tables of one SQLite file. Not thread-safe: use from one thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout = 30000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            # Switching a new file to WAL takes an exclusive lock and may answer "locked" at
+            # once, without the busy handler, while another process does the same.
+            _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"), busy_timeout)
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            _retry_locked(self._create_schema, busy_timeout)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _create_schema(self) -> None:
+        try:
+            self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._conn.close()
@@ -133,7 +170,7 @@ class MemoryDB:
                 now,
             ),
         )
-        mid = int(cur.lastrowid)
+        mid = _row_id(cur)
         self._conn.executemany("INSERT INTO memory_tags(tag, memory_id) VALUES (?, ?)", [(t, mid) for t in tags])
         return mid
 
@@ -147,7 +184,7 @@ class MemoryDB:
         now = time.time()
         with self._write() as conn:
             cur = conn.execute("INSERT INTO sessions(context, started_at) VALUES (?, ?)", (context, now))
-        return {"session_id": int(cur.lastrowid), "context": context, "started_at": _iso(now)}
+        return {"session_id": _row_id(cur), "context": context, "started_at": _iso(now)}
 
     def end_session(self, session_id: int, summary: str) -> dict[str, Any] | None:
         """Close a session; ``None`` when it does not exist."""
@@ -189,22 +226,26 @@ class MemoryDB:
 
     # -- reads ----------------------------------------------------------------------
 
-    @staticmethod
-    def _filters(tags: list[str] | None, category: str | None) -> tuple[list[str], list[Any]]:
+    def _filters(self, tags: list[str] | None, category: str | None) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         args: list[Any] = []
         wanted = list(dict.fromkeys(tags or []))
         if wanted:
-            marks = ", ".join("?" * len(wanted))
-            where.append(
-                f"m.id IN (SELECT memory_id FROM memory_tags WHERE tag IN ({marks})"
-                " GROUP BY memory_id HAVING COUNT(*) = ?)"
-            )
-            args += [*wanted, len(wanted)]
+            # Drive the search from the rarest tag and look the others up by key, so a
+            # recall by a rare tag (a spec's origin) costs the same in a large memory.
+            driver, *others = sorted(wanted, key=self._tag_rows) if len(wanted) > 1 else wanted
+            exists = " AND EXISTS (SELECT 1 FROM memory_tags o WHERE o.tag = ? AND o.memory_id = d.memory_id)"
+            where.append(f"m.id IN (SELECT d.memory_id FROM memory_tags d WHERE d.tag = ?{exists * len(others)})")
+            args += [driver, *others]
         if category:
             where.append("m.category = ?")
             args.append(category)
         return where, args
+
+    def _tag_rows(self, tag: str) -> int:
+        """How many memories have ``tag``, counted up to ``TAG_PROBE`` (enough to find the rarest)."""
+        sql = "SELECT COUNT(*) FROM (SELECT 1 FROM memory_tags WHERE tag = ? LIMIT ?)"
+        return int(self._conn.execute(sql, (tag, TAG_PROBE)).fetchone()[0])
 
     def recall(
         self,

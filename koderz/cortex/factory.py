@@ -3,22 +3,26 @@
     async with open_memory_store(cfg.cortex, run_id) as store:   # MemoryStore
         ...
 
-``cortex.mode=off`` gives ``NullStore`` without importing ``mcp``. Otherwise entering
-runs the preflight (start/reach the server, check its tools) and raises
-``MemoryStoreError`` with one line if that fails; ``ConfigError`` for bad keys.
+``cortex.mode=off`` gives ``NullStore``, ``local`` (the default) a ``LocalStore`` on the
+SQLite file; neither imports ``mcp``. ``embedded``/``external`` give the MCP client.
+Entering runs the preflight (open the file, or start/reach the server and check its
+tools) and raises ``MemoryStoreError`` with one line if that fails; ``ConfigError``
+for bad keys.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from koderz.cortex.config import MODES
+from koderz.cortex.config import MCP_MODES, MODES
+from koderz.cortex.local import LocalStore
 from koderz.cortex.store import MemoryStore, NullStore
-from koderz.errors import ConfigError
+from koderz.errors import ConfigError, MemoryStoreError
 
 if TYPE_CHECKING:
     from koderz.cortex.client import CortexClient
@@ -26,10 +30,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def build_client(cfg: Any) -> CortexClient:
-    """The (unconnected) MCP client for an ``embedded`` or ``external`` config."""
+def _check(cfg: Any) -> None:
     if cfg.mode not in MODES:
         raise ConfigError(f"cortex.mode={cfg.mode!r} is not one of {', '.join(MODES)}")
+    if cfg.timeout <= 0:
+        raise ConfigError(f"cortex.timeout={cfg.timeout!r} must be > 0")
+
+
+def preload(cfg: Any) -> None:
+    """Import what the store of ``cfg`` needs (the MCP SDK only for MCP modes); call in a thread."""
+    if cfg.mode in MCP_MODES:
+        importlib.import_module("koderz.cortex.client")
+
+
+def build_client(cfg: Any) -> CortexClient:
+    """The (unconnected) MCP client for an ``embedded`` or ``external`` config."""
+    _check(cfg)
+    if cfg.mode not in MCP_MODES:
+        raise ConfigError(f"cortex.mode={cfg.mode!r} has no MCP client (one of {', '.join(MCP_MODES)})")
     from koderz.cortex.client import CortexClient, ServerTarget
 
     if cfg.mode == "embedded":
@@ -44,8 +62,6 @@ def build_client(cfg: Any) -> CortexClient:
         target = ServerTarget(str(cfg.command), tuple(str(a) for a in cfg.args or ()), dict(os.environ))
     else:
         raise ConfigError("cortex=external needs cortex.command (stdio) or cortex.url (streamable HTTP)")
-    if cfg.timeout <= 0:
-        raise ConfigError(f"cortex.timeout={cfg.timeout!r} must be > 0")
     if cfg.write_buffer < 0:
         raise ConfigError(f"cortex.write_buffer={cfg.write_buffer!r} must be >= 0")
     return CortexClient(
@@ -61,23 +77,41 @@ async def preflight(cfg: Any) -> None:
     """Reach the configured server once and close; ``MemoryStoreError`` if it cannot be used."""
     if cfg.mode == "off":
         return
-    client = build_client(cfg)
-    await client.connect()
-    await client.aclose()
+    store = _build(cfg)
+    await store.connect()
+    await store.aclose()
+
+
+def _build(cfg: Any) -> LocalStore | CortexClient:
+    _check(cfg)
+    if cfg.mode == "local":
+        return LocalStore(cfg.db, timeout=float(cfg.timeout))
+    return build_client(cfg)
 
 
 @asynccontextmanager
 async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> AsyncIterator[MemoryStore]:
     """The run's ``MemoryStore`` (``cfg`` is a ``CortexConfig`` or the ``cortex`` DictConfig).
 
-    ``defer=True`` opens koderz's own embedded server in the background (writes queue
-    until it is up); external servers are always checked before the run starts.
+    ``defer=True``: a local file that cannot be opened costs the memory, not the run
+    (one warning, writes count in ``lost_writes``); koderz's own embedded server opens
+    in the background (writes queue until it is up). External servers are always
+    checked before the run starts.
     """
     if cfg.mode == "off":
         yield NullStore()
         return
     store: Any
-    if defer and cfg.mode == "embedded":
+    if cfg.mode == "local":
+        store = _build(cfg)
+        try:
+            await store.connect()
+        except MemoryStoreError as exc:
+            if not defer:
+                await store.aclose()
+                raise
+            logger.warning("cortex: the run goes on without memory: %s", exc)
+    elif defer and cfg.mode == "embedded":
         from koderz.cortex.deferred import DeferredStore
 
         store = DeferredStore(lambda: build_client(cfg))

@@ -24,6 +24,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -32,6 +33,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from koderz.cortex.db import MemoryDB
+from koderz.cortex.sanitize import MAX_SUMMARY, clean_text, sanitize
+from koderz.cortex.store import MemoryRecord
 
 _T = TypeVar("_T")
 
@@ -126,7 +129,12 @@ def _importance(value: float | str) -> float:
 
 
 def _row(memory: MemoryIn) -> dict[str, Any]:
-    return {**memory.model_dump(), "importance": _importance(memory.importance)}
+    """The row to store: importance checked, then every field sanitised (any client may send anything)."""
+    importance = _importance(memory.importance)
+    record = MemoryRecord(
+        memory.title, memory.content, memory.category, tuple(memory.tags), importance, memory.metadata
+    )
+    return asdict(sanitize(record))
 
 
 class _Worker:
@@ -231,12 +239,14 @@ def build_server(db_path: str | Path) -> MCPServer:
     @server.tool()
     async def start_session(context: str = "") -> SessionStarted:
         """Open a session; returns its id."""
-        return SessionStarted(**await worker.run(lambda db: db.start_session(context)))
+        text = clean_text(context, MAX_SUMMARY)
+        return SessionStarted(**await worker.run(lambda db: db.start_session(text)))
 
     @server.tool()
     async def end_session(session_id: int, summary: str = "") -> SessionEnded:
         """Close a session with a summary."""
-        ended = await worker.run(lambda db: db.end_session(session_id, summary))
+        text = clean_text(summary, MAX_SUMMARY)
+        ended = await worker.run(lambda db: db.end_session(session_id, text))
         if ended is None:
             raise ToolError(f"no session with id {session_id}")
         return SessionEnded(**ended)

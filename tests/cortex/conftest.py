@@ -36,7 +36,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def cortex_cfg(tmp_path: Path) -> CortexConfig:
-    return CortexConfig(db=str(tmp_path / "cortex.db"), timeout=20.0)
+    """The embedded MCP server (mode=embedded) on a file in tmp_path."""
+    return CortexConfig(mode="embedded", db=str(tmp_path / "cortex.db"), timeout=20.0)
 
 
 @pytest.fixture

@@ -232,3 +232,23 @@ async def test_off_is_a_null_store_and_does_not_import_mcp(cortex_cfg, server_en
         "assert not any(m == 'mcp' or m.startswith('mcp.') for m in sys.modules), 'mcp imported'\n"
     )
     await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code], env=server_env, check=True, timeout=60)
+
+
+async def test_a_refused_write_costs_that_write_and_the_connection_stays(store, caplog):
+    pid = (await store.stats())["server_pid"]
+    with caplog.at_level(logging.WARNING, logger="koderz.cortex.client"):
+        await store.end_session("999", "no such session")  # the server answers with a tool error
+        assert await store.recall("bad \udcff query") == []  # not UTF-8: refused before the transport
+    assert store.lost_writes == 1
+    assert await store.remember(record(1)) is not None
+    stats = await store.stats()
+    assert stats["server_pid"] == pid and stats["total_memories"] == 1  # same server, same connection
+
+
+async def test_write_buffer_batch_with_hostile_text_is_stored_sanitised(cortex_cfg):
+    async with open_memory_store(replace(cortex_cfg, write_buffer=4), "r") as store:
+        for i in range(4):
+            await store.remember(MemoryRecord(f"t{i}", f"out \udcff{i}", tags=("run-1",)))
+        memories = await store.export(tags=["run-1"])
+    assert [m["content"] for m in memories] == [f"out \\udcff{i}" for i in range(4)]
+    assert store.lost_writes == 0

@@ -24,6 +24,7 @@ def load(name: str, *overrides: str) -> CortexConfig:
 @pytest.mark.parametrize(
     ("name", "mode", "persistent"),
     [
+        ("local", "local", True),
         ("persistent", "embedded", True),
         ("ephemeral", "embedded", False),
         ("off", "off", True),

@@ -116,3 +116,35 @@ def test_two_connections_to_one_file_see_each_others_writes(db):
         assert db.stats()["total_memories"] == other.stats()["total_memories"] == 2
     finally:
         other.close()
+
+
+def _sqlite_steps(db: MemoryDB, query, *args) -> int:
+    """SQLite VM instructions (in hundreds) a query takes: work, independent of the machine's speed."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    db._conn.set_progress_handler(count, 100)  # the connection MemoryDB runs its queries on
+    try:
+        query(*args)
+    finally:
+        db._conn.set_progress_handler(None, 100)
+    return steps[0]
+
+
+def test_recall_by_a_rare_tag_costs_the_same_in_a_ten_times_larger_memory(tmp_path: Path) -> None:
+    """A spec's origin tag is rare and "spec" is on every spec: the rare tag drives the lookup."""
+    work = {}
+    for size in (2_000, 20_000):
+        database = MemoryDB(tmp_path / f"{size}.db")
+        database.remember_many(
+            _memory(f"spec {i}", category="spec", tags=("spec", f"HumanEval/{i % 164}", f"spec-origin:{i}"))
+            for i in range(size)
+        )
+        found = database.recall("", ["spec", "spec-origin:777"], None, 1, "recent")
+        assert [m["title"] for m in found] == ["spec 777"]
+        work[size] = _sqlite_steps(database, database.recall, "", ["spec", "spec-origin:777"], None, 1, "recent")
+        database.close()
+    assert work[20_000] <= work[2_000] * 1.2, work

@@ -10,7 +10,7 @@ from koderz.cortex.store import MemoryRecord
 
 
 async def test_writes_before_the_server_is_up_arrive_in_order(tmp_path) -> None:
-    cfg = CortexConfig(db=str(tmp_path / "c.db"))
+    cfg = CortexConfig(mode="embedded", db=str(tmp_path / "c.db"))
     async with open_memory_store(cfg, "run", defer=True) as store:
         ids = [await store.remember(MemoryRecord(f"early {i}", "x", tags=("early",))) for i in range(5)]
         assert ids == [None] * 5  # queued: the server is still starting
@@ -23,7 +23,7 @@ async def test_writes_before_the_server_is_up_arrive_in_order(tmp_path) -> None:
 
 
 async def test_a_server_that_cannot_start_costs_memory_not_the_run(tmp_path, caplog) -> None:
-    cfg = CortexConfig(db=str(tmp_path), timeout=10)  # a directory: SQLite cannot open it
+    cfg = CortexConfig(mode="embedded", db=str(tmp_path), timeout=10)  # a directory: SQLite cannot open it
     caplog.set_level(logging.WARNING)
     async with open_memory_store(cfg, "run", defer=True) as store:
         await store.remember(MemoryRecord("a", "x"))

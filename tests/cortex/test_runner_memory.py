@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from koderz.cortex.factory import open_memory_store
 from koderz.plan import Plan
 from koderz.runner import Runner
 from tests.conftest import compose_config
+from tests.cortex.processes import own_children
 
 
 def verdicts(run_dir: Path) -> dict[str, tuple[bool, int, int]]:
@@ -50,22 +50,38 @@ async def test_ephemeral_and_off_give_the_same_verdicts_as_persistent(tmp_path, 
     assert all(v[0] for v in results["persistent"].values())
 
 
-async def test_spec_reuse_takes_the_stored_spec_without_a_model_call(tmp_path, monkeypatch) -> None:
+def spec_calls(run_dir: Path) -> int:
+    spans = [json.loads(line) for line in (run_dir / "traces.jsonl").read_text().splitlines()]
+    return sum(s["name"] == "spec_generation" for trace in spans for s in trace["spans"])
+
+
+def reused(run_dir: Path) -> list[bool]:
+    return [p["spec_reused"] for p in json.loads((run_dir / "results.json").read_text())["problems"]]
+
+
+async def test_by_default_a_second_run_reuses_specs_of_the_same_spec_model_and_prompt(tmp_path, monkeypatch) -> None:
+    """The default reads memory: specs of the same origin are reused, others are written anew."""
     monkeypatch.chdir(tmp_path)
-    first = compose_config("end=2", "tracking=off", "cortex=persistent")
-    await Runner(Plan.build(first), tmp_path / "first").run()
-    second = compose_config("end=2", "tracking=off", "cortex=persistent", "spec.reuse=true")
-    await Runner(Plan.build(second), tmp_path / "second").run()
-    problems = json.loads((tmp_path / "second" / "results.json").read_text())["problems"]
-    assert all(p["spec_reused"] for p in problems)
+    await Runner(Plan.build(compose_config("end=3", "tracking=off", "cache=false")), tmp_path / "first").run()
+    await Runner(Plan.build(compose_config("end=3", "tracking=off", "cache=false")), tmp_path / "second").run()
+    other = compose_config("end=3", "tracking=off", "cache=false", "spec_model.temperature=0.7")
+    await Runner(Plan.build(other), tmp_path / "other").run()
+    assert (reused(tmp_path / "first"), spec_calls(tmp_path / "first")) == ([False] * 3, 3)
+    assert (reused(tmp_path / "second"), spec_calls(tmp_path / "second")) == ([True] * 3, 0)
+    assert (reused(tmp_path / "other"), spec_calls(tmp_path / "other")) == ([False] * 3, 3)  # another origin
+    assert verdicts(tmp_path / "first") == verdicts(tmp_path / "second") == verdicts(tmp_path / "other")
+
+
+async def test_spec_reuse_over_the_mcp_server_and_switched_off(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    await Runner(Plan.build(compose_config("end=2", "tracking=off", "cortex=persistent")), tmp_path / "first").run()
+    await Runner(Plan.build(compose_config("end=2", "tracking=off", "cortex=persistent")), tmp_path / "second").run()
+    off = compose_config("end=2", "tracking=off", "cortex=persistent", "spec.reuse=false", "cache=false")
+    await Runner(Plan.build(off), tmp_path / "off").run()
+    assert reused(tmp_path / "second") == [True, True] and spec_calls(tmp_path / "second") == 0
     spans = [json.loads(line) for line in (tmp_path / "second" / "traces.jsonl").read_text().splitlines()]
-    names = {s["name"] for trace in spans for s in trace["spans"]}
-    assert "spec_generation" not in names and "cortex_recall" in names
-
-
-def _server_pids(db: Path) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", f"koderz.cortex serve --db {db}"], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
+    assert "cortex_recall" in {s["name"] for trace in spans for s in trace["spans"]}
+    assert reused(tmp_path / "off") == [False, False] and spec_calls(tmp_path / "off") == 2
 
 
 async def test_server_killed_mid_run_reconnects_and_loses_no_results(tmp_path, monkeypatch) -> None:
@@ -79,11 +95,10 @@ async def test_server_killed_mid_run_reconnects_and_loses_no_results(tmp_path, m
         assert not run.done(), "the run ended before 4 problems were recorded"
         assert time.monotonic() < deadline, "no 4 results within 120 s"
         await asyncio.sleep(0.05)
-    pids = _server_pids(db)
-    assert pids, "the embedded server is not running"
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    summary = (await run).summary
+    pids = own_children(f"koderz.cortex serve --db {db}")  # started by this test's own run
+    assert len(pids) == 1, "the run's embedded server is not running"
+    os.kill(pids[0], signal.SIGKILL)
+    summary = (await asyncio.wait_for(run, 300)).summary
     assert summary.problems == 24 and summary.passed == 24
     assert len(results.read_text().splitlines()) == 24
     stored = await export(cfg, [summary.run_id, "result"])

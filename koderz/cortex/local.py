@@ -1,0 +1,208 @@
+"""``LocalStore``: the ``MemoryStore`` on the SQLite file itself, in the run's own process.
+
+    store = LocalStore("outputs/cortex.db")
+    await store.connect()                  # MemoryStoreError (one line) if the file cannot be opened
+    await store.remember(MemoryRecord("t", "c", tags=("spec",)))
+
+The default (``cortex=local``): no server process and no MCP SDK, so opening and
+closing cost a few milliseconds. It uses the same ``MemoryDB`` (schema, queries) as the
+MCP server, so ``python -m koderz.cortex serve --db`` on the same file sees every
+record, also while runs write. Many processes may share the file: WAL, ``BEGIN
+IMMEDIATE`` and a busy timeout serialize their writes (``tests/cortex/test_local_store.py``
+runs four writer processes at once).
+
+``remember`` is write-behind: it queues the record and returns ``None`` at once, so a
+problem never waits for SQLite (or for another process's write lock); a background
+task stores the queue in one transaction per batch. Reads, ``end_session``, ``flush()``
+and close store the queue first. ``MAX_PENDING`` queued records make ``remember`` wait
+(bounded memory).
+
+Faults never reach the caller: a write SQLite refuses is dropped and counted in
+``lost_writes`` (one warning), later writes go on; a batch that fails for another
+reason than a lock is stored again record by record, so only the record SQLite refuses
+is lost. A read that fails returns nothing. Every record is sanitised first
+(``sanitize.py``): text from candidates is hostile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+from koderz.cortex.db import MemoryDB
+from koderz.cortex.sanitize import MAX_SUMMARY, clean_text, sanitize
+from koderz.cortex.store import MemoryRecord
+from koderz.errors import MemoryStoreError
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+MAX_PENDING = 2_000  # queued records before remember() waits for the writer (bounded memory)
+
+
+class LocalStore:
+    """``MemoryStore`` writing ``MemoryDB`` on one worker thread (SQLite calls release the GIL)."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self.lost_writes = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-local")
+        self._db: MemoryDB | None = None
+        self._warned = False
+        self._pending: list[MemoryRecord] = []
+        self._wake = asyncio.Event()
+        self._store_lock = asyncio.Lock()
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    async def _run(self, fn: Callable[[MemoryDB], _T]) -> _T:
+        db = self._db
+        if db is None:
+            raise MemoryStoreError(f"cortex store {self.path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, db)
+
+    async def connect(self) -> None:
+        """Open (or create) the file; ``MemoryStoreError`` naming the path if SQLite cannot."""
+        loop = asyncio.get_running_loop()
+        try:
+            self._db = await loop.run_in_executor(self._pool, lambda: MemoryDB(self.path, self.timeout))
+        except Exception as exc:  # noqa: BLE001 - any failure to open is one line
+            raise MemoryStoreError(f"cortex store {str(self.path)!r} cannot be opened: {exc}") from None
+        self._writer = asyncio.create_task(self._write_behind(), name="cortex-local-writer")
+
+    async def aclose(self) -> None:
+        """Store the queued records, then close the file."""
+        await self.flush()
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+        await self.flush()  # anything queued while the writer stopped
+        db, self._db = self._db, None
+        if db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, db.close)
+        self._pool.shutdown(wait=False)
+
+    async def __aenter__(self) -> LocalStore:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- writing --------------------------------------------------------------------
+
+    def _refused(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("cortex: a write was not stored in %s (%s); later writes go on", self.path, exc)
+
+    async def _store(self, records: list[MemoryRecord]) -> list[str]:
+        """Store in one transaction; if SQLite refuses it (not for a lock), record by record. Never raises."""
+        if self._db is None:  # never opened: the run already said it goes on without memory
+            self.lost_writes += len(records)
+            return []
+        rows = [asdict(sanitize(r)) for r in records]
+        try:
+            return [str(i) for i in await self._run(lambda db: db.remember_many(rows))]
+        except Exception as exc:  # noqa: BLE001 - a refused write costs that write, not the store
+            if len(records) > 1 and not isinstance(exc, sqlite3.OperationalError):
+                return [i for r in records for i in await self._store([r])]
+            self.lost_writes += len(records)
+            self._refused(exc)
+            return []
+
+    async def _write(self, fn: Callable[[MemoryDB], _T]) -> _T | None:
+        if self._db is None:
+            self.lost_writes += 1
+            return None
+        try:
+            return await self._run(fn)
+        except Exception as exc:  # noqa: BLE001 - a refused write costs that write, not the store
+            self.lost_writes += 1
+            self._refused(exc)
+            return None
+
+    async def _write_behind(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Store every queued record now."""
+        async with self._store_lock:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_PENDING], self._pending[MAX_PENDING:]
+                await self._store(batch)
+
+    async def _read(self, what: str, fn: Callable[[MemoryDB], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        await self.flush()  # a run reads its own writes
+        if self._db is None:  # never opened: the run already said it goes on without memory
+            return []
+        try:
+            return await self._run(fn)
+        except Exception as exc:  # noqa: BLE001 - a failed read is an empty answer
+            logger.warning("cortex: %s failed on %s: %s", what, self.path, exc)
+            return []
+
+    # -- MemoryStore ----------------------------------------------------------------
+
+    async def remember(self, record: MemoryRecord) -> str | None:
+        """Queue one memory (stored in the background); always ``None``."""
+        self._pending.append(record)
+        self._wake.set()
+        if len(self._pending) >= MAX_PENDING:
+            await self.flush()
+        return None
+
+    async def remember_batch(self, records: list[MemoryRecord]) -> list[str]:
+        """Store many memories now, in one transaction; their ids (empty if none could be stored)."""
+        await self.flush()
+        async with self._store_lock:
+            return await self._store(records)
+
+    async def recall(
+        self,
+        query: str = "",
+        tags: list[str] | None = None,
+        category: str | None = None,
+        limit: int = 10,
+        mode: str = "search",
+    ) -> list[dict[str, Any]]:
+        """Memories (full content) matching all ``tags`` and ``category``; ``mode`` search|recent|important."""
+        return await self._read("recall", lambda db: db.recall(query, tags, category, max(1, limit), mode))
+
+    async def export(self, tags: list[str] | None = None, category: str | None = None) -> list[dict[str, Any]]:
+        """Every memory matching all ``tags`` and ``category``, oldest first."""
+        return await self._read("export", lambda db: db.export(tags, category))
+
+    async def start_session(self, context: str) -> str | None:
+        text = clean_text(context, MAX_SUMMARY)
+        started = await self._write(lambda db: db.start_session(text))
+        return None if started is None else str(started["session_id"])
+
+    async def end_session(self, session_id: str, summary: str) -> None:
+        """Store the queued records, then close the session with ``summary``."""
+        await self.flush()
+        text = clean_text(summary, MAX_SUMMARY)
+        if str(session_id).isdigit():
+            await self._write(lambda db: db.end_session(int(session_id), text))
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts of memories and sessions, database size (empty if the store is not open)."""
+        await self.flush()
+        try:
+            return await self._run(lambda db: db.stats())
+        except Exception:  # noqa: BLE001 - not open, or SQLite failed: no figures
+            return {}
