@@ -36,6 +36,7 @@ class ReferenceModel:
 
     def __init__(self, cfg: _Named) -> None:
         self.name = cfg.name
+        self.endpoint = None  # no server
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
@@ -75,6 +76,7 @@ class ReplayModel:
 
     def __init__(self, cfg: _WithSamples) -> None:
         self.name = cfg.name
+        self.endpoint = None  # no server
         self._samples = load_samples(cfg.samples)
 
     @property

@@ -100,7 +100,7 @@ def test_openai_compatible_requires_a_base_url_and_a_name():
         build_model(cfg, ClientPool())
     cfg.base_url = "http://127.0.0.1:8000/v1"
     model = build_model(cfg, ClientPool())
-    assert model.endpoint == "http://127.0.0.1:8000/v1" and cfg.api_key_env is None and cfg.tier == "local"
+    assert model.url == "http://127.0.0.1:8000/v1" and cfg.api_key_env is None and cfg.tier == "local"
 
 
 def test_any_role_can_use_any_model_in_the_composed_config(monkeypatch):
@@ -116,7 +116,7 @@ def test_any_role_can_use_any_model_in_the_composed_config(monkeypatch):
         cfg = compose("config", overrides=overrides)
     pool = ClientPool()
     roles = {role: build_model(cfg[role], pool) for role in ("model", "spec_model", "checkpoint_model")}
-    assert isinstance(roles["model"], OpenAIModel) and roles["model"].endpoint == "https://api.openai.com/v1"
-    assert isinstance(roles["spec_model"], OllamaModel) and roles["spec_model"].endpoint == "http://localhost:11434"
-    assert roles["checkpoint_model"].endpoint == "https://api.anthropic.com/v1"
+    assert isinstance(roles["model"], OpenAIModel) and roles["model"].url == "https://api.openai.com/v1"
+    assert isinstance(roles["spec_model"], OllamaModel) and roles["spec_model"].url == "http://localhost:11434"
+    assert roles["checkpoint_model"].url == "https://api.anthropic.com/v1"
     assert cfg.checkpoint_model.api_key_env == "ANTHROPIC_API_KEY"
