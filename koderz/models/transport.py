@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ def read_timed_out(exc: BaseException) -> bool:
 def cause(exc: BaseException) -> str:
     """The most specific reason, as ``Type: message``: the innermost error beneath the SDK's own
     that has a message, else that transport error's type alone (e.g. ``ReadTimeout``)."""
-    links = list(chain(exc))
+    links = [link for link in chain(exc) if not isinstance(link, asyncio.CancelledError)]  # a timeout's mechanics
     beneath = links[1:] or links
     for link in reversed(beneath):
         text = " ".join(str(link).split())

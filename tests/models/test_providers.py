@@ -274,3 +274,16 @@ async def test_openai_preflight_probes_with_one_token_when_the_server_lists_no_m
 
     probe = server.chat_requests[0].body
     assert probe["max_completion_tokens"] == 1 and probe["model"] == "scripted-model"
+
+
+async def test_finish_reason_is_recorded_and_length_means_truncated(provider, start_server, pool):
+    server = await start_server(
+        Rules(default="def add(a, b):\n    return a + b", faults=[Reply("def add(a,", finish_reason="length")])
+    )
+    model = build_model(model_cfg(provider, server, max_tokens=4), pool)
+
+    cut = await model.complete(user("Write add."), context())
+    whole = await model.complete(user("Write add."), context())
+
+    assert (cut.finish_reason, cut.truncated) == ("length", True)
+    assert (whole.finish_reason, whole.truncated) == ("stop", False)
