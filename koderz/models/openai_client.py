@@ -165,11 +165,13 @@ class OpenAIModel:
 
     async def preflight(self) -> None:
         """Key set (no network), server answering, model served: listed at ``GET /models`` when
-        the server lists models, else accepted by a 1-token call. No retries: one answer decides."""
+        the server lists models, else found at ``GET /models/{id}``, else accepted by a 1-token
+        call. No retries: one answer decides."""
         client = self._sdk().with_options(timeout=timeout(min(self.cfg.timeout, PREFLIGHT_TIMEOUT)))
         served = await self._listed_models(client)
         if served is None:
-            await self._probe_with_one_token(client)
+            if not await self._retrieved(client):
+                await self._probe_with_one_token(client)
         elif self.name not in served:
             raise self._error(
                 f"unknown model: the server lists {listed(sorted(served))}; set model.name to one of them",
@@ -188,6 +190,16 @@ class OpenAIModel:
             return None
         ids = {str(model.id) for model in getattr(page, "data", None) or [] if getattr(model, "id", None)}
         return ids or None
+
+    async def _retrieved(self, client: openai.AsyncOpenAI) -> bool:
+        """``GET /models/{id}`` answered 200 (servers without it, or with a key it refuses: False)."""
+        try:
+            await client.models.retrieve(self.name)
+        except openai.APIConnectionError as exc:
+            raise self._unanswered(exc) from exc
+        except (openai.APIStatusError, openai.APIResponseValidationError, json.JSONDecodeError):
+            return False
+        return True
 
     async def _probe_with_one_token(self, client: openai.AsyncOpenAI) -> None:
         try:

@@ -55,6 +55,9 @@ def test_registry_picks_the_class_from_provider():
         ({"tier": "huge"}, "tier='huge'"),
         ({"max_tokens_param": "max_output"}, "max_tokens_param='max_output'"),
         ({"price_input": -1.0}, "price_input=-1.0"),
+        ({"max_concurrency": 0}, "max_concurrency=0"),
+        ({"breaker_failures": 0}, "breaker_failures=0"),
+        ({"breaker_wait": -1.0}, "breaker_wait=-1.0"),
     ],
 )
 def test_bad_config_values_are_named(overrides, bad):
@@ -76,7 +79,8 @@ def test_model_files_match_the_schema_with_tier_and_prices(name, monkeypatch):
     assert cfg.price_input >= 0 and cfg.price_output >= 0
     if cfg.provider == "ollama":
         assert cfg.tier == "local" and cfg.price_input == cfg.price_output == 0
-        assert cfg.host == "http://localhost:11434" and cfg.num_ctx == 5120
+        assert cfg.host == "http://localhost:11434" and cfg.num_ctx >= 5120
+        assert cfg.num_ctx - cfg.max_tokens >= 3072  # room for the prompt beside the answer
     else:
         assert cfg.price_output > cfg.price_input > 0
     if name.startswith("claude"):
