@@ -155,7 +155,7 @@ class Endpoint:
     def down_reason(self) -> str:
         waited = self.settings.breaker_wait
         return (
-            f"endpoint down: {self.settings.breaker_failures} connection failures in a row "
+            f"endpoint down: {self._failures} connection failures in a row "
             f"and no answer to probes for {waited:g}s (last: {self._last_error or 'unknown'})"
         )
 
