@@ -25,6 +25,7 @@ from koderz.models.transport import cause, connection_failed, read_timed_out
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[object]]
+MIN_PROBE_DELAY = 0.01  # seconds: a zero retry_backoff must not probe in a tight loop
 
 
 class BreakerState(StrEnum):
@@ -184,7 +185,7 @@ class Endpoint:
 
     async def _probe_until_back(self) -> None:
         deadline = time.monotonic() + self.settings.breaker_wait
-        delay = self.settings.first_probe
+        delay = max(self.settings.first_probe, MIN_PROBE_DELAY)
         while (remaining := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, MAX_BACKOFF)
@@ -211,8 +212,12 @@ class Endpoint:
         self._changed.set()
 
     async def aclose(self) -> None:
-        """Stop probing (the run is over)."""
+        """Stop probing (the run is over); calls still waiting on an open breaker fail."""
         if self._prober is not None and not self._prober.done():
             self._prober.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prober
+        if self._state is BreakerState.OPEN:
+            assert self._changed is not None
+            self._state = BreakerState.DOWN
+            self._changed.set()

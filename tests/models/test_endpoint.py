@@ -142,3 +142,19 @@ async def test_calls_beyond_the_limit_wait_at_the_client_until_a_slot_frees(prov
     assert in_flight_while_held == 2
     assert [c.text for c in completions] == ["ok"] * 5
     assert server.max_in_flight == 2
+
+
+async def test_closing_the_pool_fails_calls_still_waiting_on_an_open_breaker(start_server, pool):
+    server = await start_server(lambda body, route, i: "ok")
+    model = build_model(model_cfg("openai", server, max_retries=1, breaker_failures=1, breaker_wait=600), pool)
+    await server.kill()
+
+    call = asyncio.create_task(model.complete(user("x"), context()))
+    async with asyncio.timeout(60):
+        await until(lambda: model.endpoint.status().waiting == 1)
+    await pool.aclose()  # the run ends while the call waits for a server that stays dead
+
+    with pytest.raises(ModelError) as info:
+        async with asyncio.timeout(60):
+            await call
+    assert info.value.kind == "endpoint_down"
