@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from koderz.config import register
-from koderz.errors import ConfigError, KoderzError
+from koderz.errors import ConfigError, ExitCode, KoderzError
 
 log = logging.getLogger("koderz")
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+ROLES = ("spec_model", "checkpoint_model", "baseline_model")
 GROUPS = {
     "model": "model",
     "spec_model": "model",
+    "baseline_model": "model",
     "checkpoint_model": "model",
     "dataset": "dataset",
     "mode": "mode",
@@ -33,13 +38,16 @@ register()
 
 
 def rewrite_role_overrides(args: list[str]) -> list[str]:
-    """``spec_model=X`` / ``checkpoint_model=X`` choose a conf/model file for that role."""
+    """``spec_model=X`` / ``checkpoint_model=X`` / ``baseline_model=X`` choose a conf/model file for
+    that role; ``resume=FOLDER`` runs in that folder (its log is appended, its .hydra kept)."""
     out = []
     for arg in args:
         key, sep, value = arg.partition("=")
-        if sep and key in ("spec_model", "checkpoint_model"):
+        if sep and key in ROLES:
             arg = f"model@{key}={value}"
         out.append(arg)
+        if sep and key == "resume" and value:
+            out += [f"hydra.run.dir={value}", "hydra.output_subdir=null"]
     return out
 
 
@@ -70,29 +78,60 @@ def app(cfg: DictConfig) -> Any:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        if cfg.mode.name == "speed":
+        plan, resuming, applied = _plan(cfg, list(hydra_cfg.overrides.task))
+        if resuming:
+            from koderz.resume import nothing_to_resume
+
+            finished = nothing_to_resume(Path(cfg.resume))
+            if finished:
+                sys.stderr.write(f"koderz: {finished}\n")
+                return None
+        if not plan.mode.spec.runs_problems:
             from koderz.speed_mode import run_speed_mode
 
-            asyncio.run(run_speed_mode(cfg, run_dir))
+            asyncio.run(run_speed_mode(plan, run_dir))
             return None
         from koderz.runner import Runner
 
-        runner = Runner(cfg, run_dir)
-        summary = asyncio.run(runner.run())
+        outcome = asyncio.run(Runner(plan, run_dir, resuming=resuming, overrides=applied).run())
     except KoderzError as exc:
+        if not cfg.resume:
+            _discard(run_dir)
         sys.stderr.write(f"koderz: error: {exc}\n")
-        sys.exit(2)
-    if cfg.tracking.enabled:
-        _track(cfg, runner.folder_path, hydra_cfg)
-    return summary["pass_rate"], summary["cost"]["total"]
+        sys.exit(ExitCode.BAD_INPUT)
+    if plan.config.tracking.enabled:
+        _track(plan, outcome.folder, hydra_cfg)
+    if outcome.exit_code and hydra_cfg.mode != RunMode.MULTIRUN:
+        sys.exit(outcome.exit_code)
+    return outcome.summary.pass_rate, outcome.summary.cost.total
 
 
-def _track(cfg: DictConfig, folder: Path, hydra_cfg: Any) -> None:
+def _discard(run_dir: Path) -> None:
+    """A run that never started leaves no folder behind (nor an empty date folder above it)."""
+    logging.shutdown()  # closes koderz.log
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir.parent.rmdir()
+
+
+def _plan(cfg: DictConfig, overrides: list[str]) -> tuple[Any, bool, list[str]]:
+    """The plan of this job: from the command line, or from the folder being resumed."""
+    from koderz.plan import Plan
+
+    if not cfg.resume:
+        return Plan.build(cfg), False, []
+    from koderz.resume import resume_config
+
+    config, applied = resume_config(Path(cfg.resume), cfg, overrides)
+    return Plan.build(config), True, applied
+
+
+def _track(plan: Any, folder: Path, hydra_cfg: Any) -> None:
     from koderz.tracking.callback import hydra_job_tags, parent_run_id_for
     from koderz.tracking.mlflow_tracker import log_run_folder
 
-    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode.name == "MULTIRUN" else None
-    log_run_folder(folder, cfg.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags())
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    log_run_folder(folder, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags())
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
-"""Structured config: dataclass schemas registered in Hydra's ConfigStore, and validation.
+"""The config schema: dataclasses registered in Hydra's ConfigStore, and their validation.
 
-Every key of ``conf/`` is typed here, so a wrong type fails at composition; values
-that are well-typed but wrong (``concurrency=0``, ``start=5 end=2``) are rejected by
-``validate`` with a ``ConfigError`` naming the key and the value.
+Every key of ``koderz/conf/`` is typed here, and every default is stated here once: group files
+state only what differs. A wrong type fails at composition; a well-typed but meaningless value
+(``concurrency=0``, ``start=5 end=2``) is rejected by :func:`validate` with a ``ConfigError``
+naming the key and the value. ``koderz.plan`` turns a composed config into the typed plan.
 """
 
 from __future__ import annotations
@@ -11,23 +12,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
 
 from koderz.cortex.config import CortexConfig
 from koderz.errors import ConfigError
 from koderz.models.config import ModelConfig
-
-MODES = ("zero_shot", "iterative", "comparative", "speed")
+from koderz.vocab import Mode
 
 
 @dataclass
 class DatasetConfig:
-    name: str = "humaneval"
+    name: str = "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus
 
 
 @dataclass
 class ModeConfig:
-    name: str = "zero_shot"
+    name: str = Mode.ZERO_SHOT.value  # zero_shot | iterative | comparative | speed
 
 
 @dataclass
@@ -53,27 +53,25 @@ class TimingConfig:
 
 
 @dataclass
-class CostConfig:
-    baseline_model: str = "claude-sonnet-4-5"  # a conf/model/ file: prices for the frontier-only estimate
-
-
-@dataclass
 class SandboxSettings:
+    """The user-facing sandbox keys (``sandbox.*``); CPU seconds per attempt start at ``test_timeout``."""
+
     max_processes: int = 0  # simultaneous sandbox processes; 0 = number of CPUs
     isolate: bool = True  # namespaces, private root, uid drop where the OS permits
     memory_mb: int = 1024
     cpu_factor: float = 10.0  # CPU limit = test_timeout + cpu_factor x the canonical's CPU time
+    fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
 
 
 @dataclass
 class TrackingConfig:
     enabled: bool = False
-    uri: str | None = None
-    artifact_location: str | None = None
-    experiment: str | None = None
-    traces: bool = True
-    figures: bool = True
-    http_timeout: int = 10
+    uri: str | None = None  # None = $MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db
+    artifact_location: str = "outputs/mlartifacts"  # where a local store keeps artifacts
+    experiment: str | None = None  # None = koderz-<dataset>
+    traces: bool = True  # one MLflow trace per problem with a span per phase
+    figures: bool = True  # pass rate by iteration, time by category, cost vs pass rate
+    http_timeout: int = 10  # fail fast when a tracking server is unreachable
     http_retries: int = 0
 
 
@@ -92,9 +90,10 @@ class SpeedConfig:
 
 @dataclass
 class RunConfig:
-    model: ModelConfig = MISSING
-    spec_model: ModelConfig = MISSING
-    checkpoint_model: ModelConfig = MISSING
+    model: ModelConfig = MISSING  # the coder (conf/model/)
+    spec_model: ModelConfig = MISSING  # writes the spec (spec.enabled)
+    checkpoint_model: ModelConfig = MISSING  # reviews every checkpoint_interval failures
+    baseline_model: ModelConfig = MISSING  # prices of the frontier-only cost estimate
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     mode: ModeConfig = field(default_factory=ModeConfig)
     cortex: CortexConfig = field(default_factory=CortexConfig)
@@ -103,21 +102,20 @@ class RunConfig:
     checkpoints: CheckpointsConfig = field(default_factory=CheckpointsConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
-    cost: CostConfig = field(default_factory=CostConfig)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
-    start: int = 0
+    start: int = 0  # slice of the dataset's task order: [start, end)
     end: int | None = None
     problems: list[str] | None = None  # explicit task ids; wins over start/end
-    concurrency: int = 1
-    max_iterations: int = 50
-    checkpoint_interval: int = 5
-    n_samples: int = 1
-    seed: int | None = None  # overrides every role model's seed when set
-    temperature: float | None = None  # overrides every role model's temperature when set
-    test_timeout: float = 3.0  # minimum CPU seconds per attempt (scaled up for slow tasks)
-    debug: bool = False  # keep raw answers, programs and verdicts per attempt
-    cache: bool = True  # reuse stored results of identical problem runs
+    concurrency: int = 1  # problems at once
+    max_iterations: int = 50  # iterative mode: attempts per problem
+    checkpoint_interval: int = 5  # iterative mode: a review after this many failed attempts
+    n_samples: int = 1  # zero-shot samples per task (pass@k for k <= n)
+    seed: int | None = None  # when set, every role model gets this seed
+    temperature: float | None = None  # when set, every role model gets this temperature
+    test_timeout: float = 3.0  # CPU seconds per attempt at least (scaled up for slow tasks)
+    debug: bool = False  # keep raw answers, programs and verdicts under debug/
+    cache: bool = True  # reuse stored results of identical problem runs (API models only)
     resume: str | None = None  # a run folder to finish
 
 
@@ -131,7 +129,7 @@ def _require(condition: bool, key: str, value: Any, why: str) -> None:
         raise ConfigError(f"{key}={value}: {why}")
 
 
-def validate(cfg: Any) -> None:
+def validate(cfg: RunConfig | DictConfig) -> None:
     """Reject well-typed but meaningless values, one key at a time."""
     _require(cfg.concurrency >= 1, "concurrency", cfg.concurrency, "must be at least 1")
     _require(cfg.max_iterations >= 1, "max_iterations", cfg.max_iterations, "must be at least 1")
@@ -141,9 +139,16 @@ def validate(cfg: Any) -> None:
     if cfg.end is not None:
         _require(cfg.end > cfg.start, "end", cfg.end, f"must be greater than start={cfg.start}")
     _require(cfg.test_timeout > 0, "test_timeout", cfg.test_timeout, "must be positive")
-    _require(cfg.mode.name in MODES, "mode", cfg.mode.name, f"choose one of {', '.join(MODES)}")
+    modes = ", ".join(m.value for m in Mode)
+    _require(cfg.mode.name in set(Mode), "mode", cfg.mode.name, f"choose one of {modes}")
     _require(
         cfg.sandbox.max_processes >= 0, "sandbox.max_processes", cfg.sandbox.max_processes, "must be 0 (CPUs) or more"
     )
+    _require(cfg.sandbox.memory_mb >= 64, "sandbox.memory_mb", cfg.sandbox.memory_mb, "must be at least 64")
     if cfg.temperature is not None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")
+    if cfg.problems is not None:
+        seen: set[str] = set()
+        for task_id in cfg.problems:
+            _require(task_id not in seen, "problems", task_id, "is listed twice")
+            seen.add(task_id)

@@ -1,6 +1,16 @@
-"""One exception type per domain, caught once at the edge (``__main__``)."""
+"""One exception type per domain, caught once at the edge (``__main__``), and the exit codes."""
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
+
+
+class ExitCode(IntEnum):
+    """What ``python -m koderz`` exits with (documented in the README)."""
+
+    OK = 0  # every selected problem has a verdict
+    CRASHED = 1  # an unexpected error in koderz itself
+    BAD_INPUT = 2  # a bad config value, file or credential: nothing ran
+    UNANSWERED = 3  # some problems have no verdict (no answer from the model, harness failure, a dead endpoint)
+    INTERRUPTED = 130  # Ctrl-C: the run stopped early; finish it with resume=RUN_FOLDER
 
 
 class KoderzError(Exception):

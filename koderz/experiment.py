@@ -1,9 +1,9 @@
-"""One problem through the original koderz workflow: spec -> attempts -> verdicts ->
-feedback -> checkpoint reviews -> result.
+"""One problem through the original koderz workflow: spec -> attempts -> verdicts -> feedback ->
+checkpoint reviews -> a ``ProblemResult`` (record, every attempt, spans).
 
-An ``Experiment`` owns everything that changes while its problem runs (timer, cost
-ledger, history, spans); what it shares with concurrent problems (models, sandbox,
-memory store, settings) it only reads or calls.
+An ``Experiment`` owns everything that changes while its problem runs (cost ledger, history,
+spans); what it shares with concurrent problems (models, sandbox, memory store, settings) it
+only reads or calls. It knows nothing of Hydra, the run folder or tracking.
 """
 
 from __future__ import annotations
@@ -12,24 +12,28 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.problem import Problem
-from koderz.errors import ModelError
+from koderz.errors import ModelError, SandboxError
 from koderz.extract import extract
 from koderz.models.base import CallContext, Completion, Message, ModelClient
-from koderz.models.pricing import CostLedger
-from koderz.prompts import Attempt, attempt_messages, checkpoint_messages, spec_messages
+from koderz.models.config import ModelConfig
+from koderz.models.pricing import CostLedger, Prices
+from koderz.prompts import Attempt, PromptStyle, attempt_messages, checkpoint_messages, spec_messages
+from koderz.records import AttemptRecord, Cost, ProblemRecord, ProblemResult, Span, Tokens
 from koderz.sandbox.sandbox import Sandbox
 from koderz.sandbox.verdict import Verdict
-from koderz.tracking.timing import ProblemTimer
+from koderz.vocab import Mode, Phase, Status
 
 log = logging.getLogger(__name__)
+
+MAX_ERROR = 2000  # characters of an error message kept on a record
 
 
 @dataclass(frozen=True)
@@ -37,140 +41,94 @@ class Role:
     """A model in one role (coder, spec writer, reviewer) with its config (prices, tier)."""
 
     client: ModelClient
-    cfg: Any
-    extract: bool = True  # False for models that answer whole programs (replay)
+    cfg: ModelConfig
 
 
 @dataclass(frozen=True)
 class Settings:
-    mode: str  # zero_shot | iterative
-    n_samples: int = 1
-    max_iterations: int = 50
-    checkpoint_interval: int = 5
-    spec_enabled: bool = True
-    spec_reuse: bool = False
-    checkpoints_enabled: bool = True
-    cot: bool = True
-    run_id: str = ""
-    debug_dir: Path | None = None
+    """The run-level switches one problem needs."""
+
+    n_samples: int
+    max_iterations: int
+    checkpoint_interval: int
+    spec_reuse: bool
+    prompt: PromptStyle
+    run_id: str
+    debug_dir: Path | None
 
 
 @dataclass(frozen=True)
 class Environment:
-    """What every problem of a run shares (read-only)."""
+    """What every problem of a run shares (read-only). ``spec_writer``/``reviewer`` are None when
+    the role takes no part (spec disabled; no checkpoint reviews)."""
 
     coder: Role
-    spec_writer: Role
-    reviewer: Role
+    spec_writer: Role | None
+    reviewer: Role | None
     sandbox: Sandbox
     store: MemoryStore
     settings: Settings
-    baseline: Any  # Prices of cost.baseline_model
-    samples_for: Callable[[str], int] = lambda task_id: 1  # zero-shot samples per task
-
-
-@dataclass
-class SampleResult:
-    sample_index: int
-    passed: bool
-    status: str
-    tests_passed: int
-    tests_total: int
-    solution: str
-    error: str | None = None
-
-
-@dataclass
-class ProblemResult:
-    task_id: str
-    mode: str
-    passed: bool = False
-    attempts: int = 0
-    solved_at: int | None = None
-    tests_passed: int = 0
-    tests_total: int = 0
-    status: str = "failed"
-    error: str | None = None
-    duration: float = 0.0
-    finished_at: float = 0.0
-    spec_reused: bool = False
-    checkpoints: int = 0
-    cached: bool = False
-    isolation: dict[str, str] = field(default_factory=dict)
-    samples: list[SampleResult] = field(default_factory=list)
-    cost: dict[str, Any] = field(default_factory=dict)
-    tokens: dict[str, int] = field(default_factory=dict)
-    spans: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProblemResult:
-        """Rebuild a result stored with ``dataclasses.asdict`` (the result cache)."""
-        fields = dict(data)
-        fields["samples"] = [SampleResult(**s) for s in fields.get("samples", [])]
-        return cls(**fields)
-
-    def record(self) -> dict[str, Any]:
-        """The JSON record (results.jsonl / results.json), without programs and spans."""
-        data = asdict(self)
-        data.pop("spans")
-        data["samples"] = [{k: v for k, v in s.items() if k != "solution"} for s in data["samples"]]
-        return data
+    baseline: Prices  # prices of the frontier-only estimate
 
 
 class Experiment:
-    """Runs one problem in one mode."""
+    """Runs one problem in one mode (zero_shot: samples; iterative: attempts with feedback)."""
 
-    def __init__(self, problem: Problem, env: Environment, timer: ProblemTimer) -> None:
+    def __init__(self, problem: Problem, mode: Mode, env: Environment) -> None:
         self.problem = problem
+        self.mode = mode
         self.env = env
         self.settings = env.settings
-        self.timer = timer
         self.ledger = CostLedger(env.baseline)
-        self.result = ProblemResult(problem.task_id, env.settings.mode)
         self.spec: str | None = None
+        self.spec_reused = False
         self.guidance: str | None = None
+        self.checkpoints = 0
         self.history: list[Attempt] = []
+        self.attempts: list[AttemptRecord] = []
+        self.spans: list[Span] = []
+        self._isolation: dict[str, str] = {}
 
     async def run(self) -> ProblemResult:
-        """Run the workflow; unexpected errors end up on the result, never raised."""
+        """Run the workflow; failures end up on the result (model_error, harness_error), never raised."""
+        started = time.perf_counter()
+        status: Status | None = None
+        error: str | None = None
         try:
-            if self.settings.spec_enabled:
+            if self.env.spec_writer is not None:
                 await self._write_spec()
-            if self.settings.mode == "iterative":
+            if self.mode.spec.feedback:
                 await self._iterate()
             else:
                 await self._sample()
         except ModelError as exc:
-            self.result.status, self.result.error = "model_error", str(exc)
-        except Exception as exc:  # recorded on this problem; the run goes on
+            status, error = Status.MODEL_ERROR, str(exc)
+        except SandboxError as exc:
+            status, error = Status.HARNESS_ERROR, str(exc)
+        except Exception as exc:
             log.exception("%s: unexpected error", self.problem.task_id)
-            self.result.status, self.result.error = "error", f"{type(exc).__name__}: {exc}"
-        finally:
-            self._finish()
+            status, error = Status.HARNESS_ERROR, f"{type(exc).__name__}: {exc}"
+        result = self._result(status, error, time.perf_counter() - started)
         await self._remember(
             f"result {self.problem.task_id}",
-            json.dumps(self.result.record(), default=str),
+            result.record.model_dump_json(),
             "result",
-            {
-                "passed": self.result.passed,
-                "attempts": self.result.attempts,
-                "cost": self.result.cost.get("total_cost", 0.0),
-            },
+            {"passed": result.record.passed, "attempts": result.record.attempts, "cost": result.record.cost.total},
             importance=0.7,
         )
-        return self.result
+        return result
 
     # phases -------------------------------------------------------------------------
 
     async def _write_spec(self) -> None:
+        assert self.env.spec_writer is not None
         if self.settings.spec_reuse:
-            stored = await self._cortex(
-                "cortex_recall", self.env.store.recall(tags=["spec", self.problem.task_id], mode="recent", limit=1)
-            )
+            with self._span(Phase.MEMORY_READ):
+                stored = await self.env.store.recall(tags=["spec", self.problem.task_id], mode="recent", limit=1)
             if stored:
-                self.spec, self.result.spec_reused = str(stored[0].get("content", "")), True
+                self.spec, self.spec_reused = str(stored[0].get("content", "")), True
                 return
-        completion = await self._call(self.env.spec_writer, "spec_generation", "spec", spec_messages(self.problem), 0)
+        completion = await self._call(self.env.spec_writer, Phase.SPEC, spec_messages(self.problem), 0)
         self.spec = completion.text
         await self._remember(
             f"spec {self.problem.task_id}",
@@ -182,33 +140,35 @@ class Experiment:
         )
 
     async def _sample(self) -> None:
-        for index in range(self.env.samples_for(self.problem.task_id)):
-            await self._attempt(index, attempt_messages(self.problem, cot=self.settings.cot, spec=self.spec))
+        for index in range(self._samples_wanted()):
+            await self._attempt(index, attempt_messages(self.problem, self.settings.prompt, spec=self.spec))
+
+    def _samples_wanted(self) -> int:
+        limit = self.env.coder.client.sample_limit(self.problem.task_id)
+        return self.settings.n_samples if limit is None else min(self.settings.n_samples, limit)
 
     async def _iterate(self) -> None:
         settings = self.settings
         for index in range(settings.max_iterations):
             previous = self.history[-1] if self.history else None
             messages = attempt_messages(
-                self.problem, cot=settings.cot, spec=self.spec, previous=previous, guidance=self.guidance
+                self.problem, settings.prompt, spec=self.spec, previous=previous, guidance=self.guidance
             )
-            sample = await self._attempt(index, messages)
-            if sample.passed or sample.status == "model_error":
+            attempt = await self._attempt(index, messages)
+            if attempt.passed:
                 return
-            failures = len(self.history)
             last = index == settings.max_iterations - 1
-            if settings.checkpoints_enabled and failures % settings.checkpoint_interval == 0 and not last:
+            if self.env.reviewer is not None and len(self.history) % settings.checkpoint_interval == 0 and not last:
                 await self._review()
 
-    async def _attempt(self, index: int, messages: list[Message]) -> SampleResult:
-        try:
-            completion = await self._call(self.env.coder, "iteration_generate", "attempt", messages, index)
-        except ModelError as exc:
-            sample = SampleResult(index, False, "model_error", 0, len(self.problem.inputs), "", str(exc))
-            self.result.samples.append(sample)
-            return sample
-        program = extract(completion.text, self.problem).program if self.env.coder.extract else completion.text
-        with self._span("iteration_test", iteration=index + 1) as attrs:
+    async def _attempt(self, index: int, messages: list[Message]) -> AttemptRecord:
+        completion = await self._call(self.env.coder, Phase.GENERATE, messages, index)
+        program = (
+            completion.text
+            if self.env.coder.client.answers_programs
+            else extract(completion.text, self.problem).program
+        )
+        with self._span(Phase.TEST, iteration=index + 1) as attrs:
             verdict = await self.env.sandbox.evaluate(self.problem, program)
             attrs.update(
                 status=verdict.status,
@@ -216,13 +176,11 @@ class Experiment:
                 tests_total=verdict.tests_total,
                 error=verdict.error or verdict.got,
             )
-        sample = SampleResult(
-            index, verdict.passed, verdict.status, verdict.tests_passed, verdict.tests_total, program, verdict.error
-        )
-        self.result.isolation = self.result.isolation or verdict.isolation
-        self.result.samples.append(sample)
+        attempt = _attempt_record(self.problem.task_id, self.mode, index, program, verdict, completion)
+        self.attempts.append(attempt)
+        self._isolation = verdict.isolation
         if not verdict.passed:
-            self.history.append(Attempt(index, program, verdict))
+            self.history.append(Attempt(index, program, verdict, truncated=completion.truncated))
         self._debug(index, completion.text, program, verdict)
         await self._remember(
             f"attempt {index + 1} {self.problem.task_id}",
@@ -238,15 +196,16 @@ class Experiment:
             },
             importance=0.4,
         )
-        return sample
+        return attempt
 
     async def _review(self) -> None:
+        assert self.env.reviewer is not None
         messages = checkpoint_messages(self.problem, self.history, self.spec)
-        completion = await self._call(self.env.reviewer, "checkpoint_review", "checkpoint", messages, len(self.history))
+        completion = await self._call(self.env.reviewer, Phase.REVIEW, messages, len(self.history))
         self.guidance = completion.text
-        self.result.checkpoints += 1
+        self.checkpoints += 1
         await self._remember(
-            f"checkpoint {self.result.checkpoints} {self.problem.task_id}",
+            f"checkpoint {self.checkpoints} {self.problem.task_id}",
             self.guidance,
             "checkpoint",
             {"after_failures": len(self.history)},
@@ -255,15 +214,18 @@ class Experiment:
 
     # helpers ------------------------------------------------------------------------
 
-    async def _call(self, role: Role, phase: str, ledger_phase: str, messages: list[Message], index: int) -> Completion:
+    async def _call(self, role: Role, phase: Phase, messages: list[Message], index: int) -> Completion:
+        ledger_key = phase.spec.ledger
+        assert ledger_key is not None
         with self._span(phase, model=role.cfg.name, iteration=index + 1, prompt=messages[-1]["content"]) as attrs:
-            completion = await role.client.complete(messages, CallContext(self.problem, ledger_phase, index))
+            completion = await role.client.complete(messages, CallContext(self.problem, ledger_key, index))
             attrs.update(
                 answer=completion.text,
                 input_tokens=completion.usage.input_tokens,
                 output_tokens=completion.usage.output_tokens,
+                finish_reason=completion.finish_reason,
             )
-        self.ledger.record_for(ledger_phase, role.cfg, completion.usage)
+        self.ledger.record_for(ledger_key, role.cfg, completion.usage)
         return completion
 
     async def _remember(
@@ -284,49 +246,97 @@ class Experiment:
             importance=importance,
             metadata={"run_id": self.settings.run_id, "task_id": self.problem.task_id, **metadata},
         )
-        await self._cortex("cortex_remember", self.env.store.remember(record))
-
-    async def _cortex(self, phase: str, operation: Any) -> Any:
-        with self._span(phase):
-            return await operation
+        with self._span(Phase.MEMORY_WRITE):
+            await self.env.store.remember(record)
 
     @contextmanager
-    def _span(self, name: str, **attrs: Any) -> Iterator[dict[str, Any]]:
-        """Time a phase for the timing report and keep it as a trace span."""
-        start, wall = time.perf_counter(), time.time()
-        span = {"name": name, "start": wall, "attributes": dict(attrs)}
+    def _span(self, phase: Phase, **attrs: Any) -> Iterator[dict[str, Any]]:
+        """Time a phase and keep it as a trace span (also when it raises or is cancelled)."""
+        wall, start = time.time(), time.perf_counter()
+        attributes = dict(attrs)
         try:
-            yield span["attributes"]
+            yield attributes
         finally:
-            end = time.perf_counter()
-            self.timer.add(name, start, end)
-            span["end"] = wall + (end - start)
-            self.result.spans.append(span)
+            end = wall + time.perf_counter() - start
+            self.spans.append(Span(name=phase.value, start=wall, end=end, attributes=attributes))
 
-    def _finish(self) -> None:
-        result, samples = self.result, self.result.samples
-        result.attempts = len(samples)
-        passing = [s for s in samples if s.passed]
-        if passing:
-            result.passed, result.status, result.error = True, "passed", None
-            result.solved_at = passing[0].sample_index + 1
-        chosen = passing[0] if passing else (samples[-1] if samples else None)
-        if chosen is not None:
-            result.tests_passed, result.tests_total = chosen.tests_passed, chosen.tests_total
-            if not passing and result.status != "error":
-                result.status, result.error = chosen.status, chosen.error
-        costs = self.ledger.to_dict()
-        result.cost = {k: costs[k] for k in ("total_cost", "by_tier", "by_phase", "frontier_estimate", "savings")}
-        result.tokens = costs["tokens"]
-        result.duration = self.timer.finish()
-        result.finished_at = time.time()
+    def _result(self, status: Status | None, error: str | None, duration: float) -> ProblemResult:
+        """The record: the first passing attempt decides, else the last; a failure without a
+        verdict (status given) wins over the attempts before it."""
+        attempts = self.attempts
+        passing = next((a for a in attempts if a.passed), None)
+        chosen = passing or (attempts[-1] if attempts else None)
+        if status is None:
+            status = chosen.status if chosen is not None else Status.HARNESS_ERROR
+            error = chosen.error if chosen is not None else "no attempt was made"
+        costs = self.ledger
+        usage = costs.usage
+        base = [a.base_passed for a in attempts if a.base_passed is not None]
+        record = ProblemRecord(
+            task_id=self.problem.task_id,
+            mode=self.mode,
+            status=Status.PASSED if passing is not None and status.is_verdict else status,
+            passed=passing is not None and status.is_verdict,
+            base_passed=any(base) if base else None,
+            attempts=len(attempts),
+            solved_at=passing.index + 1 if passing is not None else None,
+            tests_passed=chosen.tests_passed if chosen is not None else 0,
+            tests_total=chosen.tests_total if chosen is not None else len(self.problem.inputs),
+            error=None if passing is not None and status.is_verdict else _bounded(error),
+            duration=duration,
+            finished_at=time.time(),
+            spec_reused=self.spec_reused,
+            checkpoints=self.checkpoints,
+            truncated=sum(1 for a in attempts if a.finish_reason == "length"),
+            isolation=self._isolation,
+            outcomes=[a.outcome() for a in attempts],
+            cost=Cost(
+                total=costs.total_cost,
+                by_tier=costs.by_tier(),
+                by_phase=costs.by_phase(),
+                by_model=costs.by_model(),
+                frontier_estimate=costs.frontier_estimate,
+                savings=costs.savings,
+            ),
+            tokens=Tokens(input=usage.input_tokens, output=usage.output_tokens, cached_input=usage.cached_input_tokens),
+        )
+        return ProblemResult(record=record, attempts=attempts, spans=self.spans)
 
     def _debug(self, index: int, answer: str, program: str, verdict: Verdict) -> None:
         if self.settings.debug_dir is None:
             return
         folder = self.settings.debug_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", self.problem.task_id)
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"attempt_{index + 1:03d}"
-        (folder / f"{stem}_raw.txt").write_text(answer)
-        (folder / f"{stem}_program.py").write_text(program)
+        stem = f"{self.mode.value}_attempt_{index + 1:03d}"
+        (folder / f"{stem}_raw.txt").write_text(answer, encoding="utf-8", errors="replace")
+        (folder / f"{stem}_program.py").write_text(program, encoding="utf-8", errors="replace")
         (folder / f"{stem}_verdict.json").write_text(json.dumps(verdict.to_dict(), indent=2, default=str))
+
+
+def _attempt_record(
+    task_id: str, mode: Mode, index: int, program: str, verdict: Verdict, completion: Completion
+) -> AttemptRecord:
+    return AttemptRecord(
+        task_id=task_id,
+        mode=mode,
+        index=index,
+        status=Status(verdict.status),
+        passed=verdict.passed,
+        base_passed=verdict.base_passed,
+        tests_passed=verdict.tests_passed,
+        tests_total=verdict.tests_total,
+        error=_bounded(verdict.error),
+        finish_reason=completion.finish_reason,
+        program=program,
+        failing_input=verdict.failing_input,
+        expected=verdict.expected,
+        got=verdict.got,
+        traceback=verdict.traceback,
+        test_seconds=verdict.duration,
+    )
+
+
+def _bounded(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR] + f"...({len(text)} chars)"

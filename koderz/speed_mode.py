@@ -7,29 +7,27 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from koderz.models.registry import ClientPool, build_model
 from koderz.models.speed import format_speed_table, run_speed_test
-from koderz.runner import model_config
+from koderz.plan import Plan
 
 log = logging.getLogger(__name__)
 
 
-async def run_speed_mode(cfg: DictConfig, run_dir: Path) -> list[dict]:
+async def run_speed_mode(plan: Plan, run_dir: Path) -> list[dict]:
     """Measure tokens/s and time-to-answer of each distinct role model; write speed.json."""
     pool = ClientPool()
     clients, seen = [], set()
+    speed = plan.config.speed
     try:
-        for key in ("model", "spec_model", "checkpoint_model"):
-            model = model_config(cfg[key], cfg)
+        for model in (plan.coder, plan.config.spec_model, plan.config.checkpoint_model):
             if model.name in seen:
                 continue
             seen.add(model.name)
             client = build_model(model, pool)
             await client.preflight()
             clients.append(client)
-        rows = await run_speed_test(clients, list(cfg.speed.prompts), cfg.speed.warmup, cfg.speed.repeats)
+        rows = await run_speed_test(clients, list(speed.prompts), speed.warmup, speed.repeats)
     finally:
         await pool.aclose()
     await asyncio.to_thread(_write_rows, run_dir, rows)

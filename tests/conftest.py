@@ -8,6 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from koderz.config import register
+from koderz.plan import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "koderz" / "conf"
@@ -20,6 +21,18 @@ def compose_config(*overrides: str):
     """The composed job config, exactly as ``python -m koderz`` builds it."""
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return compose("config", overrides=list(overrides), return_hydra_config=False)
+
+
+def plan(*overrides: str) -> Plan:
+    """The typed plan of ``python -m koderz OVERRIDES``."""
+    return Plan.build(compose_config(*overrides))
+
+
+async def run_job(folder: Path, *overrides: str):
+    """Run the job of ``python -m koderz OVERRIDES`` in ``folder``; returns its ``RunOutcome``."""
+    from koderz.runner import Runner
+
+    return await Runner(plan(*overrides), folder).run()
 
 
 @pytest.fixture

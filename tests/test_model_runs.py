@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from koderz.plan import Plan
 from koderz.runner import Runner
 from tests.conftest import compose_config
 from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
@@ -59,9 +60,9 @@ async def test_iterative_run_feeds_back_and_reviews_through_the_sdk(provider, tm
     monkeypatch.chdir(tmp_path)
     async with ScriptedServer(script([WRONG, WRONG, WRONG, RIGHT])) as server:
         cfg = compose_config(*overrides(provider, server, "mode=iterative", "checkpoint_interval=2"))
-        summary = await Runner(cfg, tmp_path / "run").run()
+        summary = (await Runner(Plan.build(cfg), tmp_path / "run").run()).summary
         prompts = [r.prompt for r in server.chat_requests]
-    assert summary["passed"] == 1 and summary["mean_attempts"] == 4
+    assert summary.passed == 1 and summary.mean_attempts == 4
     attempts = [p for p in prompts if "code block" in p and "Diagnose" not in p]
     assert len(attempts) == 4
     assert "SPEC-TEXT" in attempts[0]
@@ -78,17 +79,17 @@ async def test_costs_are_usage_times_price(tmp_path, monkeypatch) -> None:
         Rules([(r"specification", [Reply(text="SPEC", input_tokens=100, output_tokens=50)]), (r"Implement", replies)])
     ) as server:
         cfg = compose_config(*overrides("openai", server, "mode=zero_shot"))
-        summary = await Runner(cfg, tmp_path / "run").run()
+        summary = (await Runner(Plan.build(cfg), tmp_path / "run").run()).summary
     # gpt-4o-mini: $0.15 in, $0.60 out, $0.075 cached per million tokens
     attempt = (1000 * 0.15 + 200 * 0.075 + 300 * 0.60) / 1e6
     spec = (100 * 0.15 + 50 * 0.60) / 1e6
-    assert summary["cost"]["by_phase"] == pytest.approx({"spec": spec, "attempts": attempt})
-    assert summary["cost"]["total"] == pytest.approx(spec + attempt)
-    assert summary["cost"]["by_tier"] == pytest.approx({"small_frontier": spec + attempt})
+    assert summary.cost.by_phase == pytest.approx({"spec": spec, "attempt": attempt})
+    assert summary.cost.total == pytest.approx(spec + attempt)
+    assert summary.cost.by_tier == pytest.approx({"small_frontier": spec + attempt})
     # frontier-only: the same tokens at claude-sonnet-4-5 ($3 in, $15 out, $0.30 cached)
     sonnet = (1000 * 3 + 200 * 0.30 + 300 * 15 + 100 * 3 + 50 * 15) / 1e6
-    assert summary["cost"]["frontier_estimate"] == pytest.approx(sonnet)
-    assert summary["tokens"] == {"input": 1300, "output": 350, "cached_input": 200}
+    assert summary.cost.frontier_estimate == pytest.approx(sonnet)
+    assert (summary.tokens.input, summary.tokens.output, summary.tokens.cached_input) == (1300, 350, 200)
 
 
 @pytest.mark.parametrize("provider", ["openai", "ollama"])
@@ -104,9 +105,9 @@ async def test_429_and_503_are_retried_then_succeed(provider, tmp_path, monkeypa
         cfg = compose_config(
             *overrides(provider, server, "mode=zero_shot", "spec.enabled=false", "model.retry_backoff=0.01")
         )
-        summary = await Runner(cfg, tmp_path / "run").run()
+        summary = (await Runner(Plan.build(cfg), tmp_path / "run").run()).summary
         hits = len(server.chat_requests)
-    assert summary["passed"] == 1 and hits == 3
+    assert summary.passed == 1 and hits == 3
 
 
 async def test_a_non_retryable_400_is_recorded_once_and_the_run_goes_on(tmp_path, monkeypatch) -> None:
@@ -118,12 +119,12 @@ async def test_a_non_retryable_400_is_recorded_once_and_the_run_goes_on(tmp_path
         cfg = compose_config(
             *overrides("openai", server, "mode=iterative", "spec.enabled=false"), "problems=[HumanEval/0,HumanEval/53]"
         )
-        summary = await Runner(cfg, tmp_path / "run").run()
+        summary = (await Runner(Plan.build(cfg), tmp_path / "run").run()).summary
         first_task_calls = [r for r in server.chat_requests if "has_close_elements" in r.prompt]
     records = {r["task_id"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["problems"]}
     assert len(first_task_calls) == 1
     assert records["HumanEval/0"]["status"] == "model_error" and "400" in records["HumanEval/0"]["error"]
-    assert records["HumanEval/53"]["passed"] and summary["problems"] == 2
+    assert records["HumanEval/53"]["passed"] and summary.problems == 2
 
 
 def _cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

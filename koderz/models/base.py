@@ -61,6 +61,16 @@ class CallContext:
     sample_index: int = 0
 
 
+class WritesAnswers:
+    """Capabilities of a model that writes a fresh answer to each prompt: any number of samples,
+    answers in prose with code to extract (every provider except replay)."""
+
+    answers_programs = False
+
+    def sample_limit(self, task_id: str) -> int | None:
+        return None
+
+
 @runtime_checkable
 class ModelClient(Protocol):
     """An async chat model. Implementations must not block the event loop.
@@ -71,6 +81,11 @@ class ModelClient(Protocol):
 
     name: str
     endpoint: Endpoint | None
+    answers_programs: bool  # answers are whole programs (no code extraction), e.g. replayed samples
+
+    def sample_limit(self, task_id: str) -> int | None:
+        """How many different samples the model can give for a task (None: any number)."""
+        ...
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         """Answer ``messages``; raise ``koderz.errors.ModelError`` after retries fail."""

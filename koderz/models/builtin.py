@@ -13,7 +13,7 @@ from typing import IO, Any, Protocol
 
 from koderz.datasets.problem import Problem
 from koderz.errors import ConfigError, ModelError
-from koderz.models.base import CallContext, Completion, Message, Usage
+from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 
 PHASES = ("spec", "attempt", "checkpoint")
 
@@ -27,7 +27,7 @@ class _WithSamples(Protocol):
     samples: str | None
 
 
-class ReferenceModel:
+class ReferenceModel(WritesAnswers):
     """Answers every attempt with the dataset's canonical solution: instant and free.
 
     The program comes wrapped in a markdown fence so that code extraction is
@@ -74,17 +74,14 @@ class ReplayModel:
     a ``.gz`` suffix means gzip. Spec and checkpoint phases get a short fixed text.
     """
 
+    answers_programs = True  # the file holds programs as they are to be judged
+
     def __init__(self, cfg: _WithSamples) -> None:
         self.name = cfg.name
         self.endpoint = None  # no server
         self._samples = load_samples(cfg.samples)
 
-    @property
-    def task_ids(self) -> frozenset[str]:
-        """Tasks that have at least one sample in the file."""
-        return frozenset(self._samples)
-
-    def sample_count(self, task_id: str) -> int:
+    def sample_limit(self, task_id: str) -> int:
         """How many samples the file holds for ``task_id`` (0 if none)."""
         return len(self._samples.get(task_id, ()))
 

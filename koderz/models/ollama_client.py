@@ -13,7 +13,7 @@ import ollama
 import pydantic
 
 from koderz.errors import ModelError, ModelErrorKind
-from koderz.models.base import CallContext, Completion, Message, Usage
+from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 from koderz.models.config import ModelConfig
 from koderz.models.endpoint import EndpointDown, EndpointSettings
 from koderz.models.failure import brief, listed, model_error
@@ -49,7 +49,7 @@ def timeout(total: float) -> httpx.Timeout:
     return httpx.Timeout(total, connect=min(total, CONNECT_TIMEOUT))
 
 
-class OllamaModel:
+class OllamaModel(WritesAnswers):
     """A local (or remote) Ollama model; our own retries with exponential backoff, one
     request at a time through the server's ``Endpoint`` (breaker, concurrency limit)."""
 

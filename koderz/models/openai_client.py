@@ -10,7 +10,7 @@ from typing import Any
 import openai
 
 from koderz.errors import ModelError, ModelErrorKind
-from koderz.models.base import CallContext, Completion, Message, Usage
+from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 from koderz.models.config import ModelConfig
 from koderz.models.credentials import api_key, openai_url
 from koderz.models.endpoint import EndpointDown, EndpointSettings
@@ -57,7 +57,7 @@ def timeout(total: float, connect: float = CONNECT_TIMEOUT) -> openai.Timeout:
     return openai.Timeout(total, connect=min(total, connect))
 
 
-class OpenAIModel:
+class OpenAIModel(WritesAnswers):
     """A chat model behind ``/v1/chat/completions`` on the official ``AsyncOpenAI`` client.
 
     Retries (connection failures, timeouts, 408/409/429/5xx honouring Retry-After, malformed

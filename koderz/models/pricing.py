@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-from omegaconf import OmegaConf
-
-from koderz.errors import ConfigError
 from koderz.models.base import Usage
 
 PHASES = ("spec", "attempt", "checkpoint")
@@ -36,20 +32,6 @@ class Prices:
     @classmethod
     def of(cls, cfg: Priced) -> Prices:
         return cls(cfg.price_input, cfg.price_output, cfg.price_cached_input)
-
-    @classmethod
-    def from_model_file(cls, model_dir: str | Path, name: str) -> Prices:
-        """Prices of ``conf/model/NAME.yaml`` (e.g. for ``cost.baseline_model``)."""
-        path = Path(model_dir) / f"{name}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in Path(model_dir).glob("*.yaml"))
-            raise ConfigError(f"cost.baseline_model={name!r}: no {path}; known models: {known}")
-        cfg = OmegaConf.load(path)
-        return cls(
-            float(cfg.get("price_input", 0.0)),
-            float(cfg.get("price_output", 0.0)),
-            None if cfg.get("price_cached_input") is None else float(cfg.price_cached_input),
-        )
 
 
 def cost_of(usage: Usage, cfg: Priced) -> float:
@@ -87,7 +69,7 @@ class CallCost:
 class CostLedger:
     """The calls of one problem (or, merged, of a run) with their costs and totals.
 
-    ``baseline`` holds the prices of ``cost.baseline_model``: the frontier-only estimate
+    ``baseline`` holds the prices of the ``baseline_model``: the frontier-only estimate
     is every recorded token priced at the baseline, and savings = estimate - actual.
     """
 

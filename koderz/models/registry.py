@@ -9,7 +9,7 @@ from koderz.models.base import ModelClient
 from koderz.models.config import MAX_TOKENS_PARAMS, TIERS, ModelConfig
 from koderz.models.pool import ClientPool
 
-__all__ = ["PROVIDERS", "ClientPool", "build_model"]
+__all__ = ["ClientPool", "build_model", "provider_module"]
 
 # provider -> "module:class"; network classes take (cfg, pool), built-in ones take (cfg).
 PROVIDERS: dict[str, str] = {
@@ -43,6 +43,13 @@ def _check(cfg: ModelConfig) -> None:
         value = getattr(cfg, key)
         if value is not None and value < 0:
             raise ConfigError(f"model.{key}={value} must be >= 0 (USD per million tokens)")
+
+
+def provider_module(provider: str) -> str:
+    """The module that implements ``provider`` (its SDK import is the slow part of start-up)."""
+    if provider not in PROVIDERS:
+        raise ConfigError(f"model.provider={provider!r} is unknown; choose one of {sorted(PROVIDERS)}")
+    return PROVIDERS[provider].split(":")[0]
 
 
 def build_model(cfg: ModelConfig, pool: ClientPool) -> ModelClient:

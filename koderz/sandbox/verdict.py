@@ -30,6 +30,7 @@ class Verdict:
     output: str = ""
     duration: float = 0.0
     isolation: dict[str, str] = field(default_factory=dict)
+    base_passed: bool | None = None  # EvalPlus datasets: every base (original) test passed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,21 +22,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from koderz.tracking.mlflow_tracker import TrackingSettings, load_run_folder, upload_run_folder
+    from omegaconf import OmegaConf
+
+    from koderz.config import TrackingConfig
+    from koderz.records import RunFolder
+    from koderz.tracking.mlflow_tracker import tracking_uri, upload_run_folder
 
     try:
-        folder = load_run_folder(args.run_folder)
-        cfg = dict(folder.config.get("tracking") or {})
-        cfg |= {k: v for k, v in (("uri", args.uri), ("experiment", args.experiment)) if v}
-        settings = TrackingSettings.from_cfg(cfg, dataset=folder.dataset)
+        folder = RunFolder.existing(args.run_folder)
+        saved = OmegaConf.merge(OmegaConf.structured(TrackingConfig), folder.read_config().get("tracking") or {})
+        tracking = OmegaConf.to_object(saved)
+        assert isinstance(tracking, TrackingConfig)
+        tracking.uri = args.uri or tracking.uri
+        tracking.experiment = args.experiment or tracking.experiment
+        folder.read_results()
     except KoderzError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        run_id = upload_run_folder(folder, settings, parent_run_id=args.parent_run_id)
+        run_id = upload_run_folder(folder, tracking, parent_run_id=args.parent_run_id)
     except Exception as err:  # noqa: BLE001 - one line, not a traceback
         first = (str(err).strip().splitlines() or [""])[0][:300]
-        print(f"error: MLflow logging to {settings.uri} failed: {type(err).__name__}: {first}", file=sys.stderr)
+        uri = tracking_uri(tracking)
+        print(f"error: MLflow logging to {uri} failed: {type(err).__name__}: {first}", file=sys.stderr)
         return 1
     print(run_id)
     return 0

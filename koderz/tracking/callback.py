@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 PARENT_ENV = "KODERZ_MLFLOW_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id"
+SWEPT_ENV = "KODERZ_SWEPT_KEYS"
+SWEPT_FILE = "swept_keys"
 
 
 def parent_run_id_for(sweep_dir: str | Path | None) -> str | None:
@@ -50,7 +52,24 @@ def hydra_job_tags() -> dict[str, str]:
     if hc.mode == RunMode.MULTIRUN:
         tags["koderz.sweep_id"] = str(Path(hc.sweep.dir).resolve())
         tags["koderz.job_num"] = str(hc.job.num)
+        swept = _swept_keys(hc.sweep.dir)
+        tags["koderz.variant"] = " ".join(o for o in hc.overrides.task if o.split("=", 1)[0] in swept)
     return tags
+
+
+def _swept_keys(sweep_dir: str) -> set[str]:
+    """The keys the sweep varies (written by the callback at the sweep's start)."""
+    text = os.environ.get(SWEPT_ENV)
+    path = Path(sweep_dir) / SWEPT_FILE
+    if text is None and path.is_file():
+        text = path.read_text()
+    return set((text or "").split())
+
+
+def sweep_name(overrides: list[str], stamp: str) -> str:
+    """A sweep parent named by what it sweeps (the overrides with several values), then its time."""
+    swept = [o for o in overrides if "," in o or "(" in o]
+    return f"sweep {' '.join(swept or overrides)[:120]} {stamp}".strip()
 
 
 def tracking_enabled(config: DictConfig) -> bool:
@@ -71,22 +90,26 @@ class MlflowSweepCallback(Callback):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         try:
-            from koderz.tracking.mlflow_tracker import TrackingSettings, start_sweep_run
+            from koderz.tracking.mlflow_tracker import start_sweep_run
 
-            dataset = OmegaConf.select(config, "dataset.name", default="default")
-            self._settings = TrackingSettings.from_cfg(config.tracking, dataset=str(dataset))
+            dataset = str(OmegaConf.select(config, "dataset.name", default="default"))
+            self._settings = OmegaConf.to_object(config.tracking)
+            overrides = list(config.hydra.overrides.task)
             tags = {
                 "koderz.sweep_id": str(sweep_dir),
                 "koderz.sweep": "parent",
-                "koderz.overrides": " ".join(config.hydra.overrides.task),
+                "koderz.overrides": " ".join(overrides),
             }
-            run_id = start_sweep_run(self._settings, f"sweep-{sweep_dir.name}", tags)
+            run_id = start_sweep_run(self._settings, dataset, sweep_name(overrides, sweep_dir.name), tags)
         except Exception as err:  # noqa: BLE001 - the sweep goes on without tracking
             log.warning("MLflow sweep parent run not opened; jobs log unnested: %s", err)
             return
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(run_id + "\n")
         os.environ[PARENT_ENV] = run_id
+        swept = " ".join(o.split("=", 1)[0] for o in overrides if "," in o or "(" in o)
+        (sweep_dir / SWEPT_FILE).write_text(swept + "\n")
+        os.environ[SWEPT_ENV] = swept
         self._parent_run_id = run_id
         log.info("MLflow parent run %s for sweep %s", run_id, sweep_dir)
 
@@ -96,6 +119,7 @@ class MlflowSweepCallback(Callback):
         run_id, self._parent_run_id = self._parent_run_id, None
         if os.environ.get(PARENT_ENV) == run_id:
             del os.environ[PARENT_ENV]
+        os.environ.pop(SWEPT_ENV, None)
         try:
             from koderz.tracking.mlflow_tracker import finish_sweep_run
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from koderz.cortex.factory import open_memory_store
+from koderz.plan import Plan
 from koderz.runner import Runner
 from tests.conftest import compose_config
 
@@ -28,14 +29,14 @@ async def export(cfg, tags: list[str]) -> list[dict]:
 async def test_a_run_stores_spec_attempts_results_and_summary(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     cfg = compose_config("end=3", "mode=iterative", "tracking=off", "cortex=persistent")
-    summary = await Runner(cfg, tmp_path / "run").run()
-    memories = await export(cfg, [summary["run_id"]])
+    summary = (await Runner(Plan.build(cfg), tmp_path / "run").run()).summary
+    memories = await export(cfg, [summary.run_id])
     kinds = sorted(tag for m in memories for tag in m["tags"] if tag in ("spec", "attempt", "result", "summary"))
     assert kinds == ["attempt"] * 3 + ["result"] * 3 + ["spec"] * 3 + ["summary"]
     attempt = next(m for m in memories if "attempt" in m["tags"] and "HumanEval/1" in m["tags"])
     assert "def separate_paren_groups" in attempt["content"]
     assert attempt["metadata"]["passed"] is True and attempt["metadata"]["tests_total"] > 0
-    assert summary["memory_lost_writes"] == 0
+    assert summary.memory_lost_writes == 0
 
 
 async def test_ephemeral_and_off_give_the_same_verdicts_as_persistent(tmp_path, monkeypatch) -> None:
@@ -43,7 +44,7 @@ async def test_ephemeral_and_off_give_the_same_verdicts_as_persistent(tmp_path, 
     results = {}
     for mode in ("persistent", "ephemeral", "off"):
         cfg = compose_config("problems=[HumanEval/0,HumanEval/32,HumanEval/38]", "tracking=off", f"cortex={mode}")
-        await Runner(cfg, tmp_path / mode).run()
+        await Runner(Plan.build(cfg), tmp_path / mode).run()
         results[mode] = verdicts(tmp_path / mode)
     assert results["persistent"] == results["ephemeral"] == results["off"]
     assert all(v[0] for v in results["persistent"].values())
@@ -52,9 +53,9 @@ async def test_ephemeral_and_off_give_the_same_verdicts_as_persistent(tmp_path, 
 async def test_spec_reuse_takes_the_stored_spec_without_a_model_call(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     first = compose_config("end=2", "tracking=off", "cortex=persistent")
-    await Runner(first, tmp_path / "first").run()
+    await Runner(Plan.build(first), tmp_path / "first").run()
     second = compose_config("end=2", "tracking=off", "cortex=persistent", "spec.reuse=true")
-    await Runner(second, tmp_path / "second").run()
+    await Runner(Plan.build(second), tmp_path / "second").run()
     problems = json.loads((tmp_path / "second" / "results.json").read_text())["problems"]
     assert all(p["spec_reused"] for p in problems)
     spans = [json.loads(line) for line in (tmp_path / "second" / "traces.jsonl").read_text().splitlines()]
@@ -71,7 +72,7 @@ async def test_server_killed_mid_run_reconnects_and_loses_no_results(tmp_path, m
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "own-cortex.db"  # an absolute path only this test's server has on its command line
     cfg = compose_config("end=24", "tracking=off", "cortex=persistent", f"cortex.db={db}")
-    run = asyncio.create_task(Runner(cfg, tmp_path / "run").run())
+    run = asyncio.create_task(Runner(Plan.build(cfg), tmp_path / "run").run())
     results = tmp_path / "run" / "results.jsonl"
     deadline = time.monotonic() + 120
     while not results.exists() or len(results.read_text().splitlines()) < 4:
@@ -82,9 +83,9 @@ async def test_server_killed_mid_run_reconnects_and_loses_no_results(tmp_path, m
     assert pids, "the embedded server is not running"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    summary = await run
-    assert summary["problems"] == 24 and summary["passed"] == 24
+    summary = (await run).summary
+    assert summary.problems == 24 and summary.passed == 24
     assert len(results.read_text().splitlines()) == 24
-    stored = await export(cfg, [summary["run_id"], "result"])
-    assert len(stored) == 24 - summary["memory_lost_writes"]
-    assert summary["memory_lost_writes"] <= 1  # at most the write in flight when the server died
+    stored = await export(cfg, [summary.run_id, "result"])
+    assert len(stored) == 24 - summary.memory_lost_writes
+    assert summary.memory_lost_writes <= 1  # at most the write in flight when the server died

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from koderz.errors import ConfigError
 from koderz.models.base import Usage
 from koderz.models.config import ModelConfig
 from koderz.models.pricing import CostLedger, Prices, cost_of
@@ -82,8 +80,8 @@ def test_unknown_phase_is_refused():
         CostLedger(SONNET).record_for("review", MINI, Usage(1, 1))
 
 
-def test_baseline_prices_come_from_the_model_file():
-    model_dir = Path(__file__).resolve().parents[2] / "koderz" / "conf" / "model"
-    assert Prices.from_model_file(model_dir, "claude-sonnet-4-5") == SONNET
-    with pytest.raises(ConfigError, match=r"cost.baseline_model='gpt-9'"):
-        Prices.from_model_file(model_dir, "gpt-9")
+def test_the_baseline_model_is_composed_by_hydra_like_the_other_roles():
+    from tests.conftest import plan
+
+    assert Prices.of(plan().baseline) == SONNET  # the default: claude-sonnet-4-5
+    assert plan("model@baseline_model=gpt-4o-mini").baseline.name == "gpt-4o-mini"

@@ -25,7 +25,7 @@ def test_an_unreachable_tracking_server_warns_once_and_keeps_every_file(tmp_path
     done = koderz(tmp_path, "tracking.uri=http://127.0.0.1:1")
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
-    assert output.count("MLflow tracking failed") == 1
+    assert output.count("MLflow tracking to http://127.0.0.1:1 failed") == 1
     folder = next((tmp_path / "outputs" / "runs").glob("*/*"))
     assert json.loads((folder / "results.json").read_text())["summary"]["passed"] == 2
     assert {"results.jsonl", "samples.jsonl", "timing.json", "traces.jsonl", "config.yaml"} <= {

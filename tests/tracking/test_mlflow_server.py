@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -15,20 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from koderz.tracking.mlflow_tracker import (
-    TrackingSettings,
-    finish_sweep_run,
-    log_run_folder,
-    start_sweep_run,
-)
+from koderz.config import TrackingConfig
+from koderz.records import RunFolder
+from koderz.tracking.mlflow_tracker import finish_sweep_run, log_run_folder, start_sweep_run
+from tests.tracking.support import TASKS, fresh_store, real_run_folder
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-_spec = importlib.util.spec_from_file_location("mlflow_fakes", Path(__file__).with_name("test_mlflow_tracker.py"))
-fakes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fakes)
 
 
 def _free_port() -> int:
@@ -52,20 +46,15 @@ def _post(url: str, body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def sweep_store(tmp_path_factory):
-    """A store holding one sweep: a parent run and two nested job runs (fake folders)."""
+    """A store holding one sweep: a parent run and two nested job runs (folders of real runs)."""
     tmp = tmp_path_factory.mktemp("server")
-    uri = fakes.fresh_store(tmp_path_factory, tmp / "mlflow.db")
-    settings = TrackingSettings(uri=uri, experiment="koderz-humaneval", artifact_location=str(tmp / "artifacts"))
-    parent = start_sweep_run(settings, "sweep-test", {"koderz.sweep_id": "sweep-test"})
+    uri = fresh_store(tmp_path_factory, tmp / "mlflow.db")
+    tracking = TrackingConfig(enabled=True, uri=uri, artifact_location=str(tmp / "artifacts"))
+    parent = start_sweep_run(tracking, "humaneval", "sweep-test", {"koderz.sweep_id": "sweep-test"})
     children = [
-        log_run_folder(
-            fakes.write_fake_run_folder(tmp / name, model=name, temperature=t),
-            {"uri": uri, "experiment": "koderz-humaneval"},
-            parent_run_id=parent,
-        )
-        for name, t in (("alpha", 0.2), ("beta", 0.8))
+        log_run_folder(real_run_folder(tmp / name / "run"), tracking, parent_run_id=parent) for name in ("a", "b")
     ]
-    assert finish_sweep_run(settings, parent) == 2
+    assert finish_sweep_run(tracking, parent) == 2
     return tmp, uri, parent, children
 
 
@@ -126,7 +115,7 @@ def test_rest_api_serves_one_parent_and_two_nested_runs(server, sweep_store):
     assert sorted(r["info"]["run_id"] for r in nested) == sorted(children)
     run = _get(f"{server}/api/2.0/mlflow/runs/get?run_id={children[0]}")["run"]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-    assert metrics["pass_rate"] == 0.75 and metrics["cost.total"] == 0.09
+    assert metrics["pass_rate"] == 0.75 and metrics["cost_usd"] == 0.0
     history = _get(f"{server}/api/2.0/mlflow/metrics/get-history?run_id={children[0]}&metric_key=cumulative_pass_rate")[
         "metrics"
     ]
@@ -136,19 +125,20 @@ def test_rest_api_serves_one_parent_and_two_nested_runs(server, sweep_store):
 def test_a_folder_logs_to_the_server_over_http(server, tmp_path):
     import mlflow
 
-    folder = fakes.write_fake_run_folder(tmp_path / "run", model="remote")
-    run_id = log_run_folder(folder, {"uri": server, "experiment": "remote"})
+    folder = real_run_folder(tmp_path / "run")
+    run_id = log_run_folder(folder, TrackingConfig(enabled=True, uri=server, experiment="remote"))
     assert run_id is not None
     client = mlflow.MlflowClient(server)
     run = client.get_run(run_id)
-    assert run.info.run_name == "remote-iterative-humaneval"
+    assert run.info.run_name.startswith("replay iterative humaneval #")
+    assert RunFolder(folder).read_results().summary.run_id.endswith(run.info.run_name[-6:])
     assert "results.json" in {a.path for a in client.list_artifacts(run_id)}
     mlflow.set_tracking_uri(server)
     try:
         traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run_id, return_type="list")
     finally:
         mlflow.set_tracking_uri(None)
-    assert len(traces) == len(fakes.FAKE_PROBLEMS)
+    assert len(traces) == len(TASKS)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")

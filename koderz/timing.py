@@ -1,0 +1,235 @@
+"""Where the time went: the run's own phases, the problems' spans, and the report built from both.
+
+The experiment returns each problem's spans; the runner times its own phases (start-up, memory,
+tracking, shutdown) with a :class:`RunClock` and builds the :class:`RunTiming` record from all
+of them with :func:`build_timing`. Busy time (summed durations: overlapping problems add up)
+and wall time (the union of intervals) are kept apart for every category, so neither can pass
+for the other; the total covers the whole process from its start to the last file written,
+and, for a resumed run, every part.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from koderz.errors import ConfigError
+from koderz.records import (
+    CategoryTiming,
+    PhaseRecord,
+    PhaseTotal,
+    ProblemTiming,
+    RunPart,
+    RunTiming,
+    Span,
+    TraceRecord,
+)
+from koderz.vocab import MODEL_CATEGORIES, Category, Phase
+
+REPORT_WIDTH = 72
+
+
+def process_start() -> float:
+    """Unix time this process started (Linux ``/proc``); now when it cannot be read."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.time()
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+class RunClock:
+    """Times the run's own phases as spans (Unix seconds, durations from ``perf_counter``)."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+
+    @contextmanager
+    def phase(self, phase: Phase) -> Iterator[None]:
+        wall, start = time.time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spans.append(Span(name=phase.value, start=wall, end=wall + time.perf_counter() - start))
+
+
+def category_of(name: str) -> str:
+    """A span's category; names outside the phase vocabulary count as start-up work."""
+    try:
+        return Phase(name).category.value
+    except ValueError:
+        return Category.STARTUP.value
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """Maps Unix times of each part onto one timeline of the parts laid end to end."""
+
+    parts: tuple[RunPart, ...]
+
+    def offset(self, t: float) -> float:
+        before = 0.0
+        for i, part in enumerate(self.parts):
+            nxt = self.parts[i + 1].started if i + 1 < len(self.parts) else math.inf
+            if t < nxt:
+                return before + max(0.0, min(t - part.started, part.duration))
+            before += part.duration
+        return before
+
+    @property
+    def total(self) -> float:
+        return math.fsum(p.duration for p in self.parts)
+
+
+def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterable[TraceRecord]) -> RunTiming:
+    """The timing record of a run made of ``parts`` (each with its ``duration`` set)."""
+    timeline = _Timeline(tuple(parts))
+    total = timeline.total
+    phases = [_phase(s, None, timeline) for s in run_spans]
+    problems: dict[str, ProblemTiming] = {}
+    intervals = []
+    for trace in traces:
+        own = [_phase(s, trace.task_id, timeline) for s in trace.spans]
+        phases += own
+        start, end = timeline.offset(trace.start), timeline.offset(trace.end)
+        intervals.append((start, end))
+        key = trace.task_id if trace.task_id not in problems else f"{trace.task_id} ({trace.mode})"
+        problems[key] = ProblemTiming(
+            duration=end - start, finished=True, phase_count=len(own), categories=_busy_by_category(own)
+        )
+    phases.sort(key=lambda p: p.start)
+    categories = {}
+    for category in Category:
+        members = [p for p in phases if p.category == category.value]
+        if not members:
+            continue
+        busy = math.fsum(p.end - p.start for p in members)
+        wall = union_length((p.start, p.end) for p in members)
+        categories[category.value] = CategoryTiming(
+            busy=busy,
+            wall=wall,
+            count=len(members),
+            percent=100.0 * wall / total if total > 0 else 0.0,
+            mean_in_flight=busy / wall if wall > 0 else 0.0,
+        )
+    tracked = union_length((p.start, p.end) for p in phases)
+    busy_of = {name: c.busy for name, c in categories.items()}
+    return RunTiming(
+        total_duration=total,
+        tracked_wall=tracked,
+        overhead=max(0.0, total - tracked),
+        model_busy=math.fsum(busy_of.get(c.value, 0.0) for c in MODEL_CATEGORIES),
+        sandbox_busy=busy_of.get(Category.TEST.value, 0.0),
+        categories=categories,
+        phase_totals=_phase_totals(phases),
+        problem_count=len(intervals),
+        mean_in_flight=math.fsum(e - s for s, e in intervals) / total if total > 0 else 0.0,
+        max_in_flight=max_overlap(intervals),
+        parts=[p.duration for p in parts],
+        per_problem=problems,
+        phases=phases,
+    )
+
+
+def _phase(span: Span, task_id: str | None, timeline: _Timeline) -> PhaseRecord:
+    start = timeline.offset(span.start)
+    return PhaseRecord(
+        name=span.name,
+        category=category_of(span.name),
+        task_id=task_id,
+        start=start,
+        end=max(start, timeline.offset(span.end)),
+    )
+
+
+def _busy_by_category(phases: list[PhaseRecord]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in phases:
+        out[p.category] = out.get(p.category, 0.0) + (p.end - p.start)
+    return out
+
+
+def _phase_totals(phases: list[PhaseRecord]) -> dict[str, PhaseTotal]:
+    by_name: dict[str, list[float]] = {}
+    for p in phases:
+        by_name.setdefault(p.name, []).append(p.end - p.start)
+    return {
+        name: PhaseTotal(total=math.fsum(d), count=len(d), mean=math.fsum(d) / len(d), min=min(d), max=max(d))
+        for name, d in by_name.items()
+    }
+
+
+def union_length(intervals: Iterable[tuple[float, float]]) -> float:
+    """Total length covered by the union of ``(start, end)`` intervals."""
+    total = 0.0
+    current: tuple[float, float] | None = None
+    for start, end in sorted(intervals):
+        if current is None or start > current[1]:
+            if current is not None:
+                total += current[1] - current[0]
+            current = (start, end)
+        else:
+            current = (current[0], max(current[1], end))
+    if current is not None:
+        total += current[1] - current[0]
+    return total
+
+
+def max_overlap(intervals: Iterable[tuple[float, float]]) -> int:
+    """Largest number of intervals open at one instant (touching ends do not overlap)."""
+    spans = list(intervals)
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    peak = running = 0
+    for _, step in events:  # at equal times -1 sorts before +1
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def format_report(timing: RunTiming) -> str:
+    """The human-readable TIMING BREAKDOWN."""
+    total = timing.total_duration
+    lines = [
+        "",
+        "=" * REPORT_WIDTH,
+        "TIMING BREAKDOWN",
+        "=" * REPORT_WIDTH,
+        f"Total Duration: {total:.2f}s" + (f"  ({len(timing.parts)} parts: resumed)" if len(timing.parts) > 1 else ""),
+        f"Tracked (wall): {timing.tracked_wall:.2f}s",
+        f"Overhead:       {timing.overhead:.2f}s  (no phase running)",
+        f"Problems:       {timing.problem_count}  "
+        f"(mean in flight {timing.mean_in_flight:.2f}, max {timing.max_in_flight})",
+        f"Model calls:    {timing.model_busy:.2f}s busy   Sandbox: {timing.sandbox_busy:.2f}s busy",
+        "",
+        f"{'By Category:':<17}{'busy':>9}  {'wall':>9}  {'in flight':>9}  {'% of total':>10}",
+        "-" * REPORT_WIDTH,
+    ]
+    for name, cat in sorted(timing.categories.items(), key=lambda kv: -kv[1].busy):
+        lines.append(
+            f"  {name:<15}{cat.busy:>8.2f}s  {cat.wall:>8.2f}s  {cat.mean_in_flight:>9.2f}  {cat.percent:>9.1f}%"
+        )
+    top = sorted(timing.phase_totals.items(), key=lambda kv: -kv[1].total)[:5]
+    if top:
+        lines += ["", "Top 5 Phase Types (busy):", "-" * REPORT_WIDTH]
+        for name, stats in top:
+            lines.append(f"  {name:<25} {stats.total:>8.2f}s  n={stats.count} mean={stats.mean:.3f}s")
+    lines.append("=" * REPORT_WIDTH)
+    return "\n".join(lines)
+
+
+def export_report(timing: RunTiming, path: str | Path) -> Path:
+    """Write the timing JSON to ``path`` (``timing.export``); returns the path written."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(timing.model_dump_json(indent=2), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"timing.export: cannot write {str(target)!r}: {exc}") from exc
+    return target

@@ -1,0 +1,137 @@
+"""Run summaries from problem records: pass rate over answered problems, pass@k, base vs plus, costs."""
+
+from __future__ import annotations
+
+import pytest
+
+from koderz import report
+from koderz.records import AttemptOutcome, Cost, ProblemRecord, Roles, Tokens
+from koderz.vocab import Mode, Status
+
+
+def record(
+    task: str,
+    *verdicts: bool,
+    mode: Mode = Mode.ZERO_SHOT,
+    status: Status | None = None,
+    base: tuple[bool, ...] | None = None,
+    cost: float = 0.0,
+    cached: bool = False,
+) -> ProblemRecord:
+    """A record with one outcome per verdict (base verdicts for EvalPlus datasets)."""
+    outcomes = [
+        AttemptOutcome(
+            index=i,
+            status=Status.PASSED if ok else Status.FAILED,
+            passed=ok,
+            base_passed=None if base is None else base[i],
+        )
+        for i, ok in enumerate(verdicts)
+    ]
+    passed = any(verdicts)
+    return ProblemRecord(
+        task_id=task,
+        mode=mode,
+        status=status or (Status.PASSED if passed else Status.FAILED),
+        passed=passed and status is None,
+        base_passed=None if base is None else any(base),
+        attempts=len(verdicts),
+        solved_at=next((i + 1 for i, ok in enumerate(verdicts) if ok), None),
+        outcomes=outcomes,
+        cost=Cost(total=cost, by_tier={"frontier": cost}, frontier_estimate=2 * cost, savings=cost),
+        tokens=Tokens(input=100, output=10),
+        cached=cached,
+    )
+
+
+def summarize(records: list[ProblemRecord], mode: Mode = Mode.ZERO_SHOT, selected: int | None = None):
+    return report.summarize(
+        records,
+        run_id="r-abc123",
+        roles=Roles(coder="m"),
+        mode=mode,
+        dataset="humaneval",
+        prompt="koderz plain",
+        selected=len(records) if selected is None else selected,
+    )
+
+
+def test_pass_at_k_is_human_evals_estimator_for_every_k_up_to_n() -> None:
+    # n=5, c=2: pass@1 = 2/5; pass@5 = 1 (all samples drawn)
+    assert report.pass_at_k([[True, True, False, False, False]]) == pytest.approx({"pass@1": 0.4, "pass@5": 1.0})
+    # n=10, c=1: pass@5 = 1 - C(9,5)/C(10,5) = 0.5
+    assert report.pass_at_k([[True] + [False] * 9])["pass@5"] == pytest.approx(0.5)
+    assert report.pass_at_k([[True], [True, False]]) == {"pass@1": 0.75}  # k up to the fewest samples
+    assert report.pass_at_k([]) == {}
+
+
+def test_pass_rate_is_over_answered_problems_and_the_unanswered_are_counted_apart() -> None:
+    records = [
+        record("a", True),
+        record("b", False),
+        record("c", status=Status.MODEL_ERROR),
+        record("d", status=Status.HARNESS_ERROR),
+    ]
+    summary = summarize(records, selected=6)
+    assert (summary.answered, summary.passed, summary.pass_rate) == (2, 1, 0.5)
+    assert (summary.unanswered, summary.not_run, summary.problems) == (2, 2, 6)
+    assert summary.statuses == {"failed": 1, "harness_error": 1, "model_error": 1, "passed": 1}
+    text = report.format_summary(summary, "/run")
+    assert "UNANSWERED" in text and "model_error 1" in text and "NOT RUN" in text
+
+
+def test_a_candidate_error_is_a_verdict_not_an_unanswered_problem() -> None:
+    summary = summarize([record("a", False, status=Status.ERROR)])
+    assert (summary.answered, summary.unanswered, summary.pass_rate) == (1, 0, 0.0)
+
+
+def test_base_and_plus_are_scored_apart_for_evalplus_datasets() -> None:
+    records = [
+        record("a", True, True, base=(True, True)),
+        record("b", False, False, base=(True, False)),
+        record("c", False, False, base=(False, False)),
+    ]
+    summary = summarize(records)
+    assert summary.pass_rate == pytest.approx(1 / 3) and summary.pass_at_k["pass@1"] == pytest.approx(1 / 3)
+    assert summary.base is not None
+    assert summary.base.pass_rate == pytest.approx(2 / 3) and summary.base.pass_at_k["pass@1"] == pytest.approx(0.5)
+    assert "base tests" in report.format_summary(summary, "/run")
+    assert summarize([record("a", True)]).base is None  # no base/plus split: no base score
+
+
+def test_cached_problems_cost_is_saved_not_spent() -> None:
+    summary = summarize([record("a", True, cost=0.5), record("b", True, cost=0.25, cached=True)])
+    assert summary.cost.total == 0.5 and summary.saved_cost == 0.25 and summary.cached == 1
+    assert summary.tokens == Tokens(input=100, output=10) and summary.saved_tokens == Tokens(input=100, output=10)
+    assert "0.2500 USD saved" in report.format_summary(summary, "/run")
+
+
+def test_iterative_runs_report_the_share_solved_within_i_iterations() -> None:
+    records = [record("a", True, mode=Mode.ITERATIVE), record("b", False, True, mode=Mode.ITERATIVE)]
+    records.append(record("c", False, False, False, mode=Mode.ITERATIVE))
+    summary = summarize(records, mode=Mode.ITERATIVE)
+    assert summary.solved_within == pytest.approx([1 / 3, 2 / 3, 2 / 3])
+    assert summary.pass_at_k == {} and summary.mean_attempts == 2.0
+
+
+def test_comparative_runs_put_both_parts_side_by_side() -> None:
+    records = [
+        record("a", False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("b", True, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("a", False, True, mode=Mode.ITERATIVE, cost=2.0),
+        record("b", True, mode=Mode.ITERATIVE, cost=1.0),
+    ]
+    summary = summarize(records, mode=Mode.COMPARATIVE, selected=2)
+    assert summary.pass_rate == 1.0 and summary.not_run == 0  # the headline is the iterative part
+    assert summary.comparative is not None
+    assert (summary.comparative.zero_shot.pass_rate, summary.comparative.iterative.pass_rate) == (0.5, 1.0)
+    assert summary.comparative.improvement == 0.5 and summary.cost.total == 5.0
+    text = report.format_summary(summary, "/run")
+    assert "improvement" in text and "+50.0 points" in text
+
+
+def test_an_interrupted_run_says_so_in_the_title() -> None:
+    summary = summarize([record("a", True)], selected=3)
+    summary.interrupted, summary.stopped_reason = True, "interrupted"
+    text = report.format_summary(summary, "/run")
+    assert "koderz results (INTERRUPTED)" in text and "2 of 3 problems (interrupted)" in text
