@@ -19,13 +19,11 @@ from koderz.models.endpoint import EndpointDown, EndpointSettings
 from koderz.models.failure import brief, listed, model_error
 from koderz.models.pool import ClientPool
 from koderz.models.retry import with_retries
-from koderz.models.transport import CONNECT_TIMEOUT, cause, connection_failed
+from koderz.models.transport import CONNECT_TIMEOUT, PREFLIGHT_TIMEOUT, PROBE_TIMEOUT, cause, connection_failed
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "http://localhost:11434"
-PREFLIGHT_TIMEOUT = 30.0  # seconds to wait for an answer in preflight (connecting: CONNECT_TIMEOUT at most)
-PROBE_TIMEOUT = 10.0  # seconds for a breaker probe's answer
 RETRY_STATUS = frozenset({408, 429, 502, 503, 504})  # busy, model loading, proxy hiccups
 # what a call can raise: statuses, transport errors (ConnectionError = refused), garbled bodies
 CALL_ERRORS = (

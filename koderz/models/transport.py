@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from types import ModuleType
 
 CONNECT_TIMEOUT = 10.0  # seconds to open a TCP connection; a live server accepts at once
+PREFLIGHT_TIMEOUT = 30.0  # seconds to wait for preflight's answer (at most model.timeout)
+PROBE_TIMEOUT = 10.0  # seconds for a breaker probe's answer
 
 # The ollama SDK runs on httpx; openai up to 2.x on httpx, from 3.x on its fork httpx2 (same names).
 _HTTP_LIBRARIES: list[ModuleType] = [
