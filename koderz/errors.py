@@ -1,6 +1,6 @@
 """One exception type per domain, caught once at the edge (``__main__``), and the exit codes."""
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 
 class ExitCode(IntEnum):
@@ -29,8 +29,31 @@ class SandboxError(KoderzError):
     """The sandbox itself failed (not the candidate program)."""
 
 
+class ModelErrorKind(StrEnum):
+    """How a model call or preflight failed (``ModelError.kind``)."""
+
+    CONNECTION = "connection"  # refused, reset, dropped, DNS: nothing answered
+    TIMEOUT = "timeout"  # connected, but no answer within model.timeout
+    BUSY = "busy"  # preflight: connected, but no answer in time (a busy or overloaded server)
+    HTTP = "http"  # an HTTP error status not covered below
+    RATE_LIMIT = "rate_limit"  # HTTP 429 after retries
+    MALFORMED = "malformed"  # an answer that is not a usable completion
+    REJECTED = "rejected"  # HTTP 401/403: the configured key was refused
+    MISSING_KEY = "missing_key"  # no key configured (unset variable, or none set and the server wants one)
+    UNKNOWN_MODEL = "unknown_model"  # the endpoint does not serve model.name
+    ENDPOINT_DOWN = "endpoint_down"  # the circuit breaker gave up on the endpoint: no call is sent any more
+    OTHER = "other"  # anything else (e.g. a replay file without the sample)
+
+
 class ModelError(KoderzError):
-    """A model call failed after retries, or preflight found a problem."""
+    """A model call failed after retries, or preflight found a problem; ``kind`` says how."""
+
+    def __init__(self, message: str, kind: ModelErrorKind = ModelErrorKind.OTHER) -> None:
+        super().__init__(message)
+        self.kind = ModelErrorKind(kind)
+
+    def __reduce__(self) -> tuple[type, tuple[str, ModelErrorKind]]:
+        return type(self), (str(self), self.kind)
 
 
 class MemoryStoreError(KoderzError):

@@ -35,6 +35,8 @@ from koderz.errors import ExitCode
 from koderz.experiment import Environment, Experiment, Role, Settings
 from koderz.models.base import ModelClient
 from koderz.models.config import ModelConfig
+from koderz.models.endpoint import BreakerState
+from koderz.models.preflight import preflight_all
 from koderz.models.pricing import Prices
 from koderz.models.registry import ClientPool, build_model, provider_module
 from koderz.plan import Plan
@@ -117,6 +119,7 @@ class Runner:
         self._stop = _Stop()
         self._lost_writes = 0
         self._tasks: list[asyncio.Task[ProblemRecord | None]] = []
+        self._pool = ClientPool()
 
     async def run(self) -> RunOutcome:
         """The whole job; Ctrl-C is handled from the first moment (see ``_install_interrupt``)."""
@@ -130,7 +133,7 @@ class Runner:
         plan, folder = self.plan, self.folder
         self.state = self._begin()
         done = await asyncio.to_thread(self._carry_over)
-        pool = ClientPool()
+        pool = self._pool
         sandbox: Sandbox | None = None
         records: list[ProblemRecord] = []
         selected = 0
@@ -214,6 +217,15 @@ class Runner:
         if plan.config.timing.report:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(folder.path)))
+        if summary.unanswered or summary.not_run:
+            log.warning(
+                "%d problems have no verdict and %d did not run: the pass rate counts only the %d answered; "
+                "finish them with resume=%s",
+                summary.unanswered,
+                summary.not_run,
+                summary.answered,
+                folder.path,
+            )
         return RunOutcome(summary, _exit_code(summary), folder.path)
 
     # start-up -------------------------------------------------------------------------
@@ -247,7 +259,7 @@ class Runner:
                 await asyncio.gather(*(asyncio.to_thread(importlib.import_module, m) for m in modules))
             roles = {key: Role(build_model(model, pool), model) for key, model in self._role_models().items()}
             with self.clock.phase(Phase.PREFLIGHT):
-                await _preflight(roles.values())
+                await preflight_all(role.client for role in roles.values())
             return await dataset_task, roles, await sandbox_task
         except BaseException:
             for task in (dataset_task, sandbox_task):
@@ -333,6 +345,7 @@ class Runner:
                         await cache.put(mode, problem.task_id, result)
                 self.folder.append(result, feedback=mode.spec.feedback)
                 progress.update(result.record)
+                self._stop_if_an_endpoint_is_down()
                 for observer in self.observers:
                     observer.problem_done(result.record)
                 return result.record
@@ -355,6 +368,14 @@ class Runner:
                 self.folder.path,
             )
         return records
+
+    def _stop_if_an_endpoint_is_down(self) -> None:
+        """An endpoint whose breaker gave up: no new problems (they could not be answered)."""
+        for endpoint in self._pool.endpoints:
+            status = endpoint.status()
+            if status.state is BreakerState.DOWN and self._stop.reason is None:
+                log.error("%s stopped answering (%s): no new problems are sent", status.key, status.last_error)
+                self._stop.set(f"{status.key} stopped answering")
 
     async def _cache(self) -> ResultCache | None:
         plan = self.plan
@@ -412,15 +433,6 @@ class Runner:
         if session:
             with self.clock.phase(Phase.MEMORY_SESSION_END):
                 await store.end_session(session, brief)
-
-
-async def _preflight(roles: Any) -> None:
-    """Check each distinct model client once."""
-    seen: set[int] = set()
-    for role in roles:
-        if id(role.client) not in seen:
-            seen.add(id(role.client))
-            await role.client.preflight()
 
 
 def _exit_code(summary: RunSummary) -> ExitCode:

@@ -20,6 +20,7 @@ from koderz.config import validate
 from koderz.datasets.files import task_ids
 from koderz.datasets.selection import selected_ids
 from koderz.errors import ConfigError
+from koderz.models.credentials import check_credentials
 from koderz.vocab import Mode
 
 ROLES = ("model", "spec_model", "checkpoint_model", "baseline_model")
@@ -47,8 +48,21 @@ def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
                 f"{role}.base_url: needs a value{_chosen_by(role, choices)} (add {role}.base_url=http://HOST:PORT/v1)"
             )
     validate(cfg)
+    for role in _taking_part(cfg):
+        check_credentials(cfg[role])  # an environment lookup: a missing key is reported at once
     if not cfg.resume and Mode(cfg.mode.name).spec.runs_problems:
         selected_ids(task_ids(cfg.dataset.name), cfg.dataset.name, cfg.start, cfg.end, cfg.problems)
+
+
+def _taking_part(cfg: DictConfig) -> list[str]:
+    """The roles whose model this job calls (the spec and review roles only when they take part)."""
+    spec = Mode(cfg.mode.name).spec
+    roles = ["model"]
+    if cfg.spec.enabled and spec.runs_problems:
+        roles.append("spec_model")
+    if cfg.checkpoints.enabled and spec.feedback:
+        roles.append("checkpoint_model")
+    return roles
 
 
 def _shape(node: DictConfig, prefix: str = "") -> Iterator[str]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 
 OWN = ("koderz", "__main__")
+ROUTINE = ("koderz.models.retry",)  # koderz's own HTTP chatter (a retry notice per failed request)
 
 
 class LibraryFilter(logging.Filter):
@@ -29,4 +30,6 @@ class LibraryFilter(logging.Filter):
         if self.everything or record.levelno >= logging.WARNING:
             return True
         name = record.name
+        if not self.everything and name in ROUTINE and name not in self.shown:
+            return False
         return any(name == shown or name.startswith(shown + ".") for shown in self.shown)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from koderz.datasets.problem import Problem
+
+if TYPE_CHECKING:
+    from koderz.models.endpoint import Endpoint
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
@@ -28,16 +31,20 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    """What a model call returns: the text, its usage and how long it took."""
+    """What a model call returns: the text, its usage, how long it took and why it stopped."""
 
     text: str
     usage: Usage = field(default_factory=Usage)
-    latency: float = 0.0  # seconds, wall clock, including retries
+    latency: float = 0.0  # seconds, wall clock: requests and retry backoff (not ``queued``)
     model: str = ""  # the model name that answered
-    finish_reason: str | None = None  # the server's, e.g. "stop" or "length" (the answer was cut)
+    # why generation stopped, as the server says: "stop", "length" (hit max_tokens or the
+    # context), "content_filter", "tool_calls"...; None = not reported (built-in models)
+    finish_reason: str | None = None
+    queued: float = 0.0  # seconds spent waiting for an endpoint slot or a paused (open) breaker
 
     @property
     def truncated(self) -> bool:
+        """The answer was cut off at the token limit, so its code may be incomplete."""
         return self.finish_reason == "length"
 
 
@@ -66,9 +73,14 @@ class WritesAnswers:
 
 @runtime_checkable
 class ModelClient(Protocol):
-    """An async chat model. Implementations must not block the event loop."""
+    """An async chat model. Implementations must not block the event loop.
+
+    ``endpoint`` is the server it calls (breaker state, concurrency), shared with every other
+    model on that server; None for built-in models that call nothing.
+    """
 
     name: str
+    endpoint: Endpoint | None
     answers_programs: bool  # answers are whole programs (no code extraction), e.g. replayed samples
 
     def sample_limit(self, task_id: str) -> int | None:
@@ -80,7 +92,10 @@ class ModelClient(Protocol):
         ...
 
     async def preflight(self) -> None:
-        """Check key, endpoint and model before the first problem; raise ModelError."""
+        """Check key, endpoint and model before the first problem; raise ModelError.
+
+        Prefer ``koderz.models.preflight.preflight_all``: once per distinct endpoint and model.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -36,6 +36,7 @@ class ReferenceModel(WritesAnswers):
 
     def __init__(self, cfg: _Named) -> None:
         self.name = cfg.name
+        self.endpoint = None  # no server
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
@@ -77,6 +78,7 @@ class ReplayModel:
 
     def __init__(self, cfg: _WithSamples) -> None:
         self.name = cfg.name
+        self.endpoint = None  # no server
         self._samples = load_samples(cfg.samples)
 
     def sample_limit(self, task_id: str) -> int:

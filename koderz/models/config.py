@@ -43,5 +43,10 @@ class ModelConfig:
     timeout: float = 600.0  # seconds per HTTP request
     max_retries: int = 3
     retry_backoff: float = 0.5  # first backoff delay in seconds (doubles, capped at 8 s)
+    # the server (provider + URL), shared by every model on it: the smallest limit and failure
+    # count and the longest wait among those models apply
+    max_concurrency: int | None = None  # requests in flight at once; None = unlimited (hosted APIs)
+    breaker_failures: int = 3  # connection failures in a row that pause calls to the server
+    breaker_wait: float = 90.0  # seconds to probe a paused server before its calls fail (endpoint_down)
     # replay
     samples: str | None = None  # path to a JSONL of samples (task_id, solution)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -13,36 +12,49 @@ import httpx
 import ollama
 import pydantic
 
-from koderz.errors import ModelError
+from koderz.errors import ModelError, ModelErrorKind
 from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 from koderz.models.config import ModelConfig
-from koderz.models.failure import brief, model_error
+from koderz.models.endpoint import EndpointDown, EndpointSettings
+from koderz.models.failure import brief, listed, model_error
 from koderz.models.pool import ClientPool
 from koderz.models.retry import with_retries
+from koderz.models.transport import CONNECT_TIMEOUT, PREFLIGHT_TIMEOUT, PROBE_TIMEOUT, cause, connection_failed
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "http://localhost:11434"
-PREFLIGHT_TIMEOUT = 30.0  # seconds
 RETRY_STATUS = frozenset({408, 429, 502, 503, 504})  # busy, model loading, proxy hiccups
+# what a call can raise: statuses, transport errors (ConnectionError = refused), garbled bodies
+CALL_ERRORS = (
+    ollama.ResponseError,
+    httpx.TransportError,
+    ConnectionError,
+    json.JSONDecodeError,
+    pydantic.ValidationError,
+)
 
 
 def retryable(exc: BaseException) -> bool:
     """Timeouts, busy/loading statuses, dropped or refused connections and garbled bodies."""
     if isinstance(exc, ollama.ResponseError):
         return exc.status_code in RETRY_STATUS
-    # httpx.TransportError covers timeouts, resets and "server disconnected";
-    # ConnectionError is what the SDK raises for a refused connection.
-    return isinstance(exc, (httpx.TransportError, ConnectionError, json.JSONDecodeError, pydantic.ValidationError))
+    return isinstance(exc, CALL_ERRORS)
+
+
+def timeout(total: float) -> httpx.Timeout:
+    """``total`` seconds for each read/write, at most CONNECT_TIMEOUT to open the connection."""
+    return httpx.Timeout(total, connect=min(total, CONNECT_TIMEOUT))
 
 
 class OllamaModel(WritesAnswers):
-    """A local (or remote) Ollama model; our own retries with exponential backoff."""
+    """A local (or remote) Ollama model; our own retries with exponential backoff, one
+    request at a time through the server's ``Endpoint`` (breaker, concurrency limit)."""
 
     def __init__(self, cfg: ModelConfig, pool: ClientPool) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        self.endpoint = (cfg.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).rstrip("/")
+        self.url = (cfg.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).rstrip("/")
         self._pool = pool
         self._options = {
             key: value
@@ -54,69 +66,126 @@ class OllamaModel(WritesAnswers):
             }.items()
             if value is not None
         }
+        settings = EndpointSettings(cfg.max_concurrency, cfg.breaker_failures, cfg.breaker_wait, cfg.retry_backoff)
+        self.endpoint = pool.endpoint(f"ollama {self.url}", settings, self._probe)
 
     def _sdk(self) -> ollama.AsyncClient:
-        key = ("ollama", self.endpoint, self.cfg.timeout)
-        return self._pool.get(key, lambda: ollama.AsyncClient(host=self.endpoint, timeout=self.cfg.timeout))
+        key = ("ollama", self.url, self.cfg.timeout)
+        return self._pool.get(key, lambda: ollama.AsyncClient(host=self.url, timeout=timeout(self.cfg.timeout)))
 
     async def _chat(self, messages: list[Message]) -> Any:
         return await self._sdk().chat(
             model=self.name, messages=messages, options=self._options, keep_alive=self.cfg.keep_alive
         )
 
-    def _failure(self, exc: Exception, retried: bool) -> ModelError:
-        after = f" after {self.cfg.max_retries} retries" if retried else ""
+    def _error(self, what: str, kind: ModelErrorKind) -> ModelError:
+        return model_error(self.name, self.url, what, kind)
+
+    def _failure(self, exc: Exception) -> ModelError:
+        after = f" after {self.cfg.max_retries} retries" if retryable(exc) else ""
         if isinstance(exc, ollama.ResponseError):
-            hint = f"; run `ollama pull {self.name}` on the server" if exc.status_code == 404 else ""
-            return model_error(self.name, self.endpoint, f"HTTP {exc.status_code}: {brief(exc.error)}{after}{hint}")
+            return self._status_error(exc, after)
+        if connection_failed(exc):
+            return self._error(f"connection failed{after}: {brief(cause(exc))}", ModelErrorKind.CONNECTION)
         if isinstance(exc, httpx.TimeoutException):
-            return model_error(self.name, self.endpoint, f"timed out ({self.cfg.timeout}s per request){after}")
-        if isinstance(exc, (httpx.TransportError, ConnectionError)):
-            return model_error(
-                self.name, self.endpoint, f"connection failed{after}: {brief(exc) or type(exc).__name__}"
+            return self._error(f"timed out ({self.cfg.timeout:g}s per request){after}", ModelErrorKind.TIMEOUT)
+        return self._error(f"malformed response ({type(exc).__name__}){after}", ModelErrorKind.MALFORMED)
+
+    def _status_error(self, exc: ollama.ResponseError, after: str = "") -> ModelError:
+        status, message = exc.status_code, brief(exc.error)
+        if status == 404:
+            return self._error(
+                f"HTTP 404: {message}; run `ollama pull {self.name}` on the server", ModelErrorKind.UNKNOWN_MODEL
             )
-        return model_error(self.name, self.endpoint, f"malformed response ({type(exc).__name__}){after}")
+        if status in (401, 403):
+            return self._error(f"HTTP {status}: {message}; check OLLAMA_API_KEY", ModelErrorKind.REJECTED)
+        kind = ModelErrorKind.RATE_LIMIT if status == 429 else ModelErrorKind.HTTP
+        return self._error(f"HTTP {status}: {message}{after}", kind)
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         """One ``/api/chat`` call; ModelError at once if not retryable, else after retries."""
+        queued: list[float] = []
+
+        async def attempt() -> Any:
+            async with self.endpoint.admit() as waited:
+                queued.append(waited)
+                return await self._chat(messages)
+
         start = time.perf_counter()
         try:
             response = await with_retries(
-                lambda: self._chat(messages),
+                attempt,
                 max_retries=self.cfg.max_retries,
                 first_backoff=self.cfg.retry_backoff,
                 retryable=retryable,
                 what=f"{self.name} {context.phase} {context.problem.task_id}",
             )
-        except (ollama.ResponseError, httpx.TransportError, ConnectionError, ValueError) as exc:
-            raise self._failure(exc, retryable(exc)) from exc
-        usage = Usage(response.prompt_eval_count or 0, response.eval_count or 0)
-        text = response.message.content or ""
-        return Completion(text, usage, time.perf_counter() - start, response.model or self.name)
+        except EndpointDown as exc:
+            raise self._error(str(exc), ModelErrorKind.ENDPOINT_DOWN) from exc
+        except CALL_ERRORS as exc:
+            raise self._failure(exc) from exc
+        waited = sum(queued)
+        return Completion(
+            text=response.message.content or "",
+            usage=Usage(response.prompt_eval_count or 0, response.eval_count or 0),
+            latency=time.perf_counter() - start - waited,
+            model=response.model or self.name,
+            finish_reason=response.done_reason,
+            queued=waited,
+        )
+
+    async def _probe(self) -> None:
+        """For the breaker: raises on a connection failure; any HTTP answer means the server is back."""
+        async with ollama.AsyncClient(host=self.url, timeout=timeout(PROBE_TIMEOUT)) as client:
+            try:
+                await client.list()
+            except ollama.ResponseError:
+                return
+
+    # preflight ----------------------------------------------------------------------
 
     async def preflight(self) -> None:
-        """Server reachable and the model pulled (``/api/show``)."""
-        try:
-            async with asyncio.timeout(min(self.cfg.timeout, PREFLIGHT_TIMEOUT)):
-                await self._sdk().show(self.name)
-        except ollama.ResponseError as exc:
-            if exc.status_code == 404:
-                raise model_error(
-                    self.name, self.endpoint, f"model not pulled; run `ollama pull {self.name}` on the server"
+        """Server answering and the model pulled (``/api/show``; on 404 the pulled models are
+        listed in the message). No retries: one answer decides."""
+        waited = min(self.cfg.timeout, PREFLIGHT_TIMEOUT)
+        async with ollama.AsyncClient(host=self.url, timeout=timeout(waited)) as client:
+            try:
+                await client.show(self.name)
+            except ollama.ResponseError as exc:
+                if exc.status_code != 404:
+                    raise self._status_error(exc) from exc
+                raise await self._not_pulled(client) from exc
+            except (httpx.TransportError, ConnectionError) as exc:
+                raise self._unanswered(exc, waited) from exc
+            except (json.JSONDecodeError, pydantic.ValidationError) as exc:
+                raise self._error(
+                    f"preflight got a malformed response ({type(exc).__name__})", ModelErrorKind.MALFORMED
                 ) from exc
-            raise model_error(
-                self.name, self.endpoint, f"preflight failed: HTTP {exc.status_code}: {brief(exc.error)}"
-            ) from exc
-        except (httpx.TransportError, ConnectionError, TimeoutError) as exc:
-            raise model_error(
-                self.name,
-                self.endpoint,
-                "cannot reach the Ollama server; start it (`ollama serve`) or set model.host / OLLAMA_HOST",
-            ) from exc
-        except (json.JSONDecodeError, pydantic.ValidationError) as exc:
-            raise model_error(
-                self.name, self.endpoint, f"preflight got a malformed response ({type(exc).__name__})"
-            ) from exc
+
+    async def _not_pulled(self, client: ollama.AsyncClient) -> ModelError:
+        try:
+            models = sorted(str(m.model) for m in (await client.list()).models if m.model)
+        except (*CALL_ERRORS, ValueError) as exc:
+            log.debug("%s: cannot list the pulled models (%s)", self.url, brief(exc))
+            models = []
+        has = f"the server has {listed(models)}" if models else "the server has no models pulled"
+        return self._error(
+            f"model not pulled ({has}); run `ollama pull {self.name}` on the server", ModelErrorKind.UNKNOWN_MODEL
+        )
+
+    def _unanswered(self, exc: Exception, waited: float) -> ModelError:
+        if connection_failed(exc):
+            return self._error(
+                f"cannot connect to the Ollama server ({brief(cause(exc))}); "
+                "start it (`ollama serve`) or set model.host / OLLAMA_HOST",
+                ModelErrorKind.CONNECTION,
+            )
+        return self._error(
+            f"the server accepted the connection but gave no answer within {waited:g}s ({brief(cause(exc))}); "
+            "it is busy (OLLAMA_NUM_PARALLEL=1 serving another request?) or loading a model: "
+            "retry when it is idle, or raise model.timeout",
+            ModelErrorKind.BUSY,
+        )
 
     async def aclose(self) -> None:
         """Nothing to do: the pooled client is closed by ``ClientPool.aclose``."""

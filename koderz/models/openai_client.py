@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any
 
 import openai
 
-from koderz.errors import ModelError
+from koderz.errors import ModelError, ModelErrorKind
 from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 from koderz.models.config import ModelConfig
-from koderz.models.failure import brief, model_error
+from koderz.models.credentials import api_key, openai_url
+from koderz.models.endpoint import EndpointDown, EndpointSettings
+from koderz.models.failure import brief, listed, model_error
 from koderz.models.pool import ClientPool
-from koderz.models.retry import with_retries
+from koderz.models.retry import retry_after, with_retries
+from koderz.models.transport import CONNECT_TIMEOUT, PREFLIGHT_TIMEOUT, PROBE_TIMEOUT, cause, connection_failed
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "https://api.openai.com/v1"
-PREFLIGHT_TIMEOUT = 30.0  # seconds
-NO_KEY = "no-key-needed"  # sent when api_key_env is null (self-hosted servers)
+RETRY_STATUS = frozenset({408, 409, 429})  # and every 5xx: busy, overloaded, proxy hiccups
 
 
 class MalformedResponse(Exception):
@@ -38,43 +38,46 @@ def usage_of(response: Any) -> Usage:
     return Usage(u.prompt_tokens or 0, u.completion_tokens or 0, cached)
 
 
+def retryable(exc: BaseException) -> bool:
+    """Connection failures, timeouts, busy/overloaded statuses and malformed bodies."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in RETRY_STATUS or exc.status_code >= 500
+    return isinstance(exc, (openai.APIConnectionError, MalformedResponse))
+
+
+def asked_delay(exc: BaseException) -> float | None:
+    """The wait an error response asks for (Retry-After), if any."""
+    return retry_after(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
+
+
+def timeout(total: float, connect: float = CONNECT_TIMEOUT) -> openai.Timeout:
+    """``total`` seconds for each read/write, at most ``connect`` to open the connection."""
+    return openai.Timeout(total, connect=min(total, connect))
+
+
 class OpenAIModel(WritesAnswers):
     """A chat model behind ``/v1/chat/completions`` on the official ``AsyncOpenAI`` client.
 
-    The SDK retries timeouts, connection errors, 408/409/429/5xx with backoff itself
-    (``cfg.max_retries``); this class also retries 200 responses with a malformed body.
+    Retries (connection failures, timeouts, 408/409/429/5xx honouring Retry-After, malformed
+    bodies) are ours, one request at a time through the server's ``Endpoint``, so that its
+    breaker sees every attempt and its concurrency limit holds; the SDK's own retries are off.
     """
 
     def __init__(self, cfg: ModelConfig, pool: ClientPool) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        # the SDK itself falls back to OPENAI_BASE_URL, then api.openai.com
-        self.endpoint = (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT).rstrip("/")
+        self.url = openai_url(cfg)
         self._pool = pool
         self._client: openai.AsyncOpenAI | None = None
-
-    def _api_key(self) -> str:
-        env = self.cfg.api_key_env
-        if not env:
-            return NO_KEY
-        key = os.environ.get(env)
-        if not key:
-            raise model_error(
-                self.name,
-                self.endpoint,
-                f"environment variable {env} is not set; export {env}=<your key> "
-                "(or set model.api_key_env to the variable that holds it)",
-            )
-        return key
+        settings = EndpointSettings(cfg.max_concurrency, cfg.breaker_failures, cfg.breaker_wait, cfg.retry_backoff)
+        self.endpoint = pool.endpoint(f"openai {self.url}", settings, self._probe)
 
     def _sdk(self) -> openai.AsyncOpenAI:
-        """This model's view of the pooled client (its own timeout and retries)."""
+        """This model's view of the pooled client (its own timeout; no SDK retries)."""
         if self._client is None:
-            key = ("openai", self.endpoint, self.cfg.api_key_env)
-            shared = self._pool.get(
-                key, lambda: openai.AsyncOpenAI(api_key=self._api_key(), base_url=self.cfg.base_url)
-            )
-            self._client = shared.with_options(timeout=self.cfg.timeout, max_retries=self.cfg.max_retries)
+            key = ("openai", self.url, self.cfg.api_key_env)
+            shared = self._pool.get(key, lambda: openai.AsyncOpenAI(api_key=api_key(self.cfg), base_url=self.url))
+            self._client = shared.with_options(timeout=timeout(self.cfg.timeout), max_retries=0)
         return self._client
 
     def _request(self, messages: list[Message], max_tokens: int | None) -> dict[str, Any]:
@@ -96,87 +99,153 @@ class OpenAIModel(WritesAnswers):
             raise MalformedResponse("response has no choices")
         return response
 
+    def _error(self, what: str, kind: ModelErrorKind) -> ModelError:
+        return model_error(self.name, self.url, what, kind)
+
     def _failure(self, exc: Exception) -> ModelError:
-        """One line for an error the SDK (and our malformed-body retries) gave up on."""
-        retries = f"after {self.cfg.max_retries} retries"
+        """One line for an error our retries gave up on (or did not retry)."""
+        after = f" after {self.cfg.max_retries} retries" if retryable(exc) else ""
         if isinstance(exc, openai.APIStatusError):
-            retried = exc.status_code in (408, 409, 429) or exc.status_code >= 500  # what the SDK retries
-            after = f" {retries}" if retried else ""
-            return model_error(self.name, self.endpoint, f"HTTP {exc.status_code}: {brief(exc.message)}{after}")
+            if exc.status_code in (401, 403):
+                return self._key_refused(exc)
+            kind = ModelErrorKind.RATE_LIMIT if exc.status_code == 429 else ModelErrorKind.HTTP
+            return self._error(f"HTTP {exc.status_code}: {brief(exc.message)}{after}", kind)
+        if connection_failed(exc):
+            return self._error(f"connection failed{after}: {brief(cause(exc))}", ModelErrorKind.CONNECTION)
         if isinstance(exc, openai.APITimeoutError):
-            return model_error(self.name, self.endpoint, f"timed out ({self.cfg.timeout}s per request) {retries}")
-        if isinstance(exc, openai.APIConnectionError):
-            cause = brief(exc.__cause__ or exc)
-            return model_error(self.name, self.endpoint, f"connection failed {retries}: {cause}")
-        return model_error(self.name, self.endpoint, f"{brief(exc)} {retries}")
+            return self._error(f"timed out ({self.cfg.timeout:g}s per request){after}", ModelErrorKind.TIMEOUT)
+        return self._error(f"{brief(exc)}{after}", ModelErrorKind.MALFORMED)
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
-        """One chat completion; ModelError once the SDK's retries and ours are used up."""
+        """One chat completion; ModelError once our retries are used up or the endpoint is down."""
         client = self._sdk()
         body = self._request(messages, self.cfg.max_tokens)
+        queued: list[float] = []
+
+        async def attempt() -> Any:
+            async with self.endpoint.admit() as waited:
+                queued.append(waited)
+                return await self._create(client, body)
+
         start = time.perf_counter()
         try:
             response = await with_retries(
-                lambda: self._create(client, body),
+                attempt,
                 max_retries=self.cfg.max_retries,
                 first_backoff=self.cfg.retry_backoff,
-                retryable=lambda exc: isinstance(exc, MalformedResponse),
+                retryable=retryable,
                 what=f"{self.name} {context.phase} {context.problem.task_id}",
+                asked_delay=asked_delay,
             )
+        except EndpointDown as exc:
+            raise self._error(str(exc), ModelErrorKind.ENDPOINT_DOWN) from exc
         except (openai.OpenAIError, MalformedResponse) as exc:
             raise self._failure(exc) from exc
-        text = response.choices[0].message.content or ""
-        return Completion(text, usage_of(response), time.perf_counter() - start, response.model or self.name)
+        choice = response.choices[0]
+        waited = sum(queued)
+        return Completion(
+            text=choice.message.content or "",
+            usage=usage_of(response),
+            latency=time.perf_counter() - start - waited,
+            model=response.model or self.name,
+            finish_reason=choice.finish_reason,
+            queued=waited,
+        )
+
+    async def _probe(self) -> None:
+        """For the breaker: raises on a connection failure; any HTTP answer means the server is back."""
+        try:
+            await self._sdk().with_options(timeout=timeout(PROBE_TIMEOUT)).models.list()
+        except openai.APIStatusError:
+            return
+
+    # preflight ----------------------------------------------------------------------
 
     async def preflight(self) -> None:
-        """Key set, endpoint reachable, model known (``models.retrieve``, else a 1-token call)."""
-        client = self._sdk().with_options(timeout=min(self.cfg.timeout, PREFLIGHT_TIMEOUT), max_retries=1)
+        """Key set (no network), server answering, model served: listed at ``GET /models`` when
+        the server lists models, else found at ``GET /models/{id}``, else accepted by a 1-token
+        call. No retries: one answer decides."""
+        client = self._sdk().with_options(timeout=timeout(min(self.cfg.timeout, PREFLIGHT_TIMEOUT)))
+        served = await self._listed_models(client)
+        if served is None:
+            if not await self._retrieved(client):
+                await self._probe_with_one_token(client)
+        elif self.name not in served:
+            raise self._error(
+                f"unknown model: the server lists {listed(sorted(served))}; set model.name to one of them",
+                ModelErrorKind.UNKNOWN_MODEL,
+            )
+
+    async def _listed_models(self, client: openai.AsyncOpenAI) -> set[str] | None:
+        """The ids at ``GET /models``; None when the server offers no usable list."""
+        try:
+            page = await client.models.list()
+        except openai.APIConnectionError as exc:
+            raise self._unanswered(exc) from exc
+        except (openai.APIStatusError, openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+            # no list (404/405), or one this key may not read (Anthropic's, 401): the chat call decides
+            log.debug("%s: no model list (%s); probing with a 1-token call", self.url, brief(exc))
+            return None
+        ids = {str(model.id) for model in getattr(page, "data", None) or [] if getattr(model, "id", None)}
+        return ids or None
+
+    async def _retrieved(self, client: openai.AsyncOpenAI) -> bool:
+        """``GET /models/{id}`` answered 200 (servers without it, or with a key it refuses: False)."""
         try:
             await client.models.retrieve(self.name)
-            return
-        except openai.APIStatusError as exc:
-            if exc.status_code in (401, 403):
-                raise self._rejected(exc) from exc
-            # many compatible servers (vLLM, llama.cpp, Anthropic) lack GET /models/{id}
-            log.debug("models.retrieve(%s) gave HTTP %s; probing with a 1-token call", self.name, exc.status_code)
         except openai.APIConnectionError as exc:
-            raise self._unreachable(exc) from exc
+            raise self._unanswered(exc) from exc
+        except (openai.APIStatusError, openai.APIResponseValidationError, json.JSONDecodeError):
+            return False
+        return True
+
+    async def _probe_with_one_token(self, client: openai.AsyncOpenAI) -> None:
         try:
             await client.chat.completions.create(**self._request([{"role": "user", "content": "ping"}], 1))
         except openai.APIStatusError as exc:
-            if exc.status_code in (401, 403):
-                raise self._rejected(exc) from exc
-            if exc.status_code == 404 or (exc.status_code == 400 and "model" in exc.message.lower()):
-                raise model_error(
-                    self.name,
-                    self.endpoint,
-                    f"unknown model (HTTP {exc.status_code}: {brief(exc.message)}); "
-                    "check model.name against the models this endpoint serves",
+            status, message = exc.status_code, brief(exc.message)
+            if status in (401, 403):
+                raise self._key_refused(exc) from exc
+            if status == 404 or (status == 400 and "model" in message.lower()):
+                raise self._error(
+                    f"unknown model (HTTP {status}: {message}); check model.name against the models this endpoint serves",
+                    ModelErrorKind.UNKNOWN_MODEL,
                 ) from exc
-            if exc.status_code != 400:  # a 400 about the 1-token limit still proves the model exists
-                raise model_error(
-                    self.name, self.endpoint, f"preflight call failed: HTTP {exc.status_code}: {brief(exc.message)}"
-                ) from exc
+            if status != 400:  # a 400 about the 1-token limit still proves the model exists
+                kind = ModelErrorKind.RATE_LIMIT if status == 429 else ModelErrorKind.HTTP
+                raise self._error(f"preflight call failed: HTTP {status}: {message}", kind) from exc
         except openai.APIConnectionError as exc:
-            raise self._unreachable(exc) from exc
+            raise self._unanswered(exc) from exc
         except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
-            raise model_error(
-                self.name, self.endpoint, f"preflight call returned a malformed body ({type(exc).__name__})"
+            raise self._error(
+                f"preflight call returned a malformed body ({type(exc).__name__})", ModelErrorKind.MALFORMED
             ) from exc
 
-    def _rejected(self, exc: openai.APIStatusError) -> ModelError:
-        return model_error(
-            self.name,
-            self.endpoint,
-            f"the key in ${self.cfg.api_key_env} was rejected "
-            f"(HTTP {exc.status_code}: {brief(exc.message)}); check the key",
+    def _unanswered(self, exc: openai.APIConnectionError) -> ModelError:
+        """Nothing came back: either no connection (absent server) or no answer in time (busy)."""
+        if connection_failed(exc):
+            return self._error(
+                f"cannot connect to the server ({brief(cause(exc))}); start it or fix model.base_url",
+                ModelErrorKind.CONNECTION,
+            )
+        waited = min(self.cfg.timeout, PREFLIGHT_TIMEOUT)
+        return self._error(
+            f"the server accepted the connection but gave no answer within {waited:g}s ({brief(cause(exc))}); "
+            "it is busy (a single-slot server serving another request?) or overloaded: "
+            "retry when it is idle, or raise model.timeout",
+            ModelErrorKind.BUSY,
         )
 
-    def _unreachable(self, exc: openai.APIConnectionError) -> ModelError:
-        return model_error(
-            self.name,
-            self.endpoint,
-            f"cannot reach the server ({brief(exc.__cause__ or exc)}); start it or fix model.base_url",
+    def _key_refused(self, exc: openai.APIStatusError) -> ModelError:
+        status = f"HTTP {exc.status_code}: {brief(exc.message)}"
+        if not self.cfg.api_key_env:
+            return self._error(
+                f"the server wants an API key ({status}) but none is configured; "
+                "set model.api_key_env to the environment variable that holds it",
+                ModelErrorKind.MISSING_KEY,
+            )
+        return self._error(
+            f"the key in ${self.cfg.api_key_env} was rejected ({status}); check the key", ModelErrorKind.REJECTED
         )
 
     async def aclose(self) -> None:

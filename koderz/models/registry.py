@@ -33,6 +33,12 @@ def _check(cfg: ModelConfig) -> None:
             f"model.base_url is required for model {cfg.name!r} (an OpenAI-compatible server); "
             "pass model.base_url=http://HOST:PORT/v1"
         )
+    if cfg.max_concurrency is not None and cfg.max_concurrency < 1:
+        raise ConfigError(f"model.max_concurrency={cfg.max_concurrency} must be >= 1 (or null = unlimited)")
+    if cfg.breaker_failures < 1:
+        raise ConfigError(f"model.breaker_failures={cfg.breaker_failures} must be >= 1")
+    if cfg.breaker_wait < 0:
+        raise ConfigError(f"model.breaker_wait={cfg.breaker_wait} must be >= 0 (seconds)")
     for key in ("price_input", "price_output", "price_cached_input"):
         value = getattr(cfg, key)
         if value is not None and value < 0:

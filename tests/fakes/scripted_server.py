@@ -1,8 +1,8 @@
 """A scripted model server on 127.0.0.1 for tests and benchmarks (a fake, named as one).
 
-It speaks the OpenAI wire format (``POST /v1/chat/completions``, ``GET /v1/models/{id}``)
-and Ollama's (``POST /api/chat``, ``GET /api/tags``, ``POST /api/show``), so the real
-``openai`` and ``ollama`` clients talk to it over HTTP. Answers come from a *script*:
+It speaks the OpenAI wire format (``POST /v1/chat/completions``, ``GET /v1/models``,
+``GET /v1/models/{id}``) and Ollama's (``POST /api/chat``, ``GET /api/tags``, ``POST /api/show``),
+so the real ``openai`` and ``ollama`` clients talk to it over HTTP. Answers come from a *script*:
 
 * a Python callable ``script(body, route, call_index) -> Reply | str`` where ``body`` is
   the request JSON, ``route`` is ``"openai"`` or ``"ollama"`` and ``call_index`` counts
@@ -10,6 +10,8 @@ and Ollama's (``POST /api/chat``, ``GET /api/tags``, ``POST /api/show``), so the
 * ``Rules`` (also the JSON-file form for the CLI)::
 
       {"models": ["gpt-4o-mini"],            # optional; null/absent = every name is known
+       "any_model": false,                    # optional; true = answers any name, lists "models"
+       "slots": 1,                            # optional; requests served at once (null = no limit)
        "latency": 0.3,                        # optional default delay (s) for every reply
        "faults": [{"status": 429}, {"fault": "drop"}],   # the first chat calls, in order
        "rules": [{"match": "regex", "replies": ["1st time", {"text": "2nd+ time"}]}],
@@ -22,8 +24,14 @@ and Ollama's (``POST /api/chat``, ``GET /api/tags``, ``POST /api/show``), so the
 Every request is recorded (route, path, body, client connection), usage is reported
 (tokens ~ characters / 4 unless the reply says otherwise), and faults can be injected:
 latency, any HTTP status (429/500/503...), timeouts (a delay longer than the client's
-timeout), malformed JSON and dropped connections. ``GET /_stats`` returns the counters
-(requests, chat calls, distinct client connections) for callers in another process.
+timeout), malformed JSON, dropped connections, ``finish_reason: length`` answers. The server
+as a whole can be killed and restarted (same port or another), made to drop every request
+on any route (``dropping``: a server that crashes on each request), hold its chat answers
+(``hold``/``release``), serve one request at a time (``slots=1``, like llama.cpp: requests
+queue, the model list too), demand an API key, and list models while answering any name
+(``any_model``, like llama-cpp-python). It counts requests in flight and their maximum.
+``GET /_stats`` returns the counters (requests, chat calls, distinct client connections,
+maximum in flight) for callers in another process.
 
 CLI: ``python tests/fakes/scripted_server.py --port 0 --script FILE`` prints
 ``http://127.0.0.1:PORT`` on its first line and serves until interrupted.
@@ -61,6 +69,7 @@ class Reply:
     output_tokens: int | None = None  # None = len(text) // 4
     cached_tokens: int = 0
     headers: dict[str, str] = field(default_factory=dict)  # e.g. {"retry-after-ms": "5"}
+    finish_reason: str = "stop"  # "length" = cut off at max_tokens (Ollama's done_reason too)
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -142,7 +151,7 @@ class Rules:
 class Recorded:
     """One request the server received."""
 
-    route: str  # openai.chat | openai.model | ollama.chat | ollama.tags | ollama.show
+    route: str  # openai.chat | openai.model | openai.models | ollama.chat | ollama.tags | ollama.show
     path: str
     body: dict[str, Any] | None
     connection: int  # 0-based number of the TCP connection it came on
@@ -172,21 +181,37 @@ class ScriptedServer:
         script: Script,
         *,
         models: Iterable[str] | None = None,
+        any_model: bool = False,
+        listing: bool = True,
+        slots: int | None = None,
+        api_key: str | None = None,
         latency: float = 0.0,
         port: int = 0,
-        model_route: bool = True,
     ) -> None:
-        """``models`` = names it serves (None = any); ``model_route=False`` drops
-        ``GET /v1/models/{id}`` like vLLM, llama.cpp and Anthropic's endpoint."""
+        """``models`` = names it serves and lists (None = any name, an empty list);
+        ``any_model`` = answers any name yet lists ``models`` (llama-cpp-python);
+        ``listing=False`` drops ``GET /v1/models`` and ``/v1/models/{id}`` (a server without them);
+        ``slots`` = requests served at once, the others queue (None = no limit);
+        ``api_key`` = the OpenAI routes answer 401 unless sent ``Bearer API_KEY``."""
         self.script = script
-        self.model_route = model_route
+        self.listing = listing
         self.models = None if models is None else list(models)
+        self.any_model = any_model
+        self.slots = slots
+        self.api_key = api_key
         self.latency = latency
         self.requested_port = port
         self.requests: list[Recorded] = []
         self.port = 0
+        self.dropping = False  # True = every request (any route) is recorded, then its connection dropped
+        self.in_flight = 0  # requests received and not yet answered (queued ones included)
+        self.max_in_flight = 0
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
+        self._released = asyncio.Event()
+        self._released.set()
+        self._flight_changed = asyncio.Event()
+        self._slot: asyncio.Semaphore | None = None
         self._chat_calls = 0
         # transport -> connection number; strong refs, so ids never repeat while we run
         self._transports: dict[Any, int] = {}
@@ -202,15 +227,17 @@ class ScriptedServer:
         return f"{self.url}/v1"
 
     async def start(self) -> ScriptedServer:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._gate])
         app.router.add_post("/v1/chat/completions", self._openai_chat)
-        if self.model_route:
+        if self.listing:
+            app.router.add_get("/v1/models", self._openai_models)
             app.router.add_get("/v1/models/{model:.+}", self._openai_model)
         app.router.add_post("/api/chat", self._ollama_chat)
         app.router.add_get("/api/tags", self._ollama_tags)
         app.router.add_post("/api/show", self._ollama_show)
         app.router.add_get("/_stats", self._stats)
         self._closing = asyncio.Event()
+        self._slot = None if self.slots is None else asyncio.Semaphore(self.slots)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.requested_port)
@@ -224,6 +251,28 @@ class ScriptedServer:
             self._closing.set()  # wakes every delayed handler
             await self._runner.cleanup()
             self._runner = None
+
+    async def kill(self) -> None:
+        """Stop listening (connections are refused) and drop requests in flight; state is kept."""
+        await self.stop()
+
+    async def restart(self, port: int | None = None) -> ScriptedServer:
+        """Listen again, on the same port (default) or on ``port`` (0 = any free one)."""
+        self.requested_port = self.port if port is None else port
+        return await self.start()
+
+    def hold(self) -> None:
+        """Chat answers wait (in flight, holding their slot) until ``release()``."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def until_in_flight(self, count: int) -> None:
+        """Wait until ``count`` requests are in flight (callers bound it: ``asyncio.timeout``)."""
+        while self.in_flight < count:
+            self._flight_changed.clear()
+            await self._flight_changed.wait()
 
     async def __aenter__(self) -> ScriptedServer:
         return await self.start()
@@ -261,17 +310,44 @@ class ScriptedServer:
         return len(self._transports)
 
     def knows(self, model: str) -> bool:
-        if self.models is None:
+        if self.models is None or self.any_model:
             return True
         return model in self.models or f"{model}:latest" in self.models or model.removesuffix(":latest") in self.models
 
     # ----------------------------------------------------------------- handlers
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Counts requests in flight, queues them for a slot, checks the API key."""
+        if request.path == "/_stats":
+            return await handler(request)
+        self._count_in_flight(+1)
+        try:
+            async with self._slot or contextlib.nullcontext():
+                if self._unauthorized(request):
+                    return web.json_response(
+                        _openai_error("Incorrect API key provided.", "invalid_api_key"), status=401
+                    )
+                return await handler(request)
+        finally:
+            self._count_in_flight(-1)
+
+    def _count_in_flight(self, change: int) -> None:
+        self.in_flight += change
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._flight_changed.set()
+
+    def _unauthorized(self, request: web.Request) -> bool:
+        wanted = self.api_key is not None and request.path.startswith("/v1/")
+        return wanted and request.headers.get("Authorization") != f"Bearer {self.api_key}"
+
     async def _record(self, request: web.Request, route: str) -> dict[str, Any] | None:
         body = None
         if request.can_read_body:
             body = json.loads(await request.read() or b"null")
         connection = self._transports.setdefault(request.transport, len(self._transports))
         self.requests.append(Recorded(route, request.path, body, connection, time.monotonic()))
+        if self.dropping:
+            _drop(request)
         return body
 
     async def _scripted(self, request: web.Request, route: str) -> tuple[dict[str, Any], Reply] | web.StreamResponse:
@@ -280,14 +356,14 @@ class ScriptedServer:
         self._chat_calls += 1
         reply = Reply.of(self.script(body, route, index))
         delay = self.latency if reply.delay is None else reply.delay
+        assert self._closing is not None
         if delay > 0:
-            assert self._closing is not None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), delay)
+        if not self._released.is_set():
+            await _first(self._released.wait(), self._closing.wait())
         if reply.fault == "drop":
-            assert request.transport is not None
-            request.transport.abort()  # no status line, no body: the client sees a dropped connection
-            raise asyncio.CancelledError
+            _drop(request)
         if reply.fault == "malformed":
             return web.Response(status=200, text='{"id": "broken", "choices": [{"mess', content_type="application/json")
         if reply.status != 200:
@@ -315,7 +391,11 @@ class ScriptedServer:
                 "created": int(time.time()),
                 "model": model,
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.text},
+                        "finish_reason": reply.finish_reason,
+                    }
                 ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
@@ -326,6 +406,11 @@ class ScriptedServer:
             },
             headers=reply.headers,
         )
+
+    async def _openai_models(self, request: web.Request) -> web.Response:
+        await self._record(request, "openai.models")
+        listed = [{"id": n, "object": "model", "created": 0, "owned_by": "scripted"} for n in self.models or []]
+        return web.json_response({"object": "list", "data": listed})
 
     async def _openai_model(self, request: web.Request) -> web.Response:
         await self._record(request, "openai.model")
@@ -348,7 +433,7 @@ class ScriptedServer:
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "message": {"role": "assistant", "content": reply.text},
                 "done": True,
-                "done_reason": "stop",
+                "done_reason": reply.finish_reason,
                 "total_duration": 1_000_000,
                 "load_duration": 0,
                 "prompt_eval_count": reply.input_tokens
@@ -378,31 +463,57 @@ class ScriptedServer:
     async def _stats(self, request: web.Request) -> web.Response:
         """Counters for out-of-process callers (the CLI form); its own request is not counted."""
         return web.json_response(
-            {"requests": len(self.requests), "chat_calls": self._chat_calls, "connections": self.connections}
+            {
+                "requests": len(self.requests),
+                "chat_calls": self._chat_calls,
+                "connections": self.connections,
+                "max_in_flight": self.max_in_flight,
+            }
         )
 
 
+def _drop(request: web.Request) -> None:
+    """Close the connection with no status line and no body: the client sees it dropped."""
+    assert request.transport is not None
+    request.transport.abort()
+    raise asyncio.CancelledError
+
+
+async def _first(*waits: Any) -> None:
+    """Return when the first of ``waits`` (coroutines) is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _openai_error(message: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+
+
 def _openai_missing(model: str) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": f"The model `{model}` does not exist or you do not have access to it.",
-            "type": "invalid_request_error",
-            "code": "model_not_found",
-        }
-    }
+    return _openai_error(f"The model `{model}` does not exist or you do not have access to it.", "model_not_found")
 
 
 def load_script(path: str | Path) -> tuple[Rules, dict[str, Any]]:
-    """The JSON-file form: Rules plus the server options (models, latency)."""
+    """The JSON-file form: Rules plus the server options (models, any_model, slots, latency)."""
     data = json.loads(Path(path).read_text())
-    return Rules.from_dict(data), {"models": data.get("models"), "latency": float(data.get("latency", 0.0))}
+    options = {
+        "models": data.get("models"),
+        "any_model": bool(data.get("any_model", False)),
+        "slots": data.get("slots"),
+        "latency": float(data.get("latency", 0.0)),
+    }
+    return Rules.from_dict(data), options
 
 
 async def _serve(port: int, script_path: str | None) -> None:
     if script_path:
         rules, options = load_script(script_path)
     else:
-        rules, options = Rules(default="ok"), {"models": None, "latency": 0.0}
+        rules, options = Rules(default="ok"), {}
     async with ScriptedServer(rules, port=port, **options) as server:
         print(server.url, flush=True)  # the CLI's output: the parent process reads the port
         await asyncio.Event().wait()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from koderz.datasets.problem import Problem
@@ -55,3 +57,11 @@ def model_cfg(provider: str, server: ScriptedServer | None = None, **overrides: 
         values["host"] = server.url
     values.update(overrides)
     return ModelConfig(**values)
+
+
+async def until(predicate: Callable[[], bool], step: float = 0.01) -> None:
+    """Wait until ``predicate()`` holds (callers bound it: ``asyncio.timeout``)."""
+    while True:
+        if predicate():
+            return
+        await asyncio.sleep(step)

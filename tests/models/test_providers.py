@@ -116,8 +116,10 @@ async def test_persistent_503_becomes_model_error_after_all_retries(provider, st
     server = await start_server(lambda body, route, i: Reply(status=503, headers=FAST_RETRY))
     model = build_model(model_cfg(provider, server, max_retries=2), pool)
 
-    with pytest.raises(ModelError, match=r"HTTP 503.*after 2 retries"):
+    with pytest.raises(ModelError, match=r"HTTP 503.*after 2 retries") as info:
         await model.complete(user("x"), context())
+
+    assert info.value.kind == "http"
 
     assert server.hits(CHAT[provider]) == 3
 
@@ -133,6 +135,7 @@ async def test_malformed_json_or_dropped_connection_is_retried_then_model_error(
     assert server.hits(CHAT[provider]) == 2
     assert "after 1 retries" in str(info.value)
     assert ("malformed" in str(info.value)) == (fault == "malformed")
+    assert info.value.kind == {"malformed": "malformed", "drop": "connection"}[fault]
 
 
 async def test_a_transient_drop_is_survived(provider, start_server, pool):
@@ -147,8 +150,10 @@ async def test_timeout_is_retried_then_model_error(provider, start_server, pool)
     server = await start_server(lambda body, route, i: Reply("late", delay=5.0))
     model = build_model(model_cfg(provider, server, timeout=0.2, max_retries=1), pool)
 
-    with pytest.raises(ModelError, match=r"timed out"):
+    with pytest.raises(ModelError, match=r"timed out") as info:
         await model.complete(user("x"), context())
+
+    assert info.value.kind == "timeout"
 
     assert server.hits(CHAT[provider]) == 2
 
@@ -167,12 +172,13 @@ async def test_preflight_unknown_model_names_model_endpoint_and_fix(provider, st
         await model.preflight()
 
     message = str(info.value)
-    assert "no-such-model" in message and server.url in message
-    fix = "ollama pull no-such-model" if provider == "ollama" else "check model.name"
+    assert info.value.kind == "unknown_model"
+    assert "no-such-model" in message and server.url in message and "some-other-model" in message
+    fix = "ollama pull no-such-model" if provider == "ollama" else "set model.name to one of them"
     assert fix in message
 
 
-async def test_preflight_unreachable_host_names_model_endpoint_and_fix(provider, pool):
+async def test_preflight_absent_server_says_cannot_connect_with_the_cause_and_the_fix(provider, pool):
     port = free_port()
     cfg = model_cfg(provider, None, base_url=f"http://127.0.0.1:{port}/v1", host=f"http://127.0.0.1:{port}")
 
@@ -180,7 +186,9 @@ async def test_preflight_unreachable_host_names_model_endpoint_and_fix(provider,
         await build_model(cfg, pool).preflight()
 
     message = str(info.value)
-    assert "cannot reach" in message and f"127.0.0.1:{port}" in message and "scripted-model" in message
+    assert info.value.kind == "connection"
+    assert "cannot connect" in message and f"127.0.0.1:{port}" in message and "scripted-model" in message
+    assert "Connection refused" in message or "Connect call failed" in message  # the OS's own words
     assert ("model.host" if provider == "ollama" else "model.base_url") in message
 
 
@@ -217,15 +225,19 @@ async def test_models_on_one_endpoint_share_one_client_and_reuse_connections(pro
     assert server.connections == 1  # kept alive and reused
 
 
-async def test_concurrent_calls_are_answered_concurrently(provider, start_server, pool):
-    server = await start_server(lambda body, route, i: "ok", latency=0.3)
+async def test_without_a_limit_concurrent_calls_are_all_in_flight_at_once(provider, start_server, pool):
+    server = await start_server(lambda body, route, i: "ok")
+    server.hold()  # no answer until all 8 have arrived
     model = build_model(model_cfg(provider, server), pool)
 
-    await asyncio.gather(*(model.complete(user(str(i)), context()) for i in range(8)))
+    calls = asyncio.gather(*(model.complete(user(str(i)), context()) for i in range(8)))
+    async with asyncio.timeout(30):
+        await server.until_in_flight(8)
+    server.release()
+    completions = await calls
 
-    arrivals = sorted(r.at for r in server.chat_requests)
-    assert len(arrivals) == 8
-    assert arrivals[-1] - arrivals[0] < 0.3  # all 8 were in flight before the first answer came back
+    assert [c.text for c in completions] == ["ok"] * 8
+    assert server.max_in_flight == 8
 
 
 async def test_iterative_feedback_and_guidance_reach_the_server(provider, start_server, pool):
@@ -250,10 +262,8 @@ async def test_iterative_feedback_and_guidance_reach_the_server(provider, start_
 
 
 @pytest.mark.parametrize("served,ok", [("scripted-model", True), ("another-model", False)])
-async def test_openai_preflight_probes_with_one_token_when_the_server_lacks_models_retrieve(
-    start_server, pool, served, ok
-):
-    server = await start_server(lambda body, route, i: "pong", models=[served], model_route=False)
+async def test_openai_preflight_probes_with_one_token_when_the_server_lists_no_models(start_server, pool, served, ok):
+    server = await start_server(lambda body, route, i: "pong", models=[served], listing=False)
     model = build_model(model_cfg("openai", server, max_tokens_param="max_completion_tokens"), pool)
 
     if ok:
@@ -264,3 +274,16 @@ async def test_openai_preflight_probes_with_one_token_when_the_server_lacks_mode
 
     probe = server.chat_requests[0].body
     assert probe["max_completion_tokens"] == 1 and probe["model"] == "scripted-model"
+
+
+async def test_finish_reason_is_recorded_and_length_means_truncated(provider, start_server, pool):
+    server = await start_server(
+        Rules(default="def add(a, b):\n    return a + b", faults=[Reply("def add(a,", finish_reason="length")])
+    )
+    model = build_model(model_cfg(provider, server, max_tokens=4), pool)
+
+    cut = await model.complete(user("Write add."), context())
+    whole = await model.complete(user("Write add."), context())
+
+    assert (cut.finish_reason, cut.truncated) == ("length", True)
+    assert (whole.finish_reason, whole.truncated) == ("stop", False)

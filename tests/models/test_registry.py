@@ -55,6 +55,9 @@ def test_registry_picks_the_class_from_provider():
         ({"tier": "huge"}, "tier='huge'"),
         ({"max_tokens_param": "max_output"}, "max_tokens_param='max_output'"),
         ({"price_input": -1.0}, "price_input=-1.0"),
+        ({"max_concurrency": 0}, "max_concurrency=0"),
+        ({"breaker_failures": 0}, "breaker_failures=0"),
+        ({"breaker_wait": -1.0}, "breaker_wait=-1.0"),
     ],
 )
 def test_bad_config_values_are_named(overrides, bad):
@@ -76,7 +79,8 @@ def test_model_files_match_the_schema_with_tier_and_prices(name, monkeypatch):
     assert cfg.price_input >= 0 and cfg.price_output >= 0
     if cfg.provider == "ollama":
         assert cfg.tier == "local" and cfg.price_input == cfg.price_output == 0
-        assert cfg.host == "http://localhost:11434" and cfg.num_ctx == 5120
+        assert cfg.host == "http://localhost:11434" and cfg.num_ctx >= 5120
+        assert cfg.num_ctx - cfg.max_tokens >= 3072  # room for the prompt beside the answer
     else:
         assert cfg.price_output > cfg.price_input > 0
     if name.startswith("claude"):
@@ -100,7 +104,7 @@ def test_openai_compatible_requires_a_base_url_and_a_name():
         build_model(cfg, ClientPool())
     cfg.base_url = "http://127.0.0.1:8000/v1"
     model = build_model(cfg, ClientPool())
-    assert model.endpoint == "http://127.0.0.1:8000/v1" and cfg.api_key_env is None and cfg.tier == "local"
+    assert model.url == "http://127.0.0.1:8000/v1" and cfg.api_key_env is None and cfg.tier == "local"
 
 
 def test_any_role_can_use_any_model_in_the_composed_config(monkeypatch):
@@ -116,7 +120,7 @@ def test_any_role_can_use_any_model_in_the_composed_config(monkeypatch):
         cfg = compose("config", overrides=overrides)
     pool = ClientPool()
     roles = {role: build_model(cfg[role], pool) for role in ("model", "spec_model", "checkpoint_model")}
-    assert isinstance(roles["model"], OpenAIModel) and roles["model"].endpoint == "https://api.openai.com/v1"
-    assert isinstance(roles["spec_model"], OllamaModel) and roles["spec_model"].endpoint == "http://localhost:11434"
-    assert roles["checkpoint_model"].endpoint == "https://api.anthropic.com/v1"
+    assert isinstance(roles["model"], OpenAIModel) and roles["model"].url == "https://api.openai.com/v1"
+    assert isinstance(roles["spec_model"], OllamaModel) and roles["spec_model"].url == "http://localhost:11434"
+    assert roles["checkpoint_model"].url == "https://api.anthropic.com/v1"
     assert cfg.checkpoint_model.api_key_env == "ANTHROPIC_API_KEY"

@@ -59,7 +59,7 @@ def script_file(tmp_path: Path) -> Path:
 
 def test_json_script_form_loads_rules_and_options(tmp_path):
     rules, options = load_script(script_file(tmp_path))
-    assert options == {"models": ["gpt-4o-mini"], "latency": 0.0}
+    assert options == {"models": ["gpt-4o-mini"], "any_model": False, "slots": None, "latency": 0.0}
     assert rules({"messages": [{"content": "spec please"}]}, "openai", 1).text == "THE SPEC"
 
 
