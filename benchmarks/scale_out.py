@@ -117,9 +117,7 @@ def main() -> None:
             f"{row['launcher']:<8} {row['slots']:>5} {row['wall_s']:>8.1f} {row['speedup_vs_basic']:>8.2f}"
             f" {row['run_s']:>12.1f} {row['overhead_per_job_s']:>15.1f}"
         )
-    write_json(
-        RESULTS, {"machine": machine(), "product": product_state(), "sweep": SWEEP, "jobs": JOBS, "rows": rows}
-    )
+    write_json(RESULTS, {"machine": machine(), "product": product_state(), "sweep": SWEEP, "jobs": JOBS, "rows": rows})
     print(f"\nwritten {RESULTS.relative_to(ROOT)}")
 
 

@@ -41,7 +41,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         "--port",
         str(port),
         "--workers",
-        "2",
+        "1",
     ]
     with serving("mlflow server", cmd, port, home, clean_env()):
         yield f"http://127.0.0.1:{port}"

@@ -38,7 +38,8 @@ def run_sweep(cwd: Path, env: dict[str, str], *args: str, timeout: float = 1200)
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
-    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
+    """The jobs' run folders (an override holding a URL nests the folder: ``0_cortex.url=http:/...``)."""
+    return sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir() and p.parent != sweep_dir)
 
 
 def assert_complete_run_folder(folder: Path, problems: int) -> dict[str, Any]:
