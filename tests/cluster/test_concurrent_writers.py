@@ -10,8 +10,10 @@ wrong program. Every record must be in its store exactly once and no job may rep
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -27,16 +29,24 @@ from tests.cluster.records import (
     submitit_job_ids,
 )
 from tests.cluster.servers import clean_env
-from tests.fakes.scripted_server import Rules, ScriptedServer, fenced
+from tests.fakes.scripted_server import Reply, ScriptedServer, fenced, prompt_text
 
 pytestmark = pytest.mark.slow
 
-WRONG = fenced("def f(*args):\n    return None\n")
+ENTRY_POINT = re.compile(r"Implement the Python function `([^`]+)`")
+
+
+def wrong_answer(body: dict[str, Any], route: str, call_index: int) -> Reply:
+    """The asked-for function, returning None: a wrong answer (failed verdicts are cached)."""
+    name = ENTRY_POINT.search(prompt_text(body))
+    return Reply(fenced(f"def {name.group(1) if name else 'f'}(*args, **kwargs):\n    return None\n"))
+
+
 FOUR_JOBS = ("dataset=humaneval,humaneval_plus_mini", "mode=zero_shot,iterative", "end=3", "max_iterations=2")
 
 
 def _sweep_on_local_stores(tmp_path: Path, env: dict[str, str], *launcher: str) -> list[Path]:
-    with ScriptedServer(Rules(default=WRONG)).in_thread() as server:
+    with ScriptedServer(wrong_answer).in_thread() as server:
         done = run_sweep(
             tmp_path,
             clean_env(OPENAI_API_KEY="sk-test-scripted", **env),
@@ -52,6 +62,7 @@ def _sweep_on_local_stores(tmp_path: Path, env: dict[str, str], *launcher: str) 
     assert len(folders) == 4
     runs = [assert_complete_run_folder(folder, problems=3) for folder in folders]
     assert all(r["summary"]["cached"] == 0 for r in runs)  # four distinct jobs: every result computed once
+    assert {p["status"] for r in runs for p in r["problems"]} == {"failed"}  # wrong answers, judged
     outputs = tmp_path / "outputs"
     assert_one_parent_with_children(mlflow.MlflowClient(f"sqlite:///{outputs / 'mlflow.db'}"), sweep_dir, folders)
     assert_memories_once(outputs / "cortex.db", runs)
