@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.servers import clean_env, free_port, serving
+from tests.cluster.servers import BIN, clean_env, free_port, serving
 
 REPO = Path(__file__).resolve().parents[2]
 SLURM_SCRIPT = REPO / "scripts" / "slurm-local.sh"
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture

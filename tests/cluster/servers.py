@@ -6,12 +6,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+BIN = Path(sys.executable).parent  # the venv's console scripts (mlflow, ray)
 
 
 def free_port() -> int:
