@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.servers import BIN, clean_env, free_port, serving
+from tests.cluster.servers import BIN, SLURM_SCRIPT, clean_env, free_port, serving
 
 REPO = Path(__file__).resolve().parents[2]
-SLURM_SCRIPT = REPO / "scripts" / "slurm-local.sh"
 
 
 @pytest.fixture

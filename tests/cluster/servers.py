@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent  # the venv's console scripts (mlflow, ray)
+SLURM_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-local.sh"
 
 
 def free_port() -> int:
