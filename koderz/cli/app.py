@@ -49,7 +49,8 @@ def app(cfg: DictConfig) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
     hydra_cfg = HydraConfig.get()
     try:
-        checks.check_job(cfg, hydra_cfg.runtime.choices)
+        selected = checks.check_job(cfg, hydra_cfg.runtime.choices)
+        _header(cfg, selected, hydra_cfg)
         return _run(cfg, hydra_cfg)
     except KoderzError as exc:
         if hydra_cfg.mode != RunMode.MULTIRUN:
@@ -61,6 +62,22 @@ def app(cfg: DictConfig) -> Any:
         raise
     except Exception as exc:
         raise JobCrashed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _header(cfg: DictConfig, selected: int | None, hydra_cfg: Any) -> None:
+    """One line as soon as the job is checked: what runs, and where its record goes."""
+    if cfg.resume:
+        log.info("koderz: resuming %s", cfg.resume)
+        return
+    what = f"{selected} {cfg.dataset.name} problems" if selected is not None else "the speed test"
+    log.info(
+        "koderz: %s on %s (%s, concurrency %s), run folder %s",
+        cfg.model.name,
+        what,
+        cfg.mode.name,
+        cfg.concurrency,
+        hydra_cfg.runtime.output_dir,
+    )
 
 
 def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from koderz.config import validate
+from koderz.config import shard_of, validate
 from koderz.datasets.files import task_ids
 from koderz.datasets.selection import selected_ids
 from koderz.errors import ConfigError
@@ -26,16 +26,17 @@ from koderz.vocab import Mode
 ROLES = ("model", "spec_model", "checkpoint_model", "baseline_model")
 
 
-def check_job(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+def check_job(cfg: DictConfig, choices: Mapping[str, Any]) -> int | None:
     """Raise the first problem of ``cfg``; ``choices`` are Hydra's chosen group options
-    (``hydra.runtime.choices``: ``model``, ``model@spec_model``, ...)."""
+    (``hydra.runtime.choices``: ``model``, ``model@spec_model``, ...). Returns how many problems
+    the job selects (None when that is decided later: a resumed run, the speed test)."""
     try:
-        _check(cfg, choices)
+        return _check(cfg, choices)
     except OmegaConfBaseException as exc:  # a value that does not resolve (``seed=${nope}``)
         raise ConfigError(f"{exc.full_key}: {str(exc).splitlines()[0]}") from exc
 
 
-def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> int | None:
     for problem in _shape(cfg):
         raise ConfigError(problem)
     OmegaConf.to_container(cfg, resolve=True)
@@ -50,8 +51,13 @@ def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
     validate(cfg)
     for role in _taking_part(cfg):
         check_credentials(cfg[role])  # an environment lookup: a missing key is reported at once
-    if not cfg.resume and Mode(cfg.mode.name).spec.runs_problems:
-        selected_ids(task_ids(cfg.dataset.name), cfg.dataset.name, cfg.start, cfg.end, cfg.problems)
+    if cfg.resume or not Mode(cfg.mode.name).spec.runs_problems:
+        return None
+    selected = selected_ids(task_ids(cfg.dataset.name), cfg.dataset.name, cfg.start, cfg.end, cfg.problems)
+    if cfg.shard is None:
+        return len(selected)
+    index, count = shard_of(cfg.shard)
+    return len(selected[index::count])
 
 
 def _taking_part(cfg: DictConfig) -> list[str]:
