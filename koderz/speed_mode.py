@@ -1,21 +1,32 @@
-"""``mode=speed``: the original koderz speed test over the run's role models."""
+"""``mode=speed``: the original koderz speed test over the run's role models, in a run folder.
+
+The folder holds what any run's does — config.yaml, run.json, koderz.log — and ``speed.json``
+(one typed row per model) instead of problem records.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import time
+import uuid
 from pathlib import Path
 
 from koderz.models.registry import ClientPool, build_model
 from koderz.models.speed import format_speed_table, run_speed_test
 from koderz.plan import Plan
+from koderz.records import RunFolder, RunPart, RunState, SpeedResults, SpeedRow
+from koderz.timing import process_start
 
 log = logging.getLogger(__name__)
 
 
-async def run_speed_mode(plan: Plan, run_dir: Path) -> list[dict]:
-    """Measure tokens/s and time-to-answer of each distinct role model; write speed.json."""
+async def run_speed_mode(plan: Plan, run_dir: Path) -> SpeedResults:
+    """Measure tokens/s and time-to-answer of each distinct role model; write the run folder."""
+    folder = RunFolder(run_dir, parts=())
+    part = RunPart(started=process_start())
+    state = RunState(run_id=f"{run_dir.name}-{uuid.uuid4().hex[:6]}", parts=[part])
+    await asyncio.to_thread(_begin, folder, plan, state)
     pool = ClientPool()
     clients, seen = [], set()
     speed = plan.config.speed
@@ -30,11 +41,20 @@ async def run_speed_mode(plan: Plan, run_dir: Path) -> list[dict]:
         rows = await run_speed_test(clients, list(speed.prompts), speed.warmup, speed.repeats)
     finally:
         await pool.aclose()
-    await asyncio.to_thread(_write_rows, run_dir, rows)
+    results = SpeedResults(rows=[SpeedRow(**row) for row in rows])
+    part.ended = time.time()
+    part.duration, part.status = part.ended - part.started, "finished"
+    await asyncio.to_thread(_finish, folder, results, state)
     log.info("\n%s\nrun folder: %s", format_speed_table(rows), run_dir)
-    return rows
+    return results
 
 
-def _write_rows(run_dir: Path, rows: list[dict]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "speed.json").write_text(json.dumps(rows, indent=2))
+def _begin(folder: RunFolder, plan: Plan, state: RunState) -> None:
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.write_config(plan.to_dict())
+    folder.write_state(state)
+
+
+def _finish(folder: RunFolder, results: SpeedResults, state: RunState) -> None:
+    folder.write_speed(results)
+    folder.write_state(state)

@@ -23,6 +23,8 @@ from koderz.records.models import (
     SampleRecord,
     Score,
     Span,
+    SpeedResults,
+    SpeedRow,
     Tokens,
     TraceRecord,
 )
@@ -50,6 +52,8 @@ __all__ = [
     "SampleRecord",
     "Score",
     "Span",
+    "SpeedResults",
+    "SpeedRow",
     "Tokens",
     "TraceRecord",
 ]

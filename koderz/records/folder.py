@@ -32,6 +32,7 @@ from koderz.records.models import (
     RunState,
     RunTiming,
     SampleRecord,
+    SpeedResults,
     TraceRecord,
 )
 from koderz.vocab import Mode
@@ -47,6 +48,7 @@ ATTEMPTS = "attempts.jsonl"
 TRACES = "traces.jsonl"
 RESULTS = "results.json"
 TIMING = "timing.json"
+SPEED = "speed.json"
 LOG = "koderz.log"
 DEBUG = "debug"
 HYDRA_OVERRIDES = ".hydra/overrides.yaml"
@@ -90,11 +92,13 @@ class RunFolder:
     @property
     def artifact_paths(self) -> list[Path]:
         """The files worth keeping beside a tracking run (those that exist)."""
-        names = [RESULTS, TIMING, CONFIG, LOG, *(self.samples_name(m) for m in self.parts)]
+        names = [RESULTS, TIMING, SPEED, CONFIG, LOG, *(self.samples_name(m) for m in self.parts)]
         return [self.path / name for name in names if (self.path / name).is_file()]
 
     def is_run_folder(self) -> bool:
-        return (self.path / CONFIG).is_file() and (self.path / RESULTS_JSONL).is_file()
+        return (self.path / CONFIG).is_file() and (
+            (self.path / RESULTS_JSONL).is_file() or (self.path / SPEED).is_file()
+        )
 
     def has_results(self) -> bool:
         return (self.path / RESULTS).is_file()
@@ -202,6 +206,12 @@ class RunFolder:
     def read_timing(self) -> RunTiming | None:
         path = self.path / TIMING
         return _load(RunTiming, path) if path.is_file() else None
+
+    def write_speed(self, results: SpeedResults) -> None:
+        self._replace(SPEED, results.model_dump_json(indent=2))
+
+    def read_speed(self) -> SpeedResults:
+        return _load(SpeedResults, self.path / SPEED)
 
     # resume ---------------------------------------------------------------------------
 

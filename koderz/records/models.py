@@ -330,6 +330,28 @@ class RunResults(Record):
     shard_timing: dict[str, RunTiming] = Field(default_factory=dict)  # a merged run: each shard's own
 
 
+class SpeedRow(Record):
+    """One model's speed test (``mode=speed``): tokens/s and time-to-answer, warm-up excluded."""
+
+    model: str
+    calls: int
+    errors: int
+    last_error: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tokens_per_s: float = 0.0
+    mean_s: float = 0.0
+    median_s: float = 0.0
+    max_s: float = 0.0
+
+
+class SpeedResults(Record):
+    """speed.json: every model's row."""
+
+    schema_version: int = SCHEMA_VERSION
+    rows: list[SpeedRow]
+
+
 class RunPart(Record):
     """One stretch of work on the run: the first start, or a resume."""
 
