@@ -206,7 +206,8 @@ def _pick(units: list[_Unit], entry: str) -> _Unit | None:
     """The last clean unit defining the entry point, else the last repaired one."""
     defining = [unit for unit in units if _defines(unit.module, entry)]
     clean = [unit for unit in defining if unit.clean]
-    return (clean or defining or [None])[-1]
+    chosen = clean or defining
+    return chosen[-1] if chosen else None
 
 
 def _as_body(source: str, problem: Problem) -> _Unit | None:
@@ -272,12 +273,12 @@ def _assemble(main: _Unit, units: list[_Unit], problem: Problem) -> str:
     pending = sorted(_free_names(main_source) - bound)
     while pending:
         name = pending.pop()
-        source = index.get(name)
-        if name in bound or source is None or source in helpers:
+        found = index.get(name)
+        if name in bound or found is None or found in helpers:
             continue
-        helpers.append(source)
-        bound |= _bound_names(source)
-        pending.extend(sorted(_free_names(source) - bound))
+        helpers.append(found)
+        bound |= _bound_names(found)
+        pending.extend(sorted(_free_names(found) - bound))
     imports = [h for h in helpers if h.lstrip().startswith(("import ", "from "))]
     defs = [h for h in helpers if h not in imports]
     parts = [*futures, *prompt_imports, *imports, *defs, main_source]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,9 +17,14 @@ PER_TOKEN = 1e-6  # prices are USD per million tokens
 class Priced(Protocol):
     """Anything with a model's prices (a ModelConfig, its DictConfig, ``Prices``)."""
 
-    price_input: float
-    price_output: float
-    price_cached_input: float | None
+    @property
+    def price_input(self) -> float: ...
+
+    @property
+    def price_output(self) -> float: ...
+
+    @property
+    def price_cached_input(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class CostLedger:
     @property
     def frontier_estimate(self) -> float:
         """The same tokens, every call priced at the baseline model."""
-        return sum(cost_of(call.usage, self.baseline) for call in self.calls)
+        return math.fsum(cost_of(call.usage, self.baseline) for call in self.calls)
 
     @property
     def savings(self) -> float:
