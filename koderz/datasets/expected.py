@@ -3,9 +3,11 @@
 ``Expected`` is the sequence a ``Problem`` carries as ``expected``. Small answers are
 stored as their wire text (``koderz.sandbox.wire.encode``), so the sandbox can accept an
 identical answer by comparing text; answers longer than ``INLINE_LIMIT`` characters are
-stored as a SHA-256 digest, their length and a short head, with the full values in a
-side file that is read only when a value itself is needed (a mismatch to explain, a
-tolerance to apply). Indexing returns the decoded value, as a tuple would.
+stored as a SHA-256 digest, their length, a short head and the offset of their value in
+a side file (each value pickled on its own), read only when that value itself is needed
+(a mismatch to explain, a tolerance to apply). Indexing returns the decoded value, as a
+tuple would. Which answers are floats in EvalPlus's sense (``is_floats``) is recorded
+too, since a float answer changes EvalPlus's tolerance for the inputs after it.
 """
 
 from __future__ import annotations
@@ -26,19 +28,23 @@ def digest(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
-def compact(text: str) -> str | tuple[str, int, str]:
-    """The stored form of one answer's wire text."""
-    return text if len(text) <= INLINE_LIMIT else (digest(text), len(text), text[:200])
+Entry = str | tuple[str, int, str, int]
+
+
+def compact(text: str, offset: int = -1) -> Entry:
+    """The stored form of one answer's wire text (``offset``: where its value is in the side file)."""
+    return text if len(text) <= INLINE_LIMIT else (digest(text), len(text), text[:200], offset)
 
 
 class Expected(Sequence):
     """Reference answers of one task, decoded on demand."""
 
-    __slots__ = ("_entries", "_side")
+    __slots__ = ("_entries", "_floats", "_side")
 
-    def __init__(self, entries: list[str | tuple[str, int, str]], side: Path | None = None) -> None:
+    def __init__(self, entries: list[Entry], side: Path | None = None, floats: frozenset[int] = frozenset()) -> None:
         self._entries = entries
         self._side = side
+        self._floats = floats
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,10 +55,15 @@ class Expected(Sequence):
         entry = self._entries[index]
         if isinstance(entry, str):
             return decode(entry)
-        if self._side is None:
+        if self._side is None or entry[3] < 0:
             raise IndexError(f"expected output {index} was stored only as a digest")
         with self._side.open("rb") as handle:
-            return pickle.load(handle)[index]
+            handle.seek(entry[3])
+            return pickle.load(handle)
+
+    def is_floats(self, index: int) -> bool:
+        """EvalPlus's ``is_floats`` of the answer (recorded when the ground truth was computed)."""
+        return index in self._floats
 
     def text(self, index: int) -> str | None:
         """The answer's wire text, or None when only its digest is kept."""
