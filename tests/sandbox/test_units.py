@@ -16,7 +16,9 @@ from koderz.sandbox.oracle import Oracle
 from koderz.sandbox.verdict import Verdict, clean_text
 from koderz.sandbox.wire import OverLimit, RegexMatch, UnencodableValue, decode, encode
 
-LIMITS = AnswerLimits(send_limit=1 << 20, answer_bytes=64 << 20, max_depth=100, max_items=400_000, max_int_digits=10_000)
+LIMITS = AnswerLimits(
+    send_limit=1 << 20, answer_bytes=64 << 20, max_depth=100, max_items=400_000, max_int_digits=10_000
+)
 
 
 @pytest.mark.parametrize(
