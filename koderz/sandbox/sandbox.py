@@ -501,7 +501,7 @@ def _read_judgement(data: bytes, code: int, cpu: float, cfg: SandboxConfig) -> J
         return Judgement(**message)
     if code == MEMORY_EXIT:
         error = f"judging the answers needed more than its memory budget of {cfg.judge_memory_mb} MB"
-    elif code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= cfg.judge_cpu_seconds - 0.05:
+    elif code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= 0.9 * cfg.judge_cpu_seconds):
         error = (
             f"judging the answers took more than its CPU budget of {cfg.judge_cpu_seconds} s"
             " (answers too costly to decode or compare)"
