@@ -49,7 +49,7 @@ class Expected(Sequence):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         entry = self._entries[index]
@@ -103,7 +103,7 @@ class Inputs(Sequence):
     def __len__(self) -> int:
         return len(self.blobs)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [marshal.loads(blob) for blob in self.blobs[index]]
         return marshal.loads(self.blobs[index])

@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from koderz.datasets.expected import compact
+from koderz.datasets.expected import Entry, compact
 from koderz.sandbox.checkenv import check_namespace
 from koderz.sandbox.oracle import is_floats, normalize_expected
 from koderz.sandbox.wire import MAX_OUTPUT, encode
@@ -63,7 +63,9 @@ def _run_inputs(task: dict[str, Any]) -> dict[str, Any]:
 def _compact(task: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """Store answers as wire text or digests; big values go to a side file, one pickle each."""
     side = task["side_dir"] / (task["task_id"].replace("/", "_") + ".pkl")
-    entries, kept, floats = [], [], []
+    entries: list[Entry] = []
+    kept: list[int] = []
+    floats: list[int] = []
     handle = None
     try:
         for index, value in enumerate(result["expected"]):

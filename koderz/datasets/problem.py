@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,10 @@ class Problem:
     canonical_solution: str
     tests: str
     dataset: str
-    inputs: tuple[Any, ...] = ()
+    inputs: Sequence[Any] = ()
     base_input_count: int = 0  # the first N of ``inputs`` are the original (base) tests
     tolerance: float = 0.0
-    expected: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    expected: Sequence[Any] = field(default=(), repr=False, compare=False)
     reference_seconds: float = 0.0  # CPU time the canonical solution takes on all inputs
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 

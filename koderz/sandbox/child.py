@@ -20,6 +20,10 @@ import os
 import resource
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # at run time these come from wire.py, inlined before this file
+    from koderz.sandbox.wire import MAX_OUTPUT, UnencodableValue, encode, json_text
+
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT = 1, 2, 4, 32
@@ -158,7 +162,7 @@ def _describe(exc):
     return f"{type(exc).__name__}: {str(exc)[:500]}"
 
 
-_SOURCES = {}  # file name -> source, so that tracebacks show the program's lines
+_SOURCES: dict[str, str] = {}  # file name -> source, so that tracebacks show the program's lines
 
 
 def _short_tb(limit=6):
@@ -292,15 +296,15 @@ def zygote():
     os.set_blocking(wake_w, False)
     _signal.signal(_signal.SIGCHLD, lambda *_: None)
     _signal.set_wakeup_fd(wake_w)
-    live = set()  # attempts forked and not yet reaped
+    live: set[int] = set()  # attempts forked and not yet reaped
     while True:
         try:
-            ready = select.select([control, wake_r], [], [])[0]
+            ready = select.select([control.fileno(), wake_r], [], [])[0]
         except InterruptedError:
             continue
         if wake_r in ready:
             os.read(wake_r, 4096)
-        if control in ready:
+        if control.fileno() in ready:
             message, fds, _, _ = socket.recv_fds(control, 256, 3)
             if not message:
                 os._exit(0)

@@ -103,6 +103,7 @@ class ForkServer:
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
+        assert self._sock is not None
         try:
             while message := await loop.sock_recv(self._sock, 256):
                 kind, _, rest = message.partition(b" ")
@@ -123,7 +124,8 @@ class ForkServer:
     async def spawn(self, results_fd: int) -> ForkedProcess:
         """Fork one attempt writing its results to ``results_fd`` (the caller keeps and closes
         its copy); its job is written to the returned process's ``stdin``."""
-        if not self.alive:
+        sock = self._sock
+        if not self.alive or sock is None:
             raise SandboxError("sandbox fork server is not running")
         loop = asyncio.get_running_loop()
         job_r, job_w = os.pipe()
@@ -133,7 +135,8 @@ class ForkServer:
                 self._token += 1
                 token = b"%d" % self._token
                 future = self._pending[token] = loop.create_future()
-                await loop.run_in_executor(None, socket.send_fds, self._sock, [token], [job_r, results_fd, out_w])
+                fds = [job_r, results_fd, out_w]
+                await loop.run_in_executor(None, lambda: socket.send_fds(sock, [token], fds))
             pid = await future
         finally:
             for fd in (job_r, out_w):

@@ -20,6 +20,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from koderz.datasets.expected import Expected
 from koderz.datasets.problem import Problem
 from koderz.sandbox.checkenv import check_namespace, preamble_of
 from koderz.sandbox.oracle import Oracle, is_floats, special_oracle
@@ -291,9 +292,9 @@ def judge_outputs(results: Collector) -> Judgement:
 
 
 def _expected_repr(problem: Problem, index: int) -> str:
-    head = getattr(problem.expected, "text", None)
-    if head is not None and head(index) is None:  # a big answer: show its head, do not load it
-        return clean_text(f"{problem.expected.head(index)}...(wire text)", REPR_LIMIT)
+    expected = problem.expected
+    if isinstance(expected, Expected) and expected.text(index) is None:  # a big answer: its head, not loaded
+        return clean_text(f"{expected.head(index)}...(wire text)", REPR_LIMIT)
     return short_repr(problem.expected[index])
 
 

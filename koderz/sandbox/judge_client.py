@@ -91,6 +91,7 @@ class JudgeServer:
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
+        assert self._sock is not None
         try:
             while message := await loop.sock_recv(self._sock, 256):
                 kind, *fields = message.split(b" ")
@@ -103,7 +104,8 @@ class JudgeServer:
         except OSError as exc:
             log.warning("sandbox judge server lost: %s", exc)
         finally:
-            for future in [*self._pending.values(), *self._exits.values()]:
+            futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._exits.values()]
+            for future in futures:
                 if not future.done():
                     future.set_exception(SandboxError("the sandbox's judge server exited"))
 
@@ -111,14 +113,16 @@ class JudgeServer:
         """Exit code and CPU seconds of judge ``pid`` (once the zygote has reaped it)."""
         future = self._exits.get(pid)
         if future is None:
-            future = self._exits[pid] = asyncio.get_running_loop().create_future()
+            future = asyncio.get_running_loop().create_future()
+            self._exits[pid] = future
             future.add_done_callback(lambda _: self._exits.pop(pid, None))
         return future
 
     async def _send(self, message: bytes, fds: list[int]) -> None:
-        if not self.alive or self._sock is None:
+        sock = self._sock
+        if not self.alive or sock is None:
             raise SandboxError("the sandbox's judge server is not running")
-        await asyncio.get_running_loop().run_in_executor(None, socket.send_fds, self._sock, [message], fds)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: socket.send_fds(sock, [message], fds))
 
     async def register(self, problem: Problem) -> str:
         """The zygote's key for ``problem`` (sent to it once per problem object)."""

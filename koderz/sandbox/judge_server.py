@@ -159,12 +159,12 @@ def serve(control: socket.socket) -> None:
     signal.set_wakeup_fd(wake_w)
     while True:
         try:
-            ready = select.select([control, wake_r], [], [])[0]
+            ready = select.select([control.fileno(), wake_r], [], [])[0]
         except InterruptedError:
             continue
         if wake_r in ready:
             os.read(wake_r, 4096)
-        if control in ready:
+        if control.fileno() in ready:
             message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
             if not message:
                 return

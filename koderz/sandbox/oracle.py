@@ -126,7 +126,8 @@ class Oracle:
             elif entry in MBPP_OUTPUT_NOT_NONE_TASKS:
                 exact = out == exp if isinstance(out, bool) else exp == (out is not None)
         elif entry == "find_zero":
-            return isinstance(out, (int, float)) and abs(_poly(*args, out)) < FIND_ZERO_TOLERANCE
+            (coefficients,) = args
+            return isinstance(out, (int, float)) and abs(_poly(coefficients, out)) < FIND_ZERO_TOLERANCE
         self.reached(is_floats(exp))
         if not exact and self.atol != 0:
             if type(out) is not type(exp):

@@ -238,7 +238,7 @@ class Sandbox:
             self._slots.release(slot)
             await asyncio.to_thread(shutil.rmtree, workdir, True)
         verdict = self._decide(problem, judgement, output, cut_short)
-        return _with(verdict, duration=time.perf_counter() - started)
+        return replace(verdict, duration=time.perf_counter() - started)
 
     async def _run(self, problem: Problem, program: str, workdir: str, slot: int) -> tuple[Judgement, str, str | None]:
         """Run one attempt; its judge decides. Returns the judgement, the captured output and,
@@ -263,16 +263,19 @@ class Sandbox:
         captured = bytearray()
         cap = self.config.output_kb * 1024
 
+        assert proc.stdin is not None and proc.stderr is not None
+        stdin, stderr = proc.stdin, proc.stderr
+
         async def feed() -> None:
             try:
-                proc.stdin.write(self._job(problem, program, workdir, slot))
-                await proc.stdin.drain()
-                proc.stdin.close()
+                stdin.write(self._job(problem, program, workdir, slot))
+                await stdin.drain()
+                stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
         async def read_output() -> None:
-            while chunk := await proc.stderr.read(65536):
+            while chunk := await stderr.read(65536):
                 if len(captured) < cap:
                     captured.extend(chunk[: cap - len(captured)])
 
@@ -397,13 +400,14 @@ class Sandbox:
         if (
             self._zygote_loop is not loop
             or self._zygote is None
+            or self._zygote_start is None
             or (self._zygote_start.done() and not self._zygote.alive)
         ):
             self._close_zygote()
             self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV), loop
             self._zygote_start = loop.create_task(self._zygote.start())
-        zygote = self._zygote
-        await asyncio.shield(self._zygote_start)
+        zygote, start = self._zygote, self._zygote_start
+        await asyncio.shield(start)
         return zygote
 
     def _close_zygote(self) -> None:
@@ -528,7 +532,3 @@ def _signal_attempt(proc: Attempt, pidfd: int | None, *, group: bool) -> None:
         pass
     except PermissionError as exc:  # pragma: no cover - only without privileges
         raise SandboxError(f"cannot signal attempt process {proc.pid}: {exc}") from exc
-
-
-def _with(verdict: Verdict, **changes: object) -> Verdict:
-    return replace(verdict, **changes)

@@ -12,6 +12,10 @@ from __future__ import annotations
 import _json
 import math
 
+TYPE_CHECKING = False  # no ``typing`` import at run time: the child pays for every import
+if TYPE_CHECKING:
+    from typing import Any
+
 MAX_DEPTH = 100
 MAX_OUTPUT = 64 * 1024 * 1024  # characters of one encoded answer
 _SMALL_INT = 10**15
@@ -21,7 +25,9 @@ _SMALL_INT = 10**15
 _DICT_NAMES = {"Counter", "OrderedDict", "defaultdict"}
 # json.dumps(tree, separators=(",", ":"), ensure_ascii=True, allow_nan=False), without
 # importing the ``json`` package (and ``re``) in the child
-_ENCODER = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+_ENCODER = _json.make_encoder(
+    None, lambda value: _enc(value, 0), _json.encode_basestring_ascii, None, ":", ",", False, False, False
+)
 
 
 def _is_dict(kind: type) -> bool:
@@ -38,7 +44,7 @@ class UnencodableValue(TypeError):
     """A value that is not plain data of builtin types."""
 
 
-def _enc(value: object, depth: int) -> object:
+def _enc(value: Any, depth: int) -> object:
     if depth > MAX_DEPTH:
         raise UnencodableValue(f"value nested deeper than {MAX_DEPTH} levels (or cyclic)")
     kind = type(value)
@@ -115,24 +121,24 @@ class _Decoder:
         if self.items > self.max_items:
             raise OverLimit(f"answer has more than {self.max_items} values")
 
-    def value(self, tree: object, depth: int) -> object:
+    def value(self, tree: Any, depth: int) -> object:
         if depth > self.max_depth:
             raise OverLimit(f"answer nested deeper than {self.max_depth} levels")
         kind = type(tree)
         if tree is None or kind in (bool, int, str):
             return tree
         if kind is float:
-            if not math.isfinite(tree):  # type: ignore[arg-type]
+            if not math.isfinite(tree):
                 raise ValueError("untagged non-finite float")
             return tree
         if kind is list:
-            self.count(len(tree))  # type: ignore[arg-type]
-            return [self.value(item, depth + 1) for item in tree]  # type: ignore[attr-defined]
-        if kind is dict and len(tree) == 2 and tree.keys() == {"t", "v"}:  # type: ignore[attr-defined]
-            return self.tagged(tree["t"], tree["v"], depth)  # type: ignore[index]
+            self.count(len(tree))
+            return [self.value(item, depth + 1) for item in tree]
+        if kind is dict and len(tree) == 2 and tree.keys() == {"t", "v"}:
+            return self.tagged(tree["t"], tree["v"], depth)
         raise ValueError(f"not a koderz wire value: {str(tree)[:80]!r}")
 
-    def tagged(self, tag: object, raw: object, depth: int) -> object:
+    def tagged(self, tag: object, raw: Any, depth: int) -> object:
         if tag in ("int", "float", "bytes", "match"):
             if type(raw) is not str:
                 raise ValueError(f"bad {tag} payload")
@@ -163,9 +169,10 @@ class _Decoder:
             return set(items)
         if tag == "frozenset":
             return frozenset(items)
-        if len(items) != 2 or not all(type(x) in (int, float) for x in items):
+        real, imag = items if len(items) == 2 else (None, None)
+        if type(real) not in (int, float) or type(imag) not in (int, float):
             raise ValueError("bad complex payload")
-        return complex(items[0], items[1])
+        return complex(float(real), float(imag))  # type: ignore[arg-type]
 
 
 def _plain_int(text: str) -> int:
