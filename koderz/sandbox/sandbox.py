@@ -279,18 +279,15 @@ class Sandbox:
                 if len(captured) < cap:
                     captured.extend(chunk[: cap - len(captured)])
 
-        cut_short: str | None = None
         helpers = [asyncio.ensure_future(c) for c in (feed(), read_output())]
         exited = asyncio.ensure_future(proc.wait())
+        deadline = time.monotonic() + wall
         try:
             done, _ = await asyncio.wait([judge.verdict, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
             if judge.verdict in done and not exited.done() and _incomplete(judge.verdict):
                 # the results pipe closed early: how the child ends decides the status
-                await asyncio.wait([exited], timeout=wall)
-            if exited.done():
-                cut_short = _status_from_exit(exited.result())
-            elif not done:
-                cut_short = "timeout:wall"
+                await asyncio.wait([exited], timeout=max(deadline - time.monotonic(), 0))
+            cut_short = _status_from_exit(exited.result()) if exited.done() else "timeout:wall"
             await self._stop_child(proc, exited, pidfd)
             judgement = await self._judgement(judge)
         finally:
