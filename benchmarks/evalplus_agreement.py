@@ -10,9 +10,12 @@ side runs in a process of its own, timed (wall, CPU, peak RSS of its process tre
 
 Prints a table of agreement (base, base+plus) and pass@1 of each, writes every
 disagreement with a classified cause to ``docs/evalplus-disagreements.json`` and a summary
-to ``benchmarks/results/evalplus_agreement.json``.
+to ``benchmarks/results/evalplus_agreement.json``. Where koderz passes a sample that
+EvalPlus fails, EvalPlus is run again on it with generous time limits (20 s per input,
+100x the reference's time): if it then passes, its wall-clock limit was the cause.
+``--recheck`` redoes only that (and the causes) for the stored disagreements.
 
-    python benchmarks/evalplus_agreement.py [--limit N] [--workers N]
+    python benchmarks/evalplus_agreement.py [--limit N] [--workers N] [--recheck]
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ DISAGREEMENTS = REPO / "docs" / "evalplus-disagreements.json"
 SUMMARY = REPO / "benchmarks" / "results" / "evalplus_agreement.json"
 
 
-def run_evalplus(rows: list[dict], workers: int) -> list[dict]:
+RELAXED = (20.0, 100.0)  # min_time_limit, gt_time_limit_factor for the re-check (defaults: 1.0, 4.0)
+
+
+def run_evalplus(rows: list[dict], workers: int, limits: tuple[float, float] = (1.0, 4.0)) -> list[dict]:
     """EvalPlus 0.3.1's ``check_correctness`` on every sample: base and plus status."""
     os.environ["HUMANEVAL_OVERRIDE_PATH"] = str(HUMANEVAL_PLUS)
     from evalplus.data import get_human_eval_plus, get_human_eval_plus_hash
@@ -59,6 +65,7 @@ def run_evalplus(rows: list[dict], workers: int) -> list[dict]:
                 False,  # base_only
                 True,  # fast_check: evalplus.evaluate's default (no --test-details)
                 index,
+                *limits,
             )
             for index, row in enumerate(rows)
         ]
@@ -93,9 +100,13 @@ def run_koderz(rows: list[dict]) -> list[dict]:
     ]
 
 
-def side(name: str, limit: int | None, workers: int, out: Path) -> None:
+def side(name: str, limit: int | None, workers: int, out: Path, indices: list[int] | None = None) -> None:
     """Run one side in this process, measured; write its verdicts and figures to ``out``."""
     rows = load_samples(limit)
+    if name == "evalplus-relaxed":
+        chosen = [rows[i] for i in indices or []]
+        out.write_text(json.dumps({"verdicts": run_evalplus(chosen, workers, RELAXED) if chosen else []}))
+        return
     if name == "koderz":
         from koderz.datasets.loaders import load_dataset
 
@@ -105,11 +116,13 @@ def side(name: str, limit: int | None, workers: int, out: Path) -> None:
     out.write_text(json.dumps({"verdicts": verdicts, "figures": meter.row()}))
 
 
-def _run_side(name: str, limit: int | None, workers: int) -> dict:
+def _run_side(name: str, limit: int | None, workers: int, indices: list[int] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="koderz-evalplus-") as tmp:
         out = Path(tmp) / f"{name}.json"
         command = [sys.executable, __file__, "--side", name, "--out", str(out), "--workers", str(workers)]
-        subprocess.run([*command, *(["--limit", str(limit)] if limit else [])], check=True, cwd=REPO)
+        command += ["--limit", str(limit)] if limit else []
+        command += ["--indices", ",".join(map(str, indices))] if indices else []
+        subprocess.run(command, check=True, cwd=REPO)
         return json.loads(out.read_text())
 
 
@@ -140,18 +153,22 @@ def _uses_prompt_helper(problem, solution: str) -> list[str]:
     return sorted((helpers & names(solution, ast.Name)) - names(solution, ast.FunctionDef))
 
 
-def cause(row: dict, theirs: dict, ours: dict, problem) -> str:
-    """Why EvalPlus and koderz disagree on a sample's base+plus verdict (first matching rule)."""
+def cause(row: dict, theirs: dict, ours: dict, problem, relaxed: dict | None = None) -> str:
+    """Why EvalPlus and koderz disagree on a sample's base+plus verdict (first matching rule).
+
+    ``relaxed`` is EvalPlus's verdict on the sample with generous time limits (when koderz passed it).
+    """
     evalplus_ok = theirs["base"] == theirs["plus"] == "pass"
     if row["task_id"] == "HumanEval/32" and ours["passed"] and not evalplus_ok:
         return (
             "EvalPlus find_zero bug: EvalPlus 0.3.1 requires |poly(x)| <= atol (1e-6 here) where the original check"
             " asks < 1e-4, failing its own canonical solution; koderz judges like the original check (documented)"
         )
-    if "timeout" in (theirs["base"], theirs["plus"]) and ours["passed"]:
+    if ours["passed"] and relaxed is not None and relaxed["base"] == relaxed["plus"] == "pass":
         return (
-            "EvalPlus timeout: its wall-clock limit per input (max(1 s, 4x the reference's time)) expired under load;"
-            f" koderz ran the whole attempt in {ours['seconds']} s within its CPU-time limit"
+            "EvalPlus time limit: its wall-clock limit per input (max(1 s, 4x the reference's time), timing under"
+            " load) failed the sample; with 20 s / 100x per input EvalPlus passes it too, and koderz ran it"
+            f" within its CPU-time limit ({ours.get('seconds', '?')} s)"
         )
     helpers = _uses_prompt_helper(problem, row["solution"])
     if helpers and ours["passed"]:
@@ -175,15 +192,53 @@ def cause(row: dict, theirs: dict, ours: dict, problem) -> str:
     )
 
 
+def classify(disagreements: list[dict], rows: list[dict], problems: dict, limit: int | None, workers: int) -> None:
+    """Set each disagreement's cause, re-checking with EvalPlus where koderz passed and it did not."""
+    recheck = [d["index"] for d in disagreements if d["koderz"] == "passed"]
+    relaxed = dict(zip(recheck, _run_side("evalplus-relaxed", limit, workers, recheck)["verdicts"], strict=True))
+    for d in disagreements:
+        theirs = {"base": d["evalplus_base"], "plus": d["evalplus_plus"]}
+        ours = {
+            "passed": d["koderz"] == "passed",
+            "status": d["koderz"],
+            "error": d["koderz_error"],
+            "got": d["got"],
+            "failing_input": d["failing_input"],
+            "seconds": d.get("koderz_seconds"),
+        }
+        d["evalplus_relaxed"] = relaxed.get(d["index"])
+        d["cause"] = cause(rows[d["index"]], theirs, ours, problems[d["task_id"]], d["evalplus_relaxed"])
+
+
+def recheck(workers: int) -> None:
+    """Re-classify the stored disagreements (after a full run) without running everything again."""
+    from koderz.datasets.loaders import load_dataset
+
+    rows = load_samples()
+    disagreements = json.loads(DISAGREEMENTS.read_text())
+    classify(disagreements, rows, {p.task_id: p for p in load_dataset("humaneval_plus")}, None, workers)
+    DISAGREEMENTS.write_text(json.dumps(disagreements, indent=1) + "\n")
+    summary = json.loads(SUMMARY.read_text())
+    summary["causes"] = Counter(d["cause"].split(":")[0] for d in disagreements)
+    SUMMARY.write_text(json.dumps(summary, indent=2) + "\n")
+    for d in disagreements:
+        print(f"{d['index']:5} {d['task_id']:14} koderz={d['koderz']:8} {d['cause'][:130]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    parser.add_argument("--side", choices=("evalplus", "koderz"), help=argparse.SUPPRESS)
+    parser.add_argument("--recheck", action="store_true", help="only re-check and re-classify stored disagreements")
+    parser.add_argument("--side", choices=("evalplus", "koderz", "evalplus-relaxed"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--indices", type=lambda text: [int(i) for i in text.split(",")], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        side(args.side, args.limit, args.workers, args.out)
+        side(args.side, args.limit, args.workers, args.out, args.indices)
+        return
+    if args.recheck:
+        recheck(args.workers)
         return
     if not SAMPLES.exists() or not HUMANEVAL_PLUS.exists():
         raise SystemExit(f"shared data not found: {SAMPLES}, {HUMANEVAL_PLUS}")
@@ -207,15 +262,17 @@ def main() -> None:
             "evalplus_plus": t["plus"],
             "koderz": o["status"],
             "koderz_base_passed": o["base_passed"],
+            "koderz_seconds": o["seconds"],
             "koderz_error": o["error"],
             "failing_input": o["failing_input"],
             "expected": o["expected"],
             "got": o["got"],
-            "cause": cause(row, t, o, problems[row["task_id"]]),
+            "cause": "",
         }
         for index, (row, t, o, tp, op) in enumerate(zip(rows, theirs, ours, their_plus, our_plus, strict=True))
         if tp != op
     ]
+    classify(disagreements, rows, problems, args.limit, args.workers)
     base_disagreements = sum(a != b for a, b in zip(their_base, our_base, strict=True))
     summary = {
         "samples": len(rows),
