@@ -210,6 +210,8 @@ def serve(control: socket.socket) -> None:
 
 
 def main() -> None:
+    import numpy  # noqa: F401 - loaded once here, so that forked judges compare floats without importing it
+
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     serve(socket.socket(fileno=int(sys.argv[1])))
