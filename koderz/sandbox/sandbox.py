@@ -71,11 +71,11 @@ class SandboxConfig:
     uid_base: int = 3_000_000
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
     # what the trusted side accepts from one attempt, and what judging it may cost (docs/sandbox.md)
-    line_kb: int = 1024  # EvalPlus datasets: longest answer sent in full; longer ones travel as a digest
+    line_kb: int = 16 * 1024  # EvalPlus datasets: longest answer sent in full; longer ones travel as a digest
     humaneval_line_kb: int = 64  # humaneval: longest answer (its check replay needs every answer in full)
-    answer_mb: int = 64  # result bytes of one attempt in all
+    answer_mb: int = 512  # result bytes of one attempt in all
     max_depth: int = 100  # nesting levels of one answer
-    max_items: int = 400_000  # values in one answer (containers' items, dict keys and values)
+    max_items: int = 2_000_000  # values in one answer (containers' items, dict keys and values)
     max_int_digits: int = 1_100_000  # decimal digits of one int in an answer
     judge_cpu_seconds: int = 10  # CPU time of the judge process that decodes and compares one attempt
     judge_memory_mb: int = 512  # memory of that judge, beyond what the judge zygote already holds
