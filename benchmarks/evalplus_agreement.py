@@ -238,7 +238,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--recheck", action="store_true", help="only re-check and re-classify stored disagreements")
     parser.add_argument("--raw", type=Path, help="keep both sides' verdicts in this file (JSON)")
-    parser.add_argument("--reuse", action="store_true", help="take the sides' verdicts from --raw instead of running")
+    parser.add_argument(
+        "--reuse", action="store_true", help="take EvalPlus's verdicts from --raw instead of running it"
+    )
     parser.add_argument("--side", choices=("evalplus", "koderz", "evalplus-relaxed"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--indices", type=lambda text: [int(i) for i in text.split(",")], help=argparse.SUPPRESS)
@@ -255,12 +257,12 @@ def main() -> None:
 
     rows = load_samples(args.limit)
     if args.reuse and args.raw:
-        evalplus, koderz = json.loads(args.raw.read_text())
+        evalplus = json.loads(args.raw.read_text())[0]
     else:
         evalplus = _run_side("evalplus", args.limit, args.workers)
-        koderz = _run_side("koderz", args.limit, args.workers)
-        if args.raw:
-            args.raw.write_text(json.dumps([evalplus, koderz]))
+    koderz = _run_side("koderz", args.limit, args.workers)
+    if args.raw:
+        args.raw.write_text(json.dumps([evalplus, koderz]))
     problems = {p.task_id: p for p in load_dataset("humaneval_plus")}
     theirs, ours = evalplus["verdicts"], koderz["verdicts"]
     their_base = [t["base"] == "pass" for t in theirs]

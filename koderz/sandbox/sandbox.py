@@ -208,6 +208,7 @@ class Sandbox:
                 "root_paths": self._root_paths,
                 "hide": self._hide,
                 "send_limit": self.answer_limits(problem).send_limit,
+                "base_count": problem.base_input_count,
                 "inputs": self._inputs(problem),
             }
         )
