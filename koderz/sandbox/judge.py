@@ -18,6 +18,7 @@ import json
 import reprlib
 import traceback
 from dataclasses import asdict, dataclass
+from types import CodeType
 from typing import Any
 
 from koderz.datasets.expected import Expected
@@ -329,13 +330,26 @@ def _failed_check(exc: BaseException, source: str) -> str | None:
     return clean_text(text, CHECK_TEXT_LIMIT) or None
 
 
+_REPLAYS: dict[int, tuple[Problem, str, CodeType, list[str]]] = {}
+
+
+def replay_parts(problem: Problem) -> tuple[str, CodeType, list[str]]:
+    """The check's source, its compiled code and the recorded calls' wire text, made once per
+    problem (the judge server makes them when a problem arrives; its judges inherit them)."""
+    cached = _REPLAYS.get(id(problem))
+    if cached is None or cached[0] is not problem:
+        source = preamble_of(problem.prompt, problem.entry_point) + "\n" + problem.tests
+        code = compile(source, "<check>", "exec")
+        cached = _REPLAYS[id(problem)] = (problem, source, code, [encode(tuple(args)) for args in problem.inputs])
+    return cached[1], cached[2], cached[3]
+
+
 def judge_check(results: Collector) -> Judgement:
     """Replay HumanEval's original ``check`` against the child's answers (decoded one at a time)."""
     problem, outcomes = results.problem, results.outcomes
-    source = preamble_of(problem.prompt, problem.entry_point) + "\n" + problem.tests
-    recorded = [encode(tuple(args)) for args in problem.inputs]
+    source, code, recorded = replay_parts(problem)
     namespace = check_namespace()
-    exec(compile(source, "<check>", "exec"), namespace)
+    exec(code, namespace)
     calls = 0
 
     def candidate(*args: Any) -> Any:

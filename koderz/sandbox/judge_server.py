@@ -35,7 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 from koderz.datasets.problem import Problem
-from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError
+from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, replay_parts
 from koderz.sandbox.wire import OverLimit
 
 MEMORY_EXIT = 3
@@ -172,7 +172,9 @@ def serve(control: socket.socket) -> None:
             if kind == b"R" and len(fds) == 1:
                 with os.fdopen(fds[0], "rb") as payload:
                     try:
-                        problems[rest.decode()] = pickle.load(payload)
+                        problem = problems[rest.decode()] = pickle.load(payload)
+                        if problem.dataset == "humaneval":
+                            replay_parts(problem)  # compiled once, here: every judge of it inherits the code
                     except Exception as exc:  # noqa: BLE001 - the sandbox gave up sending it; judges will say so
                         print(f"judge server: problem {rest[:40]!r} not registered: {exc}", file=sys.stderr)
             elif kind == b"J" and len(fds) == 3:
