@@ -168,8 +168,9 @@ def cause(row: dict, theirs: dict, ours: dict, problem, relaxed: dict | None = N
     evalplus_ok = theirs["base"] == theirs["plus"] == "pass"
     if row["task_id"] == "HumanEval/32" and ours["passed"] and not evalplus_ok:
         return (
-            "EvalPlus find_zero bug: EvalPlus 0.3.1 requires |poly(x)| <= atol (1e-6 here) where the original check"
-            " asks < 1e-4, failing its own canonical solution; koderz judges like the original check (documented)"
+            "EvalPlus find_zero bug: EvalPlus 0.3.1's find_zero oracle `continue`s before it records the input as"
+            " passed, so every answer fails, its canonical solution included; koderz judges like the original check,"
+            " |poly(xs, x)| < 1e-4 (documented)"
         )
     if ours["passed"] and relaxed is not None and relaxed["base"] == relaxed["plus"] == "pass":
         return (

@@ -12,8 +12,8 @@ float answer on (``is_floats``), for the rest of that run of inputs; base and pl
 are separate runs. ``Oracle`` carries that state for one run.
 
 One deliberate difference: ``find_zero`` (HumanEval/32) is judged like the original
-``check`` (``|poly(xs, x)| < 1e-4``), not by EvalPlus 0.3.1's rule, which fails its own
-canonical solution.
+``check`` (``|poly(xs, x)| < 1e-4``): EvalPlus 0.3.1's oracle ``continue``s before it
+records the input as passed, so it fails every answer, its canonical solution included.
 """
 
 from __future__ import annotations
