@@ -28,7 +28,8 @@ from koderz.datasets.loaders import load_dataset
 from koderz.sandbox.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "data" / "real-llm-humaneval-samples.jsonl.gz"
+SHARED_DATA = Path(os.environ.get("KODERZ_SHARED_DATA") or REPO.parent / "shared" / "data")  # beside the repo
+SAMPLES = SHARED_DATA / "real-llm-humaneval-samples.jsonl.gz"
 DISAGREEMENTS = REPO / "docs" / "agreement-disagreements.json"
 SUMMARY = REPO / "benchmarks" / "results" / "humaneval_agreement.json"
 

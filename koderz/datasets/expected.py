@@ -3,9 +3,11 @@
 ``Expected`` is the sequence a ``Problem`` carries as ``expected``. Small answers are
 stored as their wire text (``koderz.sandbox.wire.encode``), so the sandbox can accept an
 identical answer by comparing text; answers longer than ``INLINE_LIMIT`` characters are
-stored as a SHA-256 digest, their length and a short head, with the full values in a
-side file that is read only when a value itself is needed (a mismatch to explain, a
-tolerance to apply). Indexing returns the decoded value, as a tuple would.
+stored as a SHA-256 digest, their length, a short head and the offset of their value in
+a side file (each value pickled on its own), read only when that value itself is needed
+(a mismatch to explain, a tolerance to apply). Indexing returns the decoded value, as a
+tuple would. Which answers are floats in EvalPlus's sense (``is_floats``) is recorded
+too, since a float answer changes EvalPlus's tolerance for the inputs after it.
 """
 
 from __future__ import annotations
@@ -26,33 +28,42 @@ def digest(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
-def compact(text: str) -> str | tuple[str, int, str]:
-    """The stored form of one answer's wire text."""
-    return text if len(text) <= INLINE_LIMIT else (digest(text), len(text), text[:200])
+Entry = str | tuple[str, int, str, int]
+
+
+def compact(text: str, offset: int = -1) -> Entry:
+    """The stored form of one answer's wire text (``offset``: where its value is in the side file)."""
+    return text if len(text) <= INLINE_LIMIT else (digest(text), len(text), text[:200], offset)
 
 
 class Expected(Sequence):
     """Reference answers of one task, decoded on demand."""
 
-    __slots__ = ("_entries", "_side")
+    __slots__ = ("_entries", "_floats", "_side")
 
-    def __init__(self, entries: list[str | tuple[str, int, str]], side: Path | None = None) -> None:
+    def __init__(self, entries: list[Entry], side: Path | None = None, floats: frozenset[int] = frozenset()) -> None:
         self._entries = entries
         self._side = side
+        self._floats = floats
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         entry = self._entries[index]
         if isinstance(entry, str):
             return decode(entry)
-        if self._side is None:
+        if self._side is None or entry[3] < 0:
             raise IndexError(f"expected output {index} was stored only as a digest")
         with self._side.open("rb") as handle:
-            return pickle.load(handle)[index]
+            handle.seek(entry[3])
+            return pickle.load(handle)
+
+    def is_floats(self, index: int) -> bool:
+        """EvalPlus's ``is_floats`` of the answer (recorded when the ground truth was computed)."""
+        return index in self._floats
 
     def text(self, index: int) -> str | None:
         """The answer's wire text, or None when only its digest is kept."""
@@ -66,6 +77,8 @@ class Expected(Sequence):
             if text is not None:
                 return text == entry
             return text_digest == digest(entry)
+        if text is not None and len(text) != entry[1]:
+            return False
         return (text_digest or digest(text or "")) == entry[0]
 
     def characters(self) -> int:
@@ -92,7 +105,7 @@ class Inputs(Sequence):
     def __len__(self) -> int:
         return len(self.blobs)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [marshal.loads(blob) for blob in self.blobs[index]]
         return marshal.loads(self.blobs[index])

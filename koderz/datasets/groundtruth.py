@@ -8,7 +8,7 @@ integer). Work runs in trusted worker processes, once per data file: the cache f
 keyed by the data file's hash, koderz's ground-truth version and the Python version.
 
 Answers are cached compactly (see ``expected``): wire text for small ones, a digest for
-big ones with the full values in a per-task side file. An input whose reference answer
+big ones with their values in a per-task side file, and which answers are floats. An input whose reference answer
 is longer than ``MAX_OUTPUT`` characters is dropped from the task (logged; MBPP+'s
 ``combinations_colors`` has one with a 1 GB answer), since no attempt could return it
 through the sandbox's output cap.
@@ -27,13 +27,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from koderz.datasets.expected import compact
+from koderz.datasets.expected import Entry, compact
 from koderz.sandbox.checkenv import check_namespace
-from koderz.sandbox.oracle import normalize_expected
+from koderz.sandbox.oracle import is_floats, normalize_expected
 from koderz.sandbox.wire import MAX_OUTPUT, encode
 
 log = logging.getLogger(__name__)
-GROUNDTRUTH_VERSION = 5
+GROUNDTRUTH_VERSION = 6
 
 
 def cache_dir() -> Path:
@@ -61,28 +61,39 @@ def _run_inputs(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compact(task: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """Store answers as wire text or digests; full values go to a side file when needed."""
-    entries, kept, values = [], [], []
-    for index, value in enumerate(result["expected"]):
-        text = encode(value)
-        if len(text) > MAX_OUTPUT:
-            continue
-        kept.append(index)
-        entries.append(compact(text))
-        values.append(value)
-    side = None
-    if any(not isinstance(entry, str) for entry in entries):
-        side = task["side_dir"] / (task["task_id"].replace("/", "_") + ".pkl")
-        side.parent.mkdir(parents=True, exist_ok=True)
-        with side.open("wb") as handle:
-            pickle.dump(values, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    """Store answers as wire text or digests; big values go to a side file, one pickle each."""
+    side = task["side_dir"] / (task["task_id"].replace("/", "_") + ".pkl")
+    entries: list[Entry] = []
+    kept: list[int] = []
+    floats: list[int] = []
+    handle = None
+    try:
+        for index, value in enumerate(result["expected"]):
+            text = encode(value)
+            if len(text) > MAX_OUTPUT:
+                continue
+            if is_floats(value):
+                floats.append(len(kept))
+            kept.append(index)
+            entry = compact(text)
+            if not isinstance(entry, str):
+                if handle is None:
+                    side.parent.mkdir(parents=True, exist_ok=True)
+                    handle = side.open("wb")
+                entry = compact(text, handle.tell())
+                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            entries.append(entry)
+    finally:
+        if handle is not None:
+            handle.close()
     count = len(result["expected"])
     inputs = result["inputs"]
     return {
         "inputs": None if inputs is None else [inputs[i] for i in kept],
         "kept": None if len(kept) == count else kept,
         "expected": entries,
-        "side": side and str(side),
+        "floats": floats,
+        "side": str(side) if handle is not None else None,
         "seconds": result["seconds"],
     }
 

@@ -80,7 +80,7 @@ def _humaneval() -> list[Problem]:
 
 
 def _expected(truth: dict[str, Any]) -> Expected:
-    return Expected(truth["expected"], Path(truth["side"]) if truth["side"] else None)
+    return Expected(truth["expected"], Path(truth["side"]) if truth["side"] else None, frozenset(truth["floats"]))
 
 
 def _evalplus(name: str, filename: str, family: str) -> list[Problem]:

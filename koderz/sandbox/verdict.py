@@ -1,11 +1,31 @@
-"""The verdict on one program, decided by the trusted parent."""
+"""The verdict on one program, decided by the trusted side."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 STATUSES = ("passed", "failed", "error", "timeout", "memory", "killed")
+# the longest text each field may carry (characters); whatever a candidate produced
+TEXT_LIMITS = {
+    "failing_input": 300,
+    "expected": 1000,
+    "got": 300,
+    "error": 1000,
+    "traceback": 2000,
+    "output": 64 * 1024,
+}
+
+
+def clean_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters and made valid UTF-8 (lone surrogates escaped)."""
+    if len(text) > limit:
+        text = text[: max(limit - 20, 0)] + f"...({len(text)} chars)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+    return text
 
 
 @dataclass(frozen=True)
@@ -15,7 +35,10 @@ class Verdict:
     ``status`` is one of ``STATUSES``. For the first failing test, ``failing_input``,
     ``expected`` and ``got`` are short reprs (``expected`` is the reference answer, or
     for HumanEval the failing assertion of the original ``check``); ``error`` carries an
-    exception or limit message and ``traceback`` a short traceback.
+    exception or limit message and ``traceback`` a short traceback whose line numbers
+    count the program as the model wrote it. ``base_passed`` (EvalPlus datasets) is True
+    when every base input was judged equal, whatever happened on the plus inputs; None
+    for datasets without a base/plus split. Every text is bounded and valid UTF-8.
     """
 
     passed: bool
@@ -31,6 +54,12 @@ class Verdict:
     duration: float = 0.0
     isolation: dict[str, str] = field(default_factory=dict)
     base_passed: bool | None = None  # EvalPlus datasets: every base (original) test passed
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, str) and item.name in TEXT_LIMITS:
+                object.__setattr__(self, item.name, clean_text(value, TEXT_LIMITS[item.name]))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,5 +78,5 @@ class Verdict:
         if self.error:
             lines.append(f"Error: {self.error}")
         if self.traceback:
-            lines.append(f"Traceback (most recent call last, truncated):\n{self.traceback}")
+            lines.append(self.traceback)
         return "\n".join(lines)

@@ -12,6 +12,10 @@ from __future__ import annotations
 import _json
 import math
 
+TYPE_CHECKING = False  # no ``typing`` import at run time: the child pays for every import
+if TYPE_CHECKING:
+    from typing import Any
+
 MAX_DEPTH = 100
 MAX_OUTPUT = 64 * 1024 * 1024  # characters of one encoded answer
 _SMALL_INT = 10**15
@@ -21,7 +25,9 @@ _SMALL_INT = 10**15
 _DICT_NAMES = {"Counter", "OrderedDict", "defaultdict"}
 # json.dumps(tree, separators=(",", ":"), ensure_ascii=True, allow_nan=False), without
 # importing the ``json`` package (and ``re``) in the child
-_ENCODER = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+_ENCODER = _json.make_encoder(
+    None, lambda value: _enc(value, 0), _json.encode_basestring_ascii, None, ":", ",", False, False, False
+)
 
 
 def _is_dict(kind: type) -> bool:
@@ -38,7 +44,7 @@ class UnencodableValue(TypeError):
     """A value that is not plain data of builtin types."""
 
 
-def _enc(value: object, depth: int) -> object:
+def _enc(value: Any, depth: int) -> object:
     if depth > MAX_DEPTH:
         raise UnencodableValue(f"value nested deeper than {MAX_DEPTH} levels (or cyclic)")
     kind = type(value)
@@ -77,11 +83,6 @@ def encode(value: object) -> str:
     return json_text(_enc(value, 0))
 
 
-def to_tree(value: object) -> object:
-    """Encode to the JSON tree (not text); used where values are embedded in messages."""
-    return _enc(value, 0)
-
-
 class RegexMatch:
     """A ``re.Match`` the candidate returned: equal to nothing, but not ``None``."""
 
@@ -91,53 +92,107 @@ class RegexMatch:
         self.text = text
 
     def __repr__(self) -> str:
-        return f"<re.Match {self.text!r}>"
+        return f"<re.Match {self.text[:80]!r}>"
 
 
-_DECODERS = {
-    "tuple": lambda v: tuple(v),
-    "set": lambda v: set(v),
-    "frozenset": lambda v: frozenset(v),
-    "dict": lambda v: dict(v),
-    "bytes": lambda v: __import__("base64").b64decode(v, validate=True),
-    "complex": lambda v: complex(v[0], v[1]),
-    "int": lambda v: int(v, 16),
-    "float": lambda v: {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[v],
-    "match": lambda v: RegexMatch(v),
-}
+class OverLimit(ValueError):
+    """A well-formed answer beyond one of the trusted side's decoding limits."""
 
 
-def from_tree(tree: object) -> object:
-    """Decode a JSON tree made by ``to_tree``; raises ValueError on anything else."""
-    kind = type(tree)
-    if tree is None or kind in (bool, int, float, str):
-        return tree
-    if kind is list:
-        return [from_tree(item) for item in tree]
-    if kind is dict and set(tree) == {"t", "v"} and tree["t"] in _DECODERS:
-        tag, raw = tree["t"], tree["v"]
-        if tag == "match":
-            if type(raw) is not str:
-                raise ValueError("bad match payload")
-            return RegexMatch(raw)
-        if tag in ("int", "float", "bytes"):
+_NON_FINITE = ("nan", "inf", "-inf")
+
+
+class _Decoder:
+    """JSON tree -> value, within limits: nesting depth, values in one answer, digits of one int.
+
+    Each float ``nan`` is a fresh object (``[nan] == [nan]`` must be False, as between
+    two processes); plain JSON numbers are only what ``encode`` writes (finite floats,
+    ints below 10**15).
+    """
+
+    def __init__(self, max_depth: int, max_items: int, max_int_digits: int) -> None:
+        self.max_depth, self.max_items, self.max_int_digits = max_depth, max_items, max_int_digits
+        self.items = 0
+        # hex digits of an int with ``max_int_digits`` decimal digits (log2(10) / 4 each)
+        self.max_hex = int(max_int_digits * 0.8305) + 4
+
+    def count(self, n: int) -> None:
+        self.items += n
+        if self.items > self.max_items:
+            raise OverLimit(f"answer has more than {self.max_items} values")
+
+    def value(self, tree: Any, depth: int) -> object:
+        if depth > self.max_depth:
+            raise OverLimit(f"answer nested deeper than {self.max_depth} levels")
+        kind = type(tree)
+        if tree is None or kind in (bool, int, str):
+            return tree
+        if kind is float:
+            if not math.isfinite(tree):
+                raise ValueError("untagged non-finite float")
+            return tree
+        if kind is list:
+            self.count(len(tree))
+            return [self.value(item, depth + 1) for item in tree]
+        if kind is dict and len(tree) == 2 and tree.keys() == {"t", "v"}:
+            return self.tagged(tree["t"], tree["v"], depth)
+        raise ValueError(f"not a koderz wire value: {str(tree)[:80]!r}")
+
+    def tagged(self, tag: object, raw: Any, depth: int) -> object:
+        if tag in ("int", "float", "bytes", "match"):
             if type(raw) is not str:
                 raise ValueError(f"bad {tag} payload")
-            return _DECODERS[tag](raw)
-        if type(raw) is not list:
-            raise ValueError(f"bad {tag} payload")
-        items = [from_tree(item) for item in raw]
-        if tag == "dict" and not all(type(pair) is list and len(pair) == 2 for pair in items):
-            raise ValueError("bad dict payload")
-        try:
-            return _DECODERS[tag](items)
-        except (TypeError, IndexError, KeyError) as exc:
-            raise ValueError(f"bad {tag} payload: {exc}") from None
-    raise ValueError(f"not a koderz wire value: {str(tree)[:80]!r}")
+            if tag == "int":
+                digits = len(raw) - (3 if raw.startswith("-") else 2)
+                if digits > self.max_hex:
+                    raise OverLimit(f"answer has an int of more than {self.max_int_digits} digits")
+                return int(raw, 16)
+            if tag == "float":
+                if raw not in _NON_FINITE:
+                    raise ValueError("bad float payload")
+                return float(raw)
+            if tag == "match":
+                return RegexMatch(raw)
+            self.count(len(raw) // 4)
+            return __import__("base64").b64decode(raw, validate=True)
+        if tag not in ("tuple", "set", "frozenset", "dict", "complex") or type(raw) is not list:
+            raise ValueError(f"bad {str(tag)[:20]} payload")
+        self.count(len(raw))
+        if tag == "dict":
+            if not all(type(pair) is list and len(pair) == 2 for pair in raw):
+                raise ValueError("bad dict payload")
+            return {self.value(k, depth + 1): self.value(v, depth + 1) for k, v in raw}
+        items = [self.value(item, depth + 1) for item in raw]
+        if tag == "tuple":
+            return tuple(items)
+        if tag == "set":
+            return set(items)
+        if tag == "frozenset":
+            return frozenset(items)
+        real, imag = items if len(items) == 2 else (None, None)
+        if type(real) not in (int, float) or type(imag) not in (int, float):
+            raise ValueError("bad complex payload")
+        return complex(float(real), float(imag))  # type: ignore[arg-type]
 
 
-def decode(text: str) -> object:
-    """Decode one line made by ``encode``."""
+def _plain_int(text: str) -> int:
+    if len(text) > 17:
+        raise ValueError("untagged int beyond 10**15")
+    return int(text)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"JSON constant {name} is not a koderz wire value")
+
+
+def decode(
+    text: str | bytes, *, max_depth: int = MAX_DEPTH, max_items: int = 10**9, max_int_digits: int = 10**9
+) -> object:
+    """Decode one line made by ``encode``; ValueError (``OverLimit`` for a limit) on anything else.
+
+    Unhashable set members or dict keys raise TypeError, which callers treat like ValueError.
+    """
     import json
 
-    return from_tree(json.loads(text))
+    tree = json.loads(text, parse_int=_plain_int, parse_constant=_no_constant)
+    return _Decoder(max_depth, max_items, max_int_digits).value(tree, 0)

@@ -49,6 +49,16 @@ def humaneval() -> dict[str, Problem]:
     return {p.task_id: p for p in load_dataset("humaneval")}
 
 
+@pytest.fixture(scope="session")
+def humaneval_plus() -> dict[str, Problem]:
+    return {p.task_id: p for p in load_dataset("humaneval_plus")}
+
+
+@pytest.fixture(scope="session")
+def mbpp_plus() -> dict[str, Problem]:
+    return {p.task_id: p for p in load_dataset("mbpp_plus")}
+
+
 @pytest.fixture
 def sandbox():
     sandbox = Sandbox(SandboxConfig(uid_base=UID_BASE))

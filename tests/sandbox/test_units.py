@@ -1,18 +1,24 @@
-"""Wire format, oracle, result collector and program assembly (no processes)."""
+"""Wire format, bounded decoding, oracle, result collector and verdict texts (no processes)."""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import re
 
 import pytest
 
 from koderz.datasets.expected import Expected, compact
-from koderz.sandbox.checkenv import assemble
-from koderz.sandbox.judge import Collector, ProtocolError
-from koderz.sandbox.oracle import outputs_match
-from koderz.sandbox.wire import RegexMatch, UnencodableValue, decode, encode
+from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, short_repr
+from koderz.sandbox.judge_server import _Stream
+from koderz.sandbox.oracle import Oracle
+from koderz.sandbox.verdict import Verdict, clean_text
+from koderz.sandbox.wire import OverLimit, RegexMatch, UnencodableValue, decode, encode
+
+LIMITS = AnswerLimits(
+    send_limit=1 << 20, answer_bytes=64 << 20, max_depth=100, max_items=400_000, max_int_digits=10_000
+)
 
 
 @pytest.mark.parametrize(
@@ -22,8 +28,10 @@ from koderz.sandbox.wire import RegexMatch, UnencodableValue, decode, encode
         True,
         3,
         10**30,
+        -(10**30),
         -2.5,
         math.inf,
+        -math.inf,
         "a\nb",
         [1, (2, 3)],
         {5: "x", "5": 1},
@@ -31,6 +39,7 @@ from koderz.sandbox.wire import RegexMatch, UnencodableValue, decode, encode
         frozenset({3}),
         b"\x00\xff",
         1 + 2j,
+        complex(math.inf, -1),
         (),
     ],
 )
@@ -51,8 +60,44 @@ def test_wire_rejects_user_types() -> None:
     for value in (MyInt(3), Eq(), [Eq()]):
         with pytest.raises(UnencodableValue):
             encode(value)
-    with pytest.raises(ValueError):
-        decode('{"t":"evil","v":1}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"t":"evil","v":1}',  # unknown tag
+        '{"t":"float","v":"1.5"}',  # only nan/inf travel tagged
+        '{"t":"int"}',  # tag without value (was a KeyError)
+        '{"t":"int","v":5}',  # int payload must be hex text
+        '{"t":"tuple","v":"ab"}',
+        '{"t":"dict","v":[[1]]}',
+        '{"t":"complex","v":[1]}',
+        '{"t":"bytes","v":"!!"}',
+        "1e999",  # an untagged infinity
+        "NaN",
+        "1" * 40,  # an untagged int beyond what encode writes plainly
+        "[1,",
+    ],
+)
+def test_decode_rejects_what_encode_never_writes(text) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        decode(text, max_depth=100, max_items=1000, max_int_digits=1000)
+
+
+def test_decode_limits() -> None:
+    with pytest.raises(OverLimit, match="nested deeper"):
+        decode("[" * 50 + "]" * 50, max_depth=20, max_items=1000, max_int_digits=100)
+    with pytest.raises(OverLimit, match="more than 10 values"):
+        decode(encode(list(range(11))), max_depth=20, max_items=10, max_int_digits=100)
+    with pytest.raises(OverLimit, match="int of more than 100 digits"):
+        decode(encode(10**200), max_depth=20, max_items=10, max_int_digits=100)
+    assert decode(encode(10**99), max_depth=20, max_items=10, max_int_digits=100) == 10**99
+    with pytest.raises(RecursionError):
+        decode("[" * 100_000 + "]" * 100_000)  # json's own recursion guard: an exception, not a crash
+
+
+def test_decoded_nan_is_never_equal() -> None:
+    assert decode(encode([math.nan])) != decode(encode([math.nan]))
 
 
 def test_wire_stdlib_dicts_and_matches() -> None:
@@ -61,45 +106,144 @@ def test_wire_stdlib_dicts_and_matches() -> None:
     assert isinstance(match, RegexMatch) and match != "aa" and match is not None
 
 
-def test_oracle_semantics() -> None:
-    assert outputs_match("humaneval", "f", (), True, 1, 0)  # == as in the original asserts
-    assert outputs_match("humaneval", "f", (), 1.0000001, 1.0, 0)  # 1e-6 for float answers
-    assert not outputs_match("humaneval", "f", (), 1.1, 1.0, 0)
-    assert outputs_match("humaneval", "find_zero", ([-6, 11, -6, 1],), 1.0, 3.0, 0)  # any root
-    assert not outputs_match("humaneval", "find_zero", ([-6, 11, -6, 1],), 1.5, 1.0, 0)
-    assert outputs_match("mbpp", "check_str", ("a",), RegexMatch("a"), True, 0)
+def _judge(values, family="humaneval", entry="f", atol=0.0, args=()):
+    oracle = Oracle(family, entry, atol)
+    return [oracle.judge(args, out, exp) for out, exp in values]
 
 
-def _problem(humaneval):
-    return humaneval["HumanEval/23"]
+def test_oracle_floats_inf_and_nesting() -> None:
+    assert _judge([(True, 1), (1.0000001, 1.0), (1.1, 1.0)]) == [True, True, False]
+    # an infinity is only equal to itself (the tolerance is not infinite)
+    assert _judge([(1e308, math.inf), (-math.inf, math.inf), (math.inf, math.inf)]) == [False, False, True]
+    # nesting changes the shape: rejected, as numpy's allclose does (broadcasting aside)
+    assert _judge([([[1.5], [2.5]], [1.5, 2.5]), ([1.5, 2.5], [1.5, 2.5])]) == [False, True]
+    assert _judge([([float("nan")], [float("nan")])]) == [False]
 
 
-def test_collector_fast_path_and_protocol(humaneval) -> None:
-    import dataclasses
+def test_oracle_keeps_evalplus_atol_quirk() -> None:
+    """After the first float answer, atol is 1e-6 for the rest of the run (int lists included)."""
+    before = _judge([([1, 2.0000001], [1, 2])])
+    after = _judge([(0.5, 0.5), ([1, 2.0000001], [1, 2])])
+    assert before == [False] and after == [True, True]
 
-    base = _problem(humaneval)
-    problem = dataclasses.replace(
-        base, dataset="humaneval_plus", expected=Expected([compact(encode(v)) for v in base.expected])
+
+def test_oracle_special_cases() -> None:
+    assert _judge([(1.0, 3.0)], entry="find_zero", args=([-6, 11, -6, 1],)) == [True]  # any root
+    assert _judge([(1.5, 1.0)], entry="find_zero", args=([-6, 11, -6, 1],)) == [False]
+    assert _judge([(RegexMatch("a"), True)], family="mbpp", entry="check_str") == [True]
+    assert _judge([([3, 1, 2], [1, 2, 3])], family="mbpp", entry="similar_elements") == [True]
+    assert _judge([([[1]], [1])], family="mbpp", entry="similar_elements") == [False]  # unhashable: a failure
+
+
+def _plus_problem(humaneval, task="HumanEval/23"):
+    base = humaneval[task]
+    return dataclasses.replace(
+        base,
+        dataset="humaneval_plus",
+        expected=Expected([compact(encode(v)) for v in base.expected]),
+        base_input_count=2,
+        extra={"family": "humaneval"},
     )
-    results = Collector(problem)
-    results.feed(b'S 0 {"network": "namespace"}\n')
-    for index, value in enumerate(base.expected):
-        results.feed(b"V %d %s\n" % (index, encode(value).encode()))
-    assert results.passed == len(base.expected) and results.first is None
-    for bad in (b"S 0 {}\n", b"V 0 1\n", b"X 0 1\n", b"V zero 1\n"):
+
+
+def _feed(collector: Collector, *lines: bytes) -> None:
+    for line in lines:
+        collector.feed(line)
+
+
+def test_collector_fast_path_base_passed_and_protocol(humaneval) -> None:
+    problem = _plus_problem(humaneval)
+    results = Collector(problem, LIMITS)
+    _feed(results, b'S 0 {"network": "namespace"}')
+    for index, value in enumerate(problem.expected):
+        results.feed(b"V %d %s" % (index, encode(value).encode()))
+    judgement = results.judgement()
+    assert judgement.status == "passed" and judgement.tests_passed == len(problem.inputs)
+    assert judgement.base_passed is True
+    for bad in (b"S 0 {}", b"V 0 1", b"X 0 1", b"V zero 1", b'E 99 {"err":"x"}'):
         with pytest.raises(ProtocolError):
             results.feed(bad)
 
 
-def test_expected_digest_entries() -> None:
+def test_collector_base_passed_after_a_plus_failure(humaneval) -> None:
+    problem = _plus_problem(humaneval)
+    results = Collector(problem, LIMITS)
+    _feed(results, b"S 0 {}", *(b"V %d %s" % (i, encode(v).encode()) for i, v in enumerate(problem.expected[:2])))
+    _feed(results, b"V 2 -1")
+    judgement = results.judgement()
+    assert judgement.status == "failed" and judgement.base_passed is True and judgement.got == "-1"
+
+
+def test_collector_never_counts_an_undecodable_answer(humaneval) -> None:
+    """A malformed tag used to end the reader silently with the test counted: a false pass."""
+    problem = _plus_problem(humaneval)
+    results = Collector(problem, LIMITS)
+    _feed(results, b"S 0 {}", *(b"V %d %s" % (i, encode(v).encode()) for i, v in enumerate(problem.expected[:-1])))
+    last = len(problem.expected) - 1
+    with pytest.raises(ProtocolError, match="undecodable"):
+        results.feed(b'V %d {"t":"int"}' % last)
+    assert results.passed == last  # the last test was never judged equal
+    with pytest.raises(OverLimit):
+        Collector(problem, dataclasses.replace(LIMITS, max_int_digits=10)).decode(0, encode(10**50))
+
+
+def test_collector_incomplete_stream(humaneval) -> None:
+    problem = _plus_problem(humaneval)
+    results = Collector(problem, LIMITS)
+    _feed(results, b"S 0 {}", b"V 0 " + encode(problem.expected[0]).encode())
+    judgement = results.judgement()
+    assert judgement.status == "incomplete" and judgement.tests_passed == 1 and judgement.base_passed is False
+
+
+def test_collector_result_before_setup_report(humaneval) -> None:
+    with pytest.raises(ProtocolError, match="before the setup report"):
+        Collector(_plus_problem(humaneval), LIMITS).feed(b"V 0 1")
+
+
+def test_stream_limits(humaneval) -> None:
+    problem = _plus_problem(humaneval)
+    small = dataclasses.replace(LIMITS, send_limit=10, answer_bytes=200_000)
+    stream = _Stream(Collector(problem, small), small)
+    stream.take(b"S 0 {}\nV 0 " + encode(problem.expected[0]).encode() + b"\nV 1 ")
+    assert stream.collector.passed == 1
+    with pytest.raises(OverLimit, match="longer than"):
+        stream.take(b"7" * 70_000)  # a line beyond line_bytes, even before its newline arrives
+    stream = _Stream(Collector(problem, small), small)
+    stream.take(b"S 0 {}\n")
+    with pytest.raises(OverLimit, match="in all"):
+        for _ in range(10):
+            stream.take(b"D 0 \n" * 5_000)
+
+
+def test_short_repr_is_bounded_for_hostile_values() -> None:
+    assert short_repr(10**5000).startswith("<int of 5001 digits")  # repr() itself would raise
+    assert len(short_repr(list(range(10**6)))) <= 300
+    assert len(short_repr("x" * 10**6)) <= 300
+    assert short_repr("\ud800") == "'\\ud800'"
+
+
+def test_verdict_texts_are_bounded_utf8() -> None:
+    verdict = Verdict(False, "error", 0, 1, error="\ud800" * 5000, got="é" * 1000, output="x" * 10**6)
+    for text in (verdict.error, verdict.got, verdict.output):
+        text.encode("utf-8")  # no lone surrogate left
+    assert len(verdict.error) <= 1000 and len(verdict.got) <= 300 and len(verdict.output) <= 64 * 1024
+    assert clean_text("abc", 10) == "abc"
+
+
+def test_feedback_shows_the_traceback_header_once() -> None:
+    tb = 'Traceback (most recent call last):\n  File "candidate.py", line 3, in f\nZeroDivisionError: division by zero'
+    feedback = Verdict(False, "error", 0, 1, error="ZeroDivisionError: division by zero", traceback=tb).feedback()
+    assert feedback.count("Traceback") == 1 and 'File "candidate.py", line 3' in feedback
+
+
+def test_judgement_round_trips_as_json() -> None:
+    judgement = Judgement("failed", 3, "(1,)", "2", "3", base_passed=True, isolation={"pid": "namespace"})
+    assert Judgement.from_json(judgement.to_json()) == judgement
+
+
+def test_expected_digest_entries_and_floats() -> None:
     text = encode(list(range(5000)))
-    expected = Expected([compact(text), compact("1")])
+    expected = Expected([compact(text), compact("1")], floats=frozenset({1}))
     assert expected.text(0) is None and expected.same(0, text) and not expected.same(0, "[1]")
     assert expected[1] == 1 and len(expected) == 2
-
-
-def test_assemble_hoists_future_imports() -> None:
-    program = '"""doc"""\nfrom __future__ import annotations\n\ndef f(x: int) -> int:\n    return x\n'
-    source = assemble("import math\n", program)
-    assert source.startswith("from __future__ import annotations\nimport math\n")
-    compile(source, "candidate.py", "exec")
+    assert expected.is_floats(1) and not expected.is_floats(0)

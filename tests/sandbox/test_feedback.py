@@ -1,0 +1,99 @@
+"""What a verdict tells the model and the experiment: program line numbers, whole failed
+checks, one traceback header; harness failures raise instead of becoming a verdict."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from koderz.errors import SandboxError
+from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+
+
+async def test_traceback_counts_the_program_as_written(humaneval, sandbox) -> None:
+    problem = humaneval["HumanEval/2"]  # its prompt has no preamble lines of its own
+    program = "\n" * 12 + "def truncate_number(number):\n    return number / 0\n"  # the error is on line 14
+    verdict = await sandbox.evaluate(problem, program)
+    assert verdict.status == "error" and verdict.error.startswith("ZeroDivisionError")
+    assert 'File "candidate.py", line 14, in truncate_number' in verdict.traceback
+    assert "return number / 0" in verdict.traceback  # the program's own source line
+    assert verdict.feedback().count("Traceback (most recent call last)") == 1
+
+
+async def test_traceback_with_a_preamble(humaneval, sandbox) -> None:
+    problem = humaneval["HumanEval/10"]  # the prompt defines is_palindrome before make_palindrome
+    program = "def make_palindrome(string):\n    x = 1\n    raise ValueError(string)\n"
+    verdict = await sandbox.evaluate(problem, program)
+    assert 'File "candidate.py", line 3, in make_palindrome' in verdict.traceback
+
+
+async def test_failed_check_is_the_whole_assertion(humaneval, sandbox) -> None:
+    problem = humaneval["HumanEval/1"]  # its first assert spans three lines
+    verdict = await sandbox.evaluate(problem, "def separate_paren_groups(paren_string):\n    return []\n")
+    assert verdict.status == "failed" and verdict.got == "[]"
+    assert verdict.expected.endswith(
+        "failed check: assert candidate('(()()) ((())) () ((())()())') == [ '(()())', '((()))', '()', '((())()())' ]"
+    )
+
+
+async def test_syntax_error_line_is_the_programs(humaneval, sandbox) -> None:
+    problem = humaneval["HumanEval/2"]
+    verdict = await sandbox.evaluate(problem, "def truncate_number(number):\n    return (\n")
+    assert verdict.status == "error" and verdict.error.startswith("SyntaxError")
+    assert 'File "candidate.py", line 2' in verdict.traceback
+
+
+async def test_judge_server_death_is_a_harness_error(humaneval, uid_base) -> None:
+    """A judge zygote that dies mid-attempt is not the program's fault: SandboxError, then recovery."""
+    sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
+    problem = humaneval["HumanEval/23"]
+    try:
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed
+        slow = "import time\ndef strlen(string):\n    time.sleep(30)\n    return len(string)\n"
+        attempt = asyncio.ensure_future(sandbox.evaluate(problem, slow))
+        await asyncio.sleep(0.5)
+        judges = sandbox._judges
+        assert judges is not None and judges._popen is not None
+        judges._popen.kill()
+        with pytest.raises(SandboxError, match="judge server"):
+            await asyncio.wait_for(attempt, 60)
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed  # a new judge server
+    finally:
+        sandbox.close()
+
+
+async def test_fork_server_death_mid_attempt_is_a_harness_error(humaneval, uid_base) -> None:
+    sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
+    problem = humaneval["HumanEval/23"]
+    try:
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed
+        slow = "import time\ndef strlen(string):\n    time.sleep(30)\n    return len(string)\n"
+        attempt = asyncio.ensure_future(sandbox.evaluate(problem, slow))
+        await asyncio.sleep(0.5)
+        zygote = sandbox._zygote
+        assert zygote is not None and zygote._popen is not None
+        zygote._popen.kill()
+        with pytest.raises(SandboxError, match="fork server"):
+            await asyncio.wait_for(attempt, 60)
+    finally:
+        sandbox.close()
+
+
+async def test_zygote_never_signals_a_pid_it_does_not_own(humaneval, uid_base) -> None:
+    """``K <pid>`` / ``T <pid>`` for a process the zygote did not fork (or already reaped) do nothing."""
+    sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
+    problem = humaneval["HumanEval/23"]
+    bystander = await asyncio.create_subprocess_exec("sleep", "60", start_new_session=True)
+    try:
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed
+        zygote = sandbox._zygote
+        assert zygote is not None
+        zygote.signal(bystander.pid, b"K")
+        zygote.signal(bystander.pid, b"T")
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed  # the zygote handled both
+        assert bystander.returncode is None
+    finally:
+        bystander.kill()
+        await bystander.wait()
+        sandbox.close()
