@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from koderz.plan import Plan
+from koderz.records import RunFolder
 from koderz.runner import Runner
 from tests.conftest import compose_config
 from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
@@ -198,9 +199,9 @@ def test_speed_mode_reports_tokens_per_second_for_each_model(tmp_path) -> None:
         assert done.returncode == 0, done.stderr
         # 2 models x (1 warm-up + 3 prompts); the checkpoint model is the reference model
         assert len(server.chat_requests) == 8
-    rows = json.loads(next((tmp_path / "outputs" / "runs").glob("*/*/speed.json")).read_text())
-    speeds = {row["model"]: row for row in rows}
+    folder = RunFolder(next((tmp_path / "outputs" / "runs").glob("*/*/speed.json")).parent)
+    speeds = {row.model: row for row in folder.read_speed().rows}
     assert {"gpt-4o-mini", "qwen2.5-coder:32b"} <= set(speeds)
     for name in ("gpt-4o-mini", "qwen2.5-coder:32b"):
-        assert speeds[name]["calls"] == 3 and speeds[name]["errors"] == 0
-        assert 0 < speeds[name]["tokens_per_s"] < 40 / 0.05 + 1
+        assert speeds[name].calls == 3 and speeds[name].errors == 0
+        assert 0 < speeds[name].tokens_per_s < 40 / 0.05 + 1

@@ -66,8 +66,7 @@ def app(cfg: DictConfig) -> Any:
 
 def _header(cfg: DictConfig, selected: int | None, hydra_cfg: Any) -> None:
     """One line as soon as the job is checked: what runs, and where its record goes."""
-    if cfg.resume:
-        log.info("koderz: resuming %s", cfg.resume)
+    if cfg.resume:  # the runner says so once it is sure there is something to resume
         return
     what = f"{selected} {cfg.dataset.name} problems" if selected is not None else "the speed test"
     log.info(
