@@ -93,14 +93,21 @@ def app(cfg: DictConfig) -> Any:
             return None
         from koderz.runner import Runner
 
-        outcome = asyncio.run(Runner(plan, run_dir, resuming=resuming, overrides=applied).run())
+        live = _start_tracking(plan, run_dir, hydra_cfg) if plan.config.tracking.enabled else None
+        runner = Runner(plan, run_dir, resuming=resuming, overrides=applied, observers=[live] if live else [])
+        try:
+            outcome = asyncio.run(runner.run())
+        except KoderzError:
+            if live is not None and not cfg.resume:
+                live.discard()
+            raise
     except KoderzError as exc:
         if not cfg.resume:
             _discard(run_dir)
         sys.stderr.write(f"koderz: error: {exc}\n")
         sys.exit(ExitCode.BAD_INPUT)
-    if plan.config.tracking.enabled:
-        _track(plan, outcome.folder, hydra_cfg)
+    if live is not None and not live.finish():
+        sys.exit(ExitCode.INTERRUPTED)
     if outcome.exit_code and hydra_cfg.mode != RunMode.MULTIRUN:
         sys.exit(outcome.exit_code)
     return outcome.summary.pass_rate, outcome.summary.cost.total
@@ -126,12 +133,15 @@ def _plan(cfg: DictConfig, overrides: list[str]) -> tuple[Any, bool, list[str]]:
     return Plan.build(config), True, applied
 
 
-def _track(plan: Any, folder: Path, hydra_cfg: Any) -> None:
+def _start_tracking(plan: Any, folder: Path, hydra_cfg: Any) -> Any:
+    """The MLflow worker that logs the run while it runs (``koderz.tracking.live``)."""
     from koderz.tracking.callback import hydra_job_tags, parent_run_id_for
-    from koderz.tracking.mlflow_tracker import log_run_folder
+    from koderz.tracking.live import LiveTracking
 
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
-    log_run_folder(folder, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags())
+    return LiveTracking.start(
+        folder, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags()
+    )
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from koderz.records.models import (
     Span,
     Tokens,
     TraceRecord,
+    TrackingProgress,
 )
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "Span",
     "Tokens",
     "TraceRecord",
+    "TrackingProgress",
 ]

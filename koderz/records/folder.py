@@ -6,6 +6,7 @@
     traces.jsonl     a problem's spans                               samples.<mode>.jsonl per mode when
     timing.json      where the time went                             a run has two parts)
     koderz.log       the log                          debug/        raw answers (debug=true)
+    tracking.json    what the MLflow run holds so far tracking.log  the MLflow logger's own log
 
 JSONL files are appended as each problem finishes and flushed at once, so a crash loses nothing
 finished; JSON files are replaced atomically. A torn last line (a kill mid-write) is skipped.
@@ -33,6 +34,7 @@ from koderz.records.models import (
     RunTiming,
     SampleRecord,
     TraceRecord,
+    TrackingProgress,
 )
 from koderz.vocab import Mode
 
@@ -48,6 +50,8 @@ TRACES = "traces.jsonl"
 RESULTS = "results.json"
 TIMING = "timing.json"
 LOG = "koderz.log"
+TRACKING = "tracking.json"
+TRACKING_LOG = "tracking.log"
 DEBUG = "debug"
 HYDRA_OVERRIDES = ".hydra/overrides.yaml"
 APPENDED = (RESULTS_JSONL, ATTEMPTS, TRACES)
@@ -84,6 +88,10 @@ class RunFolder:
         return self.path / LOG
 
     @property
+    def tracking_log_path(self) -> Path:
+        return self.path / TRACKING_LOG
+
+    @property
     def debug_path(self) -> Path:
         return self.path / DEBUG
 
@@ -92,6 +100,9 @@ class RunFolder:
         """The files worth keeping beside a tracking run (those that exist)."""
         names = [RESULTS, TIMING, CONFIG, LOG, *(self.samples_name(m) for m in self.parts)]
         return [self.path / name for name in names if (self.path / name).is_file()]
+
+    def has_config(self) -> bool:
+        return (self.path / CONFIG).is_file()
 
     def is_run_folder(self) -> bool:
         return (self.path / CONFIG).is_file() and (self.path / RESULTS_JSONL).is_file()
@@ -127,6 +138,13 @@ class RunFolder:
 
     def write_state(self, state: RunState) -> None:
         self._replace(STATE, state.model_dump_json(indent=2))
+
+    def read_tracking(self) -> TrackingProgress | None:
+        path = self.path / TRACKING
+        return _load(TrackingProgress, path) if path.is_file() else None
+
+    def write_tracking(self, progress: TrackingProgress) -> None:
+        self._replace(TRACKING, progress.model_dump_json(indent=2))
 
     # appending ------------------------------------------------------------------------
 

@@ -350,3 +350,23 @@ class RunState(Record):
     @property
     def status(self) -> str:
         return self.parts[-1].status if self.parts else "new"
+
+
+class TrackingProgress(Record):
+    """tracking.json: what the run's MLflow run holds so far (written by ``koderz.tracking`` only).
+
+    ``logged`` maps each logged problem (``"<mode> <task_id>"``) to the ``finished_at`` of the
+    record logged, so a problem run again on resume is logged again. ``finished``: the summary,
+    files and figures are logged and the MLflow run has ended; ``stopped`` says why logging
+    stopped before that (Ctrl-C during the flush, an error), for ``python -m koderz.tracking log``.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    uri: str
+    experiment_id: str
+    mlflow_run_id: str
+    logged: dict[str, float] = Field(default_factory=dict)
+    steps: int = 0  # points of the cumulative pass-rate curve
+    passed: int = 0  # passes among them
+    finished: bool = False
+    stopped: str | None = None

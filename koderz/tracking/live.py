@@ -1,0 +1,199 @@
+"""The run's side of live tracking: start the worker, wake it per finished problem, wait for its flush.
+
+``LiveTracking.start`` spawns ``python -m koderz.tracking follow`` (``koderz.tracking.follow``)
+in a session of its own with a pipe on its stdin; the run passes it as a ``RunObserver``, so
+each finished problem writes one byte (never blocking: a full pipe just means the worker is
+busy and will find the problem on its next sync). ``finish`` closes the pipe and waits for the
+worker to log what is left, with a progress line. Ctrl-C there stops the worker (the MLflow run
+is marked KILLED with ``koderz.tracking=incomplete``) and prints the command that finishes the
+logging; the run folder is complete either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, TextIO
+
+from koderz.config import TrackingConfig
+from koderz.records import ProblemRecord, RunFolder
+from koderz.tracking.follow import DISCARD, STOPPED
+from koderz.tracking.mlflow_tracker import absolute_uri, tracking_uri
+
+log = logging.getLogger(__name__)
+
+STOP_SECONDS = 30.0  # for the worker to mark the MLflow run after SIGTERM
+DISCARD_SECONDS = 30.0
+TICK = 0.25
+REPORT_SECONDS = 5.0  # progress lines when stderr is not a terminal
+
+
+class LiveTracking:
+    """One worker process logging one run folder while the run runs."""
+
+    def __init__(self, folder: Path, tracking: TrackingConfig, process: subprocess.Popen[bytes]) -> None:
+        self.folder = RunFolder(folder)
+        self.tracking = tracking
+        self.process = process
+        self._pipe: IO[bytes] | None = process.stdin
+
+    @classmethod
+    def start(
+        cls,
+        folder: Path,
+        tracking: TrackingConfig,
+        *,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> LiveTracking:
+        """Spawn the worker for ``folder`` (created if missing); its output goes to tracking.log."""
+        folder = folder.resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = dataclasses.replace(tracking, uri=absolute_uri(tracking_uri(tracking)))
+        command = [sys.executable, "-m", "koderz.tracking", "follow", str(folder)]
+        command += ["--tracking", json.dumps(dataclasses.asdict(settings)), "--tags", json.dumps(tags or {})]
+        if parent_run_id:
+            command += ["--parent-run-id", parent_run_id]
+        with RunFolder(folder).tracking_log_path.open("ab") as out:
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        assert process.stdin is not None
+        os.set_blocking(process.stdin.fileno(), False)
+        return cls(folder, settings, process)
+
+    @property
+    def uri(self) -> str:
+        return str(self.tracking.uri)
+
+    def problem_done(self, record: ProblemRecord) -> None:
+        self._send(b".")
+
+    def _send(self, data: bytes) -> None:
+        if self._pipe is None:
+            return
+        try:
+            self._pipe.write(data)
+            self._pipe.flush()
+        except BlockingIOError:  # the worker is busy; it reads every new record on its next sync
+            pass
+        except (BrokenPipeError, ValueError):  # the worker ended; finish() says why
+            self._pipe = None
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            with contextlib.suppress(BrokenPipeError, BlockingIOError):
+                self._pipe.close()
+            self._pipe = None
+
+    def discard(self) -> None:
+        """The run never started (its folder is being removed): the worker deletes its MLflow run."""
+        self._send(DISCARD)
+        self._close_pipe()
+        try:
+            self.process.wait(timeout=DISCARD_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def finish(self, stream: TextIO | None = None) -> bool:
+        """Let the worker log what is left, showing progress; False when Ctrl-C stopped it."""
+        stream = stream or sys.stderr
+        self._close_pipe()
+        line = _ProgressLine(stream)
+        try:
+            while self.process.poll() is None:
+                line.show(self._progress())
+                time.sleep(TICK)
+        except KeyboardInterrupt:
+            line.done()
+            self._stop()
+            return False
+        line.done()
+        self._report(self.process.returncode)
+        return True
+
+    def _progress(self) -> tuple[int, int]:
+        """(logged, finished) problems."""
+        try:
+            saved = self.folder.read_tracking()
+            total = len(self.folder.records())
+        except Exception:  # noqa: BLE001 - a file being replaced; the next tick reads it
+            return 0, 0
+        return (len(saved.logged) if saved else 0), total
+
+    def _stop(self) -> None:
+        """Ctrl-C during the flush: the worker marks the MLflow run; one line says how to finish."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        logged, total = self._progress()
+        sys.stderr.write(
+            f"koderz: MLflow logging stopped at {logged} of {total} problems (run marked KILLED, "
+            f"koderz.tracking=incomplete); finish it with: {self.command()}\n"
+        )
+
+    def command(self) -> str:
+        return f"python -m koderz.tracking log {self.folder.path}"
+
+    def _report(self, code: int | None) -> None:
+        if code == 0:
+            saved = self.folder.read_tracking()
+            if saved is not None:
+                log.info("MLflow run %s (%s)", saved.mlflow_run_id, self.uri)
+            return
+        reason = "stopped" if code == STOPPED else _last_error(self.folder.tracking_log_path) or f"exit code {code}"
+        log.warning(
+            "MLflow tracking to %s failed: %s; the run folder is complete: log it later with `%s --uri %s`",
+            self.uri,
+            reason,
+            self.command(),
+            self.uri,
+        )
+
+
+class _ProgressLine:
+    """``MLflow: logged n/m problems`` updated in place on a terminal, every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self.shown = False
+        self.last = 0.0
+
+    def show(self, progress: tuple[int, int]) -> None:
+        logged, total = progress
+        now = time.monotonic()
+        if not self.live and now - self.last < REPORT_SECONDS:
+            return
+        self.last = now
+        text = f"MLflow: logging the rest: {logged}/{total} problems logged"
+        self.stream.write(("\r\033[K" + text) if self.live else text + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.live and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _last_error(path: Path) -> str | None:
+    """The worker's ``error:`` line, if it wrote one."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    return errors[-1] if errors else None
