@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,22 +30,30 @@ def main(argv: list[str] | None = None) -> int:
     follow_cmd.add_argument("--parent-run-id")
     follow_cmd.add_argument("--tags", default="{}", help="extra run tags as a JSON object")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "follow":
+    if args.command == "follow":  # its output is the run folder's tracking.log: a timeline
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return _follow(args)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return _log(args)
 
 
 def _follow(args: argparse.Namespace) -> int:
+    from koderz.tracking.follow import Signals, follow
+
+    signals = Signals()
     from koderz.config import TrackingConfig
-    from koderz.tracking.follow import follow
 
     tracking = TrackingConfig(**json.loads(args.tracking))
     try:
-        return follow(args.run_folder, tracking, parent_run_id=args.parent_run_id, tags=json.loads(args.tags))
+        code = follow(signals, args.run_folder, tracking, parent_run_id=args.parent_run_id, tags=json.loads(args.tags))
     except Exception as err:  # noqa: BLE001 - one line for the run to show, not a traceback
         print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 1
+        code = 1
+    # Every write is committed; MLflow's exit handlers (trace export queues, telemetry) would
+    # only keep the run waiting for seconds.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _log(args: argparse.Namespace) -> int:

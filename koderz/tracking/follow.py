@@ -21,10 +21,12 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from koderz.config import TrackingConfig
-from koderz.records import RunFolder
-from koderz.tracking.logger import TRACE_BATCH, RunLogger
+if TYPE_CHECKING:  # imported by follow(): the handlers are in place before the heavy imports
+    from koderz.config import TrackingConfig
+    from koderz.records import RunFolder
+    from koderz.tracking.logger import RunLogger
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,8 @@ STOPPED = 3
 DISCARD = b"d"
 
 
-class _Signals:
-    """SIGTERM asks the worker to stop after the batch it is writing."""
+class Signals:
+    """SIGTERM asks the worker to stop after the batch it is writing (installed first thing)."""
 
     def __init__(self) -> None:
         self.stop = False
@@ -47,12 +49,20 @@ class _Signals:
 
 
 def follow(
-    path: Path, tracking: TrackingConfig, *, parent_run_id: str | None = None, tags: dict[str, str] | None = None
+    signals: Signals,
+    path: Path,
+    tracking: TrackingConfig,
+    *,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> int:
     """Follow the run in ``path`` until its end; returns the exit code."""
-    signals = _Signals()
+    from koderz.records import RunFolder
+    from koderz.tracking.logger import TRACE_BATCH, RunLogger
+
     folder = RunFolder(path)
     with RunLogger(folder, tracking, parent_run_id=parent_run_id, tags=tags) as logger:
+        log.info("store %s open", logger.uri)
         ended, discard = _follow_run(folder, logger, signals)
         if discard:
             logger.discard()
@@ -68,13 +78,15 @@ def follow(
             return STOPPED
         state = folder.read_state()
         if ended and folder.has_results() and state is not None and state.status != "running":
+            began = time.perf_counter()
             logger.finish()
+            log.info("finished the MLflow run in %.2f s", time.perf_counter() - began)
             return 0
         logger.stop("the run ended without its results (killed)", interrupted=True)
         return 0
 
 
-def _follow_run(folder: RunFolder, logger: RunLogger, signals: _Signals) -> tuple[bool, bool]:
+def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple[bool, bool]:
     """Log batches while the run runs; returns (the run closed the pipe, the run asked to discard)."""
     stdin = sys.stdin.fileno()
     last_sync = 0.0
@@ -95,6 +107,9 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: _Signals) -> tupl
         if logger.progress is None and folder.has_config():
             logger.open()
         if logger.progress is not None and time.monotonic() - last_sync >= BATCH_SECONDS:
-            logger.sync()
+            began = time.perf_counter()
+            count = logger.sync()
+            if count:
+                log.info("logged %d problems in %.2f s", count, time.perf_counter() - began)
             last_sync, pending = time.monotonic(), False
     return False, False

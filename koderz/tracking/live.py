@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 STOP_SECONDS = 30.0  # for the worker to mark the MLflow run after SIGTERM
 DISCARD_SECONDS = 30.0
-TICK = 0.25
+TICK = 0.1
 REPORT_SECONDS = 5.0  # progress lines when stderr is not a terminal
 
 
@@ -109,9 +109,10 @@ class LiveTracking:
         stream = stream or sys.stderr
         self._close_pipe()
         line = _ProgressLine(stream)
+        total = len(self.folder.records())
         try:
             while self.process.poll() is None:
-                line.show(self._progress())
+                line.show(self._logged(), total)
                 time.sleep(TICK)
         except KeyboardInterrupt:
             line.done()
@@ -121,14 +122,13 @@ class LiveTracking:
         self._report(self.process.returncode)
         return True
 
-    def _progress(self) -> tuple[int, int]:
-        """(logged, finished) problems."""
+    def _logged(self) -> int:
+        """Problems the MLflow run holds."""
         try:
             saved = self.folder.read_tracking()
-            total = len(self.folder.records())
         except Exception:  # noqa: BLE001 - a file being replaced; the next tick reads it
-            return 0, 0
-        return (len(saved.logged) if saved else 0), total
+            return 0
+        return len(saved.logged) if saved else 0
 
     def _stop(self) -> None:
         """Ctrl-C during the flush: the worker marks the MLflow run; one line says how to finish."""
@@ -138,9 +138,13 @@ class LiveTracking:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        logged, total = self._progress()
+        saved = self.folder.read_tracking()
+        total = len(self.folder.records())
+        if saved is None:
+            sys.stderr.write(f"koderz: MLflow logging stopped before its run was made; log it with: {self.command()}\n")
+            return
         sys.stderr.write(
-            f"koderz: MLflow logging stopped at {logged} of {total} problems (run marked KILLED, "
+            f"koderz: MLflow logging stopped at {len(saved.logged)} of {total} problems (run marked KILLED, "
             f"koderz.tracking=incomplete); finish it with: {self.command()}\n"
         )
 
@@ -172,8 +176,7 @@ class _ProgressLine:
         self.shown = False
         self.last = 0.0
 
-    def show(self, progress: tuple[int, int]) -> None:
-        logged, total = progress
+    def show(self, logged: int, total: int) -> None:
         now = time.monotonic()
         if not self.live and now - self.last < REPORT_SECONDS:
             return

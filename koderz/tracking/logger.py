@@ -29,6 +29,7 @@ from koderz.vocab import Mode
 log = logging.getLogger(__name__)
 
 TABLE = "problems.json"
+STOPPED_TAG = "koderz.tracking_stopped"
 TRACE_BATCH = 32  # traces per store transaction: ~4x less CPU than one at a time
 
 
@@ -84,6 +85,7 @@ class RunLogger:
             if not progress.finished:
                 self.client.update_run(progress.mlflow_run_id, status="RUNNING")
                 self.client.set_tag(progress.mlflow_run_id, "koderz.tracking", "live")
+                self._drop_tags(progress.mlflow_run_id, STOPPED_TAG)
                 progress.stopped = None
                 self._save()
             return progress.mlflow_run_id
@@ -124,7 +126,7 @@ class RunLogger:
         )
         self.progress = TrackingProgress(uri=self.uri, experiment_id=experiment_id, mlflow_run_id=run_id)
         self._save()
-        log.info("MLflow run %s (%s) for %s", run_id, self.uri, self.folder.path)
+        log.info("MLflow run %s for %s", run_id, self.folder.path)
         return run_id
 
     # problems ---------------------------------------------------------------------------
@@ -200,6 +202,7 @@ class RunLogger:
             tags["koderz.interrupted"] = "true"
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
+        self._drop_tags(run_id, *(() if summary.interrupted else ("koderz.interrupted",)))
         self.client.set_terminated(run_id, "KILLED" if summary.interrupted else "FINISHED")
         progress.finished, progress.stopped = True, None
         self._save()
@@ -219,7 +222,7 @@ class RunLogger:
     def stop(self, reason: str, *, interrupted: bool = False) -> None:
         """End the run KILLED with ``koderz.tracking=incomplete`` (logging stopped before the end)."""
         progress = self._require()
-        tags = {"koderz.tracking": "incomplete", "koderz.tracking_stopped": reason[: mt.MAX_TAG_VALUE]}
+        tags = {"koderz.tracking": "incomplete", STOPPED_TAG: reason[: mt.MAX_TAG_VALUE]}
         if interrupted:
             tags |= {"koderz.interrupted": "true", "koderz.status": "interrupted"}
         for key, value in tags.items():
@@ -227,6 +230,12 @@ class RunLogger:
         self.client.set_terminated(progress.mlflow_run_id, "KILLED")
         progress.stopped = reason
         self._save()
+
+    def _drop_tags(self, run_id: str, *keys: str) -> None:
+        present = self.client.get_run(run_id).data.tags
+        for key in keys:
+            if key in present:
+                self.client.delete_tag(run_id, key)
 
     def discard(self) -> None:
         """Delete the MLflow run of a run that never started (its folder is being removed)."""

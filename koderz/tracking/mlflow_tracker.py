@@ -24,7 +24,6 @@ import koderz
 from koderz.config import TrackingConfig
 from koderz.errors import ConfigError
 from koderz.records import ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming
-from koderz.tracking import figures
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -205,6 +204,8 @@ def _finish_sweep(client: Any, parent_run_id: str) -> int:
             if r["cost"] is not None and r["pass_rate"] is not None
         ]
         if points:
+            from koderz.tracking import figures
+
             client.log_figure(parent_run_id, figures.cost_vs_pass_rate(points), "figures/cost_vs_pass_rate.png")
     rates = [r["pass_rate"] for r in rows if r["pass_rate"] is not None]
     costs = [r["cost"] for r in rows if r["cost"] is not None]
@@ -390,6 +391,8 @@ def _numbers(values: Mapping[str, float]) -> dict[str, float]:
 
 
 def log_figures(client: Any, run_id: str, results: RunResults) -> None:
+    from koderz.tracking import figures  # matplotlib: only when figures are drawn
+
     summary, made = results.summary, []
     if summary.solved_within:
         made.append(("pass_rate_by_iteration", figures.pass_rate_by_iteration(summary.solved_within)))
