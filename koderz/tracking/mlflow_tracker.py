@@ -34,6 +34,9 @@ DEFAULT_URI = "sqlite:///outputs/mlflow.db"
 ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
+NOISE = ("tracking.", "timing.", "resume", "debug")  # params that never tell two runs apart
+KEPT = ("concurrency",)  # operational, but it shapes the timing figures
+BASELINE_KEPT = ("baseline_model.name", "baseline_model.price_")  # the baseline only prices an estimate
 
 
 def tracking_uri(tracking: TrackingConfig) -> str:
@@ -111,6 +114,32 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             out[name[:250]] = text[:MAX_PARAM_VALUE]
     return out
+
+
+def run_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """The params that tell runs apart: the flattened config without the roles that take no part,
+    endpoints, keys, timeouts and retries, and the tracking and timing switches (config.yaml, an
+    artifact of the run, keeps everything)."""
+    from koderz.resume import operational
+
+    plan = plan_of(config)
+    dropped = [
+        *NOISE,
+        *(
+            f"{role}."
+            for role, model in (("spec_model", plan.spec_writer), ("checkpoint_model", plan.reviewer))
+            if model is None
+        ),
+    ]
+    if plan.mode.value != "speed":
+        dropped.append("speed.")
+    return {
+        key: value
+        for key, value in flatten_params(config).items()
+        if not key.startswith(tuple(dropped))
+        and (key in KEPT or not operational(key))
+        and (not key.startswith("baseline_model.") or key.startswith(BASELINE_KEPT))
+    }
 
 
 def problem_table(problems: list[ProblemRecord]) -> dict[str, list[Any]]:
