@@ -106,6 +106,8 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple
             pending = True
         if logger.progress is None and folder.has_config():
             logger.open()
+        elif not readable and not pending and logger.tracking.figures:
+            import koderz.tracking.figures  # noqa: F401  # while idle, not in the final flush
         if logger.progress is not None and time.monotonic() - last_sync >= BATCH_SECONDS:
             began = time.perf_counter()
             count = logger.sync()

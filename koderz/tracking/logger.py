@@ -200,8 +200,7 @@ class RunLogger:
         tags = {"koderz.status": mt.status_tag(summary), "koderz.tracking": "complete"}
         if summary.interrupted:
             tags["koderz.interrupted"] = "true"
-        for key, value in tags.items():
-            self.client.set_tag(run_id, key, value)
+        self._set_tags(run_id, tags)
         self._drop_tags(run_id, *(() if summary.interrupted else ("koderz.interrupted",)))
         self.client.set_terminated(run_id, "KILLED" if summary.interrupted else "FINISHED")
         progress.finished, progress.stopped = True, None
@@ -225,11 +224,15 @@ class RunLogger:
         tags = {"koderz.tracking": "incomplete", STOPPED_TAG: reason[: mt.MAX_TAG_VALUE]}
         if interrupted:
             tags |= {"koderz.interrupted": "true", "koderz.status": "interrupted"}
-        for key, value in tags.items():
-            self.client.set_tag(progress.mlflow_run_id, key, value)
+        self._set_tags(progress.mlflow_run_id, tags)
         self.client.set_terminated(progress.mlflow_run_id, "KILLED")
         progress.stopped = reason
         self._save()
+
+    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _drop_tags(self, run_id: str, *keys: str) -> None:
         present = self.client.get_run(run_id).data.tags
