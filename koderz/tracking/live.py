@@ -105,7 +105,7 @@ class LiveTracking:
             self.process.wait()
 
     def finish(self, stream: TextIO | None = None) -> bool:
-        """Let the worker log what is left, showing progress; False when Ctrl-C stopped it."""
+        """Let the worker log what is left, showing progress; False when Ctrl-C stopped it first."""
         stream = stream or sys.stderr
         self._close_pipe()
         line = _ProgressLine(stream)
@@ -116,8 +116,7 @@ class LiveTracking:
                 time.sleep(TICK)
         except KeyboardInterrupt:
             line.done()
-            self._stop()
-            return False
+            return self._stop()
         line.done()
         self._report(self.process.returncode)
         return True
@@ -130,23 +129,30 @@ class LiveTracking:
             return 0
         return len(saved.logged) if saved else 0
 
-    def _stop(self) -> None:
-        """Ctrl-C during the flush: the worker marks the MLflow run; one line says how to finish."""
+    def _stop(self) -> bool:
+        """Ctrl-C during the flush: the worker marks the MLflow run and ends; one line says how to
+        finish. True when the worker had finished anyway; a second Ctrl-C ends the worker at once."""
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
             self.process.kill()
             self.process.wait()
         saved = self.folder.read_tracking()
-        total = len(self.folder.records())
+        if self.process.returncode == 0 and saved is not None and saved.finished:
+            self._report(0)
+            return True
         if saved is None:
-            sys.stderr.write(f"koderz: MLflow logging stopped before its run was made; log it with: {self.command()}\n")
-            return
+            sys.stderr.write(
+                f"koderz: MLflow logging stopped before its run was made; log it with: {self.command()} --uri {self.uri}\n"
+            )
+            return False
+        marked = "run marked KILLED, koderz.tracking=incomplete" if saved.stopped else "its run is left RUNNING"
         sys.stderr.write(
-            f"koderz: MLflow logging stopped at {len(saved.logged)} of {total} problems (run marked KILLED, "
-            f"koderz.tracking=incomplete); finish it with: {self.command()}\n"
+            f"koderz: MLflow logging stopped at {len(saved.logged)} of {len(self.folder.records())} problems "
+            f"({marked}); finish it with: {self.command()}\n"
         )
+        return False
 
     def command(self) -> str:
         return f"python -m koderz.tracking log {self.folder.path}"

@@ -57,22 +57,17 @@ class RunLogger:
         self.owned = saved is None or saved.uri == self.uri  # progress is kept for the folder's own store
         self.progress: TrackingProgress | None = saved if saved is not None and saved.uri == self.uri else None
         self._stack: Any = None
-        self.mlflow: Any = None
         self.client: Any = None
 
     def __enter__(self) -> RunLogger:
         self._stack = mt.store(self.tracking)
-        self.mlflow, self.client = self._stack.__enter__()
+        _, self.client = self._stack.__enter__()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stack.__exit__(kind, exc, tb)
 
     # the MLflow run -----------------------------------------------------------------------
-
-    @property
-    def run_id(self) -> str | None:
-        return self.progress.mlflow_run_id if self.progress else None
 
     @property
     def finished(self) -> bool:
@@ -84,7 +79,7 @@ class RunLogger:
         if progress is not None and self._exists(progress.mlflow_run_id):
             if not progress.finished:
                 self.client.update_run(progress.mlflow_run_id, status="RUNNING")
-                self.client.set_tag(progress.mlflow_run_id, "koderz.tracking", "live")
+                self._set_tags(progress.mlflow_run_id, {"koderz.tracking": "live", "koderz.status": "running"})
                 self._drop_tags(progress.mlflow_run_id, STOPPED_TAG)
                 progress.stopped = None
                 self._save()
@@ -130,11 +125,6 @@ class RunLogger:
         return run_id
 
     # problems ---------------------------------------------------------------------------
-
-    def pending(self) -> list[ProblemRecord]:
-        """Problems finished but not logged yet (or run again since they were logged)."""
-        logged = self.progress.logged if self.progress else {}
-        return [r for r in self.folder.records() if logged.get(key_of(r)) != r.finished_at]
 
     def sync(self, limit: int | None = None) -> int:
         """Log the problems that finished since the last sync (at most ``limit``); returns how many."""
