@@ -61,9 +61,12 @@ def follow(
     from koderz.tracking.logger import TRACE_BATCH, RunLogger
 
     folder = RunFolder(path)
+    started = time.perf_counter()
     with RunLogger(folder, tracking, parent_run_id=parent_run_id, tags=tags) as logger:
+        ready = time.perf_counter() - started
         log.info("store %s open", logger.uri)
         ended, discard = _follow_run(folder, logger, signals)
+        flush_began = time.perf_counter()
         if discard:
             logger.discard()
             return 0
@@ -78,9 +81,10 @@ def follow(
             return STOPPED
         state = folder.read_state()
         if ended and folder.has_results() and state is not None and state.status != "running":
-            began = time.perf_counter()
-            logger.finish()
-            log.info("finished the MLflow run in %.2f s", time.perf_counter() - began)
+            logger.finish(
+                {"timing.tracking.worker_ready": ready, "timing.tracking.flush": time.perf_counter() - flush_began}
+            )
+            log.info("finished the MLflow run %.2f s after the run's end", time.perf_counter() - flush_began)
             return 0
         logger.stop("the run ended without its results (killed)", interrupted=True)
         return 0

@@ -174,14 +174,15 @@ class RunLogger:
 
     # the end ----------------------------------------------------------------------------
 
-    def finish(self) -> str:
-        """Log what is left, the summary, files and figures; end the run. The folder has results.json."""
+    def finish(self, extra: dict[str, float] | None = None) -> str:
+        """Log what is left, the summary (with ``extra`` metrics), files and figures; end the run.
+        The folder has results.json."""
         results = self.folder.read_results()
         progress = self._require()
         while self.sync(TRACE_BATCH):
             pass
         run_id = progress.mlflow_run_id
-        self._log_summary(results)
+        self._log_summary(results, extra or {})
         for path in self.folder.artifact_paths:
             self.client.log_artifact(run_id, str(path))
         if self.tracking.figures:
@@ -198,11 +199,11 @@ class RunLogger:
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
         return run_id
 
-    def _log_summary(self, results: RunResults) -> None:
+    def _log_summary(self, results: RunResults, extra: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
         now = mt.now_ms()
-        values = mt.summary_metrics(results.summary) | mt.timing_metrics(results.timing)
+        values = mt.summary_metrics(results.summary) | mt.timing_metrics(results.timing) | extra
         metrics = [Metric(k, v, now, 0) for k, v in values.items()]
         for i, share in enumerate(results.summary.solved_within, start=1):
             metrics.append(Metric("solved_within_iterations", share, now, i))
