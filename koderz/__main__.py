@@ -77,8 +77,11 @@ def app(cfg: DictConfig) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    live = None
     try:
         plan, resuming, applied = _plan(cfg, list(hydra_cfg.overrides.task))
+        if not plan.config.tracking.enabled or not plan.mode.spec.runs_problems:
+            _cancel_early_worker()
         if resuming:
             from koderz.resume import nothing_to_resume
 
@@ -102,6 +105,7 @@ def app(cfg: DictConfig) -> Any:
                 live.discard()
             raise
     except KoderzError as exc:
+        _cancel_early_worker()
         if not cfg.resume:
             _discard(run_dir)
         sys.stderr.write(f"koderz: error: {exc}\n")
@@ -139,9 +143,39 @@ def _start_tracking(plan: Any, folder: Path, hydra_cfg: Any) -> Any:
     from koderz.tracking.live import LiveTracking
 
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    worker = _EARLY_WORKER.pop() if _EARLY_WORKER else None
     return LiveTracking.start(
-        folder, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags()
+        folder, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags(), worker=worker
     )
+
+
+_EARLY_WORKER: list[Any] = []  # the tracking worker main() started before Hydra composed the config
+NO_EARLY_WORKER = ("-m", "--multirun", "-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "--shell-completion")
+
+
+def _early_worker(args: list[str]) -> None:
+    """Start the tracking worker now for a single run that tracks (mlflow's imports then overlap
+    the run's start-up); a run whose command line says otherwise (tracking off, a sweep, a
+    resume, help) starts none here."""
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if arg.split("=")[0] in NO_EARLY_WORKER or key in ("resume", "+resume"):
+            return
+        if (key, value) in (("tracking", "off"), ("mode", "speed")) or (
+            key == "tracking.enabled" and value.lower() != "true"
+        ):
+            return
+    from koderz.tracking.live import LiveTracking
+
+    _EARLY_WORKER.append(LiveTracking.spawn())
+
+
+def _cancel_early_worker() -> None:
+    """The run needs no tracking after all: the early worker ends without touching any store."""
+    if _EARLY_WORKER:
+        from koderz.tracking.live import LiveTracking
+
+        LiveTracking.cancel(_EARLY_WORKER.pop())
 
 
 def main() -> None:
@@ -153,6 +187,7 @@ def main() -> None:
         sys.stderr.write(f"koderz: error: {exc}\n")
         sys.exit(2)
     sys.argv = [sys.argv[0], *args]
+    _early_worker(args)
     app()
 
 

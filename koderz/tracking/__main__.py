@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -24,11 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     log_cmd.add_argument("--uri", help="tracking URI (default: the store the folder logs to, else its tracking.uri)")
     log_cmd.add_argument("--experiment", help="experiment name (default: the folder's)")
     log_cmd.add_argument("--parent-run-id", help="nest the run under this MLflow run")
-    follow_cmd = commands.add_parser("follow", help="(started by a run) log the run while it runs")
-    follow_cmd.add_argument("run_folder", type=Path)
-    follow_cmd.add_argument("--tracking", required=True, help="the run's tracking settings as JSON")
-    follow_cmd.add_argument("--parent-run-id")
-    follow_cmd.add_argument("--tags", default="{}", help="extra run tags as a JSON object")
+    commands.add_parser(
+        "follow", help="(started by a run) log the run while it runs; its settings are the first line on stdin"
+    )
     args = parser.parse_args(argv)
     if args.command == "follow":  # its output is the run folder's tracking.log: a timeline
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -38,14 +35,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _follow(args: argparse.Namespace) -> int:
-    from koderz.tracking.follow import Signals, follow
+    from koderz.tracking.follow import Signals, follow, read_settings, warm_up
 
     signals = Signals()
-    from koderz.config import TrackingConfig
-
-    tracking = TrackingConfig(**json.loads(args.tracking))
+    warm_up()  # mlflow's imports, while the run that started us is still starting
+    settings = read_settings()
+    if settings is None:  # the run needs no tracking after all
+        os._exit(0)
     try:
-        code = follow(signals, args.run_folder, tracking, parent_run_id=args.parent_run_id, tags=json.loads(args.tags))
+        code = follow(signals, settings)
     except Exception as err:  # noqa: BLE001 - one line for the run to show, not a traceback
         print(f"error: {_one_line(err)}", file=sys.stderr)
         code = 1

@@ -1,7 +1,8 @@
 """The run's side of live tracking: start the worker, wake it per finished problem, wait for its flush.
 
-``LiveTracking.start`` spawns ``python -m koderz.tracking follow`` (``koderz.tracking.follow``)
-in a session of its own with a pipe on its stdin; the run passes it as a ``RunObserver``, so
+``LiveTracking.spawn`` starts ``python -m koderz.tracking follow`` (``koderz.tracking.follow``)
+in a session of its own with a pipe on its stdin (a single run does it before Hydra composes
+its config, so mlflow's imports overlap the run's start-up), and ``start`` hands it the run; the run passes it as a ``RunObserver``, so
 each finished problem writes one byte (never blocking: a full pipe just means the worker is
 busy and will find the problem on its next sync). ``finish`` closes the pipe and waits for the
 worker to log what is left, with a progress line. Ctrl-C there stops the worker (the MLflow run
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -25,7 +25,7 @@ from typing import IO, TextIO
 
 from koderz.config import TrackingConfig
 from koderz.records import ProblemRecord, RunFolder
-from koderz.tracking.follow import DISCARD, STOPPED
+from koderz.tracking.follow import DISCARD, STOPPED, Settings
 from koderz.tracking.mlflow_tracker import absolute_uri, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,19 @@ class LiveTracking:
         self.process = process
         self._pipe: IO[bytes] | None = process.stdin
 
+    @staticmethod
+    def spawn() -> subprocess.Popen[bytes]:
+        """A worker that imports mlflow at once and waits for its settings (see ``start``)."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "koderz.tracking", "follow"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        return process
+
     @classmethod
     def start(
         cls,
@@ -53,22 +66,34 @@ class LiveTracking:
         *,
         parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
+        worker: subprocess.Popen[bytes] | None = None,
     ) -> LiveTracking:
-        """Spawn the worker for ``folder`` (created if missing); its output goes to tracking.log."""
+        """Hand ``folder`` to ``worker`` (spawned early by ``spawn``), or to a new one."""
         folder = folder.resolve()
-        folder.mkdir(parents=True, exist_ok=True)
         settings = dataclasses.replace(tracking, uri=absolute_uri(tracking_uri(tracking)))
-        command = [sys.executable, "-m", "koderz.tracking", "follow", str(folder)]
-        command += ["--tracking", json.dumps(dataclasses.asdict(settings)), "--tags", json.dumps(tags or {})]
-        if parent_run_id:
-            command += ["--parent-run-id", parent_run_id]
-        with RunFolder(folder).tracking_log_path.open("ab") as out:
-            process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        assert process.stdin is not None
-        os.set_blocking(process.stdin.fileno(), False)
-        return cls(folder, settings, process)
+        line = Settings(str(folder), dataclasses.asdict(settings), parent_run_id, tags or {}).line()
+        if worker is None or worker.poll() is not None:
+            worker = cls.spawn()
+        assert worker.stdin is not None
+        try:
+            worker.stdin.write(line)
+            worker.stdin.flush()
+        except BrokenPipeError:  # it died while importing: finish() reports its exit code
+            pass
+        os.set_blocking(worker.stdin.fileno(), False)
+        return cls(folder, settings, worker)
+
+    @staticmethod
+    def cancel(worker: subprocess.Popen[bytes]) -> None:
+        """A worker spawned early for a run that turned out to need no tracking: it ends at once."""
+        if worker.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                worker.stdin.close()
+        try:
+            worker.wait(timeout=DISCARD_SECONDS)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
     @property
     def uri(self) -> str:

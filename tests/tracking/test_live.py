@@ -271,3 +271,18 @@ def test_a_run_that_never_starts_leaves_no_folder_and_no_mlflow_run(tmp_path: Pa
 
     client = mlflow.MlflowClient(uri)
     assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+
+
+def test_a_bad_value_cancels_the_early_worker_before_it_touches_the_store(tmp_path: Path, tmp_path_factory) -> None:
+    uri = fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
+    samples = write_samples(tmp_path / "samples.jsonl")
+    folder = tmp_path / "run"
+    args = [*koderz_args(samples, folder), "test_timeout=0"]  # refused when the plan is made
+    done = subprocess.run(args, cwd=tmp_path, env=environment(uri), capture_output=True, text=True, timeout=DEADLINE)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == ["koderz: error: test_timeout=0.0: must be positive"]
+    assert not folder.exists()
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
