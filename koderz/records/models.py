@@ -356,7 +356,8 @@ class TrackingProgress(Record):
     """tracking.json: what the run's MLflow run holds so far (written by ``koderz.tracking`` only).
 
     ``logged`` maps each logged problem (``"<mode> <task_id>"``) to the ``finished_at`` of the
-    record logged, so a problem run again on resume is logged again. ``finished``: the summary,
+    record logged, so a problem run again on resume is logged again; ``tabled`` does the same for
+    the problem table, which is written less often. ``finished``: the summary,
     files and figures are logged and the MLflow run has ended; ``stopped`` says why logging
     stopped before that (Ctrl-C during the flush, an error), for ``python -m koderz.tracking log``.
     """
@@ -366,6 +367,7 @@ class TrackingProgress(Record):
     experiment_id: str
     mlflow_run_id: str
     logged: dict[str, float] = Field(default_factory=dict)
+    tabled: dict[str, float] = Field(default_factory=dict)  # the same for the rows of the problem table
     steps: int = 0  # points of the cumulative pass-rate curve
     passed: int = 0  # passes among them
     finished: bool = False

@@ -141,7 +141,7 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple
     """Log batches while the run runs; returns (the run closed the pipe, the run asked to discard)."""
     stdin = sys.stdin.fileno()
     last_sync = 0.0
-    pending = False
+    pending = figures_ready = False
     while not signals.stop:
         wait = POLL_SECONDS if not pending else max(0.0, last_sync + BATCH_SECONDS - time.monotonic())
         try:
@@ -157,8 +157,11 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple
             pending = True
         if logger.progress is None and folder.has_config():
             logger.open()
-        elif not readable and not pending and logger.tracking.figures:
-            import koderz.tracking.figures  # noqa: F401  # while idle, not in the final flush
+        elif not readable and not pending and logger.tracking.figures and not figures_ready:
+            from koderz.tracking import figures
+
+            figures.warm_up()  # while idle, not in the final flush
+            figures_ready = True
         if logger.progress is not None and time.monotonic() - last_sync >= BATCH_SECONDS:
             began = time.perf_counter()
             count = logger.sync()

@@ -54,6 +54,7 @@ class LiveTracking:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env=os.environ | {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},  # no bars in tracking.log
         )
         assert process.stdin is not None
         return process

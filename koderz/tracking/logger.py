@@ -15,7 +15,9 @@ ends the run: FINISHED, or KILLED with ``koderz.interrupted=true`` for an interr
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,6 +31,7 @@ from koderz.vocab import Mode
 log = logging.getLogger(__name__)
 
 TABLE = "problems.json"
+TABLE_SECONDS = 5.0  # the table is rewritten on each append (MLflow reads it back): at most this often
 STOPPED_TAG = "koderz.tracking_stopped"
 TRACE_BATCH = 100  # traces per store transaction (benchmarks/trace_logging.py: 32 cost 1.4x, 1 cost 3x the CPU of 164)
 
@@ -58,6 +61,7 @@ class RunLogger:
         self.progress: TrackingProgress | None = saved if saved is not None and saved.uri == self.uri else None
         self._stack: Any = None
         self.client: Any = None
+        self._tabled_at = 0.0
 
     def __enter__(self) -> RunLogger:
         self._stack = mt.store(self.tracking)
@@ -144,15 +148,31 @@ class RunLogger:
         logged = {key_of(r) for r in fresh} | set(progress.logged)
         done = [r for r in records if key_of(r) in logged]
         now = mt.now_ms()
-        metrics += [Metric(k, v, now, 0) for k, v in live_metrics(done, self._headline()).items()]
+        metrics += [Metric(k, v, now, 0) for k, v in live_metrics(done, self._headline).items()]
         self.client.log_batch(progress.mlflow_run_id, metrics=metrics)
-        self.client.log_table(progress.mlflow_run_id, mt.problem_table(fresh), TABLE)
         if self.tracking.traces:
             self._log_traces(fresh)
         for record in fresh:
             progress.logged[key_of(record)] = record.finished_at
+        if time.monotonic() - self._tabled_at >= TABLE_SECONDS:
+            self.log_rows(records)
         self._save()
         return len(fresh)
+
+    def log_rows(self, records: list[ProblemRecord] | None = None) -> None:
+        """Add the logged problems that are not in the problem table yet (a table append each time)."""
+        progress = self._require()
+        rows = [
+            r
+            for r in (records if records is not None else self.folder.records())
+            if key_of(r) in progress.logged and progress.tabled.get(key_of(r)) != r.finished_at
+        ]
+        self._tabled_at = time.monotonic()
+        if not rows:
+            return
+        self.client.log_table(progress.mlflow_run_id, mt.problem_table(rows), TABLE)
+        for record in rows:
+            progress.tabled[key_of(record)] = record.finished_at
 
     def _log_traces(self, records: list[ProblemRecord]) -> None:
         progress = self._require()
@@ -168,6 +188,7 @@ class RunLogger:
                 self.client, progress.experiment_id, progress.mlflow_run_id, built[start : start + TRACE_BATCH]
             )
 
+    @functools.cached_property
     def _headline(self) -> Mode:
         mode = Mode(str((self.folder.read_config().get("mode") or {}).get("name")))
         return mode.spec.headline or mode
@@ -181,6 +202,7 @@ class RunLogger:
         progress = self._require()
         while self.sync(TRACE_BATCH):
             pass
+        self.log_rows()
         run_id = progress.mlflow_run_id
         self._log_summary(results, extra or {})
         for path in self.folder.artifact_paths:
@@ -212,6 +234,7 @@ class RunLogger:
     def stop(self, reason: str, *, interrupted: bool = False) -> None:
         """End the run KILLED with ``koderz.tracking=incomplete`` (logging stopped before the end)."""
         progress = self._require()
+        self.log_rows()
         tags = {"koderz.tracking": "incomplete", STOPPED_TAG: reason[: mt.MAX_TAG_VALUE]}
         if interrupted:
             tags |= {"koderz.interrupted": "true", "koderz.status": "interrupted"}
