@@ -24,6 +24,7 @@ from koderz.records import (
     PhaseRecord,
     PhaseTotal,
     ProblemTiming,
+    RunFolder,
     RunPart,
     RunTiming,
     Span,
@@ -86,6 +87,29 @@ class _Timeline:
     @property
     def total(self) -> float:
         return math.fsum(p.duration for p in self.parts)
+
+
+def add_closing_phase(folder: RunFolder, phase: Phase, start: float, end: float) -> RunTiming | None:
+    """Extend a finished run's last part by a phase that ran after its records were written (the
+    final MLflow flush), so the timing's total reaches the process's last act; rewrites the
+    timing, the results' summary and run.json. None when the run left no results."""
+    state = folder.read_state()
+    if state is None or not state.parts or not folder.has_results():
+        return None
+    part = state.parts[-1]
+    part.spans.append(Span(name=phase.value, start=start, end=end))
+    part.ended = max(part.ended or end, end)
+    part.duration = part.ended - part.started
+    results = folder.read_results()
+    timing = build_timing(state.parts, [s for p in state.parts for s in p.spans], folder.traces())
+    results.timing = timing
+    results.summary.duration = timing.total_duration
+    answered = len(results.problems)
+    results.summary.throughput = answered / timing.total_duration if timing.total_duration > 0 else 0.0
+    folder.write_results(results)
+    folder.write_timing(timing)
+    folder.write_state(state)
+    return timing
 
 
 def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterable[TraceRecord]) -> RunTiming:

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from koderz.cli import argv, checks, dirname, oneline
+from koderz.cli import argv, checks, dirname, oneline, tracking_start
 from koderz.config import register
 from koderz.errors import ExitCode, KoderzError
 
@@ -53,6 +54,7 @@ def app(cfg: DictConfig) -> Any:
         _header(cfg, selected, hydra_cfg)
         return _run(cfg, hydra_cfg)
     except KoderzError as exc:
+        tracking_start.cancel_early()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if not cfg.resume:
                 _discard(Path(hydra_cfg.runtime.output_dir))
@@ -95,6 +97,8 @@ def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
         plan = Plan.build(config)
     else:
         plan = Plan.build(cfg)
+    if not plan.config.tracking.enabled or not plan.mode.spec.runs_problems:
+        tracking_start.cancel_early()
     if not plan.mode.spec.runs_problems:
         from koderz.speed_mode import run_speed_mode
 
@@ -102,12 +106,35 @@ def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
         return None
     from koderz.runner import Runner
 
-    outcome = asyncio.run(Runner(plan, run_dir, resuming=bool(cfg.resume), overrides=applied).run())
-    if plan.config.tracking.enabled:
-        _track(plan, outcome.folder, hydra_cfg)
+    live = tracking_start.start(run_dir, plan.config.tracking, hydra_cfg) if plan.config.tracking.enabled else None
+    runner = Runner(plan, run_dir, resuming=bool(cfg.resume), overrides=applied, observers=[live] if live else [])
+    try:
+        outcome = asyncio.run(runner.run())
+    except KoderzError:
+        if live is not None and not cfg.resume:
+            live.discard()  # the run never started: no MLflow run either
+        raise
+    exit_code = outcome.exit_code
+    if live is not None:
+        flush_began = time.time()
+        if not live.finish():
+            exit_code = ExitCode.INTERRUPTED
+        _count_tracking_flush(outcome.folder, flush_began, time.time())
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        _run_exit.append(outcome.exit_code)
+        _run_exit.append(exit_code)
     return outcome.summary.pass_rate, outcome.summary.cost.total
+
+
+def _count_tracking_flush(folder: Path, began: float, ended: float) -> None:
+    """The final MLflow flush ran after the run's records were written: its time joins the
+    run's timing (MLflow holds it as the ``timing.tracking.flush`` metric)."""
+    from koderz.records import RunFolder
+    from koderz.timing import add_closing_phase
+    from koderz.vocab import Phase
+
+    timing = add_closing_phase(RunFolder.existing(folder), Phase.TRACKING_FLUSH, began, ended)
+    if timing is not None:
+        log.info("MLflow flush %.2f s; the run took %.2f s in all", ended - began, timing.total_duration)
 
 
 def _discard(run_dir: Path) -> None:
@@ -116,14 +143,6 @@ def _discard(run_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
     with contextlib.suppress(OSError):
         run_dir.parent.rmdir()
-
-
-def _track(plan: Any, folder: Path, hydra_cfg: Any) -> None:
-    from koderz.tracking.callback import hydra_job_tags, parent_run_id_for
-    from koderz.tracking.mlflow_tracker import log_run_folder
-
-    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
-    log_run_folder(folder, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags())
 
 
 def main() -> None:
@@ -137,6 +156,7 @@ def main() -> None:
         args = argv.expand_roles(typed)
         argv.check_flags(args)
         sys.argv = [sys.argv[0], *args]
+        tracking_start.spawn_early(args)
         app()
         if _run_failure:
             raise _run_failure[0]
@@ -149,3 +169,5 @@ def main() -> None:
             raise
         sys.stderr.write(f"koderz: error: {oneline.describe(exc, typed)}\n")
         sys.exit(ExitCode.BAD_INPUT)
+    finally:
+        tracking_start.cancel_early()  # a command line Hydra refused never hands it a run

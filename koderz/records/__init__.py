@@ -27,6 +27,7 @@ from koderz.records.models import (
     SpeedRow,
     Tokens,
     TraceRecord,
+    TrackingProgress,
 )
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "SpeedRow",
     "Tokens",
     "TraceRecord",
+    "TrackingProgress",
 ]

@@ -1,11 +1,12 @@
 """``RunFolder``: the one reader and writer of a run folder's files.
 
-    config.yaml      the resolved config              run.json      parts, status, MLflow run id
+    config.yaml      the resolved config              run.json      parts, status
     results.jsonl    one ProblemRecord per problem    results.json  summary + problems + timing
     attempts.jsonl   every attempt, with its program  samples.jsonl the final samples (EvalPlus format;
     traces.jsonl     a problem's spans                               samples.<mode>.jsonl per mode when
     timing.json      where the time went                             a run has two parts)
     koderz.log       the log                          debug/        raw answers (debug=true)
+    tracking.json    what the MLflow run holds so far tracking.log  the MLflow logger's own log
 
 JSONL files are appended as each problem finishes and flushed at once, so a crash loses nothing
 finished; JSON files are replaced atomically. A torn last line (a kill mid-write) is skipped.
@@ -34,6 +35,7 @@ from koderz.records.models import (
     SampleRecord,
     SpeedResults,
     TraceRecord,
+    TrackingProgress,
 )
 from koderz.vocab import Mode
 
@@ -50,6 +52,8 @@ RESULTS = "results.json"
 TIMING = "timing.json"
 SPEED = "speed.json"
 LOG = "koderz.log"
+TRACKING = "tracking.json"
+TRACKING_LOG = "tracking.log"
 DEBUG = "debug"
 HYDRA_OVERRIDES = ".hydra/overrides.yaml"
 APPENDED = (RESULTS_JSONL, ATTEMPTS, TRACES)
@@ -86,6 +90,10 @@ class RunFolder:
         return self.path / LOG
 
     @property
+    def tracking_log_path(self) -> Path:
+        return self.path / TRACKING_LOG
+
+    @property
     def debug_path(self) -> Path:
         return self.path / DEBUG
 
@@ -94,6 +102,9 @@ class RunFolder:
         """The files worth keeping beside a tracking run (those that exist)."""
         names = [RESULTS, TIMING, SPEED, CONFIG, LOG, *(self.samples_name(m) for m in self.parts)]
         return [self.path / name for name in names if (self.path / name).is_file()]
+
+    def has_config(self) -> bool:
+        return (self.path / CONFIG).is_file()
 
     def is_run_folder(self) -> bool:
         return (self.path / CONFIG).is_file() and (
@@ -131,6 +142,13 @@ class RunFolder:
 
     def write_state(self, state: RunState) -> None:
         self._replace(STATE, state.model_dump_json(indent=2))
+
+    def read_tracking(self) -> TrackingProgress | None:
+        path = self.path / TRACKING
+        return _load(TrackingProgress, path) if path.is_file() else None
+
+    def write_tracking(self, progress: TrackingProgress) -> None:
+        self._replace(TRACKING, progress.model_dump_json(indent=2))
 
     # appending ------------------------------------------------------------------------
 

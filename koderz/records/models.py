@@ -364,14 +364,34 @@ class RunPart(Record):
 
 
 class RunState(Record):
-    """run.json: the run's lifecycle (parts, final status) and its MLflow run."""
+    """run.json: the run's lifecycle (parts, final status); its MLflow run is in tracking.json."""
 
     schema_version: int = SCHEMA_VERSION
     run_id: str
     parts: list[RunPart] = Field(default_factory=list)
-    mlflow_run_id: str | None = None
-    mlflow_uri: str | None = None
 
     @property
     def status(self) -> str:
         return self.parts[-1].status if self.parts else "new"
+
+
+class TrackingProgress(Record):
+    """tracking.json: what the run's MLflow run holds so far (written by ``koderz.tracking`` only).
+
+    ``logged`` maps each logged problem (``"<mode> <task_id>"``) to the ``finished_at`` of the
+    record logged, so a problem run again on resume is logged again; ``tabled`` does the same for
+    the problem table, which is written less often. ``finished``: the summary,
+    files and figures are logged and the MLflow run has ended; ``stopped`` says why logging
+    stopped before that (Ctrl-C during the flush, an error), for ``python -m koderz.tracking log``.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    uri: str
+    experiment_id: str
+    mlflow_run_id: str
+    logged: dict[str, float] = Field(default_factory=dict)
+    tabled: dict[str, float] = Field(default_factory=dict)  # the same for the rows of the problem table
+    steps: int = 0  # points of the cumulative pass-rate curve
+    passed: int = 0  # passes among them
+    finished: bool = False
+    stopped: str | None = None

@@ -1,9 +1,13 @@
-"""``python -m koderz.tracking log RUN_FOLDER``: log a finished run folder to MLflow."""
+"""``python -m koderz.tracking log RUN_FOLDER``: log a run folder to MLflow, or finish logging it.
+
+``follow`` is the live worker a run starts itself (``koderz.tracking.follow``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,43 +15,77 @@ from koderz.errors import KoderzError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, log the folder, print the MLflow run id; return the exit code."""
+    """Parse arguments and run the command; return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m koderz.tracking")
     commands = parser.add_subparsers(dest="command", required=True)
-    log_cmd = commands.add_parser("log", help="log a finished run folder as one MLflow run")
+    log_cmd = commands.add_parser("log", help="log a run folder as one MLflow run, or finish logging it")
     log_cmd.add_argument("run_folder", type=Path)
-    log_cmd.add_argument("--uri", help="tracking URI (default: the folder's tracking.uri)")
+    log_cmd.add_argument("--uri", help="tracking URI (default: the store the folder logs to, else its tracking.uri)")
     log_cmd.add_argument("--experiment", help="experiment name (default: the folder's)")
     log_cmd.add_argument("--parent-run-id", help="nest the run under this MLflow run")
+    commands.add_parser(
+        "follow", help="(started by a run) log the run while it runs; its settings are the first line on stdin"
+    )
     args = parser.parse_args(argv)
+    if args.command == "follow":  # its output is the run folder's tracking.log: a timeline
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return _follow(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return _log(args)
 
+
+def _follow(args: argparse.Namespace) -> int:
+    from koderz.tracking.follow import Signals, follow, read_settings, warm_up
+
+    signals = Signals()
+    warm_up()  # mlflow's imports, while the run that started us is still starting
+    settings = read_settings()
+    if settings is None:  # the run needs no tracking after all
+        os._exit(0)
+    try:
+        code = follow(signals, settings)
+    except Exception as err:  # noqa: BLE001 - one line for the run to show, not a traceback
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        code = 1
+    # Every write is committed; MLflow's exit handlers (trace export queues, telemetry) would
+    # only keep the run waiting for seconds.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _log(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from koderz.config import TrackingConfig
     from koderz.records import RunFolder
-    from koderz.tracking.mlflow_tracker import tracking_uri, upload_run_folder
+    from koderz.tracking.logger import log_folder
+    from koderz.tracking.mlflow_tracker import tracking_uri
 
     try:
         folder = RunFolder.existing(args.run_folder)
         saved = OmegaConf.merge(OmegaConf.structured(TrackingConfig), folder.read_config().get("tracking") or {})
         tracking = OmegaConf.to_object(saved)
         assert isinstance(tracking, TrackingConfig)
-        tracking.uri = args.uri or tracking.uri
+        progress = folder.read_tracking()
+        tracking.uri = args.uri or (progress.uri if progress else None) or tracking.uri
         tracking.experiment = args.experiment or tracking.experiment
-        folder.read_results()
     except KoderzError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        run_id = upload_run_folder(folder, tracking, parent_run_id=args.parent_run_id)
+        run_id = log_folder(folder.path, tracking, parent_run_id=args.parent_run_id)
     except Exception as err:  # noqa: BLE001 - one line, not a traceback
-        first = (str(err).strip().splitlines() or [""])[0][:300]
         uri = tracking_uri(tracking)
-        print(f"error: MLflow logging to {uri} failed: {type(err).__name__}: {first}", file=sys.stderr)
+        print(f"error: MLflow logging to {uri} failed: {_one_line(err)}", file=sys.stderr)
         return 1
     print(run_id)
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    return f"{type(err).__name__}: {first}"
 
 
 if __name__ == "__main__":

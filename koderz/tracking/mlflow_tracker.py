@@ -1,11 +1,15 @@
-"""Log a finished run folder to MLflow: params, metrics, artifacts, a table, figures, traces.
+"""MLflow pieces shared by the run logger and the sweep callback: the store, names, tags, metrics.
 
 The tracker reads the run only through ``RunFolder`` and its typed records. ``mlflow`` is
 imported inside the functions that need it, so a run with tracking off never pays its import.
+A local SQLite store is opened in WAL mode with ``synchronous=NORMAL`` (a SQLAlchemy connect
+event): a commit then costs no fsync, and readers (``mlflow ui``) and writers do not block
+each other.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -15,14 +19,15 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import koderz
 from koderz.config import TrackingConfig
 from koderz.errors import ConfigError
-from koderz.records import ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming, TraceRecord
-from koderz.tracking import figures
-from koderz.vocab import Mode, Phase
+from koderz.records import ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming
+
+if TYPE_CHECKING:
+    from koderz.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +35,9 @@ DEFAULT_URI = "sqlite:///outputs/mlflow.db"
 ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
-INPUT_KEYS = ("prompt",)
-OUTPUT_KEYS = ("answer", "status", "tests_passed", "tests_total", "error", "finish_reason")
+NOISE = ("tracking.", "timing.", "resume", "debug")  # params that never tell two runs apart
+KEPT = ("concurrency",)  # operational, but it shapes the timing figures
+BASELINE_KEPT = ("baseline_model.name", "baseline_model.price_")  # the baseline only prices an estimate
 
 
 def tracking_uri(tracking: TrackingConfig) -> str:
@@ -61,7 +67,9 @@ def log_run_folder(
     """
     uri = tracking_uri(tracking)
     try:
-        return upload_run_folder(RunFolder.existing(run_dir), tracking, parent_run_id=parent_run_id, tags=tags)
+        from koderz.tracking.logger import log_folder
+
+        return log_folder(run_dir, tracking, parent_run_id=parent_run_id, tags=tags)
     except Exception as err:  # noqa: BLE001 - tracking must never break a finished run
         log.warning("MLflow tracking to %s failed: %s; %s", uri, _one_line(err), remedy(run_dir, uri))
         return None
@@ -78,23 +86,10 @@ def remedy(run_dir: Path, uri: str) -> str:
     return f"the run folder is complete: log it later with `python -m koderz.tracking log {run_dir} --uri {uri}`"
 
 
-def upload_run_folder(
-    folder: RunFolder,
-    tracking: TrackingConfig,
-    *,
-    parent_run_id: str | None = None,
-    tags: dict[str, str] | None = None,
-) -> str:
-    """Log ``folder`` as one MLflow run and return its id; raises on any failure."""
-    results = folder.read_results()
-    with _store(tracking) as (mlflow, client):
-        return _upload(mlflow, client, folder, results, tracking, parent_run_id, tags or {})
-
-
 def start_sweep_run(tracking: TrackingConfig, dataset: str, name: str, tags: dict[str, str]) -> str:
     """Open the parent run of a sweep (not made active) and return its id."""
-    with _store(tracking) as (_, client):
-        run = client.create_run(_experiment_id(client, tracking, dataset), run_name=name, tags={**_base_tags(), **tags})
+    with store(tracking) as (_, client):
+        run = client.create_run(experiment_id(client, tracking, dataset), run_name=name, tags={**_base_tags(), **tags})
     return str(run.info.run_id)
 
 
@@ -103,7 +98,7 @@ def finish_sweep_run(tracking: TrackingConfig, parent_run_id: str) -> int:
 
     Returns the number of child runs found.
     """
-    with _store(tracking) as (_, client):
+    with store(tracking) as (_, client):
         return _finish_sweep(client, parent_run_id)
 
 
@@ -120,6 +115,32 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             out[name[:250]] = text[:MAX_PARAM_VALUE]
     return out
+
+
+def run_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """The params that tell runs apart: the flattened config without the roles that take no part,
+    endpoints, keys, timeouts and retries, and the tracking and timing switches (config.yaml, an
+    artifact of the run, keeps everything)."""
+    from koderz.resume import operational
+
+    plan = plan_of(config)
+    dropped = [
+        *NOISE,
+        *(
+            f"{role}."
+            for role, model in (("spec_model", plan.spec_writer), ("checkpoint_model", plan.reviewer))
+            if model is None
+        ),
+    ]
+    if plan.mode.value != "speed":
+        dropped.append("speed.")
+    return {
+        key: value
+        for key, value in flatten_params(config).items()
+        if not key.startswith(tuple(dropped))
+        and (key in KEPT or not operational(key))
+        and (not key.startswith("baseline_model.") or key.startswith(BASELINE_KEPT))
+    }
 
 
 def problem_table(problems: list[ProblemRecord]) -> dict[str, list[Any]]:
@@ -143,61 +164,55 @@ def problem_table(problems: list[ProblemRecord]) -> dict[str, list[Any]]:
     }
 
 
-def run_name(summary: RunSummary, variant: str = "") -> str:
+def run_name(model: str, mode: str, dataset: str, run_id: str, variant: str = "") -> str:
     """Unique and informative: model, mode, dataset, what this sweep job varies, a short id."""
     shown = " ".join(o for o in variant.split() if not o.startswith(("model=", "mode=", "dataset=")))
     extra = f" {shown[:80]}" if shown else ""
-    return f"{summary.model} {summary.mode.value} {summary.dataset}{extra} #{summary.run_id[-6:]}"
+    return f"{model} {mode} {dataset}{extra} #{run_id[-6:]}"
+
+
+def run_name_of(config: Mapping[str, Any], run_id: str, variant: str = "") -> str:
+    plan = plan_of(config)
+    return run_name(plan.coder.name, plan.mode.value, plan.dataset, run_id, variant)
+
+
+def plan_of(config: Mapping[str, Any]) -> Plan:
+    """The plan of a run folder's saved config."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from koderz.config import RunConfig
+    from koderz.plan import Plan
+
+    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), dict(config))
+    assert isinstance(merged, DictConfig)
+    return Plan.build(merged)
+
+
+def config_tags(config: Mapping[str, Any], folder: RunFolder, run_id: str) -> dict[str, str]:
+    """The run's tags known at its start: roles, dataset, prompt, folder, overrides."""
+    plan = plan_of(config)
+    roles = plan.roles
+    tags = _base_tags() | {
+        "koderz.model": plan.coder.name,
+        "koderz.mode": plan.mode.value,
+        "koderz.dataset": plan.dataset,
+        "koderz.prompt": plan.prompt_label,
+        "koderz.spec_model": roles.spec or "-",
+        "koderz.checkpoint_model": roles.reviewer or "-",
+        "koderz.run_dir": str(folder.path.resolve()),
+        "koderz.run_id": run_id,
+    }
+    overrides = folder.read_overrides()
+    if overrides:
+        tags["koderz.overrides"] = " ".join(overrides)
+    return tags
+
+
+def status_tag(summary: RunSummary) -> str:
+    return "interrupted" if summary.interrupted else "unanswered" if summary.unanswered else "complete"
 
 
 # --- internals -------------------------------------------------------------------------
-
-
-def _upload(
-    mlflow: Any,
-    client: Any,
-    folder: RunFolder,
-    results: RunResults,
-    tracking: TrackingConfig,
-    parent_run_id: str | None,
-    tags: dict[str, str],
-) -> str:
-    from mlflow.entities import Param, RunTag
-
-    summary = results.summary
-    if parent_run_id:  # a sweep's jobs live in their parent's experiment
-        experiment_id = client.get_run(parent_run_id).info.experiment_id
-    else:
-        experiment_id = _experiment_id(client, tracking, summary.dataset)
-    overrides = folder.read_overrides()
-    run_tags = _run_tags(folder, summary, overrides) | tags
-    status = "KILLED" if summary.interrupted else "FINISHED"
-    run = client.create_run(
-        experiment_id,
-        run_name=run_name(summary, tags.get("koderz.variant", "")),
-        tags={"mlflow.parentRunId": parent_run_id} if parent_run_id else None,
-    )
-    run_id = run.info.run_id
-    client.log_batch(
-        run_id,
-        metrics=_metrics(results),
-        params=[Param(k, v) for k, v in flatten_params(folder.read_config()).items()],
-        tags=[RunTag(k, str(v)[:MAX_TAG_VALUE]) for k, v in run_tags.items()],
-    )
-    for path in folder.artifact_paths:
-        client.log_artifact(run_id, str(path))
-    if results.problems:
-        client.log_table(run_id, problem_table(results.problems), "problems.json")
-    if tracking.figures:
-        _log_figures(client, run_id, results)
-    if tracking.traces:
-        by_key = {p.key: p for p in results.problems}
-        for trace in folder.traces():
-            _log_trace(mlflow, trace, experiment_id, by_key.get((trace.mode, trace.task_id)))
-        mlflow.flush_trace_async_logging()  # spans export in batches; drain them now
-    client.set_terminated(run_id, status)
-    log.info("logged %s to MLflow run %s (%s)", folder.path, run_id, tracking_uri(tracking))
-    return str(run_id)
 
 
 def _finish_sweep(client: Any, parent_run_id: str) -> int:
@@ -219,6 +234,8 @@ def _finish_sweep(client: Any, parent_run_id: str) -> int:
             if r["cost"] is not None and r["pass_rate"] is not None
         ]
         if points:
+            from koderz.tracking import figures
+
             client.log_figure(parent_run_id, figures.cost_vs_pass_rate(points), "figures/cost_vs_pass_rate.png")
     rates = [r["pass_rate"] for r in rows if r["pass_rate"] is not None]
     costs = [r["cost"] for r in rows if r["cost"] is not None]
@@ -227,14 +244,14 @@ def _finish_sweep(client: Any, parent_run_id: str) -> int:
         values["best_pass_rate"] = max(rates)
     if costs:
         values |= {"min_cost": min(costs), "total_cost": sum(costs)}
-    stamp = _now_ms()
+    stamp = now_ms()
     client.log_batch(parent_run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()])
     client.set_terminated(parent_run_id, "FINISHED")
     return len(rows)
 
 
 @contextmanager
-def _store(tracking: TrackingConfig) -> Iterator[tuple[Any, Any]]:
+def store(tracking: TrackingConfig) -> Iterator[tuple[Any, Any]]:
     """Point mlflow at the store for the duration; yield (mlflow, client).
 
     ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the environment;
@@ -248,12 +265,16 @@ def _store(tracking: TrackingConfig) -> Iterator[tuple[Any, Any]]:
     sqlite = re.match(r"sqlite:///(.+)", uri)
     if sqlite:
         _check_sqlite(Path(sqlite.group(1)))
+        _fast_sqlite()
     import mlflow
 
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
     try:
-        yield mlflow, mlflow.MlflowClient(uri)
+        client = mlflow.MlflowClient(uri)
+        if sqlite:
+            _create_schema_once(Path(sqlite.group(1)), client)
+        yield mlflow, client
     finally:
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it (mlflow's own default)
         for key, value in saved.items():
@@ -261,6 +282,47 @@ def _store(tracking: TrackingConfig) -> Iterator[tuple[Any, Any]]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def absolute_uri(uri: str) -> str:
+    """A local SQLite URI with an absolute path (the same store from any directory)."""
+    sqlite = re.match(r"sqlite:///(.+)", uri)
+    if sqlite is None or sqlite.group(1).startswith("/"):
+        return uri
+    return f"sqlite:///{Path(sqlite.group(1)).resolve()}"
+
+
+_FAST_SQLITE: list[bool] = []
+
+
+def _fast_sqlite() -> None:
+    """WAL and synchronous=NORMAL on every SQLite connection SQLAlchemy opens in this process."""
+    if _FAST_SQLITE:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        if isinstance(connection, sqlite3.Connection):
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    event.listen(Engine, "connect", on_connect)
+    _FAST_SQLITE.append(True)
+
+
+def _create_schema_once(path: Path, client: Any) -> None:
+    """The first query (which creates or migrates the schema) under an exclusive lock on
+    ``<db>.lock``: jobs that open a fresh store at the same moment (a sweep's parallel jobs, a
+    SLURM array) otherwise race in alembic and some of them fail (docs/scale-out.md)."""
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client.search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _check_sqlite(path: Path) -> None:
@@ -275,7 +337,7 @@ def _check_sqlite(path: Path) -> None:
         raise ConfigError(f"broken MLflow store {path}: {err}") from err
 
 
-def _experiment_id(client: Any, tracking: TrackingConfig, dataset: str) -> str:
+def experiment_id(client: Any, tracking: TrackingConfig, dataset: str) -> str:
     """Id of the named experiment, created with artifacts under ``artifact_location``."""
     from mlflow.exceptions import MlflowException
 
@@ -302,26 +364,6 @@ def _artifact_uri(location: str) -> str:
     return path.as_uri()
 
 
-def _run_tags(folder: RunFolder, summary: RunSummary, overrides: list[str]) -> dict[str, str]:
-    roles = summary.roles
-    tags = _base_tags() | {
-        "koderz.model": summary.model,
-        "koderz.mode": summary.mode.value,
-        "koderz.dataset": summary.dataset,
-        "koderz.prompt": summary.prompt,
-        "koderz.spec_model": roles.spec or "-",
-        "koderz.checkpoint_model": roles.reviewer or "-",
-        "koderz.run_dir": str(folder.path.resolve()),
-        "koderz.run_id": summary.run_id,
-        "koderz.status": "interrupted" if summary.interrupted else "unanswered" if summary.unanswered else "complete",
-    }
-    if summary.interrupted:
-        tags["koderz.interrupted"] = "true"
-    if overrides:
-        tags["koderz.overrides"] = " ".join(overrides)
-    return tags
-
-
 def _base_tags() -> dict[str, str]:
     tags = {"koderz.version": koderz.__version__}
     commit = _git_commit()
@@ -337,21 +379,6 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _metrics(results: RunResults) -> list[Any]:
-    from mlflow.entities import Metric
-
-    stamp = _now_ms()
-    values = summary_metrics(results.summary) | timing_metrics(results.timing)
-    metrics = [Metric(k, v, stamp, 0) for k, v in values.items()]
-    passed = 0
-    for step, problem in enumerate(results.problems, start=1):
-        passed += problem.passed
-        metrics.append(Metric("cumulative_pass_rate", passed / step, int(problem.finished_at * 1000), step))
-    for i, share in enumerate(results.summary.solved_within, start=1):
-        metrics.append(Metric("solved_within_iterations", share, stamp, i))
-    return metrics
 
 
 def summary_metrics(summary: RunSummary) -> dict[str, float]:
@@ -408,7 +435,9 @@ def _numbers(values: Mapping[str, float]) -> dict[str, float]:
     return {re.sub(r"[^\w.\- /]", "_", key)[:250]: float(value) for key, value in values.items()}
 
 
-def _log_figures(client: Any, run_id: str, results: RunResults) -> None:
+def log_figures(client: Any, run_id: str, results: RunResults) -> None:
+    from koderz.tracking import figures  # matplotlib: only when figures are drawn
+
     summary, made = results.summary, []
     if summary.solved_within:
         made.append(("pass_rate_by_iteration", figures.pass_rate_by_iteration(summary.solved_within)))
@@ -420,53 +449,6 @@ def _log_figures(client: Any, run_id: str, results: RunResults) -> None:
     made.append(("cost_vs_pass_rate", figures.cost_vs_pass_rate(points)))
     for name, fig in made:
         client.log_figure(run_id, fig, f"figures/{name}.png")
-
-
-def _log_trace(mlflow: Any, trace: TraceRecord, experiment_id: str, record: ProblemRecord | None) -> None:
-    """One trace per problem: a root span and one child per recorded phase span."""
-    root = mlflow.start_span_no_context(
-        f"{trace.task_id} ({trace.mode.value})" if trace.mode is not Mode.ZERO_SHOT else trace.task_id,
-        span_type="AGENT",
-        inputs={"task_id": trace.task_id, "mode": trace.mode.value},
-        attributes={"task_id": trace.task_id, "passed": trace.passed},
-        tags={"koderz.task_id": trace.task_id, "koderz.passed": str(trace.passed).lower()},
-        experiment_id=experiment_id,
-        start_time_ns=_ns(trace.start),
-    )
-    for span in sorted(trace.spans, key=lambda s: s.start):
-        attrs = dict(span.attributes)
-        inputs = {k: attrs.pop(k) for k in INPUT_KEYS if k in attrs}
-        outputs = {k: attrs.pop(k) for k in OUTPUT_KEYS if k in attrs}
-        name = f"{span.name} #{attrs['iteration']}" if "iteration" in attrs else span.name
-        usage = _token_usage(attrs)
-        if usage:
-            attrs["mlflow.chat.tokenUsage"] = usage
-        try:
-            span_type = Phase(span.name).spec.span_type
-        except ValueError:
-            span_type = "UNKNOWN"
-        child = mlflow.start_span_no_context(
-            name,
-            span_type=span_type,
-            parent_span=root,
-            inputs=inputs or None,
-            attributes=attrs,
-            start_time_ns=_ns(span.start),
-        )
-        child.end(outputs=outputs or None, end_time_ns=_ns(span.end))
-    outcome = (
-        record.model_dump(include={"passed", "attempts", "solved_at", "status", "tests_passed", "tests_total", "error"})
-        if record is not None
-        else {"passed": trace.passed}
-    )
-    root.end(outputs=outcome, status="OK" if trace.passed else "ERROR", end_time_ns=_ns(trace.end))
-
-
-def _token_usage(attrs: Mapping[str, Any]) -> dict[str, int] | None:
-    inp, out = attrs.get("input_tokens"), attrs.get("output_tokens")
-    if not isinstance(inp, int) or not isinstance(out, int):
-        return None
-    return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
 
 
 def _child_row(run: Any) -> dict[str, Any]:
@@ -485,11 +467,7 @@ def _child_row(run: Any) -> dict[str, Any]:
     }
 
 
-def _ns(seconds: float) -> int:
-    return int(seconds * 1e9)
-
-
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 

@@ -45,6 +45,7 @@ def mixed_samples(path: Path) -> Path:
 
 def real_run_folder(folder: Path) -> Path:
     """A run folder written by a real iterative replay run (no MLflow, no memory)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     samples = mixed_samples(folder.parent / "samples.jsonl")
     overrides = [
         "model=replay",

@@ -12,7 +12,7 @@ import pytest
 
 from koderz.config import TrackingConfig
 from koderz.records import RunFolder
-from koderz.tracking.mlflow_tracker import flatten_params, log_run_folder
+from koderz.tracking.mlflow_tracker import flatten_params, log_run_folder, run_params
 from tests.tracking.support import TASKS, fresh_store, real_run_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,11 +58,16 @@ def test_run_name_is_unique_and_informative_in_the_configured_experiment(logged)
     assert experiment.artifact_location == (tmp / "artifacts").resolve().as_uri()
 
 
-def test_params_are_the_flattened_config(logged, folder) -> None:
+def test_params_are_the_flattened_config_without_what_never_tells_runs_apart(logged, folder) -> None:
     _, run, _ = logged
     config = RunFolder(folder).read_config()
-    assert run.data.params == flatten_params(config)
-    assert run.data.params["model.name"] == "replay" and run.data.params["max_iterations"] == "2"
+    params = run.data.params
+    assert params == run_params(config)
+    assert params["model.name"] == "replay" and params["max_iterations"] == "2" and "concurrency" in params
+    assert params["checkpoint_model.name"] == "reference"  # iterative: the reviewer takes part
+    everything = flatten_params(config)
+    assert set(params) < set(everything)
+    assert not [k for k in params if k.startswith(("tracking.", "timing.", "speed.")) or k.endswith(".base_url")]
 
 
 def test_tags_name_every_role_and_the_status(logged) -> None:
@@ -133,9 +138,9 @@ def test_one_trace_per_problem_with_its_spans(logged, folder) -> None:
     import mlflow
 
     _, run, _ = logged
-    traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=None, return_type="list")
+    traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list")
     by_task = {t.info.tags["koderz.task_id"]: t for t in traces}
-    assert set(by_task) == set(TASKS)
+    assert set(by_task) == set(TASKS) and len(traces) == len(TASKS)  # linked to the run, one per problem
     failed = by_task[TASKS[2]]
     assert failed.info.state.value == "ERROR"
     names = [s.name for s in failed.data.spans]

@@ -1,0 +1,171 @@
+"""The live tracking worker: ``python -m koderz.tracking follow``.
+
+The run starts it (``koderz.tracking.live``) in a session of its own, so importing mlflow and
+logging never take the run's GIL and a Ctrl-C at the terminal reaches the run only. A single
+run starts it before Hydra composes the config, so mlflow's imports overlap the run's own
+start-up; the worker imports them, then waits for its settings: the first line on its stdin
+(``Settings`` as JSON: the run folder, the tracking config, the sweep's parent run, tags), or
+end of file when the run needs no tracking. From then on its output is the folder's
+tracking.log and its stdin is a pipe from the run: ``.`` for each finished problem, ``d`` when
+the run never started (its MLflow run is deleted), end of file when the run is over. It opens
+the MLflow run as soon as the folder has its config, logs finished problems in batches (at
+most one sync per ``BATCH_SECONDS`` while problems finish, so a batch holds several traces),
+and at the end logs the rest, the summary and the files. SIGTERM stops it between two
+batches: the MLflow run is marked KILLED with ``koderz.tracking=incomplete`` and
+``python -m koderz.tracking log`` finishes it later. Exit codes: 0 logged, 3 stopped, 1 failed
+(one ``error:`` line on stderr).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported by warm_up(): the handlers are in place before the heavy imports
+    from koderz.records import RunFolder
+    from koderz.tracking.logger import RunLogger
+
+log = logging.getLogger(__name__)
+
+BATCH_SECONDS = 1.0
+POLL_SECONDS = 2.0  # wakes without a byte: the folder's config appears, a wake that was dropped
+STOPPED = 3
+DISCARD = b"d"
+
+
+@dataclass
+class Settings:
+    """What the run tells its worker (the first line on the worker's stdin)."""
+
+    folder: str
+    tracking: dict[str, Any]
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def line(self) -> bytes:
+        return (json.dumps(dataclasses.asdict(self)) + "\n").encode()
+
+
+def warm_up() -> None:
+    """Import what logging needs (mlflow, its SQL store) before the settings arrive."""
+    import mlflow
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+    import koderz.tracking.logger  # noqa: F401
+
+
+def read_settings() -> Settings | None:
+    """The first line on stdin, read a byte at a time (what follows it is the run's wakes)."""
+    raw = bytearray()
+    while not raw.endswith(b"\n"):
+        byte = os.read(sys.stdin.fileno(), 1)
+        if not byte:
+            return None
+        raw += byte
+    return Settings(**json.loads(raw))
+
+
+def _log_to(folder: Path) -> None:
+    """From now on stdout and stderr go to the run folder's tracking.log."""
+    from koderz.records import RunFolder
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = os.open(RunFolder(folder).tracking_log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (1, 2):
+        os.dup2(target, stream)
+    os.close(target)
+
+
+class Signals:
+    """SIGTERM asks the worker to stop after the batch it is writing (installed first thing)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's Ctrl-C is the run's
+
+    def _on_term(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stop = True
+
+
+def follow(signals: Signals, settings: Settings) -> int:
+    """Follow the run in the settings' folder until its end; returns the exit code."""
+    from koderz.config import TrackingConfig
+    from koderz.records import RunFolder
+    from koderz.timing import process_start
+    from koderz.tracking.logger import TRACE_BATCH, RunLogger
+
+    path = Path(settings.folder)
+    _log_to(path)
+    folder = RunFolder(path)
+    tracking = TrackingConfig(**settings.tracking)
+    with RunLogger(folder, tracking, parent_run_id=settings.parent_run_id, tags=settings.tags) as logger:
+        ready = time.time() - process_start()
+        log.info("store %s open", logger.uri)
+        ended, discard = _follow_run(folder, logger, signals)
+        flush_began = time.perf_counter()
+        if discard:
+            logger.discard()
+            return 0
+        if logger.progress is None and folder.has_config():
+            logger.open()
+        if logger.progress is None:  # the run left no folder to log
+            return 0
+        while not signals.stop and logger.sync(TRACE_BATCH):
+            pass
+        if signals.stop:
+            logger.stop("logging was stopped (Ctrl-C during the final flush)")
+            return STOPPED
+        state = folder.read_state()
+        if ended and folder.has_results() and state is not None and state.status != "running":
+            logger.finish(
+                {"timing.tracking.worker_ready": ready, "timing.tracking.flush": time.perf_counter() - flush_began}
+            )
+            log.info("finished the MLflow run %.2f s after the run's end", time.perf_counter() - flush_began)
+            return 0
+        logger.stop("the run ended without its results (killed)", interrupted=True)
+        return 0
+
+
+def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple[bool, bool]:
+    """Log batches while the run runs; returns (the run closed the pipe, the run asked to discard)."""
+    stdin = sys.stdin.fileno()
+    last_sync = 0.0
+    pending = figures_ready = False
+    while not signals.stop:
+        wait = POLL_SECONDS if not pending else max(0.0, last_sync + BATCH_SECONDS - time.monotonic())
+        try:
+            readable, _, _ = select.select([stdin], [], [], wait)
+        except InterruptedError:
+            continue
+        if readable:
+            data = os.read(stdin, 4096)
+            if not data:
+                return True, False
+            if DISCARD in data:
+                return True, True
+            pending = True
+        if logger.progress is None and folder.has_config():
+            logger.open()
+        elif not readable and not pending and logger.tracking.figures and not figures_ready:
+            from koderz.tracking import figures
+
+            figures.warm_up()  # while idle, not in the final flush
+            figures_ready = True
+        if logger.progress is not None and time.monotonic() - last_sync >= BATCH_SECONDS:
+            began = time.perf_counter()
+            count = logger.sync()
+            if count:
+                log.info("logged %d problems in %.2f s", count, time.perf_counter() - began)
+            last_sync, pending = time.monotonic(), False
+    return False, False

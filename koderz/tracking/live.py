@@ -1,0 +1,234 @@
+"""The run's side of live tracking: start the worker, wake it per finished problem, wait for its flush.
+
+``LiveTracking.spawn`` starts ``python -m koderz.tracking follow`` (``koderz.tracking.follow``)
+in a session of its own with a pipe on its stdin (a single run does it before Hydra composes
+its config, so mlflow's imports overlap the run's start-up), and ``start`` hands it the run; the run passes it as a ``RunObserver``, so
+each finished problem writes one byte (never blocking: a full pipe just means the worker is
+busy and will find the problem on its next sync). ``finish`` closes the pipe and waits for the
+worker to log what is left, with a progress line. Ctrl-C there stops the worker (the MLflow run
+is marked KILLED with ``koderz.tracking=incomplete``) and prints the command that finishes the
+logging; the run folder is complete either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, TextIO
+
+from koderz.config import TrackingConfig
+from koderz.records import ProblemRecord, RunFolder
+from koderz.tracking.follow import DISCARD, STOPPED, Settings
+from koderz.tracking.mlflow_tracker import absolute_uri, tracking_uri
+
+log = logging.getLogger(__name__)
+
+STOP_SECONDS = 30.0  # for the worker to mark the MLflow run after SIGTERM
+DISCARD_SECONDS = 30.0
+TICK = 0.1
+REPORT_SECONDS = 5.0  # progress lines when stderr is not a terminal
+
+
+class LiveTracking:
+    """One worker process logging one run folder while the run runs."""
+
+    def __init__(self, folder: Path, tracking: TrackingConfig, process: subprocess.Popen[bytes]) -> None:
+        self.folder = RunFolder(folder)
+        self.tracking = tracking
+        self.process = process
+        self._pipe: IO[bytes] | None = process.stdin
+
+    @staticmethod
+    def spawn() -> subprocess.Popen[bytes]:
+        """A worker that imports mlflow at once and waits for its settings (see ``start``)."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "koderz.tracking", "follow"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ | {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},  # no bars in tracking.log
+        )
+        assert process.stdin is not None
+        return process
+
+    @classmethod
+    def start(
+        cls,
+        folder: Path,
+        tracking: TrackingConfig,
+        *,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        worker: subprocess.Popen[bytes] | None = None,
+    ) -> LiveTracking:
+        """Hand ``folder`` to ``worker`` (spawned early by ``spawn``), or to a new one."""
+        folder = folder.resolve()
+        settings = dataclasses.replace(tracking, uri=absolute_uri(tracking_uri(tracking)))
+        line = Settings(str(folder), dataclasses.asdict(settings), parent_run_id, tags or {}).line()
+        if worker is None or worker.poll() is not None:
+            worker = cls.spawn()
+        assert worker.stdin is not None
+        try:
+            worker.stdin.write(line)
+            worker.stdin.flush()
+        except BrokenPipeError:  # it died while importing: finish() reports its exit code
+            pass
+        os.set_blocking(worker.stdin.fileno(), False)
+        return cls(folder, settings, worker)
+
+    @staticmethod
+    def cancel(worker: subprocess.Popen[bytes]) -> None:
+        """A worker spawned early for a run that turned out to need no tracking: it ends at once."""
+        if worker.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                worker.stdin.close()
+        try:
+            worker.wait(timeout=DISCARD_SECONDS)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+    @property
+    def uri(self) -> str:
+        return str(self.tracking.uri)
+
+    def problem_done(self, record: ProblemRecord) -> None:
+        self._send(b".")
+
+    def _send(self, data: bytes) -> None:
+        if self._pipe is None:
+            return
+        try:
+            self._pipe.write(data)
+            self._pipe.flush()
+        except BlockingIOError:  # the worker is busy; it reads every new record on its next sync
+            pass
+        except (BrokenPipeError, ValueError):  # the worker ended; finish() says why
+            self._pipe = None
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            with contextlib.suppress(BrokenPipeError, BlockingIOError):
+                self._pipe.close()
+            self._pipe = None
+
+    def discard(self) -> None:
+        """The run never started (its folder is being removed): the worker deletes its MLflow run."""
+        self._send(DISCARD)
+        self._close_pipe()
+        try:
+            self.process.wait(timeout=DISCARD_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def finish(self, stream: TextIO | None = None) -> bool:
+        """Let the worker log what is left, showing progress; False when Ctrl-C stopped it first."""
+        stream = stream or sys.stderr
+        self._close_pipe()
+        line = _ProgressLine(stream)
+        total = len(self.folder.records())
+        try:
+            while self.process.poll() is None:
+                line.show(self._logged(), total)
+                time.sleep(TICK)
+        except KeyboardInterrupt:
+            line.done()
+            return self._stop()
+        line.done()
+        self._report(self.process.returncode)
+        return True
+
+    def _logged(self) -> int:
+        """Problems the MLflow run holds."""
+        try:
+            saved = self.folder.read_tracking()
+        except Exception:  # noqa: BLE001 - a file being replaced; the next tick reads it
+            return 0
+        return len(saved.logged) if saved else 0
+
+    def _stop(self) -> bool:
+        """Ctrl-C during the flush: the worker marks the MLflow run and ends; one line says how to
+        finish. True when the worker had finished anyway; a second Ctrl-C ends the worker at once."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_SECONDS)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            self.process.kill()
+            self.process.wait()
+        saved = self.folder.read_tracking()
+        if self.process.returncode == 0 and saved is not None and saved.finished:
+            self._report(0)
+            return True
+        if saved is None:
+            sys.stderr.write(
+                f"koderz: MLflow logging stopped before its run was made; log it with: {self.command()} --uri {self.uri}\n"
+            )
+            return False
+        marked = "run marked KILLED, koderz.tracking=incomplete" if saved.stopped else "its run is left RUNNING"
+        sys.stderr.write(
+            f"koderz: MLflow logging stopped at {len(saved.logged)} of {len(self.folder.records())} problems "
+            f"({marked}); finish it with: {self.command()}\n"
+        )
+        return False
+
+    def command(self) -> str:
+        return f"python -m koderz.tracking log {self.folder.path}"
+
+    def _report(self, code: int | None) -> None:
+        if code == 0:
+            saved = self.folder.read_tracking()
+            if saved is not None:
+                log.info("MLflow run %s (%s)", saved.mlflow_run_id, self.uri)
+            return
+        reason = "stopped" if code == STOPPED else _last_error(self.folder.tracking_log_path) or f"exit code {code}"
+        log.warning(
+            "MLflow tracking to %s failed: %s; the run folder is complete: log it later with `%s --uri %s`",
+            self.uri,
+            reason,
+            self.command(),
+            self.uri,
+        )
+
+
+class _ProgressLine:
+    """``MLflow: logged n/m problems`` updated in place on a terminal, every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self.shown = False
+        self.last = 0.0
+
+    def show(self, logged: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.live and now - self.last < REPORT_SECONDS:
+            return
+        self.last = now
+        text = f"MLflow: logging the rest: {logged}/{total} problems logged"
+        self.stream.write(("\r\033[K" + text) if self.live else text + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.live and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _last_error(path: Path) -> str | None:
+    """The worker's ``error:`` line, if it wrote one."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    return errors[-1] if errors else None

@@ -1,0 +1,311 @@
+"""``RunLogger``: one run folder logged to one MLflow run, a batch at a time, resumable.
+
+The same logger serves the live worker (``python -m koderz.tracking follow``), which logs each
+batch of finished problems while the run runs, and ``python -m koderz.tracking log``, which logs
+a finished folder or finishes the logging that was stopped. What the MLflow run already holds is
+kept in the folder (``TrackingProgress``, through ``RunFolder``), so either can continue where
+the other stopped, and a resumed koderz run continues the same MLflow run.
+
+Each ``sync`` logs the problems that finished since the last one: a point of the cumulative
+pass-rate curve each, the running headline figures, their rows of the problem table and their
+traces (``koderz.tracking.traces``). ``finish`` logs the summary, the files and the figures and
+ends the run: FINISHED, or KILLED with ``koderz.interrupted=true`` for an interrupted run.
+``stop`` ends it KILLED with ``koderz.tracking=incomplete`` when logging itself is stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from koderz.config import TrackingConfig
+from koderz.records import ProblemRecord, RunFolder, RunResults, TrackingProgress
+from koderz.tracking import mlflow_tracker as mt
+from koderz.tracking import traces
+from koderz.vocab import Mode
+
+log = logging.getLogger(__name__)
+
+TABLE = "problems.json"
+TABLE_SECONDS = 5.0  # the table is rewritten on each append (MLflow reads it back): at most this often
+STOPPED_TAG = "koderz.tracking_stopped"
+TRACE_BATCH = 100  # traces per store transaction (benchmarks/trace_logging.py: 32 cost 1.4x, 1 cost 3x the CPU of 164)
+
+
+def key_of(record: ProblemRecord) -> str:
+    return f"{record.mode.value} {record.task_id}"
+
+
+class RunLogger:
+    """Logs ``folder`` to an MLflow run in ``tracking``'s store (the folder's own run when it has one)."""
+
+    def __init__(
+        self,
+        folder: RunFolder,
+        tracking: TrackingConfig,
+        *,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.tracking = tracking
+        self.uri = mt.absolute_uri(mt.tracking_uri(tracking))
+        self.parent_run_id = parent_run_id
+        self.tags = tags or {}
+        saved = folder.read_tracking()
+        self.owned = saved is None or saved.uri == self.uri  # progress is kept for the folder's own store
+        self.progress: TrackingProgress | None = saved if saved is not None and saved.uri == self.uri else None
+        self._stack: Any = None
+        self.client: Any = None
+        self._tabled_at = 0.0
+
+    def __enter__(self) -> RunLogger:
+        self._stack = mt.store(self.tracking)
+        _, self.client = self._stack.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stack.__exit__(kind, exc, tb)
+
+    # the MLflow run -----------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.progress is not None and self.progress.finished
+
+    def open(self) -> str:
+        """The MLflow run of this folder, created with its params and tags, or reopened (RUNNING)."""
+        progress = self.progress
+        if progress is not None and self._exists(progress.mlflow_run_id):
+            if not progress.finished:
+                self.client.update_run(progress.mlflow_run_id, status="RUNNING")
+                self._set_tags(progress.mlflow_run_id, {"koderz.tracking": "live", "koderz.status": "running"})
+                self._drop_tags(progress.mlflow_run_id, STOPPED_TAG)
+                progress.stopped = None
+                self._save()
+            return progress.mlflow_run_id
+        return self._create()
+
+    def _exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id).info.lifecycle_stage == "active"
+        except MlflowException:
+            return False
+
+    def _create(self) -> str:
+        from mlflow.entities import Param, RunTag
+
+        config = self.folder.read_config()
+        dataset = str((config.get("dataset") or {}).get("name", "default"))
+        if self.parent_run_id:  # a sweep's jobs live in their parent's experiment
+            experiment_id = str(self.client.get_run(self.parent_run_id).info.experiment_id)
+        else:
+            experiment_id = mt.experiment_id(self.client, self.tracking, dataset)
+        state = self.folder.read_state()
+        koderz_run_id = state.run_id if state else self.folder.path.name
+        tags = mt.config_tags(config, self.folder, koderz_run_id) | self.tags
+        tags |= {"koderz.status": "running", "koderz.tracking": "live"}
+        name = mt.run_name_of(config, koderz_run_id, self.tags.get("koderz.variant", ""))
+        run = self.client.create_run(
+            experiment_id,
+            run_name=name,
+            tags={"mlflow.parentRunId": self.parent_run_id} if self.parent_run_id else None,
+        )
+        run_id = str(run.info.run_id)
+        self.client.log_batch(
+            run_id,
+            params=[Param(k, v) for k, v in mt.run_params(config).items()],
+            tags=[RunTag(k, str(v)[: mt.MAX_TAG_VALUE]) for k, v in tags.items()],
+        )
+        self.progress = TrackingProgress(uri=self.uri, experiment_id=experiment_id, mlflow_run_id=run_id)
+        self._save()
+        log.info("MLflow run %s for %s", run_id, self.folder.path)
+        return run_id
+
+    # problems ---------------------------------------------------------------------------
+
+    def sync(self, limit: int | None = None) -> int:
+        """Log the problems that finished since the last sync (at most ``limit``); returns how many."""
+        from mlflow.entities import Metric
+
+        progress = self._require()
+        records = self.folder.records()
+        fresh = [r for r in records if progress.logged.get(key_of(r)) != r.finished_at][:limit]
+        if not fresh:
+            return 0
+        metrics = []
+        for record in fresh:
+            progress.steps += 1
+            progress.passed += record.passed
+            stamp = int(record.finished_at * 1000)
+            metrics.append(Metric("cumulative_pass_rate", progress.passed / progress.steps, stamp, progress.steps))
+        logged = {key_of(r) for r in fresh} | set(progress.logged)
+        done = [r for r in records if key_of(r) in logged]
+        now = mt.now_ms()
+        metrics += [Metric(k, v, now, 0) for k, v in live_metrics(done, self._headline).items()]
+        self.client.log_batch(progress.mlflow_run_id, metrics=metrics)
+        if self.tracking.traces:
+            self._log_traces(fresh)
+        for record in fresh:
+            progress.logged[key_of(record)] = record.finished_at
+        if time.monotonic() - self._tabled_at >= TABLE_SECONDS:
+            self.log_rows(records)
+        self._save()
+        return len(fresh)
+
+    def log_rows(self, records: list[ProblemRecord] | None = None) -> None:
+        """Add the logged problems that are not in the problem table yet (a table append each time)."""
+        progress = self._require()
+        rows = [
+            r
+            for r in (records if records is not None else self.folder.records())
+            if key_of(r) in progress.logged and progress.tabled.get(key_of(r)) != r.finished_at
+        ]
+        self._tabled_at = time.monotonic()
+        if not rows:
+            return
+        self.client.log_table(progress.mlflow_run_id, mt.problem_table(rows), TABLE)
+        for record in rows:
+            progress.tabled[key_of(record)] = record.finished_at
+
+    def _log_traces(self, records: list[ProblemRecord]) -> None:
+        progress = self._require()
+        wanted = {(r.mode, r.task_id): r for r in records}
+        found = [t for t in self.folder.traces() if (t.mode, t.task_id) in wanted]
+        latest = {(t.mode, t.task_id): t for t in found}  # a problem run again: its last trace
+        built = [
+            traces.build_trace(trace, wanted[key], run_key=progress.mlflow_run_id, finished_at=wanted[key].finished_at)
+            for key, trace in latest.items()
+        ]
+        for start in range(0, len(built), TRACE_BATCH):
+            traces.log_traces(
+                self.client, progress.experiment_id, progress.mlflow_run_id, built[start : start + TRACE_BATCH]
+            )
+
+    @functools.cached_property
+    def _headline(self) -> Mode:
+        mode = Mode(str((self.folder.read_config().get("mode") or {}).get("name")))
+        return mode.spec.headline or mode
+
+    # the end ----------------------------------------------------------------------------
+
+    def finish(self, extra: dict[str, float] | None = None) -> str:
+        """Log what is left, the summary (with ``extra`` metrics), files and figures; end the run.
+        The folder has results.json."""
+        results = self.folder.read_results()
+        progress = self._require()
+        while self.sync(TRACE_BATCH):
+            pass
+        self.log_rows()
+        run_id = progress.mlflow_run_id
+        self._log_summary(results, extra or {})
+        for path in self.folder.artifact_paths:
+            self.client.log_artifact(run_id, str(path))
+        if self.tracking.figures:
+            mt.log_figures(self.client, run_id, results)
+        summary = results.summary
+        tags = {"koderz.status": mt.status_tag(summary), "koderz.tracking": "complete"}
+        if summary.interrupted:
+            tags["koderz.interrupted"] = "true"
+        self._set_tags(run_id, tags)
+        self._drop_tags(run_id, *(() if summary.interrupted else ("koderz.interrupted",)))
+        self.client.set_terminated(run_id, "KILLED" if summary.interrupted else "FINISHED")
+        progress.finished, progress.stopped = True, None
+        self._save()
+        log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
+        return run_id
+
+    def _log_summary(self, results: RunResults, extra: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = mt.now_ms()
+        values = mt.summary_metrics(results.summary) | mt.timing_metrics(results.timing) | extra
+        metrics = [Metric(k, v, now, 0) for k, v in values.items()]
+        for i, share in enumerate(results.summary.solved_within, start=1):
+            metrics.append(Metric("solved_within_iterations", share, now, i))
+        self.client.log_batch(self._require().mlflow_run_id, metrics=metrics)
+
+    def stop(self, reason: str, *, interrupted: bool = False) -> None:
+        """End the run KILLED with ``koderz.tracking=incomplete`` (logging stopped before the end)."""
+        progress = self._require()
+        self.log_rows()
+        tags = {"koderz.tracking": "incomplete", STOPPED_TAG: reason[: mt.MAX_TAG_VALUE]}
+        if interrupted:
+            tags |= {"koderz.interrupted": "true", "koderz.status": "interrupted"}
+        self._set_tags(progress.mlflow_run_id, tags)
+        self.client.set_terminated(progress.mlflow_run_id, "KILLED")
+        progress.stopped = reason
+        self._save()
+
+    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def _drop_tags(self, run_id: str, *keys: str) -> None:
+        present = self.client.get_run(run_id).data.tags
+        for key in keys:
+            if key in present:
+                self.client.delete_tag(run_id, key)
+
+    def discard(self) -> None:
+        """Delete the MLflow run of a run that never started (its folder is being removed)."""
+        if self.progress is not None:
+            self.client.delete_run(self.progress.mlflow_run_id)
+
+    # progress ---------------------------------------------------------------------------
+
+    def _require(self) -> TrackingProgress:
+        if self.progress is None:
+            raise RuntimeError("RunLogger.open() first")
+        return self.progress
+
+    def _save(self) -> None:
+        if self.owned and self.progress is not None and self.folder.path.is_dir():
+            self.folder.write_tracking(self.progress)
+
+
+def live_metrics(records: list[ProblemRecord], headline: Mode) -> dict[str, float]:
+    """The headline figures so far, over the problems of the headline mode that finished."""
+    own = [r for r in records if r.mode == headline]
+    answered = [r for r in own if r.has_verdict]
+    passed = sum(r.passed for r in answered)
+    return {
+        "pass_rate": passed / len(answered) if answered else 0.0,
+        "passed": float(passed),
+        "answered": float(len(answered)),
+        "unanswered": float(len(own) - len(answered)),
+        "cost_usd": sum(r.cost.total for r in records),
+        "tokens.input": float(sum(r.tokens.input for r in records)),
+        "tokens.output": float(sum(r.tokens.output for r in records)),
+    }
+
+
+def log_folder(
+    path: Path,
+    tracking: TrackingConfig,
+    *,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Log a run folder in full, or finish logging it; returns the MLflow run id. Raises on failure.
+
+    A folder without results.json (a killed run) is logged as far as it goes and ended KILLED.
+    """
+    folder = RunFolder.existing(path)
+    with RunLogger(folder, tracking, parent_run_id=parent_run_id, tags=tags) as logger:
+        run_id = logger.open()
+        if logger.finished:
+            return run_id
+        if folder.has_results():
+            return logger.finish()
+        while logger.sync(TRACE_BATCH):
+            pass
+        logger.stop("the run folder has no results.json (the run was killed)", interrupted=True)
+        return run_id
