@@ -47,9 +47,10 @@ class Protocol(StrEnum):
     EVALPLUS = "evalplus"  # EvalPlus's leaderboard prompt for chat models: zero-shot, no spec, no CoT
 
     @classmethod
-    def of_label(cls, label: str) -> Protocol:
-        """The protocol a ``PromptStyle.label`` names (its first word)."""
-        return cls(label.split(" ", 1)[0])
+    def of_label(cls, label: str) -> Protocol | None:
+        """The protocol a ``PromptStyle.label`` names (its first word); None for another text."""
+        word = label.split(" ", 1)[0]
+        return cls(word) if word in set(cls) else None
 
 
 @dataclass(frozen=True)
