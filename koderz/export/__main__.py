@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if export.unanswered:
         log.warning(
-            "%d problems have no verdict and no sample, so they are not in the file (e.g. %s)",
+            "left out %d problems without a verdict (no sample to export), e.g. %s",
             len(export.unanswered),
             export.unanswered[0],
         )
