@@ -29,7 +29,8 @@ from common import machine, product_state
 from koderz.datasets.files import data_file
 from koderz.datasets.problem import Problem
 from koderz.extract import extract
-from koderz.prompts import PromptStyle, Protocol
+from koderz.prompts import PromptStyle
+from koderz.vocab import Protocol
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = next(

@@ -17,8 +17,7 @@ from omegaconf import MISSING, DictConfig
 from koderz.cortex.config import CortexConfig
 from koderz.errors import ConfigError
 from koderz.models.config import ModelConfig
-from koderz.prompts import Protocol
-from koderz.vocab import Mode
+from koderz.vocab import Mode, Protocol
 
 # A helper role (spec_model, checkpoint_model, baseline_model) whose provider is CODER uses the
 # coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles).

@@ -9,10 +9,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from koderz.config import CODER, RunConfig, validate
 from koderz.models.config import ModelConfig
-from koderz.prompts import PromptStyle, Protocol
+from koderz.prompts import PromptStyle
 from koderz.records import Roles
 from koderz.sandbox.sandbox import SandboxConfig
-from koderz.vocab import Mode
+from koderz.vocab import Mode, Protocol
 
 
 @dataclass(frozen=True)

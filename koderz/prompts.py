@@ -15,12 +15,12 @@ keeps the answer's own code; see docs/leaderboard.md for what koderz's extractor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from koderz.datasets.problem import Problem
 from koderz.extract import extract
 from koderz.models.base import Message
 from koderz.sandbox.verdict import Verdict
+from koderz.vocab import Protocol
 
 CODER_SYSTEM = (
     "You are an expert Python programmer. You write correct, self-contained Python 3 code "
@@ -38,19 +38,6 @@ EVALPLUS_INSTRUCTION = (
 EVALPLUS_RESPONSE = (
     "Below is a Python script with a self-contained function that solves the problem and passes corresponding tests:"
 )
-
-
-class Protocol(StrEnum):
-    """``prompt.protocol``: whose prompts the coder gets."""
-
-    KODERZ = "koderz"  # koderz's workflow: spec, chain-of-thought, feedback, reviews
-    EVALPLUS = "evalplus"  # EvalPlus's leaderboard prompt for chat models: zero-shot, no spec, no CoT
-
-    @classmethod
-    def of_label(cls, label: str) -> Protocol | None:
-        """The protocol a ``PromptStyle.label`` names (its first word); None for another text."""
-        word = label.split(" ", 1)[0]
-        return cls(word) if word in set(cls) else None
 
 
 @dataclass(frozen=True)

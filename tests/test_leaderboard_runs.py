@@ -17,9 +17,9 @@ from koderz.config import TrackingConfig
 from koderz.datasets.files import data_file
 from koderz.datasets.loaders import load_dataset
 from koderz.export.evalplus import eval_results
-from koderz.prompts import PromptStyle, Protocol, attempt_messages
+from koderz.prompts import PromptStyle, attempt_messages
 from koderz.records import AttemptOutcome, ProblemRecord, Roles, RunFolder, RunResults, RunTiming
-from koderz.vocab import Mode, Status
+from koderz.vocab import Mode, Protocol, Status
 from tests.conftest import run_job
 from tests.fakes.scripted_server import Rules, ScriptedServer
 from tests.test_export import evalplus_reads

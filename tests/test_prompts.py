@@ -13,7 +13,8 @@ import pytest
 
 from koderz.datasets.files import data_file
 from koderz.datasets.problem import Problem
-from koderz.prompts import EVALPLUS_RESPONSE, PromptStyle, Protocol, attempt_messages
+from koderz.prompts import EVALPLUS_RESPONSE, PromptStyle, attempt_messages
+from koderz.vocab import Protocol
 from tests.conftest import plan
 
 EVALPLUS = PromptStyle(Protocol.EVALPLUS, cot=False)
