@@ -20,9 +20,9 @@ from koderz.models.config import ModelConfig
 from koderz.vocab import Mode, Protocol
 
 # A helper role (spec_model, checkpoint_model, baseline_model) whose provider is CODER uses the
-# coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles).
+# coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles),
+# with any setting given to the role itself on top (spec_model.temperature=0.7).
 CODER = "coder"
-HELPER_ROLES = ("spec_model", "checkpoint_model", "baseline_model")
 
 
 @dataclass
@@ -175,27 +175,13 @@ def validate(cfg: RunConfig | DictConfig) -> None:
 
 
 def _validate_roles(cfg: RunConfig | DictConfig) -> None:
-    """``coder`` names the coder's model in a helper role: not a coder itself, and with no settings
-    of its own (they would be ignored: the role takes every setting from ``model``)."""
+    """``coder`` names the coder's model in a helper role, not a coder."""
     _require(
         cfg.model.provider != CODER,
         "model",
         CODER,
         "stands for the coder's model in a helper role (spec_model=coder); choose a model for the coder",
     )
-    pristine = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env=None)
-    for role in HELPER_ROLES:
-        node = cfg[role] if isinstance(cfg, DictConfig) else getattr(cfg, role)
-        if node.provider != CODER:
-            continue
-        for key in ModelConfig.__dataclass_fields__:
-            value = node[key] if isinstance(node, DictConfig) else getattr(node, key)
-            _require(
-                value == getattr(pristine, key),
-                f"{role}.{key}",
-                value,
-                f"{role}=coder takes every setting from model; set model.{key}, or choose a model file for {role}",
-            )
 
 
 def _validate_protocol(cfg: RunConfig | DictConfig) -> None:

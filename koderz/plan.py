@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -99,9 +99,20 @@ def _to_object(cfg: DictConfig) -> RunConfig:
     return config
 
 
+CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env=None)  # conf/model/coder.yaml
+
+
 def _role(model: ModelConfig, config: RunConfig) -> ModelConfig:
-    """A helper role's model: the coder's when the role says ``coder``."""
-    return config.model if model.provider == CODER else model
+    """A helper role's model: when the role says ``coder``, the coder's model with the settings
+    given to the role itself (those that differ from ``coder.yaml``) on top."""
+    if model.provider != CODER:
+        return model
+    own = {
+        f.name: getattr(model, f.name)
+        for f in fields(ModelConfig)
+        if getattr(model, f.name) != getattr(CODER_ROLE, f.name)
+    }
+    return replace(config.model, **own)
 
 
 def _tuned(model: ModelConfig, config: RunConfig) -> ModelConfig:

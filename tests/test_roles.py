@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from koderz.errors import ConfigError
+from koderz.plan import CODER_ROLE
 from koderz.records import Roles, RunFolder
 from tests.conftest import compose_config, plan, run_job
 
@@ -36,6 +38,18 @@ def test_a_role_given_a_model_keeps_it() -> None:
     assert (run.roles.spec, run.roles.reviewer) == ("reference", "claude-sonnet-4-5")
 
 
+def test_a_setting_given_to_a_following_role_applies_on_top_of_the_coder() -> None:
+    run = plan("model=gpt-4o-mini", "model.base_url=http://127.0.0.1:9/v1", "spec_model.temperature=0.7")
+    assert run.spec_writer is not None and run.coder.temperature == 0.0
+    assert (run.spec_writer.name, run.spec_writer.base_url, run.spec_writer.temperature) == (
+        "gpt-4o-mini", "http://127.0.0.1:9/v1", 0.7)  # fmt: skip
+
+
+def test_coder_yaml_is_the_placeholder_the_plan_resolves() -> None:
+    cfg = compose_config()
+    assert OmegaConf.to_object(cfg).spec_model == CODER_ROLE  # nothing in the file is taken for a setting
+
+
 def test_the_run_level_temperature_reaches_a_following_role() -> None:
     run = plan("model=gpt-4o-mini", "temperature=0.3")
     assert run.spec_writer is not None and run.spec_writer.temperature == 0.3
@@ -50,7 +64,6 @@ def test_the_speed_test_times_the_models_the_roles_resolve_to() -> None:
     ("overrides", "message"),
     [
         (("model=coder",), "model=coder: stands for the coder's model in a helper role"),
-        (("model=gpt-4o-mini", "spec_model.temperature=0.5"), "spec_model.temperature=0.5: spec_model=coder takes"),
         (("prompt.protocol=evalplus",), "spec.enabled=True: prompt.protocol=evalplus needs false"),
         (
             ("experiment=evalplus", "mode=comparative"),
