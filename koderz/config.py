@@ -23,6 +23,7 @@ from koderz.vocab import Mode, Protocol
 # coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles),
 # with any setting given to the role itself on top (spec_model.temperature=0.7).
 CODER = "coder"
+CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env=None)  # conf/model/coder.yaml
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from koderz.config import CODER, RunConfig, validate
+from koderz.config import CODER, CODER_ROLE, RunConfig, validate
 from koderz.models.config import ModelConfig
 from koderz.prompts import PromptStyle
 from koderz.records import Roles
@@ -97,9 +97,6 @@ def _to_object(cfg: DictConfig) -> RunConfig:
     config = OmegaConf.to_object(merged)
     assert isinstance(config, RunConfig)
     return config
-
-
-CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env=None)  # conf/model/coder.yaml
 
 
 def _role(model: ModelConfig, config: RunConfig) -> ModelConfig:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from koderz.config import CODER_ROLE
 from koderz.errors import ConfigError
-from koderz.plan import CODER_ROLE
 from koderz.records import Roles, RunFolder
 from tests.conftest import compose_config, plan, run_job
 

@@ -69,7 +69,9 @@ def test_tags_name_every_role_and_the_status(logged) -> None:
     _, run, _ = logged
     tags = run.data.tags
     assert tags["koderz.model"] == "replay" and tags["koderz.mode"] == "iterative"
-    assert tags["koderz.spec_model"] == "replay" and tags["koderz.checkpoint_model"] == "replay"  # they follow the coder
+    assert (
+        tags["koderz.spec_model"] == "replay" and tags["koderz.checkpoint_model"] == "replay"
+    )  # they follow the coder
     assert tags["koderz.prompt"] == "koderz spec+cot" and tags["koderz.status"] == "complete"
     assert tags["koderz.sweep_id"] == "sweep-1"
 
