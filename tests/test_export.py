@@ -219,7 +219,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_saved_is_touched(tmp_path: Pat
         ([str(humaneval.path)], "dataset=humaneval: not an EvalPlus dataset"),
         ([str(tmp_path)], "not a koderz run folder"),
         ([str(old.path)], "HumanEval/0 sample 0 failed without a base verdict"),
-        ([str(folder.path), "--out", str(tmp_path / "missing" / "x.json")], "--out="),
+        ([str(folder.path), "--out", str(tmp_path / "missing" / "x.json")], "missing/x.json: cannot write"),
     ]
     for args, message in cases:
         capsys.readouterr()

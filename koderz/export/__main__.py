@@ -36,13 +36,18 @@ def main(argv: list[str] | None = None) -> int:
         folder = RunFolder.existing(args.run_folder)
         mode = Mode(args.mode) if args.mode else folder_headline(folder)
         export = eval_results(folder, mode)
-        text = json.dumps(export.results)
-        path = write_atomically(args.out, text) if args.out else folder.write_eval_results(mode, text)
     except KoderzError as err:
         print(f"koderz.export: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a run file that cannot be read
+        print(f"koderz.export: error: {err.filename}: cannot read ({err.strerror or err})", file=sys.stderr)
+        return 2
+    text = json.dumps(export.results)
+    target = args.out or folder.path / folder.eval_results_name(mode)
+    try:
+        path = write_atomically(args.out, text) if args.out else folder.write_eval_results(mode, text)
     except OSError as err:
-        print(f"koderz.export: error: --out={args.out}: cannot write: {err.strerror or err}", file=sys.stderr)
+        print(f"koderz.export: error: {target}: cannot write ({err.strerror or err})", file=sys.stderr)
         return 2
     if export.unanswered:
         log.warning(
