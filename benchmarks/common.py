@@ -105,7 +105,7 @@ class KoderzRun:
     @property
     def problems_wall(self) -> float:
         """First problem phase start to last problem phase end (excludes start-up)."""
-        spans = [(p["epoch_start"], p["epoch_end"]) for p in self.timing.get("phases", []) if p.get("task_id")]
+        spans = [(p["start"], p["end"]) for p in self.timing.get("phases", []) if p.get("task_id")]
         return max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0.0
 
     def verdicts(self) -> list[tuple[Any, ...]]:
@@ -120,7 +120,7 @@ class KoderzRun:
                 r["status"],
                 r["tests_passed"],
                 r["tests_total"],
-                tuple((s["sample_index"], s["passed"], s["status"], s["tests_passed"]) for s in r["samples"]),
+                tuple((o["index"], o["passed"], o["status"], o["tests_passed"]) for o in r["outcomes"]),
             )
             for r in self.results.get("problems", [])
         ]

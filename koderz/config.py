@@ -17,7 +17,13 @@ from omegaconf import MISSING, DictConfig
 from koderz.cortex.config import CortexConfig
 from koderz.errors import ConfigError
 from koderz.models.config import ModelConfig
-from koderz.vocab import Mode
+from koderz.vocab import Mode, Protocol
+
+# A helper role (spec_model, checkpoint_model, baseline_model) whose provider is CODER uses the
+# coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles),
+# with any setting given to the role itself on top (spec_model.temperature=0.7).
+CODER = "coder"
+CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env=None)  # conf/model/coder.yaml
 
 
 @dataclass
@@ -43,7 +49,8 @@ class CheckpointsConfig:
 
 @dataclass
 class PromptConfig:
-    cot: bool = True  # ask the model to reason before the code
+    protocol: str = Protocol.KODERZ.value  # koderz | evalplus (EvalPlus's leaderboard prompt; experiment=evalplus)
+    cot: bool = True  # koderz protocol: ask the model to reason before the code
 
 
 @dataclass
@@ -94,8 +101,8 @@ class SpeedConfig:
 @dataclass
 class RunConfig:
     model: ModelConfig = MISSING  # the coder (conf/model/)
-    spec_model: ModelConfig = MISSING  # writes the spec (spec.enabled)
-    checkpoint_model: ModelConfig = MISSING  # reviews every checkpoint_interval failures
+    spec_model: ModelConfig = MISSING  # writes the spec (spec.enabled); coder = the coder's model
+    checkpoint_model: ModelConfig = MISSING  # reviews every checkpoint_interval failures; coder = the coder's model
     baseline_model: ModelConfig = MISSING  # prices of the frontier-only cost estimate
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     mode: ModeConfig = field(default_factory=ModeConfig)
@@ -164,3 +171,29 @@ def validate(cfg: RunConfig | DictConfig) -> None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")
     if cfg.shard is not None:
         shard_of(cfg.shard)
+    _validate_roles(cfg)
+    _validate_protocol(cfg)
+
+
+def _validate_roles(cfg: RunConfig | DictConfig) -> None:
+    """``coder`` names the coder's model in a helper role, not a coder."""
+    _require(
+        cfg.model.provider != CODER,
+        "model",
+        CODER,
+        "stands for the coder's model in a helper role (spec_model=coder); choose a model for the coder",
+    )
+
+
+def _validate_protocol(cfg: RunConfig | DictConfig) -> None:
+    """The evalplus protocol is EvalPlus's zero-shot prompt: no spec, no chain-of-thought, no feedback."""
+    protocols = ", ".join(p.value for p in Protocol)
+    _require(cfg.prompt.protocol in set(Protocol), "prompt.protocol", cfg.prompt.protocol, f"choose one of {protocols}")
+    if cfg.prompt.protocol != Protocol.EVALPLUS:
+        return
+    why = "EvalPlus's prompt is zero-shot with neither spec nor reasoning (experiment=evalplus sets it all)"
+    _require(
+        cfg.mode.name == Mode.ZERO_SHOT, "mode", cfg.mode.name, f"prompt.protocol=evalplus needs mode=zero_shot: {why}"
+    )
+    _require(not cfg.spec.enabled, "spec.enabled", cfg.spec.enabled, f"prompt.protocol=evalplus needs false: {why}")
+    _require(not cfg.prompt.cot, "prompt.cot", cfg.prompt.cot, f"prompt.protocol=evalplus needs false: {why}")

@@ -22,7 +22,6 @@ from koderz.cortex.specs import spec_tag
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.problem import Problem
 from koderz.errors import ModelError, SandboxError
-from koderz.extract import extract
 from koderz.models.base import CallContext, Completion, Message, ModelClient
 from koderz.models.config import ModelConfig
 from koderz.models.pricing import CostLedger, Prices
@@ -170,7 +169,7 @@ class Experiment:
         program = (
             completion.text
             if self.env.coder.client.answers_programs
-            else extract(completion.text, self.problem).program
+            else self.settings.prompt.program(completion.text, self.problem)
         )
         with self._span(Phase.TEST, iteration=index + 1) as attrs:
             verdict = await self.env.sandbox.evaluate(self.problem, program)
@@ -221,7 +220,8 @@ class Experiment:
     async def _call(self, role: Role, phase: Phase, messages: list[Message], index: int) -> Completion:
         ledger_key = phase.spec.ledger
         assert ledger_key is not None
-        with self._span(phase, model=role.cfg.name, iteration=index + 1, prompt=messages[-1]["content"]) as attrs:
+        prompt = "\n\n".join(m["content"] for m in messages if m["role"] != "system")  # with a prefilled answer
+        with self._span(phase, model=role.cfg.name, iteration=index + 1, prompt=prompt) as attrs:
             completion = await role.client.complete(messages, CallContext(self.problem, ledger_key, index))
             attrs.update(
                 answer=completion.text,

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from koderz.config import RunConfig, validate
+from koderz.config import CODER, CODER_ROLE, RunConfig, validate
 from koderz.models.config import ModelConfig
 from koderz.prompts import PromptStyle
 from koderz.records import Roles
 from koderz.sandbox.sandbox import SandboxConfig
-from koderz.vocab import Mode
+from koderz.vocab import Mode, Protocol
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The run as every component sees it: typed, validated, with the run-level temperature and
-    seed applied to each role's model and the roles that take no part left out."""
+    """The run as every component sees it: typed, validated, with the helper roles that follow the
+    coder (``coder``) resolved to its model, the run-level temperature and seed applied to each
+    role's model, and the roles that take no part left out."""
 
     config: RunConfig
     mode: Mode
@@ -41,9 +42,9 @@ class Plan:
             config=config,
             mode=mode,
             coder=_tuned(config.model, config),
-            spec_writer=_tuned(config.spec_model, config) if spec else None,
-            reviewer=_tuned(config.checkpoint_model, config) if reviews else None,
-            baseline=config.baseline_model,
+            spec_writer=_tuned(_role(config.spec_model, config), config) if spec else None,
+            reviewer=_tuned(_role(config.checkpoint_model, config), config) if reviews else None,
+            baseline=_role(config.baseline_model, config),
             sandbox=SandboxConfig(
                 max_processes=settings.max_processes,
                 isolate=settings.isolate,
@@ -53,7 +54,7 @@ class Plan:
                 fork_server=settings.fork_server,
                 containment=settings.containment,
             ),
-            prompt=PromptStyle(cot=config.prompt.cot),
+            prompt=PromptStyle(protocol=Protocol(config.prompt.protocol), cot=config.prompt.cot),
         )
 
     @property
@@ -71,9 +72,15 @@ class Plan:
 
     @property
     def prompt_label(self) -> str:
-        """The prompt protocol in a few words, so no figure is mistaken for another protocol's."""
-        steps = [name for name, on in (("spec", self.spec_writer is not None), ("cot", self.prompt.cot)) if on]
-        return "koderz " + ("+".join(steps) if steps else "plain")
+        """The prompt protocol in a few words ("evalplus", "koderz spec+cot"), so no figure is
+        mistaken for another protocol's."""
+        return self.prompt.label(spec=self.spec_writer is not None)
+
+    @property
+    def helper_models(self) -> tuple[ModelConfig, ModelConfig]:
+        """The spec and review roles' models whether or not they take part (the speed test times them)."""
+        config = self.config
+        return _tuned(_role(config.spec_model, config), config), _tuned(_role(config.checkpoint_model, config), config)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (config.yaml)."""
@@ -90,6 +97,19 @@ def _to_object(cfg: DictConfig) -> RunConfig:
     config = OmegaConf.to_object(merged)
     assert isinstance(config, RunConfig)
     return config
+
+
+def _role(model: ModelConfig, config: RunConfig) -> ModelConfig:
+    """A helper role's model: when the role says ``coder``, the coder's model with the settings
+    given to the role itself (those that differ from ``coder.yaml``) on top."""
+    if model.provider != CODER:
+        return model
+    own = {
+        f.name: getattr(model, f.name)
+        for f in fields(ModelConfig)
+        if getattr(model, f.name) != getattr(CODER_ROLE, f.name)
+    }
+    return replace(config.model, **own)
 
 
 def _tuned(model: ModelConfig, config: RunConfig) -> ModelConfig:

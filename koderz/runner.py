@@ -226,7 +226,7 @@ class Runner:
                 summary.answered,
                 folder.path,
             )
-        return RunOutcome(summary, _exit_code(summary), folder.path)
+        return RunOutcome(summary, report.exit_code(summary), folder.path)
 
     # start-up -------------------------------------------------------------------------
 
@@ -433,11 +433,3 @@ class Runner:
         if session:
             with self.clock.phase(Phase.MEMORY_SESSION_END):
                 await store.end_session(session, brief)
-
-
-def _exit_code(summary: RunSummary) -> ExitCode:
-    if summary.interrupted:
-        return ExitCode.INTERRUPTED
-    if summary.unanswered or summary.not_run:
-        return ExitCode.UNANSWERED
-    return ExitCode.OK

@@ -31,7 +31,7 @@ async def run_speed_mode(plan: Plan, run_dir: Path) -> SpeedResults:
     clients, seen = [], set()
     speed = plan.config.speed
     try:
-        for model in (plan.coder, plan.config.spec_model, plan.config.checkpoint_model):
+        for model in (plan.coder, *plan.helper_models):
             if model.name in seen:
                 continue
             seen.add(model.name)

@@ -1,4 +1,5 @@
-"""The one vocabulary of a run: modes (what runs), phases (what is timed), statuses (what came out).
+"""The one vocabulary of a run: modes (what runs), phases (what is timed), statuses (what came out),
+prompt protocols (whose prompts the coder gets).
 
 Every module asks these tables instead of comparing strings: which parts a mode runs per
 problem and which result is its headline; which timing category, cost-ledger key and
@@ -155,3 +156,16 @@ class Status(StrEnum):
 
 
 VERDICTS = frozenset({Status.PASSED, Status.FAILED, Status.ERROR, Status.TIMEOUT, Status.MEMORY, Status.KILLED})
+
+
+class Protocol(StrEnum):
+    """``prompt.protocol``: whose prompts the coder gets."""
+
+    KODERZ = "koderz"  # koderz's workflow: spec, chain-of-thought, feedback, reviews
+    EVALPLUS = "evalplus"  # EvalPlus's leaderboard prompt for chat models: zero-shot, no spec, no CoT
+
+    @classmethod
+    def of_label(cls, label: str) -> Protocol | None:
+        """The protocol a ``PromptStyle.label`` names (its first word); None for another text."""
+        word = label.split(" ", 1)[0]
+        return cls(word) if word in set(cls) else None

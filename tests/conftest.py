@@ -12,7 +12,11 @@ from koderz.plan import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "koderz" / "conf"
-SHARED_DATA = REPO.parent / "shared" / "data"
+# ../shared/data beside the main checkout, or beside the worktrees' folder (/work/wt/NAME -> /work/shared)
+SHARED_DATA = next(
+    (p / "shared" / "data" for p in REPO.parents[:2] if (p / "shared" / "data").is_dir()),
+    REPO.parent / "shared" / "data",
+)
 
 register()
 

@@ -153,6 +153,21 @@ def test_a_failing_sweep_job_is_reported_and_the_other_jobs_still_run(tmp_path: 
     assert json.loads((ran / "results.json").read_text())["summary"]["passed"] == 1
 
 
+def test_a_sweep_with_a_job_left_unanswered_says_which_and_exits_3(tmp_path: Path) -> None:
+    """The server refuses HumanEval/1 (HTTP 400: no retry): the end=2 job leaves it without a
+    verdict, the end=1 job is complete; the sweep names the job and exits as that job would."""
+    script = Rules([("separate_paren_groups", [Reply(status=400, error="refused")])], default=fenced(REFERENCE_0))
+    env = clean_env(OPENAI_API_KEY="sk-test")
+    with ScriptedServer(script).in_thread() as server:
+        model = ["model=gpt-4o-mini", f"model.base_url={server.openai_url}", "spec.enabled=false"]
+        done = koderz(tmp_path, "-m", "end=1,2", *model, *QUIET, env=env)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    complete, unanswered = sweep_jobs(tmp_path)
+    line = next(x for x in (done.stdout + done.stderr).splitlines() if "jobs complete" in x)
+    assert "1 jobs complete" in line and f"1 with problems left without a verdict ({unanswered.name})" in line
+    assert complete.name not in line
+
+
 # ---------------------------------------------------------------------- bad input
 
 BAD_INPUTS: list[tuple[list[str], str]] = [

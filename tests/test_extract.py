@@ -7,14 +7,13 @@ import gzip
 import json
 import logging
 import warnings
-from pathlib import Path
 
 import pytest
 
 from koderz.datasets.problem import Problem
 from koderz.extract import Extraction, extract, extract_program
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 REAL_SAMPLES = SHARED_DATA / "real-llm-humaneval-samples.jsonl.gz"
 
 log = logging.getLogger(__name__)

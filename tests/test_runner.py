@@ -95,6 +95,17 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path: Path) -> None:
     assert _hashes(folder) == before
 
 
+def test_a_folder_from_before_tracking_json_still_resumes(tmp_path: Path) -> None:
+    """run.json once held the MLflow run (now in tracking.json): such a folder is read as before."""
+    assert _koderz(tmp_path, "end=2", *QUIET).returncode == 0
+    (folder,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    state = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**state, "mlflow_run_id": None, "mlflow_uri": None}))
+    done = _koderz(tmp_path, f"resume={folder}")
+    assert done.returncode == 0, done.stderr
+    assert "nothing to resume" in done.stdout + done.stderr
+
+
 def test_resume_refuses_an_override_that_changes_the_experiment(tmp_path: Path) -> None:
     assert _koderz(tmp_path, "end=2", *QUIET).returncode == 0
     (folder,) = (tmp_path / "outputs" / "runs").glob("*/*")

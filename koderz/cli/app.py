@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from koderz.cli import argv, checks, dirname, oneline, tracking_start
+from koderz.cli import argv, checks, dirname, oneline, sweep_outcome, tracking_start
 from koderz.config import register
 from koderz.errors import ExitCode, KoderzError
 
@@ -122,6 +122,8 @@ def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
         _count_tracking_flush(outcome.folder, flush_began, time.time())
     if hydra_cfg.mode != RunMode.MULTIRUN:
         _run_exit.append(exit_code)
+    elif exit_code == ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt  # Ctrl-C stops the sweep, not just this job
     return outcome.summary.pass_rate, outcome.summary.cost.total
 
 
@@ -145,6 +147,17 @@ def _discard(run_dir: Path) -> None:
         run_dir.parent.rmdir()
 
 
+def _interrupted() -> None:
+    """Ctrl-C outside a run's own handling (composing the config, between a sweep's jobs)."""
+    if "koderz.tracking.callback" in sys.modules:
+        from koderz.tracking.callback import end_interrupted_sweeps
+
+        end_interrupted_sweeps()
+    line = sweep_outcome.interrupted_line()
+    sys.stderr.write(f"koderz: interrupted{'; ' + line if line else ''}\n")
+    sys.exit(ExitCode.INTERRUPTED)
+
+
 def main() -> None:
     """Console-script entry point (``koderz`` = ``python -m koderz``)."""
     typed = sys.argv[1:]
@@ -162,6 +175,10 @@ def main() -> None:
             raise _run_failure[0]
         if _run_exit and _run_exit[0]:
             sys.exit(_run_exit[0])
+        if sweep_outcome.worst and sweep_outcome.worst[0]:
+            sys.exit(sweep_outcome.worst[0])
+    except KeyboardInterrupt:
+        _interrupted()
     except JobCrashed:
         raise
     except Exception as exc:

@@ -7,6 +7,7 @@
     timing.json      where the time went                             a run has two parts)
     koderz.log       the log                          debug/        raw answers (debug=true)
     tracking.json    what the MLflow run holds so far tracking.log  the MLflow logger's own log
+    eval_results.json  EvalPlus's results layout, written on request (eval_results.<mode>.json per mode)
 
 JSONL files are appended as each problem finishes and flushed at once, so a crash loses nothing
 finished; JSON files are replaced atomically. A torn last line (a kill mid-write) is skipped.
@@ -84,6 +85,10 @@ class RunFolder:
 
     def samples_name(self, mode: Mode) -> str:
         return "samples.jsonl" if len(self.parts) <= 1 else f"samples.{mode.value}.jsonl"
+
+    def eval_results_name(self, mode: Mode) -> str:
+        """EvalPlus's ``eval_results.json`` of a part's samples (``python -m koderz.export evalplus``)."""
+        return "eval_results.json" if len(self.parts) <= 1 else f"eval_results.{mode.value}.json"
 
     @property
     def log_path(self) -> Path:
@@ -211,6 +216,12 @@ class RunFolder:
 
     def traces(self) -> list[TraceRecord]:
         return _read_jsonl(self.path / TRACES, TraceRecord)
+
+    def write_eval_results(self, mode: Mode, text: str) -> Path:
+        """Write (replace atomically) a part's EvalPlus results; returns the file's path."""
+        name = self.eval_results_name(mode)
+        self._replace(name, text)
+        return self.path / name
 
     def write_results(self, results: RunResults) -> None:
         self._replace(RESULTS, results.model_dump_json(indent=2))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from koderz.vocab import Mode, Status
 
@@ -369,6 +369,14 @@ class RunState(Record):
     schema_version: int = SCHEMA_VERSION
     run_id: str
     parts: list[RunPart] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_moved_fields(cls, data: Any) -> Any:
+        """Folders written before tracking.json kept the MLflow run here; it is read from there now."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in ("mlflow_run_id", "mlflow_uri")}
+        return data
 
     @property
     def status(self) -> str:

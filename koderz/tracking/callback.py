@@ -111,11 +111,17 @@ class MlflowSweepCallback(Callback):
         (sweep_dir / SWEPT_FILE).write_text(swept + "\n")
         os.environ[SWEPT_ENV] = swept
         self._parent_run_id = run_id
+        _open.append(self)
         log.info("MLflow parent run %s for sweep %s", run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.end("FINISHED")
+
+    def end(self, status: str) -> None:
+        """Summarise the children on the parent run and end it with ``status``."""
         if self._parent_run_id is None:
             return
+        _open.remove(self)
         run_id, self._parent_run_id = self._parent_run_id, None
         if os.environ.get(PARENT_ENV) == run_id:
             del os.environ[PARENT_ENV]
@@ -123,8 +129,17 @@ class MlflowSweepCallback(Callback):
         try:
             from koderz.tracking.mlflow_tracker import finish_sweep_run
 
-            children = finish_sweep_run(self._settings, run_id)
+            children = finish_sweep_run(self._settings, run_id, status)
         except Exception as err:  # noqa: BLE001
             log.warning("MLflow sweep summary not logged on parent run %s: %s", run_id, err)
             return
-        log.info("MLflow parent run %s: %d child runs", run_id, children)
+        log.info("MLflow parent run %s (%s): %d child runs", run_id, status, children)
+
+
+_open: list[MlflowSweepCallback] = []  # parent runs opened and not yet ended
+
+
+def end_interrupted_sweeps() -> None:
+    """Ctrl-C stopped a sweep before Hydra's end: its parent run ends KILLED, with what finished."""
+    for callback in list(_open):
+        callback.end("KILLED")

@@ -93,13 +93,13 @@ def start_sweep_run(tracking: TrackingConfig, dataset: str, name: str, tags: dic
     return str(run.info.run_id)
 
 
-def finish_sweep_run(tracking: TrackingConfig, parent_run_id: str) -> int:
-    """Log the children's summary table, metrics and figure on the parent; end it.
+def finish_sweep_run(tracking: TrackingConfig, parent_run_id: str, status: str = "FINISHED") -> int:
+    """Log the children's summary table, metrics and figure on the parent; end it with ``status``.
 
     Returns the number of child runs found.
     """
     with store(tracking) as (_, client):
-        return _finish_sweep(client, parent_run_id)
+        return _finish_sweep(client, parent_run_id, status)
 
 
 def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -132,7 +132,7 @@ def run_params(config: Mapping[str, Any]) -> dict[str, str]:
             if model is None
         ),
     ]
-    if plan.mode.value != "speed":
+    if plan.mode.spec.runs_problems:
         dropped.append("speed.")
     return {
         key: value
@@ -215,7 +215,7 @@ def status_tag(summary: RunSummary) -> str:
 # --- internals -------------------------------------------------------------------------
 
 
-def _finish_sweep(client: Any, parent_run_id: str) -> int:
+def _finish_sweep(client: Any, parent_run_id: str, status: str) -> int:
     from mlflow.entities import Metric
 
     parent = client.get_run(parent_run_id)
@@ -246,7 +246,9 @@ def _finish_sweep(client: Any, parent_run_id: str) -> int:
         values |= {"min_cost": min(costs), "total_cost": sum(costs)}
     stamp = now_ms()
     client.log_batch(parent_run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()])
-    client.set_terminated(parent_run_id, "FINISHED")
+    if status != "FINISHED":
+        client.set_tag(parent_run_id, "koderz.interrupted", "true")
+    client.set_terminated(parent_run_id, status)
     return len(rows)
 
 

@@ -294,3 +294,31 @@ def test_a_bad_value_cancels_the_early_worker_before_it_touches_the_store(tmp_pa
 
     client = mlflow.MlflowClient(uri)
     assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+
+
+def test_ctrl_c_in_a_sweep_stops_the_sweep_and_names_the_interrupted_job(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Job 0 of two is interrupted: the second never starts, the console names job 0, the exit
+    code is 130 and the sweep's MLflow parent ends KILLED with job 0's run nested under it."""
+    uri = fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
+    args = [sys.executable, "-m", "koderz", "-m", "concurrency=1,2", "cortex=off", f"hydra.sweep.dir={tmp_path}/sweep"]
+    proc = start(args, tmp_path, environment(uri), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        results = tmp_path / "sweep" / "0_concurrency=1,cortex=off" / "results.jsonl"
+        wait_for(lambda: results.is_file() and len(results.read_text().splitlines()) >= 3, proc, "three results")
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        stop(proc)
+    assert proc.returncode == 130, err
+    assert "koderz: interrupted; sweep" in err and "1 interrupted (0_concurrency=1,cortex=off)" in err
+    assert not (tmp_path / "sweep" / "1_concurrency=2,cortex=off").exists()
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    parent_id = (tmp_path / "sweep" / "mlflow_parent_run_id").read_text().strip()
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "KILLED" and parent.data.tags["koderz.interrupted"] == "true"
+    (child,) = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert child.info.status == "KILLED" and child.data.tags["koderz.status"] == "interrupted"

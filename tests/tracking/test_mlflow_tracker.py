@@ -64,7 +64,7 @@ def test_params_are_the_flattened_config_without_what_never_tells_runs_apart(log
     params = run.data.params
     assert params == run_params(config)
     assert params["model.name"] == "replay" and params["max_iterations"] == "2" and "concurrency" in params
-    assert params["checkpoint_model.name"] == "reference"  # iterative: the reviewer takes part
+    assert params["checkpoint_model.name"] == "coder"  # iterative: the reviewer takes part (the coder's model)
     everything = flatten_params(config)
     assert set(params) < set(everything)
     assert not [k for k in params if k.startswith(("tracking.", "timing.", "speed.")) or k.endswith(".base_url")]
@@ -74,7 +74,9 @@ def test_tags_name_every_role_and_the_status(logged) -> None:
     _, run, _ = logged
     tags = run.data.tags
     assert tags["koderz.model"] == "replay" and tags["koderz.mode"] == "iterative"
-    assert tags["koderz.spec_model"] == "reference" and tags["koderz.checkpoint_model"] == "reference"
+    assert (
+        tags["koderz.spec_model"] == "replay" and tags["koderz.checkpoint_model"] == "replay"
+    )  # they follow the coder
     assert tags["koderz.prompt"] == "koderz spec+cot" and tags["koderz.status"] == "complete"
     assert tags["koderz.sweep_id"] == "sweep-1"
 
