@@ -12,16 +12,12 @@ process group, and only before it reaps the attempt (so never a reused pid).
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import socket
-import subprocess
 import sys
 from typing import Any
 
 from koderz.errors import SandboxError
-
-log = logging.getLogger(__name__)
+from koderz.sandbox.zygote import Zygote
 
 
 class ForkedProcess:
@@ -65,110 +61,38 @@ class ForkedProcess:
             self._server.signal(self.pid, b"K")
 
 
-class ForkServer:
-    """A zygote process bound to one event loop."""
+class ForkServer(Zygote):
+    """The attempts' zygote (``child.zygote``) bound to one event loop."""
+
+    name = "sandbox fork server"
 
     def __init__(self, source: str, env: dict[str, str]) -> None:
-        self._source, self._env = source, env
-        self._sock: socket.socket | None = None
-        self._popen: subprocess.Popen[bytes] | None = None
-        self._pending: dict[bytes, asyncio.Future[int]] = {}
-        self._exits: dict[int, asyncio.Future[int]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self._token = 0
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self._popen = await asyncio.to_thread(
-                subprocess.Popen,
-                [sys.executable, "-I", "-S", "-B", "-c", self._source, "zygote", str(theirs.fileno())],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=self._env,
-                pass_fds=[theirs.fileno()],
-                cwd="/",
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        self._sock = ours
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @property
-    def alive(self) -> bool:
-        return self._reader is not None and not self._reader.done()
-
-    async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._sock is not None
-        try:
-            while message := await loop.sock_recv(self._sock, 256):
-                kind, _, rest = message.partition(b" ")
-                first, _, second = rest.partition(b" ")
-                if kind == b"P" and first in self._pending:
-                    self._pending.pop(first).set_result(int(second))
-                elif kind == b"X":
-                    future = self._exits.setdefault(int(first), loop.create_future())
-                    if not future.done():
-                        future.set_result(int(second))
-        except OSError as exc:
-            log.warning("sandbox fork server lost: %s", exc)
-        finally:
-            for future in list(self._pending.values()) + list(self._exits.values()):
-                if not future.done():
-                    future.set_exception(SandboxError("sandbox fork server exited"))
+        super().__init__([sys.executable, "-I", "-S", "-B", "-c", source, "zygote"], env)
 
     async def spawn(self, results_fd: int) -> ForkedProcess:
         """Fork one attempt writing its results to ``results_fd`` (the caller keeps and closes
         its copy); its job is written to the returned process's ``stdin``."""
-        sock = self._sock
-        if not self.alive or sock is None:
-            raise SandboxError("sandbox fork server is not running")
         loop = asyncio.get_running_loop()
         job_r, job_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
-            async with self._lock:
-                self._token += 1
-                token = b"%d" % self._token
-                future = self._pending[token] = loop.create_future()
-                fds = [job_r, results_fd, out_w]
-                await loop.run_in_executor(None, lambda: socket.send_fds(sock, [token], fds))
-            pid = await future
+            pid = await self.fork([job_r, results_fd, out_w])
+        except BaseException:
+            for fd in (job_w, out_r):
+                os.close(fd)
+            raise
         finally:
             for fd in (job_r, out_w):
                 os.close(fd)
         if pid < 0:
             for fd in (job_w, out_r):
                 os.close(fd)
-            raise SandboxError("sandbox fork server could not fork")
-        exit_code = self._exits.setdefault(pid, loop.create_future())
+            raise SandboxError(f"{self.name} could not fork")
+        exit_code = self.exit_of(pid)
         stderr, t1 = await _read_stream(loop, out_r, 2**16)
         t2, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(job_w, "wb", 0))
         stdin = asyncio.StreamWriter(t2, protocol, None, loop)
-        exit_code.add_done_callback(lambda _: self._exits.pop(pid, None))
         return ForkedProcess(self, pid, stdin, stderr, exit_code, [t1, t2])
-
-    def signal(self, pid: int, kind: bytes) -> None:
-        """Ask the zygote to SIGKILL attempt ``pid``'s group (``K``) or SIGTERM it (``T``), if it
-        has not reaped ``pid`` yet."""
-        if self._sock is not None and self.alive:
-            try:
-                self._sock.send(b"%s %d" % (kind, pid))
-            except OSError as exc:
-                log.warning("sandbox fork server: cannot ask it to kill attempt %d: %s", pid, exc)
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-        if self._reader is not None:
-            self._reader.cancel()
-        if self._popen is not None:
-            self._popen.kill()
-            self._popen.wait()
 
 
 async def _read_stream(loop: asyncio.AbstractEventLoop, fd: int, limit: int) -> tuple[asyncio.StreamReader, Any]:

@@ -10,19 +10,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import logging
 import os
 import pickle
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
-
-log = logging.getLogger(__name__)
+from koderz.sandbox.zygote import Zygote
 
 VERDICT_LIMIT = 256 * 1024  # bytes of one judge's verdict (a few KB in practice)
 ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding this koderz package
@@ -53,82 +49,25 @@ class JudgeProcess:
         self.verdict.cancel()
 
 
-class JudgeServer:
-    """The judge zygote bound to one event loop."""
+class JudgeServer(Zygote):
+    """The judge zygote (``judge_server``) bound to one event loop."""
+
+    name = "sandbox judge server"
 
     def __init__(self) -> None:
-        self._sock: socket.socket | None = None
-        self._popen: subprocess.Popen[bytes] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[bytes, asyncio.Future[int]] = {}
-        self._exits: dict[int, asyncio.Future[tuple[int, float]]] = {}
+        super().__init__([sys.executable, "-I", "-c", BOOT], JUDGE_ENV)
         self._keys: dict[int, tuple[Problem, asyncio.Task[str]]] = {}
-        self._tokens = itertools.count(1)
-        self._lock = asyncio.Lock()
+        self._problem_keys = itertools.count(1)
 
-    async def start(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self._popen = await asyncio.to_thread(
-                subprocess.Popen,
-                [sys.executable, "-I", "-c", BOOT, str(theirs.fileno())],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=JUDGE_ENV,
-                pass_fds=[theirs.fileno()],
-                cwd="/",
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        self._sock = ours
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @property
-    def alive(self) -> bool:
-        return self._reader is not None and not self._reader.done()
-
-    async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._sock is not None
-        try:
-            while message := await loop.sock_recv(self._sock, 256):
-                kind, *fields = message.split(b" ")
-                if kind == b"P" and fields[0] in self._pending:
-                    self._pending.pop(fields[0]).set_result(int(fields[1]))
-                elif kind == b"X":
-                    future = self.exit_of(int(fields[0]))
-                    if not future.done():
-                        future.set_result((int(fields[1]), float(fields[2])))
-        except OSError as exc:
-            log.warning("sandbox judge server lost: %s", exc)
-        finally:
-            futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._exits.values()]
-            for future in futures:
-                if not future.done():
-                    future.set_exception(SandboxError("the sandbox's judge server exited"))
-
-    def exit_of(self, pid: int) -> asyncio.Future[tuple[int, float]]:
-        """Exit code and CPU seconds of judge ``pid`` (once the zygote has reaped it)."""
-        future = self._exits.get(pid)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._exits[pid] = future
-            future.add_done_callback(lambda _: self._exits.pop(pid, None))
-        return future
-
-    async def _send(self, message: bytes, fds: list[int]) -> None:
-        sock = self._sock
-        if not self.alive or sock is None:
-            raise SandboxError("the sandbox's judge server is not running")
-        await asyncio.get_running_loop().run_in_executor(None, lambda: socket.send_fds(sock, [message], fds))
+    def exit_value(self, fields: list[bytes]) -> tuple[int, float]:
+        """A judge's exit code and CPU seconds."""
+        return int(fields[0]), float(fields[1])
 
     async def register(self, problem: Problem) -> str:
         """The zygote's key for ``problem`` (sent to it once per problem object)."""
         known = self._keys.get(id(problem))
         if known is None or known[0] is not problem:
-            key = f"p{next(self._tokens)}"
+            key = f"p{next(self._problem_keys)}"
             task = asyncio.get_running_loop().create_task(self._register(problem, key))
             known = self._keys[id(problem)] = (problem, task)
         return await asyncio.shield(known[1])
@@ -137,8 +76,7 @@ class JudgeServer:
         payload = await asyncio.to_thread(pickle.dumps, problem, pickle.HIGHEST_PROTOCOL)
         read_fd, write_fd = os.pipe()
         try:
-            async with self._lock:
-                await self._send(b"R " + key.encode(), [read_fd])
+            await self.send(b"R " + key.encode(), [read_fd])
         finally:
             os.close(read_fd)
         await asyncio.to_thread(_write_all, write_fd, payload)
@@ -149,15 +87,10 @@ class JudgeServer:
         loop = asyncio.get_running_loop()
         stop_r, stop_w = os.pipe()
         verdict_r, verdict_w = os.pipe()
-        token = b"%d" % next(self._tokens)
-        future = self._pending[token] = loop.create_future()
         try:
-            message = b"J %s %s" % (token, json.dumps({**request, "key": key}).encode())
-            async with self._lock:
-                await self._send(message, [results_fd, stop_r, verdict_w])
-            pid = await future
+            request_text = json.dumps({**request, "key": key}).encode()
+            pid = await self.fork([results_fd, stop_r, verdict_w], b"J ", b" " + request_text)
         except BaseException:
-            self._pending.pop(token, None)
             for fd in (stop_w, verdict_r):
                 os.close(fd)
             raise
@@ -168,20 +101,7 @@ class JudgeServer:
 
     def kill(self, pid: int) -> None:
         """SIGKILL judge ``pid`` if the zygote has not reaped it yet."""
-        if self._sock is not None and self.alive:
-            try:
-                socket.send_fds(self._sock, [b"K %d" % pid], [])
-            except OSError as exc:
-                log.warning("sandbox judge server: cannot ask it to kill judge %d: %s", pid, exc)
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-        if self._reader is not None:
-            self._reader.cancel()
-        if self._popen is not None:
-            self._popen.kill()
-            self._popen.wait()
+        self.signal(pid, b"K")
 
 
 def _write_all(fd: int, data: bytes) -> None:

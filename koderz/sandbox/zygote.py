@@ -1,0 +1,138 @@
+"""The parent side of a zygote: a trusted helper process that forks on request, on one event loop.
+
+Both the fork server (``forkserver``: one process per attempt) and the judge server
+(``judge_client``: one judge per attempt) are such a process, reached over a ``SOCK_SEQPACKET``
+socket pair. The zygote answers a fork request ``<token>`` with ``P <token> <pid>`` (a negative
+pid when it could not fork) and reports each child it reaps with ``X <pid> <fields...>``; it
+signals a child only while it has not reaped it, so never a reused pid. When the zygote dies,
+every request and exit still awaited fails with a ``SandboxError`` naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import subprocess
+from typing import Any
+
+from koderz.errors import SandboxError
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 256  # bytes of one message from the zygote
+
+
+class Zygote:
+    """A zygote process bound to one event loop; subclasses say how it starts and what an exit holds."""
+
+    name = "zygote"  # in errors and warnings, e.g. "sandbox fork server"
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self._argv, self._env = argv, env
+        self._sock: socket.socket | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[bytes, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[Any]] = {}
+        self._tokens = itertools.count(1)
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._popen = await asyncio.to_thread(
+                subprocess.Popen,
+                [*self._argv, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=self._env,
+                pass_fds=[theirs.fileno()],
+                cwd="/",
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @property
+    def alive(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    def exit_value(self, fields: list[bytes]) -> Any:
+        """What an ``X <pid> <fields...>`` report holds for the waiting side."""
+        return int(fields[0])
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._sock is not None
+        try:
+            while message := await loop.sock_recv(self._sock, MESSAGE_LIMIT):
+                kind, *fields = message.split(b" ")
+                if kind == b"P" and fields[0] in self._pending:
+                    self._pending.pop(fields[0]).set_result(int(fields[1]))
+                elif kind == b"X":
+                    future = self.exit_of(int(fields[0]))
+                    if not future.done():
+                        future.set_result(self.exit_value(fields[1:]))
+        except OSError as exc:
+            log.warning("%s lost: %s", self.name, exc)
+        finally:
+            futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._exits.values()]
+            for future in futures:
+                if not future.done():
+                    future.set_exception(SandboxError(f"{self.name} exited"))
+
+    def exit_of(self, pid: int) -> asyncio.Future[Any]:
+        """What child ``pid``'s exit report holds, once the zygote has reaped it."""
+        future = self._exits.get(pid)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._exits[pid] = future
+            future.add_done_callback(lambda _: self._exits.pop(pid, None))
+        return future
+
+    async def fork(self, fds: list[int], prefix: bytes = b"", suffix: bytes = b"") -> int:
+        """Send the fork request ``prefix + token + suffix`` with ``fds``; the child's pid (< 0: the
+        zygote could not fork)."""
+        sock = self._sock
+        if not self.alive or sock is None:
+            raise SandboxError(f"{self.name} is not running")
+        loop = asyncio.get_running_loop()
+        token = b"%d" % next(self._tokens)
+        future = self._pending[token] = loop.create_future()
+        try:
+            async with self._lock:
+                data = prefix + token + suffix
+                await loop.run_in_executor(None, lambda: socket.send_fds(sock, [data], fds))
+            return await future
+        finally:
+            self._pending.pop(token, None)
+
+    async def send(self, message: bytes, fds: list[int]) -> None:
+        """A message that forks nothing (it may pass file descriptors)."""
+        sock = self._sock
+        if not self.alive or sock is None:
+            raise SandboxError(f"{self.name} is not running")
+        async with self._lock:
+            await asyncio.get_running_loop().run_in_executor(None, lambda: socket.send_fds(sock, [message], fds))
+
+    def signal(self, pid: int, kind: bytes) -> None:
+        """Ask the zygote to signal child ``pid`` (``K`` kill, ``T`` terminate) if not reaped yet."""
+        if self._sock is not None and self.alive:
+            try:
+                self._sock.send(b"%s %d" % (kind, pid))
+            except OSError as exc:
+                log.warning("%s: cannot signal child %d: %s", self.name, pid, exc)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._popen is not None:
+            self._popen.kill()
+            self._popen.wait()
