@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from koderz.cortex.factory import open_memory_store
 from koderz.plan import Plan
 from koderz.runner import Runner
@@ -39,6 +41,7 @@ async def test_a_run_stores_spec_attempts_results_and_summary(tmp_path, monkeypa
     assert summary.memory_lost_writes == 0
 
 
+@pytest.mark.slow  # ~25 s: a server process per memory operation
 async def test_ephemeral_and_off_give_the_same_verdicts_as_persistent(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     results = {}

@@ -176,6 +176,7 @@ def _lines(stream: Any, into: queue.Queue[str]) -> None:
         into.put(line)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_final_flush_prints_a_command_that_finishes_the_logging(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"  # a new store: MLflow makes its tables in the flush
     samples = write_samples(tmp_path / "samples.jsonl")
@@ -296,6 +297,7 @@ def test_a_bad_value_cancels_the_early_worker_before_it_touches_the_store(tmp_pa
     assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_sweep_stops_the_sweep_and_names_the_interrupted_job(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

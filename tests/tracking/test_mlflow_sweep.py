@@ -85,6 +85,7 @@ def test_basic_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path
     _assert_one_parent_two_children(tmp_path, _run_sweep(tmp_path, uri))
 
 
+@pytest.mark.slow  # the basic launcher's sweep test covers nesting in the default suite
 @pytest.mark.skipif(
     importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None,
     reason="hydra-joblib-launcher not installed",
