@@ -104,3 +104,29 @@ def test_the_merge_command(runs, tmp_path) -> None:
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "koderz.merge: error: no shard run folders found (runs made with shard=K/N)"
     ]
+
+
+@pytest.mark.slow
+def test_four_shards_of_humaneval_from_one_sweep_merge_into_the_unsharded_run(tmp_path: Path) -> None:
+    """The whole of HumanEval as a 4-job sweep (``shard=0/4,...``) through the real command line,
+    merged: 164/164 and every task's verdict as in one unsharded run."""
+
+    def koderz(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "koderz", *args, *QUIET], cwd=tmp_path, capture_output=True, text=True, timeout=900
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    koderz("-m", "shard=0/4,1/4,2/4,3/4", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    koderz(f"hydra.run.dir={tmp_path / 'whole'}")
+    done = subprocess.run(
+        [sys.executable, "-m", "koderz.merge", str(tmp_path / "sweep")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    merged = RunFolder.existing(tmp_path / "sweep" / "merged").read_results()
+    alone = RunFolder(tmp_path / "whole").read_results()
+    assert merged.summary.problems == merged.summary.passed == 164
+    assert [(r.task_id, r.status, r.tests_passed) for r in merged.problems] == [
+        (r.task_id, r.status, r.tests_passed) for r in alone.problems
+    ]
+    assert set(merged.shard_timing) == {"0/4", "1/4", "2/4", "3/4"}
