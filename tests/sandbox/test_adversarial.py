@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import threading
 import uuid
 from pathlib import Path
 
@@ -99,37 +97,6 @@ async def test_exploit_reasons(humaneval, sandbox) -> None:
 @pytest.fixture
 def marker() -> str:
     return "koderz-adv-" + uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def listener():
-    """A real TCP listener on 127.0.0.1 that records every connection it accepts."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    accepted: list[bytes] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    accepted.append(conn.recv(100))
-                except OSError:
-                    accepted.append(b"")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
-    stop.set()
-    thread.join(2)
-    server.close()
 
 
 def _attacks(marker: str, port: int, parent_pid: int, problem) -> dict[str, tuple[str, set[str]]]:

@@ -351,35 +351,6 @@ async def test_no_channel_between_attempts(mechanism, humaneval, uid_base, lefto
 # ----------------------------------------------------------------------------- mechanisms
 
 
-@pytest.fixture
-def listener():
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    accepted: list[bytes] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                accepted.append(b"connected")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
-    stop.set()
-    thread.join(2)
-    server.close()
-
-
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 @needs_root
 async def test_each_mechanism_contains_the_escapes(mechanism, humaneval, uid_base, listener, monkeypatch) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import uuid
 from pathlib import Path
 
@@ -38,33 +36,6 @@ ESCAPE_ANSWERS = {
 def user():
     with UnprivilegedKoderz() as created:
         yield created
-
-
-@pytest.fixture
-def listener():
-    """A TCP listener on the host's 127.0.0.1 that records every connection."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    accepted: list[str] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            conn.close()
-            accepted.append("connected")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
-    stop.set()
-    thread.join(2)
-    server.close()
 
 
 def _contained(user: UnprivilegedKoderz, listener, deny_userns: bool) -> dict:
