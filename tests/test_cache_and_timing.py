@@ -13,18 +13,23 @@ RIGHT = fenced("def add(x: int, y: int):\n    return x + y\n")
 RAISES = fenced("def add(x: int, y: int):\n    raise ValueError('no')\n")
 
 
+def one_problem_against(url: str) -> list[str]:
+    """HumanEval/53 with gpt-4o-mini's config pointed at the scripted server, no spec, memory or tracking."""
+    return [
+        "model=gpt-4o-mini",
+        f"model.base_url={url}",
+        "spec.enabled=false",
+        "problems=[HumanEval/53]",
+        "tracking=off",
+        "cortex=off",
+    ]
+
+
 async def test_a_repeated_run_is_served_from_the_cache_without_model_calls(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     async with ScriptedServer(Rules([(r"specification", ["SPEC"])], default=RIGHT)) as server:
-        args = [
-            "model=gpt-4o-mini",
-            f"model.base_url={server.openai_url}",
-            "spec.enabled=false",
-            "problems=[HumanEval/53]",
-            "tracking=off",
-            "cortex=off",
-        ]
+        args = one_problem_against(server.openai_url)
         first = await run_job(tmp_path / "first", *args)
         calls = len(server.chat_requests)
         second = await run_job(tmp_path / "second", *args)
@@ -47,14 +52,7 @@ async def test_a_candidate_that_raises_is_a_verdict_and_is_cached(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     async with ScriptedServer(Rules([], default=RAISES)) as server:
-        args = [
-            "model=gpt-4o-mini",
-            f"model.base_url={server.openai_url}",
-            "spec.enabled=false",
-            "problems=[HumanEval/53]",
-            "tracking=off",
-            "cortex=off",
-        ]
+        args = one_problem_against(server.openai_url)
         first = await run_job(tmp_path / "first", *args)
         calls = len(server.chat_requests)
         second = await run_job(tmp_path / "second", *args)
