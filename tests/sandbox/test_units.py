@@ -10,6 +10,7 @@ import re
 import pytest
 
 from koderz.datasets.expected import Expected, compact
+from koderz.sandbox import wire
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, short_repr
 from koderz.sandbox.judge_server import _Stream
 from koderz.sandbox.oracle import Oracle
@@ -49,6 +50,32 @@ def test_wire_round_trip(value) -> None:
     assert decode(text) == value and type(decode(text)) is type(value)
 
 
+def _long_sequences() -> list[object]:
+    """Long sequences the encoder may take whole, with the values that must stop it anywhere in them."""
+    stoppers = [math.nan, math.inf, -math.inf, 10**15, -(10**15), 10**400, 1e300, (1,), [1], {"a": 1}]
+    bases = [
+        list(range(40)),
+        [0.5 * i for i in range(40)],
+        [True, False, None, "x"] * 10,
+        [i % 2 == 0 for i in range(40)],
+    ]
+    values: list[object] = [*bases, [1, 2.5] * 20, [10**15 - 1, -(10**15) + 1] * 10, ["a"] * 15, [1.5] * 15]
+    for base in bases:
+        for stopper in stoppers:
+            for at in (0, 17, len(base)):
+                values.append([*base[:at], stopper, *base[at:]])
+    return [*values, *(tuple(v) for v in values), {0.25 * i for i in range(40)}, frozenset(range(-20, 20))]
+
+
+def test_wire_long_sequences_encode_as_item_by_item(monkeypatch) -> None:
+    taken_whole = [wire._flat(v) for v in _long_sequences() if not isinstance(v, (set, frozenset))]
+    assert any(taken_whole) and not all(taken_whole)
+    whole = [encode(value) for value in _long_sequences()]
+    monkeypatch.setattr(wire, "_FLAT_MIN", 10**9)  # every sequence encoded item by item
+    assert whole == [encode(value) for value in _long_sequences()]
+    assert all(isinstance(decode(text), (list, tuple, set, frozenset)) for text in whole)
+
+
 def test_wire_rejects_user_types() -> None:
     class MyInt(int):
         pass
@@ -57,7 +84,7 @@ def test_wire_rejects_user_types() -> None:
         def __eq__(self, other):
             return True
 
-    for value in (MyInt(3), Eq(), [Eq()]):
+    for value in (MyInt(3), Eq(), [Eq()], [*range(20), MyInt(3)], (*"abcdefghijklmnopqrst", Eq())):
         with pytest.raises(UnencodableValue):
             encode(value)
 
