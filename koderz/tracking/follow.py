@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # imported by warm_up(): the handlers are in place before the
 
 log = logging.getLogger(__name__)
 
-BATCH_SECONDS = 1.0
+BATCH_SECONDS = 0.5
 POLL_SECONDS = 2.0  # wakes without a byte: the folder's config appears, a wake that was dropped
 STOPPED = 3
 DISCARD = b"d"
@@ -112,6 +112,12 @@ def follow(signals: Signals, settings: Settings) -> int:
     with RunLogger(folder, tracking, parent_run_id=settings.parent_run_id, tags=settings.tags) as logger:
         ready = time.time() - process_start()
         log.info("store %s open", logger.uri)
+        if folder.has_config():
+            logger.open()  # the MLflow run, with its params, before anything else
+        if tracking.figures:
+            from koderz.tracking import figures
+
+            figures.warm_up()  # matplotlib imported and its fonts loaded now, not in the final flush
         ended, discard = _follow_run(folder, logger, signals)
         flush_began = time.perf_counter()
         if discard:
@@ -141,7 +147,7 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple
     """Log batches while the run runs; returns (the run closed the pipe, the run asked to discard)."""
     stdin = sys.stdin.fileno()
     last_sync = 0.0
-    pending = figures_ready = False
+    pending = False
     while not signals.stop:
         wait = POLL_SECONDS if not pending else max(0.0, last_sync + BATCH_SECONDS - time.monotonic())
         try:
@@ -157,11 +163,6 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple
             pending = True
         if logger.progress is None and folder.has_config():
             logger.open()
-        elif not readable and not pending and logger.tracking.figures and not figures_ready:
-            from koderz.tracking import figures
-
-            figures.warm_up()  # while idle, not in the final flush
-            figures_ready = True
         if logger.progress is not None and time.monotonic() - last_sync >= BATCH_SECONDS:
             began = time.perf_counter()
             count = logger.sync()

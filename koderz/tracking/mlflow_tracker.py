@@ -438,17 +438,20 @@ def _numbers(values: Mapping[str, float]) -> dict[str, float]:
 
 
 def log_figures(client: Any, run_id: str, results: RunResults) -> None:
+    """The run's figures, those that show something: the pass rate by iteration when the mode
+    iterates, the time by category, cost against pass rate when the run cost anything."""
     from koderz.tracking import figures  # matplotlib: only when figures are drawn
 
     summary, made = results.summary, []
-    if summary.solved_within:
+    if len(summary.solved_within) > 1:
         made.append(("pass_rate_by_iteration", figures.pass_rate_by_iteration(summary.solved_within)))
     if results.timing.categories:
         categories = {name: cat.model_dump() for name, cat in results.timing.categories.items()}
         made.append(("time_by_category", figures.time_by_category(categories)))
-    points = [(summary.model, summary.cost.total, summary.pass_rate)]
-    points.append(("frontier-only estimate", summary.cost.frontier_estimate, summary.pass_rate))
-    made.append(("cost_vs_pass_rate", figures.cost_vs_pass_rate(points)))
+    if summary.cost.total > 0:
+        points = [(summary.model, summary.cost.total, summary.pass_rate)]
+        points.append(("frontier-only estimate", summary.cost.frontier_estimate, summary.pass_rate))
+        made.append(("cost_vs_pass_rate", figures.cost_vs_pass_rate(points)))
     for name, fig in made:
         client.log_figure(run_id, fig, f"figures/{name}.png")
 

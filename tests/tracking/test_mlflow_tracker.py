@@ -12,7 +12,7 @@ import pytest
 
 from koderz.config import TrackingConfig
 from koderz.records import RunFolder
-from koderz.tracking.mlflow_tracker import flatten_params, log_run_folder, run_params
+from koderz.tracking.mlflow_tracker import flatten_params, log_figures, log_run_folder, run_params
 from tests.tracking.support import TASKS, fresh_store, real_run_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,11 +129,35 @@ def test_artifacts_and_figures_are_logged(logged) -> None:
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"results.json", "samples.jsonl", "timing.json", "config.yaml", "figures"} <= names  # no Hydra: no log
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert figures == {
-        "figures/pass_rate_by_iteration.png",
-        "figures/time_by_category.png",
-        "figures/cost_vs_pass_rate.png",
-    }
+    assert figures == {"figures/pass_rate_by_iteration.png", "figures/time_by_category.png"}  # it cost nothing
+
+
+class FigureRecorder:
+    """A fake MLflow client that only records the names of the figures logged to it."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def log_figure(self, run_id: str, figure: object, name: str) -> None:
+        self.names.append(name)
+
+
+@pytest.mark.parametrize(
+    ("solved_within", "cost", "expected"),
+    [
+        ([1.0], 0.0, ["time_by_category"]),  # zero-shot on a free model: one point, no cost
+        ([0.5, 0.75], 0.0, ["pass_rate_by_iteration", "time_by_category"]),
+        ([1.0], 0.25, ["time_by_category", "cost_vs_pass_rate"]),
+    ],
+)
+def test_only_figures_that_show_something_are_drawn(folder, solved_within, cost, expected) -> None:
+    results = RunFolder(folder).read_results()
+    summary = results.summary.model_copy(
+        update={"solved_within": solved_within, "cost": results.summary.cost.model_copy(update={"total": cost})}
+    )
+    recorder = FigureRecorder()
+    log_figures(recorder, "run", results.model_copy(update={"summary": summary}))
+    assert recorder.names == [f"figures/{name}.png" for name in expected]
 
 
 def test_one_trace_per_problem_with_its_spans(logged, folder) -> None:
