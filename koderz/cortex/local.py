@@ -57,6 +57,7 @@ class LocalStore:
         self._db: MemoryDB | None = None
         self._warned = False
         self._pending: list[MemoryRecord] = []
+        self._in_flight: list[MemoryRecord] = []  # the batch being stored now
         self._wake = asyncio.Event()
         self._store_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
@@ -108,11 +109,12 @@ class LocalStore:
             logger.warning("cortex: a write was not stored in %s (%s); later writes go on", self.path, exc)
 
     async def _store(self, records: list[MemoryRecord]) -> list[str]:
-        """Store in one transaction; if SQLite refuses it (not for a lock), record by record. Never raises."""
+        """Store sanitized records in one transaction; if SQLite refuses it (not for a lock), record by
+        record. Never raises."""
         if self._db is None:  # never opened: the run already said it goes on without memory
             self.lost_writes += len(records)
             return []
-        rows = [asdict(sanitize(r)) for r in records]
+        rows = [asdict(r) for r in records]
         try:
             return [str(i) for i in await self._run(lambda db: db.remember_many(rows))]
         except Exception as exc:  # noqa: BLE001 - a refused write costs that write, not the store
@@ -144,10 +146,17 @@ class LocalStore:
         async with self._store_lock:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_PENDING], self._pending[MAX_PENDING:]
-                await self._store(batch)
+                self._in_flight = batch
+                try:
+                    await self._store(batch)
+                finally:
+                    self._in_flight = []
 
-    async def _read(self, what: str, fn: Callable[[MemoryDB], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        await self.flush()  # a run reads its own writes
+    async def _read(
+        self, what: str, fn: Callable[[MemoryDB], list[dict[str, Any]]], tags: list[str] | None, category: str | None
+    ) -> list[dict[str, Any]]:
+        if self._pending_match(tags, category):
+            await self.flush()  # a run reads its own writes (and waits for no others)
         if self._db is None:  # never opened: the run already said it goes on without memory
             return []
         try:
@@ -156,11 +165,17 @@ class LocalStore:
             logger.warning("cortex: %s failed on %s: %s", what, self.path, exc)
             return []
 
+    def _pending_match(self, tags: list[str] | None, category: str | None) -> bool:
+        """Could a record queued or being stored answer a read with these filters?"""
+        wanted = set(tags or ())
+        queued = [*self._in_flight, *self._pending]
+        return any(wanted <= set(r.tags) and category in (None, r.category) for r in queued)
+
     # -- MemoryStore ----------------------------------------------------------------
 
     async def remember(self, record: MemoryRecord) -> str | None:
         """Queue one memory (stored in the background); always ``None``."""
-        self._pending.append(record)
+        self._pending.append(sanitize(record))
         self._wake.set()
         if len(self._pending) >= MAX_PENDING:
             await self.flush()
@@ -170,7 +185,7 @@ class LocalStore:
         """Store many memories now, in one transaction; their ids (empty if none could be stored)."""
         await self.flush()
         async with self._store_lock:
-            return await self._store(records)
+            return await self._store([sanitize(r) for r in records])
 
     async def recall(
         self,
@@ -181,11 +196,13 @@ class LocalStore:
         mode: str = "search",
     ) -> list[dict[str, Any]]:
         """Memories (full content) matching all ``tags`` and ``category``; ``mode`` search|recent|important."""
-        return await self._read("recall", lambda db: db.recall(query, tags, category, max(1, limit), mode))
+        return await self._read(
+            "recall", lambda db: db.recall(query, tags, category, max(1, limit), mode), tags, category
+        )
 
     async def export(self, tags: list[str] | None = None, category: str | None = None) -> list[dict[str, Any]]:
         """Every memory matching all ``tags`` and ``category``, oldest first."""
-        return await self._read("export", lambda db: db.export(tags, category))
+        return await self._read("export", lambda db: db.export(tags, category), tags, category)
 
     async def start_session(self, context: str) -> str | None:
         text = clean_text(context, MAX_SUMMARY)

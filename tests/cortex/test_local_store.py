@@ -48,6 +48,22 @@ async def test_round_trip_recall_export_and_sessions(tmp_path) -> None:
     assert store.lost_writes == 0
 
 
+async def test_a_read_sees_the_runs_own_queued_writes_and_waits_only_for_those_that_match(tmp_path) -> None:
+    async with open_memory_store(local_cfg(tmp_path), "run-1") as store:
+        assert isinstance(store, LocalStore)
+        for task in ("HumanEval/0", "HumanEval/1"):
+            await store.remember(MemoryRecord(f"spec {task}", "text", category="spec", tags=("spec", task)))
+        # what decides whether a read flushes the queue first (a read that cannot match does not wait)
+        assert store._pending_match(["spec", "HumanEval/1"], "spec")
+        assert not store._pending_match(["spec", "HumanEval/2"], None)
+        assert not store._pending_match(["spec", "HumanEval/0"], "attempt")
+        assert [m["title"] for m in await store.recall(tags=["spec", "HumanEval/1"], mode="recent")] == [
+            "spec HumanEval/1"
+        ]
+        assert [m["title"] for m in await store.export(category="spec")] == ["spec HumanEval/0", "spec HumanEval/1"]
+        assert await store.recall(tags=["spec", "HumanEval/2"], mode="recent") == []
+
+
 async def test_the_mcp_server_on_the_same_file_sees_local_writes(tmp_path) -> None:
     async with open_memory_store(local_cfg(tmp_path), "run-1") as store:
         await store.remember(MemoryRecord("written locally", "x", tags=("shared",)))
