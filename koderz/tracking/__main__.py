@@ -34,14 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     return _log(args)
 
 
-NICENESS = 10
-
-
 def _follow(args: argparse.Namespace) -> int:
-    from koderz.tracking.follow import Signals, follow, read_settings, warm_up
+    from koderz.tracking.follow import Signals, follow, read_settings, run_in_background, warm_up
 
     signals = Signals()
-    os.nice(NICENESS)  # background work: the run's own processes go first when the CPUs are busy
+    run_in_background()
     warm_up()  # mlflow's imports, while the run that started us is still starting
     settings = read_settings()
     if settings is None:  # the run needs no tracking after all
