@@ -35,10 +35,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _follow(args: argparse.Namespace) -> int:
-    from koderz.tracking.follow import Signals, follow, read_settings, run_in_background, warm_up
+    from koderz.tracking.follow import Signals, follow, read_settings, warm_up
 
     signals = Signals()
-    run_in_background()
     warm_up()  # mlflow's imports, while the run that started us is still starting
     settings = read_settings()
     if settings is None:  # the run needs no tracking after all

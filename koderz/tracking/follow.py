@@ -146,6 +146,7 @@ def follow(signals: Signals, settings: Settings) -> int:
     with RunLogger(folder, tracking, parent_run_id=settings.parent_run_id, tags=settings.tags) as logger:
         ready = time.time() - process_start()
         log.info("store %s open", logger.uri)
+        run_in_background()  # mlflow imported and the store open (or created) at full speed; the rest yields
         if folder.has_config():
             logger.open()  # the MLflow run, with its params, before anything else
         if tracking.figures:
