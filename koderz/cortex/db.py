@@ -116,12 +116,17 @@ def fts_query(text: str) -> str:
 class MemoryDB:
     """The memory tables of one SQLite file. Not thread-safe: use from one thread."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0, *, reader: bool = False) -> None:
+        """Open (or create) the file; a ``reader`` opens a file that has its tables, for queries only."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not reader:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if reader:
+                self._conn.execute("PRAGMA query_only = ON")
+                return
             # Switching a new file to WAL takes an exclusive lock and may answer "locked" at
             # once, without the busy handler, while another process does the same.
             _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"), busy_timeout)

@@ -13,8 +13,10 @@ runs four writer processes at once).
 
 ``remember`` is write-behind: it queues the record and returns ``None`` at once, so a
 problem never waits for SQLite (or for another process's write lock); a background
-task stores the queue in one transaction per batch. Reads, ``end_session``, ``flush()``
-and close store the queue first. ``MAX_PENDING`` queued records make ``remember`` wait
+task stores the queue in one transaction per batch. Reads have a connection and a thread of
+their own (WAL: a read never waits for a write), so a lookup does not queue behind the
+batch being stored; a read that a queued record could answer stores the queue first, as do
+``end_session``, ``flush()`` and close. ``MAX_PENDING`` queued records make ``remember`` wait
 (bounded memory).
 
 Faults never reach the caller: a write SQLite refuses is dropped and counted in
@@ -47,14 +49,17 @@ MAX_PENDING = 2_000  # queued records before remember() waits for the writer (bo
 
 
 class LocalStore:
-    """``MemoryStore`` writing ``MemoryDB`` on one worker thread (SQLite calls release the GIL)."""
+    """``MemoryStore`` writing ``MemoryDB`` on one worker thread and reading it on another (SQLite
+    calls release the GIL)."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.timeout = timeout
         self.lost_writes = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-local")
+        self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-local-read")
         self._db: MemoryDB | None = None
+        self._reader: MemoryDB | None = None
         self._warned = False
         self._pending: list[MemoryRecord] = []
         self._in_flight: list[MemoryRecord] = []  # the batch being stored now
@@ -77,7 +82,13 @@ class LocalStore:
         loop = asyncio.get_running_loop()
         try:
             self._db = await loop.run_in_executor(self._pool, lambda: MemoryDB(self.path, self.timeout))
+            self._reader = await loop.run_in_executor(
+                self._read_pool, lambda: MemoryDB(self.path, self.timeout, reader=True)
+            )
         except Exception as exc:  # noqa: BLE001 - any failure to open is one line
+            if self._db is not None:
+                self._db.close()
+                self._db = None
             raise MemoryStoreError(f"cortex store {str(self.path)!r} cannot be opened: {exc}") from None
         self._writer = asyncio.create_task(self._write_behind(), name="cortex-local-writer")
 
@@ -89,10 +100,15 @@ class LocalStore:
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
         await self.flush()  # anything queued while the writer stopped
+        loop = asyncio.get_running_loop()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await loop.run_in_executor(self._read_pool, reader.close)
         db, self._db = self._db, None
         if db is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, db.close)
+            await loop.run_in_executor(self._pool, db.close)
         self._pool.shutdown(wait=False)
+        self._read_pool.shutdown(wait=False)
 
     async def __aenter__(self) -> LocalStore:
         await self.connect()
@@ -157,10 +173,11 @@ class LocalStore:
     ) -> list[dict[str, Any]]:
         if self._pending_match(tags, category):
             await self.flush()  # a run reads its own writes (and waits for no others)
-        if self._db is None:  # never opened: the run already said it goes on without memory
+        reader = self._reader
+        if reader is None:  # never opened: the run already said it goes on without memory
             return []
         try:
-            return await self._run(fn)
+            return await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, reader)
         except Exception as exc:  # noqa: BLE001 - a failed read is an empty answer
             logger.warning("cortex: %s failed on %s: %s", what, self.path, exc)
             return []

@@ -98,15 +98,22 @@ def _read_results(stream: _Stream, results_fd: int, stop_fd: int) -> None:
                 stream.take(chunk)
 
 
+_LIBC: Any = None  # the C library (ctypes), loaded once by the zygote; None where it cannot be
+
+
 def _prepare_process(name: bytes) -> None:
-    """Name this process (for ps and top), have it killed when its parent dies and let big answers
-    reuse heap pages instead of faulting in fresh ones (glibc's mallopt; elsewhere skipped)."""
+    """Name this process (for ps and top) and have it killed when its parent dies."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None)
-        libc.prctl(PR_SET_NAME, name, 0, 0, 0)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-        libc.mallopt(M_TRIM_THRESHOLD, 4 * MMAP_THRESHOLD)
+        _LIBC.prctl(PR_SET_NAME, name, 0, 0, 0)
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _tune_malloc() -> None:
+    """Let big answers reuse heap pages instead of faulting in fresh ones (glibc's mallopt, set
+    once in the zygote: its judges inherit it; elsewhere skipped)."""
+    with contextlib.suppress(AttributeError):
+        _LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        _LIBC.mallopt(M_TRIM_THRESHOLD, 4 * MMAP_THRESHOLD)
 
 
 def _set_budget(cpu_seconds: int, memory_mb: int) -> None:
@@ -225,7 +232,11 @@ def serve(control: socket.socket) -> None:
 def main() -> None:
     import numpy  # noqa: F401 - loaded once here, so that forked judges compare floats without importing it
 
+    global _LIBC
+    with contextlib.suppress(OSError):
+        _LIBC = ctypes.CDLL(None)
     _prepare_process(b"kz-judges")
+    _tune_malloc()
     serve(socket.socket(fileno=int(sys.argv[1])))
 
 

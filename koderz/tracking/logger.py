@@ -109,9 +109,10 @@ class RunLogger:
             experiment_id = mt.experiment_id(self.client, self.tracking, dataset)
         state = self.folder.read_state()
         koderz_run_id = state.run_id if state else self.folder.path.name
-        tags = mt.config_tags(config, self.folder, koderz_run_id) | self.tags
+        plan = mt.plan_of(config)  # an OmegaConf merge: built once
+        tags = mt.config_tags(plan, self.folder, koderz_run_id) | self.tags
         tags |= {"koderz.status": "running", "koderz.tracking": "live"}
-        name = mt.run_name_of(config, koderz_run_id, self.tags.get("koderz.variant", ""))
+        name = mt.run_name_of(plan, koderz_run_id, self.tags.get("koderz.variant", ""))
         run = self.client.create_run(
             experiment_id,
             run_name=name,
@@ -120,7 +121,7 @@ class RunLogger:
         run_id = str(run.info.run_id)
         self.client.log_batch(
             run_id,
-            params=[Param(k, v) for k, v in mt.run_params(config).items()],
+            params=[Param(k, v) for k, v in mt.run_params(config, plan).items()],
             tags=[RunTag(k, str(v)[: mt.MAX_TAG_VALUE]) for k, v in tags.items()],
         )
         self.progress = TrackingProgress(uri=self.uri, experiment_id=experiment_id, mlflow_run_id=run_id)

@@ -117,13 +117,12 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
-def run_params(config: Mapping[str, Any]) -> dict[str, str]:
-    """The params that tell runs apart: the flattened config without the roles that take no part,
-    endpoints, keys, timeouts and retries, and the tracking and timing switches (config.yaml, an
-    artifact of the run, keeps everything)."""
+def run_params(config: Mapping[str, Any], plan: Plan) -> dict[str, str]:
+    """The params that tell runs apart: the flattened config (whose plan is ``plan``) without the
+    roles that take no part, endpoints, keys, timeouts and retries, and the tracking and timing
+    switches (config.yaml, an artifact of the run, keeps everything)."""
     from koderz.resume import operational
 
-    plan = plan_of(config)
     dropped = [
         *NOISE,
         *(
@@ -171,8 +170,7 @@ def run_name(model: str, mode: str, dataset: str, run_id: str, variant: str = ""
     return f"{model} {mode} {dataset}{extra} #{run_id[-6:]}"
 
 
-def run_name_of(config: Mapping[str, Any], run_id: str, variant: str = "") -> str:
-    plan = plan_of(config)
+def run_name_of(plan: Plan, run_id: str, variant: str = "") -> str:
     return run_name(plan.coder.name, plan.mode.value, plan.dataset, run_id, variant)
 
 
@@ -188,9 +186,8 @@ def plan_of(config: Mapping[str, Any]) -> Plan:
     return Plan.build(merged)
 
 
-def config_tags(config: Mapping[str, Any], folder: RunFolder, run_id: str) -> dict[str, str]:
+def config_tags(plan: Plan, folder: RunFolder, run_id: str) -> dict[str, str]:
     """The run's tags known at its start: roles, dataset, prompt, folder, overrides."""
-    plan = plan_of(config)
     roles = plan.roles
     tags = _base_tags() | {
         "koderz.model": plan.coder.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -118,6 +119,31 @@ async def test_a_write_sqlite_refuses_is_counted_and_later_writes_go_on(tmp_path
     assert titles == ["stored"]
     assert store.lost_writes == 3
     assert len([r for r in caplog.records if r.name == "koderz.cortex.local"]) == 1  # one warning, not one a write
+
+
+async def test_a_read_does_not_wait_for_the_batch_being_stored(tmp_path) -> None:
+    """A batch stuck behind another process's write lock holds the writer thread; a lookup that the
+    batch cannot answer is served by the read connection meanwhile. Were reads on the writer's
+    thread, the recall would wait out the batch (the 30 s busy timeout) and miss its deadline."""
+    cfg = local_cfg(tmp_path, timeout=30.0)
+    async with open_memory_store(cfg, "r") as store:
+        assert isinstance(store, LocalStore)
+        await store.remember_batch([MemoryRecord("spec HumanEval/0", "text", category="spec", tags=("spec", "t0"))])
+        blocker = sqlite3.connect(cfg.db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            await store.remember(MemoryRecord("result HumanEval/1", "x", category="result", tags=("result",)))
+            async with asyncio.timeout(10):
+                while not store._in_flight:  # noqa: ASYNC110 - the writer has taken the batch, waits for the lock
+                    await asyncio.sleep(0.01)
+                found = await store.recall(tags=["spec", "t0"], mode="recent", limit=1)
+            assert store._in_flight, "the batch was stored before the read: the test proved nothing"
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert [m["title"] for m in found] == ["spec HumanEval/0"]
+        titles = [m["title"] for m in await store.export(tags=["result"])]
+    assert titles == ["result HumanEval/1"] and store.lost_writes == 0
 
 
 async def test_remember_does_not_wait_for_another_writers_lock(tmp_path) -> None:

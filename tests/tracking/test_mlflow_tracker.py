@@ -12,7 +12,7 @@ import pytest
 
 from koderz.config import TrackingConfig
 from koderz.records import RunFolder
-from koderz.tracking.mlflow_tracker import flatten_params, log_figures, log_run_folder, run_params
+from koderz.tracking.mlflow_tracker import flatten_params, log_figures, log_run_folder, plan_of, run_params
 from tests.tracking.support import TASKS, fresh_store, real_run_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def test_params_are_the_flattened_config_without_what_never_tells_runs_apart(log
     _, run, _ = logged
     config = RunFolder(folder).read_config()
     params = run.data.params
-    assert params == run_params(config)
+    assert params == run_params(config, plan_of(config))
     assert params["model.name"] == "replay" and params["max_iterations"] == "2" and "concurrency" in params
     assert params["checkpoint_model.name"] == "coder"  # iterative: the reviewer takes part (the coder's model)
     everything = flatten_params(config)
