@@ -1,8 +1,8 @@
-"""Parent side of the judge zygote (``judge_server``): register problems, fork one judge per attempt.
+"""Parent side of the judge server (``judge_server``): register problems, have each attempt judged.
 
-The attempt's results pipe goes from the child straight to its judge; the sandbox only
-gets the judge's small JSON verdict and its exit code (with its CPU time, so that a
-judge killed at its CPU budget is told apart from one that crashed).
+The attempt's results pipe goes from the child straight to a judge of the server's pool; the
+sandbox only gets the judge's small JSON verdict and how the job ended (exit code and CPU
+time, so that a judge killed at its CPU budget is told apart from one that crashed).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ BOOT = f"import sys; sys.path.insert(0, {ROOT!r}); from koderz.sandbox.judge_ser
 JUDGE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
-class JudgeProcess:
-    """One attempt's judge: its verdict, its exit, and the pipe that tells it to stop."""
+class JudgeJob:
+    """One attempt's judging: its verdict, how it ended, and the pipe that tells the judge to stop."""
 
-    def __init__(self, server: JudgeServer, pid: int, stop_fd: int, verdict: asyncio.Task[bytes]) -> None:
-        self.server, self.pid, self.verdict = server, pid, verdict
+    def __init__(self, server: JudgeServer, job: int, stop_fd: int, verdict: asyncio.Task[bytes]) -> None:
+        self.server, self.job, self.verdict = server, job, verdict
         self._stop_fd: int | None = stop_fd
-        self.exit = server.exit_of(pid)
+        self.exit = server.exit_of(job)
 
     def stop(self) -> None:
         """The attempt is over: judge what the results pipe still holds, then answer."""
@@ -42,7 +42,7 @@ class JudgeProcess:
 
     def kill(self) -> None:
         if not self.exit.done():
-            self.server.kill(self.pid)
+            self.server.kill(self.job)
 
     def close(self) -> None:
         self.stop()
@@ -50,7 +50,7 @@ class JudgeProcess:
 
 
 class JudgeServer(Zygote):
-    """The judge zygote (``judge_server``) bound to one event loop."""
+    """The judge server (``judge_server``) bound to one event loop."""
 
     name = "sandbox judge server"
 
@@ -60,11 +60,11 @@ class JudgeServer(Zygote):
         self._problem_keys = itertools.count(1)
 
     def exit_value(self, fields: list[bytes]) -> tuple[int, float]:
-        """A judge's exit code and CPU seconds."""
+        """How a job ended: the exit code (0: a verdict was written) and the judge's CPU seconds on it."""
         return int(fields[0]), float(fields[1])
 
     async def register(self, problem: Problem) -> str:
-        """The zygote's key for ``problem`` (sent to it once per problem object)."""
+        """The server's key for ``problem`` (sent to it once per problem object)."""
         known = self._keys.get(id(problem))
         if known is None or known[0] is not problem:
             key = f"p{next(self._problem_keys)}"
@@ -82,14 +82,16 @@ class JudgeServer(Zygote):
         await asyncio.to_thread(_write_all, write_fd, payload)
         return key
 
-    async def judge(self, key: str, request: dict[str, Any], results_fd: int) -> JudgeProcess:
-        """Fork a judge reading ``results_fd`` (the caller keeps and closes its copy)."""
+    async def judge(self, key: str, request: dict[str, Any], results_fd: int) -> JudgeJob:
+        """Have a judge read and judge ``results_fd`` (the caller keeps and closes its copy)."""
         loop = asyncio.get_running_loop()
         stop_r, stop_w = os.pipe()
         verdict_r, verdict_w = os.pipe()
         try:
             request_text = json.dumps({**request, "key": key}).encode()
-            pid = await self.fork([results_fd, stop_r, verdict_w], b"J ", b" " + request_text)
+            job = await self.fork([results_fd, stop_r, verdict_w], b"J ", b" " + request_text)
+            if job < 0:
+                raise SandboxError(f"{self.name} could not start a judge")
         except BaseException:
             for fd in (stop_w, verdict_r):
                 os.close(fd)
@@ -97,11 +99,11 @@ class JudgeServer(Zygote):
         finally:
             os.close(stop_r)
             os.close(verdict_w)
-        return JudgeProcess(self, pid, stop_w, loop.create_task(_read_verdict(verdict_r)))
+        return JudgeJob(self, job, stop_w, loop.create_task(_read_verdict(verdict_r)))
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL judge ``pid`` if the zygote has not reaped it yet."""
-        self.signal(pid, b"K")
+    def kill(self, job: int) -> None:
+        """SIGKILL the judge of ``job`` if it is still judging it."""
+        self.signal(job, b"K")
 
 
 def _write_all(fd: int, data: bytes) -> None:

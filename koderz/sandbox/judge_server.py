@@ -1,28 +1,37 @@
-"""The judge zygote and the judges it forks: one per attempt, with its own CPU and memory budget.
+"""The judge server and its pool of judges: each attempt judged within its own CPU and memory budget.
 
-Run by the sandbox as ``python -m koderz.sandbox.judge_server FD`` (trusted: koderz,
-numpy and the problems' reference answers are loaded here, never in an attempt). Requests
+Run by the sandbox as ``python -m koderz.sandbox.judge_server FD`` (trusted: koderz and numpy
+are loaded here, never in an attempt). The server keeps each problem the sandbox registers
+(pickled) and a pool of judges it forked. An attempt goes to an idle judge, or to a judge
+forked for it when none is idle, so it never waits for another attempt's judging. Requests
 arrive on the SEQPACKET socket ``FD``:
 
 - ``R <key>`` with a pipe: a pickled ``Problem`` to keep under ``key`` (once per problem);
-- ``J <token> <key> <limits json>`` with the attempt's results pipe, a stop pipe and a
-  verdict pipe: fork a judge, answer ``P <token> <pid>``;
-- ``K <pid>``: SIGKILL that judge if it is still an unreaped child (no pid reuse).
+- ``J <token> <request json>`` with the attempt's results pipe, a stop pipe and a verdict
+  pipe: hand the attempt to a judge as job ``<job>``, answer ``P <token> <job>``;
+- ``K <job>``: SIGKILL the judge of that job if it is still judging it (and not reaped).
 
-The zygote answers ``X <pid> <exit code> <cpu seconds>`` when it reaps a judge. A judge
-reads the child's result lines straight from the pipe (the sandbox's event loop never
-sees them), judges them as they arrive and writes one ``Judgement`` as JSON to the
-verdict pipe. It stops reading at end of file, at a fatal line (protocol violation or an
-answer over a limit), or when the stop pipe closes (then it drains what the pipe holds).
-Exit codes: 0 a verdict was written, ``MEMORY_EXIT`` the memory budget ran out; killed by
-SIGXCPU/SIGKILL at the CPU budget.
+The server answers ``X <job> <exit code> <cpu seconds>`` when a job is over: 0 when its judge
+wrote a verdict, ``MEMORY_EXIT`` when the memory budget ran out, and the judge's own exit code
+(``-SIGXCPU``, ``-SIGKILL``, ...) when it died judging it. A judge receives each problem it
+needs once (its pickle, in a memfd) and keeps it. For each job it re-arms its
+budget (``RLIMIT_CPU``: the CPU time it has used plus the job's seconds, so the kernel kills it
+at the budget; ``RLIMIT_AS``: its size plus the job's megabytes), reads the result lines as
+they arrive, judges them, writes one ``Judgement`` as JSON to the verdict pipe, stops at end of
+file, at a fatal line (protocol violation or an answer over a limit), or when the stop pipe
+closes (then it drains what the pipe holds), closes the job's pipes and reports
+``D <job> <code> <job cpu> <total cpu> <keep>`` to the server. A judge that ran out of memory,
+failed, or grew by more than ``RECYCLE_MB`` exits after its report (``keep`` 0); the server
+keeps at most ``MAX_IDLE`` idle judges.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import json
+import math
 import os
 import pickle
 import resource
@@ -31,14 +40,17 @@ import signal
 import socket
 import sys
 import traceback
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
 
 from koderz.datasets.problem import Problem
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, replay_parts
 from koderz.sandbox.wire import OverLimit
 
 MEMORY_EXIT = 3
+RECYCLE_MB = 256  # a judge that grew by more than this (problems kept, heap left by big answers) is replaced
+MAX_IDLE = max(4, os.cpu_count() or 1)  # idle judges kept for the next attempts
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD = -1, -3, 32 * 1024 * 1024  # glibc's mallopt
 READ_SIZE = 1 << 20
@@ -116,11 +128,32 @@ def _tune_malloc() -> None:
         _LIBC.mallopt(M_TRIM_THRESHOLD, 4 * MMAP_THRESHOLD)
 
 
-def _set_budget(cpu_seconds: int, memory_mb: int) -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _pages(field_index: int) -> int:
+    """Bytes of this process from /proc/self/statm (0: size, 1: resident)."""
     with open("/proc/self/statm") as handle:
-        size = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(resource.RLIMIT_AS, (size + memory_mb * 2**20,) * 2)
+        return int(handle.read().split()[field_index]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _set_budget(cpu_used: float, cpu_seconds: int, memory_mb: int) -> None:
+    """This job's budget: killed (SIGXCPU) once it has used ``cpu_seconds`` more of CPU time than
+    ``cpu_used`` (whole seconds); MemoryError beyond ``memory_mb`` more than its size now."""
+    for limit, soft in (
+        (resource.RLIMIT_CPU, math.ceil(cpu_used) + cpu_seconds),
+        (resource.RLIMIT_AS, _pages(0) + memory_mb * 2**20),
+    ):
+        hard = resource.getrlimit(limit)[1]
+        resource.setrlimit(limit, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def _lift_budget() -> None:
+    """Between jobs: no budget (the soft limits back at the hard ones)."""
+    for limit in (resource.RLIMIT_CPU, resource.RLIMIT_AS):
+        resource.setrlimit(limit, (resource.getrlimit(limit)[1],) * 2)
 
 
 def judge_attempt(problem: Problem, request: dict[str, Any], results_fd: int, stop_fd: int) -> Judgement:
@@ -143,45 +176,235 @@ def judge_attempt(problem: Problem, request: dict[str, Any], results_fd: int, st
     return replace(judgement, isolation=collector.isolation)
 
 
-def _run_judge(problem: Problem | None, request: dict[str, Any], fds: list[int]) -> None:
-    """Body of a forked judge; never returns."""
+def _judge_job(problem: Problem | None, request: dict[str, Any], fds: list[int]) -> tuple[int, bool]:
+    """One job in a judge: its verdict written to the verdict pipe, every pipe of the job closed.
+    Returns the job's exit code and whether this judge may take another job."""
     results_fd, stop_fd, verdict_fd = fds
-    code = 0
+    code, keep = 0, True
     try:
-        _prepare_process(b"kz-judge")
-        _set_budget(request["cpu_seconds"], request["memory_mb"])
+        _set_budget(_cpu_seconds(), request["cpu_seconds"], request["memory_mb"])
         if problem is None:
             message = json.dumps({"harness": f"the judge has no problem registered as {request['key']}"})
         else:
-            message = judge_attempt(problem, request, results_fd, stop_fd).to_json()
-        data = message.encode()
-        while data:
-            data = data[os.write(verdict_fd, data) :]
+            judgement = judge_attempt(problem, request, results_fd, stop_fd)
+            keep = "memory budget" not in (judgement.error or "")
+            message = judgement.to_json()
+        _write_all(verdict_fd, message.encode())
     except MemoryError:
-        code = MEMORY_EXIT
+        code, keep = MEMORY_EXIT, False
     except BaseException as exc:  # noqa: BLE001 - a harness failure: reported, never a verdict
         with contextlib.suppress(BaseException):
             text = "".join(traceback.format_exception_only(exc)).strip()[-500:]
-            os.write(verdict_fd, json.dumps({"harness": f"judge failed: {text}"}).encode())
-        code = 1
-    os._exit(code)
+            _write_all(verdict_fd, json.dumps({"harness": f"judge failed: {text}"}).encode())
+        code, keep = 1, False
+    finally:
+        with contextlib.suppress(BaseException):
+            _lift_budget()
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    return code, keep
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _judge_loop(link: socket.socket) -> None:
+    """Body of a forked judge: the jobs the server sends, until it closes the link; never returns."""
+    problems: dict[str, Problem] = {}
+    grown_by = _pages(1) + RECYCLE_MB * 2**20
+    try:
+        while True:
+            message, fds, _, _ = socket.recv_fds(link, 1 << 16, 3)
+            if not message:
+                break
+            kind, _, rest = message.partition(b" ")
+            if kind == b"R" and len(fds) == 1:  # a problem: kept for this judge's next jobs
+                with contextlib.suppress(Exception), os.fdopen(fds[0], "rb") as payload:
+                    problem = problems[rest.decode()] = pickle.load(payload)
+                    if problem.dataset == "humaneval":
+                        replay_parts(problem)  # compiled once per judge
+                continue
+            if kind != b"J" or len(fds) != 3:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            job, _, request_text = rest.partition(b" ")
+            began = _cpu_seconds()
+            request = json.loads(request_text)
+            code, keep = _judge_job(problems.get(request["key"]), request, fds)
+            keep = keep and _pages(1) <= grown_by
+            now = _cpu_seconds()
+            link.send(b"D %s %d %.3f %.3f %d" % (job, code, now - began, now, keep))
+            if not keep:
+                break
+    finally:
+        os._exit(0)
+
+
+@dataclass
+class _Judge:
+    """A judge of the pool, as the server sees it."""
+
+    pid: int
+    link: socket.socket
+    problems: set[str] = field(default_factory=set)  # keys sent to it
+    job: bytes | None = None  # the job it is judging
+    cpu: float = 0.0  # its CPU time when its last job ended
+    keep: bool = True  # it takes another job after this one
+
+
+class _Server:
+    """The server's state: problems (pickled), judges (forked, not reaped) and their jobs."""
+
+    def __init__(self, control: socket.socket, wake_fds: tuple[int, int]) -> None:
+        self.control, self.wake_fds = control, wake_fds
+        self.problems: dict[str, bytes] = {}
+        self.judges: dict[int, _Judge] = {}
+        self.idle: list[_Judge] = []
+        self.jobs = itertools.count(1)
+
+    def register(self, key: str, payload: IO[bytes]) -> None:
+        self.problems[key] = payload.read()
+
+    def dispatch(self, token: bytes, request_text: bytes, fds: list[int]) -> None:
+        """Hand a job to an idle judge (a new one if none is idle or it died meanwhile)."""
+        job = b"%d" % next(self.jobs)
+        key = str(json.loads(request_text)["key"])
+        try:
+            for judge in self._candidates():
+                if judge is not None and self._send_job(judge, job, key, request_text, fds):
+                    self.control.send(b"P %s %s" % (token, job))
+                    return
+            self.control.send(b"P %s -1" % token)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _candidates(self) -> Iterator[_Judge | None]:
+        """The most recently idle judge, then a new one (None if it cannot be forked)."""
+        if self.idle:
+            yield self.idle.pop()
+        yield self._fork()
+
+    def _send_job(self, judge: _Judge, job: bytes, key: str, request_text: bytes, fds: list[int]) -> bool:
+        try:
+            if key not in judge.problems and key in self.problems:
+                with _in_memory_file(self.problems[key]) as payload:
+                    socket.send_fds(judge.link, [b"R " + key.encode()], [payload.fileno()])
+                judge.problems.add(key)
+            socket.send_fds(judge.link, [b"J " + job + b" " + request_text], fds)
+        except OSError:  # it died while idle: it is reaped in due course
+            return False
+        judge.job = job
+        return True
+
+    def _fork(self) -> _Judge | None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return None
+        if pid == 0:
+            with contextlib.suppress(BaseException):
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.closerange(3, theirs.fileno())  # the server's sockets and pipes, other judges' links
+                os.closerange(theirs.fileno() + 1, os.sysconf("SC_OPEN_MAX"))
+                _prepare_process(b"kz-judge")
+                _judge_loop(theirs)
+            os._exit(1)
+        theirs.close()
+        judge = self.judges[pid] = _Judge(pid, ours)
+        return judge
+
+    def kill(self, job: bytes) -> None:
+        for judge in self.judges.values():  # not reaped yet: its pid cannot have been reused
+            if judge.job == job:
+                os.kill(judge.pid, signal.SIGKILL)
+
+    def links(self) -> dict[int, _Judge]:
+        return {judge.link.fileno(): judge for judge in self.judges.values() if judge.link.fileno() >= 0}
+
+    def hear(self, judge: _Judge) -> None:
+        """A judge's reports (``D``), or the end of its link."""
+        while True:
+            try:
+                message = judge.link.recv(256, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                message = b""
+            if not message:
+                judge.link.close()
+                judge.keep = False
+                with contextlib.suppress(ValueError):
+                    self.idle.remove(judge)
+                return
+            kind, job, code, job_cpu, total, keep = message.split(b" ")
+            if kind != b"D" or job != judge.job:
+                continue
+            judge.job, judge.cpu, judge.keep = None, float(total), keep == b"1"
+            self.control.send(b"X %s %s %s" % (job, code, job_cpu))
+            if judge.keep and len(self.idle) < MAX_IDLE:
+                self.idle.append(judge)
+            elif judge.keep:  # enough idle judges: this one ends (end of file on its link)
+                judge.link.close()
+                judge.keep = False
+
+    def reap(self) -> None:
+        while self.judges:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            judge = self.judges.pop(pid, None)
+            if judge is None:
+                continue
+            if judge.link.fileno() >= 0:
+                self.hear(judge)  # a report it sent before it ended
+                judge.link.close()
+            with contextlib.suppress(ValueError):
+                self.idle.remove(judge)
+            if judge.job is not None:  # it died judging this job
+                cpu = usage.ru_utime + usage.ru_stime - judge.cpu
+                self.control.send(b"X %s %d %.3f" % (judge.job, os.waitstatus_to_exitcode(status), cpu))
+
+
+@contextlib.contextmanager
+def _in_memory_file(data: bytes) -> Iterator[IO[bytes]]:
+    """A file in memory (memfd) holding ``data``, positioned at its start."""
+    with os.fdopen(os.memfd_create("koderz-problem", os.MFD_CLOEXEC), "w+b") as handle:
+        handle.write(data)
+        handle.flush()
+        handle.seek(0)
+        yield handle
 
 
 def serve(control: socket.socket) -> None:
-    """The zygote's loop; returns when the sandbox closes the socket."""
-    problems: dict[str, Problem] = {}
-    live: set[int] = set()
+    """The server's loop; returns when the sandbox closes the socket."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
+    server = _Server(control, (wake_r, wake_w))
     while True:
+        links = server.links()
         try:
-            ready = select.select([control.fileno(), wake_r], [], [])[0]
+            ready = select.select([control.fileno(), wake_r, *links], [], [])[0]
         except InterruptedError:
             continue
         if wake_r in ready:
             os.read(wake_r, 4096)
+        for fd in ready:
+            if fd in links:
+                server.hear(links[fd])
         if control.fileno() in ready:
             message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
             if not message:
@@ -190,43 +413,18 @@ def serve(control: socket.socket) -> None:
             if kind == b"R" and len(fds) == 1:
                 with os.fdopen(fds[0], "rb") as payload:
                     try:
-                        problem = problems[rest.decode()] = pickle.load(payload)
-                        if problem.dataset == "humaneval":
-                            replay_parts(problem)  # compiled once, here: every judge of it inherits the code
+                        server.register(rest.decode(), payload)
                     except Exception as exc:  # noqa: BLE001 - the sandbox gave up sending it; judges will say so
                         print(f"judge server: problem {rest[:40]!r} not registered: {exc}", file=sys.stderr)
             elif kind == b"J" and len(fds) == 3:
                 token, _, request_text = rest.partition(b" ")
-                request = json.loads(request_text)
-                pid = os.fork()
-                if pid == 0:
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    control.close()
-                    os.close(wake_r)
-                    os.close(wake_w)
-                    _run_judge(problems.get(request["key"]), request, fds)
-                live.add(pid)
-                for fd in fds:
-                    os.close(fd)
-                control.send(b"P %s %d" % (token, pid))
+                server.dispatch(token, request_text, fds)
             elif kind == b"K":
-                pid = int(rest)
-                if pid in live:  # still our unreaped child: the pid cannot have been reused
-                    os.kill(pid, signal.SIGKILL)
+                server.kill(rest)
             else:
                 for fd in fds:
                     os.close(fd)
-        while live:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if not pid:
-                break
-            live.discard(pid)
-            cpu = usage.ru_utime + usage.ru_stime
-            control.send(b"X %d %d %.3f" % (pid, os.waitstatus_to_exitcode(status), cpu))
+        server.reap()
 
 
 def main() -> None:
@@ -237,6 +435,7 @@ def main() -> None:
         _LIBC = ctypes.CDLL(None)
     _prepare_process(b"kz-judges")
     _tune_malloc()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a judge killed at its CPU budget leaves no core
     serve(socket.socket(fileno=int(sys.argv[1])))
 
 

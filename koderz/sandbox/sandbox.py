@@ -39,7 +39,7 @@ from koderz.sandbox.cgroups import AttemptCgroup, CgroupBudget
 from koderz.sandbox.checkenv import preamble_of
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer
 from koderz.sandbox.judge import AnswerLimits, Judgement
-from koderz.sandbox.judge_client import JudgeProcess, JudgeServer
+from koderz.sandbox.judge_client import JudgeJob, JudgeServer
 from koderz.sandbox.judge_server import MEMORY_EXIT
 from koderz.sandbox.mechanism import Containment, bwrap_command, candidates, choose, python_command
 from koderz.sandbox.verdict import Verdict
@@ -436,7 +436,7 @@ class Sandbox:
         if not exited.done():
             raise SandboxError(f"attempt process {proc.pid} did not end after SIGKILL")
 
-    async def _judgement(self, judge: JudgeProcess) -> Judgement:
+    async def _judgement(self, judge: JudgeJob) -> Judgement:
         """The judge's verdict, once it has read what the results pipe holds (bounded)."""
         done, _ = await asyncio.wait([judge.verdict], timeout=DRAIN_SECONDS)
         if not done:
@@ -447,7 +447,7 @@ class Sandbox:
             judge.kill()
         await asyncio.wait([judge.exit], timeout=DRAIN_SECONDS)
         if not judge.exit.done():
-            raise SandboxError(f"judge process {judge.pid} did not end")
+            raise SandboxError(f"the judge of job {judge.job} did not end")
         code, cpu = judge.exit.result()
         data = judge.verdict.result() if judge.verdict.done() and not judge.verdict.cancelled() else b""
         return _read_judgement(data, code, cpu, self.config)
