@@ -105,9 +105,7 @@ class Zygote:
         token = b"%d" % next(self._tokens)
         future = self._pending[token] = loop.create_future()
         try:
-            async with self._lock:
-                data = prefix + token + suffix
-                await loop.run_in_executor(None, lambda: socket.send_fds(sock, [data], fds))
+            await self._send(sock, prefix + token + suffix, fds)
             return await future
         finally:
             self._pending.pop(token, None)
@@ -117,8 +115,23 @@ class Zygote:
         sock = self._sock
         if not self.alive or sock is None:
             raise SandboxError(f"{self.name} is not running")
+        await self._send(sock, message, fds)
+
+    async def _send(self, sock: socket.socket, message: bytes, fds: list[int]) -> None:
+        """Send one message (with ``fds``) from the event loop: at once, or when the socket has room."""
+        loop = asyncio.get_running_loop()
         async with self._lock:
-            await asyncio.get_running_loop().run_in_executor(None, lambda: socket.send_fds(sock, [message], fds))
+            while True:
+                try:
+                    socket.send_fds(sock, [message], fds)
+                    return
+                except BlockingIOError:
+                    writable = loop.create_future()
+                    loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
+                    try:
+                        await writable
+                    finally:
+                        loop.remove_writer(sock.fileno())
 
     def signal(self, pid: int, kind: bytes) -> None:
         """Ask the zygote to signal child ``pid`` (``K`` kill, ``T`` terminate) if not reaped yet."""
