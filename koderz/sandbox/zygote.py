@@ -127,7 +127,7 @@ class Zygote:
                     return
                 except BlockingIOError:
                     writable = loop.create_future()
-                    loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
+                    loop.add_writer(sock.fileno(), _resolve, writable)
                     try:
                         await writable
                     finally:
@@ -149,3 +149,8 @@ class Zygote:
         if self._popen is not None:
             self._popen.kill()
             self._popen.wait()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

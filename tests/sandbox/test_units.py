@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import dataclasses
 import math
 import re
+import socket
 
 import pytest
 
@@ -16,6 +19,7 @@ from koderz.sandbox.judge_server import _Stream
 from koderz.sandbox.oracle import Oracle
 from koderz.sandbox.verdict import Verdict, clean_text
 from koderz.sandbox.wire import OverLimit, RegexMatch, UnencodableValue, decode, encode
+from koderz.sandbox.zygote import Zygote
 
 LIMITS = AnswerLimits(
     send_limit=1 << 20, answer_bytes=64 << 20, max_depth=100, max_items=400_000, max_int_digits=10_000
@@ -274,3 +278,24 @@ def test_expected_digest_entries_and_floats() -> None:
     assert expected.text(0) is None and expected.same(0, text) and not expected.same(0, "[1]")
     assert expected[1] == 1 and len(expected) == 2
     assert expected.is_floats(1) and not expected.is_floats(0)
+
+
+async def test_a_zygote_request_waits_for_room_when_the_socket_is_full() -> None:
+    """Requests go out straight from the event loop; with the socket's buffer full the request
+    waits until the zygote has read (here: a reader that drains after the send began)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    with ours, theirs:
+        filled = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                ours.send(b"x" * 1024)
+                filled += 1
+        sending = asyncio.ensure_future(Zygote(["true"], {})._send(ours, b"request", []))
+        await asyncio.sleep(0.05)
+        assert not sending.done()  # waiting for room, not dropped or failed
+        for _ in range(filled):
+            theirs.recv(2048)
+        async with asyncio.timeout(10):
+            await sending
+        assert theirs.recv(64) == b"request"
