@@ -6,9 +6,9 @@ processes, where the machine offers one), private namespaces and a minimal root 
 user namespace, or built by bwrap: ``mechanism`` says which this machine allows), resource
 limits, an unprivileged uid of its own as root (one per concurrent slot), a scrubbed
 environment, stdin closed, output capped. The child streams plain answers down a pipe that
-ends in a judge process of its own (forked by the judge zygote, ``judge_server``, with a CPU
-and memory budget): the event loop never decodes a candidate's answer, it only receives the
-judge's small verdict.
+ends in a judge process (one of the judge server's pool, ``judge_server``, judging this
+attempt alone within a CPU and memory budget of its own): the event loop never decodes a
+candidate's answer, it only receives the judge's small verdict.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ class SandboxConfig:
     max_depth: int = 100  # nesting levels of one answer
     max_items: int = 2_000_000  # values in one answer (containers' items, dict keys and values)
     max_int_digits: int = 1_100_000  # decimal digits of one int in an answer
-    judge_cpu_seconds: int = 10  # CPU time of the judge process that decodes and compares one attempt
-    judge_memory_mb: int = 512  # memory of that judge, beyond what the judge zygote already holds
+    judge_cpu_seconds: int = 10  # CPU time the judge may spend decoding and comparing one attempt's answers
+    judge_memory_mb: int = 512  # memory it may take for that, beyond its size when it starts the attempt
 
 
 def _child_source() -> str:
@@ -524,7 +524,7 @@ class Sandbox:
             self._zygote = None
 
     async def _judge_server(self) -> JudgeServer:
-        """This loop's judge zygote, started once; restarted when it has died."""
+        """This loop's judge server, started once; restarted when it has died."""
         loop = asyncio.get_running_loop()
         if (
             self._judges_loop is not loop
