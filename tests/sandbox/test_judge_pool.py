@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+from tests.sandbox.test_adversarial import COLLIDING, forging
 
 BIG_WRONG_FIRST_ANSWER = (
     "{real}\n_real = {entry}\n_calls = [0]\n"
@@ -43,3 +44,22 @@ async def test_one_judge_takes_attempt_after_attempt_each_with_the_whole_budget(
     finally:
         sandbox.close()
     assert len(seen[0]) == 1 and all(pids == seen[0] for pids in seen), seen
+
+
+async def test_a_judge_killed_at_its_budget_is_replaced_and_the_next_attempt_judged(humaneval_plus, uid_base) -> None:
+    """A set of colliding ints costs its judge more than the 1 s budget: the kernel kills that
+    judge, the attempt is an `error` naming the budget, and the next attempt is judged by a new
+    judge (the killed one is gone from the server's children)."""
+    problem = humaneval_plus["HumanEval/21"]
+    colliding_set = "'V 0 ' + __import__('json').dumps({'t': 'set', 'v': " + COLLIDING + "}, separators=(',', ':'))"
+    sandbox = Sandbox(SandboxConfig(uid_base=uid_base, judge_cpu_seconds=1, max_items=100_000))
+    try:
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed
+        first = judge_pids(sandbox)
+        verdict = await sandbox.evaluate(problem, forging(problem, colliding_set, 0))
+        assert verdict.status == "error" and "CPU budget of 1 s" in (verdict.error or ""), verdict.error
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed
+        after = judge_pids(sandbox)
+    finally:
+        sandbox.close()
+    assert len(first) == 1 and after and not first & after, (first, after)
