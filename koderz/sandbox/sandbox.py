@@ -302,6 +302,7 @@ class Sandbox:
         Raises ``SandboxError`` when the harness itself fails (a zygote or judge crashed,
         the attempt could not be set up): that is not a verdict on the program.
         """
+        self._warm_up()
         containment = await self._containment()
         mechanism = containment.mechanism
         slot = await self._slots.acquire(_cost(problem))
@@ -502,8 +503,16 @@ class Sandbox:
             start_new_session=True,
         )
 
-    async def _fork_server(self) -> ForkServer:
-        """This loop's zygote, started once (concurrent callers share the start-up)."""
+    def _warm_up(self) -> None:
+        """Start this loop's judge server and fork server if they are not running, without waiting:
+        their interpreters start and import while the containment is probed and the first attempt
+        is set up. (No fork server where the containment is known to be bwrap's.)"""
+        self._judges_starting()
+        if self.config.fork_server and (self._chosen is None or self._chosen.mechanism != "bubblewrap"):
+            self._fork_server_starting()
+
+    def _fork_server_starting(self) -> tuple[ForkServer, asyncio.Task[None]]:
+        """This loop's zygote and its start-up (begun now unless it runs or is starting)."""
         loop = asyncio.get_running_loop()
         if (
             self._zygote_loop is not loop
@@ -514,7 +523,12 @@ class Sandbox:
             self._close_zygote()
             self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV), loop
             self._zygote_start = loop.create_task(self._zygote.start())
-        zygote, start = self._zygote, self._zygote_start
+            self._zygote_start.add_done_callback(_seen)  # a failed start is reported where it is awaited
+        return self._zygote, self._zygote_start
+
+    async def _fork_server(self) -> ForkServer:
+        """This loop's zygote, started once (concurrent callers share the start-up)."""
+        zygote, start = self._fork_server_starting()
         await asyncio.shield(start)
         return zygote
 
@@ -523,21 +537,26 @@ class Sandbox:
             self._zygote.close()
             self._zygote = None
 
-    async def _judge_server(self) -> JudgeServer:
-        """This loop's judge server, started once; restarted when it has died."""
+    def _judges_starting(self) -> tuple[JudgeServer, asyncio.Task[None]]:
+        """This loop's judge server and its start-up (begun now unless it runs or is starting)."""
         loop = asyncio.get_running_loop()
         if (
             self._judges_loop is not loop
             or self._judges is None
-            or (self._judges_start is not None and self._judges_start.done() and not self._judges.alive)
+            or self._judges_start is None
+            or (self._judges_start.done() and not self._judges.alive)
         ):
             self._close_judges()
             self._judges, self._judges_loop = JudgeServer(), loop
             self._judges_start = loop.create_task(self._judges.start())
-        judges = self._judges
-        assert self._judges_start is not None
+            self._judges_start.add_done_callback(_seen)
+        return self._judges, self._judges_start
+
+    async def _judge_server(self) -> JudgeServer:
+        """This loop's judge server, started once; restarted when it has died."""
+        judges, start = self._judges_starting()
         try:
-            await asyncio.shield(self._judges_start)
+            await asyncio.shield(start)
         except OSError as exc:
             self._close_judges()
             raise SandboxError(f"cannot start the sandbox's judge server: {exc}") from exc
@@ -554,6 +573,12 @@ class Sandbox:
         self._close_zygote()
         self._close_judges()
         self._budget.close()
+
+
+def _seen(task: asyncio.Task[None]) -> None:
+    """Mark a start-up's failure as retrieved: a warm-up nobody awaited is not an error to log."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _cost(problem: Problem) -> float:

@@ -63,3 +63,19 @@ async def test_a_judge_killed_at_its_budget_is_replaced_and_the_next_attempt_jud
     finally:
         sandbox.close()
     assert len(first) == 1 and after and not first & after, (first, after)
+
+
+async def test_the_servers_start_while_the_first_attempt_is_set_up(humaneval, uid_base) -> None:
+    """``evaluate`` begins the judge server's and the fork server's start-up before it probes the
+    containment, without waiting for them; the first attempt then uses those same servers."""
+    sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
+    try:
+        sandbox._warm_up()
+        judges, zygote = sandbox._judges, sandbox._zygote
+        assert judges is not None and zygote is not None
+        assert sandbox._judges_start is not None and sandbox._zygote_start is not None
+        problem = humaneval["HumanEval/0"]
+        assert (await sandbox.evaluate(problem, problem.reference_program)).passed
+        assert sandbox._judges is judges and sandbox._zygote is zygote  # not started twice
+    finally:
+        sandbox.close()
