@@ -51,6 +51,7 @@ from koderz.sandbox.wire import OverLimit
 MEMORY_EXIT = 3
 RECYCLE_MB = 256  # a judge that grew by more than this (problems kept, heap left by big answers) is replaced
 MAX_IDLE = max(4, os.cpu_count() or 1)  # idle judges kept for the next attempts
+OUT_OF_MEMORY = "judging the answers needed more than its memory budget of {} MB"
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD = -1, -3, 32 * 1024 * 1024  # glibc's mallopt
 READ_SIZE = 1 << 20
@@ -168,9 +169,7 @@ def judge_attempt(problem: Problem, request: dict[str, Any], results_fd: int, st
     except OverLimit as exc:
         judgement = Judgement("error", collector.passed, error=f"answer over a limit of the judge: {exc}")
     except MemoryError:
-        judgement = Judgement(
-            "error", 0, error=f"judging the answers needed more than its memory budget of {request['memory_mb']} MB"
-        )
+        judgement = Judgement("error", 0, error=OUT_OF_MEMORY.format(request["memory_mb"]))
     if judgement.base_passed is None:
         judgement = replace(judgement, base_passed=collector.base_passed())
     return replace(judgement, isolation=collector.isolation)
@@ -187,7 +186,7 @@ def _judge_job(problem: Problem | None, request: dict[str, Any], fds: list[int])
             message = json.dumps({"harness": f"the judge has no problem registered as {request['key']}"})
         else:
             judgement = judge_attempt(problem, request, results_fd, stop_fd)
-            keep = "memory budget" not in (judgement.error or "")
+            keep = judgement.error != OUT_OF_MEMORY.format(request["memory_mb"])  # its heap may be bloated
             message = judgement.to_json()
         _write_all(verdict_fd, message.encode())
     except MemoryError:
@@ -259,8 +258,8 @@ class _Judge:
 class _Server:
     """The server's state: problems (pickled), judges (forked, not reaped) and their jobs."""
 
-    def __init__(self, control: socket.socket, wake_fds: tuple[int, int]) -> None:
-        self.control, self.wake_fds = control, wake_fds
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
         self.problems: dict[str, bytes] = {}
         self.judges: dict[int, _Judge] = {}
         self.idle: list[_Judge] = []
@@ -393,7 +392,7 @@ def serve(control: socket.socket) -> None:
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
-    server = _Server(control, (wake_r, wake_w))
+    server = _Server(control)
     while True:
         links = server.links()
         try:

@@ -40,7 +40,7 @@ from koderz.sandbox.checkenv import preamble_of
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer
 from koderz.sandbox.judge import AnswerLimits, Judgement
 from koderz.sandbox.judge_client import JudgeJob, JudgeServer
-from koderz.sandbox.judge_server import MEMORY_EXIT
+from koderz.sandbox.judge_server import MEMORY_EXIT, OUT_OF_MEMORY
 from koderz.sandbox.mechanism import Containment, bwrap_command, candidates, choose, python_command
 from koderz.sandbox.verdict import Verdict
 
@@ -639,7 +639,7 @@ def _read_judgement(data: bytes, code: int, cpu: float, cfg: SandboxConfig) -> J
             raise SandboxError(str(message["harness"]))
         return Judgement(**message)
     if code == MEMORY_EXIT:
-        error = f"judging the answers needed more than its memory budget of {cfg.judge_memory_mb} MB"
+        error = OUT_OF_MEMORY.format(cfg.judge_memory_mb)
     elif code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= 0.9 * cfg.judge_cpu_seconds):
         error = (
             f"judging the answers took more than its CPU budget of {cfg.judge_cpu_seconds} s"
