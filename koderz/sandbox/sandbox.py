@@ -28,9 +28,11 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
@@ -305,6 +307,7 @@ class Sandbox:
         self._warm_up()
         containment = await self._containment()
         mechanism = containment.mechanism
+        await (await self._judge_server()).register(problem)  # while other attempts hold the slots
         slot = await self._slots.acquire(_cost(problem))
         started = time.perf_counter()
         try:
@@ -355,14 +358,11 @@ class Sandbox:
         judges = await self._judge_server()
         key = await judges.register(problem)
         results_r, results_w = os.pipe()
-        try:
-            judge = await judges.judge(key, self._judge_request(problem), results_r)
-            try:
-                proc = await self._spawn(workdir, results_w, mechanism, cgroup)
-            except BaseException:
-                judge.kill()
-                judge.close()
-                raise
+        try:  # the judge is handed the read end while the attempt is forked with the write end
+            judge, proc = await _both(
+                judges.judge(key, self._judge_request(problem), results_r),
+                self._spawn(workdir, results_w, mechanism, cgroup),
+            )
         finally:
             os.close(results_r)
             os.close(results_w)
@@ -573,6 +573,42 @@ class Sandbox:
         self._close_zygote()
         self._close_judges()
         self._budget.close()
+
+
+async def _both(judging: Awaitable[JudgeJob], spawning: Awaitable[Attempt]) -> tuple[JudgeJob, Attempt]:
+    """A judge and an attempt process, started concurrently; if either fails (or the caller is
+    cancelled), the other is undone before the failure goes on."""
+    judge_task, proc_task = asyncio.ensure_future(judging), asyncio.ensure_future(spawning)
+    tasks: list[asyncio.Future[Any]] = [judge_task, proc_task]
+    try:
+        await asyncio.wait(tasks)
+    finally:
+        unfinished = [task for task in tasks if not task.done()]
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
+        judged, spawned = _succeeded(judge_task), _succeeded(proc_task)
+        if judged and not spawned:
+            judge_task.result().kill()
+            judge_task.result().close()
+        if spawned and not judged:
+            _discard(proc_task.result())
+    return judge_task.result(), proc_task.result()
+
+
+def _succeeded(task: asyncio.Future[Any]) -> bool:
+    """Done with a result (the exception of a failed task counts as retrieved)."""
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+def _discard(proc: Attempt) -> None:
+    """Kill an attempt that never got its job (it is blocked reading it) and drop its pipes."""
+    if isinstance(proc, ForkedProcess):
+        proc.kill_group()
+        proc.close()
+    else:
+        proc.kill()
 
 
 def _seen(task: asyncio.Task[None]) -> None:

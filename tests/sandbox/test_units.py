@@ -13,10 +13,12 @@ import socket
 import pytest
 
 from koderz.datasets.expected import Expected, compact
+from koderz.errors import SandboxError
 from koderz.sandbox import wire
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, short_repr
 from koderz.sandbox.judge_server import _Stream
 from koderz.sandbox.oracle import Oracle
+from koderz.sandbox.sandbox import _both
 from koderz.sandbox.verdict import Verdict, clean_text
 from koderz.sandbox.wire import OverLimit, RegexMatch, UnencodableValue, decode, encode
 from koderz.sandbox.zygote import Zygote
@@ -299,3 +301,74 @@ async def test_a_zygote_request_waits_for_room_when_the_socket_is_full() -> None
         async with asyncio.timeout(10):
             await sending
         assert theirs.recv(64) == b"request"
+
+
+class FakeJudgeJob:
+    """Stands in for a ``JudgeJob``: records being killed and closed."""
+
+    def __init__(self) -> None:
+        self.killed = self.closed = False
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeAttempt:
+    """Stands in for an attempt process blocked reading its job: records being killed."""
+
+    killed = False
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+async def _after(seconds: float, value: object) -> object:
+    await asyncio.sleep(seconds)
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+async def test_judge_and_attempt_start_together_and_undo_each_other() -> None:
+    """The judge is handed its pipe while the attempt is forked; when one of them fails, the
+    other is undone (the judge killed and closed, the attempt killed) and the failure goes on."""
+    judge, attempt = FakeJudgeJob(), FakeAttempt()
+    assert await _both(_after(0, judge), _after(0, attempt)) == (judge, attempt)  # type: ignore[arg-type]
+    assert not (judge.killed or attempt.killed)
+
+    with pytest.raises(SandboxError, match="no fork"):
+        await _both(_after(0, judge), _after(0.01, SandboxError("no fork")))  # type: ignore[arg-type]
+    assert judge.killed and judge.closed
+
+    with pytest.raises(SandboxError, match="no judge"):
+        await _both(_after(0.01, SandboxError("no judge")), _after(0, attempt))
+    assert attempt.killed
+
+
+async def test_a_cancelled_start_undoes_what_was_started() -> None:
+    judge, attempt = FakeJudgeJob(), FakeAttempt()
+    starting = asyncio.ensure_future(_both(_after(0, judge), _after(30, attempt)))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)  # the judge is started, the attempt is still being forked
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert judge.killed and judge.closed and not attempt.killed
+
+
+async def test_the_attempt_is_forked_while_the_judge_is_handed_its_pipe() -> None:
+    judge, attempt = FakeJudgeJob(), FakeAttempt()
+    forking = asyncio.Event()
+
+    async def judging() -> FakeJudgeJob:
+        async with asyncio.timeout(10):
+            await forking.wait()  # handed one after the other, this would never end
+        return judge
+
+    async def spawning() -> FakeAttempt:
+        forking.set()
+        return attempt
+
+    assert await _both(judging(), spawning()) == (judge, attempt)  # type: ignore[arg-type]
