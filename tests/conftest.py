@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,19 @@ SHARED_DATA = next(
 )
 
 register()
+
+# the tests' runs fork their MLflow workers from tracking servers of their own, stopped at the end
+TRACKING_SERVERS = tempfile.mkdtemp(prefix="kz-tracking-")
+os.environ["KODERZ_TRACKING_SERVER_DIR"] = TRACKING_SERVERS
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from koderz.tracking.forked_worker import stop_started_servers
+    from koderz.tracking.server import stop_servers
+
+    stop_servers()
+    stop_started_servers()
+    shutil.rmtree(TRACKING_SERVERS, ignore_errors=True)
 
 
 def compose_config(*overrides: str):

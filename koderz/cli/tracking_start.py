@@ -7,18 +7,20 @@ when the composed config turns out to need no tracking.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.types import RunMode
 
 from koderz.config import TrackingConfig
 
+if TYPE_CHECKING:
+    from koderz.tracking.live import Worker
+
 # a command line with one of these starts no early worker (sweeps start one per job)
 NO_EARLY_WORKER = ("-m", "--multirun", "-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "--shell-completion")
 
-_early: list[subprocess.Popen[bytes]] = []
+_early: list[Worker] = []
 
 
 def spawn_early(args: list[str]) -> None:

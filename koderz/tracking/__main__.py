@@ -26,32 +26,36 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "follow", help="(started by a run) log the run while it runs; its settings are the first line on stdin"
     )
+    serve_cmd = commands.add_parser("serve", help="(started by a run) the tracking server that forks runs' workers")
+    serve_cmd.add_argument("socket", type=Path)
+    serve_cmd.add_argument("first", type=int, nargs="*", help="the starting run's wake pipe and connection")
+    commands.add_parser("stop-server", help="stop the tracking servers (they also end after 10 idle minutes)")
     args = parser.parse_args(argv)
     if args.command == "follow":  # its output is the run folder's tracking.log: a timeline
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return _follow(args)
+    if args.command == "serve":
+        from koderz.tracking.server import serve
+
+        pipe, conn = args.first if len(args.first) == 2 else (None, None)
+        return serve(args.socket, pipe, conn)
+    if args.command == "stop-server":
+        from koderz.tracking.server import stop_servers
+
+        print(f"asked {stop_servers()} tracking server(s) to stop")
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return _log(args)
 
 
 def _follow(args: argparse.Namespace) -> int:
-    from koderz.tracking.follow import Signals, follow, read_settings, warm_up
+    from koderz.tracking.follow import Signals, warm_up, work
 
     signals = Signals()
     warm_up()  # mlflow's imports, while the run that started us is still starting
-    settings = read_settings()
-    if settings is None:  # the run needs no tracking after all
-        os._exit(0)
-    try:
-        code = follow(signals, settings)
-    except Exception as err:  # noqa: BLE001 - one line for the run to show, not a traceback
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        code = 1
     # Every write is committed; MLflow's exit handlers (trace export queues, telemetry) would
     # only keep the run waiting for seconds.
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(code)
+    os._exit(work(signals))
 
 
 def _log(args: argparse.Namespace) -> int:
@@ -59,6 +63,7 @@ def _log(args: argparse.Namespace) -> int:
 
     from koderz.config import TrackingConfig
     from koderz.records import RunFolder
+    from koderz.tracking.follow import one_line
     from koderz.tracking.logger import log_folder
     from koderz.tracking.mlflow_tracker import tracking_uri
 
@@ -77,15 +82,10 @@ def _log(args: argparse.Namespace) -> int:
         run_id = log_folder(folder.path, tracking, parent_run_id=args.parent_run_id)
     except Exception as err:  # noqa: BLE001 - one line, not a traceback
         uri = tracking_uri(tracking)
-        print(f"error: MLflow logging to {uri} failed: {_one_line(err)}", file=sys.stderr)
+        print(f"error: MLflow logging to {uri} failed: {one_line(err)}", file=sys.stderr)
         return 1
     print(run_id)
     return 0
-
-
-def _one_line(err: BaseException) -> str:
-    first = (str(err).strip().splitlines() or [""])[0][:300]
-    return f"{type(err).__name__}: {first}"
 
 
 if __name__ == "__main__":

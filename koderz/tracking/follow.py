@@ -68,6 +68,27 @@ def warm_up() -> None:
     import koderz.tracking.logger  # noqa: F401
 
 
+def work(signals: Signals) -> int:
+    """A worker's life once mlflow is imported: its settings, then the run; returns the exit
+    code (``error:`` and one line on stderr when logging failed)."""
+    settings = read_settings()
+    if settings is None:  # the run needs no tracking after all
+        return 0
+    try:
+        code = follow(signals, settings)
+    except Exception as err:  # noqa: BLE001 - one line for the run to show, not a traceback
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stderr.flush()
+    return code
+
+
+def one_line(err: BaseException) -> str:
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    return f"{type(err).__name__}: {first}"
+
+
 def run_in_background() -> None:
     """While the run runs, take only CPU time nothing else wants: a run's attempts are chains of
     short hand-offs between processes, and one of them waiting for the worker's time slice slows
@@ -75,7 +96,7 @@ def run_in_background() -> None:
     its final flush; otherwise nice 10 (which an unprivileged process cannot undo either, but
     never starves)."""
     with contextlib.suppress(OSError, AttributeError):
-        if _may_raise_priority():
+        if may_raise_priority():
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         else:
             os.nice(BACKGROUND_NICENESS)
@@ -88,7 +109,7 @@ def run_in_foreground() -> None:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
-def _may_raise_priority() -> bool:
+def may_raise_priority() -> bool:
     """CAP_SYS_NICE, or an RLIMIT_NICE that lets this process back to nice 0."""
     try:
         status = Path("/proc/self/status").read_text()

@@ -25,10 +25,13 @@ from typing import IO, TextIO
 
 from koderz.config import TrackingConfig
 from koderz.records import ProblemRecord, RunFolder
+from koderz.tracking import forked_worker
 from koderz.tracking.follow import DISCARD, STOPPED, Settings
 from koderz.tracking.mlflow_tracker import absolute_uri, tracking_uri
 
 log = logging.getLogger(__name__)
+
+Worker = subprocess.Popen[bytes] | forked_worker.ForkedWorker
 
 STOP_SECONDS = 30.0  # for the worker to mark the MLflow run after SIGTERM
 DISCARD_SECONDS = 30.0
@@ -39,22 +42,27 @@ REPORT_SECONDS = 5.0  # progress lines when stderr is not a terminal
 class LiveTracking:
     """One worker process logging one run folder while the run runs."""
 
-    def __init__(self, folder: Path, tracking: TrackingConfig, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, folder: Path, tracking: TrackingConfig, process: Worker) -> None:
         self.folder = RunFolder(folder)
         self.tracking = tracking
         self.process = process
         self._pipe: IO[bytes] | None = process.stdin
 
     @staticmethod
-    def spawn() -> subprocess.Popen[bytes]:
-        """A worker that imports mlflow at once and waits for its settings (see ``start``)."""
+    def spawn() -> Worker:
+        """A worker waiting for its settings (see ``start``): forked by the tracking server, where
+        mlflow is imported already, else a fresh process that imports it at once."""
+        env = os.environ | {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no bars in tracking.log
+        forked = forked_worker.request(env)
+        if forked is not None:
+            return forked
         process = subprocess.Popen(
             [sys.executable, "-m", "koderz.tracking", "follow"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            env=os.environ | {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},  # no bars in tracking.log
+            env=env,
         )
         assert process.stdin is not None
         return process
@@ -67,7 +75,7 @@ class LiveTracking:
         *,
         parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
-        worker: subprocess.Popen[bytes] | None = None,
+        worker: Worker | None = None,
     ) -> LiveTracking:
         """Hand ``folder`` to ``worker`` (spawned early by ``spawn``), or to a new one."""
         folder = folder.resolve()
@@ -85,7 +93,7 @@ class LiveTracking:
         return cls(folder, settings, worker)
 
     @staticmethod
-    def cancel(worker: subprocess.Popen[bytes]) -> None:
+    def cancel(worker: Worker) -> None:
         """A worker spawned early for a run that turned out to need no tracking: it ends at once."""
         if worker.stdin is not None:
             with contextlib.suppress(BrokenPipeError):

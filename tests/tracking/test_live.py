@@ -327,7 +327,7 @@ def test_ctrl_c_in_a_sweep_stops_the_sweep_and_names_the_interrupted_job(
 
 
 def test_the_worker_takes_idle_cpu_while_the_run_runs_and_normal_cpu_for_its_flush() -> None:
-    from koderz.tracking.follow import _may_raise_priority
+    from koderz.tracking.follow import may_raise_priority
 
     code = (
         "import os; from koderz.tracking.follow import run_in_background, run_in_foreground\n"
@@ -337,7 +337,7 @@ def test_the_worker_takes_idle_cpu_while_the_run_runs_and_normal_cpu_for_its_flu
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     policies = [int(v) for v in done.stdout.split()]
-    if _may_raise_priority():  # SCHED_IDLE during the run, back to normal for the flush
+    if may_raise_priority():  # SCHED_IDLE during the run, back to normal for the flush
         assert policies == [os.SCHED_IDLE, 0, os.SCHED_OTHER, 0]
     else:  # no way back to normal scheduling: nice 10 throughout
         assert policies == [os.SCHED_OTHER, 10, os.SCHED_OTHER, 10]
