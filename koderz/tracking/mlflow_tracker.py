@@ -25,6 +25,7 @@ import koderz
 from koderz.config import TrackingConfig
 from koderz.errors import ConfigError
 from koderz.records import ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming
+from koderz.tracking import store_template
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -270,9 +271,7 @@ def store(tracking: TrackingConfig) -> Iterator[tuple[Any, Any]]:
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
     try:
-        client = mlflow.MlflowClient(uri)
-        if sqlite:
-            _create_schema_once(Path(sqlite.group(1)), client)
+        client = _open_sqlite(Path(sqlite.group(1)), uri) if sqlite else mlflow.MlflowClient(uri)
         yield mlflow, client
     finally:
         mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it (mlflow's own default)
@@ -312,16 +311,24 @@ def _fast_sqlite() -> None:
     _FAST_SQLITE.append(True)
 
 
-def _create_schema_once(path: Path, client: Any) -> None:
-    """The first query (which creates or migrates the schema) under an exclusive lock on
-    ``<db>.lock``: jobs that open a fresh store at the same moment (a sweep's parallel jobs, a
-    SLURM array) otherwise race in alembic and some of them fail (docs/scale-out.md)."""
+def _open_sqlite(path: Path, uri: str) -> Any:
+    """A client of the SQLite store ``path``, made and its first query (which creates or
+    migrates the schema) run under an exclusive lock on ``<db>.lock``: jobs that open a fresh store at the same moment (a sweep's parallel jobs, a
+    SLURM array) otherwise race in alembic and some of them fail (docs/scale-out.md). A missing
+    store is a copy of the tracking server's empty one where there is one (``store_template``).
+    Returns the client."""
+    import mlflow
+
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            if store_template.copy_to(path):
+                log.info("store %s created from the empty store of the tracking server", path)
+            client = mlflow.MlflowClient(uri)
             client.search_experiments(max_results=1)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
 
 
 def _check_sqlite(path: Path) -> None:

@@ -118,7 +118,7 @@ def serve(path: Path, first_pipe: int | None, first_conn: int | None) -> int:
         listener.bind(str(path))
         bound = path.stat().st_ino
         listener.listen(16)
-        _warm_up_figures()  # requests wait in the backlog meanwhile
+        _warm_up(path.with_suffix(".store.db"))  # requests wait in the backlog meanwhile
         _serve_requests(listener, path, bound, [listener.fileno(), lock.fileno()])
     finally:
         with contextlib.suppress(OSError):
@@ -129,11 +129,15 @@ def serve(path: Path, first_pipe: int | None, first_conn: int | None) -> int:
     return 0
 
 
-def _warm_up_figures() -> None:
-    """Import matplotlib and load its fonts for the next workers, in CPU time nothing else wants
-    (only where the server can return to normal scheduling: it forks the workers)."""
+def _warm_up(template: Path) -> None:
+    """For the next workers: matplotlib imported and its fonts loaded, an empty store made by
+    MLflow to copy (``store_template``); in CPU time nothing else wants, and only where the
+    server can return to normal scheduling afterwards (it forks the workers)."""
+    from koderz.tracking import store_template
     from koderz.tracking.follow import may_raise_priority, run_in_background, run_in_foreground
 
+    if template.exists():
+        store_template.use(template)
     if not may_raise_priority():
         return
     run_in_background()
@@ -141,6 +145,11 @@ def _warm_up_figures() -> None:
         from koderz.tracking import figures
 
         figures.warm_up()
+        if not template.exists():
+            store_template.make(template)
+            store_template.use(template)
+    except Exception as exc:  # noqa: BLE001 - the workers then do it themselves
+        log.warning("warm-up failed: %s", exc)
     finally:
         run_in_foreground()
 

@@ -6,6 +6,7 @@ the servers its requests started.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -124,3 +125,33 @@ def test_the_key_changes_with_the_code(tmp_path: Path) -> None:
     module = package / "tracking" / "follow.py"
     module.write_text(module.read_text() + "\n# changed\n")
     assert server.code_key(package) != before
+
+
+def test_a_fresh_store_is_a_copy_of_the_empty_store_mlflow_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The template is made by MLflow (migrated, without its Default experiment); a store copied
+    from it opens as MLflow's own (schema version checked) with Default in the new store's folder."""
+    from koderz.config import TrackingConfig
+    from koderz.tracking import mlflow_tracker, store_template
+
+    monkeypatch.setattr(store_template, "TEMPLATE", [])
+    template = tmp_path / "empty.db"
+    store_template.make(template)
+    store_template.use(template)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    made = template.read_bytes()
+    db = project / "outputs" / "mlflow.db"
+    caplog.set_level(logging.INFO, logger="koderz.tracking.mlflow_tracker")
+    with mlflow_tracker.store(TrackingConfig(uri=f"sqlite:///{db}")) as (_, client):
+        assert f"store {db} created from the empty store" in caplog.text
+        (default,) = client.search_experiments()
+        assert (default.name, default.artifact_location) == ("Default", str(project / "mlruns" / "0"))
+        client.create_experiment("koderz-humaneval")
+    assert template.read_bytes() == made  # copied, never written
+    import sqlite3
+
+    with sqlite3.connect(template) as conn:
+        assert conn.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
