@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO
 
 from koderz.tracking import server
@@ -133,6 +134,10 @@ def _ask(path: os.PathLike[str], pipe_r: int, env: dict[str, str]) -> socket.soc
 
 def _start(path: os.PathLike[str], pipe_r: int, env: dict[str, str]) -> socket.socket | None:
     """Start the server with this run's request as its first (over an inherited socket pair)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         command = [sys.executable, "-m", "koderz.tracking", "serve", os.fspath(path), str(pipe_r), str(theirs.fileno())]

@@ -103,8 +103,10 @@ def serve(path: Path, first_pipe: int | None, first_conn: int | None) -> int:
     warm_up()
     if first_pipe is not None and first_conn is not None:
         _fork_worker(first_pipe, socket.socket(fileno=first_conn), None, [])
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115 - held for the server's life
+    try:  # the folder is made by the run that started us; gone (removed meanwhile): we are done
+        lock = open(path.with_suffix(".lock"), "w")  # noqa: SIM115 - held for the server's life
+    except OSError:
+        return 0
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # another server of this code holds the socket
