@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from koderz.records import ProblemRecord, TraceRecord
-from koderz.vocab import Mode, Phase
+from koderz.records import Span as SpanRecord
+from koderz.vocab import Category, Mode, Phase
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -57,6 +58,7 @@ def build_trace(
     root_id = _span_id(tid, "root")
     inputs = {"task_id": trace.task_id, "mode": trace.mode.value}
     outputs = record.model_dump(mode="json", include=OUTCOME_KEYS) if record is not None else {"passed": trace.passed}
+    phases = sorted(trace.spans, key=lambda s: s.start)
     spans = [
         _span_dict(
             otel_trace,
@@ -70,9 +72,12 @@ def build_trace(
             | {"mlflow.spanInputs": inputs, "mlflow.spanOutputs": outputs}
             | {"task_id": trace.task_id, "passed": trace.passed}
             | {f"{TAG_PREFIX}{key}": value for key, value in _trace_tags(trace).items()},
+            events=[_event(span) for span in phases if _is_memory(span.name)],
         )
     ]
-    for index, span in enumerate(sorted(trace.spans, key=lambda s: s.start)):
+    for index, span in enumerate(phases):
+        if _is_memory(span.name):
+            continue
         attrs = dict(span.attributes)
         span_inputs = {k: attrs.pop(k) for k in INPUT_KEYS if k in attrs}
         span_outputs = {k: attrs.pop(k) for k in OUTPUT_KEYS if k in attrs}
@@ -127,6 +132,7 @@ def _span_dict(
     *,
     ok: bool,
     attributes: Mapping[str, Any],
+    events: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     start_ns = int(start * 1e9)
     return {
@@ -136,10 +142,28 @@ def _span_dict(
         "name": name,
         "start_time_unix_nano": start_ns,
         "end_time_unix_nano": max(start_ns, int(end * 1e9)),
-        "events": [],
+        "events": events or [],
         "status": {"code": "STATUS_CODE_OK" if ok else "STATUS_CODE_ERROR", "message": ""},
         # MLflow keeps every attribute value JSON-encoded
         "attributes": {key: json.dumps(value, default=str) for key, value in attributes.items()},
+    }
+
+
+def _is_memory(name: str) -> bool:
+    """A memory operation: an event of the root span (its time and duration), not a span of its
+    own (with the local store it takes microseconds, and MLflow stores a span at ~1 ms of CPU)."""
+    try:
+        return Phase(name).category is Category.CORTEX
+    except ValueError:
+        return False
+
+
+def _event(span: SpanRecord) -> dict[str, Any]:
+    attributes = {key: value for key, value in span.attributes.items() if isinstance(value, (str, bool, int, float))}
+    return {
+        "name": span.name,
+        "time_unix_nano": int(span.start * 1e9),
+        "attributes": attributes | {"duration_ms": round((span.end - span.start) * 1000, 3)},
     }
 
 

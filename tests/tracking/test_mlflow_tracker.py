@@ -233,3 +233,30 @@ def test_tracking_log_cli_uploads_a_folder_and_refuses_a_non_folder(folder, tmp_
     run = mlflow.MlflowClient(uri).get_run(done.stdout.strip())
     assert run.data.metrics["pass_rate"] == 0.75
     assert (tmp_path / "outputs" / "mlartifacts").is_dir()  # default root, under cwd
+
+
+def test_memory_operations_are_events_of_the_root_span_not_spans() -> None:
+    from koderz.records import Span, TraceRecord
+    from koderz.tracking.traces import build_trace
+    from koderz.vocab import Mode, Status
+
+    t = 1_800_000_000.0
+    trace = TraceRecord(
+        task_id="HumanEval/0",
+        mode=Mode.ZERO_SHOT,
+        passed=True,
+        status=Status.PASSED,
+        start=t,
+        end=t + 1,
+        spans=[
+            Span(name="cortex_recall", start=t, end=t + 0.001),
+            Span(name="spec_generation", start=t + 0.01, end=t + 0.2),
+            Span(name="cortex_remember", start=t + 0.2, end=t + 0.2005),
+            Span(name="iteration_test", start=t + 0.3, end=t + 0.9, attributes={"iteration": 1}),
+        ],
+    )
+    _, spans = build_trace(trace, None, run_key="run", finished_at=t + 1)
+    assert [s.name for s in spans] == ["HumanEval/0", "spec_generation", "iteration_test #1"]
+    events = spans[0].events
+    assert [e.name for e in events] == ["cortex_recall", "cortex_remember"]
+    assert events[1].timestamp == int((t + 0.2) * 1e9) and events[1].attributes["duration_ms"] == 0.5
