@@ -23,8 +23,14 @@ SHARED_DATA = next(
 
 register()
 
-# the tests' runs fork their MLflow workers from tracking servers of their own, stopped at the end
-TRACKING_SERVERS = tempfile.mkdtemp(prefix="kz-tracking-")
+# the tests' runs fork their MLflow workers from tracking servers of their own, stopped at the
+# end (one folder per session, also if this module is imported a second time)
+_SERVERS_PREFIX = "kz-tracking-"
+_inherited = Path(os.environ.get("KODERZ_TRACKING_SERVER_DIR", "/nonexistent"))
+if _inherited.name.startswith(_SERVERS_PREFIX) and _inherited.is_dir():
+    TRACKING_SERVERS = str(_inherited)
+else:
+    TRACKING_SERVERS = tempfile.mkdtemp(prefix=_SERVERS_PREFIX)
 os.environ["KODERZ_TRACKING_SERVER_DIR"] = TRACKING_SERVERS
 
 
