@@ -61,8 +61,21 @@ def socket_path() -> Path | None:
     """This code's server socket; None when the server is off or the path is too long for a socket."""
     if not enabled() or not hasattr(os, "pidfd_open"):
         return None
-    path = server_dir() / f"{code_key()}.sock"
+    folder = server_dir()
+    if not _private(folder):  # whoever listens there would get the run's environment (its keys)
+        log.warning("tracking server off: %s is writable by other users or not ours", folder)
+        return None
+    path = folder / f"{code_key()}.sock"
     return path if len(str(path)) <= MAX_SOCKET_PATH else None
+
+
+def _private(folder: Path) -> bool:
+    """The folder is this user's alone (or not made yet: the run makes it, mode 0700)."""
+    try:
+        stat = folder.stat()
+    except FileNotFoundError:
+        return True
+    return stat.st_uid == os.geteuid() and not stat.st_mode & 0o022
 
 
 def code_key(package: Path = PACKAGE) -> str:

@@ -155,3 +155,11 @@ def test_a_fresh_store_is_a_copy_of_the_empty_store_mlflow_made(
 
     with sqlite3.connect(template) as conn:
         assert conn.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
+
+
+def test_no_server_in_a_folder_other_users_may_write(server_dir: Path) -> None:
+    """A socket there could be anyone's, and a run sends its worker's environment (API keys)."""
+    server_dir.mkdir(mode=0o700)
+    assert server.socket_path() is not None
+    server_dir.chmod(0o777)
+    assert server.socket_path() is None and forked_worker.request(dict(os.environ)) is None
