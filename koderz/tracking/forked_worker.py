@@ -89,7 +89,12 @@ class ForkedWorker:
                 signal.pidfd_send_signal(self._pidfd, signum)
 
     def kill(self) -> None:
+        """SIGKILL the worker; one the server never named within ``START_SECONDS`` is given up
+        (so a ``wait`` after this never hangs on a server that never answers)."""
         self.send_signal(signal.SIGKILL)
+        if self._pidfd is None and self.returncode is None:
+            self.returncode = LOST
+            self._close()
 
     def _close(self) -> None:
         if self._pidfd is not None:

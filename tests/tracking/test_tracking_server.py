@@ -163,3 +163,20 @@ def test_no_server_in_a_folder_other_users_may_write(server_dir: Path) -> None:
     assert server.socket_path() is not None
     server_dir.chmod(0o777)
     assert server.socket_path() is None and forked_worker.request(dict(os.environ)) is None
+
+
+def test_killing_a_worker_the_server_never_named_gives_it_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that never answers (here: a socket nobody reads) cannot make the run hang."""
+    monkeypatch.setattr(forked_worker, "START_SECONDS", 0.1)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    read_end, write_end = os.pipe()
+    with theirs:
+        worker = ForkedWorker(ours, os.fdopen(write_end, "wb"))
+        assert worker.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=0.1)
+        worker.kill()
+        assert worker.wait(timeout=DEADLINE) == forked_worker.LOST
+    os.close(read_end)
+    assert worker.stdin is not None
+    worker.stdin.close()
