@@ -181,9 +181,11 @@ def test_ctrl_c_during_the_final_flush_prints_a_command_that_finishes_the_loggin
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"  # a new store: MLflow makes its tables in the flush
     samples = write_samples(tmp_path / "samples.jsonl")
     folder = tmp_path / "run"
-    proc = start(
-        koderz_args(samples, folder), tmp_path, environment(uri), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # a fresh worker (it imports mlflow and migrates the store itself): a flush long enough to
+    # interrupt; a worker forked by the tracking server is stopped the same way in
+    # test_tracking_server.py
+    env = environment(uri) | {"KODERZ_TRACKING_SERVER": "off"}
+    proc = start(koderz_args(samples, folder), tmp_path, env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True)
     reader.start()

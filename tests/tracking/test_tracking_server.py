@@ -6,6 +6,7 @@ the servers its requests started.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -179,4 +180,33 @@ def test_killing_a_worker_the_server_never_named_gives_it_up(monkeypatch: pytest
         assert worker.wait(timeout=DEADLINE) == forked_worker.LOST
     os.close(read_end)
     assert worker.stdin is not None
+    worker.stdin.close()
+
+
+def test_a_forked_worker_stopped_by_sigterm_marks_its_run_killed(server_dir: Path, tmp_path: Path) -> None:
+    """What Ctrl-C during the flush does to a forked worker: SIGTERM through the pidfd; it marks
+    the MLflow run KILLED with ``koderz.tracking=incomplete`` and exits ``STOPPED``."""
+    import mlflow
+
+    from koderz.config import TrackingConfig
+    from koderz.records import RunFolder
+    from koderz.tracking.follow import STOPPED, Settings
+    from tests.tracking.support import real_run_folder
+
+    folder = real_run_folder(tmp_path / "run")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = TrackingConfig(enabled=True, uri=uri, artifact_location=str(tmp_path / "artifacts"))
+    worker = forked_worker.request(dict(os.environ))
+    assert worker is not None and worker.stdin is not None
+    worker.stdin.write(Settings(str(folder), dataclasses.asdict(tracking)).line())
+    worker.stdin.flush()  # the pipe stays open: the run is still running
+    deadline = time.monotonic() + DEADLINE
+    while (progress := RunFolder(folder).read_tracking()) is None:  # its MLflow run is open
+        assert worker.poll() is None, "the worker ended"
+        assert time.monotonic() < deadline, "the worker never opened its MLflow run"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=DEADLINE) == STOPPED
+    run = mlflow.MlflowClient(uri).get_run(progress.mlflow_run_id)
+    assert run.info.status == "KILLED" and run.data.tags["koderz.tracking"] == "incomplete"
     worker.stdin.close()
