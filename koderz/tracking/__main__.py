@@ -63,9 +63,8 @@ def _log(args: argparse.Namespace) -> int:
 
     from koderz.config import TrackingConfig
     from koderz.records import RunFolder
-    from koderz.tracking.follow import one_line
     from koderz.tracking.logger import log_folder
-    from koderz.tracking.mlflow_tracker import tracking_uri
+    from koderz.tracking.mlflow_tracker import one_line, tracking_uri
 
     try:
         folder = RunFolder.existing(args.run_folder)

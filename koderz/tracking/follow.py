@@ -77,16 +77,13 @@ def work(signals: Signals) -> int:
     try:
         code = follow(signals, settings)
     except Exception as err:  # noqa: BLE001 - one line for the run to show, not a traceback
+        from koderz.tracking.mlflow_tracker import one_line
+
         print(f"error: {one_line(err)}", file=sys.stderr)
         code = 1
     logging.shutdown()
     sys.stderr.flush()
     return code
-
-
-def one_line(err: BaseException) -> str:
-    first = (str(err).strip().splitlines() or [""])[0][:300]
-    return f"{type(err).__name__}: {first}"
 
 
 def run_in_background() -> None:

@@ -72,7 +72,7 @@ def log_run_folder(
 
         return log_folder(run_dir, tracking, parent_run_id=parent_run_id, tags=tags)
     except Exception as err:  # noqa: BLE001 - tracking must never break a finished run
-        log.warning("MLflow tracking to %s failed: %s; %s", uri, _one_line(err), remedy(run_dir, uri))
+        log.warning("MLflow tracking to %s failed: %s; %s", uri, one_line(err), remedy(run_dir, uri))
         return None
 
 
@@ -313,10 +313,10 @@ def _fast_sqlite() -> None:
 
 def _open_sqlite(path: Path, uri: str) -> Any:
     """A client of the SQLite store ``path``, made and its first query (which creates or
-    migrates the schema) run under an exclusive lock on ``<db>.lock``: jobs that open a fresh store at the same moment (a sweep's parallel jobs, a
-    SLURM array) otherwise race in alembic and some of them fail (docs/scale-out.md). A missing
-    store is a copy of the tracking server's empty one where there is one (``store_template``).
-    Returns the client."""
+    migrates the schema) run under an exclusive lock on ``<db>.lock``: jobs that open a fresh
+    store at the same moment (a sweep's parallel jobs, a SLURM array) otherwise race in alembic
+    and some of them fail (docs/scale-out.md). A missing store is a copy of the tracking
+    server's empty one where there is one (``store_template``)."""
     import mlflow
 
     with open(path.with_name(path.name + ".lock"), "a") as lock:
@@ -480,6 +480,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An error as one line: its type and the first 300 characters of its first line."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0][:300] if text else ''}"
