@@ -10,7 +10,6 @@ either: the run's settings and wakes wait in the pipe until the worker reads the
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -128,8 +127,7 @@ def _ask(path: os.PathLike[str], pipe_r: int, env: dict[str, str]) -> socket.soc
     try:
         conn.settimeout(5)
         conn.connect(os.fspath(path))
-        message = b"W " + json.dumps({"cwd": os.getcwd(), "env": env}).encode()
-        socket.send_fds(conn, [message], [pipe_r])
+        socket.send_fds(conn, [server.WorkerRequest(os.getcwd(), env).message()], [pipe_r])
         conn.settimeout(None)
         return conn
     except OSError:

@@ -13,8 +13,8 @@ name keyed by the Python interpreter, koderz's source files, mlflow's installati
 worker adopts its run's working directory and environment. ``KODERZ_TRACKING_SERVER=off``
 gives every run a fresh worker instead.
 
-Protocol (``SOCK_SEQPACKET``): a run sends ``W <json: cwd, env>`` with the read end of its wake
-pipe; the server forks the worker and answers ``P <pid>`` with a pidfd of it (so the run can
+Protocol (``SOCK_SEQPACKET``): a run sends a ``WorkerRequest`` (``W <json>``) with the read end
+of its wake pipe; the server forks the worker and answers ``P <pid>`` with a pidfd of it (so the run can
 signal it without racing a reused pid); the worker sends ``X <exit code>`` as its last act.
 ``S`` stops the server.
 """
@@ -22,6 +22,7 @@ signal it without racing a reused pid); the worker sends ``X <exit code>`` as it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import importlib.util
@@ -33,6 +34,7 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,29 @@ REAP_SECONDS = 1.0
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 MESSAGE_LIMIT = 1 << 20  # a request: the run's cwd and environment as JSON
 PACKAGE = Path(__file__).resolve().parents[1]  # koderz's sources
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """What a run asks the server for: a worker in its working directory and environment."""
+
+    cwd: str
+    env: dict[str, str]
+
+    def message(self) -> bytes:
+        return b"W " + json.dumps(dataclasses.asdict(self)).encode()
+
+    @classmethod
+    def parse(cls, message: bytes) -> WorkerRequest:
+        """The request in a ``W`` message; ValueError when it is not one."""
+        try:
+            fields = json.loads(message.removeprefix(b"W "))
+            request = cls(cwd=fields["cwd"], env=fields["env"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a worker request: {exc}") from exc
+        if not isinstance(request.cwd, str) or not isinstance(request.env, dict):
+            raise ValueError("not a worker request")
+        return request
 
 
 def enabled() -> bool:
@@ -194,15 +219,19 @@ def _serve_requests(listener: socket.socket, path: Path, bound: int, own_fds: li
             conn.close()
             return
         if message.startswith(b"W ") and len(fds) == 1:
-            request = json.loads(message[2:])
-            _fork_worker(fds[0], conn, request, own_fds)
-            continue
+            try:
+                request = WorkerRequest.parse(message)
+            except ValueError as exc:
+                log.warning("ignored a request: %s", exc)
+            else:
+                _fork_worker(fds[0], conn, request, own_fds)
+                continue
         for fd in fds:
             os.close(fd)
         conn.close()
 
 
-def _fork_worker(pipe: int, conn: socket.socket, request: dict[str, object] | None, own_fds: list[int]) -> None:
+def _fork_worker(pipe: int, conn: socket.socket, request: WorkerRequest | None, own_fds: list[int]) -> None:
     """Fork a worker reading its run's wake pipe ``pipe``; tell the run its pid (and a pidfd)."""
     pid = os.fork()
     if pid == 0:
@@ -228,18 +257,16 @@ def _fork_worker(pipe: int, conn: socket.socket, request: dict[str, object] | No
         conn.close()
 
 
-def _worker(pipe: int, request: dict[str, object] | None) -> int:
-    """A forked worker: its run's directory and environment, the wake pipe on stdin, then the
-    same life as a fresh worker's."""
+def _worker(pipe: int, request: WorkerRequest | None) -> int:
+    """A forked worker: its run's directory and environment (the server's own when the run
+    started the server), the wake pipe on stdin, then the same life as a fresh worker's."""
     from koderz.tracking.follow import Signals, work
 
     os.setsid()
     if request is not None:
-        os.chdir(str(request["cwd"]))
-        env = request["env"]
-        assert isinstance(env, dict)
+        os.chdir(request.cwd)
         os.environ.clear()
-        os.environ.update({str(k): str(v) for k, v in env.items()})
+        os.environ.update({str(k): str(v) for k, v in request.env.items()})
     os.dup2(pipe, 0)
     os.close(pipe)
     return work(Signals())

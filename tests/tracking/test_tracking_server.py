@@ -66,8 +66,10 @@ def end(worker: ForkedWorker) -> int:
     return worker.wait(timeout=DEADLINE)
 
 
-def test_runs_get_workers_forked_by_one_server_in_their_own_directory(server_dir: Path, tmp_path: Path) -> None:
-    os.chdir(tmp_path)
+def test_runs_get_workers_forked_by_one_server_in_their_own_directory(
+    server_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     first = forked_worker.request(dict(os.environ))
     assert first is not None
     pid_of(first)
@@ -210,3 +212,11 @@ def test_a_forked_worker_stopped_by_sigterm_marks_its_run_killed(server_dir: Pat
     run = mlflow.MlflowClient(uri).get_run(progress.mlflow_run_id)
     assert run.info.status == "KILLED" and run.data.tags["koderz.tracking"] == "incomplete"
     worker.stdin.close()
+
+
+def test_a_worker_request_round_trips_and_anything_else_is_refused() -> None:
+    request = server.WorkerRequest("/tmp", {"A": "1"})
+    assert server.WorkerRequest.parse(request.message()) == request
+    for bad in (b"W {}", b"W [1]", b"W not json", b'W {"cwd": 1, "env": {}}', b'W {"cwd": "/", "env": []}'):
+        with pytest.raises(ValueError):
+            server.WorkerRequest.parse(bad)
