@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from koderz.cortex.specs import spec_tag
-from koderz.cortex.store import MemoryRecord, MemoryStore, NullStore
+from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.problem import Problem
 from koderz.errors import ModelError, SandboxError
 from koderz.models.base import CallContext, Completion, Message, ModelClient
@@ -124,7 +124,7 @@ class Experiment:
         assert self.env.spec_writer is not None
         messages = spec_messages(self.problem)
         origin = spec_tag(self.env.spec_writer.cfg, messages)  # same spec model, settings and prompt
-        if self.settings.spec_reuse and self._has_memory:
+        if self.settings.spec_reuse and self.env.store.keeps:
             with self._span(Phase.MEMORY_READ):
                 stored = await self.env.store.recall(tags=["spec", origin], mode="recent", limit=1)
             if stored:
@@ -243,7 +243,7 @@ class Experiment:
         importance: float = 0.5,
         tags: tuple[str, ...] = (),
     ) -> None:
-        if not self._has_memory:  # cortex=off: no memory operation to time or trace
+        if not self.env.store.keeps:  # cortex=off: no memory operation to time or trace
             return
         record = MemoryRecord(
             title=title,
@@ -255,11 +255,6 @@ class Experiment:
         )
         with self._span(Phase.MEMORY_WRITE):
             await self.env.store.remember(record)
-
-    @property
-    def _has_memory(self) -> bool:
-        """False with cortex=off (``NullStore`` itself: a test's recording fake derives from it)."""
-        return type(self.env.store) is not NullStore
 
     @contextmanager
     def _span(self, phase: Phase, **attrs: Any) -> Iterator[dict[str, Any]]:

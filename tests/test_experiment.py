@@ -63,6 +63,8 @@ class FakeCoder(WritesAnswers):
 class RecordingStore(NullStore):
     """A fake memory store that keeps what it is given."""
 
+    keeps = True
+
     def __init__(self) -> None:
         self.records: list[MemoryRecord] = []
 

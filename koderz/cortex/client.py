@@ -173,6 +173,8 @@ class _Connection:
 class CortexClient:
     """``MemoryStore`` over MCP; use ``async with`` (or ``connect()``/``aclose()``)."""
 
+    keeps = True
+
     def __init__(
         self,
         target: ServerTarget,

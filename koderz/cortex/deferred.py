@@ -28,6 +28,8 @@ class DeferredStore:
     neither the import nor the server start holds up the event loop or the run.
     """
 
+    keeps = True
+
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
         self.client: Any = None

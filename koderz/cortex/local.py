@@ -52,6 +52,8 @@ class LocalStore:
     """``MemoryStore`` writing ``MemoryDB`` on one worker thread and reading it on another (SQLite
     calls release the GIL)."""
 
+    keeps = True
+
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.timeout = timeout

@@ -27,6 +27,7 @@ class MemoryStore(Protocol):
     """
 
     lost_writes: int
+    keeps: bool  # False only for cortex=off: nothing is stored or recalled, so nothing to time
 
     async def remember(self, record: MemoryRecord) -> str | None: ...
 
@@ -54,6 +55,7 @@ class NullStore:
     """cortex=off: remembers nothing, recalls nothing."""
 
     lost_writes = 0
+    keeps = False
 
     async def remember(self, record: MemoryRecord) -> str | None:
         return None
