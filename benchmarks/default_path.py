@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,13 +108,16 @@ def store_check(folder: Path) -> dict[str, Any]:
 VARIANTS = ("fresh_server_starting", "existing_server_up", "existing_server_starting", "fresh_server_up")
 
 
-def stop_servers() -> None:
-    """Stop the benchmark's tracking servers and wait until they are gone."""
+def stop_tracking_servers() -> None:
+    """Stop the benchmark's tracking servers and wait until they are gone (a server still up
+    would make a "server starting" figure a "server up" one)."""
     from koderz.tracking.server import server_dir, stop_servers
 
     stop_servers()
     deadline = time.monotonic() + 60
-    while list(server_dir().glob("*.sock")) and time.monotonic() < deadline:
+    while list(server_dir().glob("*.sock")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"a tracking server in {server_dir()} did not stop")
         time.sleep(0.05)
     time.sleep(0.5)  # its last CPU time spent before the next timed run
 
@@ -137,13 +141,13 @@ def compare(
             tracked = {}
             for variant in VARIANTS:
                 if variant.endswith("starting"):
-                    stop_servers()
+                    stop_tracking_servers()
                 cwd = second if variant == "fresh_server_up" else first  # a new store in a new folder
                 tracked[variant] = run(cwd, base_args, env)
                 walls[variant].append(tracked[variant]["wall_s"])
             passed |= {off["passed"], *(t["passed"] for t in tracked.values())}
             checks.append({variant: store_check(tracked[variant]["folder"]) for variant in VARIANTS})
-    stop_servers()
+    stop_tracking_servers()
     median = {key: statistics.median(values) for key, values in walls.items()}
     return {
         "name": name,
@@ -206,6 +210,7 @@ def main() -> None:
     for row in result["rows"]:
         row["meets_goal"] = {variant: ratio <= row["goal"] for variant, ratio in row["ratios"].items()}
     print(table(result["rows"]))
+    shutil.rmtree(servers, ignore_errors=True)
     write_json(RESULTS, result)
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
