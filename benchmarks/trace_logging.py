@@ -3,7 +3,7 @@
     python benchmarks/trace_logging.py [--repeats 1]
 
 A real run folder is made first (``python -m koderz tracking=off cortex=off``: reference model,
-164 HumanEval tasks, ~5 spans per problem). Each option then runs in a fresh process against a
+164 HumanEval tasks, 4 spans per problem: memory is off). Each option then runs in a fresh process against a
 fresh copy of one migrated SQLite store (made once, untimed) and writes all 164 traces:
 
 - ``sdk``: MLflow's tracing SDK, ``start_span_no_context`` per span (what koderz did before): the
