@@ -29,6 +29,7 @@ CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env
 @dataclass
 class DatasetConfig:
     name: str = "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus
+    evaluator: str = "humaneval"  # how answers are judged: a name in koderz.evaluators.EVALUATORS
 
 
 @dataclass

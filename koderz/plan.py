@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from koderz.config import CODER, CODER_ROLE, RunConfig, validate
+from koderz.errors import ConfigError
+from koderz.evaluators import EVALUATORS, Evaluator
 from koderz.models.config import ModelConfig
 from koderz.prompts import PromptStyle
 from koderz.records import Roles
@@ -34,6 +37,9 @@ class Plan:
     def build(cls, cfg: DictConfig | RunConfig) -> Plan:
         config = cfg if isinstance(cfg, RunConfig) else _to_object(cfg)
         validate(config)
+        if config.dataset.evaluator not in EVALUATORS:
+            choices = ", ".join(EVALUATORS)
+            raise ConfigError(f"dataset.evaluator={config.dataset.evaluator}: choose one of {choices}")
         mode = Mode(config.mode.name)
         spec = config.spec.enabled and mode.spec.runs_problems
         reviews = config.checkpoints.enabled and mode.spec.feedback
@@ -60,6 +66,11 @@ class Plan:
     @property
     def dataset(self) -> str:
         return self.config.dataset.name
+
+    @property
+    def evaluator(self) -> Callable[[SandboxConfig], Evaluator]:
+        """What judges the dataset's answers (started with ``sandbox``)."""
+        return EVALUATORS[self.config.dataset.evaluator]
 
     @property
     def roles(self) -> Roles:

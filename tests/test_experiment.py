@@ -93,7 +93,7 @@ def environment(coder: FakeCoder, store=None, *, spec: bool = True, reviews: boo
         coder=role,
         spec_writer=role if spec else None,
         reviewer=role if reviews else None,
-        sandbox=Sandbox(),
+        evaluator=Sandbox(),
         store=store or NullStore(),
         settings=Settings(**(defaults | settings)),
         baseline=Prices(3.0, 15.0),

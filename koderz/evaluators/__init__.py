@@ -1,0 +1,29 @@
+"""The seam between the experiment and judging: an ``Evaluator`` decides the ``Verdict`` on one program.
+
+``dataset.evaluator`` names one in ``EVALUATORS``. The experiment and the runner see only this
+protocol, so a new benchmark format is one module (its evaluator), one row here and its dataset
+config. ``humaneval`` (HumanEval, HumanEval+, MBPP+: the entry point called on each input, judged
+by the trusted side) is the sandbox itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from koderz.datasets.problem import Problem
+from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+from koderz.sandbox.verdict import Verdict
+
+
+class Evaluator(Protocol):
+    """Judges programs for one run; safe to call concurrently; ``close`` stops what it started."""
+
+    async def evaluate(self, problem: Problem, program: str) -> Verdict: ...
+
+    def close(self) -> None: ...
+
+
+EVALUATORS: Mapping[str, Callable[[SandboxConfig], Evaluator]] = {
+    "humaneval": Sandbox,
+}
