@@ -1,9 +1,13 @@
-"""The import graph of ``koderz/`` (read statically with ``ast``) has no cycles.
+"""The structure of ``koderz/``, read statically with ``ast``: no import cycles, no hidden state.
 
-Every ``import`` and ``from ... import`` in every module counts, wherever it stands (a
+Imports: every ``import`` and ``from ... import`` in every module counts, wherever it stands (a
 function-local or ``TYPE_CHECKING`` import is a dependency too). Two levels are checked:
 top-level packages and modules (``koderz.sandbox`` -> ``koderz.datasets``) and modules
 (``koderz.tracking.logger`` -> ``koderz.tracking.mlflow_tracker``).
+
+State: a module-level list, dict or set that the module mutates (a method such as ``append`` or
+``update``, an item assignment or deletion) or a name it rebinds with ``global`` is process state
+hidden in a module. (Attributes of module-level objects are not seen.)
 """
 
 from __future__ import annotations
@@ -24,6 +28,25 @@ KNOWN_MODULE_CYCLES = {
         "tracking/logger.py <-> tracking/mlflow_tracker.py (issue 24: removed with the tracking rework)"
     ),
 }
+
+# module-level state that stays on purpose, each with its reason
+ALLOWED_STATE = {
+    ("koderz.sandbox.child", "_SOURCES"): "the child is one short-lived process run as a script",
+    ("koderz.sandbox.judge", "_REPLAYS"): "compiled checks cached in the judge server process",
+    ("koderz.sandbox.judge_server", "_LIBC"): "libc loaded once per judge server process",
+    ("koderz.sandbox.sandbox", "_CHOSEN"): "the containment a machine allows, probed once per process",
+}
+# module-level state other changes remove (issue 24); drop an entry once its state is gone
+KNOWN_STATE = {
+    ("koderz.cli.tracking_start", "_early"): "the early tracking start",
+    ("koderz.tracking.callback", "_open"): "open sweep parents",
+    ("koderz.tracking.forked_worker", "_servers"): "forked MLflow servers",
+    ("koderz.tracking.mlflow_tracker", "_FAST_SQLITE"): "the SQLite pragma hook, once",
+    ("koderz.tracking.store_template", "TEMPLATE"): "the pre-made MLflow store",
+}
+MUTATORS = {"append", "extend", "insert", "pop", "popitem", "clear", "update", "add", "discard", "remove", "setdefault"}
+CONTAINERS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+CONTAINER_CALLS = {"list", "dict", "set", "defaultdict", "deque", "OrderedDict", "Counter"}
 
 Graph = dict[str, set[str]]
 
@@ -172,3 +195,75 @@ def test_answers_is_a_leaf() -> None:
     graph = module_graph()
     outside = {m: sorted(t for t in graph[m] if not t.startswith("koderz.answers")) for m in graph}
     assert not {m: t for m, t in outside.items() if m.startswith("koderz.answers") and t}
+
+
+def _containers(tree: ast.Module) -> set[str]:
+    """Names the module binds, at its top level, to a new list, dict or set."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        call = isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in CONTAINER_CALLS
+        if isinstance(value, CONTAINERS) or call:
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def module_state(source: str) -> set[str]:
+    """Module-level containers the module mutates, and names it rebinds with ``global``."""
+    tree = ast.parse(source)
+    containers = _containers(tree)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            found.update(node.names)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS:
+            if isinstance(node.func.value, ast.Name) and node.func.value.id in containers:
+                found.add(node.func.value.id)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            found.update(
+                t.value.id
+                for t in targets
+                if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id in containers
+            )
+    return found
+
+
+def koderz_state() -> set[tuple[str, str]]:
+    return {(module, name) for module, path in _modules().items() for name in module_state(path.read_text())}
+
+
+def test_the_state_scan_sees_mutation_and_global() -> None:
+    source = """
+A = []
+B: dict[str, int] = {}
+C = set()
+D = ()
+E = []
+F = None
+G = {}
+def f():
+    global F
+    A.append(1)
+    B["k"] = 2
+    C.add(3)
+    F = 4
+    print(E, G.get("k"))
+"""
+    assert module_state(source) == {"A", "B", "C", "F"}
+
+
+def test_no_module_level_mutable_state() -> None:
+    found = koderz_state() - ALLOWED_STATE.keys() - KNOWN_STATE.keys()
+    assert not found, f"module-level mutable state (pass it in, or keep it on an object): {sorted(found)}"
+
+
+def test_listed_state_is_still_there() -> None:
+    """A stale entry in ALLOWED_STATE or KNOWN_STATE fails here: delete it from the list."""
+    gone = (ALLOWED_STATE.keys() | KNOWN_STATE.keys()) - koderz_state()
+    assert not gone, f"no longer module-level state, remove from the lists: {sorted(gone)}"

@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +40,28 @@ class JobCrashed(Exception):
     """An unexpected exception inside a job: a bug, reported with its traceback (exit code 1)."""
 
 
-# A one-run job's KoderzError and exit code: returned to ``main`` this way, not raised through
-# Hydra (which would print a line of its own before ``main`` prints the one line).
-_run_failure: list[KoderzError] = []
-_run_exit: list[ExitCode] = []
+@dataclass
+class JobOutcome:
+    """A one-run job's KoderzError and exit code, handed to ``main`` instead of raised through Hydra
+    (which would print a line of its own before ``main`` prints the one line)."""
+
+    failure: KoderzError | None = None
+    exit_code: ExitCode = ExitCode.OK
 
 
-@hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")
-def app(cfg: DictConfig) -> Any:
+def job(cfg: DictConfig, outcome: JobOutcome) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
     hydra_cfg = HydraConfig.get()
     try:
         selected = checks.check_job(cfg, hydra_cfg.runtime.choices)
         _header(cfg, selected, hydra_cfg)
-        return _run(cfg, hydra_cfg)
+        return _run(cfg, hydra_cfg, outcome)
     except KoderzError as exc:
         tracking_start.cancel_early()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if not cfg.resume:
                 _discard(Path(hydra_cfg.runtime.output_dir))
-            _run_failure.append(exc)
+            outcome.failure = exc
             return None
         log.error("job %s failed: %s", hydra_cfg.job.num, exc)  # the sweep goes on; main reports the first
         raise
@@ -81,7 +84,7 @@ def _header(cfg: DictConfig, selected: int | None, hydra_cfg: Any) -> None:
     )
 
 
-def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
+def _run(cfg: DictConfig, hydra_cfg: Any, job_outcome: JobOutcome) -> Any:
     from koderz.plan import Plan
 
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -121,9 +124,9 @@ def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
             exit_code = ExitCode.INTERRUPTED
         _count_tracking_flush(outcome.folder, flush_began, time.time())
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        _run_exit.append(exit_code)
+        job_outcome.exit_code = exit_code
     elif exit_code == ExitCode.INTERRUPTED:
-        raise KeyboardInterrupt  # Ctrl-C stops the sweep, not just this job
+        raise sweep_outcome.SweepInterrupted(Path(hydra_cfg.sweep.dir))  # Ctrl-C stops the sweep, not just this job
     return outcome.summary.pass_rate, outcome.summary.cost.total
 
 
@@ -147,13 +150,13 @@ def _discard(run_dir: Path) -> None:
         run_dir.parent.rmdir()
 
 
-def _interrupted() -> None:
-    """Ctrl-C outside a run's own handling (composing the config, between a sweep's jobs)."""
+def _interrupted(interrupt: KeyboardInterrupt) -> None:
+    """Ctrl-C: a sweep's job stopped by it (``SweepInterrupted``), or outside a run's own handling."""
     if "koderz.tracking.callback" in sys.modules:
         from koderz.tracking.callback import end_interrupted_sweeps
 
         end_interrupted_sweeps()
-    line = sweep_outcome.interrupted_line()
+    line = sweep_outcome.interrupted_line(interrupt)
     sys.stderr.write(f"koderz: interrupted{'; ' + line if line else ''}\n")
     sys.exit(ExitCode.INTERRUPTED)
 
@@ -161,6 +164,11 @@ def _interrupted() -> None:
 def main() -> None:
     """Console-script entry point (``koderz`` = ``python -m koderz``)."""
     typed = sys.argv[1:]
+    outcome = JobOutcome()
+
+    def app(cfg: DictConfig) -> Any:
+        return job(cfg, outcome)
+
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them
     # a hydra.searchpath entry that does not exist is an error, as a missing --config-dir is
@@ -170,15 +178,13 @@ def main() -> None:
         argv.check_flags(args)
         sys.argv = [sys.argv[0], *args]
         tracking_start.spawn_early(args)
-        app()
-        if _run_failure:
-            raise _run_failure[0]
-        if _run_exit and _run_exit[0]:
-            sys.exit(_run_exit[0])
-        if sweep_outcome.worst and sweep_outcome.worst[0]:
-            sys.exit(sweep_outcome.worst[0])
-    except KeyboardInterrupt:
-        _interrupted()
+        hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")(app)()
+        if outcome.failure is not None:
+            raise outcome.failure
+        if outcome.exit_code:
+            sys.exit(outcome.exit_code)
+    except KeyboardInterrupt as interrupt:
+        _interrupted(interrupt)
     except JobCrashed:
         raise
     except Exception as exc:
