@@ -222,7 +222,7 @@ class Experiment:
         assert ledger_key is not None
         prompt = "\n\n".join(m["content"] for m in messages if m["role"] != "system")  # with a prefilled answer
         with self._span(phase, model=role.cfg.name, iteration=index + 1, prompt=prompt) as attrs:
-            completion = await role.client.complete(messages, CallContext(self.problem, ledger_key, index))
+            completion = await role.client.complete(messages, CallContext(self.problem, phase, index))
             attrs.update(
                 answer=completion.text,
                 input_tokens=completion.usage.input_tokens,
