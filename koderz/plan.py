@@ -9,7 +9,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from koderz.config import CODER, CODER_ROLE, RunConfig, validate
-from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS, Evaluator
 from koderz.models.config import ModelConfig
 from koderz.prompts import PromptStyle
@@ -37,9 +36,6 @@ class Plan:
     def build(cls, cfg: DictConfig | RunConfig) -> Plan:
         config = cfg if isinstance(cfg, RunConfig) else _to_object(cfg)
         validate(config)
-        if config.dataset.evaluator not in EVALUATORS:
-            choices = ", ".join(EVALUATORS)
-            raise ConfigError(f"dataset.evaluator={config.dataset.evaluator}: choose one of {choices}")
         mode = Mode(config.mode.name)
         spec = config.spec.enabled and mode.spec.runs_problems
         reviews = config.checkpoints.enabled and mode.spec.feedback

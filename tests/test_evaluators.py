@@ -41,7 +41,12 @@ def test_the_default_datasets_are_judged_by_the_sandbox() -> None:
     for dataset in ("humaneval", "humaneval_plus", "humaneval_plus_mini", "mbpp_plus"):
         plan = Plan.build(compose_config(f"dataset={dataset}"))
         assert plan.config.dataset.evaluator == "humaneval"
-        assert plan.evaluator is Sandbox
+        assert plan.evaluator is EVALUATORS["humaneval"]
+    evaluator = EVALUATORS["humaneval"](SandboxConfig(memory_mb=256))
+    try:
+        assert isinstance(evaluator, Sandbox) and evaluator.config.memory_mb == 256
+    finally:
+        evaluator.close()
 
 
 def test_an_unknown_evaluator_is_one_config_error_naming_it() -> None:

@@ -3,17 +3,19 @@
 ``dataset.evaluator`` names one in ``EVALUATORS``. The experiment and the runner see only this
 protocol, so a new benchmark format is one module (its evaluator), one row here and its dataset
 config. ``humaneval`` (HumanEval, HumanEval+, MBPP+: the entry point called on each input, judged
-by the trusted side) is the sandbox itself.
+by the trusted side) is the sandbox itself. Each row imports its evaluator only when started, so the
+config can be checked against this table before anything heavy is imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from koderz.datasets.problem import Problem
-from koderz.sandbox.sandbox import Sandbox, SandboxConfig
-from koderz.sandbox.verdict import Verdict
+if TYPE_CHECKING:
+    from koderz.datasets.problem import Problem
+    from koderz.sandbox.sandbox import SandboxConfig
+    from koderz.sandbox.verdict import Verdict
 
 
 class Evaluator(Protocol):
@@ -24,6 +26,12 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
+def _sandbox(config: SandboxConfig) -> Evaluator:
+    from koderz.sandbox.sandbox import Sandbox
+
+    return Sandbox(config)
+
+
 EVALUATORS: Mapping[str, Callable[[SandboxConfig], Evaluator]] = {
-    "humaneval": Sandbox,
+    "humaneval": _sandbox,
 }
