@@ -331,6 +331,7 @@ class Runner:
         progress = Progress(total=len(jobs), modes=len(parts) > 1)
         for record in done.values():
             progress.update(record, resumed=True)
+        progress.begin()
 
         async def one(problem: Problem, mode: Mode) -> ProblemRecord | None:
             if (mode, problem.task_id) in done:
