@@ -10,7 +10,6 @@ A user who sets ``HYDRA_FULL_ERROR=1`` gets the full traceback, as with any Hydr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -140,11 +139,18 @@ def _count_tracking_flush(folder: Path, began: float, ended: float) -> None:
 
 
 def _discard(run_dir: Path) -> None:
-    """A run that never started leaves no folder behind (nor an empty date folder above it)."""
+    """A run that never started leaves no folder behind, nor the empty folders Hydra made above it
+    (``outputs/runs/<date>``) up to the current folder."""
     logging.shutdown()  # closes koderz.log
     shutil.rmtree(run_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        run_dir.parent.rmdir()
+    here = Path.cwd().resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == here or here not in parent.parents:
+            break
+        try:
+            parent.rmdir()  # only an empty folder goes
+        except OSError:
+            break
 
 
 def _interrupted() -> None:
