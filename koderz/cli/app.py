@@ -49,6 +49,7 @@ def app(cfg: DictConfig) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
     hydra_cfg = HydraConfig.get()
     try:
+        checks.check_hydra(hydra_cfg.job.chdir)
         selected = checks.check_job(cfg, hydra_cfg.runtime.choices)
         _header(cfg, selected, hydra_cfg)
         return _run(cfg, hydra_cfg)
@@ -56,7 +57,7 @@ def app(cfg: DictConfig) -> Any:
         tracking_start.cancel_early()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if not cfg.resume:
-                _discard(Path(hydra_cfg.runtime.output_dir))
+                _discard(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
             _run_failure.append(exc)
             return None
         log.error("job %s failed: %s", hydra_cfg.job.num, exc)  # the sweep goes on; main reports the first
@@ -138,12 +139,13 @@ def _count_tracking_flush(folder: Path, began: float, ended: float) -> None:
         log.info("MLflow flush %.2f s; the run took %.2f s in all", ended - began, timing.total_duration)
 
 
-def _discard(run_dir: Path) -> None:
+def _discard(run_dir: Path, launched_in: Path) -> None:
     """A run that never started leaves no folder behind, nor the empty folders Hydra made above it
-    (``outputs/runs/<date>``) up to the current folder."""
+    (``outputs/runs/<date>``) up to the folder koderz was started in."""
     logging.shutdown()  # closes koderz.log
+    os.chdir(launched_in)  # out of the run folder, should Hydra have changed into it
     shutil.rmtree(run_dir, ignore_errors=True)
-    here = Path.cwd().resolve()
+    here = launched_in.resolve()
     for parent in run_dir.resolve().parents:
         if parent == here or here not in parent.parents:
             break

@@ -59,6 +59,17 @@ def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> int | None:
     return len(selected[index::count])
 
 
+def check_hydra(job_chdir: bool | None) -> None:
+    """Hydra settings koderz cannot honour: with ``hydra.job.chdir=true`` every run would keep its
+    own MLflow store, memory and result cache (they live under ``outputs/`` of the launch folder)."""
+    if job_chdir:
+        raise ConfigError(
+            "hydra.job.chdir=true: koderz keeps its stores (MLflow, memory, result cache) under outputs/ of the "
+            "folder it starts in, so that runs compare; with chdir every run would get its own. Leave it false "
+            "(each run's files are already in its run folder)"
+        )
+
+
 def _check_keys(cfg: DictConfig) -> None:
     """Every role's key, an environment lookup reported at once: one missing key is the provider's
     own message; several are named together, each with the roles that need it."""

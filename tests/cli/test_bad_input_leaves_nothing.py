@@ -41,3 +41,17 @@ def test_missing_keys_of_several_roles_are_named_together_and_nothing_is_left(tm
     assert "OPENAI_API_KEY (for model=gpt-4o-mini)" in done.stderr
     assert "ANTHROPIC_API_KEY (for spec_model=claude-haiku-4-5)" in done.stderr
     assert list(tmp_path.iterdir()) == []  # no outputs/, no store, no run folder
+
+
+def test_hydra_job_chdir_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "koderz", "hydra.job.chdir=true", "end=1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("koderz: error: hydra.job.chdir=true: koderz keeps its stores")
+    assert list(tmp_path.iterdir()) == []
