@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from koderz.cli import argv, checks, dirname, oneline, sweep_outcome, tracking_start
+from koderz.cli import argv, checks, dirname, oneline, sweep_check, sweep_outcome, tracking_start
 from koderz.config import register
 from koderz.errors import ExitCode, KoderzError
 
@@ -176,6 +176,7 @@ def main() -> None:
     try:
         args = argv.expand_roles(typed)
         argv.check_flags(args)
+        sweep_check.check_sweep(args)
         sys.argv = [sys.argv[0], *args]
         tracking_start.spawn_early(args)
         app()

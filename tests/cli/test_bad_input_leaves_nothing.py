@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_outputs_that_is_a_file_is_one_line_naming_hydra_run_dir(tmp_path: Path) -> None:
     (tmp_path / "outputs").write_text("not a folder")
@@ -54,4 +56,27 @@ def test_hydra_job_chdir_is_refused_before_anything_is_made(tmp_path: Path) -> N
 
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
     assert done.stderr.startswith("koderz: error: hydra.job.chdir=true: koderz keeps its stores")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("sweep", "needle"),
+    [
+        (["model=gpt4o,reference", "end=2"], "model=gpt4o,reference: no option 'gpt4o' in config group model"),
+        (["end=2,500"], "end=500: dataset humaneval has only 164 tasks"),
+    ],
+    ids=["typo in one value", "one job out of range"],
+)
+def test_a_sweep_with_one_bad_job_starts_nothing(tmp_path: Path, sweep: list[str], needle: str) -> None:
+    """Every job is composed and checked before the sweep folder, the MLflow parent run or any job."""
+    done = subprocess.run(
+        [sys.executable, "-m", "koderz", "-m", *sweep],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert needle in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
