@@ -39,6 +39,10 @@ def check_sweep(args: Sequence[str]) -> int:
         return 0
     extra = [f"hydra.searchpath=[file://{Path(parsed.config_dir).resolve()}]"] if parsed.config_dir else []
     with initialize_config_module(CONFIG_MODULE, version_base=None):
+        plugins = [o for o in jobs[0] if o.lstrip("+~").startswith("hydra/")]
+        compose(
+            parsed.config_name or "config", overrides=[*plugins, *extra], return_hydra_config=True
+        )  # the sweep's own
         for job in jobs:
             cfg = compose(parsed.config_name or "config", overrides=[*job, *extra], return_hydra_config=True)
             _check(cfg)
