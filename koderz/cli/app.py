@@ -121,6 +121,8 @@ def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
             exit_code = ExitCode.INTERRUPTED
         _count_tracking_flush(outcome.folder, flush_began, time.time())
     if hydra_cfg.mode != RunMode.MULTIRUN:
+        if exit_code in (ExitCode.UNANSWERED, ExitCode.INTERRUPTED):  # the last line: what finishes the run
+            sys.stderr.write(f"koderz: finish the run with: python -m koderz resume={outcome.folder}\n")
         _run_exit.append(exit_code)
     elif exit_code == ExitCode.INTERRUPTED:
         raise KeyboardInterrupt  # Ctrl-C stops the sweep, not just this job
