@@ -218,13 +218,17 @@ class Runner:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(folder.path)))
         if summary.unanswered or summary.not_run:
+            left = [
+                f"{n} {what}"
+                for n, what in ((summary.unanswered, "without a verdict"), (summary.not_run, "not run"))
+                if n
+            ]
             log.warning(
-                "%d problems have no verdict and %d did not run: the pass rate counts only the %d answered; "
-                "finish them with resume=%s",
-                summary.unanswered,
-                summary.not_run,
+                "%s%d of %d problems answered (%s): the pass rate counts only the answered",
+                "interrupted: " if summary.interrupted else "",
                 summary.answered,
-                folder.path,
+                summary.problems,
+                ", ".join(left),
             )
         return RunOutcome(summary, report.exit_code(summary), folder.path)
 
@@ -331,6 +335,7 @@ class Runner:
         progress = Progress(total=len(jobs), modes=len(parts) > 1)
         for record in done.values():
             progress.update(record, resumed=True)
+        progress.begin()
 
         async def one(problem: Problem, mode: Mode) -> ProblemRecord | None:
             if (mode, problem.task_id) in done:

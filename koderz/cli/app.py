@@ -10,7 +10,6 @@ A user who sets ``HYDRA_FULL_ERROR=1`` gets the full traceback, as with any Hydr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -26,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from koderz.cli import argv, checks, dirname, oneline, sweep_outcome, tracking_start
+from koderz.cli import argv, checks, dirname, oneline, sweep_check, sweep_outcome, tracking_start
 from koderz.config import register
 from koderz.errors import ExitCode, KoderzError
 
@@ -53,6 +52,7 @@ def job(cfg: DictConfig, outcome: JobOutcome) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
     hydra_cfg = HydraConfig.get()
     try:
+        checks.check_hydra(hydra_cfg.job.chdir)
         selected = checks.check_job(cfg, hydra_cfg.runtime.choices)
         _header(cfg, selected, hydra_cfg)
         return _run(cfg, hydra_cfg, outcome)
@@ -60,7 +60,7 @@ def job(cfg: DictConfig, outcome: JobOutcome) -> Any:
         tracking_start.cancel_early()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if not cfg.resume:
-                _discard(Path(hydra_cfg.runtime.output_dir))
+                _discard(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
             outcome.failure = exc
             return None
         log.error("job %s failed: %s", hydra_cfg.job.num, exc)  # the sweep goes on; main reports the first
@@ -124,6 +124,8 @@ def _run(cfg: DictConfig, hydra_cfg: Any, job_outcome: JobOutcome) -> Any:
             exit_code = ExitCode.INTERRUPTED
         _count_tracking_flush(outcome.folder, flush_began, time.time())
     if hydra_cfg.mode != RunMode.MULTIRUN:
+        if exit_code in (ExitCode.UNANSWERED, ExitCode.INTERRUPTED):  # the last line: what finishes the run
+            sys.stderr.write(f"koderz: finish the run with: python -m koderz resume={outcome.folder}\n")
         job_outcome.exit_code = exit_code
     elif exit_code == ExitCode.INTERRUPTED:
         raise sweep_outcome.SweepInterrupted(Path(hydra_cfg.sweep.dir))  # Ctrl-C stops the sweep, not just this job
@@ -142,12 +144,20 @@ def _count_tracking_flush(folder: Path, began: float, ended: float) -> None:
         log.info("MLflow flush %.2f s; the run took %.2f s in all", ended - began, timing.total_duration)
 
 
-def _discard(run_dir: Path) -> None:
-    """A run that never started leaves no folder behind (nor an empty date folder above it)."""
+def _discard(run_dir: Path, launched_in: Path) -> None:
+    """A run that never started leaves no folder behind, nor the empty folders Hydra made above it
+    (``outputs/runs/<date>``) up to the folder koderz was started in."""
     logging.shutdown()  # closes koderz.log
+    os.chdir(launched_in)  # out of the run folder, should Hydra have changed into it
     shutil.rmtree(run_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        run_dir.parent.rmdir()
+    here = launched_in.resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == here or here not in parent.parents:
+            break
+        try:
+            parent.rmdir()  # only an empty folder goes
+        except OSError:
+            break
 
 
 def _interrupted(interrupt: KeyboardInterrupt) -> None:
@@ -176,6 +186,7 @@ def main() -> None:
     try:
         args = argv.expand_roles(typed)
         argv.check_flags(args)
+        sweep_check.check_sweep(args)
         sys.argv = [sys.argv[0], *args]
         tracking_start.spawn_early(args)
         hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")(app)()

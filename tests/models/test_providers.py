@@ -288,3 +288,18 @@ async def test_finish_reason_is_recorded_and_length_means_truncated(provider, st
 
     assert (cut.finish_reason, cut.truncated) == ("length", True)
     assert (whole.finish_reason, whole.truncated) == ("stop", False)
+
+
+async def test_openai_preflight_names_a_base_url_without_its_version_path(start_server, pool):
+    server = await start_server(lambda body, route, i: "pong", models=["scripted-model"])
+    model = build_model(model_cfg("openai", server, base_url=server.url), pool)
+
+    with pytest.raises(ModelError, match=r"lacks the API version path .*model\.base_url=.*/v1"):
+        await model.preflight()
+
+
+def test_a_url_names_its_api_version_or_not() -> None:
+    from koderz.models.openai_client import versioned
+
+    assert versioned("http://127.0.0.1:8080/v1") and versioned("https://host/openai/v1beta")
+    assert not versioned("http://127.0.0.1:8080") and not versioned("http://host/api")
