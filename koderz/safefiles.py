@@ -4,18 +4,21 @@ A trusted folder (the ground-truth cache, the result cache, ...) is reached one 
 time from ``/`` with ``openat`` on directory descriptors, never through a path that could be
 swapped underneath: every folder on the way must be owned by root or the user and not writable
 by group or others (a sticky folder such as ``/tmp`` is allowed on the way, since others cannot
-replace what the user owns in it), and the folder itself must be owned by the user. A symbolic
-link on the way is followed only when it is owned by root or the user and sits in a folder that
-passed; a file in a trusted folder is opened with ``O_NOFOLLOW`` and must be the user's regular
-file, not writable by group or others. Files are written to a fresh name (``O_EXCL``) and renamed
-into place inside the same checked folder. An unsafe location is refused with a ``ConfigError``
-naming it (one line, exit 2 at the command line).
+replace what the user owns in it; so is a group that is the user's own private group), and the
+folder itself must be owned by the user. A symbolic link on the way is followed only when it is
+owned by root or the user and sits in a folder that passed; a file in a trusted folder is opened
+with ``O_NOFOLLOW`` and must be the user's regular file, not writable by group or others. Files
+are written to a fresh name (``O_EXCL``, mode ``0600``) and renamed into place inside the same
+checked folder; folders koderz creates are ``0700``. An unsafe location is refused with an
+``UnsafeFile`` (a ``ConfigError``) naming it: one line and exit 2 at the command line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import stat
 from collections import deque
 from pathlib import Path
@@ -61,6 +64,21 @@ def _owner_ok(st: os.stat_result, *, own: bool) -> bool:
     return st.st_uid == os.geteuid() or (not own and st.st_uid == 0)
 
 
+def _private_group(gid: int) -> bool:
+    """The user's own group (same name as the user, nobody else in it): umask 002 systems make
+    folders group-writable for it, which gives no other user a way in."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return gid == os.getegid() and group.gr_name == user and set(group.gr_mem) <= {user}
+
+
+def _writable_by_others(st: os.stat_result) -> bool:
+    return bool(st.st_mode & 0o002 or (st.st_mode & 0o020 and not _private_group(st.st_gid)))
+
+
 def _check_dir(st: os.stat_result, where: str, *, own: bool) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeFile(f"{where} is not a folder")
@@ -68,7 +86,7 @@ def _check_dir(st: os.stat_result, where: str, *, own: bool) -> None:
         owner = "you" if own else "root or you"
         raise UnsafeFile(f"{where} is owned by uid {st.st_uid}, not by {owner} (uid {os.geteuid()})")
     sticky_on_the_way = not own and st.st_mode & stat.S_ISVTX
-    if st.st_mode & 0o022 and not sticky_on_the_way:
+    if _writable_by_others(st) and not sticky_on_the_way:
         raise UnsafeFile(f"{where} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})")
 
 
@@ -77,7 +95,7 @@ def _check_file(st: os.stat_result, where: str) -> None:
         raise UnsafeFile(f"{where} is not a regular file")
     if st.st_uid != os.geteuid():
         raise UnsafeFile(f"{where} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()})")
-    if st.st_mode & 0o022:
+    if _writable_by_others(st):
         raise UnsafeFile(f"{where} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})")
 
 
@@ -96,8 +114,10 @@ class TrustedDir:
         try:
             return cls(_walk(target, create), target)
         except UnsafeFile as exc:
+            reason = str(exc).removeprefix(f"{target} ")
             raise UnsafeFile(
-                f"{what} {target}: {exc}; koderz keeps trusted files only where no other user can change them"
+                f"{what} {target}: {'it ' if reason != str(exc) else ''}{reason}; "
+                "koderz keeps trusted files only where no other user can change them"
             ) from None
         except OSError as exc:
             raise UnsafeFile(f"{what} {target}: cannot be opened safely: {exc.strerror}") from None
