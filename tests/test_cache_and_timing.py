@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
@@ -198,3 +201,21 @@ def test_an_unsafe_result_cache_folder_or_file_is_refused(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"results.sqlite: cannot be opened safely"):
         ResultCache(folder / "results.sqlite", key)
     assert elsewhere.read_bytes() == b""
+
+
+async def test_the_command_refuses_an_unsafe_result_cache_folder_in_one_line_and_leaves_no_run(tmp_path) -> None:
+    cache = tmp_path / "outputs" / "cache"
+    cache.mkdir(parents=True)
+    os.chmod(cache, 0o777)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
+    async with ScriptedServer(Rules([], default=RIGHT)) as server:
+        args = [*one_problem_against(server.openai_url), f"hydra.run.dir={run_dir}"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "koderz", *args, cwd=tmp_path, env=env, stdout=PIPE, stderr=PIPE
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 300)
+    errors = [line for line in err.decode().splitlines() if "error" in line]
+    assert proc.returncode == 2, err.decode()[-2000:]
+    assert len(errors) == 1 and f"the result cache folder {cache}: it is writable by group or others" in errors[0]
+    assert not run_dir.exists() and list(cache.iterdir()) == []
