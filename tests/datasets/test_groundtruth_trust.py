@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,19 @@ def test_a_group_writable_folder_is_refused_unless_the_group_is_the_users_own(tm
         groundtruth.load_or_compute("synthetic", DATA, TASKS[:1])
     os.chown(cache, 0, os.getegid())  # root's own group, no other members (umask 002 systems)
     assert groundtruth.load_or_compute("synthetic", DATA, TASKS[:1]).tasks["T/0"].expected == ["2", "4"]
+
+
+@as_root
+def test_a_koderz_folder_another_user_made_first_in_a_shared_xdg_cache_is_refused(tmp_path, monkeypatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp: anyone may create, nobody may replace another's entry
+    monkeypatch.delenv("KODERZ_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    assert groundtruth.load_or_compute("synthetic", DATA, TASKS[:1]).tasks["T/0"].expected == ["2", "4"]
+    assert oct((shared / "koderz").stat().st_mode & 0o777) == "0o700"  # made by koderz: the user's, 0700
+    shutil.rmtree(shared / "koderz")
+    (shared / "koderz").mkdir(mode=0o755)
+    os.chown(shared / "koderz", OTHER_UID, OTHER_UID)  # another user was first
+    with pytest.raises(ConfigError, match=r"\(from XDG_CACHE_HOME\) .*koderz: it is owned by uid 65534"):
+        groundtruth.load_or_compute("synthetic", DATA, TASKS[:1])
