@@ -65,14 +65,16 @@ def _owner_ok(st: os.stat_result, *, own: bool) -> bool:
 
 
 def _private_group(gid: int) -> bool:
-    """The user's own group (same name as the user, nobody else in it): umask 002 systems make
-    folders group-writable for it, which gives no other user a way in."""
+    """The user's own group (same name as the user, nobody else in it, nobody else's primary
+    group): umask 002 systems make folders group-writable for it, which lets no other user in."""
     try:
         user = pwd.getpwuid(os.geteuid()).pw_name
         group = grp.getgrgid(gid)
     except KeyError:
         return False
-    return gid == os.getegid() and group.gr_name == user and set(group.gr_mem) <= {user}
+    if gid != os.getegid() or group.gr_name != user or not set(group.gr_mem) <= {user}:
+        return False
+    return not any(entry.pw_gid == gid and entry.pw_name != user for entry in pwd.getpwall())
 
 
 def _writable_by_others(st: os.stat_result) -> bool:
