@@ -28,11 +28,9 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from koderz import provenance
 from koderz.datasets import expected as expected_module
@@ -63,10 +61,9 @@ def truth_key(dataset: str, data: bytes) -> str:
     return hashlib.sha256(f"{dataset}\0{file_hash(data)}\0{CODE_DIGEST}\0{python}".encode()).hexdigest()[:32]
 
 
-class TaskTruth(BaseModel):
+@dataclass(frozen=True)
+class TaskTruth:
     """One task's stored ground truth (plain data: nothing in it can run)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     inputs: str | None  # wire text of the calls ``check`` made (humaneval); None: the data file has them
     kept: list[int] | None  # the inputs kept (None: all), when some answers exceed the output cap
@@ -75,8 +72,32 @@ class TaskTruth(BaseModel):
     side: bool  # big answers' wire text is in the task's side file
     seconds: float  # the canonical solution's CPU time on all inputs
 
+    @classmethod
+    def parse(cls, raw: Any) -> TaskTruth:
+        """From its JSON form; ValueError when it is not one (no pydantic: the sandbox's venv lacks it)."""
+        if type(raw) is not dict or raw.keys() != {f.name for f in fields(cls)} or type(raw["expected"]) is not list:
+            raise ValueError("not a task's ground truth")
+        expected = [e if type(e) is str else _digest_entry(e) for e in raw["expected"]]
+        truth = cls(raw["inputs"], raw["kept"], expected, raw["floats"], raw["side"], raw["seconds"])
+        if not (
+            type(truth.inputs) in (str, type(None))
+            and (truth.kept is None or _ints(truth.kept))
+            and _ints(truth.floats)
+            and type(truth.side) is bool
+            and type(truth.seconds) in (int, float)
+        ):
+            raise ValueError("a task's ground truth has a field of the wrong type")
+        return truth
 
-_TASKS = TypeAdapter(dict[str, TaskTruth])
+
+def _ints(items: Any) -> bool:
+    return type(items) is list and all(type(i) is int for i in items)
+
+
+def _digest_entry(raw: Any) -> Entry:
+    if type(raw) is not list or [type(x) for x in raw] != [str, int, str, int]:
+        raise ValueError("not an expected output's entry")
+    return (raw[0], raw[1], raw[2], raw[3])
 
 
 @dataclass(frozen=True)
@@ -188,7 +209,7 @@ def compute(tasks: list[dict[str, Any]], workers: int | None = None) -> dict[str
 
 
 def _dump(key: str, tasks: dict[str, TaskTruth]) -> bytes:
-    body = _TASKS.dump_json(tasks)
+    body = json.dumps({task_id: asdict(truth) for task_id, truth in tasks.items()}, separators=(",", ":")).encode()
     header = json.dumps({"format": FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()})
     return header.encode() + b"\n" + body
 
@@ -207,8 +228,11 @@ def _load(store: TrustedDir, name: str, key: str) -> dict[str, TaskTruth] | None
         header = json.loads(head)
         if header != {"format": FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}:
             raise ValueError("its key or content digest does not match")
-        return _TASKS.validate_json(body)
-    except (ValueError, ValidationError) as exc:
+        tasks = json.loads(body)
+        if type(tasks) is not dict:
+            raise ValueError("not a mapping of tasks")
+        return {str(task_id): TaskTruth.parse(raw) for task_id, raw in tasks.items()}
+    except ValueError as exc:
         log.warning("ignoring the ground-truth cache file %s (recomputed): %s", store.path / name, str(exc)[:200])
         return None
 
