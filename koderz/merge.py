@@ -4,7 +4,8 @@ Shards are found under ``SWEEP_DIR`` (any depth); they must share one config exc
 and every shard ``0/N`` .. ``N-1/N`` must be there exactly once. Each shard's files are checked
 before anything is written (``validate``): every record, attempt, sample and trace is of a task in
 that shard's slice, one record per task and mode and one sample per index, ``passed`` agrees with
-``status``, and every containment named is a known mechanism; the merged summary reports the
+``status``, the problems its summary counts are between those it has records of and its slice,
+and every containment named is a known mechanism; the merged summary reports the
 weakest containment of any shard. Anything else is one line naming the shard and the record, exit
 2, and no merged folder. The merged folder
 (``SWEEP_DIR/merged`` unless ``--out``) holds the records of every problem in selection order,
@@ -143,6 +144,12 @@ def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -
         reports.append(record.isolation)
     recorded = set(seen)
     problems = {(key[1], key[2]) for key in recorded}
+    answered = len({task_id for _, task_id in problems})
+    if not answered <= summary.problems <= len(tasks):
+        raise ConfigError(
+            f"{name}: results.json counts {summary.problems} problems; its slice has {len(tasks)},"
+            f" its records {answered}"
+        )
     for attempt in shard.attempts():
         where = owned(attempt.task_id, attempt.mode, f"attempt {attempt.index} of")
         once(("attempt", attempt.mode, attempt.task_id, attempt.index), where)

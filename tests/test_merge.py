@@ -169,6 +169,12 @@ def _name_mechanism(name: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _claim_problems(path: Path, count: int) -> None:
+    results = json.loads(path.read_text())
+    results["summary"]["problems"] = count
+    path.write_text(json.dumps(results))
+
+
 SAMPLES = "samples.zero_shot.jsonl"
 TAMPERING = {
     "a record of another shard's task": (
@@ -194,6 +200,10 @@ TAMPERING = {
     "an attempt of another shard's task": (
         lambda sweep: _append_from(_shard(sweep, 1) / "attempts.jsonl", _shard(sweep, 2) / "attempts.jsonl", dict),
         r"2/3: attempt 0 of zero_shot HumanEval/1: its task is not in shard 2/3's slice",
+    ),
+    "a summary counting more problems than its slice": (
+        lambda sweep: _claim_problems(_shard(sweep, 0) / "results.json", 5),
+        r"0/3: results.json counts 5 problems; its slice has 4, its records 4",
     ),
     "an unknown containment": (
         lambda sweep: _with_first(_shard(sweep, 0) / "results.jsonl", _name_mechanism("trust me")),
