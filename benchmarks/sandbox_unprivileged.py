@@ -3,9 +3,10 @@
 Creates a real unprivileged user with koderz installed in a venv of its own (see
 ``tests/sandbox/unprivileged.py``; needs root), then runs the canonical solutions of
 HumanEval+ (164 tasks, every input) through ``Sandbox`` with that venv's interpreter,
-alternately as the user and as root, ``--rounds`` times each. Same interpreter, same
-ground-truth cache (computed before timing), same machine load window: the ratio of
-the two is what user namespaces cost. Prints a table and writes
+alternately as the user and as root, ``--rounds`` times each. Same interpreter, the same
+ground truth (computed before timing, in a cache folder of each one's own: root reads none
+the user can write), same machine load window: the ratio of the two is what user
+namespaces cost. Prints a table and writes
 ``benchmarks/results/sandbox_unprivileged.json``.
 
     python benchmarks/sandbox_unprivileged.py [--rounds N] [--dataset humaneval_plus]
@@ -57,7 +58,8 @@ def main() -> None:
         env = user.environment(KODERZ_CACHE_DIR=str(cache), PYTHONPATH=str(user.home / "src"))
         warm = f"from koderz.datasets.loaders import load_dataset; load_dataset({args.dataset!r})"
         user.run([user.python, "-c", warm], env=env, timeout=1800)  # ground truth, outside the timing
-        root_env = dict(env, HOME=root_home)
+        root_env = dict(env, HOME=root_home, KODERZ_CACHE_DIR=str(Path(root_home) / "cache"))
+        subprocess.run([user.python, "-c", warm], env=root_env, cwd=user.home, check=True, timeout=1800)
         for _ in range(args.rounds):
             rows["user"].append(json.loads(user.run([user.python, "-c", MEASURE, args.dataset], env=env).stdout))
             rows["root"].append(_as_root(user.python, args.dataset, root_env, user.home))

@@ -93,6 +93,7 @@ def summarize(
         tokens=sum((r.tokens for r in spent), Tokens()),
         cost=sum((r.cost for r in spent), Cost()),
         cached=len(saved),
+        cached_verdicts=sum(r.attempts for r in saved),
         saved_cost=sum(r.cost.total for r in saved),
         saved_tokens=sum((r.tokens for r in saved), Tokens()),
         truncated=sum(r.truncated for r in records),
@@ -171,7 +172,13 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
         ),
     ]
     if summary.cached:
-        rows.append(("cached", f"{summary.cached} problems, {summary.saved_cost:.4f} USD saved"))
+        rows.append(
+            (
+                "cached",
+                f"{summary.cached} problems ({summary.cached_verdicts} verdicts) from the result cache, "
+                f"{summary.saved_cost:.4f} USD saved",
+            )
+        )
     if summary.truncated:
         rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
     rows.append(

@@ -331,7 +331,7 @@ class Runner:
         parts = self.plan.mode.spec.parts
         jobs = [(p, mode) for p in problems for mode in parts]
         semaphore = asyncio.Semaphore(self.plan.config.concurrency)
-        cache = await self._cache()
+        cache = await self._cache(env.evaluator)
         progress = Progress(total=len(jobs), modes=len(parts) > 1)
         for record in done.values():
             progress.update(record, resumed=True)
@@ -382,12 +382,14 @@ class Runner:
                 log.error("%s stopped answering (%s): no new problems are sent", status.key, status.last_error)
                 self._stop.set(f"{status.key} stopped answering")
 
-    async def _cache(self) -> ResultCache | None:
+    async def _cache(self, evaluator: Evaluator) -> ResultCache | None:
+        """The result cache of this run's key, which names the containment the evaluator uses."""
         plan = self.plan
         if not cacheable(plan):
             return None
         version = await asyncio.to_thread(dataset_version, plan.dataset)
-        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version))
+        mechanism = (await evaluator.containment_in_use()).mechanism
+        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version, mechanism))
 
     def _install_interrupt(self) -> None:
         """First Ctrl-C: no new problems, running ones get a grace time; second: exit at once."""

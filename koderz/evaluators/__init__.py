@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from koderz.datasets.problem import Problem
+    from koderz.sandbox.mechanism import Containment
     from koderz.sandbox.sandbox import SandboxConfig
     from koderz.sandbox.verdict import Verdict
 
@@ -22,6 +23,10 @@ class Evaluator(Protocol):
     """Judges programs for one run; safe to call concurrently; ``close`` stops what it started."""
 
     async def evaluate(self, problem: Problem, program: str) -> Verdict: ...
+
+    async def containment_in_use(self) -> Containment:
+        """The containment programs run under (part of a cached verdict's key)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -212,6 +212,10 @@ class RunFolder:
             latest[record.key] = record
         return list(latest.values())
 
+    def every_record(self) -> list[ProblemRecord]:
+        """results.jsonl as written: every record in file order (``records`` keeps each problem's latest)."""
+        return _read_jsonl(self.path / RESULTS_JSONL, ProblemRecord)
+
     def attempts(self) -> list[AttemptRecord]:
         return _read_jsonl(self.path / ATTEMPTS, AttemptRecord)
 

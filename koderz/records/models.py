@@ -252,6 +252,7 @@ class RunSummary(Record):
     tokens: Tokens = Field(default_factory=Tokens)
     cost: Cost = Field(default_factory=Cost)
     cached: int = 0
+    cached_verdicts: int = 0  # attempts' verdicts served from the result cache (not judged in this run)
     saved_cost: float = 0.0  # what the cached problems cost when they first ran
     saved_tokens: Tokens = Field(default_factory=Tokens)
     truncated: int = 0

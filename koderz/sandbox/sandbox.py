@@ -213,6 +213,10 @@ class Sandbox:
         """The mechanism in use, once the first attempt has found it."""
         return self._chosen
 
+    async def containment_in_use(self) -> Containment:
+        """The mechanism attempts run under (probed now when no attempt has found it yet)."""
+        return await self._containment()
+
     async def _containment(self) -> Containment:
         """The strongest containment that works here, probed once per process and settings."""
         if self._chosen is not None:
