@@ -7,7 +7,8 @@ stdin (``Settings`` as JSON: the run folder, the tracking config, the sweep's pa
 From then on its output is the folder's tracking.log and its stdin is a pipe from the run: ``.``
 for each finished problem, ``d`` when the run never started (its MLflow run is deleted), end of
 file when the run is over (or was killed: the worker then marks the MLflow run killed and exits,
-so it never outlives the run). It opens the MLflow run as soon as the folder has its config,
+so it never outlives the run). It touches the store only once the first problem has finished
+(a run that never starts kills its worker, and leaves no store), then opens the MLflow run,
 logs finished problems in batches (at most one sync per ``BATCH_SECONDS`` while problems finish,
 so a batch holds several traces), and at the end logs the rest, the summary and the files.
 SIGTERM stops it between two batches: the MLflow run is marked KILLED with
@@ -171,8 +172,12 @@ def follow(signals: Signals, settings: Settings) -> int:
     _log_to(path)
     folder = RunFolder(path)
     tracking = TrackingConfig(**settings.tracking)
+    imported = time.time() - process_start()
+    if not _wait_for_start(signals):
+        return STOPPED
+    opening = time.perf_counter()
     with RunLogger(folder, tracking, parent_run_id=settings.parent_run_id, tags=settings.tags) as logger:
-        ready = time.time() - process_start()
+        ready = imported + time.perf_counter() - opening
         log.info("store %s open", logger.uri)
         run_in_background()  # mlflow imported and the store open (or created) at full speed; the rest yields
         if folder.has_config():
@@ -205,11 +210,26 @@ def follow(signals: Signals, settings: Settings) -> int:
         return 0
 
 
+def _wait_for_start(signals: Signals) -> bool:
+    """Wait for the run's first wake (a finished problem) or the end of its pipe, without reading
+    it; False when SIGTERM came first. The store is touched only after this, so a run that never
+    starts (its worker is killed) leaves no store behind."""
+    stdin = sys.stdin.fileno()
+    while not signals.stop:
+        try:
+            readable, _, _ = select.select([stdin], [], [], POLL_SECONDS)
+        except InterruptedError:
+            continue
+        if readable:
+            return True
+    return False
+
+
 def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple[bool, bool]:
     """Log batches while the run runs; returns (the run closed the pipe, the run asked to discard)."""
     stdin = sys.stdin.fileno()
     last_sync = 0.0
-    pending = False
+    pending = True  # the first wake is waiting in the pipe
     while not signals.stop:
         wait = POLL_SECONDS if not pending else max(0.0, last_sync + BATCH_SECONDS - time.monotonic())
         try:

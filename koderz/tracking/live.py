@@ -45,6 +45,7 @@ class LiveTracking:
         self.tracking = tracking
         self.process = process
         self._pipe: IO[bytes] | None = process.stdin
+        self._woken = False  # a problem finished: the worker may have opened the store
 
     @classmethod
     def start(
@@ -81,6 +82,7 @@ class LiveTracking:
         return str(self.tracking.uri)
 
     def problem_done(self, record: ProblemRecord) -> None:
+        self._woken = True
         self._send(b".")
 
     def _send(self, data: bytes) -> None:
@@ -101,9 +103,13 @@ class LiveTracking:
             self._pipe = None
 
     def discard(self) -> None:
-        """The run never started (its folder is being removed): the worker deletes its MLflow run."""
-        self._send(DISCARD)
+        """The run never started (its folder is being removed). A worker never woken has not
+        touched the store: it is killed at once; otherwise it deletes its MLflow run."""
+        if self._woken:
+            self._send(DISCARD)
         self._close_pipe()
+        if not self._woken:
+            self.process.kill()
         try:
             self.process.wait(timeout=DISCARD_SECONDS)
         except subprocess.TimeoutExpired:
