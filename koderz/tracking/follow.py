@@ -212,17 +212,18 @@ def follow(signals: Signals, settings: Settings) -> int:
 
 def _wait_for_start(signals: Signals) -> bool:
     """Wait for the run's first wake (a finished problem) or the end of its pipe, without reading
-    it; False when SIGTERM came first. The store is touched only after this, so a run that never
-    starts (its worker is killed) leaves no store behind."""
+    it; False when SIGTERM came before either. The store is touched only after this, so a run
+    that never starts (its worker is killed) leaves no store behind."""
     stdin = sys.stdin.fileno()
-    while not signals.stop:
+    while True:
         try:
-            readable, _, _ = select.select([stdin], [], [], POLL_SECONDS)
+            readable, _, _ = select.select([stdin], [], [], 0 if signals.stop else POLL_SECONDS)
         except InterruptedError:
             continue
         if readable:
             return True
-    return False
+        if signals.stop:
+            return False
 
 
 def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple[bool, bool]:
