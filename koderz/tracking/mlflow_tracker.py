@@ -1,4 +1,5 @@
-"""MLflow pieces shared by the run logger and the sweep callback: the store, names, tags, metrics.
+"""MLflow pieces shared by the run logger and the sweep callback: the store, params, tags, metrics
+(their names: ``koderz.tracking.names``).
 
 The tracker reads the run only through ``RunFolder`` and its typed records. ``mlflow`` is
 imported inside the functions that need it, so a run with tracking off never pays its import.
