@@ -78,7 +78,7 @@ class _Warnings(logging.Handler):
 
 def mlflow_writer(index: int, barrier: Any, uri: str, folder: str, runs: int, lock: bool) -> dict[str, Any]:
     from koderz.config import TrackingConfig
-    from koderz.tracking.mlflow_tracker import log_run_folder
+    from koderz.tracking.logger import log_run_folder
 
     tracking = TrackingConfig(
         enabled=True, uri=uri, experiment="concurrent", artifact_location=str(Path(folder).parent / "art")

@@ -261,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s", report.format_summary(results.summary, str(out)))
     config = RunFolder(out, parts=results.summary.mode.spec.parts).read_config()
     if not args.no_track and (config.get("tracking") or {}).get("enabled"):
-        from koderz.tracking.mlflow_tracker import log_run_folder
+        from koderz.tracking.logger import log_run_folder
+        from koderz.tracking.names import Tag
 
         tracking = _typed(config).tracking
-        log_run_folder(out, tracking, tags={"koderz.merged_from": " ".join(results.summary.merged_from)})
+        log_run_folder(out, tracking, tags={Tag.MERGED_FROM.value: " ".join(results.summary.merged_from)})
     return 0
 
 

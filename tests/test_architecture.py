@@ -23,11 +23,7 @@ import koderz
 PACKAGE = Path(koderz.__file__).resolve().parent
 
 # a cycle another change removes: listed here so every other cycle fails now
-KNOWN_MODULE_CYCLES = {
-    frozenset({"koderz.tracking.logger", "koderz.tracking.mlflow_tracker"}): (
-        "tracking/logger.py <-> tracking/mlflow_tracker.py (issue 24: removed with the tracking rework)"
-    ),
-}
+KNOWN_MODULE_CYCLES: dict[frozenset[str], str] = {}
 
 # module-level state that stays on purpose, each with its reason
 ALLOWED_STATE = {
@@ -37,13 +33,7 @@ ALLOWED_STATE = {
     ("koderz.sandbox.sandbox", "_CHOSEN"): "the containment a machine allows, probed once per process",
 }
 # module-level state other changes remove (issue 24); drop an entry once its state is gone
-KNOWN_STATE = {
-    ("koderz.cli.tracking_start", "_early"): "the early tracking start",
-    ("koderz.tracking.callback", "_open"): "open sweep parents",
-    ("koderz.tracking.forked_worker", "_servers"): "forked MLflow servers",
-    ("koderz.tracking.mlflow_tracker", "_FAST_SQLITE"): "the SQLite pragma hook, once",
-    ("koderz.tracking.store_template", "TEMPLATE"): "the pre-made MLflow store",
-}
+KNOWN_STATE: dict[tuple[str, str], str] = {}
 MUTATORS = {"append", "extend", "insert", "pop", "popitem", "clear", "update", "add", "discard", "remove", "setdefault"}
 CONTAINERS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
 CONTAINER_CALLS = {"list", "dict", "set", "defaultdict", "deque", "OrderedDict", "Counter"}

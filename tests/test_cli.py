@@ -17,6 +17,7 @@ from koderz.config import RunConfig
 from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
 
 QUIET = ["tracking=off", "cortex=off"]
+pytestmark = pytest.mark.usefixtures("no_stray_processes")  # no process outlives a command
 SCRIPT = Path(sys.executable).with_name("koderz")
 REFERENCE_0 = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
 

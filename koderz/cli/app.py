@@ -18,16 +18,20 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from koderz.cli import argv, checks, dirname, oneline, sweep_check, sweep_outcome, tracking_start
+from koderz.cli import argv, checks, dirname, oneline, sweep_check, sweep_outcome
 from koderz.config import register
 from koderz.errors import ExitCode, KoderzError
+
+if TYPE_CHECKING:
+    from koderz.plan import Plan
+    from koderz.tracking.live import LiveTracking
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,6 @@ def job(cfg: DictConfig, outcome: JobOutcome) -> Any:
         _header(cfg, selected, hydra_cfg)
         return _run(cfg, hydra_cfg, outcome)
     except KoderzError as exc:
-        tracking_start.cancel_early()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if not cfg.resume:
                 _discard(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
@@ -100,8 +103,6 @@ def _run(cfg: DictConfig, hydra_cfg: Any, job_outcome: JobOutcome) -> Any:
         plan = Plan.build(config)
     else:
         plan = Plan.build(cfg)
-    if not plan.config.tracking.enabled or not plan.mode.spec.runs_problems:
-        tracking_start.cancel_early()
     if not plan.mode.spec.runs_problems:
         from koderz.speed_mode import run_speed_mode
 
@@ -109,7 +110,7 @@ def _run(cfg: DictConfig, hydra_cfg: Any, job_outcome: JobOutcome) -> Any:
         return None
     from koderz.runner import Runner
 
-    live = tracking_start.start(run_dir, plan.config.tracking, hydra_cfg) if plan.config.tracking.enabled else None
+    live = _start_tracking(run_dir, plan, hydra_cfg) if plan.config.tracking.enabled else None
     runner = Runner(plan, run_dir, resuming=bool(cfg.resume), overrides=applied, observers=[live] if live else [])
     try:
         outcome = asyncio.run(runner.run())
@@ -130,6 +131,18 @@ def _run(cfg: DictConfig, hydra_cfg: Any, job_outcome: JobOutcome) -> Any:
     elif exit_code == ExitCode.INTERRUPTED:
         raise sweep_outcome.SweepInterrupted(Path(hydra_cfg.sweep.dir))  # Ctrl-C stops the sweep, not just this job
     return outcome.summary.pass_rate, outcome.summary.cost.total
+
+
+def _start_tracking(run_dir: Path, plan: Plan, hydra_cfg: Any) -> LiveTracking:
+    """The run's MLflow worker (``koderz.tracking.live``), started now that the config is checked:
+    it imports mlflow while the run runs."""
+    from koderz.tracking.callback import hydra_job_tags, parent_run_id_for
+    from koderz.tracking.live import LiveTracking
+
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return LiveTracking.start(
+        run_dir, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags()
+    )
 
 
 def _count_tracking_flush(folder: Path, began: float, ended: float) -> None:
@@ -188,7 +201,6 @@ def main() -> None:
         argv.check_flags(args)
         sweep_check.check_sweep(args)
         sys.argv = [sys.argv[0], *args]
-        tracking_start.spawn_early(args)
         hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")(app)()
         if outcome.failure is not None:
             raise outcome.failure
@@ -203,5 +215,3 @@ def main() -> None:
             raise
         sys.stderr.write(f"koderz: error: {oneline.describe(exc, typed)}\n")
         sys.exit(ExitCode.BAD_INPUT)
-    finally:
-        tracking_start.cancel_early()  # a command line Hydra refused never hands it a run
