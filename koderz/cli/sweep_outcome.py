@@ -2,10 +2,10 @@
 
 The jobs of a sweep may run elsewhere (joblib processes, SLURM nodes, Ray workers), so their
 outcome is read from their run folders under the sweep folder when the sweep ends: jobs that
-were interrupted, jobs with problems left without a verdict, jobs that left no results. ``main``
-exits with the worst code (``ExitCode``: 130, then 3), as a single run would: the callback ends the
-sweep with it (``SystemExit``; it is listed first among the callbacks, so Hydra ends it last).
-A job that Ctrl-C stopped raises ``SweepInterrupted``, naming the sweep folder for ``main``'s line.
+were interrupted, jobs with problems left without a verdict, jobs that left no results. The
+sweep exits with the worst code (``ExitCode``: 130, then 3), as a single run would: the callback
+raises ``SystemExit`` with it (it is listed first among the callbacks, so Hydra ends it last). A
+job that Ctrl-C stopped raises ``SweepInterrupted``, naming the sweep folder for ``main``'s line.
 """
 
 from __future__ import annotations
