@@ -15,8 +15,8 @@ from koderz.errors import ConfigError, ModelError
 from koderz.extract import extract
 from koderz.models.base import CallContext, ModelClient, Usage
 from koderz.models.builtin import ReferenceModel, ReplayModel, fenced, load_samples
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 MESSAGES = [{"role": "user", "content": "solve it"}]
 
 TOY = Problem(
