@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from koderz.config import RunConfig
 from koderz.errors import ConfigError
@@ -79,7 +79,7 @@ def resume_config(folder: Path, composed: DictConfig, overrides: list[str]) -> t
     return config, applied
 
 
-def _unchanged(override: Override, composed: DictConfig, saved: DictConfig) -> bool:
+def _unchanged(override: Override, composed: DictConfig, saved: DictConfig | ListConfig) -> bool:
     """Whether the config node ``override`` sets (a key, or a group's package) has its saved value."""
     path = override.key_or_group if not override.package else override.package
     path = path.removeprefix("_global_.").removeprefix("_global_")
