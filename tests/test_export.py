@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from koderz.export.__main__ import main
 from koderz.export.evalplus import dataset_hash, eval_results
 from koderz.records import AttemptRecord, ProblemRecord, ProblemResult, Roles, RunFolder
 from koderz.vocab import Mode, Status
+from tests.support.evalplus_cli import evalplus_reads
 
 PROGRAM = "def f(x):\n    return x\n"
 FAILING = "(7,)"
@@ -90,26 +90,6 @@ def mixed(path: Path, dataset: str = "humaneval_plus") -> RunFolder:
             ProblemResult(record=ProblemRecord(task_id="HumanEval/2", mode=Mode.ZERO_SHOT, status=Status.MODEL_ERROR)),
         ],
     )
-
-
-def evalplus_reads(results_file: Path, dataset: str, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, float]]:
-    """pass@k as EvalPlus's ``evaluate`` prints it after loading an existing ``*_eval_results.json``."""
-    from evalplus.evaluate import evaluate
-
-    samples = results_file.with_name(results_file.name.replace("_eval_results.json", ".jsonl"))
-    capsys.readouterr()
-    evaluate(dataset=dataset, samples=str(samples))
-    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
-    figures: dict[str, dict[str, float]] = {"base": {}, "plus": {}}
-    part = ""
-    for line in out.splitlines():
-        if "(base tests)" in line:
-            part = "base"
-        elif "(base + extra tests)" in line:
-            part = "plus"
-        elif match := re.match(r"(pass@\d+):\s+([0-9.]+)", line.strip()):
-            figures[part][match.group(1)] = float(match.group(2))
-    return figures
 
 
 # ------------------------------------------------------------------------------------- tests

@@ -22,7 +22,7 @@ from koderz.records import AttemptOutcome, ProblemRecord, Roles, RunFolder
 from koderz.vocab import Mode, Protocol, Status
 from tests.conftest import run_job
 from tests.fakes.scripted_server import Rules, ScriptedServer
-from tests.test_export import evalplus_reads
+from tests.support.evalplus_cli import evalplus_reads
 from tests.tracking.support import fresh_store
 
 QUIET = ("tracking=off", "cortex=off", "cache=false")

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 DEADLINE = 900.0  # seconds EvalPlus may take on a loaded machine (its ground truth included)
 
 
@@ -65,17 +67,33 @@ def evaluate(samples: Path, env: dict[str, str]) -> EvalPlusVerdicts:
         timeout=DEADLINE,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    printed: dict[str, dict[str, float]] = {"base": {}, "plus": {}}
-    part = ""
-    for line in re.sub(r"\x1b\[[0-9;]*m", "", done.stdout).splitlines():
-        if "(base tests)" in line:
-            part = "base"
-        elif "(base + extra tests)" in line:
-            part = "plus"
-        elif match := re.match(r"(pass@\d+):\s+([0-9.]+)", line.strip()):
-            printed[part][match.group(1)] = float(match.group(2))
+    printed = printed_figures(done.stdout)
     results = json.loads(samples.with_name(samples.name.replace(".jsonl", "_eval_results.json")).read_text())
     statuses = {
         task: [(e["base_status"], e["plus_status"]) for e in entries] for task, entries in results["eval"].items()
     }
     return EvalPlusVerdicts(printed, statuses)
+
+
+def evalplus_reads(results_file: Path, dataset: str, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, float]]:
+    """pass@k as EvalPlus's ``evaluate`` prints it after loading an existing ``*_eval_results.json``."""
+    from evalplus.evaluate import evaluate
+
+    samples = results_file.with_name(results_file.name.replace("_eval_results.json", ".jsonl"))
+    capsys.readouterr()
+    evaluate(dataset=dataset, samples=str(samples))
+    return printed_figures(capsys.readouterr().out)
+
+
+def printed_figures(out: str) -> dict[str, dict[str, float]]:
+    """The pass@k lines ``evalplus.evaluate`` prints, by part (base; plus = base + extra tests)."""
+    figures: dict[str, dict[str, float]] = {"base": {}, "plus": {}}
+    part = ""
+    for line in re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines():
+        if "(base tests)" in line:
+            part = "base"
+        elif "(base + extra tests)" in line:
+            part = "plus"
+        elif match := re.match(r"(pass@\d+):\s+([0-9.]+)", line.strip()):
+            figures[part][match.group(1)] = float(match.group(2))
+    return figures
