@@ -15,7 +15,16 @@ EvalPlus fails, EvalPlus is run again on it with generous time limits (20 s per 
 100x the reference's time): if it then passes, its wall-clock limit was the cause.
 ``--recheck`` redoes only that (and the causes) for the stored disagreements.
 
+``--raw-answers ROUND`` compares the whole routes on raw answers instead (markdown, prose, as a
+model wrote them): answer #ROUND of each HumanEval task (``raw_output``; a task without answers
+gets an empty one) as EvalPlus's ``.raw.jsonl``, through EvalPlus's own CLI (``python -m
+evalplus.sanitize``, then ``python -m evalplus.evaluate``, each a process of its own) and through
+``python -m koderz model=replay model.samples=FILE experiment=evalplus``; per task the program
+(byte-identical or not) and the base and base+plus verdicts, with a cause for each disagreement.
+Writes ``benchmarks/results/evalplus_raw_agreement_round<ROUND>.json``.
+
     python benchmarks/evalplus_agreement.py [--limit N] [--workers N] [--raw FILE [--reuse]] [--recheck]
+    python benchmarks/evalplus_agreement.py --raw-answers ROUND [--limit TASKS] [--mini] [--workers N]
 """
 
 from __future__ import annotations
@@ -175,6 +184,8 @@ def cause(row: dict, theirs: dict, ours: dict, problem, relaxed: dict | None = N
             " |poly(xs, x)| < 1e-4 (documented)"
         )
     if ours["passed"] and relaxed is not None and relaxed["base"] == relaxed["plus"] == "pass":
+        return "EvalPlus time limit: with 20 s / 100x per input EvalPlus passes it too"
+    if ours["base_passed"] and relaxed is not None and relaxed["base"] == "pass":
         return (
             "EvalPlus time limit: its wall-clock limit per input (max(1 s, 4x the reference's time), timing under"
             " load) failed the sample; with 20 s / 100x per input EvalPlus passes it too, and koderz ran it"
@@ -237,7 +248,7 @@ def recheck(workers: int) -> None:
 
 # ------------------------------------------------ raw answers: EvalPlus's pipeline against koderz's route
 
-RAW_SUMMARY = REPO / "benchmarks" / "results" / "evalplus_raw_agreement.json"
+RAW_RESULTS = REPO / "benchmarks" / "results"
 MBPP_PLUS = SHARED_DATA / "MbppPlus-v0.2.0.jsonl.gz"
 MINI = SHARED_DATA / "HumanEvalPlus-Mini-v0.1.10.jsonl.gz"
 
@@ -298,9 +309,13 @@ def raw_cause(task_id: str, theirs: dict, ours: dict, relaxed: dict | None) -> s
     """Why EvalPlus and koderz judge the same program differently (first matching rule)."""
     if ours["program"] != theirs["solution"]:
         return "different programs: koderz's sanitizer differs from evalplus.sanitize"
-    if task_id == "HumanEval/32" and ours["passed"]:
-        return "EvalPlus find_zero bug: its oracle fails every answer, its canonical solution included (documented)"
-    if ours["passed"] and relaxed is not None and relaxed["base"] == relaxed["plus"] == "pass":
+    if task_id == "HumanEval/32" and (ours["passed"] or ours["base_passed"]):
+        return (
+            "EvalPlus find_zero bug: EvalPlus 0.3.1's find_zero oracle `continue`s before it records the input as"
+            " passed, so every answer fails, its canonical solution included (docs/evalplus-agreement.md)"
+        )
+    relaxed_ok = relaxed is not None and relaxed["base"] == "pass" and (relaxed["plus"] == "pass" or not ours["passed"])
+    if ours["base_passed"] and relaxed_ok:
         return "EvalPlus time limit: with 20 s / 100x per input EvalPlus passes it too"
     return f"unexplained: EvalPlus {theirs['base_status']}/{theirs['plus_status']}; koderz {ours['status']}: {ours['error']}"
 
@@ -396,8 +411,11 @@ def main() -> None:
         print(json.dumps({k: v for k, v in summary.items() if k != "disagreements"}, indent=1))
         for d in summary["disagreements"]:
             print(f"{d['task_id']:14} evalplus={d['evalplus']:12} koderz={d['koderz']:8} {d['cause'][:110]}")
-        RAW_SUMMARY.parent.mkdir(parents=True, exist_ok=True)
-        RAW_SUMMARY.write_text(json.dumps(summary, indent=2) + "\n")
+        RAW_RESULTS.mkdir(parents=True, exist_ok=True)
+        mini = "_mini" if args.mini else ""
+        (RAW_RESULTS / f"evalplus_raw_agreement_round{args.raw_answers}{mini}.json").write_text(
+            json.dumps(summary, indent=2) + "\n"
+        )
         return
     if not SAMPLES.exists() or not HUMANEVAL_PLUS.exists():
         raise SystemExit(f"shared data not found: {SAMPLES}, {HUMANEVAL_PLUS}")
