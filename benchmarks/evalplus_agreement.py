@@ -15,7 +15,16 @@ EvalPlus fails, EvalPlus is run again on it with generous time limits (20 s per 
 100x the reference's time): if it then passes, its wall-clock limit was the cause.
 ``--recheck`` redoes only that (and the causes) for the stored disagreements.
 
+``--raw-answers ROUND`` compares the whole routes on raw answers instead (markdown, prose, as a
+model wrote them): answer #ROUND of each HumanEval task (``raw_output``; a task without answers
+gets an empty one) as EvalPlus's ``.raw.jsonl``, through EvalPlus's own CLI (``python -m
+evalplus.sanitize``, then ``python -m evalplus.evaluate``, each a process of its own) and through
+``python -m koderz model=replay model.samples=FILE experiment=evalplus``; per task the program
+(byte-identical or not) and the base and base+plus verdicts, with a cause for each disagreement.
+Writes ``benchmarks/results/evalplus_raw_agreement_round<ROUND>.json``.
+
     python benchmarks/evalplus_agreement.py [--limit N] [--workers N] [--raw FILE [--reuse]] [--recheck]
+    python benchmarks/evalplus_agreement.py --raw-answers ROUND [--limit TASKS] [--mini] [--workers N]
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import tempfile
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from humaneval_agreement import SAMPLES, SHARED_DATA, load_samples
@@ -45,9 +55,11 @@ SUMMARY = REPO / "benchmarks" / "results" / "evalplus_agreement.json"
 RELAXED = (20.0, 100.0)  # min_time_limit, gt_time_limit_factor for the re-check (defaults: 1.0, 4.0)
 
 
-def run_evalplus(rows: list[dict], workers: int, limits: tuple[float, float] = (1.0, 4.0)) -> list[dict]:
+def run_evalplus(
+    rows: list[dict], workers: int, limits: tuple[float, float] = (1.0, 4.0), dataset_file: Path = HUMANEVAL_PLUS
+) -> list[dict]:
     """EvalPlus 0.3.1's ``check_correctness`` on every sample: base and plus status."""
-    os.environ["HUMANEVAL_OVERRIDE_PATH"] = str(HUMANEVAL_PLUS)
+    os.environ["HUMANEVAL_OVERRIDE_PATH"] = str(dataset_file)
     from evalplus.data import get_human_eval_plus, get_human_eval_plus_hash
     from evalplus.evaluate import check_correctness, get_groundtruth
 
@@ -173,6 +185,8 @@ def cause(row: dict, theirs: dict, ours: dict, problem, relaxed: dict | None = N
             " |poly(xs, x)| < 1e-4 (documented)"
         )
     if ours["passed"] and relaxed is not None and relaxed["base"] == relaxed["plus"] == "pass":
+        return "EvalPlus time limit: with 20 s / 100x per input EvalPlus passes it too"
+    if ours["base_passed"] and relaxed is not None and relaxed["base"] == "pass":
         return (
             "EvalPlus time limit: its wall-clock limit per input (max(1 s, 4x the reference's time), timing under"
             " load) failed the sample; with 20 s / 100x per input EvalPlus passes it too, and koderz ran it"
@@ -233,6 +247,139 @@ def recheck(workers: int) -> None:
         print(f"{d['index']:5} {d['task_id']:14} koderz={d['koderz']:8} {d['cause'][:130]}")
 
 
+# ------------------------------------------------ raw answers: EvalPlus's pipeline against koderz's route
+
+RAW_RESULTS = REPO / "benchmarks" / "results"
+MBPP_PLUS = SHARED_DATA / "MbppPlus-v0.2.0.jsonl.gz"
+MINI = SHARED_DATA / "HumanEvalPlus-Mini-v0.1.10.jsonl.gz"
+
+
+def raw_answers_file(round_index: int, tasks: int, path: Path) -> list[dict]:
+    """EvalPlus's ``.raw.jsonl``: the ``round_index``-th raw answer of each of the first ``tasks``
+    HumanEval tasks (a task the shared file has no answer for gets an empty answer)."""
+    by_task: dict[str, list[str]] = defaultdict(list)
+    for row in load_samples():
+        by_task[row["task_id"]].append(row["raw_output"])
+    rows: list[dict[str, Any]] = []
+    for number in range(164):
+        task_id = f"HumanEval/{number}"
+        answers = by_task.get(task_id, [])
+        answer = answers[round_index] if round_index < len(answers) else ""
+        rows.append({"task_id": task_id, "solution": answer if number < tasks else ""})
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return rows
+
+
+def evalplus_tool(raw: Path, dataset_file: Path, workers: int) -> dict[str, dict]:
+    """``python -m evalplus.sanitize`` then ``python -m evalplus.evaluate`` (EvalPlus's own CLI, a
+    separate process each, on the dataset file given); per task its sanitized solution and statuses."""
+    env = dict(os.environ, HUMANEVAL_OVERRIDE_PATH=str(dataset_file), MBPP_OVERRIDE_PATH=str(MBPP_PLUS))
+    subprocess.run([sys.executable, "-m", "evalplus.sanitize", "--samples", str(raw)], env=env, check=True,
+                   capture_output=True, text=True)  # fmt: skip
+    sanitized = raw.with_name(raw.name.replace(".jsonl", "-sanitized.jsonl"))
+    command = [sys.executable, "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples", str(sanitized)]
+    subprocess.run([*command, "--parallel", str(workers)], env=env, check=True,
+                   capture_output=True, text=True)  # fmt: skip
+    results = json.loads(sanitized.with_name(sanitized.name.replace(".jsonl", "_eval_results.json")).read_text())
+    return {task: entries[0] for task, entries in results["eval"].items()}
+
+
+def koderz_route(raw: Path, dataset: str, tasks: int, cwd: Path) -> dict[str, dict]:
+    """``python -m koderz model=replay model.samples=RAW experiment=evalplus``; per task its program,
+    verdict and base verdict from the run folder."""
+    run_dir = cwd / "koderz-run"
+    command = [sys.executable, "-m", "koderz", "model=replay", f"model.samples={raw}", "experiment=evalplus",
+               f"dataset={dataset}", f"end={tasks}", "tracking=off", "cortex=off", "cache=false",
+               f"hydra.run.dir={run_dir}"]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    found = {}
+    for line in (run_dir / "attempts.jsonl").read_text().splitlines():
+        attempt = json.loads(line)
+        found[attempt["task_id"]] = {
+            "program": attempt["program"],
+            "status": attempt["status"],
+            "passed": attempt["passed"],
+            "base_passed": bool(attempt["passed"] or attempt["base_passed"]),
+            "error": attempt.get("error"),
+        }
+    return found
+
+
+def raw_cause(task_id: str, theirs: dict, ours: dict, relaxed: dict | None) -> str:
+    """Why EvalPlus and koderz judge the same program differently (first matching rule)."""
+    if ours["program"] != theirs["solution"]:
+        return "different programs: koderz's sanitizer differs from evalplus.sanitize"
+    if task_id == "HumanEval/32" and (ours["passed"] or ours["base_passed"]):
+        return (
+            "EvalPlus find_zero bug: EvalPlus 0.3.1's find_zero oracle `continue`s before it records the input as"
+            " passed, so every answer fails, its canonical solution included (docs/evalplus-agreement.md)"
+        )
+    relaxed_ok = relaxed is not None and relaxed["base"] == "pass" and (relaxed["plus"] == "pass" or not ours["passed"])
+    if ours["base_passed"] and relaxed_ok:
+        return "EvalPlus time limit: with 20 s / 100x per input EvalPlus passes it too"
+    return f"unexplained: EvalPlus {theirs['base_status']}/{theirs['plus_status']}; koderz {ours['status']}: {ours['error']}"
+
+
+def raw_agreement(round_index: int, tasks: int, workers: int, mini: bool) -> dict:
+    """One model-sized set of raw answers through EvalPlus's pipeline and koderz's route; per-task
+    comparison of programs and verdicts."""
+    dataset_file, dataset = (MINI, "humaneval_plus_mini") if mini else (HUMANEVAL_PLUS, "humaneval_plus")
+    with tempfile.TemporaryDirectory(prefix="koderz-evalplus-raw-") as tmp:
+        raw = Path(tmp) / f"round{round_index}.raw.jsonl"
+        raw_answers_file(round_index, tasks, raw)
+        with Meter() as evalplus_meter:
+            theirs = evalplus_tool(raw, dataset_file, workers)
+        with Meter() as koderz_meter:
+            ours = koderz_route(raw, dataset, tasks, Path(tmp))
+    chosen = [f"HumanEval/{n}" for n in range(tasks)]
+    rows: list[dict[str, Any]] = []
+    for task_id in chosen:
+        t, o = theirs[task_id], ours[task_id]
+        their_base, their_plus = t["base_status"] == "pass", t["base_status"] == t["plus_status"] == "pass"
+        rows.append(
+            {"task_id": task_id, "evalplus": (their_base, their_plus), "koderz": (o["base_passed"], o["passed"])}
+        )
+    differing = [r for r in rows if r["evalplus"] != r["koderz"]]
+    # EvalPlus again, with generous time limits, on the programs judged differently
+    again = [{"task_id": r["task_id"], "solution": theirs[r["task_id"]]["solution"]} for r in differing]
+    relaxed = run_evalplus(again, workers, RELAXED, dataset_file) if again else []
+    disagreements = [
+        {
+            "task_id": r["task_id"],
+            "evalplus": f"{theirs[r['task_id']]['base_status']}/{theirs[r['task_id']]['plus_status']}",
+            "koderz": ours[r["task_id"]]["status"],
+            "koderz_error": ours[r["task_id"]]["error"],
+            "cause": raw_cause(r["task_id"], theirs[r["task_id"]], ours[r["task_id"]], relaxed[i]),
+        }
+        for i, r in enumerate(differing)
+    ]
+
+    def rate(side: str, part: int) -> float:
+        return round(sum(r[side][part] for r in rows) / len(rows), 4)
+
+    return {
+        "answers": f"real-llm-humaneval-samples.jsonl.gz, answer #{round_index} of each of the first {tasks} tasks"
+        " (raw_output; tasks without an answer: empty)",
+        "dataset": dataset,
+        "evalplus_version": "0.3.1",
+        "tasks": len(rows),
+        "identical_programs": sum(ours[t]["program"] == theirs[t]["solution"] for t in chosen),
+        "pass_rate": {
+            "evalplus_base": rate("evalplus", 0),
+            "evalplus_plus": rate("evalplus", 1),
+            "koderz_base": rate("koderz", 0),
+            "koderz_plus": rate("koderz", 1),
+        },
+        "verdicts_agree": {
+            "base": sum(r["evalplus"][0] == r["koderz"][0] for r in rows),
+            "plus": sum(r["evalplus"][1] == r["koderz"][1] for r in rows),
+        },
+        "disagreements": disagreements,
+        "figures": {"evalplus": evalplus_meter.row(), "koderz": koderz_meter.row()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
@@ -242,6 +389,14 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="take EvalPlus's verdicts from --raw instead of running it"
     )
+    parser.add_argument(
+        "--raw-answers",
+        type=int,
+        metavar="ROUND",
+        help="raw answers instead: answer #ROUND of each task through evalplus.sanitize + evalplus.evaluate and"
+        " through koderz's model=replay experiment=evalplus (--limit: the first N tasks; --mini: HumanEval+ Mini)",
+    )
+    parser.add_argument("--mini", action="store_true", help="with --raw-answers: HumanEval+ Mini on both sides")
     parser.add_argument("--side", choices=("evalplus", "koderz", "evalplus-relaxed"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--indices", type=lambda text: [int(i) for i in text.split(",")], help=argparse.SUPPRESS)
@@ -251,6 +406,17 @@ def main() -> None:
         return
     if args.recheck:
         recheck(args.workers)
+        return
+    if args.raw_answers is not None:
+        summary = raw_agreement(args.raw_answers, args.limit or 164, args.workers, args.mini)
+        print(json.dumps({k: v for k, v in summary.items() if k != "disagreements"}, indent=1))
+        for d in summary["disagreements"]:
+            print(f"{d['task_id']:14} evalplus={d['evalplus']:12} koderz={d['koderz']:8} {d['cause'][:110]}")
+        RAW_RESULTS.mkdir(parents=True, exist_ok=True)
+        mini = "_mini" if args.mini else ""
+        (RAW_RESULTS / f"evalplus_raw_agreement_round{args.raw_answers}{mini}.json").write_text(
+            json.dumps(summary, indent=2) + "\n"
+        )
         return
     if not SAMPLES.exists() or not HUMANEVAL_PLUS.exists():
         raise SystemExit(f"shared data not found: {SAMPLES}, {HUMANEVAL_PLUS}")

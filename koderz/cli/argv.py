@@ -16,6 +16,7 @@ def expand_roles(args: Sequence[str]) -> list[str]:
     """``spec_model=X`` / ``checkpoint_model=X`` / ``baseline_model=X`` choose a ``model`` option for
     that role (Hydra spells it ``model@spec_model=X``); any value form works (``glob(...)``, ``a,b``).
     ``resume=FOLDER`` runs in that folder: its log is appended to, its ``.hydra`` kept as it was."""
+    refuse_run_dir_with_resume(args)
     out = []
     for arg in args:
         key, sep, value = arg.partition("=")
@@ -25,6 +26,16 @@ def expand_roles(args: Sequence[str]) -> list[str]:
         if sep and key == "resume" and value:
             out += [f"hydra.run.dir={value}", "hydra.output_subdir=null"]
     return out
+
+
+def refuse_run_dir_with_resume(args: Sequence[str]) -> None:
+    """A resumed run continues in its own folder: ``hydra.run.dir``/``hydra.sweep.dir`` beside
+    ``resume=`` would start a second one (with the first left ``running``); refused."""
+    keys = {arg.partition("=")[0].lstrip("+~"): arg for arg in args if "=" in arg}
+    resume = next((arg for key, arg in keys.items() if key == "resume" and arg.partition("=")[2]), None)
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        if resume and key in keys:
+            raise ConfigError(f"{keys[key]}: a resumed run continues in its own folder ({resume}); drop {key}")
 
 
 def _refuse(message: str) -> NoReturn:

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 class Evaluator(Protocol):
     """Judges programs for one run; safe to call concurrently; ``close`` stops what it started."""
 
-    async def evaluate(self, problem: Problem, program: str) -> Verdict: ...
+    async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
+        """The verdict on ``program`` run after ``preamble`` (None: the format's default; "" none)."""
+        ...
 
     async def containment_in_use(self) -> Containment:
         """The containment programs run under (part of a cached verdict's key)."""

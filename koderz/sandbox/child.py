@@ -317,8 +317,10 @@ def main(parent=None):
     try:
         # two units in one namespace: tracebacks count the program's lines as the model wrote them
         _SOURCES.update({"prompt.py": job["preamble"], "candidate.py": job["program"]})
-        exec(compile(job["preamble"], "prompt.py", "exec"), namespace)
-        exec(compile(job["program"], "candidate.py", "exec"), namespace)
+        # dont_inherit: this source's `from __future__ import annotations` must not reach the
+        # candidate (its annotations are evaluated, as in EvalPlus: an unimported List is a NameError)
+        exec(compile(job["preamble"], "prompt.py", "exec", dont_inherit=True), namespace)
+        exec(compile(job["program"], "candidate.py", "exec", dont_inherit=True), namespace)
         function = namespace[job["entry_point"]]
         if not callable(function):
             raise TypeError("{} is not a function".format(job["entry_point"]))

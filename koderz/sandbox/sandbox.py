@@ -287,13 +287,20 @@ class Sandbox:
         }
 
     def _job(
-        self, problem: Problem, program: str, workdir: str, slot: int, mechanism: str, cgroup: AttemptCgroup | None
+        self,
+        problem: Problem,
+        program: str,
+        preamble: str,
+        workdir: str,
+        slot: int,
+        mechanism: str,
+        cgroup: AttemptCgroup | None,
     ) -> bytes:
         limits, _ = self._limits(problem)
         return marshal.dumps(
             {
                 **self._setup(mechanism, workdir, slot, cgroup, limits),
-                "preamble": preamble_of(problem.prompt, problem.entry_point),
+                "preamble": preamble,
                 "program": program,
                 "entry_point": problem.entry_point,
                 "send_limit": self.answer_limits(problem).send_limit,
@@ -302,8 +309,10 @@ class Sandbox:
             }
         )
 
-    async def evaluate(self, problem: Problem, program: str) -> Verdict:
-        """Run ``program`` on ``problem``'s tests in a fresh contained process.
+    async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
+        """Run ``program`` on ``problem``'s tests in a fresh contained process, after ``preamble``
+        in the same namespace (None: the prompt's imports and helpers; the ``evalplus`` protocol
+        passes "": EvalPlus runs the program alone).
 
         Raises ``SandboxError`` when the harness itself fails (a zygote or judge crashed,
         the attempt could not be set up): that is not a verdict on the program.
@@ -327,7 +336,9 @@ class Sandbox:
                 except PermissionError:  # root without CAP_CHOWN: the child stays uid 0
                     os.chmod(workdir, 0o777)
             cgroup = self._attempt_cgroup()
-            job = self._job(problem, program, workdir, slot, mechanism, cgroup)
+            if preamble is None:
+                preamble = preamble_of(problem.prompt, problem.entry_point)
+            job = self._job(problem, program, preamble, workdir, slot, mechanism, cgroup)
             judgement, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
             out_of_memory = cgroup is not None and cgroup.oom_killed()
         except OSError as exc:

