@@ -149,7 +149,7 @@ async def test_external_stdio_command_runs_any_server(cortex_cfg, tmp_path, serv
 
 
 async def test_external_url_over_streamable_http(cortex_cfg, http_server):
-    cfg = replace(cortex_cfg, mode="external", url=http_server)
+    cfg = replace(cortex_cfg, mode="external", url=http_server.url, token_file=str(http_server.token_file))
     async with open_memory_store(cfg, "r") as store:
         await assert_concurrent_writes_all_stored(store, 200)
     async with open_memory_store(replace(cfg, persistent=False), "r2") as store:
@@ -157,7 +157,7 @@ async def test_external_url_over_streamable_http(cortex_cfg, http_server):
 
 
 async def test_two_clients_share_one_http_server(cortex_cfg, http_server):
-    cfg = replace(cortex_cfg, mode="external", url=http_server)
+    cfg = replace(cortex_cfg, mode="external", url=http_server.url, token_file=str(http_server.token_file))
     async with open_memory_store(cfg, "a") as one, open_memory_store(cfg, "b") as two:
         await asyncio.gather(
             one.remember_batch([record(i) for i in range(50)]), two.remember_batch([record(i) for i in range(50, 100)])
@@ -199,7 +199,7 @@ async def test_server_without_cortex_tools_is_rejected(cortex_cfg, tmp_path, ser
         "s.run('stdio')\n"
     )
     client = CortexClient(ServerTarget(sys.executable, (str(script),), server_env), timeout=20)
-    with pytest.raises(MemoryStoreError, match="no 'remember' tool"):
+    with pytest.raises(MemoryStoreError, match="no supported memory server.*no .remember. tool"):
         await client.connect()
 
 
