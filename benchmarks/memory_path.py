@@ -58,6 +58,9 @@ VARIANTS = {
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
+SERVE = [PYTHON, "-m", "koderz.cortex", "serve", "--db"]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -70,8 +73,7 @@ def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str, float]:
     start = time.perf_counter()
     ENV["KODERZ_CORTEX_TOKEN_FILE"] = str(db.with_name("cortex.token"))  # what the runs and writers send
     proc = subprocess.Popen(
-        [PYTHON, "-m", "koderz.cortex", "serve", "--db", str(db), "--http", f"127.0.0.1:{port}"]
-        + ["--token-file", str(db.with_name("cortex.token"))],
+        [*SERVE, str(db), "--http", f"127.0.0.1:{port}", "--token-file", str(db.with_name("cortex.token"))],
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

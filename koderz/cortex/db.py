@@ -141,7 +141,9 @@ class MemoryDB:
         self.path = Path(path)
         if not reader:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+        self.connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
         try:
             self.connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             if reader:

@@ -199,7 +199,7 @@ async def test_server_without_cortex_tools_is_rejected(cortex_cfg, tmp_path, ser
         "s.run('stdio')\n"
     )
     client = CortexClient(ServerTarget(sys.executable, (str(script),), server_env), timeout=20)
-    with pytest.raises(MemoryStoreError, match="no supported memory server.*no .remember. tool"):
+    with pytest.raises(MemoryStoreError, match=r"no supported memory server.*no 'remember' tool"):
         await client.connect()
 
 

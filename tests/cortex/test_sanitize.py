@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-
 from dataclasses import asdict
 
 from koderz.cortex.limits import MAX_MEMORY_BYTES, check_memory, json_bytes
@@ -38,7 +37,9 @@ def test_long_text_is_cut_with_a_marker_within_the_limit() -> None:
 def test_any_record_sanitised_fits_the_servers_limits() -> None:
     """A run's records never meet a refusal: what sanitize keeps passes the server's check."""
     control = "\x01" * (MAX_CONTENT * 2)  # 6 bytes a character as JSON
-    record = MemoryRecord("t" * 5000, control, tags=tuple("g" * 300 for _ in range(50)), metadata={"x": ["y" * 4000] * 64})
+    record = MemoryRecord(
+        "t" * 5000, control, tags=tuple("g" * 300 for _ in range(50)), metadata={"x": ["y" * 4000] * 64}
+    )
     clean = sanitize(record)
     check_memory(asdict(clean))
     assert clean.content.endswith("more characters cut]") and json_bytes(asdict(clean)) <= MAX_MEMORY_BYTES
