@@ -48,25 +48,31 @@ def _types(schema: Schema) -> set[str]:
 
 
 def signature_problems(name: str, tool: Any, sends: Signature, reads: tuple[str, ...] = ()) -> list[str]:
-    """What in ``tool``'s schemas refuses the arguments the client sends or lacks what it reads."""
+    """What in ``tool``'s schemas refuses the arguments the client sends or lacks what it reads (one line)."""
     if tool is None:
         return [f"no {name!r} tool"]
     schema = tool.input_schema or {}
     properties = schema.get("properties", {})
-    problems = []
-    for argument, types in sends.items():
-        if argument not in properties:
-            problems.append(f"{name} takes no {argument!r}")
-            continue
-        accepted = _types(properties[argument])
-        if "any" not in accepted and not types & accepted:
-            problems.append(f"{name}.{argument} is {'/'.join(sorted(accepted))}, not {'/'.join(sorted(types))}")
-    for argument in schema.get("required", []):
-        if argument not in sends:
-            problems.append(f"{name} requires {argument!r}")
+    missing = [argument for argument in sends if argument not in properties]
+    wrong = [
+        f"{argument} is {'/'.join(sorted(accepted))}"
+        for argument, types in sends.items()
+        if argument in properties and "any" not in (accepted := _types(properties[argument])) and not types & accepted
+    ]
+    required = [argument for argument in schema.get("required", []) if argument not in sends]
     output = (tool.output_schema or {}).get("properties", {})
-    problems += [f"{name} result has no {key!r}" for key in reads if key not in output]
-    return problems
+    unread = [key for key in reads if key not in output]
+    parts = [
+        f"{label} {', '.join(items)}"
+        for label, items in (
+            ("takes no", missing),
+            ("has", wrong),
+            ("requires", required),
+            ("returns no", unread),
+        )
+        if items
+    ]
+    return [f"{name} {'; '.join(parts)}"] if parts else []
 
 
 class Dialect(Protocol):
