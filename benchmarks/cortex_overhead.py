@@ -3,13 +3,15 @@
     /work/venv/bin/python benchmarks/cortex_overhead.py [--problems 20] [--ephemeral-ops 10]
 
 Measures, against the embedded server on a fresh SQLite file in a temp dir:
-1. per-operation latency (p50/p95) of ``remember`` in each mode;
+1. per-operation latency (p50/p95) of ``remember`` in each mode, and of a filtered
+   ``recall`` (a task's tag and ``spec``, ``limit=1``, like a run's spec lookup) over
+   ``--memories`` stored memories (persistent);
 2. a simulated run's memory operations (``start_session``, then per problem 1 spec +
    3 attempts + 1 result ``remember``, then ``end_session``): total time spent in cortex;
 3. write throughput: single ``remember`` calls vs ``remember_batch`` vs the write-behind
    buffer (``write_buffer``).
 Prints a table and writes ``benchmarks/results/cortex_overhead.json``. Goals:
-persistent p50 <= 2 ms, ephemeral/persistent p50 >= 300x, batched >= 5x single.
+filtered recall p50 <= 2 ms, ephemeral/persistent p50 >= 300x, batched >= 5x single.
 """
 
 from __future__ import annotations
@@ -58,6 +60,24 @@ async def latency(client: CortexClient, n: int) -> dict[str, float]:
         "p50_ms": _percentile(samples, 0.5) * 1e3,
         "p95_ms": _percentile(samples, 0.95) * 1e3,
         "mean_ms": statistics.fmean(samples) * 1e3,
+    }
+
+
+async def filtered_recall(client: CortexClient, memories: int, n: int) -> dict[str, float]:
+    """``memories`` stored, then ``n`` recalls by a task tag + ``spec`` (newest, ``limit=1``)."""
+    records = [_record(i, "spec" if i % 5 == 0 else "attempt") for i in range(memories)]
+    await client.remember_batch(records)
+    for i in range(10):  # warm-up
+        await client.recall(tags=["spec", f"HumanEval/{i % 164}"], mode="recent", limit=1)
+    samples = []
+    for i in range(n):
+        tags = ["spec", f"HumanEval/{(i * 7) % 164}"]
+        samples.append(await _timed(lambda tags=tags: client.recall(tags=tags, mode="recent", limit=1)))
+    return {
+        "memories": memories,
+        "n": n,
+        "p50_ms": _percentile(samples, 0.5) * 1e3,
+        "p95_ms": _percentile(samples, 0.95) * 1e3,
     }
 
 
@@ -119,6 +139,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await latency(persistent, 20)  # warm-up
             lat_p = await latency(persistent, args.persistent_ops)
             run_p = await simulated_run(persistent, args.problems)
+            recall_p = await filtered_recall(persistent, args.memories, args.recalls)
         finally:
             await persistent.aclose()
         async with CortexClient(target, persistent=False) as ephemeral:
@@ -128,6 +149,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     ratio = lat_e["p50_ms"] / lat_p["p50_ms"]
     speedup = thr["batched"] / thr["single"]
     return {
+        "filtered_recall_persistent": recall_p,
         "latency": {"persistent": lat_p, "ephemeral": lat_e, "ephemeral_over_persistent_p50": ratio},
         "simulated_run": {
             "persistent": run_p,
@@ -143,6 +165,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "persistent_connect_s": connect_s,
         "goals": {
             "persistent_p50_le_2ms": lat_p["p50_ms"] <= 2.0,
+            "filtered_recall_p50_le_2ms": recall_p["p50_ms"] <= 2.0,
             "ephemeral_over_persistent_ge_300x": ratio >= 300,
             "batched_ge_5x_single": speedup >= 5,
         },
@@ -155,6 +178,8 @@ def render(result: dict[str, Any]) -> str:
         f"{'measure':<44}{'ephemeral':>14}{'persistent':>14}{'ratio':>10}",
         f"{'remember p50 (ms)':<44}{lat['ephemeral']['p50_ms']:>14.1f}{lat['persistent']['p50_ms']:>14.2f}"
         f"{lat['ephemeral_over_persistent_p50']:>9.0f}x",
+        f"{'filtered recall p50 (ms), ' + str(result['filtered_recall_persistent']['memories']) + ' memories':<44}"
+        f"{'':>14}{result['filtered_recall_persistent']['p50_ms']:>14.2f}",
         f"{'remember p95 (ms)':<44}{lat['ephemeral']['p95_ms']:>14.1f}{lat['persistent']['p95_ms']:>14.2f}"
         f"{lat['ephemeral']['p95_ms'] / lat['persistent']['p95_ms']:>9.0f}x",
         f"{str(run['persistent']['problems']) + '-problem run, cortex time (s)':<44}"
@@ -178,6 +203,8 @@ if __name__ == "__main__":
     parser.add_argument("--ephemeral-ops", type=int, default=10)
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--memories", type=int, default=2000, help="stored before the filtered recalls")
+    parser.add_argument("--recalls", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args()
     outcome = asyncio.run(main(options))

@@ -225,12 +225,21 @@ def _page_summary(page: Page) -> str:
 
 
 class _Worker:
-    """Runs every ``MemoryDB`` call on one thread (opened lazily, closed at shutdown)."""
+    """Runs every write on one thread (opened lazily, closed at shutdown); reads run on a
+    connection of their own on the event loop's thread: a page is one indexed query of
+    microseconds, far less than a hand-off to another thread on a loaded machine (WAL: a
+    read never waits for a write)."""
 
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-db")
         self._db: MemoryDB | None = None
+        self._reader: MemoryDB | None = None
+
+    def read(self, fn: Callable[[MemoryDB], _T]) -> _T:
+        if self._reader is None:
+            self._reader = MemoryDB(self._db_path, reader=True)
+        return fn(self._reader)
 
     def _open(self) -> MemoryDB:
         if self._db is None:
@@ -244,6 +253,9 @@ class _Worker:
         await self.run(lambda db: None)
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
         def _close() -> None:
             if self._db is not None:
                 self._db.close()
@@ -257,7 +269,7 @@ async def _page(worker: _Worker, order: Order, listing: str, cursor: str | None,
         after = decode_cursor(cursor, listing)
     except CursorError as exc:
         raise ToolError(str(exc)) from None
-    rows = await worker.run(lambda db: db.page(order, after=after, limit=limit + 1, **filters))
+    rows = worker.read(lambda db: db.page(order, after=after, limit=limit + 1, **filters))
     return fill(rows, limit, listing)
 
 

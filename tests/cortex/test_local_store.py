@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from koderz.cortex import CortexConfig, MemoryRecord, open_memory_store
+from koderz.cortex.limits import MAX_CONTENT
 from koderz.cortex.local import LocalStore
 from koderz.errors import MemoryStoreError
 
@@ -98,7 +99,7 @@ async def test_huge_candidate_output_is_stored_bounded(tmp_path) -> None:
     async with open_memory_store(local_cfg(tmp_path), "r") as store:
         await store.remember(MemoryRecord("big", "x" * 5_000_000, metadata={"got": "y" * 1_000_000}))
         (memory,) = await store.export()
-    assert len(memory["content"]) < 70_000 and memory["content"].endswith("more characters cut]")
+    assert len(memory["content"]) <= MAX_CONTENT and memory["content"].endswith("more characters cut]")
     assert len(memory["metadata"]["got"]) < 5_000
 
 
