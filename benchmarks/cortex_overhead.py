@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -207,7 +208,10 @@ if __name__ == "__main__":
     parser.add_argument("--recalls", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args()
+    load_before = os.getloadavg()
     outcome = asyncio.run(main(options))
+    outcome["arguments"] = {key: str(value) for key, value in vars(options).items()}
+    outcome["load_average_before_after"] = [load_before, os.getloadavg()]
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(outcome, indent=2) + "\n")
     print(render(outcome))
