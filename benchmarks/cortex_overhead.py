@@ -71,15 +71,27 @@ async def filtered_recall(client: CortexClient, memories: int, n: int) -> dict[s
     for i in range(10):  # warm-up
         await client.recall(tags=["spec", f"HumanEval/{i % 164}"], mode="recent", limit=1)
     samples = []
+    server_pid = int((await client.stats())["server_pid"])
+    cpu_client, cpu_server = time.process_time(), _cpu_seconds(server_pid)
     for i in range(n):
         tags = ["spec", f"HumanEval/{(i * 7) % 164}"]
         samples.append(await _timed(lambda tags=tags: client.recall(tags=tags, mode="recent", limit=1)))
+    cpu_client, cpu_server = time.process_time() - cpu_client, _cpu_seconds(server_pid) - cpu_server
     return {
         "memories": memories,
         "n": n,
         "p50_ms": _percentile(samples, 0.5) * 1e3,
         "p95_ms": _percentile(samples, 0.95) * 1e3,
+        # CPU per recall (client process, server process): what the machine's load does not inflate
+        "client_cpu_ms": cpu_client / n * 1e3,
+        "server_cpu_ms": cpu_server / n * 1e3,
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def simulated_run(client: CortexClient, problems: int) -> dict[str, float]:
@@ -181,6 +193,8 @@ def render(result: dict[str, Any]) -> str:
         f"{lat['ephemeral_over_persistent_p50']:>9.0f}x",
         f"{'filtered recall p50 (ms), ' + str(result['filtered_recall_persistent']['memories']) + ' memories':<44}"
         f"{'':>14}{result['filtered_recall_persistent']['p50_ms']:>14.2f}",
+        f"{'  CPU per recall, client + server (ms)':<44}{'':>14}"
+        f"{result['filtered_recall_persistent']['client_cpu_ms'] + result['filtered_recall_persistent']['server_cpu_ms']:>14.2f}",
         f"{'remember p95 (ms)':<44}{lat['ephemeral']['p95_ms']:>14.1f}{lat['persistent']['p95_ms']:>14.2f}"
         f"{lat['ephemeral']['p95_ms'] / lat['persistent']['p95_ms']:>9.0f}x",
         f"{str(run['persistent']['problems']) + '-problem run, cortex time (s)':<44}"

@@ -221,3 +221,22 @@ def test_an_unsafe_token_file_is_refused_in_one_line(tmp_path: Path, problem: st
     )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert str(token_file) in done.stderr and not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.slow
+async def test_ten_thousand_memories_walk_in_pages(connect: Connect) -> None:
+    async with connect() as client:
+        for start in range(0, 10_000, 500):
+            batch = [
+                {"title": f"m{i}", "content": f"{UNICODE} {i}", "tags": ["many"]} for i in range(start, start + 500)
+            ]
+            await call(client, "remember_batch", memories=batch)
+        titles, cursor = [], None
+        while True:
+            page = await call(client, "export_memories", tags=["many"], **({"cursor": cursor} if cursor else {}))
+            titles += [m["title"] for m in page["memories"]]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+        assert titles == [f"m{i}" for i in range(10_000)]
+        assert (await call(client, "memory_stats"))["total_memories"] == 10_000
