@@ -9,7 +9,9 @@ Measures, against the embedded server on a fresh SQLite file in a temp dir:
 2. a simulated run's memory operations (``start_session``, then per problem 1 spec +
    3 attempts + 1 result ``remember``, then ``end_session``): total time spent in cortex;
 3. write throughput: single ``remember`` calls vs ``remember_batch`` vs the write-behind
-   buffer (``write_buffer``).
+   buffer (``write_buffer``);
+4. the MCP SDK's floor: a tool that does nothing, called as often as the recall, over
+   stdio (wall p50, and CPU per call in client and server: what load does not inflate).
 Prints a table and writes ``benchmarks/results/cortex_overhead.json``. Goals:
 filtered recall p50 <= 2 ms, ephemeral/persistent p50 >= 300x, batched >= 5x single.
 """
@@ -21,11 +23,15 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from koderz.cortex.client import CortexClient, ServerTarget
 from koderz.cortex.store import MemoryRecord
@@ -83,6 +89,37 @@ async def filtered_recall(client: CortexClient, memories: int, n: int) -> dict[s
         "p50_ms": _percentile(samples, 0.5) * 1e3,
         "p95_ms": _percentile(samples, 0.95) * 1e3,
         # CPU per recall (client process, server process): what the machine's load does not inflate
+        "client_cpu_ms": cpu_client / n * 1e3,
+        "server_cpu_ms": cpu_server / n * 1e3,
+    }
+
+
+PING_SERVER = """
+import os
+from mcp.server.mcpserver import MCPServer
+server = MCPServer("ping", log_level="WARNING")
+@server.tool()
+async def ping() -> dict[str, int]:
+    return {"pid": os.getpid()}
+server.run("stdio")
+"""
+
+
+async def sdk_floor(folder: Path, n: int) -> dict[str, float]:
+    """The MCP SDK's own cost: ``n`` calls of a tool that does nothing, over stdio (the floor under recall)."""
+    script = folder / "ping_server.py"
+    script.write_text(PING_SERVER)
+    params = StdioServerParameters(command=sys.executable, args=[str(script)])
+    async with Client(stdio_client(params), read_timeout_seconds=60) as client:
+        pid = int((await client.call_tool("ping", {})).structured_content["pid"])  # type: ignore[index]
+        for _ in range(10):
+            await client.call_tool("ping", {})
+        cpu_client, cpu_server = time.process_time(), _cpu_seconds(pid)
+        samples = [await _timed(lambda: client.call_tool("ping", {})) for _ in range(n)]
+        cpu_client, cpu_server = time.process_time() - cpu_client, _cpu_seconds(pid) - cpu_server
+    return {
+        "n": n,
+        "p50_ms": _percentile(samples, 0.5) * 1e3,
         "client_cpu_ms": cpu_client / n * 1e3,
         "server_cpu_ms": cpu_server / n * 1e3,
     }
@@ -159,10 +196,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             lat_e = await latency(ephemeral, args.ephemeral_ops)
             run_e = await simulated_run(ephemeral, args.problems)
         thr = await throughput(target, args.writes, args.batch)
+        floor = await sdk_floor(Path(tmp), args.recalls)
     ratio = lat_e["p50_ms"] / lat_p["p50_ms"]
     speedup = thr["batched"] / thr["single"]
     return {
         "filtered_recall_persistent": recall_p,
+        "sdk_floor_empty_tool": floor,
         "latency": {"persistent": lat_p, "ephemeral": lat_e, "ephemeral_over_persistent_p50": ratio},
         "simulated_run": {
             "persistent": run_p,
@@ -193,6 +232,9 @@ def render(result: dict[str, Any]) -> str:
         f"{lat['ephemeral_over_persistent_p50']:>9.0f}x",
         f"{'filtered recall p50 (ms), ' + str(result['filtered_recall_persistent']['memories']) + ' memories':<44}"
         f"{'':>14}{result['filtered_recall_persistent']['p50_ms']:>14.2f}",
+        f"{'empty tool p50 (ms), the SDK floor':<44}{'':>14}{result['sdk_floor_empty_tool']['p50_ms']:>14.2f}",
+        f"{'  CPU per empty call, client + server (ms)':<44}{'':>14}"
+        f"{result['sdk_floor_empty_tool']['client_cpu_ms'] + result['sdk_floor_empty_tool']['server_cpu_ms']:>14.2f}",
         f"{'  CPU per recall, client + server (ms)':<44}{'':>14}"
         f"{result['filtered_recall_persistent']['client_cpu_ms'] + result['filtered_recall_persistent']['server_cpu_ms']:>14.2f}",
         f"{'remember p95 (ms)':<44}{lat['ephemeral']['p95_ms']:>14.1f}{lat['persistent']['p95_ms']:>14.2f}"
