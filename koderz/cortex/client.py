@@ -132,10 +132,16 @@ class _Unavailable(Exception):
     """The server cannot be reached any more (the client has given up)."""
 
 
-def _reason(exc: BaseException) -> str:
-    """The first leaf of an exception (group), as one line."""
+def _leaf(exc: BaseException) -> BaseException:
+    """The first leaf of an exception (group)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    return exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first leaf of an exception (group), as one line."""
+    exc = _leaf(exc)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -259,6 +265,12 @@ class CortexClient:
             await conn.open()
         except Exception as exc:  # noqa: BLE001 - any failure to connect is one line
             why = f"no answer within {self.timeout:g}s" if isinstance(exc, TimeoutError) else _reason(exc)
+            if self.target.url and isinstance(_leaf(exc), MCPError):  # an HTTP error status (the SDK keeps no code)
+                why += (
+                    " (no bearer token was sent: set cortex.token_file or KODERZ_CORTEX_TOKEN)"
+                    if self.target.token is None
+                    else " (is the bearer token the server's?)"
+                )
             raise MemoryStoreError(f"cortex server {self.target.label!r} unreachable: {why}") from None
         dialect, why = choose(conn.tools)
         if dialect is None:
