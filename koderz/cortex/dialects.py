@@ -36,6 +36,17 @@ Schema = dict[str, Any]
 Signature = dict[str, set[str]]
 
 
+def resolve(schema: Schema, root: Schema) -> Schema:
+    """``schema`` with a local ``$ref`` (``#/$defs/X``, ``#/definitions/X``) replaced by its target."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return target if isinstance(target, dict) else {}
+    return schema
+
+
 def _types(schema: Schema) -> set[str]:
     """The JSON types a (sub)schema admits (``type``, or the union of ``anyOf``/``oneOf``)."""
     found = schema.get("type")
@@ -57,7 +68,9 @@ def signature_problems(name: str, tool: Any, sends: Signature, reads: tuple[str,
     wrong = [
         f"{argument} is {'/'.join(sorted(accepted))}"
         for argument, types in sends.items()
-        if argument in properties and "any" not in (accepted := _types(properties[argument])) and not types & accepted
+        if argument in properties
+        and "any" not in (accepted := _types(resolve(properties[argument], schema)))
+        and not types & accepted
     ]
     required = [argument for argument in schema.get("required", []) if argument not in sends]
     output = (tool.output_schema or {}).get("properties", {})
@@ -236,10 +249,11 @@ class GraphTools:
         ]
         if problems:
             return problems
-        entity = tools["create_entities"].input_schema["properties"]["entities"].get("items", {})
+        root = tools["create_entities"].input_schema
+        entity = resolve(root["properties"]["entities"].get("items", {}), root)
         return signature_problems(
             "create_entities.entities[]",
-            _SchemaOnly(entity),
+            _SchemaOnly({**entity, "$defs": root.get("$defs", {})}),
             {"name": {"string"}, "entityType": {"string"}, "observations": {"array"}},
         )
 
