@@ -48,11 +48,11 @@ from typing import Any
 # a thread, keeps that work off the event loop.
 import anyio._backends._asyncio
 import anyio._core._subprocesses  # noqa: F401
+import httpx2
 import jsonschema  # noqa: F401
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, Tool
 from pydantic import ValidationError
@@ -100,9 +100,10 @@ class ServerTarget:
 
 @asynccontextmanager
 async def _http(url: str, token: str | None) -> AsyncIterator[Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = httpx2.Timeout(30.0, read=300.0)  # the SDK's defaults for the client it makes itself
     async with (
-        create_mcp_http_client(headers=headers) as http,
+        httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
         streamable_http_client(url, http_client=http) as streams,
     ):
         yield streams

@@ -23,7 +23,6 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from koderz.cortex.limits import MAX_CONTENT, MAX_MEMORY_BYTES, MAX_PAGE_ITEMS, PAGE_BYTES
 from tests.support import cortex_processes
@@ -55,7 +54,7 @@ def connect(request, tmp_path: Path, server_env: dict[str, str]) -> Any:
         async def over_http() -> AsyncIterator[Client]:
             headers = {"Authorization": f"Bearer {server.token}"}
             async with (
-                create_mcp_http_client(headers=headers) as http,
+                httpx2.AsyncClient(headers=headers, timeout=30) as http,
                 Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=30) as client,
             ):
                 yield client
