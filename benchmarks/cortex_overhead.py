@@ -3,13 +3,17 @@
     /work/venv/bin/python benchmarks/cortex_overhead.py [--problems 20] [--ephemeral-ops 10]
 
 Measures, against the embedded server on a fresh SQLite file in a temp dir:
-1. per-operation latency (p50/p95) of ``remember`` in each mode;
+1. per-operation latency (p50/p95) of ``remember`` in each mode, and of a filtered
+   ``recall`` (a task's tag and ``spec``, ``limit=1``, like a run's spec lookup) over
+   ``--memories`` stored memories (persistent);
 2. a simulated run's memory operations (``start_session``, then per problem 1 spec +
    3 attempts + 1 result ``remember``, then ``end_session``): total time spent in cortex;
 3. write throughput: single ``remember`` calls vs ``remember_batch`` vs the write-behind
-   buffer (``write_buffer``).
+   buffer (``write_buffer``);
+4. the MCP SDK's floor: a tool that does nothing, called as often as the recall, over
+   stdio (wall p50, and CPU per call in client and server: what load does not inflate).
 Prints a table and writes ``benchmarks/results/cortex_overhead.json``. Goals:
-persistent p50 <= 2 ms, ephemeral/persistent p50 >= 300x, batched >= 5x single.
+filtered recall p50 <= 2 ms, ephemeral/persistent p50 >= 300x, batched >= 5x single.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from koderz.cortex.client import CortexClient, ServerTarget
 from koderz.cortex.store import MemoryRecord
@@ -59,6 +68,67 @@ async def latency(client: CortexClient, n: int) -> dict[str, float]:
         "p95_ms": _percentile(samples, 0.95) * 1e3,
         "mean_ms": statistics.fmean(samples) * 1e3,
     }
+
+
+async def filtered_recall(client: CortexClient, memories: int, n: int) -> dict[str, float]:
+    """``memories`` stored, then ``n`` recalls by a task tag + ``spec`` (newest, ``limit=1``)."""
+    records = [_record(i, "spec" if i % 5 == 0 else "attempt") for i in range(memories)]
+    await client.remember_batch(records)
+    for i in range(10):  # warm-up
+        await client.recall(tags=["spec", f"HumanEval/{i % 164}"], mode="recent", limit=1)
+    samples = []
+    server_pid = int((await client.stats())["server_pid"])
+    cpu_client, cpu_server = time.process_time(), _cpu_seconds(server_pid)
+    for i in range(n):
+        tags = ["spec", f"HumanEval/{(i * 7) % 164}"]
+        samples.append(await _timed(lambda tags=tags: client.recall(tags=tags, mode="recent", limit=1)))
+    cpu_client, cpu_server = time.process_time() - cpu_client, _cpu_seconds(server_pid) - cpu_server
+    return {
+        "memories": memories,
+        "n": n,
+        "p50_ms": _percentile(samples, 0.5) * 1e3,
+        "p95_ms": _percentile(samples, 0.95) * 1e3,
+        # CPU per recall (client process, server process): what the machine's load does not inflate
+        "client_cpu_ms": cpu_client / n * 1e3,
+        "server_cpu_ms": cpu_server / n * 1e3,
+    }
+
+
+PING_SERVER = """
+import os
+from mcp.server.mcpserver import MCPServer
+server = MCPServer("ping", log_level="WARNING")
+@server.tool()
+async def ping() -> dict[str, int]:
+    return {"pid": os.getpid()}
+server.run("stdio")
+"""
+
+
+async def sdk_floor(folder: Path, n: int) -> dict[str, float]:
+    """The MCP SDK's own cost: ``n`` calls of a tool that does nothing, over stdio (the floor under recall)."""
+    script = folder / "ping_server.py"
+    script.write_text(PING_SERVER)
+    params = StdioServerParameters(command=sys.executable, args=[str(script)])
+    async with Client(stdio_client(params), read_timeout_seconds=60) as client:
+        pid = int((await client.call_tool("ping", {})).structured_content["pid"])  # type: ignore[index]
+        for _ in range(10):
+            await client.call_tool("ping", {})
+        cpu_client, cpu_server = time.process_time(), _cpu_seconds(pid)
+        samples = [await _timed(lambda: client.call_tool("ping", {})) for _ in range(n)]
+        cpu_client, cpu_server = time.process_time() - cpu_client, _cpu_seconds(pid) - cpu_server
+    return {
+        "n": n,
+        "p50_ms": _percentile(samples, 0.5) * 1e3,
+        "client_cpu_ms": cpu_client / n * 1e3,
+        "server_cpu_ms": cpu_server / n * 1e3,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def simulated_run(client: CortexClient, problems: int) -> dict[str, float]:
@@ -119,15 +189,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await latency(persistent, 20)  # warm-up
             lat_p = await latency(persistent, args.persistent_ops)
             run_p = await simulated_run(persistent, args.problems)
+            recall_p = await filtered_recall(persistent, args.memories, args.recalls)
         finally:
             await persistent.aclose()
         async with CortexClient(target, persistent=False) as ephemeral:
             lat_e = await latency(ephemeral, args.ephemeral_ops)
             run_e = await simulated_run(ephemeral, args.problems)
         thr = await throughput(target, args.writes, args.batch)
+        floor = await sdk_floor(Path(tmp), args.recalls)
     ratio = lat_e["p50_ms"] / lat_p["p50_ms"]
     speedup = thr["batched"] / thr["single"]
     return {
+        "filtered_recall_persistent": recall_p,
+        "sdk_floor_empty_tool": floor,
         "latency": {"persistent": lat_p, "ephemeral": lat_e, "ephemeral_over_persistent_p50": ratio},
         "simulated_run": {
             "persistent": run_p,
@@ -143,6 +217,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "persistent_connect_s": connect_s,
         "goals": {
             "persistent_p50_le_2ms": lat_p["p50_ms"] <= 2.0,
+            "filtered_recall_p50_le_2ms": recall_p["p50_ms"] <= 2.0,
             "ephemeral_over_persistent_ge_300x": ratio >= 300,
             "batched_ge_5x_single": speedup >= 5,
         },
@@ -155,6 +230,13 @@ def render(result: dict[str, Any]) -> str:
         f"{'measure':<44}{'ephemeral':>14}{'persistent':>14}{'ratio':>10}",
         f"{'remember p50 (ms)':<44}{lat['ephemeral']['p50_ms']:>14.1f}{lat['persistent']['p50_ms']:>14.2f}"
         f"{lat['ephemeral_over_persistent_p50']:>9.0f}x",
+        f"{'filtered recall p50 (ms), ' + str(result['filtered_recall_persistent']['memories']) + ' memories':<44}"
+        f"{'':>14}{result['filtered_recall_persistent']['p50_ms']:>14.2f}",
+        f"{'empty tool p50 (ms), the SDK floor':<44}{'':>14}{result['sdk_floor_empty_tool']['p50_ms']:>14.2f}",
+        f"{'  CPU per empty call, client + server (ms)':<44}{'':>14}"
+        f"{result['sdk_floor_empty_tool']['client_cpu_ms'] + result['sdk_floor_empty_tool']['server_cpu_ms']:>14.2f}",
+        f"{'  CPU per recall, client + server (ms)':<44}{'':>14}"
+        f"{result['filtered_recall_persistent']['client_cpu_ms'] + result['filtered_recall_persistent']['server_cpu_ms']:>14.2f}",
         f"{'remember p95 (ms)':<44}{lat['ephemeral']['p95_ms']:>14.1f}{lat['persistent']['p95_ms']:>14.2f}"
         f"{lat['ephemeral']['p95_ms'] / lat['persistent']['p95_ms']:>9.0f}x",
         f"{str(run['persistent']['problems']) + '-problem run, cortex time (s)':<44}"
@@ -178,9 +260,14 @@ if __name__ == "__main__":
     parser.add_argument("--ephemeral-ops", type=int, default=10)
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--memories", type=int, default=2000, help="stored before the filtered recalls")
+    parser.add_argument("--recalls", type=int, default=500)
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args()
+    load_before = os.getloadavg()
     outcome = asyncio.run(main(options))
+    outcome["arguments"] = {key: str(value) for key, value in vars(options).items()}
+    outcome["load_average_before_after"] = [load_before, os.getloadavg()]
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(outcome, indent=2) + "\n")
     print(render(outcome))

@@ -21,7 +21,7 @@ a new and on an existing file, ``remember`` (queues), the first read (stores the
 first), close.
 
 Third table, several processes on one store: 4 koderz-like writer processes
-(``tests/cortex/concurrent_writer.py``) start at once and write ``--records`` records
+(``tests/support/cortex_writer.py``) start at once and write ``--records`` records
 each, to the local file (WAL + busy timeout) or through one shared ``serve --http``
 server; wall time until all are done, records stored exactly once, lost writes,
 "database is locked" errors. Everything goes to ``benchmarks/results/memory_path.json``.
@@ -49,7 +49,7 @@ from benchmarks.common import PYTHON, ROOT, machine, product_state
 from koderz.records import RunFolder
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory_path.json"
-WRITER = ROOT / "tests" / "cortex" / "concurrent_writer.py"
+WRITER = ROOT / "tests" / "support" / "cortex_writer.py"
 VARIANTS = {
     "off": ["cortex=off"],
     "local": [],
@@ -57,6 +57,9 @@ VARIANTS = {
     "shared-http": ["cortex=external"],  # + cortex.url of the variant's server
 }
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+SERVE = [PYTHON, "-m", "koderz.cortex", "serve", "--db"]
 
 
 def _free_port() -> int:
@@ -69,8 +72,9 @@ def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str, float]:
     """``serve --http`` on a free loopback port; (process, URL, seconds until it accepts)."""
     port = _free_port()
     start = time.perf_counter()
+    ENV["KODERZ_CORTEX_TOKEN_FILE"] = str(db.with_name("cortex.token"))  # what the runs and writers send
     proc = subprocess.Popen(
-        [PYTHON, "-m", "koderz.cortex", "serve", "--db", str(db), "--http", f"127.0.0.1:{port}"],
+        [*SERVE, str(db), "--http", f"127.0.0.1:{port}", "--token-file", str(db.with_name("cortex.token"))],
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -5,10 +5,14 @@
         mid = await client.remember(MemoryRecord("t", "c", tags=("spec",)))
         await client.recall("word", tags=["spec"])
 
-Methods and the MCP tool each one calls (time them as phase ``cortex_<tool>``):
-``remember``/``remember_batch`` -> ``remember``/``remember_batch``, ``recall`` -> ``recall``,
-``export`` -> ``export_memories``, ``start_session``/``end_session`` -> same names,
-``stats`` -> ``memory_stats``, ``consolidate`` -> ``consolidate``.
+The preflight checks the server's tool schemas and picks the dialect it fits
+(``dialects.py``: koderz's own server, or the reference knowledge-graph server); a server
+that fits none is refused with one line naming what does not fit. With koderz's server:
+``remember``/``remember_batch`` -> same names, ``recall`` -> ``recall`` and ``export`` ->
+``export_memories`` (following ``nextCursor`` page by page), ``start_session``/``end_session``
+-> same names, ``stats`` -> ``memory_stats``, ``consolidate`` -> ``consolidate``.
+A stdio server's stderr goes to the log (logger ``cortex-server``: the run's ``koderz.log``,
+not the console). Over HTTP the client sends the bearer token (``auth.token_for_client``).
 
 Persistent (default): one MCP session for the client's life, shared by every
 concurrent caller (requests are multiplexed over it). Ephemeral: a new server
@@ -32,6 +36,9 @@ import json
 import logging
 import os
 import sys
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,22 +48,25 @@ from typing import Any
 # a thread, keeps that work off the event loop.
 import anyio._backends._asyncio
 import anyio._core._subprocesses  # noqa: F401
+import httpx2
 import jsonschema  # noqa: F401
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, Tool
 from pydantic import ValidationError
 
+from koderz.cortex.dialects import CortexTools, Dialect, choose
+from koderz.cortex.limits import MAX_BATCH, MAX_BATCH_BYTES, json_bytes
 from koderz.cortex.sanitize import MAX_SUMMARY, clean_text, sanitize
 from koderz.cortex.store import MemoryRecord
 from koderz.errors import MemoryStoreError
 
 logger = logging.getLogger(__name__)
+server_log = logging.getLogger("cortex-server")  # not under "koderz": the run's log file, not the console
 
-BATCH_CHUNK = 500  # records per remember_batch call (bounds one message's size)
-_REQUIRED_TOOL = "remember"
+BATCH_CHUNK = MAX_BATCH  # records per remember_batch call (also bounded by MAX_BATCH_BYTES)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class ServerTarget:
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     url: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     @classmethod
     def embedded(cls, db: str | Path) -> ServerTarget:
@@ -82,9 +93,36 @@ class ServerTarget:
     def transport(self) -> Any:
         """A fresh MCP transport (each stdio transport starts a new server process)."""
         if self.url:
-            return streamable_http_client(self.url)
+            return _http(self.url, self.token)
         params = StdioServerParameters(command=self.command or "", args=list(self.args), env=self.env or None)
-        return stdio_client(params)
+        return _stdio(params, self.label)
+
+
+@asynccontextmanager
+async def _http(url: str, token: str | None) -> AsyncIterator[Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = httpx2.Timeout(30.0, read=300.0)  # the SDK's defaults for the client it makes itself
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
+
+
+def _log_lines(fd: int, label: str) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        for line in pipe:
+            server_log.info("%s: %s", label, line.decode(errors="replace").rstrip())
+
+
+@asynccontextmanager
+async def _stdio(params: StdioServerParameters, label: str) -> AsyncIterator[Any]:
+    """``stdio_client`` with the server's stderr read into the log (a pipe and a thread)."""
+    read_end, write_end = os.pipe()
+    threading.Thread(target=_log_lines, args=(read_end, label), name="cortex-server-stderr", daemon=True).start()
+    with os.fdopen(write_end, "w") as errlog:
+        async with stdio_client(params, errlog=errlog) as streams:
+            yield streams
 
 
 class _Refused(Exception):
@@ -95,10 +133,16 @@ class _Unavailable(Exception):
     """The server cannot be reached any more (the client has given up)."""
 
 
-def _reason(exc: BaseException) -> str:
-    """The first leaf of an exception (group), as one line."""
+def _leaf(exc: BaseException) -> BaseException:
+    """The first leaf of an exception (group)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    return exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first leaf of an exception (group), as one line."""
+    exc = _leaf(exc)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -133,10 +177,10 @@ class _Connection:
         self._target = target
         self._timeout = timeout
         self._stop = asyncio.Event()
-        self._ready: asyncio.Future[tuple[Client, set[str]]] = asyncio.get_running_loop().create_future()
+        self._ready: asyncio.Future[tuple[Client, dict[str, Tool]]] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
         self.client: Client | None = None
-        self.tools: set[str] = set()
+        self.tools: dict[str, Tool] = {}
 
     async def open(self) -> None:
         self._task = asyncio.create_task(self._own(), name="cortex-connection")
@@ -150,8 +194,15 @@ class _Connection:
     async def _own(self) -> None:
         try:
             async with Client(self._target.transport(), read_timeout_seconds=self._timeout) as client:
-                listed = await client.list_tools()
-                self._ready.set_result((client, {t.name for t in listed.tools}))
+                tools: dict[str, Tool] = {}
+                cursor: str | None = None
+                while True:  # tools/list pages too
+                    listed = await client.list_tools(cursor=cursor)
+                    tools |= {t.name: t for t in listed.tools}
+                    cursor = listed.next_cursor
+                    if not cursor:
+                        break
+                self._ready.set_result((client, tools))
                 await self._stop.wait()
         except BaseException as exc:  # noqa: BLE001 - the owner task must never leak an exception
             if not self._ready.done():
@@ -197,6 +248,7 @@ class CortexClient:
         self._warned_refusal = False
         self._buffer: list[MemoryRecord] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.dialect: Dialect = CortexTools()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -214,12 +266,20 @@ class CortexClient:
             await conn.open()
         except Exception as exc:  # noqa: BLE001 - any failure to connect is one line
             why = f"no answer within {self.timeout:g}s" if isinstance(exc, TimeoutError) else _reason(exc)
+            if self.target.url and isinstance(_leaf(exc), MCPError):  # an HTTP error status (the SDK keeps no code)
+                why += (
+                    " (no bearer token was sent: set cortex.token_file or KODERZ_CORTEX_TOKEN)"
+                    if self.target.token is None
+                    else " (is the bearer token the server's?)"
+                )
             raise MemoryStoreError(f"cortex server {self.target.label!r} unreachable: {why}") from None
-        if _REQUIRED_TOOL not in conn.tools:
+        dialect, why = choose(conn.tools)
+        if dialect is None:
             await conn.close()
             raise MemoryStoreError(
-                f"cortex server {self.target.label!r} has no {_REQUIRED_TOOL!r} tool (tools: {sorted(conn.tools)})"
+                f"cortex server {self.target.label!r} is no supported memory server ({why}); tools: {sorted(conn.tools)}"
             )
+        self.dialect = dialect
         if self.persistent:
             self._conn = conn
         else:
@@ -310,27 +370,33 @@ class CortexClient:
                 tool,
             )
 
-    async def _write(self, tool: str, arguments: dict[str, Any], count: int) -> dict[str, Any] | None:
+    async def _write(self, what: str, operation: Any, count: int) -> Any:
+        """Run a write (a coroutine of the dialect); ``None`` and ``count`` lost writes if it fails."""
         try:
-            return await self.call(tool, arguments)
+            return await operation
         except _Unavailable:
             pass
         except _Refused as exc:
             if not self._warned_refusal:
                 self._warned_refusal = True
-                logger.warning("cortex: %s refused a write: %s", tool, exc)
+                logger.warning("cortex: %s refused a write: %s", what, exc)
         self.lost_writes += count
         return None
 
-    async def _read(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        await self.flush()
+    async def _read(self, what: str, operation: Any, empty: Any) -> Any:
+        """Run a read (a coroutine of the dialect) after the buffered writes; ``empty`` if it fails."""
         try:
-            return await self.call(tool, arguments)
+            await self.flush()
+        except BaseException:
+            operation.close()
+            raise
+        try:
+            return await operation
         except _Unavailable:
-            return {}
+            return empty
         except _Refused as exc:
-            logger.warning("cortex: %s refused: %s", tool, exc)
-            return {}
+            logger.warning("cortex: %s refused: %s", what, exc)
+            return empty
 
     # -- MemoryStore ----------------------------------------------------------------
 
@@ -341,31 +407,25 @@ class CortexClient:
             if len(self._buffer) >= self.write_buffer:
                 await self.flush()
             return None
-        data = await self._write("remember", _arguments(record), 1)
-        return None if data is None or data.get("id") is None else str(data["id"])
+        ids = await self._write("remember", self.dialect.remember_batch(self.call, [_arguments(record)]), 1)
+        return ids[0] if ids else None
 
     async def remember_batch(self, records: list[MemoryRecord]) -> list[str]:
-        """Store many memories (in chunks of ``BATCH_CHUNK``); the ids that were stored.
+        """Store many memories (in chunks of ``BATCH_CHUNK`` records and ``MAX_BATCH_BYTES``); the ids stored.
 
         A chunk the server refuses is sent again record by record, so only the records
         it refuses are lost (and counted).
         """
         ids: list[str] = []
-        for start in range(0, len(records), BATCH_CHUNK):
-            chunk = [_arguments(r) for r in records[start : start + BATCH_CHUNK]]
+        for chunk in _chunks([_arguments(r) for r in records]):
             try:
-                data = await self.call("remember_batch", {"memories": chunk})
+                ids += await self.dialect.remember_batch(self.call, chunk)
             except _Unavailable:
                 self.lost_writes += len(chunk)
-                continue
             except _Refused as exc:
                 logger.info("cortex: remember_batch refused (%s); sending its %d records one by one", exc, len(chunk))
                 for arguments in chunk:
-                    one = await self._write("remember", arguments, 1)
-                    if one is not None and one.get("id") is not None:
-                        ids.append(str(one["id"]))
-                continue
-            ids += [str(i) for i in data.get("ids", [])]
+                    ids += await self._write("remember", self.dialect.remember_batch(self.call, [arguments]), 1) or []
         return ids
 
     async def flush(self) -> None:
@@ -387,33 +447,54 @@ class CortexClient:
         limit: int = 10,
         mode: str = "search",
     ) -> list[dict[str, Any]]:
-        """Memories (full content) matching all ``tags`` and ``category``; ``mode`` search|recent|important."""
-        arguments: dict[str, Any] = {"query": query, "limit": limit, "mode": mode}
-        arguments |= {k: v for k, v in (("tags", tags), ("category", category)) if v}
-        return list((await self._read("recall", arguments)).get("memories", []))
+        """Up to ``limit`` memories (full content) matching all ``tags`` and ``category``; ``mode``
+        search|recent|important (pages followed)."""
+        operation = self.dialect.recall(self.call, query, list(tags or []), category, limit, mode)
+        return list(await self._read("recall", operation, []))
 
     async def export(self, tags: list[str] | None = None, category: str | None = None) -> list[dict[str, Any]]:
-        """Every memory matching all ``tags`` and ``category``, oldest first."""
-        arguments = {k: v for k, v in (("tags", tags), ("category", category)) if v}
-        return list((await self._read("export_memories", arguments)).get("memories", []))
+        """Every memory matching all ``tags`` and ``category``, oldest first (every page)."""
+        return list(await self._read("export", self.dialect.export(self.call, list(tags or []), category), []))
 
     async def start_session(self, context: str) -> str | None:
         """Open a session; its id, or ``None`` if the server is unavailable."""
-        data = await self._read("start_session", {"context": clean_text(context, MAX_SUMMARY)})
-        return None if data.get("session_id") is None else str(data["session_id"])
+        operation = self.dialect.start_session(self.call, clean_text(context, MAX_SUMMARY))
+        result: str | None = await self._read("start_session", operation, None)
+        return result
 
     async def end_session(self, session_id: str, summary: str) -> None:
         """Close a session with its summary (counted as a write)."""
         await self.flush()
-        await self._write("end_session", {"session_id": session_id, "summary": clean_text(summary, MAX_SUMMARY)}, 1)
+        await self._write(
+            "end_session", self.dialect.end_session(self.call, session_id, clean_text(summary, MAX_SUMMARY)), 1
+        )
 
     async def stats(self) -> dict[str, Any]:
-        """The server's ``memory_stats`` (empty if unavailable)."""
-        return await self._read("memory_stats", {})
+        """The server's counts (``memory_stats``; empty if unavailable)."""
+        result: dict[str, Any] = await self._read("memory_stats", self.dialect.stats(self.call), {})
+        return result
 
     async def consolidate(self, dry_run: bool = True) -> dict[str, Any]:
-        """The server's ``consolidate`` (empty if unavailable)."""
-        return await self._read("consolidate", {"dry_run": dry_run})
+        """The server's ``consolidate`` (empty if unavailable, or the server has none)."""
+        if not self.dialect.consolidates:
+            logger.warning("cortex: %s cannot consolidate", self.dialect.name)
+            return {}
+        result: dict[str, Any] = await self._read("consolidate", self.call("consolidate", {"dry_run": dry_run}), {})
+        return result
+
+
+def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``rows`` in order, in chunks of at most ``BATCH_CHUNK`` rows and ``MAX_BATCH_BYTES`` of JSON."""
+    chunks: list[list[dict[str, Any]]] = []
+    size = 0
+    for row in rows:
+        weight = json_bytes(row) + 1
+        if not chunks or len(chunks[-1]) >= BATCH_CHUNK or (chunks[-1] and size + weight > MAX_BATCH_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += weight
+    return chunks
 
 
 def _arguments(record: MemoryRecord) -> dict[str, Any]:

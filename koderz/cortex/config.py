@@ -9,9 +9,12 @@ Modes (``cortex.mode``):
   started by the client for this run; ``persistent=true`` keeps ONE connection for the
   whole run (``conf/cortex/persistent.yaml``), ``persistent=false`` starts a new server
   process per operation (``conf/cortex/ephemeral.yaml``, the oldest behaviour).
-- ``external`` — any MCP server: ``command``/``args`` over stdio, or ``url`` over
+- ``external`` — an MCP memory server: ``command``/``args`` over stdio, or ``url`` over
   streamable HTTP (e.g. ``http://127.0.0.1:8765/mcp`` from ``serve --http``, the
-  shared server of a cluster). ``persistent`` applies here too.
+  shared server of a cluster, which wants its bearer token: ``token_file``, else
+  ``KODERZ_CORTEX_TOKEN``/``KODERZ_CORTEX_TOKEN_FILE``, else the default file). koderz's
+  own server or the reference ``@modelcontextprotocol/server-memory`` (checked by
+  their tool schemas before the run). ``persistent`` applies here too.
 - ``off`` — ``NullStore``, nothing is stored and ``mcp`` is never imported.
 
 ``write_buffer`` > 0 (MCP modes) turns on write-behind: ``remember`` queues records and
@@ -36,6 +39,7 @@ class CortexConfig:
     command: str | None = None
     args: list[str] = field(default_factory=list)
     url: str | None = None
+    token_file: str | None = None
     timeout: float = 30.0
     write_buffer: int = 0
     flush_interval: float = 1.0

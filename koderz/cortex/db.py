@@ -20,10 +20,26 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-RECALL_MODES = ("search", "recent", "important")
+
+class Order(StrEnum):
+    """How memories are listed: the three ``recall`` modes, and ``export``'s oldest first."""
+
+    RELEVANCE = "search"  # keyword relevance (bm25); newest first without words
+    NEWEST = "recent"
+    IMPORTANCE = "important"
+    OLDEST = "oldest"
+
+
+_ORDER_BY = {
+    Order.RELEVANCE: "bm25(memories_fts, 5.0, 1.0, 2.0), m.id DESC",
+    Order.NEWEST: "m.id DESC",
+    Order.IMPORTANCE: "m.importance DESC, m.id DESC",
+    Order.OLDEST: "m.id",
+}
 TAG_PROBE = 1_000  # rows counted per tag to pick the rarest one of a filter
 
 _SCHEMA = """
@@ -114,55 +130,61 @@ def fts_query(text: str) -> str:
 
 
 class MemoryDB:
-    """The memory tables of one SQLite file. Not thread-safe: use from one thread."""
+    """The memory tables of one SQLite file. Not thread-safe: use from one thread.
+
+    ``connection`` is the SQLite connection every query runs on (for diagnostics:
+    ``PRAGMA``s, a progress handler that counts a query's work).
+    """
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, *, reader: bool = False) -> None:
         """Open (or create) the file; a ``reader`` opens a file that has its tables, for queries only."""
         self.path = Path(path)
         if not reader:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+        self.connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self.connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             if reader:
-                self._conn.execute("PRAGMA query_only = ON")
+                self.connection.execute("PRAGMA query_only = ON")
                 return
             # Switching a new file to WAL takes an exclusive lock and may answer "locked" at
             # once, without the busy handler, while another process does the same.
-            _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"), busy_timeout)
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
+            _retry_locked(lambda: self.connection.execute("PRAGMA journal_mode = WAL"), busy_timeout)
+            self.connection.execute("PRAGMA synchronous = NORMAL")
+            self.connection.execute("PRAGMA foreign_keys = ON")
             _retry_locked(self._create_schema, busy_timeout)
         except BaseException:
-            self._conn.close()
+            self.connection.close()
             raise
 
     def _create_schema(self) -> None:
         try:
-            self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+            self.connection.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
         except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
-        self._conn.close()
+        self.connection.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self.connection.execute("BEGIN IMMEDIATE")
         try:
-            yield self._conn
+            yield self.connection
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self.connection.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        self.connection.execute("COMMIT")
 
     # -- writes ---------------------------------------------------------------------
 
     def _insert(self, memory: dict[str, Any], now: float) -> int:
         tags = list(dict.fromkeys(memory["tags"]))
-        cur = self._conn.execute(
+        cur = self.connection.execute(
             "INSERT INTO memories(title, content, category, tags, importance, metadata, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -176,7 +198,7 @@ class MemoryDB:
             ),
         )
         mid = _row_id(cur)
-        self._conn.executemany("INSERT INTO memory_tags(tag, memory_id) VALUES (?, ?)", [(t, mid) for t in tags])
+        self.connection.executemany("INSERT INTO memory_tags(tag, memory_id) VALUES (?, ?)", [(t, mid) for t in tags])
         return mid
 
     def remember_many(self, memories: Iterable[dict[str, Any]]) -> list[int]:
@@ -217,7 +239,7 @@ class MemoryDB:
             " || x'1f' || tags || x'1f' || metadata) FROM memories"
         )
         if dry_run:
-            (dups,) = self._conn.execute(dup_sql).fetchone()
+            (dups,) = self.connection.execute(dup_sql).fetchone()
             return {"dry_run": True, "duplicates": dups, "removed": 0}
         with self._write() as conn:
             cur = conn.execute(
@@ -226,7 +248,7 @@ class MemoryDB:
             )
             removed = cur.rowcount
             conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
-        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return {"dry_run": False, "duplicates": removed, "removed": removed}
 
     # -- reads ----------------------------------------------------------------------
@@ -250,7 +272,51 @@ class MemoryDB:
     def _tag_rows(self, tag: str) -> int:
         """How many memories have ``tag``, counted up to ``TAG_PROBE`` (enough to find the rarest)."""
         sql = "SELECT COUNT(*) FROM (SELECT 1 FROM memory_tags WHERE tag = ? LIMIT ?)"
-        return int(self._conn.execute(sql, (tag, TAG_PROBE)).fetchone()[0])
+        return int(self.connection.execute(sql, (tag, TAG_PROBE)).fetchone()[0])
+
+    def page(
+        self,
+        order: Order,
+        *,
+        query: str = "",
+        tags: list[str] | None = None,
+        category: str | None = None,
+        after: list[float] | None = None,
+        limit: int = 10,
+    ) -> list[tuple[dict[str, Any], list[float]]]:
+        """Up to ``limit`` memories matching the filters in ``order``, each with its position key.
+
+        ``after`` is the key of the last memory of the previous page (from this method): the
+        page goes on after it (a keyset; for keyword relevance, an offset into the ranking).
+        """
+        where, args = self._filters(tags, category)
+        match = fts_query(query) if order is Order.RELEVANCE else ""
+        source = "memories m"
+        if match:
+            source = "memories_fts JOIN memories m ON m.id = memories_fts.rowid"
+            where.insert(0, "memories_fts MATCH ?")
+            args.insert(0, match)
+        elif order is Order.RELEVANCE:
+            order = Order.NEWEST  # no words: newest first
+        offset = 0
+        if after and order is Order.RELEVANCE:
+            offset = int(after[0])
+        elif after and order is Order.IMPORTANCE:
+            where.append("(m.importance < ? OR (m.importance = ? AND m.id < ?))")
+            args += [after[0], after[0], int(after[1])]
+        elif after:
+            where.append("m.id > ?" if order is Order.OLDEST else "m.id < ?")
+            args.append(int(after[0]))
+        sql = f"SELECT {_COLUMNS} FROM {source}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {_ORDER_BY[order]} LIMIT ? OFFSET ?"
+        rows = self.connection.execute(sql, [*args, limit, offset]).fetchall()
+        if order is Order.RELEVANCE:
+            return [(_row_to_memory(r), [offset + i + 1]) for i, r in enumerate(rows)]
+        if order is Order.IMPORTANCE:
+            return [(_row_to_memory(r), [r[5], r[0]]) for r in rows]
+        return [(_row_to_memory(r), [r[0]]) for r in rows]
 
     def recall(
         self,
@@ -260,34 +326,21 @@ class MemoryDB:
         limit: int,
         mode: str,
     ) -> list[dict[str, Any]]:
-        """Memories matching the filters, best first (bm25 / newest / most important)."""
-        where, args = self._filters(tags, category)
-        match = fts_query(query) if mode == "search" else ""
-        source = "memories m"
-        order = "m.id DESC"
-        if match:
-            source = "memories_fts JOIN memories m ON m.id = memories_fts.rowid"
-            where.insert(0, "memories_fts MATCH ?")
-            args.insert(0, match)
-            order = "bm25(memories_fts, 5.0, 1.0, 2.0), m.id DESC"
-        elif mode == "important":
-            order = "m.importance DESC, m.id DESC"
-        sql = f"SELECT {_COLUMNS} FROM {source}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {order} LIMIT ?"
-        return [_row_to_memory(r) for r in self._conn.execute(sql, [*args, limit])]
+        """Memories matching the filters, best first (bm25 / newest / most important); one page."""
+        rows = self.page(Order(mode), query=query, tags=tags, category=category, limit=limit)
+        return [memory for memory, _ in rows]
 
     def export(self, tags: list[str] | None, category: str | None) -> list[dict[str, Any]]:
-        """Every memory matching the filters, oldest first."""
-        where, args = self._filters(tags, category)
-        sql = f"SELECT {_COLUMNS} FROM memories m"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [_row_to_memory(r) for r in self._conn.execute(sql + " ORDER BY m.id", args)]
+        """Every memory matching the filters, oldest first (the local store's export: no reply to bound)."""
+        found: list[dict[str, Any]] = []
+        after: list[float] | None = None
+        while rows := self.page(Order.OLDEST, tags=tags, category=category, after=after, limit=1_000):
+            found += [memory for memory, _ in rows]
+            after = rows[-1][1]
+        return found
 
     def stats(self) -> dict[str, Any]:
-        conn = self._conn
+        conn = self.connection
         (total,) = conn.execute("SELECT COUNT(*) FROM memories").fetchone()
         by_category = dict(conn.execute("SELECT category, COUNT(*) FROM memories GROUP BY category"))
         (sessions, open_sessions) = conn.execute(

@@ -57,7 +57,9 @@ def build_client(cfg: Any) -> CortexClient:
     elif cfg.url:
         if not str(cfg.url).startswith(("http://", "https://")):
             raise ConfigError(f"cortex.url={cfg.url!r} is not an http(s) URL")
-        target = ServerTarget(url=str(cfg.url))
+        from koderz.cortex.auth import token_for_client
+
+        target = ServerTarget(url=str(cfg.url), token=token_for_client(getattr(cfg, "token_file", None)))
     elif cfg.command:
         target = ServerTarget(str(cfg.command), tuple(str(a) for a in cfg.args or ()), dict(os.environ))
     else:

@@ -70,6 +70,11 @@ class LocalStore:
         self._writer: asyncio.Task[None] | None = None
 
     @property
+    def storing(self) -> int:
+        """How many records the writer is storing right now (taken from the queue, not yet stored)."""
+        return len(self._in_flight)
+
+    @property
     def label(self) -> str:
         return str(self.path)
 
@@ -173,7 +178,7 @@ class LocalStore:
     async def _read(
         self, what: str, fn: Callable[[MemoryDB], list[dict[str, Any]]], tags: list[str] | None, category: str | None
     ) -> list[dict[str, Any]]:
-        if self._pending_match(tags, category):
+        if self.could_answer(tags, category):
             await self.flush()  # a run reads its own writes (and waits for no others)
         reader = self._reader
         if reader is None:  # never opened: the run already said it goes on without memory
@@ -184,8 +189,8 @@ class LocalStore:
             logger.warning("cortex: %s failed on %s: %s", what, self.path, exc)
             return []
 
-    def _pending_match(self, tags: list[str] | None, category: str | None) -> bool:
-        """Could a record queued or being stored answer a read with these filters?"""
+    def could_answer(self, tags: list[str] | None, category: str | None) -> bool:
+        """Could a record queued or being stored answer a read with these filters? (Such a read flushes first.)"""
         wanted = set(tags or ())
         queued = [*self._in_flight, *self._pending]
         return any(wanted <= set(r.tags) and category in (None, r.category) for r in queued)

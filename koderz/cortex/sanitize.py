@@ -1,43 +1,61 @@
-"""Make a memory record safe to store: valid UTF-8 text, bounded sizes, JSON-only metadata.
+"""Make a record koderz writes safe to store: valid UTF-8 text within the store's limits.
 
 Records carry text that candidate programs produced (error messages, outputs), so
 every string may hold lone surrogates, NULs or megabytes. ``sanitize`` returns a
-record that every transport and SQLite accept: lone surrogates become ``\\udcff``
-escapes, NULs become ``\\x00``, long strings are cut with a marker, and metadata is
-reduced to JSON values within fixed depth, width and count. It never raises on any input.
+record that every transport and SQLite accept and that the server's limits
+(``limits.py``) never refuse: lone surrogates become ``\\udcff`` escapes, NULs become
+``\\x00``, long strings are cut with a visible marker (``… [N more characters cut]``,
+the result within the limit), and metadata is reduced to JSON values within fixed
+depth, width, count and bytes. It never raises on any input. This is the writer's
+choice of what to keep of hostile text; the server itself never cuts (it refuses).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from itertools import islice
 from typing import Any
 
+from koderz.cortex.limits import (
+    MAX_CATEGORY,
+    MAX_CONTENT,
+    MAX_MEMORY_BYTES,
+    MAX_METADATA_BYTES,
+    MAX_SUMMARY,
+    MAX_TAG,
+    MAX_TAGS,
+    MAX_TITLE,
+    json_bytes,
+)
 from koderz.cortex.store import MemoryRecord
 
-MAX_TITLE = 300  # characters
-MAX_CONTENT = 64_000
-MAX_TAG = 200
-MAX_TAGS = 32
+__all__ = ["MAX_CONTENT", "MAX_SUMMARY", "clean_text", "clean_value", "escape", "sanitize"]
+
 MAX_META_TEXT = 4_000  # one metadata string
 MAX_META_ITEMS = 64  # keys of one dict, items of one list
 MAX_META_DEPTH = 4
 MAX_META_VALUES = 1_000  # values kept in one record's metadata, all levels together
-MAX_CATEGORY = 64
-MAX_SUMMARY = 4_000  # a session context or summary
 
 _UNSAFE = re.compile(r"[\ud800-\udfff\x00]")
 
 
+def escape(text: str) -> str:
+    """``text`` with lone surrogates and NULs as visible escapes (valid UTF-8; nothing cut)."""
+    if _UNSAFE.search(text):
+        return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if m[0] == "\x00" else f"\\u{ord(m[0]):04x}", text)
+    return text
+
+
 def clean_text(text: object, limit: int) -> str:
-    """``text`` as valid UTF-8 of at most ``limit`` characters (plus a short cut marker)."""
-    value = text if isinstance(text, str) else _to_str(text)
+    """``text`` as valid UTF-8 of at most ``limit`` characters, a cut marked at its end."""
+    value = escape(text if isinstance(text, str) else _to_str(text))
     if len(value) > limit:
-        value = f"{value[:limit]}… [{len(value) - limit} more characters cut]"
-    if _UNSAFE.search(value):
-        value = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if m[0] == "\x00" else f"\\u{ord(m[0]):04x}", value)
+        marker = f"… [{len(value) - limit} more characters cut]"
+        keep = max(0, limit - len(marker))
+        value = f"{value[:keep]}… [{len(value) - keep} more characters cut]"[:limit]
     return value
 
 
@@ -74,17 +92,35 @@ def clean_value(value: Any, depth: int = 0, budget: list[int] | None = None) -> 
     return clean_text(value, MAX_META_TEXT)
 
 
+def _bounded_metadata(metadata: object) -> dict[str, Any]:
+    value = clean_value(dict(metadata)) if isinstance(metadata, dict) else {}
+    size = json_bytes(value)
+    if size <= MAX_METADATA_BYTES:
+        return value
+    text = json.dumps(value, ensure_ascii=False)
+    return {"cut": f"metadata of {size} bytes over the {MAX_METADATA_BYTES}-byte limit", "head": text[:4_000]}
+
+
 def sanitize(record: MemoryRecord) -> MemoryRecord:
-    """The record with every field storable (see the module docstring)."""
+    """The record with every field storable and within the store's limits (see the module docstring)."""
     importance = record.importance if isinstance(record.importance, int | float) else 0.5
     importance = min(1.0, max(0.0, float(importance))) if math.isfinite(importance) else 0.5
-    metadata = clean_value(dict(record.metadata)) if isinstance(record.metadata, dict) else {}
-    return replace(
+    clean = replace(
         record,
         title=clean_text(record.title, MAX_TITLE),
         content=clean_text(record.content, MAX_CONTENT),
         category=clean_text(record.category, MAX_CATEGORY) or "experiment",
         tags=tuple(clean_text(tag, MAX_TAG) for tag in list(record.tags)[:MAX_TAGS]),
         importance=importance,
-        metadata=metadata,
+        metadata=_bounded_metadata(record.metadata),
     )
+    if json_bytes(asdict(clean)) <= MAX_MEMORY_BYTES:
+        return clean
+    # text that JSON escapes (control characters) takes up to 6 bytes a character: keep the
+    # longest head of the content that fits (binary search), the cut marked
+    budget = MAX_MEMORY_BYTES - json_bytes(asdict(replace(clean, content=""))) - 64
+    low, high = 0, len(clean.content)
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if json_bytes(clean.content[:middle]) <= budget else (low, middle - 1)
+    return replace(clean, content=f"{clean.content[:low]}… [{len(clean.content) - low} more characters cut]")

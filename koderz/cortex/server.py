@@ -1,53 +1,95 @@
-"""The embedded Cortex MCP server: ``python -m koderz.cortex serve --db PATH [--http HOST:PORT]``.
+"""The embedded Cortex MCP server: ``python -m koderz.cortex serve --db PATH [--http [HOST:]PORT]``.
 
-Tools (names as in the original Cortex; every result is structured content with an
-output schema, plus the same JSON as text for old clients):
+Tools (every result is structured content with an output schema, sent once; the text
+content is a one-line summary for clients that read text only):
 
 - ``remember(title, content, category, tags, importance, metadata)`` -> ``{id}``
 - ``remember_batch(memories: [..same fields..])`` -> ``{ids, count}`` (one transaction)
-- ``recall(query, tags, category, limit, mode=search|recent|important)`` -> ``{memories, count, mode}``
-- ``export_memories(tags, category)`` -> ``{memories, count}`` (all matching, oldest first)
+- ``recall(query, tags, category, limit, mode=search|recent|important, cursor)``
+  -> ``{memories, count, mode, nextCursor}``
+- ``export_memories(tags, category, limit, cursor)`` -> ``{memories, count, nextCursor}`` (oldest first)
 - ``start_session(context)`` -> ``{session_id, context, started_at}``
 - ``end_session(session_id, summary)`` -> ``{session_id, started_at, ended_at, summary, memories_added}``
-- ``memory_stats()`` -> ``{total_memories, by_category, sessions, open_sessions, db_path, db_bytes, server_pid}``
+- ``memory_stats()`` -> ``{total_memories, categories, by_category, sessions, open_sessions, db_path,
+  db_bytes, server_pid}`` (``by_category``: the 100 largest categories)
 - ``consolidate(dry_run)`` -> ``{dry_run, duplicates, removed}`` (merges exact duplicates only)
 
+Listings page in MCP's shape (``paging.py``): at most ``limit`` memories and 512 KiB a
+reply, ``nextCursor`` while more match. Values over the store's limits (``limits.py``,
+also in the input schemas) are refused with a tool error naming the limit, never cut.
 ``importance`` is a number in [0, 1] or one of the original's words (low, normal,
 medium, high, critical). Tags filter as "has all of them". All database work runs on
-one dedicated thread, so concurrent calls are serialized and never lost.
+one dedicated thread, so concurrent calls are serialized and never lost. Tools carry
+MCP annotations (reads ``readOnlyHint``, ``consolidate`` ``destructiveHint``).
+
+Over HTTP every request needs the bearer token (``auth.py``) and a loopback ``Host``
+(or one allowed with ``--allow-host``); the default address is loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from koderz.cortex.db import MemoryDB
-from koderz.cortex.sanitize import MAX_SUMMARY, clean_text, sanitize
-from koderz.cortex.store import MemoryRecord
+from koderz.cortex.auth import StaticTokenVerifier, host_security, server_token
+from koderz.cortex.db import MemoryDB, Order
+from koderz.cortex.limits import (
+    MAX_BATCH,
+    MAX_CATEGORY,
+    MAX_CONTENT,
+    MAX_MEMORY_BYTES,
+    MAX_PAGE_ITEMS,
+    MAX_QUERY,
+    MAX_SUMMARY,
+    MAX_TAG,
+    MAX_TAGS,
+    MAX_TITLE,
+    PAGE_BYTES,
+    LimitError,
+    check_memory,
+)
+from koderz.cortex.paging import CursorError, Page, decode_cursor, fill, fingerprint
+from koderz.cortex.sanitize import escape
 
 _T = TypeVar("_T")
 
 IMPORTANCE_WORDS = {"low": 0.25, "normal": 0.5, "medium": 0.5, "high": 0.75, "critical": 1.0}
+MAX_CATEGORIES_LISTED = 100
+
+Title = Annotated[str, Field(max_length=MAX_TITLE)]
+Content = Annotated[str, Field(max_length=MAX_CONTENT, description=f"at most {MAX_MEMORY_BYTES} bytes as JSON")]
+Category = Annotated[str, Field(max_length=MAX_CATEGORY)]
+Tags = Annotated[list[Annotated[str, Field(max_length=MAX_TAG)]], Field(max_length=MAX_TAGS)]
+Summary = Annotated[str, Field(max_length=MAX_SUMMARY)]
+PageLimit = Annotated[
+    int, Field(ge=1, le=MAX_PAGE_ITEMS, description=f"memories in this reply (and {PAGE_BYTES} bytes)")
+]
+Cursor = Annotated[str | None, Field(max_length=1_000, description="nextCursor of the previous reply")]
+
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 class MemoryIn(BaseModel):
     """One memory to store."""
 
-    title: str
-    content: str
-    category: str = "custom"
-    tags: list[str] = Field(default_factory=list)
+    title: Title
+    content: Content
+    category: Category = "custom"
+    tags: Tags = Field(default_factory=list)
     importance: float | str = 0.5
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -63,6 +105,14 @@ class Memory(BaseModel):
     created_at: str
 
 
+class _Paged(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    memories: list[Memory]
+    count: int
+    next_cursor: str | None = Field(default=None, alias="nextCursor")
+
+
 class RememberResult(BaseModel):
     id: int
 
@@ -72,15 +122,12 @@ class RememberBatchResult(BaseModel):
     count: int
 
 
-class RecallResult(BaseModel):
-    memories: list[Memory]
-    count: int
+class RecallResult(_Paged):
     mode: str
 
 
-class ExportResult(BaseModel):
-    memories: list[Memory]
-    count: int
+class ExportResult(_Paged):
+    pass
 
 
 class SessionStarted(BaseModel):
@@ -99,6 +146,7 @@ class SessionEnded(BaseModel):
 
 class Stats(BaseModel):
     total_memories: int
+    categories: int
     by_category: dict[str, int]
     sessions: int
     open_sessions: int
@@ -128,22 +176,70 @@ def _importance(value: float | str) -> float:
     return float(value)
 
 
+def _escaped(value: Any) -> Any:
+    """Metadata with its strings made valid UTF-8 (nothing cut)."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {escape(str(k)): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def _row(memory: MemoryIn) -> dict[str, Any]:
-    """The row to store: importance checked, then every field sanitised (any client may send anything)."""
-    importance = _importance(memory.importance)
-    record = MemoryRecord(
-        memory.title, memory.content, memory.category, tuple(memory.tags), importance, memory.metadata
-    )
-    return asdict(sanitize(record))
+    """The row to store: importance checked, text made valid UTF-8, the whole within the limits."""
+    row = {
+        "title": escape(memory.title),
+        "content": escape(memory.content),
+        "category": escape(memory.category),
+        "tags": [escape(tag) for tag in memory.tags],
+        "importance": _importance(memory.importance),
+        "metadata": _escaped(memory.metadata),
+    }
+    try:
+        check_memory(row)
+    except LimitError as exc:
+        raise ToolError(str(exc)) from None
+    return row
+
+
+def _reply(data: BaseModel | dict[str, Any], summary: str) -> CallToolResult:
+    """The result once, as structured content, with a one-line text summary."""
+    structured = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else data
+    return CallToolResult(content=[TextContent(text=summary)], structured_content=structured)
+
+
+def _paged(page: Page, **fields: Any) -> CallToolResult:
+    """A page of memories: ``memories``, ``count``, ``fields``, and ``nextCursor`` while more match."""
+    data = {"memories": page.memories, "count": len(page.memories), **fields}
+    if page.next_cursor:
+        data["nextCursor"] = page.next_cursor
+    return _reply(data, _page_summary(page))
+
+
+def _page_summary(page: Page) -> str:
+    more = f"; more: call again with cursor={page.next_cursor}" if page.next_cursor else ""
+    ids = ", ".join(str(m["id"]) for m in page.memories[:10]) + (", ..." if len(page.memories) > 10 else "")
+    return f"{len(page.memories)} memories (ids {ids}){more}" if page.memories else f"no memories{more}"
 
 
 class _Worker:
-    """Runs every ``MemoryDB`` call on one thread (opened lazily, closed at shutdown)."""
+    """Runs every write on one thread (opened lazily, closed at shutdown); reads run on a
+    connection of their own on the event loop's thread: a page is one indexed query of
+    microseconds, far less than a hand-off to another thread on a loaded machine (WAL: a
+    read never waits for a write)."""
 
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-db")
         self._db: MemoryDB | None = None
+        self._reader: MemoryDB | None = None
+
+    def read(self, fn: Callable[[MemoryDB], _T]) -> _T:
+        if self._reader is None:
+            self._reader = MemoryDB(self._db_path, reader=True)
+        return fn(self._reader)
 
     def _open(self) -> MemoryDB:
         if self._db is None:
@@ -157,6 +253,9 @@ class _Worker:
         await self.run(lambda db: None)
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
         def _close() -> None:
             if self._db is not None:
                 self._db.close()
@@ -165,8 +264,17 @@ class _Worker:
         self._pool.shutdown(wait=True)
 
 
-def build_server(db_path: str | Path) -> MCPServer:
-    """The Cortex tools over the SQLite file ``db_path`` (created if missing)."""
+async def _page(worker: _Worker, order: Order, listing: str, cursor: str | None, limit: int, **filters: Any) -> Page:
+    try:
+        after = decode_cursor(cursor, listing)
+    except CursorError as exc:
+        raise ToolError(str(exc)) from None
+    rows = worker.read(lambda db: db.page(order, after=after, limit=limit + 1, **filters))
+    return fill(rows, limit, listing)
+
+
+def build_server(db_path: str | Path, token: str | None = None) -> MCPServer:
+    """The Cortex tools over the SQLite file ``db_path`` (created if missing); ``token``: HTTP bearer auth."""
     worker = _Worker(Path(db_path))
 
     @asynccontextmanager
@@ -177,98 +285,143 @@ def build_server(db_path: str | Path) -> MCPServer:
         finally:
             worker.close()
 
+    auth: dict[str, Any] = {}
+    if token is not None:
+        auth = {
+            "token_verifier": StaticTokenVerifier(token),
+            "auth": AuthSettings(
+                issuer_url=AnyHttpUrl("http://127.0.0.1"), resource_server_url=None, required_scopes=[]
+            ),
+        }
     server = MCPServer(
         "koderz-cortex",
-        instructions="Experiment memory: remember, recall, export_memories, sessions.",
+        instructions="Experiment memory: remember, recall, export_memories (paged: pass nextCursor back), sessions.",
         log_level="WARNING",
         lifespan=lifespan,
+        **auth,
     )
 
-    @server.tool()
+    @server.tool(annotations=WRITE)
     async def remember(
-        title: str,
-        content: str,
-        category: str = "custom",
-        tags: list[str] | None = None,
+        title: Title,
+        content: Content,
+        category: Category = "custom",
+        tags: Tags | None = None,
         importance: float | str = 0.5,
         metadata: dict[str, Any] | None = None,
-    ) -> RememberResult:
-        """Store one memory; returns its id."""
-        row = _row(
-            MemoryIn(
-                title=title,
-                content=content,
-                category=category,
-                tags=tags or [],
-                importance=importance,
-                metadata=metadata or {},
-            )
+    ) -> Annotated[CallToolResult, RememberResult]:
+        """Store one memory; returns its id. A value over a limit is refused, never cut."""
+        memory = MemoryIn(
+            title=title,
+            content=content,
+            category=category,
+            tags=tags or [],
+            importance=importance,
+            metadata=metadata or {},
         )
+        row = _row(memory)
         (mid,) = await worker.run(lambda db: db.remember_many([row]))
-        return RememberResult(id=mid)
+        return _reply(RememberResult(id=mid), f"stored memory {mid}")
 
-    @server.tool()
-    async def remember_batch(memories: list[MemoryIn]) -> RememberBatchResult:
-        """Store many memories in one transaction; returns their ids in order."""
-        rows = [_row(m) for m in memories]
+    @server.tool(annotations=WRITE)
+    async def remember_batch(
+        memories: Annotated[list[MemoryIn], Field(min_length=1, max_length=MAX_BATCH)],
+    ) -> Annotated[CallToolResult, RememberBatchResult]:
+        """Store many memories in one transaction; returns their ids in order (none stored if one is refused)."""
+        rows = []
+        for i, memory in enumerate(memories):
+            try:
+                rows.append(_row(memory))
+            except ToolError as exc:
+                raise ToolError(f"memories[{i}]: {exc}") from None
         ids = await worker.run(lambda db: db.remember_many(rows))
-        return RememberBatchResult(ids=ids, count=len(ids))
+        return _reply(RememberBatchResult(ids=ids, count=len(ids)), f"stored {len(ids)} memories")
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def recall(
-        query: str = "",
-        tags: list[str] | None = None,
-        category: str | None = None,
-        limit: Annotated[int, Field(ge=1)] = 10,
+        query: Annotated[str, Field(max_length=MAX_QUERY)] = "",
+        tags: Tags | None = None,
+        category: Category | None = None,
+        limit: PageLimit = 10,
         mode: Literal["search", "recent", "important"] = "search",
-    ) -> RecallResult:
-        """Memories with full content matching every given tag and the category.
+        cursor: Cursor = None,
+    ) -> Annotated[CallToolResult, RecallResult]:
+        """Memories with full content matching every given tag and the category, one page.
 
         mode=search ranks by keyword relevance (every word must occur; an empty query
-        lists newest first), recent lists newest first, important by importance.
+        lists newest first), recent lists newest first, important by importance. A
+        reply holds at most ``limit`` memories and 512 KiB; ``nextCursor`` continues.
         """
-        rows = await worker.run(lambda db: db.recall(query, tags, category, limit, mode))
-        return RecallResult(memories=[Memory(**r) for r in rows], count=len(rows), mode=mode)
+        listing = fingerprint("recall", query, sorted(tags or []), category, mode)
+        page = await _page(worker, Order(mode), listing, cursor, limit, query=query, tags=tags, category=category)
+        return _paged(page, mode=mode)
 
-    @server.tool()
-    async def export_memories(tags: list[str] | None = None, category: str | None = None) -> ExportResult:
-        """Every memory matching every given tag and the category, oldest first."""
-        rows = await worker.run(lambda db: db.export(tags, category))
-        return ExportResult(memories=[Memory(**r) for r in rows], count=len(rows))
+    @server.tool(annotations=READ)
+    async def export_memories(
+        tags: Tags | None = None,
+        category: Category | None = None,
+        limit: PageLimit = MAX_PAGE_ITEMS,
+        cursor: Cursor = None,
+    ) -> Annotated[CallToolResult, ExportResult]:
+        """Every memory matching every given tag and the category, oldest first, one page at a time."""
+        listing = fingerprint("export_memories", sorted(tags or []), category)
+        page = await _page(worker, Order.OLDEST, listing, cursor, limit, tags=tags, category=category)
+        return _paged(page)
 
-    @server.tool()
-    async def start_session(context: str = "") -> SessionStarted:
+    @server.tool(annotations=WRITE)
+    async def start_session(context: Summary = "") -> Annotated[CallToolResult, SessionStarted]:
         """Open a session; returns its id."""
-        text = clean_text(context, MAX_SUMMARY)
-        return SessionStarted(**await worker.run(lambda db: db.start_session(text)))
+        started = SessionStarted(**await worker.run(lambda db: db.start_session(escape(context))))
+        return _reply(started, f"session {started.session_id} started")
 
-    @server.tool()
-    async def end_session(session_id: int, summary: str = "") -> SessionEnded:
+    @server.tool(annotations=WRITE)
+    async def end_session(session_id: int, summary: Summary = "") -> Annotated[CallToolResult, SessionEnded]:
         """Close a session with a summary."""
-        text = clean_text(summary, MAX_SUMMARY)
-        ended = await worker.run(lambda db: db.end_session(session_id, text))
+        ended = await worker.run(lambda db: db.end_session(session_id, escape(summary)))
         if ended is None:
             raise ToolError(f"no session with id {session_id}")
-        return SessionEnded(**ended)
+        return _reply(SessionEnded(**ended), f"session {session_id} ended")
 
-    @server.tool()
-    async def memory_stats() -> Stats:
-        """Counts of memories (by category) and sessions, database size, server pid."""
-        return Stats(**await worker.run(lambda db: db.stats()), server_pid=os.getpid())
+    @server.tool(annotations=READ)
+    async def memory_stats() -> Annotated[CallToolResult, Stats]:
+        """Counts of memories (by category, the largest 100) and sessions, database size, server pid."""
+        stats = await worker.run(lambda db: db.stats())
+        by_category = dict(sorted(stats["by_category"].items(), key=lambda kv: -kv[1])[:MAX_CATEGORIES_LISTED])
+        result = Stats(
+            **{**stats, "by_category": by_category}, categories=len(stats["by_category"]), server_pid=os.getpid()
+        )
+        return _reply(result, f"{result.total_memories} memories, {result.sessions} sessions")
 
-    @server.tool()
-    async def consolidate(dry_run: bool = False) -> ConsolidateResult:
-        """Merge exact duplicate memories (dry_run only counts them)."""
-        return ConsolidateResult(**await worker.run(lambda db: db.consolidate(dry_run)))
+    @server.tool(annotations=DELETE)
+    async def consolidate(dry_run: bool = False) -> Annotated[CallToolResult, ConsolidateResult]:
+        """Merge exact duplicate memories (deletes all but the oldest of each; dry_run only counts them)."""
+        result = ConsolidateResult(**await worker.run(lambda db: db.consolidate(dry_run)))
+        return _reply(result, f"{result.duplicates} duplicates, {result.removed} removed")
 
     return server
 
 
-def serve(db_path: str | Path, http: tuple[str, int] | None = None) -> None:
-    """Run the server on stdio, or on streamable HTTP at ``http=(host, port)`` (path ``/mcp``)."""
-    server = build_server(db_path)
+def serve(
+    db_path: str | Path,
+    http: tuple[str, int] | None = None,
+    *,
+    token_file: Path | None = None,
+    allowed_hosts: tuple[str, ...] = (),
+) -> None:
+    """Run the server on stdio, or on streamable HTTP at ``http=(host, port)`` (path ``/mcp``, bearer token)."""
     if http is None:
-        server.run("stdio")
-    else:
-        host, port = http
-        server.run("streamable-http", host=host, port=port)
+        build_server(db_path).run("stdio")
+        return
+    from koderz.cortex.auth import default_token_file
+
+    path = token_file or default_token_file()
+    token = server_token(path)
+    host, port = http
+    print(
+        f"cortex: serving {db_path} at http://{host}:{port}/mcp; clients send the bearer token in {path}",
+        file=sys.stderr,
+        flush=True,
+    )
+    build_server(db_path, token).run(
+        "streamable-http", host=host, port=port, transport_security=host_security(list(allowed_hosts))
+    )

@@ -53,6 +53,7 @@ def cortex_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     home.mkdir()
     db = home / "cortex.db"
     cmd = [sys.executable, "-m", "koderz.cortex", "serve", "--db", str(db), "--http", f"127.0.0.1:{port}"]
+    cmd += ["--token-file", str(home / "cortex.token")]  # clients: cortex.token_file=<db folder>/cortex.token
     with serving("cortex server", cmd, port, home, clean_env(PYTHONPATH=str(REPO))):
         yield f"http://127.0.0.1:{port}/mcp", db
 

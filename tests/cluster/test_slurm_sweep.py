@@ -45,6 +45,7 @@ def test_two_by_two_sweep_on_slurm_shares_one_mlflow_server_and_one_cortex(
         "end=3",
         "cortex=external",
         f"cortex.url={cortex_url}",
+        f"cortex.token_file={cortex_db.with_name('cortex.token')}",
     )
     assert done.returncode == 0, done.stderr[-4000:]
     sweep_dir = tmp_path / "sweep"

@@ -149,7 +149,7 @@ async def test_external_stdio_command_runs_any_server(cortex_cfg, tmp_path, serv
 
 
 async def test_external_url_over_streamable_http(cortex_cfg, http_server):
-    cfg = replace(cortex_cfg, mode="external", url=http_server)
+    cfg = replace(cortex_cfg, mode="external", url=http_server.url, token_file=str(http_server.token_file))
     async with open_memory_store(cfg, "r") as store:
         await assert_concurrent_writes_all_stored(store, 200)
     async with open_memory_store(replace(cfg, persistent=False), "r2") as store:
@@ -157,7 +157,7 @@ async def test_external_url_over_streamable_http(cortex_cfg, http_server):
 
 
 async def test_two_clients_share_one_http_server(cortex_cfg, http_server):
-    cfg = replace(cortex_cfg, mode="external", url=http_server)
+    cfg = replace(cortex_cfg, mode="external", url=http_server.url, token_file=str(http_server.token_file))
     async with open_memory_store(cfg, "a") as one, open_memory_store(cfg, "b") as two:
         await asyncio.gather(
             one.remember_batch([record(i) for i in range(50)]), two.remember_batch([record(i) for i in range(50, 100)])
@@ -199,7 +199,7 @@ async def test_server_without_cortex_tools_is_rejected(cortex_cfg, tmp_path, ser
         "s.run('stdio')\n"
     )
     client = CortexClient(ServerTarget(sys.executable, (str(script),), server_env), timeout=20)
-    with pytest.raises(MemoryStoreError, match="no 'remember' tool"):
+    with pytest.raises(MemoryStoreError, match=r"no supported memory server.*no 'remember' tool"):
         await client.connect()
 
 
@@ -252,3 +252,25 @@ async def test_write_buffer_batch_with_hostile_text_is_stored_sanitised(cortex_c
         memories = await store.export(tags=["run-1"])
     assert [m["content"] for m in memories] == [f"out \\udcff{i}" for i in range(4)]
     assert store.lost_writes == 0
+
+
+async def test_a_batch_of_large_records_goes_out_in_requests_under_the_http_body_limit(cortex_cfg, http_server):
+    """30 records of 90 KB (2.7 MB) in one remember_batch: sent in chunks of at most 1 MiB (the server takes 4)."""
+    cfg = replace(cortex_cfg, mode="external", url=http_server.url, token_file=str(http_server.token_file))
+    big = [MemoryRecord(f"big {i}", f"{i % 10}" * 90_000, tags=("big",)) for i in range(30)]
+    async with open_memory_store(cfg, "r") as store:
+        ids = await store.remember_batch(big)
+        exported = await store.export(tags=["big"])
+    assert len(set(ids)) == 30 and store.lost_writes == 0
+    assert [m["content"] for m in exported] == [r.content for r in big]
+
+
+async def test_a_client_without_the_token_is_refused_before_the_run(cortex_cfg, http_server, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(http_server.token_file.parent / "no-config"))  # no default token file
+    monkeypatch.delenv("KODERZ_CORTEX_TOKEN", raising=False)
+    monkeypatch.delenv("KODERZ_CORTEX_TOKEN_FILE", raising=False)
+    cfg = replace(cortex_cfg, mode="external", url=http_server.url)
+    with pytest.raises(MemoryStoreError, match="unreachable") as refused:
+        async with open_memory_store(cfg, "r"):
+            pass
+    assert "\n" not in str(refused.value) and "no bearer token was sent" in str(refused.value)

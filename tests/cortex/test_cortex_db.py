@@ -33,7 +33,7 @@ def test_fts5_is_available_in_this_sqlite():
 
 
 def test_database_is_in_wal_mode(db):
-    assert db._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_fts_query_quotes_words_so_punctuation_is_not_syntax():
@@ -126,11 +126,11 @@ def _sqlite_steps(db: MemoryDB, query, *args) -> int:
         steps[0] += 1
         return 0
 
-    db._conn.set_progress_handler(count, 100)  # the connection MemoryDB runs its queries on
+    db.connection.set_progress_handler(count, 100)  # the connection MemoryDB runs its queries on
     try:
         query(*args)
     finally:
-        db._conn.set_progress_handler(None, 100)
+        db.connection.set_progress_handler(None, 100)
     return steps[0]
 
 

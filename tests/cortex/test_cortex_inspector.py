@@ -76,3 +76,40 @@ def test_inspector_lists_and_calls_the_tools(inspector):
     exported = inspector("--method", "tools/call", "--tool-name", "export_memories", "--tool-arg", 'tags=["insp"]')
     (memory,) = exported["structuredContent"]["memories"]
     assert memory["content"] == "from the inspector" and memory["tags"] == ["insp"]
+    assert "nextCursor" not in exported["structuredContent"]  # one page holds it all
+    assert len(exported["content"]) == 1 and "from the inspector" not in exported["content"][0]["text"]
+
+
+def test_inspector_sees_annotations_limits_and_pages(inspector):
+    tools = {tool["name"]: tool for tool in inspector("--method", "tools/list")["tools"]}
+    assert tools["recall"]["annotations"]["readOnlyHint"] is True
+    assert tools["consolidate"]["annotations"]["destructiveHint"] is True
+    assert tools["remember"]["inputSchema"]["properties"]["content"]["maxLength"] == 100_000
+    batch = json.dumps([{"title": f"m{i}", "content": "c", "tags": ["paged"]} for i in range(5)])
+    inspector("--method", "tools/call", "--tool-name", "remember_batch", "--tool-arg", f"memories={batch}")
+    first = inspector(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "export_memories",
+        "--tool-arg",
+        'tags=["paged"]',
+        "--tool-arg",
+        "limit=2",
+    )["structuredContent"]
+    assert [m["title"] for m in first["memories"]] == ["m0", "m1"] and first["nextCursor"]
+    second = inspector(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "export_memories",
+        "--tool-arg",
+        'tags=["paged"]',
+        "--tool-arg",
+        "limit=2",
+        "--tool-arg",
+        f"cursor={first['nextCursor']}",
+    )["structuredContent"]
+    assert [m["title"] for m in second["memories"]] == ["m2", "m3"]
+    refused = inspector("--method", "tools/call", "--tool-name", "recall", "--tool-arg", "limit=500")
+    assert refused["isError"] is True and "100" in refused["content"][0]["text"]

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from koderz.cortex import CortexConfig, MemoryRecord, open_memory_store
+from koderz.cortex.limits import MAX_CONTENT
 from koderz.cortex.local import LocalStore
 from koderz.errors import MemoryStoreError
 
-WRITER = Path(__file__).with_name("concurrent_writer.py")
+WRITER = Path(__file__).resolve().parents[1] / "support" / "cortex_writer.py"
 HOSTILE = "Traceback: bad byte \udcff then \ud800 and a NUL \x00 end"
 
 
@@ -55,9 +56,9 @@ async def test_a_read_sees_the_runs_own_queued_writes_and_waits_only_for_those_t
         for task in ("HumanEval/0", "HumanEval/1"):
             await store.remember(MemoryRecord(f"spec {task}", "text", category="spec", tags=("spec", task)))
         # what decides whether a read flushes the queue first (a read that cannot match does not wait)
-        assert store._pending_match(["spec", "HumanEval/1"], "spec")
-        assert not store._pending_match(["spec", "HumanEval/2"], None)
-        assert not store._pending_match(["spec", "HumanEval/0"], "attempt")
+        assert store.could_answer(["spec", "HumanEval/1"], "spec")
+        assert not store.could_answer(["spec", "HumanEval/2"], None)
+        assert not store.could_answer(["spec", "HumanEval/0"], "attempt")
         assert [m["title"] for m in await store.recall(tags=["spec", "HumanEval/1"], mode="recent")] == [
             "spec HumanEval/1"
         ]
@@ -98,7 +99,7 @@ async def test_huge_candidate_output_is_stored_bounded(tmp_path) -> None:
     async with open_memory_store(local_cfg(tmp_path), "r") as store:
         await store.remember(MemoryRecord("big", "x" * 5_000_000, metadata={"got": "y" * 1_000_000}))
         (memory,) = await store.export()
-    assert len(memory["content"]) < 70_000 and memory["content"].endswith("more characters cut]")
+    assert len(memory["content"]) <= MAX_CONTENT and memory["content"].endswith("more characters cut]")
     assert len(memory["metadata"]["got"]) < 5_000
 
 
@@ -134,10 +135,10 @@ async def test_a_read_does_not_wait_for_the_batch_being_stored(tmp_path) -> None
         try:
             await store.remember(MemoryRecord("result HumanEval/1", "x", category="result", tags=("result",)))
             async with asyncio.timeout(10):
-                while not store._in_flight:  # noqa: ASYNC110 - the writer has taken the batch, waits for the lock
+                while not store.storing:  # noqa: ASYNC110 - the writer has taken the batch, waits for the lock
                     await asyncio.sleep(0.01)
                 found = await store.recall(tags=["spec", "t0"], mode="recent", limit=1)
-            assert store._in_flight, "the batch was stored before the read: the test proved nothing"
+            assert store.storing, "the batch was stored before the read: the test proved nothing"
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()

@@ -15,7 +15,7 @@ from koderz.cortex.factory import open_memory_store
 from koderz.plan import Plan
 from koderz.runner import Runner
 from tests.conftest import compose_config
-from tests.cortex.processes import own_children
+from tests.support.cortex_processes import own_children
 
 
 def verdicts(run_dir: Path) -> dict[str, tuple[bool, int, int]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
+from koderz.cortex.limits import MAX_MEMORY_BYTES, check_memory, json_bytes
 from koderz.cortex.sanitize import (
     MAX_CONTENT,
     MAX_META_DEPTH,
@@ -27,9 +29,20 @@ def test_lone_surrogates_and_nul_become_visible_escapes() -> None:
     assert clean_text("plain ü 😀", 100) == "plain ü 😀"  # valid text is untouched
 
 
-def test_long_text_is_cut_with_a_marker() -> None:
-    text = clean_text("x" * 1000, 10)
-    assert text == "x" * 10 + "… [990 more characters cut]"
+def test_long_text_is_cut_with_a_marker_within_the_limit() -> None:
+    text = clean_text("x" * 1000, 60)
+    assert len(text) <= 60 and text == "x" * 33 + "… [967 more characters cut]"
+
+
+def test_any_record_sanitised_fits_the_servers_limits() -> None:
+    """A run's records never meet a refusal: what sanitize keeps passes the server's check."""
+    control = "\x01" * (MAX_CONTENT * 2)  # 6 bytes a character as JSON
+    record = MemoryRecord(
+        "t" * 5000, control, tags=tuple("g" * 300 for _ in range(50)), metadata={"x": ["y" * 4000] * 64}
+    )
+    clean = sanitize(record)
+    check_memory(asdict(clean))
+    assert clean.content.endswith("more characters cut]") and json_bytes(asdict(clean)) <= MAX_MEMORY_BYTES
 
 
 def test_metadata_is_reduced_to_bounded_json() -> None:
@@ -82,7 +95,7 @@ def test_sanitize_bounds_every_field_and_never_raises() -> None:
         metadata={"k": "v"},
     )
     clean = sanitize(record)
-    assert len(clean.title) < 400 and len(clean.content) < MAX_CONTENT + 100
+    assert len(clean.title) <= 300 and len(clean.content) <= MAX_CONTENT
     assert clean.category == "experiment" and len(clean.tags) == MAX_TAGS and clean.importance == 0.5
     assert clean.metadata == {"k": "v"}
     assert sanitize(MemoryRecord("t", "c", importance=7)).importance == 1.0

@@ -1,7 +1,8 @@
-"""One koderz-like writer process: ``python concurrent_writer.py STORE WRITER COUNT GO_FILE``.
+"""One koderz-like writer process: ``python tests/support/cortex_writer.py STORE WRITER COUNT GO_FILE``.
 
 STORE is a SQLite path (the default local store) or an ``http://`` URL of a shared
-``serve --http`` server (``cortex=external``, write buffer 64 like ``cortex=persistent``).
+``serve --http`` server (``cortex=external``, write buffer 64 like ``cortex=persistent``; its
+token from ``KODERZ_CORTEX_TOKEN_FILE``).
 The writer opens the store the way a run does (``defer=True``) once GO_FILE exists (so
 every writer starts at once; it gives up after 60 s), then writes COUNT records tagged
 ``writer-WRITER`` one by one inside a session, like a run's problems. Prints JSON:
