@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ async def _timed(op: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def latency(client: CortexClient, n: int) -> dict[str, float]:
-    samples = [await _timed(lambda i=i: client.remember(_record(i))) for i in range(n)]
+    samples = [await _timed(partial(client.remember, _record(i))) for i in range(n)]
     return {
         "n": n,
         "p50_ms": _percentile(samples, 0.5) * 1e3,
@@ -81,7 +82,7 @@ async def filtered_recall(client: CortexClient, memories: int, n: int) -> dict[s
     cpu_client, cpu_server = time.process_time(), _cpu_seconds(server_pid)
     for i in range(n):
         tags = ["spec", f"HumanEval/{(i * 7) % 164}"]
-        samples.append(await _timed(lambda tags=tags: client.recall(tags=tags, mode="recent", limit=1)))
+        samples.append(await _timed(partial(client.recall, tags=tags, mode="recent", limit=1)))
     cpu_client, cpu_server = time.process_time() - cpu_client, _cpu_seconds(server_pid) - cpu_server
     return {
         "memories": memories,
@@ -111,7 +112,7 @@ async def sdk_floor(folder: Path, n: int) -> dict[str, float]:
     script.write_text(PING_SERVER)
     params = StdioServerParameters(command=sys.executable, args=[str(script)])
     async with Client(stdio_client(params), read_timeout_seconds=60) as client:
-        pid = int((await client.call_tool("ping", {})).structured_content["pid"])  # type: ignore[index]
+        pid = int((await client.call_tool("ping", {})).structured_content["pid"])
         for _ in range(10):
             await client.call_tool("ping", {})
         cpu_client, cpu_server = time.process_time(), _cpu_seconds(pid)
@@ -137,10 +138,10 @@ async def simulated_run(client: CortexClient, problems: int) -> dict[str, float]
     session = await client.start_session("bench run") or ""
     spent = time.perf_counter() - start
     for p in range(problems):
-        spent += await _timed(lambda p=p: client.remember(_record(p, "spec")))
+        spent += await _timed(partial(client.remember, _record(p, "spec")))
         for a in range(3):
-            spent += await _timed(lambda p=p, a=a: client.remember(_record(p * 3 + a)))
-        spent += await _timed(lambda p=p: client.remember(_record(p, "result")))
+            spent += await _timed(partial(client.remember, _record(p * 3 + a)))
+        spent += await _timed(partial(client.remember, _record(p, "result")))
     spent += await _timed(lambda: client.end_session(session, "bench summary"))
     return {"problems": problems, "operations": problems * 5 + 2, "cortex_seconds": spent}
 

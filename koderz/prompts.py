@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from koderz.answers.checkenv import preamble_of
 from koderz.datasets.problem import Problem
 from koderz.evalplus_sanitize import sanitize
 from koderz.extract import extract
 from koderz.models.base import Message
-from koderz.sandbox.checkenv import preamble_of
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Protocol
 

