@@ -260,7 +260,13 @@ class Runner:
             roles = {key: Role(build_model(model, pool), model) for key, model in self._role_models().items()}
             with self.clock.phase(Phase.PREFLIGHT):
                 await preflight_all(role.client for role in roles.values())
-            return await dataset_task, roles, await sandbox_task
+            sandbox = await sandbox_task
+            try:  # no isolating containment (and none asked for): stop before any attempt
+                await sandbox.prepare()
+            except BaseException:
+                sandbox.close()
+                raise
+            return await dataset_task, roles, sandbox
         except BaseException:
             for task in (dataset_task, sandbox_task):
                 task.cancel()

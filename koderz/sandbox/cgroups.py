@@ -8,7 +8,10 @@ Layout, beneath the cgroup koderz itself runs in (in each hierarchy it uses)::
 sandbox closes or the process exits, and a later start removes the run directories of
 processes that are gone (a crash, SIGKILL), after killing anything left inside. Each
 attempt gets a fresh ``attempt-<k>`` with ``memory`` (v2 ``memory.max``, swap 0, the whole
-group killed on OOM; v1 ``memory.limit_in_bytes`` and ``memsw``) and ``pids`` limits; the
+group killed on OOM; v1 ``memory.limit_in_bytes`` and ``memsw``) and ``pids`` limits, an equal
+CPU share (v2 ``cpu.weight``, v1 ``cpu.shares``: an attempt's processes share one slot's worth of
+CPU however many sessions they start) and CPU accounting (v2 ``cpu.stat``, v1 ``cpuacct.usage``)
+that the trusted side reads to stop the attempt at its CPU budget; the
 attempt's first process joins it before it runs anything (``cgroup.procs``), so all its
 descendants are charged to it. Where no writable memory cgroup is available (most
 normal users; a cgroup v2 whose own cgroup also holds other processes) the budget falls
@@ -31,7 +34,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-CONTROLLERS = ("memory", "pids")
+CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+OPTIONAL = ("cpu", "cpuacct")
+SHARE_V1, WEIGHT_V2 = 1024, 100  # the default CPU share of one cgroup
 RUN_NAME = re.compile(r"run-(\d+)-(\d+)-\d+")
 REMOVE_SECONDS = 5.0
 
@@ -95,7 +100,7 @@ class AttemptCgroup:
         self.procs = [str(path / "cgroup.procs") for _, path in dirs]
 
     def oom_killed(self) -> bool:
-        """Did the kernel kill one of the attempt's processes at its memory limit?"""
+        """Did the kernel kill one of the attempt's processes at its memory limit (its own counter)?"""
         for hierarchy, path in self._dirs:
             if "memory" not in hierarchy.controllers:
                 continue
@@ -103,9 +108,22 @@ class AttemptCgroup:
             with contextlib.suppress(OSError, ValueError):
                 for line in (path / name).read_text().splitlines():
                     key, _, value = line.partition(" ")
-                    if key == "oom_kill" and int(value) > 0:
+                    if key in ("oom_kill", "oom_group_kill") and int(value) > 0:
                         return True
         return False
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by all of the attempt's processes so far; None without CPU accounting."""
+        for hierarchy, path in self._dirs:
+            with contextlib.suppress(OSError, ValueError):
+                if hierarchy.version == 2:
+                    for line in (path / "cpu.stat").read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "usage_usec":
+                            return int(value) / 1e6
+                elif "cpuacct" in hierarchy.controllers:
+                    return int((path / "cpuacct.usage").read_text()) / 1e9
+        return None
 
     @property
     def paths(self) -> list[str]:
@@ -131,12 +149,15 @@ class CgroupBudget:
 
     _names = itertools.count()
 
-    def __init__(self, memory_mb: int, processes: int, hierarchies: list[Hierarchy] | None = None) -> None:
-        self.memory_mb, self.processes = memory_mb, processes
+    def __init__(
+        self, memory_mb: int, processes: int, hierarchies: list[Hierarchy] | None = None, slots: int = 1
+    ) -> None:
+        self.memory_mb, self.processes, self.slots = memory_mb, processes, slots
         self._runs: list[tuple[Hierarchy, Path]] = []
         self._attempts = itertools.count()
         self.memory = f"rlimit per process {memory_mb} MB"
-        self.pids = f"rlimit {processes}"
+        self.pids = f"rlimit {processes} (threads count)"
+        self.cpu = "rlimit per process"
         self.reason = ""
         try:
             if hierarchies is None:
@@ -162,6 +183,8 @@ class CgroupBudget:
         for hierarchy in hierarchies:
             for controller in hierarchy.controllers:
                 if controller not in chosen and (hierarchy.version == 1 or _available(hierarchy, controller)):
+                    if controller in OPTIONAL and not os.access(hierarchy.own, os.W_OK):
+                        continue  # CPU sharing and accounting where koderz may; memory fails loudly
                     chosen[controller] = hierarchy
         if "memory" not in chosen:
             return
@@ -178,10 +201,13 @@ class CgroupBudget:
             self._runs.append((Hierarchy(hierarchy.version, used, hierarchy.own), home / run))
             if hierarchy.version == 2:
                 _enable(home / run, used)
+            _share(hierarchy, home / run, self.slots)  # the run weighs as much as its slots' sessions did
         versions = {c: h.version for h, _ in self._runs for c in h.controllers}
         self.memory = f"cgroup v{versions['memory']} {self.memory_mb} MB"
         if "pids" in versions:
-            self.pids = f"cgroup v{versions['pids']} {self.processes}"
+            self.pids = f"cgroup v{versions['pids']} {self.processes} (threads count)"
+        if 2 in versions.values() or "cpuacct" in versions:
+            self.cpu = f"cgroup v{versions.get('cpuacct', 2)} across processes"
 
     def attempt(self) -> AttemptCgroup | None:
         """A fresh cgroup (one per hierarchy) for one attempt, limits set; ``None`` without cgroups."""
@@ -256,7 +282,16 @@ def _enable(path: Path, controllers: tuple[str, ...]) -> None:
             raise
 
 
+def _share(hierarchy: Hierarchy, path: Path, slots: int) -> None:
+    """CPU weight of ``slots`` default cgroups (where the cpu controller is used)."""
+    if "cpu" in hierarchy.controllers:
+        name, unit = ("cpu.weight", WEIGHT_V2) if hierarchy.version == 2 else ("cpu.shares", SHARE_V1)
+        with contextlib.suppress(FileNotFoundError):
+            (path / name).write_text(str(min(unit * slots, 10000 if hierarchy.version == 2 else 262144)))
+
+
 def _limit(hierarchy: Hierarchy, path: Path, memory: int, processes: int) -> None:
+    _share(hierarchy, path, 1)
     if hierarchy.version == 2:
         if "memory" in hierarchy.controllers:
             (path / "memory.max").write_text(str(memory))
