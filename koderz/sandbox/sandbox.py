@@ -102,7 +102,8 @@ class SandboxConfig:
     judge_memory_mb: int = 512  # memory it may take for that, beyond its size when it starts the attempt
 
 
-def _child_source() -> str:
+def child_source() -> str:
+    """The attempt's program (wire.py + child.py), run by ``python -I -S -B -c``."""
     package = resources.files("koderz.sandbox")
     return (package / "wire.py").read_text() + "\n" + (package / "child.py").read_text()
 
@@ -135,6 +136,14 @@ def _hidden_paths(root_paths: list[str]) -> list[str]:
     hidden = {os.path.realpath(p) for p in candidates if p}
     # never a directory the root is made of (koderz started from / or /usr would hide it all)
     return sorted(p for p in hidden if not any(r == p or r.startswith(p.rstrip("/") + "/") for r in root_paths))
+
+
+@dataclass(frozen=True)
+class HelperPids:
+    """A sandbox's trusted helper processes (None: not running)."""
+
+    judge_server: int | None
+    fork_server: int | None
 
 
 class SlotPool:
@@ -177,7 +186,7 @@ class Sandbox:
         self.config = config or SandboxConfig()
         slots = self.config.max_processes or os.cpu_count() or 1
         self._slots = SlotPool(slots)
-        self._source = _child_source()
+        self._source = child_source()
         self._root_paths = _root_paths()
         self._hide = _hidden_paths(self._root_paths)
         self._zygote: ForkServer | None = None
@@ -220,13 +229,21 @@ class Sandbox:
         return self._chosen
 
     async def prepare(self) -> Containment:
-        """Find the containment now (before any attempt): a ``SandboxError`` when none holds."""
+        """Find the containment and start the helper servers now, before any attempt: a
+        ``SandboxError`` when no containment holds (or a server cannot start)."""
         self._warm_up()
-        return await self._containment()
+        containment = await self._containment()
+        await self._judge_server()
+        if self.config.fork_server and containment.mechanism is not Mechanism.BUBBLEWRAP:
+            await self._fork_server()
+        return containment
 
-    def helper_pids(self) -> list[int]:
-        """The pids of this sandbox's running helper processes (the judge server, the fork server)."""
-        return [z.pid for z in (self._judges, self._zygote) if z is not None and z.pid is not None]
+    def helper_pids(self) -> HelperPids:
+        """The pids of this sandbox's helper processes, where they run (for tests and diagnostics)."""
+        return HelperPids(
+            judge_server=self._judges.pid if self._judges is not None else None,
+            fork_server=self._zygote.pid if self._zygote is not None else None,
+        )
 
     async def _containment(self) -> Containment:
         """The strongest containment that works here, probed once per process and settings."""
@@ -258,7 +275,7 @@ class Sandbox:
         limits = {**self._limits_for(self.config.cpu_floor), "cpu_seconds": math.ceil(self.config.cpu_floor)}
         probe = {"probe": True, "send_limit": 0, "base_count": 0}
         uid = self._slot_uid(mechanism, 0)
-        if uid is not None:
+        if uid is not None and mechanism is Mechanism.LIMITS_ONLY:  # it works in the directory as that uid
             os.chown(workdir, uid, uid)
         return marshal.dumps({**self._setup(mechanism, workdir, 0, None, limits), **probe})
 
@@ -446,7 +463,7 @@ class Sandbox:
                     cpu_seconds=_cpu_used(cgroup, proc),
                     out_of_memory=cgroup is not None and cgroup.oom_killed(),
                     wall_expired=wall_expired,
-                    exit_code=exited.result() if exited.done() and not exited.exception() else None,
+                    exit_code=exited.result() if exited.done() else None,  # raises if the fork server died
                 )
             )
             judgement = await self._judgement(judge)
