@@ -32,7 +32,7 @@ from sandbox_throughput import _tree  # noqa: E402
 
 from koderz.datasets.loaders import load_dataset  # noqa: E402
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from tests.sandbox.test_adversarial import _judge_attacks  # noqa: E402
+from tests.support.judge_attacks import judge_attacks  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "judge_isolation.json"
 
@@ -74,7 +74,7 @@ async def measure(rounds: int, task: str, only: list[str]) -> dict:
     datasets = {
         name: {p.task_id: p for p in load_dataset(name)} for name in ("humaneval", "humaneval_plus", "mbpp_plus")
     }
-    attacks = _judge_attacks(datasets["humaneval"], datasets["humaneval_plus"], datasets["mbpp_plus"])
+    attacks = judge_attacks(datasets["humaneval"], datasets["humaneval_plus"], datasets["mbpp_plus"])
     neighbour = datasets["humaneval_plus"][task]
     sandbox = Sandbox(SandboxConfig(max_processes=2))
     rows = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
-from tests.sandbox.test_adversarial import COLLIDING, forging
+from tests.support.judge_attacks import COLLIDING, forging
 
 BIG_WRONG_FIRST_ANSWER = (
     "{real}\n_real = {entry}\n_calls = [0]\n"
