@@ -1,8 +1,9 @@
 """A correct program beside each attack on the judge: its wall time as a ratio of its solo time,
 and koderz's own peak memory while the attack is judged.
 
-For every judge attack of ``tests/sandbox/test_adversarial.py`` (false passes, hash-collision
-stalls, huge ints, endless lines, ...) the canonical HumanEval+ solution of ``--task``
+For every judge attack of ``tests/support/judge_attacks.py`` (false passes, hash-collision
+stalls, huge ints, endless lines, ...), and a program that forks a dozen CPU spinners each in a
+session of its own (``fork_spinners``: a hostile neighbour for the scheduler, not the judge), the canonical HumanEval+ solution of ``--task``
 (default HumanEval/36, about 2 s of CPU time) runs alone and beside the attack (two
 sandbox slots), ``--rounds`` times each, alternating; the table shows median wall times,
 the ratio, the attack's verdict, and the peak RSS of koderz's process itself (sampled
@@ -32,7 +33,7 @@ from sandbox_throughput import _tree  # noqa: E402
 
 from koderz.datasets.loaders import load_dataset  # noqa: E402
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from tests.support.judge_attacks import judge_attacks  # noqa: E402
+from tests.support.judge_attacks import fork_spinners, judge_attacks  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "judge_isolation.json"
 
@@ -54,9 +55,9 @@ class PeakRss:
         while not self._stop.is_set():
             with open("/proc/self/statm") as handle:
                 self.own = max(self.own, int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
-            judges = self.sandbox._judges
-            if judges is not None and judges._popen is not None:
-                self.judges = max(self.judges, _tree(judges._popen.pid)[0])
+            judges = self.sandbox.helper_pids().judge_server
+            if judges is not None:
+                self.judges = max(self.judges, _tree(judges)[0])
             self._stop.wait(0.01)
 
     def __exit__(self, *exc: object) -> None:
@@ -75,6 +76,8 @@ async def measure(rounds: int, task: str, only: list[str]) -> dict:
         name: {p.task_id: p for p in load_dataset(name)} for name in ("humaneval", "humaneval_plus", "mbpp_plus")
     }
     attacks = judge_attacks(datasets["humaneval"], datasets["humaneval_plus"], datasets["mbpp_plus"])
+    spinners = datasets["humaneval"]["HumanEval/23"]
+    attacks["fork_spinners"] = (spinners, fork_spinners(spinners.entry_point), "timeout", "CPU time limit")
     neighbour = datasets["humaneval_plus"][task]
     sandbox = Sandbox(SandboxConfig(max_processes=2))
     rows = {}

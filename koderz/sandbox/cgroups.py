@@ -28,7 +28,9 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +97,9 @@ def _unescape(text: str) -> str:
 class AttemptCgroup:
     """The cgroups of one attempt: the child writes ``0`` into each of ``procs`` to join."""
 
-    def __init__(self, dirs: list[tuple[Hierarchy, Path]]) -> None:
+    def __init__(self, dirs: list[tuple[Hierarchy, Path]], on_removed: Callable[[], None] | None = None) -> None:
         self._dirs = dirs
+        self._on_removed = on_removed
         self.procs = [str(path / "cgroup.procs") for _, path in dirs]
 
     def oom_killed(self) -> bool:
@@ -139,8 +142,13 @@ class AttemptCgroup:
     def remove(self) -> set[int]:
         """Kill whatever is left inside, remove the directories; returns the pids it had to kill."""
         killed: set[int] = set()
-        for _, path in self._dirs:
-            killed |= _remove_tree(path)
+        try:
+            for _, path in self._dirs:
+                killed |= _remove_tree(path)
+        finally:
+            if self._on_removed is not None:
+                self._on_removed()
+                self._on_removed = None
         return killed
 
 
@@ -149,10 +157,10 @@ class CgroupBudget:
 
     _names = itertools.count()
 
-    def __init__(
-        self, memory_mb: int, processes: int, hierarchies: list[Hierarchy] | None = None, slots: int = 1
-    ) -> None:
-        self.memory_mb, self.processes, self.slots = memory_mb, processes, slots
+    def __init__(self, memory_mb: int, processes: int, hierarchies: list[Hierarchy] | None = None) -> None:
+        self.memory_mb, self.processes = memory_mb, processes
+        self._active = 0  # attempts whose cgroup exists: the run's CPU weight is theirs together
+        self._lock = threading.Lock()  # attempts are removed from worker threads
         self._runs: list[tuple[Hierarchy, Path]] = []
         self._attempts = itertools.count()
         self.memory = f"rlimit per process {memory_mb} MB"
@@ -201,7 +209,6 @@ class CgroupBudget:
             self._runs.append((Hierarchy(hierarchy.version, used, hierarchy.own), home / run))
             if hierarchy.version == 2:
                 _enable(home / run, used)
-            _share(hierarchy, home / run, self.slots)  # the run weighs as much as its slots' sessions did
         versions = {c: h.version for h, _ in self._runs for c in h.controllers}
         self.memory = f"cgroup v{versions['memory']} {self.memory_mb} MB"
         if "pids" in versions:
@@ -215,6 +222,7 @@ class CgroupBudget:
             return None
         name = f"attempt-{next(self._attempts)}"
         dirs: list[tuple[Hierarchy, Path]] = []
+        self._weigh(+1)
         try:
             for hierarchy, run in self._runs:
                 path = run / name
@@ -222,9 +230,20 @@ class CgroupBudget:
                 dirs.append((hierarchy, path))
                 _limit(hierarchy, path, self.memory_mb * 2**20, self.processes)
         except OSError:
-            AttemptCgroup(dirs).remove()
+            AttemptCgroup(dirs, lambda: self._weigh(-1)).remove()
             raise
-        return AttemptCgroup(dirs)
+        return AttemptCgroup(dirs, lambda: self._weigh(-1))
+
+    def _weigh(self, change: int) -> None:
+        """The run's CPU weight: one default cgroup's per live attempt, so that an attempt gets the
+        same share of a busy machine alone or beside another (a flat share each, as a process would).
+        (The ``koderz`` level above is shared by concurrent koderz processes: the last one sets it.)"""
+        with self._lock:
+            self._active += change
+            for hierarchy, run in self._runs:
+                for path in (run.parent, run):  # koderz's home too: a level at the default weight caps all below
+                    with contextlib.suppress(OSError):
+                        _share(hierarchy, path, max(self._active, 1))
 
     def close(self) -> None:
         """Remove this sandbox's run cgroups (killing anything still inside)."""
@@ -283,7 +302,7 @@ def _enable(path: Path, controllers: tuple[str, ...]) -> None:
 
 
 def _share(hierarchy: Hierarchy, path: Path, slots: int) -> None:
-    """CPU weight of ``slots`` default cgroups (where the cpu controller is used)."""
+    """CPU weight of ``slots`` default cgroups (where the cpu controller is used on ``path``)."""
     if "cpu" in hierarchy.controllers:
         name, unit = ("cpu.weight", WEIGHT_V2) if hierarchy.version == 2 else ("cpu.shares", SHARE_V1)
         with contextlib.suppress(FileNotFoundError):

@@ -200,7 +200,7 @@ class Sandbox:
         self._probing: asyncio.Task[Containment] | None = None
         self._teardowns: set[asyncio.Future[None]] = set()
         self._chosen: Containment | None = None
-        self._budget = CgroupBudget(self.config.memory_mb, self.config.processes, slots=slots)
+        self._budget = CgroupBudget(self.config.memory_mb, self.config.processes)
         if not self._budget.active:
             log.info("sandbox: memory budget per process (%s)", self._budget.reason)
 

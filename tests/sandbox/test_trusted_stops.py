@@ -11,20 +11,10 @@ import pytest
 
 from koderz.sandbox.mechanism import Mechanism
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+from tests.support.judge_attacks import fork_spinners
 
 EXIT_124 = "import os\ndef strlen(s):\n    os._exit(124)\n"
 RAISES_MEMORY_ERROR = "def strlen(s):\n    raise MemoryError('pretending')\n"
-SPINNERS = """
-import os, time
-def {entry}(*args):
-    for _ in range(4):
-        if os.fork() == 0:
-            os.setsid()  # a session of its own: its own scheduler group without a cgroup
-            while True:
-                pass
-    while True:  # PID 1 itself uses no CPU
-        time.sleep(1)
-"""
 FILL_TMP = """
 import os
 def strlen(s):
@@ -66,7 +56,7 @@ async def test_cpu_time_is_bounded_across_the_attempts_processes(humaneval, quic
     """Four spinners in sessions of their own while PID 1 sleeps: each is under its own rlimit,
     together they use the attempt's CPU budget, and the trusted side stops the attempt there."""
     problem = humaneval["HumanEval/23"]
-    verdict = await quick_sandbox.evaluate(problem, SPINNERS.format(entry=problem.entry_point))
+    verdict = await quick_sandbox.evaluate(problem, fork_spinners(problem.entry_point, 4))
     if not verdict.isolation["cpu"].startswith("cgroup"):
         pytest.skip(f"no CPU accounting across processes here ({verdict.isolation['cpu']})")
     assert verdict.status == "timeout", verdict
@@ -76,7 +66,7 @@ async def test_cpu_time_is_bounded_across_the_attempts_processes(humaneval, quic
 async def test_a_hostile_neighbour_does_not_change_a_correct_programs_verdict(humaneval, quick_sandbox) -> None:
     spinner_task, honest_task = humaneval["HumanEval/23"], humaneval["HumanEval/36"]
     spinner, honest = await asyncio.gather(
-        quick_sandbox.evaluate(spinner_task, SPINNERS.format(entry=spinner_task.entry_point)),
+        quick_sandbox.evaluate(spinner_task, fork_spinners(spinner_task.entry_point)),
         quick_sandbox.evaluate(honest_task, honest_task.reference_program),
     )
     assert spinner.status == "timeout"

@@ -117,3 +117,21 @@ def judge_attacks(humaneval: Any, humaneval_plus: Any, mbpp_plus: Any) -> dict[s
         ),
         "huge_answer_humaneval": (he, define(he.entry_point, "return 'x' * (10 * 2**20)"), "error", "over the limit"),
     }
+
+
+FORK_SPINNERS = """
+import os, time
+def {entry}(*args):
+    for _ in range({count}):
+        if os.fork() == 0:
+            os.setsid()  # a session of its own: its own scheduler group, without a cgroup
+            while True:
+                pass
+    while True:  # the attempt's first process itself uses no CPU
+        time.sleep(1)
+"""
+
+
+def fork_spinners(entry: str, count: int = 12) -> str:
+    """A program whose ``entry`` forks ``count`` CPU spinners, each in a new session, then sleeps."""
+    return FORK_SPINNERS.format(entry=entry, count=count)
