@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -47,6 +47,20 @@ class Mechanism(StrEnum):
 
 
 AUTO = "auto"
+STRENGTH = {  # weakest first: what a figure made of several verdicts can claim
+    Mechanism.LIMITS_ONLY: 0,
+    Mechanism.BUBBLEWRAP: 1,
+    Mechanism.USER_NAMESPACES: 1,
+    Mechanism.ROOT_NAMESPACES: 2,
+}
+
+
+def weakest(mechanisms: Iterable[Mechanism | None]) -> Mechanism | None:
+    """The weakest containment among verdicts (None when none says)."""
+    known = [m for m in mechanisms if m is not None]
+    return min(known, key=STRENGTH.__getitem__) if known else None
+
+
 PROBE_SECONDS = 30.0
 HINT = (
     "for full containment allow unprivileged user namespaces (sysctl user.max_user_namespaces, or"

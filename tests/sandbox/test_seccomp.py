@@ -77,5 +77,10 @@ def test_limits_only_runs_unprivileged_with_an_empty_environment(tmp_path) -> No
     if os.geteuid() == 0:
         assert int(got.split()[0].removeprefix("uid=")) != 0, got
     assert "env=[]" in got and got.endswith("seen=0"), got
-    (results,) = tmp_path.glob("outputs/runs/*/*/results.jsonl")
-    assert json.loads(results.read_text().splitlines()[0])["isolation"]["mechanism"] == Mechanism.LIMITS_ONLY
+    folder = attempts.parent
+    assert attempt["mechanism"] == Mechanism.LIMITS_ONLY
+    record = json.loads((folder / "results.jsonl").read_text().splitlines()[0])
+    assert record["mechanism"] == record["isolation"]["mechanism"] == Mechanism.LIMITS_ONLY
+    assert json.loads((folder / "samples.jsonl").read_text().splitlines()[0])["mechanism"] == Mechanism.LIMITS_ONLY
+    summary = json.loads((folder / "results.json").read_text())["summary"]
+    assert summary["mechanism"] == summary["isolation"]["mechanism"] == Mechanism.LIMITS_ONLY
