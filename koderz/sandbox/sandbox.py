@@ -450,6 +450,7 @@ class Sandbox:
         exited = asyncio.ensure_future(proc.wait())
         deadline = time.monotonic() + wall
         stop: Stop | None = None
+        stopped = False
         try:
             done, _ = await asyncio.wait([judge.verdict, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
             if judge.verdict in done and not exited.done() and _incomplete(judge.verdict):
@@ -457,6 +458,7 @@ class Sandbox:
                 await asyncio.wait([exited], timeout=max(deadline - time.monotonic(), 0))
             wall_expired = not exited.done()
             await self._stop_child(proc, exited, pidfd)
+            stopped = True
             stop = Stop.of(
                 Measured(
                     cpu_limit=cpu_limit,
@@ -468,7 +470,8 @@ class Sandbox:
             )
             judgement = await self._judgement(judge)
         finally:
-            await self._stop_child(proc, exited, pidfd)
+            if not stopped:  # the harness failed before it stopped the attempt
+                await self._stop_child(proc, exited, pidfd)
             judge.kill()
             judge.close()
             for watcher in watchers:  # it polls until cancelled

@@ -185,8 +185,10 @@ async def run(settings: dict[str, object]) -> dict[str, object]:
         return {"uid": os.getuid(), "refused": str(exc)}
     try:
         canonical = await asyncio.gather(*(sandbox.evaluate(p, p.reference_program) for p in problems))
-        if settings.get("stops"):
+        if wanted := settings.get("stops"):  # True, or the names of the stop programs to run
             stop_programs = stops(problem.entry_point, str(settings.get("secret", "")))
+            if isinstance(wanted, list):
+                stop_programs = {name: stop_programs[name] for name in wanted}
             stopped = await asyncio.gather(*(sandbox.evaluate(problem, p) for p in stop_programs.values()))
         if settings.get("exploits", True):
             paths = data_files()

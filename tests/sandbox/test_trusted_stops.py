@@ -31,7 +31,9 @@ def strlen(s):
 
 @pytest.fixture
 def quick_sandbox(uid_base):
-    sandbox = Sandbox(SandboxConfig(uid_base=uid_base, cpu_floor=1.0, cpu_factor=2.0, max_processes=2))
+    # a short CPU budget; a wall-clock backstop a loaded machine does not reach first
+    config = SandboxConfig(uid_base=uid_base, cpu_floor=1.0, cpu_factor=2.0, wall_slack=300.0, max_processes=2)
+    sandbox = Sandbox(config)
     yield sandbox
     sandbox.close()
 
