@@ -185,6 +185,11 @@ class CgroupBudget:
     def active(self) -> bool:
         return bool(self._runs)
 
+    @property
+    def run_paths(self) -> list[Path]:
+        """This sandbox's run cgroup directories (one per hierarchy used)."""
+        return [run for _, run in self._runs]
+
     def _open(self, hierarchies: list[Hierarchy]) -> None:
         run = f"run-{os.getpid()}-{_start_time(os.getpid())}-{next(self._names)}"
         chosen: dict[str, Hierarchy] = {}

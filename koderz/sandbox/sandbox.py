@@ -238,6 +238,11 @@ class Sandbox:
             await self._fork_server()
         return containment
 
+    @property
+    def budget(self) -> CgroupBudget:
+        """The run's cgroups: what each attempt's memory, processes and CPU are bounded by."""
+        return self._budget
+
     def helper_pids(self) -> HelperPids:
         """The pids of this sandbox's helper processes, where they run (for tests and diagnostics)."""
         return HelperPids(

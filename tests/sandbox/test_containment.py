@@ -61,9 +61,9 @@ while got < {children}:  # every process holds its share at the same time
 @pytest.fixture
 def budget_sandbox(uid_base):
     sandbox = Sandbox(SandboxConfig(uid_base=uid_base, memory_mb=1024))
-    if not sandbox._budget.active:
+    if not sandbox.budget.active:
         sandbox.close()
-        pytest.skip(f"no memory cgroup here: {sandbox._budget.reason}")
+        pytest.skip(f"no memory cgroup here: {sandbox.budget.reason}")
     yield sandbox
     sandbox.close()
 
@@ -72,10 +72,10 @@ async def test_one_memory_budget_across_an_attempts_processes(budget_sandbox, hu
     """4 processes x 400 MB under a 1 GiB budget: each is under its rlimit, together they are not."""
     problem = humaneval["HumanEval/23"]
     over = await budget_sandbox.evaluate(problem, _strlen(HOLD.format(children=3, mb=400)))
-    assert budget_sandbox._budget.memory in ("cgroup v1 1024 MB", "cgroup v2 1024 MB")
+    assert budget_sandbox.budget.memory in ("cgroup v1 1024 MB", "cgroup v2 1024 MB")
     assert over.status == "memory"
-    assert over.error == f"memory limit exceeded ({budget_sandbox._budget.memory} per attempt)"
-    assert over.isolation["memory"] == budget_sandbox._budget.memory
+    assert over.error == f"memory limit exceeded ({budget_sandbox.budget.memory} per attempt)"
+    assert over.isolation["memory"] == budget_sandbox.budget.memory
     assert leftovers() == []
 
 
@@ -88,7 +88,7 @@ async def test_memory_within_the_budget_passes(budget_sandbox, humaneval) -> Non
 
 async def test_pids_limit_counts_the_whole_attempt(budget_sandbox, humaneval) -> None:
     """20 processes at once where 16 are allowed: the 17th fork fails inside the attempt."""
-    if not budget_sandbox._budget.pids.startswith("cgroup"):
+    if not budget_sandbox.budget.pids.startswith("cgroup"):
         pytest.skip("no pids cgroup here")
     program = _strlen(
         """
@@ -107,11 +107,11 @@ except OSError:
     verdict = await budget_sandbox.evaluate(humaneval["HumanEval/23"], program)
     # 16 processes in all: the child itself, the waiter outside its PID namespace, 14 forks
     assert (verdict.status, verdict.got) == ("failed", "14")
-    assert verdict.isolation["processes"] == budget_sandbox._budget.pids
+    assert verdict.isolation["processes"] == budget_sandbox.budget.pids
 
 
 async def test_cgroups_are_removed_after_attempts_and_close(budget_sandbox, humaneval) -> None:
-    runs = [run for _, run in budget_sandbox._budget._runs]
+    runs = budget_sandbox.budget.run_paths
     problem = humaneval["HumanEval/23"]
     verdicts = await asyncio.gather(*(budget_sandbox.evaluate(problem, problem.reference_program) for _ in range(3)))
     assert all(v.passed for v in verdicts)
@@ -128,7 +128,7 @@ from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 async def main():
     problem = {p.task_id: p for p in load_dataset("humaneval")}["HumanEval/23"]
     sandbox = Sandbox(SandboxConfig(uid_base=%d))
-    print(" ".join(str(run) for _, run in sandbox._budget._runs), flush=True)
+    print(" ".join(str(run) for run in sandbox.budget.run_paths), flush=True)
     await sandbox.evaluate(problem, "import time\\ndef strlen(s):\\n    time.sleep(600)\\n")
 asyncio.run(main())
 """
