@@ -20,7 +20,7 @@ import pytest
 from koderz.sandbox.cgroups import CgroupBudget, own_hierarchies
 from koderz.sandbox.mechanism import Mechanism
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
-from tests.sandbox.escapes import cheat, data_files, escapes
+from tests.support.escapes import cheat, data_files, escapes
 
 REPO = Path(__file__).resolve().parents[2]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="forcing each mechanism needs root")

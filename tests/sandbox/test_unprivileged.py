@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox.unprivileged import UnprivilegedKoderz, missing
+from tests.support.unprivileged import UnprivilegedKoderz, missing
 
 pytestmark = [
     pytest.mark.slow,
