@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,16 @@ def strlen(s):
     return 'uid=%d groups=%s env=%s seen=%d' % (os.getuid(), os.getgroups(), sorted(os.environ), seen)
 """
 MEMORY_ERROR = "def strlen(s):\n    return len(bytearray(16 * 1024 ** 3))\n"
+DAEMON = """
+import os, time
+def strlen(s):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(600)
+        os._exit(0)
+    return -1
+"""
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -58,16 +69,24 @@ def python(tmp_path_factory) -> str:
     return found
 
 
-def test_limits_only_runs_the_program_unprivileged_with_an_empty_environment(python, uid_base, tmp_path) -> None:
+def test_limits_only_runs_the_program_unprivileged_with_an_empty_environment(
+    python, uid_base, tmp_path, leftovers
+) -> None:
     report = run_sandbox(
         python,
         {"containment": "limits_only", "uid_base": uid_base},
         "HumanEval/23",
-        ["", SPY, MEMORY_ERROR],
+        ["", SPY, MEMORY_ERROR, DAEMON],
         _env(tmp_path, KZ_SECRET=SECRET),
         tmp_path,
     )
-    ok, spy, memory = report["verdicts"]
+    ok, spy, memory, daemon = report["verdicts"]
+    assert daemon["status"] == "failed"
+    if daemon["isolation"]["processes"].startswith("cgroup") and os.geteuid() == 0:
+        deadline = time.monotonic() + 10  # killed with its attempt's cgroup; reaped by init soon after
+        while leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leftovers() == []  # the daemon in a session of its own died with its attempt's cgroup
     assert ok["passed"] and ok["mechanism"] == Mechanism.LIMITS_ONLY == ok["isolation"]["mechanism"]
     assert ok["isolation"]["network"] == "shared" and ok["isolation"]["filesystem"] == "shared"
     got = spy["got"].strip("'")
@@ -138,7 +157,6 @@ asyncio.run(main())
 @pytest.mark.parametrize("fork_server", [True, False])
 def test_attempts_die_with_a_killed_koderz(fork_server, uid_base, leftovers, tmp_path) -> None:
     """koderz SIGKILLed mid-attempt (no cleanup runs): its attempts must not live on."""
-    import time
 
     env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))  # its attempt dirs stay in tmp_path
     proc = subprocess.Popen(
