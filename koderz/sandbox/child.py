@@ -38,8 +38,14 @@ PR_CAP_AMBIENT_CLEAR_ALL, CAPABILITY_VERSION_3 = 4, 0x20080522
 KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 1, 7, 22
 KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
 SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "loongarch64": 219}
-NAMESPACE_MECHANISMS = ("root_namespaces", "user_namespaces")  # koderz.sandbox.mechanism.Mechanism values
-LIMITS_ONLY = "limits_only"
+# koderz.sandbox.mechanism.Mechanism's values (this file runs without koderz)
+ROOT_NAMESPACES, USER_NAMESPACES, BUBBLEWRAP, LIMITS_ONLY = (
+    "root_namespaces",
+    "user_namespaces",
+    "bubblewrap",
+    "limits_only",
+)
+NAMESPACE_MECHANISMS = (ROOT_NAMESPACES, USER_NAMESPACES)
 ORPHANED_EXIT = 123  # the parent died before the attempt could ask to die with it
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD = -1, -3, 32 * 1024 * 1024  # glibc's mallopt
 
@@ -199,9 +205,9 @@ def _contain(job, isolation):
     if mechanism == LIMITS_ONLY and os.geteuid() == 0 and job.get("uid") is None:
         raise OSError(1, "limits_only as root needs an unprivileged uid to run the program as")
     _join_cgroups(job, isolation)
-    if mechanism == "user_namespaces":
+    if mechanism == USER_NAMESPACES:
         _enter_user_namespace()
-    elif mechanism == "root_namespaces":
+    elif mechanism == ROOT_NAMESPACES:
         _check(_libc.unshare(NAMESPACES), "unshare")
     if mechanism in NAMESPACE_MECHANISMS:
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -223,11 +229,11 @@ def _contain(job, isolation):
     else:
         os.chdir("/tmp")
         isolation["filesystem"] = "private root"
-    if mechanism == "bubblewrap":
+    if mechanism == BUBBLEWRAP:
         isolation["tmp"] = f"private tmpfs {limits['tmp_mb']} MB (bwrap sets no inode budget)"
     _set_limits(limits)
     uid = job.get("uid")
-    if mechanism in ("user_namespaces", "bubblewrap"):
+    if mechanism in (USER_NAMESPACES, BUBBLEWRAP):
         _drop_capabilities()
         isolation["user"] = f"uid {os.getuid()} in a user namespace, no capabilities"
     elif uid is not None:  # as root: never run the program as uid 0 (fail closed)
