@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,7 +35,7 @@ MEASURE = (
 )
 
 
-def _as_root(python: str, dataset: str, env: dict[str, str], cwd: Path) -> dict[str, object]:
+def _as_root(python: str, dataset: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:
     done = subprocess.run(
         [python, "-c", MEASURE, dataset], env=env, cwd=cwd, capture_output=True, text=True, timeout=1800
     )
@@ -50,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     if reason := missing():
         raise SystemExit(f"sandbox_unprivileged: {reason}")
-    rows: dict[str, list[dict[str, object]]] = {"root": [], "user": []}
+    rows: dict[str, list[dict[str, Any]]] = {"root": [], "user": []}
     with UnprivilegedKoderz() as user, tempfile.TemporaryDirectory(prefix="koderz-bench-root-") as root_home:
         cache = user.home / "cache"
         env = user.environment(KODERZ_CACHE_DIR=str(cache), PYTHONPATH=str(user.home / "src"))

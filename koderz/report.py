@@ -98,7 +98,7 @@ def summarize(
         saved_cost=sum(r.cost.total for r in saved),
         saved_tokens=sum((r.tokens for r in saved), Tokens()),
         truncated=sum(r.truncated for r in records),
-        statuses=dict(sorted(Counter(r.status.value for r in headline).items())),
+        statuses=dict(sorted(Counter(r.status for r in headline).items())),
         isolation=next((r.isolation for r in records if r.isolation and r.mechanism == mechanism), {}),
         mechanism=mechanism,
     )

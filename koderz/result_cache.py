@@ -22,12 +22,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from koderz import __version__
-from koderz.models.config import ModelConfig
+from koderz.models.config import MODEL_KEYS, ModelConfig
 from koderz.plan import Plan
 from koderz.records import ProblemResult
 from koderz.vocab import Mode
 
-MODEL_KEYS = ("provider", "name", "base_url", "host", "max_tokens", "temperature", "seed", "num_ctx")
 DEFAULT_PATH = Path("outputs/cache/results.sqlite")
 BUILTIN_TIER = "builtin"
 

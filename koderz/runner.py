@@ -32,6 +32,7 @@ from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
 from koderz.datasets.selection import selected_ids
 from koderz.errors import ExitCode
+from koderz.evaluators import Evaluator
 from koderz.experiment import Environment, Experiment, Role, Settings
 from koderz.models.base import ModelClient
 from koderz.models.config import ModelConfig
@@ -43,7 +44,6 @@ from koderz.plan import Plan
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
 from koderz.result_cache import DEFAULT_PATH, ResultCache, cacheable, run_key
-from koderz.sandbox.sandbox import Sandbox
 from koderz.timing import RunClock, build_timing, export_report, format_report, process_start
 from koderz.vocab import Mode, Phase
 
@@ -134,26 +134,26 @@ class Runner:
         self.state = self._begin()
         done = await asyncio.to_thread(self._carry_over)
         pool = self._pool
-        sandbox: Sandbox | None = None
+        evaluator: Evaluator | None = None
         records: list[ProblemRecord] = []
         selected = 0
         try:
             folder.open()
             async with self._memory() as store:
-                dataset, roles, sandbox = await self._start_up(pool, store)
+                dataset, roles, evaluator = await self._start_up(pool, store)
                 problems = self._runnable(select_problems(dataset, plan), roles["model"].client)
                 selected = len(problems)
                 if self._stop.event.is_set():  # Ctrl-C during start-up: no problem starts
                     problems = []
                 session = asyncio.create_task(self._start_session(store))  # problems need not wait
-                env = self._environment(roles, sandbox, store)
+                env = self._environment(roles, evaluator, store)
                 records = await self._run_all(problems, env, done)
                 await self._remember_run(store, await session, records, selected)
         finally:
             folder.close()
             with self.clock.phase(Phase.SANDBOX_STOP):
-                if sandbox is not None:
-                    sandbox.close()
+                if evaluator is not None:
+                    evaluator.close()
                 await pool.aclose()
         return await asyncio.to_thread(self._finish, records, selected)
 
@@ -218,13 +218,17 @@ class Runner:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(folder.path)))
         if summary.unanswered or summary.not_run:
+            left = [
+                f"{n} {what}"
+                for n, what in ((summary.unanswered, "without a verdict"), (summary.not_run, "not run"))
+                if n
+            ]
             log.warning(
-                "%d problems have no verdict and %d did not run: the pass rate counts only the %d answered; "
-                "finish them with resume=%s",
-                summary.unanswered,
-                summary.not_run,
+                "%s%d of %d problems answered (%s): the pass rate counts only the answered",
+                "interrupted: " if summary.interrupted else "",
                 summary.answered,
-                folder.path,
+                summary.problems,
+                ", ".join(left),
             )
         return RunOutcome(summary, report.exit_code(summary), folder.path)
 
@@ -249,10 +253,10 @@ class Runner:
 
     async def _start_up(
         self, pool: ClientPool, store: MemoryStore
-    ) -> tuple[tuple[Problem, ...], dict[str, Role], Sandbox]:
-        """Data, SDK imports, model preflight and the sandbox, overlapping."""
+    ) -> tuple[tuple[Problem, ...], dict[str, Role], Evaluator]:
+        """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping."""
         dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, load_dataset, self.plan.dataset))
-        sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, Sandbox, self.plan.sandbox))
+        sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox))
         try:
             with self.clock.phase(Phase.IMPORTS):
                 modules = sorted({provider_module(m.provider) for m in self._role_models().values()})
@@ -260,13 +264,13 @@ class Runner:
             roles = {key: Role(build_model(model, pool), model) for key, model in self._role_models().items()}
             with self.clock.phase(Phase.PREFLIGHT):
                 await preflight_all(role.client for role in roles.values())
-            sandbox = await sandbox_task
-            try:  # no isolating containment (and none asked for): stop before any attempt
-                await sandbox.prepare()
+            evaluator: Evaluator = await sandbox_task
+            try:  # e.g. no isolating containment (and none asked for): stop before any attempt
+                await evaluator.prepare()
             except BaseException:
-                sandbox.close()
+                evaluator.close()
                 raise
-            return await dataset_task, roles, sandbox
+            return await dataset_task, roles, evaluator
         except BaseException:
             for task in (dataset_task, sandbox_task):
                 task.cancel()
@@ -297,7 +301,7 @@ class Runner:
         skipped = set(missing)
         return [p for p in problems if p.task_id not in skipped]
 
-    def _environment(self, roles: dict[str, Role], sandbox: Sandbox, store: MemoryStore) -> Environment:
+    def _environment(self, roles: dict[str, Role], evaluator: Evaluator, store: MemoryStore) -> Environment:
         config = self.plan.config
         settings = Settings(
             n_samples=config.n_samples,
@@ -312,7 +316,7 @@ class Runner:
             coder=roles["model"],
             spec_writer=roles.get("spec_model"),
             reviewer=roles.get("checkpoint_model"),
-            sandbox=sandbox,
+            evaluator=evaluator,
             store=store,
             settings=settings,
             baseline=Prices.of(self.plan.baseline),
@@ -337,6 +341,7 @@ class Runner:
         progress = Progress(total=len(jobs), modes=len(parts) > 1)
         for record in done.values():
             progress.update(record, resumed=True)
+        progress.begin()
 
         async def one(problem: Problem, mode: Mode) -> ProblemRecord | None:
             if (mode, problem.task_id) in done:

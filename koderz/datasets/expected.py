@@ -1,7 +1,7 @@
 """Inputs and expected outputs kept compact: the wire text of each answer, or a digest for big ones.
 
 ``Expected`` is the sequence a ``Problem`` carries as ``expected``. Small answers are
-stored as their wire text (``koderz.sandbox.wire.encode``), so the sandbox can accept an
+stored as their wire text (``koderz.answers.wire.encode``), so the sandbox can accept an
 identical answer by comparing text; answers longer than ``INLINE_LIMIT`` characters are
 stored as a SHA-256 digest, their length, a short head and the offset of their value in
 a side file (each value pickled on its own), read only when that value itself is needed
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from koderz.sandbox.wire import decode
+from koderz.answers.wire import decode
 
 INLINE_LIMIT = 4096
 

@@ -27,10 +27,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from koderz.answers.checkenv import check_namespace
+from koderz.answers.oracle import is_floats, normalize_expected
+from koderz.answers.wire import MAX_OUTPUT, encode
 from koderz.datasets.expected import Entry, compact
-from koderz.sandbox.checkenv import check_namespace
-from koderz.sandbox.oracle import is_floats, normalize_expected
-from koderz.sandbox.wire import MAX_OUTPUT, encode
 
 log = logging.getLogger(__name__)
 GROUNDTRUTH_VERSION = 6

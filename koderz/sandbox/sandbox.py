@@ -35,11 +35,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from koderz.answers.checkenv import preamble_of
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
 from koderz.sandbox.cgroups import AttemptCgroup, CgroupBudget
-from koderz.sandbox.checkenv import preamble_of
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer
 from koderz.sandbox.judge import AnswerLimits, Judgement
 from koderz.sandbox.judge_client import JudgeJob, JudgeServer
@@ -103,9 +103,9 @@ class SandboxConfig:
 
 
 def child_source() -> str:
-    """The attempt's program (wire.py + child.py), run by ``python -I -S -B -c``."""
-    package = resources.files("koderz.sandbox")
-    return (package / "wire.py").read_text() + "\n" + (package / "child.py").read_text()
+    """The attempt's program (answers/wire.py + child.py), run by ``python -I -S -B -c``."""
+    wire = resources.files("koderz.answers") / "wire.py"
+    return wire.read_text() + "\n" + (resources.files("koderz.sandbox") / "child.py").read_text()
 
 
 def _root_paths() -> list[str]:

@@ -450,7 +450,7 @@ def log_figures(client: Any, run_id: str, results: RunResults) -> None:
     if len(summary.solved_within) > 1:
         made.append(("pass_rate_by_iteration", figures.pass_rate_by_iteration(summary.solved_within)))
     if results.timing.categories:
-        categories = {name: cat.model_dump() for name, cat in results.timing.categories.items()}
+        categories = {name.value: cat.model_dump() for name, cat in results.timing.categories.items()}
         made.append(("time_by_category", figures.time_by_category(categories)))
     if summary.cost.total > 0:
         points = [(summary.model, summary.cost.total, summary.pass_rate)]

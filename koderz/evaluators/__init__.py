@@ -1,0 +1,41 @@
+"""The seam between the experiment and judging: an ``Evaluator`` decides the ``Verdict`` on one program.
+
+``dataset.evaluator`` names one in ``EVALUATORS``. The experiment and the runner see only this
+protocol, so a new benchmark format is one module (its evaluator), one row here and its dataset
+config. ``humaneval`` (HumanEval, HumanEval+, MBPP+: the entry point called on each input, judged
+by the trusted side) is the sandbox itself. Each row imports its evaluator only when started, so the
+config can be checked against this table before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from koderz.datasets.problem import Problem
+    from koderz.sandbox.sandbox import SandboxConfig
+    from koderz.sandbox.verdict import Verdict
+
+
+class Evaluator(Protocol):
+    """Judges programs for one run; safe to call concurrently; ``close`` stops what it started.
+    ``prepare`` runs once before any problem: it raises a ``KoderzError`` (one line, exit 2) when
+    the evaluator cannot judge here at all (the sandbox: no containment holds)."""
+
+    async def prepare(self) -> object: ...
+
+    async def evaluate(self, problem: Problem, program: str) -> Verdict: ...
+
+    def close(self) -> None: ...
+
+
+def _sandbox(config: SandboxConfig) -> Evaluator:
+    from koderz.sandbox.sandbox import Sandbox
+
+    return Sandbox(config)
+
+
+EVALUATORS: Mapping[str, Callable[[SandboxConfig], Evaluator]] = {
+    "humaneval": _sandbox,
+}
