@@ -1,8 +1,9 @@
 """A correct program beside each attack on the judge: its wall time as a ratio of its solo time,
 and koderz's own peak memory while the attack is judged.
 
-For every judge attack of ``tests/sandbox/test_adversarial.py`` (false passes, hash-collision
-stalls, huge ints, endless lines, ...) the canonical HumanEval+ solution of ``--task``
+For every judge attack of ``tests/support/judge_attacks.py`` (false passes, hash-collision
+stalls, huge ints, endless lines, ...), and a program that forks a dozen CPU spinners each in a
+session of its own (``fork_spinners``: a hostile neighbour for the scheduler, not the judge), the canonical HumanEval+ solution of ``--task``
 (default HumanEval/36, about 2 s of CPU time) runs alone and beside the attack (two
 sandbox slots), ``--rounds`` times each, alternating; the table shows median wall times,
 the ratio, the attack's verdict, and the peak RSS of koderz's process itself (sampled
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,8 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import process_tree as _tree  # noqa: E402
 
 from koderz.datasets.loaders import load_dataset  # noqa: E402
+from koderz.datasets.problem import Problem  # noqa: E402
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from tests.sandbox.test_adversarial import _judge_attacks  # noqa: E402
+from koderz.sandbox.verdict import Verdict  # noqa: E402
+from tests.support.judge_attacks import fork_spinners, judge_attacks  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "judge_isolation.json"
 
@@ -54,9 +58,9 @@ class PeakRss:
         while not self._stop.is_set():
             with open("/proc/self/statm") as handle:
                 self.own = max(self.own, int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
-            judges = self.sandbox._judges
-            if judges is not None and judges._popen is not None:
-                self.judges = max(self.judges, _tree(judges._popen.pid)[0])
+            judges = self.sandbox.helper_pids().judge_server
+            if judges is not None:
+                self.judges = max(self.judges, _tree(judges)[0])
             self._stop.wait(0.01)
 
     def __exit__(self, *exc: object) -> None:
@@ -64,26 +68,30 @@ class PeakRss:
         self._thread.join()
 
 
-async def _timed(sandbox: Sandbox, problem, program) -> tuple[float, object]:
+async def _timed(sandbox: Sandbox, problem: Problem, program: str) -> tuple[float, Verdict]:
     started = time.perf_counter()
     verdict = await sandbox.evaluate(problem, program)
     return time.perf_counter() - started, verdict
 
 
-async def measure(rounds: int, task: str, only: list[str]) -> dict:
+async def measure(rounds: int, task: str, only: list[str]) -> dict[str, dict[str, Any]]:
     datasets = {
         name: {p.task_id: p for p in load_dataset(name)} for name in ("humaneval", "humaneval_plus", "mbpp_plus")
     }
-    attacks = _judge_attacks(datasets["humaneval"], datasets["humaneval_plus"], datasets["mbpp_plus"])
+    attacks = judge_attacks(datasets["humaneval"], datasets["humaneval_plus"], datasets["mbpp_plus"])
+    spinners = datasets["humaneval"]["HumanEval/23"]
+    attacks["fork_spinners"] = (spinners, fork_spinners(spinners.entry_point), "timeout", "CPU time limit")
     neighbour = datasets["humaneval_plus"][task]
     sandbox = Sandbox(SandboxConfig(max_processes=2))
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     try:
         await sandbox.evaluate(neighbour, neighbour.reference_program)  # warm: zygotes up, problem registered
         for name, (problem, program, status, _) in attacks.items():
             if only and name not in only:
                 continue
-            solo, beside, verdicts = [], [], []
+            solo: list[float] = []
+            beside: list[float] = []
+            verdicts: list[str] = []
             with PeakRss(sandbox) as peak:
                 for _ in range(rounds):
                     seconds, verdict = await _timed(sandbox, neighbour, neighbour.reference_program)
@@ -95,18 +103,19 @@ async def measure(rounds: int, task: str, only: list[str]) -> dict:
                     assert verdict.passed, verdict.feedback()
                     beside.append(seconds)
                     verdicts.append(attack.status)
+            statuses = sorted(set(verdicts))
             rows[name] = {
                 "solo_s": round(statistics.median(solo), 3),
                 "beside_s": round(statistics.median(beside), 3),
                 "ratio": round(statistics.median(beside) / statistics.median(solo), 3),
-                "attack_status": sorted(set(verdicts)),
+                "attack_status": statuses,
                 "expected_status": status,
                 "koderz_peak_rss_mb": round(peak.own / 2**20, 1),
                 "judge_server_peak_rss_mb": round(peak.judges / 2**20, 1),
             }
             print(
                 f"{name:30} {rows[name]['solo_s']:7.2f} {rows[name]['beside_s']:7.2f} {rows[name]['ratio']:6.2f}"
-                f" {','.join(rows[name]['attack_status']):8} {rows[name]['koderz_peak_rss_mb']:8.1f}"
+                f" {','.join(statuses):8} {rows[name]['koderz_peak_rss_mb']:8.1f}"
                 f" {rows[name]['judge_server_peak_rss_mb']:8.1f}",
                 flush=True,
             )

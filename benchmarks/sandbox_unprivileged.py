@@ -1,7 +1,7 @@
 """Throughput of the sandbox as a normal user (user namespaces) vs as root, in one run.
 
 Creates a real unprivileged user with koderz installed in a venv of its own (see
-``tests/sandbox/unprivileged.py``; needs root), then runs the canonical solutions of
+``tests/support/unprivileged.py``; needs root), then runs the canonical solutions of
 HumanEval+ (164 tasks, every input) through ``Sandbox`` with that venv's interpreter,
 alternately as the user and as root, ``--rounds`` times each. Same interpreter, the same
 ground truth (computed before timing, in a cache folder of each one's own: root reads none
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, product_state  # noqa: E402
-from tests.sandbox.unprivileged import UnprivilegedKoderz, missing  # noqa: E402
+from tests.support.unprivileged import UnprivilegedKoderz, missing  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sandbox_unprivileged.json"
 MEASURE = (

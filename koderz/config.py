@@ -70,9 +70,7 @@ class SandboxSettings:
     memory_mb: int = 1024
     cpu_factor: float = 10.0  # CPU limit = test_timeout + cpu_factor x the canonical's CPU time
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
-    containment: str = (
-        "auto"  # the strongest that works, or insist on: root namespaces | user namespaces | bubblewrap | limits only
-    )
+    containment: str = "auto"  # the strongest isolating one, or insist on: root_namespaces | user_namespaces | bubblewrap | limits_only
 
 
 @dataclass

@@ -28,6 +28,7 @@ from koderz.models.config import ModelConfig
 from koderz.models.pricing import CostLedger, Prices
 from koderz.prompts import Attempt, PromptStyle, attempt_messages, checkpoint_messages, spec_messages
 from koderz.records import AttemptRecord, Cost, ProblemRecord, ProblemResult, Span, Tokens
+from koderz.sandbox.mechanism import weakest
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Mode, Phase, Status
 
@@ -297,6 +298,7 @@ class Experiment:
             checkpoints=self.checkpoints,
             truncated=sum(1 for a in attempts if a.finish_reason == "length"),
             isolation=self._isolation,
+            mechanism=weakest(a.mechanism for a in attempts),
             outcomes=[a.outcome() for a in attempts],
             cost=Cost(
                 total=costs.total_cost,
@@ -335,6 +337,7 @@ def _attempt_record(
         tests_total=verdict.tests_total,
         error=_bounded(verdict.error),
         finish_reason=completion.finish_reason,
+        mechanism=verdict.mechanism,
         program=program,
         failing_input=verdict.failing_input,
         expected=verdict.expected,

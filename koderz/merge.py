@@ -40,7 +40,7 @@ from koderz.records import (
     TraceRecord,
 )
 from koderz.runner import select_problems
-from koderz.sandbox.mechanism import MECHANISMS
+from koderz.sandbox.mechanism import STRENGTH, Mechanism
 from koderz.timing import build_timing
 from koderz.vocab import Mode, Status
 
@@ -90,14 +90,16 @@ def _check_complete(shards: list[RunFolder]) -> int:
     return count
 
 
-def _mechanism(isolation: dict[str, str], where: str) -> int | None:
-    """The strength rank of the containment ``isolation`` names (higher is weaker); None when it names none."""
-    if not isolation:
-        return None
-    mechanism = isolation.get("mechanism")
-    if mechanism not in MECHANISMS:
-        raise ConfigError(f"{where}: names no known containment ({str(mechanism)[:60]!r})")
-    return MECHANISMS.index(mechanism)
+Report = tuple[Mechanism, dict[str, str]]
+
+
+def _report(mechanism: Mechanism | None, isolation: dict[str, str], verdict: bool, where: str) -> list[Report]:
+    """The containment an item was judged under, with its isolation line; a verdict must name one."""
+    if mechanism is None:
+        if verdict:
+            raise ConfigError(f"{where}: a verdict that names no containment")
+        return []
+    return [(mechanism, isolation)]
 
 
 def _agrees(passed: bool, status: Status, where: str) -> None:
@@ -105,7 +107,7 @@ def _agrees(passed: bool, status: Status, where: str) -> None:
         raise ConfigError(f"{where}: passed={str(passed).lower()} but status {status.value}")
 
 
-def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -> list[dict[str, str]]:
+def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -> list[Report]:
     """ConfigError naming the shard and the record unless every item of ``shard`` is one of its own
     ``tasks`` in one of the run's ``parts``, once, with ``passed`` as its ``status`` says; returns the
     isolation reports it holds (its summary's and its records')."""
@@ -114,8 +116,7 @@ def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -
     summary = shard.read_results().summary
     if summary.shard != config_shard:
         raise ConfigError(f"{name}: results.json is of shard {summary.shard}, its config of {config_shard}")
-    reports = [summary.isolation]
-    _mechanism(summary.isolation, f"{name}: results.json's summary")
+    reports = _report(summary.mechanism, summary.isolation, bool(summary.answered), f"{name}: results.json's summary")
 
     def owned(task_id: str, mode: Mode, what: str) -> str:
         where = f"{name}: {what} {mode.value} {task_id}"
@@ -140,8 +141,7 @@ def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -
             _agrees(outcome.passed, outcome.status, f"{where} attempt {outcome.index}")
         if record.passed and not any(o.passed for o in record.outcomes):
             raise ConfigError(f"{where}: passed=true but none of its attempts passed")
-        _mechanism(record.isolation, where)
-        reports.append(record.isolation)
+        reports += _report(record.mechanism, record.isolation, record.has_verdict, where)
     recorded = set(seen)
     problems = {(key[1], key[2]) for key in recorded}
     answered = len({task_id for _, task_id in problems})
@@ -169,10 +169,9 @@ def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -
     return reports
 
 
-def weakest(reports: list[dict[str, str]]) -> dict[str, str]:
-    """The isolation report of the weakest containment among ``reports`` (all already validated)."""
-    named = [r for r in reports if r]
-    return max(named, key=lambda r: MECHANISMS.index(r["mechanism"]), default={})
+def weakest(reports: list[Report]) -> Report | None:
+    """The weakest containment among ``reports`` (all already validated), with its isolation line."""
+    return min(reports, key=lambda report: STRENGTH[report[0]], default=None)
 
 
 def merge(shards: list[RunFolder], out: Path) -> RunResults:
@@ -221,7 +220,8 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
     summary.interrupted = any(r.summary.interrupted for r in shard_results)
     summary.memory_lost_writes = sum(r.summary.memory_lost_writes for r in shard_results)
     summary.merged_from = [str(s.path) for s in shards]
-    summary.isolation = weakest(reports)
+    weakest_report = weakest(reports)
+    summary.mechanism, summary.isolation = weakest_report if weakest_report is not None else (None, {})
     results = RunResults(
         summary=summary,
         problems=records,

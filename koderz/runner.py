@@ -264,7 +264,13 @@ class Runner:
             roles = {key: Role(build_model(model, pool), model) for key, model in self._role_models().items()}
             with self.clock.phase(Phase.PREFLIGHT):
                 await preflight_all(role.client for role in roles.values())
-            return await dataset_task, roles, await sandbox_task
+            evaluator: Evaluator = await sandbox_task
+            try:  # e.g. no isolating containment (and none asked for): stop before any attempt
+                await evaluator.prepare()
+            except BaseException:
+                evaluator.close()
+                raise
+            return await dataset_task, roles, evaluator
         except BaseException:
             for task in (dataset_task, sandbox_task):
                 task.cancel()

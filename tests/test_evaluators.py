@@ -29,6 +29,9 @@ class FakeEvaluator:
         self.judged: list[tuple[str, str]] = []
         self.closed = 0
 
+    async def prepare(self) -> None:
+        pass
+
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
         self.judged.append((problem.task_id, program))
         return Verdict(passed=False, status="failed", tests_passed=3, tests_total=7, error="fake: 3 of 7")

@@ -16,6 +16,7 @@ import pytest
 from koderz.errors import ConfigError
 from koderz.merge import find_shards, merge
 from koderz.records import RunFolder
+from koderz.sandbox.mechanism import Mechanism
 from koderz.vocab import Mode
 from tests.conftest import plan, run_job
 
@@ -162,11 +163,8 @@ def _fail(record: dict[str, Any]) -> None:
     record["status"] = "failed"  # ``passed`` stays true
 
 
-def _name_mechanism(name: str) -> Callable[[dict[str, Any]], None]:
-    def change(record: dict[str, Any]) -> None:
-        record["isolation"]["mechanism"] = name
-
-    return change
+def _name_no_mechanism(record: dict[str, Any]) -> None:
+    record["mechanism"] = None
 
 
 def _claim_problems(path: Path, count: int) -> None:
@@ -205,9 +203,9 @@ TAMPERING = {
         lambda sweep: _claim_problems(_shard(sweep, 0) / "results.json", 5),
         r"0/3: results.json counts 5 problems; its slice has 4, its records 4",
     ),
-    "an unknown containment": (
-        lambda sweep: _with_first(_shard(sweep, 0) / "results.jsonl", _name_mechanism("trust me")),
-        r"0/3: record zero_shot HumanEval/0: names no known containment \('trust me'\)",
+    "a verdict naming no containment": (
+        lambda sweep: _with_first(_shard(sweep, 0) / "results.jsonl", _name_no_mechanism),
+        r"0/3: record zero_shot HumanEval/0: a verdict that names no containment",
     ),
 }
 
@@ -242,9 +240,11 @@ def test_the_merged_summary_reports_the_weakest_containment_of_any_shard(runs, t
     weak = _shard(sweep, 2)
     records = _lines(weak / "results.jsonl")
     for record in records:
-        record["isolation"] = {"mechanism": "limits only", "note": "unshare refused"}
+        record["mechanism"] = "limits_only"
+        record["isolation"] = {"mechanism": "limits_only", "note": "unshare refused"}
     _write(weak / "results.jsonl", records)
-    merged = merge(find_shards(sweep), tmp_path / "merged")
-    assert merged.summary.isolation == {"mechanism": "limits only", "note": "unshare refused"}
-    strongest = merge(find_shards(Path(runs[1])), tmp_path / "untouched").summary.isolation
-    assert strongest["mechanism"] != "limits only"  # every shard's own: this machine's containment
+    merged = merge(find_shards(sweep), tmp_path / "merged").summary
+    assert merged.mechanism == Mechanism.LIMITS_ONLY
+    assert merged.isolation == {"mechanism": "limits_only", "note": "unshare refused"}
+    strongest = merge(find_shards(Path(runs[1])), tmp_path / "untouched").summary
+    assert strongest.mechanism == Mechanism.ROOT_NAMESPACES  # every shard's own: this machine's containment

@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 
 class Evaluator(Protocol):
-    """Judges programs for one run; safe to call concurrently; ``close`` stops what it started."""
+    """Judges programs for one run; safe to call concurrently; ``close`` stops what it started.
+    ``prepare`` runs once before any problem: it raises a ``KoderzError`` (one line, exit 2) when
+    the evaluator cannot judge here at all (the sandbox: no containment holds)."""
+
+    async def prepare(self) -> object: ...
 
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
         """The verdict on ``program`` run after ``preamble`` (None: the format's default; "" none)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from koderz.sandbox.mechanism import Mechanism
 from koderz.vocab import Category, Mode, Status
 
 SCHEMA_VERSION = 2
@@ -71,6 +72,7 @@ class AttemptOutcome(Record):
     tests_total: int = 0
     error: str | None = None
     finish_reason: str | None = None  # the model's, e.g. "length" when the answer was cut
+    mechanism: Mechanism | None = None  # the sandbox containment the verdict was reached under
 
 
 class AttemptRecord(AttemptOutcome):
@@ -100,6 +102,7 @@ class SampleRecord(Record):
     status: Status
     tests_passed: int = 0
     tests_total: int = 0
+    mechanism: Mechanism | None = None  # the sandbox containment its verdict was reached under
 
 
 class Span(Record):
@@ -143,6 +146,7 @@ class ProblemRecord(Record):
     cached: bool = False  # served from the result cache: its cost was saved, not spent
     truncated: int = 0  # attempts whose answer the model cut short (finish_reason length)
     isolation: dict[str, str] = Field(default_factory=dict)
+    mechanism: Mechanism | None = None  # the weakest containment of its attempts
     outcomes: list[AttemptOutcome] = Field(default_factory=list)
     cost: Cost = Field(default_factory=Cost)
     tokens: Tokens = Field(default_factory=Tokens)
@@ -189,6 +193,7 @@ class ProblemResult(Record):
                 status=a.status,
                 tests_passed=a.tests_passed,
                 tests_total=a.tests_total,
+                mechanism=a.mechanism,
             )
             for a in chosen
         ]
@@ -261,6 +266,7 @@ class RunSummary(Record):
     duration: float = 0.0
     throughput: float = 0.0
     isolation: dict[str, str] = Field(default_factory=dict)
+    mechanism: Mechanism | None = None  # the weakest containment of any verdict in the run
     interrupted: bool = False
     stopped_reason: str | None = None  # why problems were left unrun (interrupt, dead endpoint)
     resumed: int = 0  # how many times the run was resumed

@@ -8,7 +8,10 @@ Layout, beneath the cgroup koderz itself runs in (in each hierarchy it uses)::
 sandbox closes or the process exits, and a later start removes the run directories of
 processes that are gone (a crash, SIGKILL), after killing anything left inside. Each
 attempt gets a fresh ``attempt-<k>`` with ``memory`` (v2 ``memory.max``, swap 0, the whole
-group killed on OOM; v1 ``memory.limit_in_bytes`` and ``memsw``) and ``pids`` limits; the
+group killed on OOM; v1 ``memory.limit_in_bytes`` and ``memsw``) and ``pids`` limits, an equal
+CPU share (v2 ``cpu.weight``, v1 ``cpu.shares``: an attempt's processes share one slot's worth of
+CPU however many sessions they start) and CPU accounting (v2 ``cpu.stat``, v1 ``cpuacct.usage``)
+that the trusted side reads to stop the attempt at its CPU budget; the
 attempt's first process joins it before it runs anything (``cgroup.procs``), so all its
 descendants are charged to it. Where no writable memory cgroup is available (most
 normal users; a cgroup v2 whose own cgroup also holds other processes) the budget falls
@@ -25,13 +28,17 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-CONTROLLERS = ("memory", "pids")
+CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+OPTIONAL = ("cpu", "cpuacct")
+SHARE_V1, WEIGHT_V2 = 1024, 100  # the default CPU share of one cgroup
 RUN_NAME = re.compile(r"run-(\d+)-(\d+)-\d+")
 REMOVE_SECONDS = 5.0
 
@@ -90,12 +97,13 @@ def _unescape(text: str) -> str:
 class AttemptCgroup:
     """The cgroups of one attempt: the child writes ``0`` into each of ``procs`` to join."""
 
-    def __init__(self, dirs: list[tuple[Hierarchy, Path]]) -> None:
+    def __init__(self, dirs: list[tuple[Hierarchy, Path]], on_removed: Callable[[], None] | None = None) -> None:
         self._dirs = dirs
+        self._on_removed = on_removed
         self.procs = [str(path / "cgroup.procs") for _, path in dirs]
 
     def oom_killed(self) -> bool:
-        """Did the kernel kill one of the attempt's processes at its memory limit?"""
+        """Did the kernel kill one of the attempt's processes at its memory limit (its own counter)?"""
         for hierarchy, path in self._dirs:
             if "memory" not in hierarchy.controllers:
                 continue
@@ -103,9 +111,22 @@ class AttemptCgroup:
             with contextlib.suppress(OSError, ValueError):
                 for line in (path / name).read_text().splitlines():
                     key, _, value = line.partition(" ")
-                    if key == "oom_kill" and int(value) > 0:
+                    if key in ("oom_kill", "oom_group_kill") and int(value) > 0:
                         return True
         return False
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by all of the attempt's processes so far; None without CPU accounting."""
+        for hierarchy, path in self._dirs:
+            with contextlib.suppress(OSError, ValueError):
+                if hierarchy.version == 2:
+                    for line in (path / "cpu.stat").read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "usage_usec":
+                            return int(value) / 1e6
+                elif "cpuacct" in hierarchy.controllers:
+                    return int((path / "cpuacct.usage").read_text()) / 1e9
+        return None
 
     @property
     def paths(self) -> list[str]:
@@ -121,8 +142,13 @@ class AttemptCgroup:
     def remove(self) -> set[int]:
         """Kill whatever is left inside, remove the directories; returns the pids it had to kill."""
         killed: set[int] = set()
-        for _, path in self._dirs:
-            killed |= _remove_tree(path)
+        try:
+            for _, path in self._dirs:
+                killed |= _remove_tree(path)
+        finally:
+            if self._on_removed is not None:
+                self._on_removed()
+                self._on_removed = None
         return killed
 
 
@@ -133,10 +159,13 @@ class CgroupBudget:
 
     def __init__(self, memory_mb: int, processes: int, hierarchies: list[Hierarchy] | None = None) -> None:
         self.memory_mb, self.processes = memory_mb, processes
+        self._active = 0  # attempts whose cgroup exists: the run's CPU weight is theirs together
+        self._lock = threading.Lock()  # attempts are removed from worker threads
         self._runs: list[tuple[Hierarchy, Path]] = []
         self._attempts = itertools.count()
         self.memory = f"rlimit per process {memory_mb} MB"
-        self.pids = f"rlimit {processes}"
+        self.pids = f"rlimit {processes} (threads count)"
+        self.cpu = "rlimit per process"
         self.reason = ""
         try:
             if hierarchies is None:
@@ -156,12 +185,19 @@ class CgroupBudget:
     def active(self) -> bool:
         return bool(self._runs)
 
+    @property
+    def run_paths(self) -> list[Path]:
+        """This sandbox's run cgroup directories (one per hierarchy used)."""
+        return [run for _, run in self._runs]
+
     def _open(self, hierarchies: list[Hierarchy]) -> None:
         run = f"run-{os.getpid()}-{_start_time(os.getpid())}-{next(self._names)}"
         chosen: dict[str, Hierarchy] = {}
         for hierarchy in hierarchies:
             for controller in hierarchy.controllers:
                 if controller not in chosen and (hierarchy.version == 1 or _available(hierarchy, controller)):
+                    if controller in OPTIONAL and not os.access(hierarchy.own, os.W_OK):
+                        continue  # CPU sharing and accounting where koderz may; memory fails loudly
                     chosen[controller] = hierarchy
         if "memory" not in chosen:
             return
@@ -181,7 +217,9 @@ class CgroupBudget:
         versions = {c: h.version for h, _ in self._runs for c in h.controllers}
         self.memory = f"cgroup v{versions['memory']} {self.memory_mb} MB"
         if "pids" in versions:
-            self.pids = f"cgroup v{versions['pids']} {self.processes}"
+            self.pids = f"cgroup v{versions['pids']} {self.processes} (threads count)"
+        if 2 in versions.values() or "cpuacct" in versions:
+            self.cpu = f"cgroup v{versions.get('cpuacct', 2)} across processes"
 
     def attempt(self) -> AttemptCgroup | None:
         """A fresh cgroup (one per hierarchy) for one attempt, limits set; ``None`` without cgroups."""
@@ -189,6 +227,7 @@ class CgroupBudget:
             return None
         name = f"attempt-{next(self._attempts)}"
         dirs: list[tuple[Hierarchy, Path]] = []
+        self._weigh(+1)
         try:
             for hierarchy, run in self._runs:
                 path = run / name
@@ -196,9 +235,20 @@ class CgroupBudget:
                 dirs.append((hierarchy, path))
                 _limit(hierarchy, path, self.memory_mb * 2**20, self.processes)
         except OSError:
-            AttemptCgroup(dirs).remove()
+            AttemptCgroup(dirs, lambda: self._weigh(-1)).remove()
             raise
-        return AttemptCgroup(dirs)
+        return AttemptCgroup(dirs, lambda: self._weigh(-1))
+
+    def _weigh(self, change: int) -> None:
+        """The run's CPU weight: one default cgroup's per live attempt, so that an attempt gets the
+        same share of a busy machine alone or beside another (a flat share each, as a process would).
+        (The ``koderz`` level above is shared by concurrent koderz processes: the last one sets it.)"""
+        with self._lock:
+            self._active += change
+            for hierarchy, run in self._runs:
+                for path in (run.parent, run):  # koderz's home too: a level at the default weight caps all below
+                    with contextlib.suppress(OSError):
+                        _share(hierarchy, path, max(self._active, 1))
 
     def close(self) -> None:
         """Remove this sandbox's run cgroups (killing anything still inside)."""
@@ -256,7 +306,16 @@ def _enable(path: Path, controllers: tuple[str, ...]) -> None:
             raise
 
 
+def _share(hierarchy: Hierarchy, path: Path, slots: int) -> None:
+    """CPU weight of ``slots`` default cgroups (where the cpu controller is used on ``path``)."""
+    if "cpu" in hierarchy.controllers:
+        name, unit = ("cpu.weight", WEIGHT_V2) if hierarchy.version == 2 else ("cpu.shares", SHARE_V1)
+        with contextlib.suppress(FileNotFoundError):
+            (path / name).write_text(str(min(unit * slots, 10000 if hierarchy.version == 2 else 262144)))
+
+
 def _limit(hierarchy: Hierarchy, path: Path, memory: int, processes: int) -> None:
+    _share(hierarchy, path, 1)
     if hierarchy.version == 2:
         if "memory" in hierarchy.controllers:
             (path / "memory.max").write_text(str(memory))

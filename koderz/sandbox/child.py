@@ -8,7 +8,7 @@ root), mount, network, PID, IPC and UTS namespaces, a minimal read-only root (/u
 /etc, the Python installation's lib, an empty tmpfs /tmp; site-packages and every path
 the parent names hidden), chroot, resource limits, an unprivileged uid (root) or no
 capabilities (user namespace), a fresh session keyring, stdin closed (``bubblewrap``:
-bwrap built all that before; ``limits only``: rlimits). Then it executes the program and
+bwrap built all that before; ``limits_only``: rlimits, and as root an unprivileged uid). Then it executes the program and
 calls the entry point on each input, writing one line per result to its results fd:
 ``V <i> <wire text>``, ``H <i> <sha256> <length> <head>`` for long answers, ``E <i> <json
 error>``; ``S`` (setup
@@ -38,8 +38,15 @@ PR_CAP_AMBIENT_CLEAR_ALL, CAPABILITY_VERSION_3 = 4, 0x20080522
 KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 1, 7, 22
 KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
 SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "loongarch64": 219}
-NAMESPACE_MECHANISMS = ("root namespaces", "user namespaces")
-TIMEOUT_EXIT = 124  # PID 1 was killed at its CPU-time limit
+# koderz.sandbox.mechanism.Mechanism's values (this file runs without koderz)
+ROOT_NAMESPACES, USER_NAMESPACES, BUBBLEWRAP, LIMITS_ONLY = (
+    "root_namespaces",
+    "user_namespaces",
+    "bubblewrap",
+    "limits_only",
+)
+NAMESPACE_MECHANISMS = (ROOT_NAMESPACES, USER_NAMESPACES)
+ORPHANED_EXIT = 123  # the parent died before the attempt could ask to die with it
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD = -1, -3, 32 * 1024 * 1024  # glibc's mallopt
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -86,7 +93,9 @@ def _build_root(root, job):
     for dev in ("null", "zero", "random", "urandom"):
         _bind("/dev/" + dev, root + "/dev/" + dev, writable=True)
     os.makedirs(root + "/tmp", exist_ok=True)
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={job['limits']['tmp_mb']}m,mode=1777")
+    limits = job["limits"]
+    tmp = f"size={limits['tmp_mb']}m,nr_inodes={limits['tmp_inodes']},mode=1777"
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp)
     for path in job["hide"]:
         target = root + path
         if os.path.isdir(target):
@@ -170,69 +179,70 @@ def _fresh_keyrings(clear_user_keyrings):
     return "fresh session keyring, user keyrings emptied"
 
 
-def _wait_for(child, cpu_seconds):
-    """The waiter outside the PID namespace: exits with PID 1's status (124 at its CPU limit)."""
+def _wait_for(child):
+    """The waiter outside the PID namespace: exits with PID 1's status (128 + the signal that
+    killed it). Its reaper's ``wait4`` counts PID 1's CPU time with its own; koderz decides a
+    timeout from that (or from the cgroup), never from this code."""
     _signal.signal(_signal.SIGTERM, lambda *_: os.kill(child, _signal.SIGKILL))
     while True:
         try:
-            _, status, usage = os.wait4(child, 0)
+            _, status = os.waitpid(child, 0)
             break
         except InterruptedError:
             continue
-    if os.WIFEXITED(status):
-        os._exit(os.WEXITSTATUS(status))
-    cpu = usage.ru_utime + usage.ru_stime
-    os._exit(TIMEOUT_EXIT if cpu >= cpu_seconds - 0.05 else 128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
 def _contain(job, isolation):
     """Enter the containment the parent chose (``job["mechanism"]``) and record what held.
 
-    ``root namespaces`` and ``user namespaces`` build the same private root and drop every
+    ``root_namespaces`` and ``user_namespaces`` build the same private root and drop every
     privilege (a per-slot uid as root, all capabilities in a user namespace); ``bubblewrap``
-    finds them built by bwrap; ``limits only`` sets the rlimits. A step the mechanism needs
+    finds them built by bwrap; ``limits_only`` sets the rlimits (as root: the slot uid or nothing). A step the mechanism needs
     that fails raises OSError: the attempt is then an error, never run uncontained.
     """
     mechanism = isolation["mechanism"] = job["mechanism"]
+    if mechanism == LIMITS_ONLY and os.geteuid() == 0 and job.get("uid") is None:
+        raise OSError(1, "limits_only as root needs an unprivileged uid to run the program as")
     _join_cgroups(job, isolation)
-    if mechanism == "user namespaces":
+    if mechanism == USER_NAMESPACES:
         _enter_user_namespace()
-    elif mechanism == "root namespaces":
+    elif mechanism == ROOT_NAMESPACES:
         _check(_libc.unshare(NAMESPACES), "unshare")
     if mechanism in NAMESPACE_MECHANISMS:
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    if mechanism != "limits only":
+    if mechanism != LIMITS_ONLY:
         isolation.update(network="namespace", pid="namespace")
         child = os.fork()
         if child:  # the waiter: outlives nothing it started; its death kills PID 1 below
-            _wait_for(child, job["limits"]["cpu_seconds"])
+            _wait_for(child)
         # below: PID 1 of the new PID namespace (under bwrap, PID 2); when it dies, all inside die.
+    limits = job["limits"]
     if mechanism in NAMESPACE_MECHANISMS:
         _build_root(job["workdir"], job)
         os.chdir(job["workdir"])
         os.chroot(".")
-    if mechanism == "limits only":
+        isolation["tmp"] = f"private tmpfs {limits['tmp_mb']} MB, {limits['tmp_inodes']} inodes"
+    if mechanism == LIMITS_ONLY:
         os.chdir(job["workdir"])
+        isolation["tmp"] = "the host's /tmp (working directory: a private one)"
     else:
         os.chdir("/tmp")
         isolation["filesystem"] = "private root"
-    _set_limits(job["limits"])
+    if mechanism == BUBBLEWRAP:
+        isolation["tmp"] = f"private tmpfs {limits['tmp_mb']} MB (bwrap sets no inode budget)"
+    _set_limits(limits)
     uid = job.get("uid")
-    if mechanism in ("user namespaces", "bubblewrap"):
+    if mechanism in (USER_NAMESPACES, BUBBLEWRAP):
         _drop_capabilities()
         isolation["user"] = f"uid {os.getuid()} in a user namespace, no capabilities"
-    elif uid is not None and mechanism == "limits only" and not _world_readable():
-        isolation["user"] = "unchanged (uid 0: the Python installation is not readable by other users)"
-    elif uid is not None:
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            isolation["user"] = f"uid {uid}"
-        except OSError as exc:  # root without CAP_SETUID (a locked-down container)
-            if mechanism != "limits only":
-                raise
-            isolation["user"] = f"unchanged (uid 0: {exc.strerror})"
+    elif uid is not None:  # as root: never run the program as uid 0 (fail closed)
+        if mechanism == LIMITS_ONLY and not _world_readable():
+            raise OSError(13, "the Python installation is not readable by an unprivileged uid")
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        isolation["user"] = f"uid {uid}"
     else:
         isolation["user"] = f"unchanged (uid {os.geteuid()})"
     isolation["keyrings"] = _fresh_keyrings(uid is not None and isolation["user"] == f"uid {uid}")
@@ -275,7 +285,7 @@ def _die_with(parent):
     """SIGKILL this process when ``parent`` (koderz or its fork server) dies, even abruptly."""
     _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # it died before the prctl took effect
-        os._exit(TIMEOUT_EXIT - 1)
+        os._exit(ORPHANED_EXIT)
 
 
 def main(parent=None):
@@ -290,7 +300,11 @@ def main(parent=None):
     os.dup2(2, 1)  # the candidate's prints go to the capped stderr pipe
     limits = job["limits"]
     isolation = {"network": "shared", "pid": "shared", "filesystem": "shared"}
-    isolation.update(memory=f"rlimit per process {limits['memory_mb']} MB", processes=f"rlimit {limits['processes']}")
+    isolation.update(
+        memory=f"rlimit per process {limits['memory_mb']} MB",
+        processes=f"rlimit {limits['processes']} (threads count)",
+        cpu="rlimit per process",
+    )
     try:
         _contain(job, isolation)
         failure = None
@@ -439,8 +453,9 @@ def zygote():
                 break
             _signal_attempt(info.si_pid, live, True)
             live.discard(info.si_pid)
-            _, status = os.waitpid(info.si_pid, 0)
-            control.send(b"X %d %d" % (info.si_pid, os.waitstatus_to_exitcode(status)))
+            _, status, usage = os.wait4(info.si_pid, 0)
+            cpu = usage.ru_utime + usage.ru_stime  # the attempt and every descendant it reaped
+            control.send(b"X %d %d %.3f" % (info.si_pid, os.waitstatus_to_exitcode(status), cpu))
 
 
 if sys.argv[1:2] == ["zygote"]:

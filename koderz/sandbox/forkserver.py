@@ -21,7 +21,8 @@ from koderz.sandbox.zygote import Zygote
 
 
 class ForkedProcess:
-    """One attempt forked by the zygote; its exit code arrives over the control socket."""
+    """One attempt forked by the zygote; its exit code and the CPU time the zygote's ``wait4``
+    counted for it (itself and every descendant it reaped) arrive over the control socket."""
 
     def __init__(
         self,
@@ -29,7 +30,7 @@ class ForkedProcess:
         pid: int,
         stdin: asyncio.StreamWriter,
         stderr: asyncio.StreamReader,
-        exit_code: asyncio.Future[int],
+        exit_code: asyncio.Future[tuple[int, float]],
         transports: list[Any],
     ) -> None:
         self.pid, self.stdin, self.stderr = pid, stdin, stderr
@@ -39,11 +40,17 @@ class ForkedProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self._exit.result() if self._exit.done() else None
+        return self._exit.result()[0] if self._exit.done() and not self._exit.exception() else None
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        """CPU time of the attempt and the descendants it reaped, once the zygote has reaped it."""
+        return self._exit.result()[1] if self._exit.done() and not self._exit.exception() else None
 
     async def wait(self) -> int:
         """The exit code; SandboxError when the fork server died before reporting it."""
-        return await asyncio.shield(self._exit)
+        code, _ = await asyncio.shield(self._exit)
+        return code
 
     def close(self) -> None:
         """Close the parent's pipe ends (after the streams have been read)."""
@@ -68,6 +75,10 @@ class ForkServer(Zygote):
 
     def __init__(self, source: str, env: dict[str, str]) -> None:
         super().__init__([sys.executable, "-I", "-S", "-B", "-c", source, "zygote"], env)
+
+    def exit_value(self, fields: list[bytes]) -> tuple[int, float]:
+        """An attempt's exit code and the CPU seconds ``wait4`` counted for it."""
+        return int(fields[0]), float(fields[1])
 
     async def spawn(self, results_fd: int) -> ForkedProcess:
         """Fork one attempt writing its results to ``results_fd`` (the caller keeps and closes

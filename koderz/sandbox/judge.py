@@ -245,7 +245,7 @@ class Collector:
         """The decision on what arrived (call once the stream has ended)."""
         if self.load_error is not None:
             error = self.load_error
-            return Judgement(error_status(error.error or ""), 0, None, None, None, error.error, error.traceback)
+            return Judgement("error", 0, None, None, None, error.error, error.traceback)
         if self.replay:
             return judge_check(self)
         return judge_outputs(self)
@@ -269,10 +269,6 @@ def _error_outcome(text: str) -> Outcome:
     )
 
 
-def error_status(error: str) -> str:
-    return "memory" if error.startswith("MemoryError") else "error"
-
-
 def judge_outputs(results: Collector) -> Judgement:
     """EvalPlus-style judgement from the collector's running comparison."""
     problem, total = results.problem, results.total
@@ -286,8 +282,7 @@ def judge_outputs(results: Collector) -> Judgement:
         return Judgement("incomplete", results.passed, failing, expected, base_passed=base)
     outcome = results.first[1]
     if outcome.error is not None:
-        status = error_status(outcome.error)
-        return Judgement(status, results.passed, failing, expected, None, outcome.error, outcome.traceback, base)
+        return Judgement("error", results.passed, failing, expected, None, outcome.error, outcome.traceback, base)
     got = outcome.shown or short_repr(results.decode(index, outcome.text or "null"))
     return Judgement("failed", results.passed, failing, expected, got, base_passed=base)
 
@@ -380,7 +375,7 @@ def judge_check(results: Collector) -> Judgement:
     except _CandidateRaised as exc:
         index = exc.args[0]
         outcome = outcomes[index]
-        return Judgement(error_status(outcome.error or ""), index, *at(index), None, outcome.error, outcome.traceback)
+        return Judgement("error", index, *at(index), None, outcome.error, outcome.traceback)
     except _Diverged as exc:
         index = exc.args[0]
         return Judgement("failed", index, *at(index), error="the test made a call the reference did not make")

@@ -1,11 +1,12 @@
 """Which containment this machine gives an attempt, found by trying each once, strongest first.
 
-``root namespaces`` (koderz runs as root), ``user namespaces`` (anyone, where the kernel
+``root_namespaces`` (koderz runs as root), ``user_namespaces`` (anyone, where the kernel
 allows unprivileged user namespaces), ``bubblewrap`` (``bwrap`` on PATH works: e.g.
-Ubuntu's AppArmor lets bwrap, not python, create user namespaces) and ``limits only``
-(rlimits, own session, scrubbed environment). A probe is one contained child run with
-no program: the mechanism holds when it reports a private root. Anything short of the
-full containment carries a one-line hint on how to get it.
+Ubuntu's AppArmor lets bwrap, not python, create user namespaces) and ``limits_only``
+(rlimits, own session, empty environment, an unprivileged uid as root). A probe is one
+contained child run with no program: the mechanism holds when it reports a private root.
+``auto`` never falls back to ``limits_only``: when no isolating mechanism holds, the run
+stops before any attempt (``SandboxError``) naming what was tried and how to opt in.
 """
 
 from __future__ import annotations
@@ -17,14 +18,49 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from koderz.errors import SandboxError
 
 log = logging.getLogger(__name__)
 
-MECHANISMS = ("root namespaces", "user namespaces", "bubblewrap", "limits only")
+
+class Mechanism(StrEnum):
+    """How an attempt is contained (``sandbox.containment`` takes these names, or ``auto``)."""
+
+    ROOT_NAMESPACES = "root_namespaces"
+    USER_NAMESPACES = "user_namespaces"
+    BUBBLEWRAP = "bubblewrap"
+    LIMITS_ONLY = "limits_only"
+
+    @property
+    def namespaces(self) -> bool:
+        """The child itself enters namespaces and builds its private root (bwrap does it for ``bubblewrap``)."""
+        return self in (Mechanism.ROOT_NAMESPACES, Mechanism.USER_NAMESPACES)
+
+    @property
+    def isolating(self) -> bool:
+        """Private namespaces and root: anything but ``limits_only``."""
+        return self is not Mechanism.LIMITS_ONLY
+
+
+AUTO = "auto"
+STRENGTH = {  # weakest first: what a figure made of several verdicts can claim
+    Mechanism.LIMITS_ONLY: 0,
+    Mechanism.BUBBLEWRAP: 1,
+    Mechanism.USER_NAMESPACES: 1,
+    Mechanism.ROOT_NAMESPACES: 2,
+}
+
+
+def weakest(mechanisms: Iterable[Mechanism | None]) -> Mechanism | None:
+    """The weakest containment among verdicts (None when none says)."""
+    known = [m for m in mechanisms if m is not None]
+    return min(known, key=STRENGTH.__getitem__) if known else None
+
+
 PROBE_SECONDS = 30.0
 HINT = (
     "for full containment allow unprivileged user namespaces (sysctl user.max_user_namespaces, or"
@@ -37,12 +73,12 @@ DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 class Containment:
     """The mechanism chosen, why stronger ones did not hold, and how to get the full one."""
 
-    mechanism: str
+    mechanism: Mechanism
     note: str = ""
 
     @property
     def full(self) -> bool:
-        return self.mechanism != "limits only"
+        return self.mechanism.isolating
 
     def report(self) -> dict[str, str]:
         """What ``verdict.isolation`` adds: why not stronger, and how to get the full one."""
@@ -55,20 +91,32 @@ class Containment:
         return f"sandbox containment: {self.mechanism} ({self.note}); {HINT}"
 
 
-def candidates(root: bool, isolate: bool, forced: str = "auto") -> list[str]:
-    """Mechanisms to try, strongest first; ``forced`` (a name in MECHANISMS) allows only that one."""
-    if forced != "auto":
-        if forced not in MECHANISMS:
-            raise SandboxError(f"sandbox containment {forced!r} is not one of auto, {', '.join(MECHANISMS)}")
-        return [forced]
+def parse(name: str) -> Mechanism | None:
+    """``sandbox.containment``: a mechanism, or None for ``auto``; anything else is a ``SandboxError``."""
+    if name == AUTO:
+        return None
+    try:
+        return Mechanism(name)
+    except ValueError:
+        names = ", ".join([AUTO, *Mechanism])
+        raise SandboxError(f"sandbox.containment={name!r} is not one of {names}") from None
+
+
+def candidates(root: bool, isolate: bool, forced: str = AUTO) -> list[Mechanism]:
+    """Mechanisms to try, strongest first; ``forced`` (a ``Mechanism`` name) allows only that one.
+    ``auto`` tries only the isolating ones; ``isolate=False`` means ``limits_only``."""
+    chosen = parse(forced)
+    if chosen is not None:
+        return [chosen]
     if not isolate:
-        return ["limits only"]
-    return [*(["root namespaces"] if root else []), "user namespaces", "bubblewrap", "limits only"]
+        return [Mechanism.LIMITS_ONLY]
+    return [*([Mechanism.ROOT_NAMESPACES] if root else []), Mechanism.USER_NAMESPACES, Mechanism.BUBBLEWRAP]
 
 
 def bwrap_command(root_paths: list[str], hide: list[str], tmp_mb: int, cgroups: list[str]) -> list[str]:
     """bwrap arguments building the same private root as the namespace mechanisms (plus the
-    attempt's cgroup directories, writable, so that the child can join them)."""
+    attempt's cgroup directories, writable, so that the child can join them). bwrap's ``--tmpfs``
+    takes a size but no inode budget."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxError("bwrap is not on PATH")
@@ -95,30 +143,37 @@ def bwrap_command(root_paths: list[str], hide: list[str], tmp_mb: int, cgroups: 
 
 
 async def choose(
-    mechanisms: list[str], probe: Callable[[str], list[str]], job: Callable[[str, str], bytes]
+    mechanisms: list[Mechanism], probe: Callable[[Mechanism], list[str]], job: Callable[[Mechanism, str], bytes]
 ) -> Containment:
     """Try each mechanism with a probe child; the first that builds its private root wins.
 
     ``probe(mechanism)`` is the command line of a fresh child, ``job(mechanism, workdir)``
-    its marshalled probe job.
+    its marshalled probe job. ``limits_only`` (only ever asked for explicitly) holds when its
+    child could set itself up (as root: drop to the unprivileged uid).
+    When none holds: a ``SandboxError`` naming what was tried and how to opt in to less.
     """
     reasons: list[str] = []
     for mechanism in mechanisms:
-        if mechanism == "limits only":
-            note = "; ".join(reasons) or "isolate=False"
-            return Containment(mechanism, note)
         try:
             isolation = await _probe(probe(mechanism), job, mechanism)
         except SandboxError as exc:
             reasons.append(f"{mechanism}: {exc}")
             continue
+        if mechanism is Mechanism.LIMITS_ONLY and "error" not in isolation:
+            return Containment(mechanism, "asked for (sandbox.containment=limits_only or isolate=False)")
         if isolation.get("filesystem") == "private root" and "error" not in isolation:
             return Containment(mechanism)
         reasons.append(f"{mechanism}: {isolation.get('error') or isolation}")
-    raise SandboxError(f"sandbox containment {mechanisms[0]!r} is not available here: {'; '.join(reasons)}")
+    tried = "; ".join(reasons)
+    if len(mechanisms) == 1:
+        raise SandboxError(f"sandbox.containment={mechanisms[0]} is not available here: {tried}")
+    raise SandboxError(
+        f"no isolating sandbox works here ({tried}); {HINT}, or run without isolation explicitly with"
+        f" sandbox.containment={Mechanism.LIMITS_ONLY}"
+    )
 
 
-async def _probe(command: list[str], job: Callable[[str, str], bytes], mechanism: str) -> dict[str, str]:
+async def _probe(command: list[str], job: Callable[[Mechanism, str], bytes], mechanism: Mechanism) -> dict[str, str]:
     workdir = tempfile.mkdtemp(prefix="koderz-probe-")
     try:
         proc = await asyncio.create_subprocess_exec(

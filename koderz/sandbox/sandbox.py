@@ -14,6 +14,7 @@ candidate's answer, it only receives the judge's small verdict.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import heapq
 import itertools
 import json
@@ -43,7 +44,8 @@ from koderz.sandbox.forkserver import ForkedProcess, ForkServer
 from koderz.sandbox.judge import AnswerLimits, Judgement
 from koderz.sandbox.judge_client import JudgeJob, JudgeServer
 from koderz.sandbox.judge_server import MEMORY_EXIT, OUT_OF_MEMORY
-from koderz.sandbox.mechanism import Containment, bwrap_command, candidates, choose, python_command
+from koderz.sandbox.mechanism import Containment, Mechanism, bwrap_command, candidates, choose, python_command
+from koderz.sandbox.stop import Measured, Stop, StopKind
 from koderz.sandbox.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,11 @@ Attempt = asyncio.subprocess.Process | ForkedProcess
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
 ROOT_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc")
 DRAIN_SECONDS = 2.0
-TIMEOUT_EXIT = 124
+TEARDOWN_SECONDS = 60.0  # a teardown still running then is logged and left to its thread
 ENCODE_SECONDS_PER_CHAR = 1e-7
-OOM_POLL_SECONDS = 0.05
+WATCH_SECONDS = 0.05  # how often the attempt's cgroup counters (CPU used, OOM kills) are read
+PR_SET_DUMPABLE = 4
+NOBODY_ENV: dict[str, str] = {}  # limits_only: the candidate gets an empty environment
 SITE_PATTERNS = (  # relative to each directory bound into the child's root
     "lib*/python*/*-packages",
     "local/lib*/python*/*-packages",
@@ -82,10 +86,11 @@ class SandboxConfig:
     open_files: int = 64
     file_mb: int = 16
     tmp_mb: int = 32
+    tmp_inodes: int = 4096  # files and directories the attempt's private /tmp may hold
     output_kb: int = 64
     uid_base: int = 3_000_000
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
-    containment: str = "auto"  # or one of mechanism.MECHANISMS, to insist on that one
+    containment: str = "auto"  # or a mechanism.Mechanism name, to insist on that one (limits_only: opt in)
     # what the trusted side accepts from one attempt, and what judging it may cost (docs/sandbox.md)
     line_kb: int = 16 * 1024  # EvalPlus datasets: longest answer sent in full; longer ones travel as a digest
     humaneval_line_kb: int = 64  # humaneval: longest answer (its check replay needs every answer in full)
@@ -97,7 +102,8 @@ class SandboxConfig:
     judge_memory_mb: int = 512  # memory it may take for that, beyond its size when it starts the attempt
 
 
-def _child_source() -> str:
+def child_source() -> str:
+    """The attempt's program (answers/wire.py + child.py), run by ``python -I -S -B -c``."""
     wire = resources.files("koderz.answers") / "wire.py"
     return wire.read_text() + "\n" + (resources.files("koderz.sandbox") / "child.py").read_text()
 
@@ -130,6 +136,14 @@ def _hidden_paths(root_paths: list[str]) -> list[str]:
     hidden = {os.path.realpath(p) for p in candidates if p}
     # never a directory the root is made of (koderz started from / or /usr would hide it all)
     return sorted(p for p in hidden if not any(r == p or r.startswith(p.rstrip("/") + "/") for r in root_paths))
+
+
+@dataclass(frozen=True)
+class HelperPids:
+    """A sandbox's trusted helper processes (None: not running)."""
+
+    judge_server: int | None
+    fork_server: int | None
 
 
 class SlotPool:
@@ -172,7 +186,7 @@ class Sandbox:
         self.config = config or SandboxConfig()
         slots = self.config.max_processes or os.cpu_count() or 1
         self._slots = SlotPool(slots)
-        self._source = _child_source()
+        self._source = child_source()
         self._root_paths = _root_paths()
         self._hide = _hidden_paths(self._root_paths)
         self._zygote: ForkServer | None = None
@@ -184,6 +198,7 @@ class Sandbox:
         self._root = os.geteuid() == 0
         self._mechanisms = candidates(self._root, self.config.isolate, self.config.containment)
         self._probing: asyncio.Task[Containment] | None = None
+        self._teardowns: set[asyncio.Future[None]] = set()
         self._chosen: Containment | None = None
         self._budget = CgroupBudget(self.config.memory_mb, self.config.processes)
         if not self._budget.active:
@@ -210,12 +225,34 @@ class Sandbox:
 
     @property
     def containment(self) -> Containment | None:
-        """The mechanism in use, once the first attempt has found it."""
+        """The mechanism in use, once the first attempt (or ``prepare``) has found it."""
         return self._chosen
 
     async def containment_in_use(self) -> Containment:
         """The mechanism attempts run under (probed now when no attempt has found it yet)."""
         return await self._containment()
+
+    async def prepare(self) -> Containment:
+        """Find the containment and start the helper servers now, before any attempt: a
+        ``SandboxError`` when no containment holds (or a server cannot start)."""
+        self._warm_up()
+        containment = await self._containment()
+        await self._judge_server()
+        if self.config.fork_server and containment.mechanism is not Mechanism.BUBBLEWRAP:
+            await self._fork_server()
+        return containment
+
+    @property
+    def budget(self) -> CgroupBudget:
+        """The run's cgroups: what each attempt's memory, processes and CPU are bounded by."""
+        return self._budget
+
+    def helper_pids(self) -> HelperPids:
+        """The pids of this sandbox's helper processes, where they run (for tests and diagnostics)."""
+        return HelperPids(
+            judge_server=self._judges.pid if self._judges is not None else None,
+            fork_server=self._zygote.pid if self._zygote is not None else None,
+        )
 
     async def _containment(self) -> Containment:
         """The strongest containment that works here, probed once per process and settings."""
@@ -231,19 +268,24 @@ class Sandbox:
                 _CHOSEN[key] = chosen
                 (log.info if chosen.full else log.warning)("%s", chosen.summary())
         self._chosen = _CHOSEN[key]
+        if not self._chosen.full:
+            _not_dumpable()
         return self._chosen
 
-    def _command(self, mechanism: str, cgroups: list[str] | None = None) -> list[str]:
+    def _command(self, mechanism: Mechanism, cgroups: list[str] | None = None) -> list[str]:
         """A fresh child process for ``mechanism`` (bwrap wraps the interpreter; the attempt's
         cgroup directories are bound in so that the child can join them)."""
         python = python_command(self._source)
-        if mechanism == "bubblewrap":
+        if mechanism is Mechanism.BUBBLEWRAP:
             return bwrap_command(self._root_paths, self._hide, self.config.tmp_mb, cgroups or []) + python
         return python
 
-    def _probe_job(self, mechanism: str, workdir: str) -> bytes:
+    def _probe_job(self, mechanism: Mechanism, workdir: str) -> bytes:
         limits = {**self._limits_for(self.config.cpu_floor), "cpu_seconds": math.ceil(self.config.cpu_floor)}
         probe = {"probe": True, "send_limit": 0, "base_count": 0}
+        uid = self._slot_uid(mechanism, 0)
+        if uid is not None and mechanism is Mechanism.LIMITS_ONLY:  # it works in the directory as that uid
+            os.chown(workdir, uid, uid)
         return marshal.dumps({**self._setup(mechanism, workdir, 0, None, limits), **probe})
 
     def _limits_for(self, reference_seconds: float) -> dict[str, int]:
@@ -255,6 +297,7 @@ class Sandbox:
             "open_files": cfg.open_files,
             "file_mb": cfg.file_mb,
             "tmp_mb": cfg.tmp_mb,
+            "tmp_inodes": cfg.tmp_inodes,
         }
 
     def answer_limits(self, problem: Problem) -> AnswerLimits:
@@ -269,21 +312,26 @@ class Sandbox:
             max_int_digits=cfg.max_int_digits,
         )
 
+    def _slot_uid(self, mechanism: Mechanism, slot: int) -> int | None:
+        """The unprivileged uid an attempt runs as, when koderz is root (a user namespace keeps the caller's)."""
+        if self._root and mechanism in (Mechanism.ROOT_NAMESPACES, Mechanism.LIMITS_ONLY):
+            return self.config.uid_base + slot
+        return None
+
     def _setup(
-        self, mechanism: str, workdir: str, slot: int, cgroup: AttemptCgroup | None, limits: dict[str, int]
+        self, mechanism: Mechanism, workdir: str, slot: int, cgroup: AttemptCgroup | None, limits: dict[str, int]
     ) -> dict[str, object]:
         """The containment part of a job: what the child enters before it runs anything."""
-        slot_uid = self._root and mechanism in ("root namespaces", "limits only")
         return {
-            "mechanism": mechanism,
+            "mechanism": mechanism.value,
             "limits": limits,
-            "env": CHILD_ENV,
-            "uid": self.config.uid_base + slot if slot_uid else None,
+            "env": NOBODY_ENV if mechanism is Mechanism.LIMITS_ONLY else CHILD_ENV,
+            "uid": self._slot_uid(mechanism, slot),
             "workdir": workdir,
             "root_paths": self._root_paths,
             "hide": self._hide,
             "cgroups": cgroup.procs if cgroup else [],
-            "budget": {"memory": self._budget.memory, "processes": self._budget.pids},
+            "budget": {"memory": self._budget.memory, "processes": self._budget.pids, "cpu": self._budget.cpu},
         }
 
     def _job(
@@ -293,7 +341,7 @@ class Sandbox:
         preamble: str,
         workdir: str,
         slot: int,
-        mechanism: str,
+        mechanism: Mechanism,
         cgroup: AttemptCgroup | None,
     ) -> bytes:
         limits, _ = self._limits(problem)
@@ -315,7 +363,9 @@ class Sandbox:
         passes "": EvalPlus runs the program alone).
 
         Raises ``SandboxError`` when the harness itself fails (a zygote or judge crashed,
-        the attempt could not be set up): that is not a verdict on the program.
+        the attempt could not be set up): that is not a verdict on the program. The verdict is
+        decided before the attempt's directory and cgroup are torn down; the teardown runs in
+        the background and cannot change it.
         """
         self._warm_up()
         containment = await self._containment()
@@ -324,37 +374,40 @@ class Sandbox:
         slot = await self._slots.acquire(_cost(problem))
         started = time.perf_counter()
         try:
-            workdir = tempfile.mkdtemp(prefix="koderz-attempt-")
+            workdir = tempfile.mkdtemp(prefix="koderz-attempt-")  # private: mode 0700
         except OSError as exc:
             self._slots.release(slot)
             raise SandboxError(f"cannot create an attempt directory: {exc}") from exc
         cgroup = None
         try:
-            if self._root:
-                try:
-                    os.chown(workdir, self.config.uid_base + slot, self.config.uid_base + slot)
-                except PermissionError:  # root without CAP_CHOWN: the child stays uid 0
-                    os.chmod(workdir, 0o777)
+            uid = self._slot_uid(mechanism, slot)
+            if uid is not None:
+                os.chown(workdir, uid, uid)  # fails closed: root without CAP_CHOWN runs no attempt
             cgroup = self._attempt_cgroup()
             if preamble is None:
                 preamble = preamble_of(problem.prompt, problem.entry_point)
             job = self._job(problem, program, preamble, workdir, slot, mechanism, cgroup)
-            judgement, output, cut_short = await self._run(problem, job, workdir, mechanism, cgroup)
-            out_of_memory = cgroup is not None and cgroup.oom_killed()
+            judgement, output, stop = await self._run(problem, job, workdir, mechanism, cgroup)
         except OSError as exc:
             raise SandboxError(f"sandbox attempt at {problem.task_id} failed: {exc}") from exc
         finally:
             self._slots.release(slot)
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
-            if cgroup is not None:
-                await asyncio.to_thread(_remove_cgroup, cgroup)
-        verdict = self._decide(problem, judgement, output, cut_short)
-        if out_of_memory and not verdict.passed:  # the kernel killed one of its processes at the budget
-            verdict = replace(
-                verdict, status="memory", error=f"memory limit exceeded ({self._budget.memory} per attempt)"
-            )
+            self._teardown(workdir, cgroup)
+        verdict = self._decide(problem, judgement, output, stop)
         isolation = {**verdict.isolation, **containment.report()} if verdict.isolation else {}
-        return replace(verdict, duration=time.perf_counter() - started, isolation=isolation)
+        return replace(verdict, duration=time.perf_counter() - started, isolation=isolation, mechanism=mechanism)
+
+    def _teardown(self, workdir: str, cgroup: AttemptCgroup | None) -> None:
+        """Remove the attempt's directory and cgroup in a thread of their own, after the verdict:
+        however long it takes (a /tmp full of files), it delays and changes no verdict."""
+        task = asyncio.get_running_loop().run_in_executor(None, _remove_attempt, workdir, cgroup)
+        self._teardowns.add(task)
+        task.add_done_callback(self._teardowns.discard)
+
+    async def drain(self) -> None:
+        """Wait (bounded) for the teardowns of finished attempts."""
+        if self._teardowns:
+            await asyncio.wait(list(self._teardowns), timeout=TEARDOWN_SECONDS)
 
     def _attempt_cgroup(self) -> AttemptCgroup | None:
         """The attempt's own cgroup; on a failure the attempt runs on its rlimits (and says so)."""
@@ -365,11 +418,12 @@ class Sandbox:
             return None
 
     async def _run(
-        self, problem: Problem, job: bytes, workdir: str, mechanism: str, cgroup: AttemptCgroup | None
-    ) -> tuple[Judgement, str, str | None]:
+        self, problem: Problem, job: bytes, workdir: str, mechanism: Mechanism, cgroup: AttemptCgroup | None
+    ) -> tuple[Judgement, str, Stop | None]:
         """Run one attempt; its judge decides. Returns the judgement, the captured output and,
-        when the child ended before it answered every test, how it ended (``cut_short``)."""
-        _, wall = self._limits(problem)
+        when the child ended before it answered every test, how it ended as measured (``Stop``)."""
+        limits, wall = self._limits(problem)
+        cpu_limit = limits["cpu_seconds"]
         judges = await self._judge_server()
         key = await judges.register(problem)
         results_r, results_w = os.pipe()
@@ -405,20 +459,33 @@ class Sandbox:
         helpers = [asyncio.ensure_future(c) for c in (feed(), read_output())]
         watchers: list[asyncio.Future[None]] = []
         if cgroup is not None:  # the waiter outside the PID namespace is spared: it reaps PID 1
-            waiter = proc.pid if mechanism in ("root namespaces", "user namespaces") else None
-            watchers.append(asyncio.ensure_future(_end_at_oom(cgroup, waiter)))
+            waiter = proc.pid if mechanism.namespaces else None
+            watchers.append(asyncio.ensure_future(_watch(cgroup, waiter, cpu_limit)))
         exited = asyncio.ensure_future(proc.wait())
         deadline = time.monotonic() + wall
+        stop: Stop | None = None
+        stopped = False
         try:
             done, _ = await asyncio.wait([judge.verdict, exited], timeout=wall, return_when=asyncio.FIRST_COMPLETED)
             if judge.verdict in done and not exited.done() and _incomplete(judge.verdict):
                 # the results pipe closed early: how the child ends decides the status
                 await asyncio.wait([exited], timeout=max(deadline - time.monotonic(), 0))
-            cut_short = _status_from_exit(exited.result()) if exited.done() else "timeout:wall"
+            wall_expired = not exited.done()
             await self._stop_child(proc, exited, pidfd)
+            stopped = True
+            stop = Stop.of(
+                Measured(
+                    cpu_limit=cpu_limit,
+                    cpu_seconds=_cpu_used(cgroup, proc),
+                    out_of_memory=cgroup is not None and cgroup.oom_killed(),
+                    wall_expired=wall_expired,
+                    exit_code=exited.result() if exited.done() else None,  # raises if the fork server died
+                )
+            )
             judgement = await self._judgement(judge)
         finally:
-            await self._stop_child(proc, exited, pidfd)
+            if not stopped:  # the harness failed before it stopped the attempt
+                await self._stop_child(proc, exited, pidfd)
             judge.kill()
             judge.close()
             for watcher in watchers:  # it polls until cancelled
@@ -431,7 +498,7 @@ class Sandbox:
                 proc.close()
             if pidfd is not None:
                 os.close(pidfd)
-        return judgement, captured.decode("utf-8", "replace"), cut_short
+        return judgement, captured.decode("utf-8", "replace"), stop
 
     def _judge_request(self, problem: Problem) -> dict[str, object]:
         return {
@@ -443,14 +510,16 @@ class Sandbox:
     async def _stop_child(self, proc: Attempt, exited: asyncio.Future[int], pidfd: int | None) -> None:
         """End the attempt (if still running): SIGTERM first (the trusted waiter of a PID namespace
         then kills and reaps its PID 1, so nothing is orphaned to the host's init), then SIGKILL
-        to its process group; wait until it is reaped."""
+        to its process group; wait (bounded) until it is reaped. One that is still exiting then
+        (the kernel freeing what it left, e.g. a /tmp full of files) is reaped later by its parent:
+        it has no say in the verdict any more."""
         if not exited.done():
             _signal_attempt(proc, pidfd, group=False)
             await asyncio.wait([exited], timeout=DRAIN_SECONDS)
         _signal_attempt(proc, pidfd, group=True)  # leftovers of an attempt without a PID namespace
         await asyncio.wait([exited], timeout=DRAIN_SECONDS)
         if not exited.done():
-            raise SandboxError(f"attempt process {proc.pid} did not end after SIGKILL")
+            log.info("sandbox: attempt process %d is still exiting after SIGKILL; it is reaped later", proc.pid)
 
     async def _judgement(self, judge: JudgeJob) -> Judgement:
         """The judge's verdict, once it has read what the results pipe holds (bounded)."""
@@ -468,18 +537,21 @@ class Sandbox:
         data = judge.verdict.result() if judge.verdict.done() and not judge.verdict.cancelled() else b""
         return _read_judgement(data, code, cpu, self.config)
 
-    def _decide(self, problem: Problem, judgement: Judgement, output: str, cut_short: str | None) -> Verdict:
+    def _decide(self, problem: Problem, judgement: Judgement, output: str, stop: Stop | None) -> Verdict:
+        """The verdict: the judge's, or for answers that stopped early (and for a cgroup OOM kill)
+        what the trusted side measured."""
         total = len(problem.inputs)
         isolation = judgement.isolation
         if isolation is None:
-            detail = stop_reason(cut_short)[1] if cut_short else "it closed its results"
+            detail = stop.describe() if stop else "it closed its results"
             raise SandboxError(
                 f"sandbox attempt at {problem.task_id} ended before it set itself up ({detail});"
                 f" output: {output[-300:]!r}"
             )
         status, error = judgement.status, judgement.error
-        if status == "incomplete":
-            status, error = stop_reason(cut_short, self._limits(problem)[0]["cpu_seconds"])
+        cpu_limit = self._limits(problem)[0]["cpu_seconds"]
+        if stop is not None and (status == "incomplete" or (stop.kind is StopKind.MEMORY and status != "passed")):
+            status, error = stop.status(cpu_limit, self._budget.memory)
         return Verdict(
             status == "passed",
             status,
@@ -496,12 +568,12 @@ class Sandbox:
         )
 
     async def _spawn(
-        self, workdir: str, results_fd: int, mechanism: str, cgroup: AttemptCgroup | None = None
+        self, workdir: str, results_fd: int, mechanism: Mechanism, cgroup: AttemptCgroup | None = None
     ) -> Attempt:
         """A fresh attempt process writing its results to ``results_fd``: forked by the zygote
         when enabled, else a new interpreter (inside bwrap for ``bubblewrap``: each attempt needs
         namespaces of its own)."""
-        if self.config.fork_server and mechanism != "bubblewrap":
+        if self.config.fork_server and mechanism is not Mechanism.BUBBLEWRAP:
             try:
                 zygote = await self._fork_server()
                 return await zygote.spawn(results_fd)
@@ -523,7 +595,7 @@ class Sandbox:
         their interpreters start and import while the containment is probed and the first attempt
         is set up. (No fork server where the containment is known to be bwrap's.)"""
         self._judges_starting()
-        if self.config.fork_server and (self._chosen is None or self._chosen.mechanism != "bubblewrap"):
+        if self.config.fork_server and (self._chosen is None or self._chosen.mechanism is not Mechanism.BUBBLEWRAP):
             self._fork_server_starting()
 
     def _fork_server_starting(self) -> tuple[ForkServer, asyncio.Task[None]]:
@@ -638,38 +710,6 @@ def _cost(problem: Problem) -> float:
     return problem.reference_seconds + (ENCODE_SECONDS_PER_CHAR * characters() if characters else 0.0)
 
 
-def _status_from_exit(code: int) -> str:
-    """``cut_short`` for an exit code (see ``stop_reason``); 124 is the child's CPU-limit code."""
-    if code == TIMEOUT_EXIT:
-        return "timeout:cpu"
-    signum = -code if code < 0 else code - 128 if code > 128 else 0
-    if signum == signal.SIGXCPU:
-        return "timeout:cpu"
-    if signum:
-        try:
-            return f"killed:{signal.Signals(signum).name}"
-        except ValueError:
-            return f"killed:signal {signum}"
-    return f"exited:{code}"
-
-
-def stop_reason(cut_short: str | None, cpu_seconds: int | None = None) -> tuple[str, str]:
-    """Status and message for a child that ended before it answered every test.
-
-    ``cut_short`` is ``timeout:cpu``, ``timeout:wall``, ``killed:<SIGNAL>`` or ``exited:<code>``.
-    """
-    kind, _, detail = (cut_short or "killed").partition(":")
-    if kind == "timeout":
-        if detail == "wall":
-            return "timeout", "wall-clock backstop exceeded (the program was waiting, or starved of CPU)"
-        limit = f" of {cpu_seconds} s" if cpu_seconds else ""
-        return "timeout", f"CPU time limit{limit} exceeded"
-    if kind == "exited":
-        return "error", f"the program exited (code {detail}) before it answered every test"
-    by = f" by {detail}" if detail else ""
-    return "killed", f"the program was killed{by} before it answered every test"
-
-
 def _incomplete(verdict: asyncio.Task[bytes]) -> bool:
     """True unless the judge's verdict says it is final (every test answered, or a failure)."""
     try:
@@ -720,19 +760,40 @@ def _signal_attempt(proc: Attempt, pidfd: int | None, *, group: bool) -> None:
         raise SandboxError(f"cannot signal attempt process {proc.pid}: {exc}") from exc
 
 
-async def _end_at_oom(cgroup: AttemptCgroup, spare: int | None) -> None:
-    """Once the kernel OOM-kills one of an attempt's processes, kill the rest (cgroup v1 has no
-    ``memory.oom.group``): the attempt is over, and ends as ``memory`` now, not at its time limit."""
-    while True:  # a kernel counter: nothing to await but time
-        await asyncio.sleep(OOM_POLL_SECONDS)
-        if cgroup.oom_killed():
+async def _watch(cgroup: AttemptCgroup, spare: int | None, cpu_limit: float) -> None:
+    """Kill the attempt (all but ``spare``) once its cgroup has used its CPU budget, or once the
+    kernel OOM-killed one of its processes (cgroup v1 has no ``memory.oom.group``): the attempt
+    is over, and its status is decided from these same counters."""
+    while True:  # kernel counters: nothing to await but time
+        await asyncio.sleep(WATCH_SECONDS)
+        used = cgroup.cpu_seconds()
+        if cgroup.oom_killed() or (used is not None and used >= cpu_limit):
             cgroup.kill(spare)
             return
 
 
-def _remove_cgroup(cgroup: AttemptCgroup) -> None:
-    try:
-        if leftovers := cgroup.remove():
-            log.warning("sandbox: killed %d processes left in an attempt's cgroup", len(leftovers))
-    except OSError as exc:
-        log.warning("sandbox: could not remove an attempt's cgroup: %s", exc)
+def _cpu_used(cgroup: AttemptCgroup | None, proc: Attempt) -> float | None:
+    """The attempt's CPU time as koderz measured it: its cgroup's, else what its reaper's ``wait4``
+    counted (the fork server's); None when neither is known (a fresh interpreter without a cgroup)."""
+    used = cgroup.cpu_seconds() if cgroup is not None else None
+    if used is None and isinstance(proc, ForkedProcess):
+        used = proc.cpu_seconds
+    return used
+
+
+def _remove_attempt(workdir: str, cgroup: AttemptCgroup | None) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+    if cgroup is not None:
+        try:
+            if leftovers := cgroup.remove():
+                log.warning("sandbox: killed %d processes left in an attempt's cgroup", len(leftovers))
+        except OSError as exc:
+            log.warning("sandbox: could not remove an attempt's cgroup: %s", exc)
+
+
+def _not_dumpable() -> None:
+    """Without a private root an attempt shares the host's /proc: make koderz's own ``/proc/<pid>``
+    (environ, memory) unreadable to any other process, whatever its uid."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise SandboxError(f"cannot make koderz non-dumpable: {os.strerror(ctypes.get_errno())}")

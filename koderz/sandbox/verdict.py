@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from koderz.sandbox.mechanism import Mechanism
+
 STATUSES = ("passed", "failed", "error", "timeout", "memory", "killed")
 # the longest text each field may carry (characters); whatever a candidate produced
 TEXT_LIMITS = {
@@ -32,13 +34,14 @@ def clean_text(text: str, limit: int) -> str:
 class Verdict:
     """Outcome of running one candidate program on one problem's tests.
 
-    ``status`` is one of ``STATUSES``. For the first failing test, ``failing_input``,
-    ``expected`` and ``got`` are short reprs (``expected`` is the reference answer, or
-    for HumanEval the failing assertion of the original ``check``); ``error`` carries an
-    exception or limit message and ``traceback`` a short traceback whose line numbers
-    count the program as the model wrote it. ``base_passed`` (EvalPlus datasets) is True
-    when every base input was judged equal, whatever happened on the plus inputs; None
-    for datasets without a base/plus split. Every text is bounded and valid UTF-8.
+        ``status`` is one of ``STATUSES``. For the first failing test, ``failing_input``,
+        ``expected`` and ``got`` are short reprs (``expected`` is the reference answer, or
+        for HumanEval the failing assertion of the original ``check``); ``error`` carries an
+        exception or limit message and ``traceback`` a short traceback whose line numbers
+        count the program as the model wrote it. ``base_passed`` (EvalPlus datasets) is True
+        when every base input was judged equal, whatever happened on the plus inputs; None
+        for datasets without a base/plus split. ``mechanism`` is the containment the program ran
+    under. Every text is bounded and valid UTF-8.
     """
 
     passed: bool
@@ -54,6 +57,7 @@ class Verdict:
     duration: float = 0.0
     isolation: dict[str, str] = field(default_factory=dict)
     base_passed: bool | None = None  # EvalPlus datasets: every base (original) test passed
+    mechanism: Mechanism | None = None  # the containment the attempt ran under
 
     def __post_init__(self) -> None:
         for item in fields(self):

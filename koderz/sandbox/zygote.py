@@ -59,6 +59,11 @@ class Zygote:
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @property
+    def pid(self) -> int | None:
+        """The zygote process's pid, once started (and until closed)."""
+        return self._popen.pid if self._popen is not None else None
+
+    @property
     def alive(self) -> bool:
         return self._reader is not None and not self._reader.done()
 

@@ -4,11 +4,14 @@ checks, one traceback header; harness failures raise instead of becoming a verdi
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 
 from koderz.errors import SandboxError
-from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+from koderz.sandbox.forkserver import ForkServer
+from koderz.sandbox.sandbox import CHILD_ENV, Sandbox, SandboxConfig, child_source
 
 
 async def test_traceback_counts_the_program_as_written(humaneval, sandbox) -> None:
@@ -53,9 +56,9 @@ async def test_judge_server_death_is_a_harness_error(humaneval, uid_base) -> Non
         slow = "import time\ndef strlen(string):\n    time.sleep(30)\n    return len(string)\n"
         attempt = asyncio.ensure_future(sandbox.evaluate(problem, slow))
         await asyncio.sleep(0.5)
-        judges = sandbox._judges
-        assert judges is not None and judges._popen is not None
-        judges._popen.kill()
+        judges = sandbox.helper_pids().judge_server
+        assert judges is not None
+        os.kill(judges, signal.SIGKILL)  # the sandbox started it for this test
         with pytest.raises(SandboxError, match="judge server"):
             await asyncio.wait_for(attempt, 60)
         assert (await sandbox.evaluate(problem, problem.reference_program)).passed  # a new judge server
@@ -71,9 +74,9 @@ async def test_fork_server_death_mid_attempt_is_a_harness_error(humaneval, uid_b
         slow = "import time\ndef strlen(string):\n    time.sleep(30)\n    return len(string)\n"
         attempt = asyncio.ensure_future(sandbox.evaluate(problem, slow))
         await asyncio.sleep(0.5)
-        zygote = sandbox._zygote
-        assert zygote is not None and zygote._popen is not None
-        zygote._popen.kill()
+        zygote = sandbox.helper_pids().fork_server
+        assert zygote is not None
+        os.kill(zygote, signal.SIGKILL)
         with pytest.raises(SandboxError, match="fork server"):
             await asyncio.wait_for(attempt, 60)
     finally:
@@ -82,18 +85,23 @@ async def test_fork_server_death_mid_attempt_is_a_harness_error(humaneval, uid_b
 
 async def test_zygote_never_signals_a_pid_it_does_not_own(humaneval, uid_base) -> None:
     """``K <pid>`` / ``T <pid>`` for a process the zygote did not fork (or already reaped) do nothing."""
-    sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
-    problem = humaneval["HumanEval/23"]
+    zygote = ForkServer(child_source(), CHILD_ENV)
+    await zygote.start()
     bystander = await asyncio.create_subprocess_exec("sleep", "60", start_new_session=True)
     try:
-        assert (await sandbox.evaluate(problem, problem.reference_program)).passed
-        zygote = sandbox._zygote
-        assert zygote is not None
         zygote.signal(bystander.pid, b"K")
         zygote.signal(bystander.pid, b"T")
-        assert (await sandbox.evaluate(problem, problem.reference_program)).passed  # the zygote handled both
+        results_r, results_w = os.pipe()
+        try:
+            attempt = await zygote.spawn(results_w)  # the zygote handled both and still forks
+        finally:
+            os.close(results_w)
+        attempt.stdin.close()  # no job: the attempt ends
+        await asyncio.wait_for(attempt.wait(), 60)
+        attempt.close()
+        os.close(results_r)
         assert bystander.returncode is None
     finally:
         bystander.kill()
         await bystander.wait()
-        sandbox.close()
+        zygote.close()

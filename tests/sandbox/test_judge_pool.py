@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
-from tests.sandbox.test_adversarial import COLLIDING, forging
+from tests.support.judge_attacks import COLLIDING, forging
 
 BIG_WRONG_FIRST_ANSWER = (
     "{real}\n_real = {entry}\n_calls = [0]\n"
@@ -17,9 +17,8 @@ BIG_WRONG_FIRST_ANSWER = (
 
 def judge_pids(sandbox: Sandbox) -> set[int]:
     """The judge server's children (its judges), from /proc."""
-    judges = sandbox._judges
-    assert judges is not None and judges._popen is not None
-    server = judges._popen.pid
+    server = sandbox.helper_pids().judge_server
+    assert server is not None
     children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
     return {int(pid) for pid in children}
 
@@ -66,16 +65,15 @@ async def test_a_judge_killed_at_its_budget_is_replaced_and_the_next_attempt_jud
 
 
 async def test_the_servers_start_while_the_first_attempt_is_set_up(humaneval, uid_base) -> None:
-    """``evaluate`` begins the judge server's and the fork server's start-up before it probes the
-    containment, without waiting for them; the first attempt then uses those same servers."""
+    """``prepare`` (and ``evaluate``) begin the judge server's and the fork server's start-up while
+    the containment is probed; the first attempt then uses those same servers."""
     sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
     try:
-        sandbox._warm_up()
-        judges, zygote = sandbox._judges, sandbox._zygote
-        assert judges is not None and zygote is not None
-        assert sandbox._judges_start is not None and sandbox._zygote_start is not None
+        await sandbox.prepare()
+        helpers = sandbox.helper_pids()
+        assert helpers.judge_server is not None and helpers.fork_server is not None
         problem = humaneval["HumanEval/0"]
         assert (await sandbox.evaluate(problem, problem.reference_program)).passed
-        assert sandbox._judges is judges and sandbox._zygote is zygote  # not started twice
+        assert sandbox.helper_pids() == helpers  # not started twice
     finally:
         sandbox.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import collections
 import contextlib
@@ -19,7 +20,9 @@ from koderz.datasets.expected import Expected, compact
 from koderz.errors import SandboxError
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, short_repr
 from koderz.sandbox.judge_server import _Stream
-from koderz.sandbox.sandbox import _both
+from koderz.sandbox.mechanism import Mechanism
+from koderz.sandbox.sandbox import _both, child_source
+from koderz.sandbox.stop import Measured, Stop, StopKind
 from koderz.sandbox.verdict import Verdict, clean_text
 from koderz.sandbox.zygote import Zygote
 
@@ -372,3 +375,29 @@ async def test_the_attempt_is_forked_while_the_judge_is_handed_its_pipe() -> Non
         return attempt
 
     assert await _both(judging(), spawning()) == (judge, attempt)  # type: ignore[arg-type]
+
+
+def test_the_child_names_the_mechanisms_as_the_enum_does() -> None:
+    names = {"ROOT_NAMESPACES", "USER_NAMESPACES", "BUBBLEWRAP", "LIMITS_ONLY"}
+    (assignment,) = [
+        node
+        for node in ast.parse(child_source()).body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Tuple)
+        and {getattr(t, "id", "") for t in node.targets[0].elts} == names
+    ]
+    assert ast.literal_eval(assignment.value) == tuple(Mechanism)
+
+
+@pytest.mark.parametrize(
+    ("measured", "stop"),
+    [
+        (Measured(3, 0.01, False, False, 124), Stop(StopKind.EXIT, 124)),  # the program's own exit code
+        (Measured(3, 3.0, False, False, 137), Stop(StopKind.CPU)),  # CPU measured at the limit
+        (Measured(3, None, False, False, -24), Stop(StopKind.SIGNAL, 24)),  # SIGXCPU, nothing measured
+        (Measured(3, 0.2, True, False, 137), Stop(StopKind.MEMORY)),  # the cgroup counted an OOM kill
+        (Measured(3, 0.2, False, True, None), Stop(StopKind.WALL)),
+    ],
+)
+def test_a_stop_is_what_the_trusted_side_measured(measured, stop) -> None:
+    assert Stop.of(measured) == stop

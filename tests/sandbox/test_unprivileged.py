@@ -5,9 +5,11 @@ checkout): the canonical HumanEval solutions pass 164/164 and the exploits that 
 containment stops (reading the canonical solution from the installed dataset, reading
 the package, writing outside the sandbox, a loopback connection, a daemon, environment
 secrets) get 0 passes, leave no trace and no process of that user behind; isolation is
-``user namespaces``. With user namespaces denied to koderz (a seccomp filter on
-``unshare(CLONE_NEWUSER)``) it falls back to bubblewrap and contains them again; with
-bwrap absent too it reports ``limits only`` and how to get the full containment.
+``user_namespaces``; ``timeout`` and ``memory`` are what koderz measured, not the program's exit
+code or exception. With user namespaces denied to koderz (a seccomp filter on
+``unshare(CLONE_NEWUSER)``) it falls back to bubblewrap and contains them again; with bwrap
+absent too it refuses to run (naming ``sandbox.containment=limits_only``), and, asked for
+``limits_only``, runs with an empty environment, unable to read koderz's environ.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sandbox.unprivileged import UnprivilegedKoderz, missing
+from tests.support.unprivileged import UnprivilegedKoderz, missing
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,7 +45,7 @@ def _contained(user: UnprivilegedKoderz, listener, deny_userns: bool) -> dict:
     marker = "koderz-user-" + uuid.uuid4().hex[:8]
     secret = "sk-fake-" + marker
     report = user.escapes(
-        {"marker": marker, "port": port},
+        {"marker": marker, "port": port, "stops": True, "secret": secret},
         user.environment(OPENAI_API_KEY=secret),
         deny_userns=deny_userns,
     )
@@ -65,13 +67,21 @@ def _contained(user: UnprivilegedKoderz, listener, deny_userns: bool) -> dict:
     ]
     assert [p for p in traces if p.exists()] == []
     assert user.wait_for_no_processes() == []  # the daemon died with its attempt
+    stops = report["stops"]
+    assert (stops["exit_124"]["status"], stops["exit_124"]["error"]) == (
+        "error",
+        "the program exited (code 124) before it answered every test",
+    )
+    assert (stops["memory_error"]["status"], stops["memory_error"]["error"]) == ("error", "MemoryError: pretending")
+    assert stops["fork_spinners"]["status"] == "timeout"  # the CPU budget with a cgroup, else the wall backstop
+    assert "FileNotFoundError" in (stops["spy"]["error"] or "")  # no /proc inside the private root
     return report
 
 
 def test_a_normal_user_gets_user_namespaces(user, listener) -> None:
     report = _contained(user, listener, deny_userns=False)
     isolation = report["isolation"]
-    assert isolation["mechanism"] == "user namespaces"
+    assert isolation["mechanism"] == "user_namespaces"
     assert (isolation["network"], isolation["pid"], isolation["filesystem"]) == (
         "namespace",
         "namespace",
@@ -79,7 +89,8 @@ def test_a_normal_user_gets_user_namespaces(user, listener) -> None:
     )
     assert isolation["user"] == f"uid {user.uid} in a user namespace, no capabilities"
     assert isolation["memory"].startswith(("cgroup v", "rlimit per process"))
-    assert report["summary"] == "sandbox containment: user namespaces"
+    assert isolation["cpu"].startswith(("cgroup v", "rlimit per process"))
+    assert report["summary"] == "sandbox containment: user_namespaces"
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed (apt install bubblewrap)")
@@ -89,16 +100,24 @@ def test_without_user_namespaces_bubblewrap_contains_again(user, listener) -> No
     assert report["isolation"]["filesystem"] == "private root"
 
 
-def test_without_user_namespaces_or_bwrap_the_fallback_is_reported(user) -> None:
-    env = user.environment()
+def test_without_user_namespaces_or_bwrap_nothing_runs_unless_limits_only_is_asked_for(user) -> None:
+    secret = "sk-fake-limits-" + uuid.uuid4().hex[:8]
+    env = user.environment(OPENAI_API_KEY=secret)
     env["PATH"] = str(user.home / "no-tools")  # no bwrap to find
-    report = user.escapes({"exploits": False}, env, deny_userns=True)
+    refused = user.escapes({"exploits": False}, env, deny_userns=True)
+    assert refused["refused"].startswith("no isolating sandbox works here (user_namespaces: containment failed")
+    assert "; bubblewrap: bwrap is not on PATH)" in refused["refused"]
+    assert refused["refused"].endswith("run without isolation explicitly with sandbox.containment=limits_only")
+    # no fork spinners: without a PID namespace or a cgroup, processes in new sessions outlive the
+    # attempt until their own CPU rlimit (docs/sandbox.md, limits_only)
+    stops = ["exit_124", "memory_error", "spy"]
+    settings = {"exploits": False, "containment": "limits_only", "stops": stops, "secret": secret}
+    report = user.escapes(settings, env, deny_userns=True)
     isolation = report["isolation"]
     assert report["canonical_passed"] == 164
-    assert isolation["mechanism"] == "limits only"
+    assert isolation["mechanism"] == "limits_only"
     assert (isolation["network"], isolation["filesystem"]) == ("shared", "shared")
-    assert "user namespaces: containment failed" in isolation["note"]
-    assert "bubblewrap: bwrap is not on PATH" in isolation["note"]
-    assert report["summary"].startswith("sandbox containment: limits only (")
-    assert "install bubblewrap" in report["summary"]
+    assert report["summary"].startswith("sandbox containment: limits_only (asked for")
+    assert report["stops"]["spy"]["got"] == f"'uid={user.uid} env=[] seen=0'"  # koderz is not dumpable
+    assert report["stops"]["exit_124"]["status"] == report["stops"]["memory_error"]["status"] == "error"
     assert os.geteuid() == 0 and user.wait_for_no_processes() == []

@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _define(entry: str, body: str, prelude: str = "") -> str:
@@ -126,21 +127,72 @@ return 'daemon started'
     }
 
 
+def stops(entry: str, secret: str) -> dict[str, str]:
+    """Programs whose stop the trusted side decides (``timeout``/``memory`` only from what it
+    measured), and one that reports what it sees of its environment and koderz's."""
+    return {
+        "exit_124": _define(entry, "import os\nos._exit(124)"),
+        "memory_error": _define(entry, "raise MemoryError('pretending')"),
+        "fork_spinners": _define(
+            entry,
+            """
+import os, time
+for _ in range(4):
+    if os.fork() == 0:
+        os.setsid()
+        while True:
+            pass
+while True:
+    time.sleep(1)
+""",
+        ),
+        "spy": _define(
+            entry,
+            f"""
+import os
+seen = 0
+for pid in os.listdir('/proc'):
+    if pid.isdigit():
+        try:
+            with open('/proc/%s/environ' % pid, 'rb') as f:
+                seen += {secret.encode()!r} in f.read()
+        except OSError:
+            pass
+return 'uid=%d env=%s seen=%d' % (os.getuid(), sorted(os.environ), seen)
+""",
+        ),
+    }
+
+
 async def run(settings: dict[str, object]) -> dict[str, object]:
-    """The canonical solutions, the cheat on every task, the escapes on HumanEval/23."""
+    """The canonical solutions, the cheat on every task, the escapes on HumanEval/23 (and, with
+    ``stops``, the stop programs); ``refused`` when the sandbox will not run at all."""
     from koderz.datasets.loaders import load_dataset
+    from koderz.errors import SandboxError
     from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 
     problems = load_dataset("humaneval")
     sandbox = Sandbox(SandboxConfig(containment=str(settings.get("containment", "auto"))))
     programs: dict[str, str] = {}
     cheats, verdicts = [], []
+    stop_programs: dict[str, str] = {}
+    stopped: list[Any] = []
+    problem = next(p for p in problems if p.task_id == "HumanEval/23")
+    try:
+        await sandbox.prepare()
+    except SandboxError as exc:
+        sandbox.close()
+        return {"uid": os.getuid(), "refused": str(exc)}
     try:
         canonical = await asyncio.gather(*(sandbox.evaluate(p, p.reference_program) for p in problems))
+        if wanted := settings.get("stops"):  # True, or the names of the stop programs to run
+            stop_programs = stops(problem.entry_point, str(settings.get("secret", "")))
+            if isinstance(wanted, list):
+                stop_programs = {name: stop_programs[name] for name in wanted}
+            stopped = await asyncio.gather(*(sandbox.evaluate(problem, p) for p in stop_programs.values()))
         if settings.get("exploits", True):
             paths = data_files()
             cheats = await asyncio.gather(*(sandbox.evaluate(p, cheat(p.entry_point, paths)) for p in problems))
-            problem = next(p for p in problems if p.task_id == "HumanEval/23")
             programs = escapes(problem.entry_point, str(settings["marker"]), int(settings["port"]), str(Path.home()))
             verdicts = await asyncio.gather(*(sandbox.evaluate(problem, program) for program in programs.values()))
     finally:
@@ -152,6 +204,7 @@ async def run(settings: dict[str, object]) -> dict[str, object]:
         "summary": sandbox.containment.summary() if sandbox.containment else "",
         "cheat_passed": [p.task_id for p, v in zip(problems, cheats, strict=False) if v.passed],
         "escapes": {name: v.to_dict() for name, v in zip(programs, verdicts, strict=True)},
+        "stops": {name: v.to_dict() for name, v in zip(stop_programs, stopped, strict=True)},
         "home": str(Path.home()),
         "package_dir": str(Path(__import__("koderz").__file__).parent),
         "tmp": tempfile.gettempdir(),

@@ -116,11 +116,11 @@ class UnprivilegedKoderz:
         return done
 
     def escapes(self, settings: dict[str, Any], env: dict[str, str], deny_userns: bool = False) -> dict[str, Any]:
-        """The escape suite (tests/sandbox/escapes.py) as this user; its JSON report."""
-        script = str(self.home / "src/tests/sandbox/escapes.py")
+        """The escape suite (tests/support/escapes.py) as this user; its JSON report."""
+        script = str(self.home / "src/tests/support/escapes.py")
         command = [self.python, script, json.dumps(settings)]
         if deny_userns:
-            command = [self.python, str(self.home / "src/tests/sandbox/no_userns.py"), *command]
+            command = [self.python, str(self.home / "src/tests/support/no_userns.py"), *command]
         done = self.run(command, env=env, timeout=900)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
