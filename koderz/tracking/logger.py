@@ -218,6 +218,8 @@ class RunLogger:
         tags: dict[Tag, str] = {Tag.STATUS: mt.status_tag(summary), Tag.TRACKING: TrackingState.COMPLETE}
         if summary.interrupted:
             tags[Tag.INTERRUPTED] = "true"
+        if summary.mechanism is not None:
+            tags[Tag.CONTAINMENT] = summary.mechanism.value
         self._set_tags(run_id, tags)
         self._drop_tags(run_id, *(() if summary.interrupted else (Tag.INTERRUPTED,)))
         status = MlflowStatus.KILLED if summary.interrupted else MlflowStatus.FINISHED

@@ -31,6 +31,7 @@ class Tag(StrEnum):
     JOB_NUM = "koderz.job_num"
     VARIANT = "koderz.variant"  # the overrides a sweep job varies
     MERGED_FROM = "koderz.merged_from"
+    CONTAINMENT = "koderz.containment"  # the weakest sandbox mechanism any verdict was reached under
     TASK_ID = "koderz.task_id"  # trace tags
     PASSED = "koderz.passed"
     MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"

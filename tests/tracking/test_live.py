@@ -161,6 +161,7 @@ def test_the_run_is_live_in_mlflow_then_killed_on_ctrl_c_then_resumed_into_the_s
     run = view["run"]
     assert run.info.status == "FINISHED" and run.data.tags["koderz.status"] == "complete"
     assert "koderz.interrupted" not in run.data.tags
+    assert run.data.tags["koderz.containment"] == RunFolder(folder).read_results().summary.mechanism
     assert run.data.metrics["pass_rate"] == 1.0 and run.data.metrics["unanswered"] == 0
     assert view["traces"] == sorted(TASKS) and view["rows"] == sorted(TASKS)
     # the final flush ran after the records were written; the run's timing counts it
