@@ -335,6 +335,8 @@ def main(parent=None):
         # candidate (its annotations are evaluated, as in EvalPlus: an unimported List is a NameError)
         exec(compile(job["preamble"], "prompt.py", "exec", dont_inherit=True), namespace)
         exec(compile(job["program"], "candidate.py", "exec", dont_inherit=True), namespace)
+        if job["entry_point"] not in namespace:
+            raise NameError("the program defines no {} (the entry point the tests call)".format(job["entry_point"]))
         function = namespace[job["entry_point"]]
         if not callable(function):
             raise TypeError("{} is not a function".format(job["entry_point"]))

@@ -40,6 +40,14 @@ async def test_failed_check_is_the_whole_assertion(humaneval, sandbox) -> None:
     )
 
 
+async def test_a_missing_entry_point_is_named_as_such(humaneval, sandbox) -> None:
+    problem = humaneval["HumanEval/10"]  # the prompt defines is_palindrome; the answer only a helper
+    verdict = await sandbox.evaluate(problem, "def palindrome_suffix(string):\n    return string\n")
+    assert verdict.status == "error" and not verdict.passed
+    assert verdict.error == "NameError: the program defines no make_palindrome (the entry point the tests call)"
+    assert "defines no make_palindrome" in verdict.feedback()
+
+
 async def test_syntax_error_line_is_the_programs(humaneval, sandbox) -> None:
     problem = humaneval["HumanEval/2"]
     verdict = await sandbox.evaluate(problem, "def truncate_number(number):\n    return (\n")
