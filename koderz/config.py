@@ -177,6 +177,21 @@ def validate(cfg: RunConfig | DictConfig) -> None:
         shard_of(cfg.shard)
     _validate_roles(cfg)
     _validate_protocol(cfg)
+    _validate_reviews(cfg)
+
+
+def _validate_reviews(cfg: RunConfig | DictConfig) -> None:
+    """With feedback and reviews on, a review must be able to happen: one comes after every
+    ``checkpoint_interval`` failed attempts, never after the last attempt."""
+    if not (cfg.checkpoints.enabled and Mode(cfg.mode.name).spec.feedback):
+        return
+    _require(
+        cfg.checkpoint_interval < cfg.max_iterations,
+        "checkpoint_interval",
+        cfg.checkpoint_interval,
+        f"a review comes after every {cfg.checkpoint_interval} failed attempts, but max_iterations="
+        f"{cfg.max_iterations} leaves no room for one; lower checkpoint_interval or set checkpoints.enabled=false",
+    )
 
 
 def _validate_roles(cfg: RunConfig | DictConfig) -> None:

@@ -70,3 +70,12 @@ def test_structured_config_rejects_a_wrong_type() -> None:
 def test_validate_names_the_bad_key_and_value(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(compose_config(override))
+
+
+@pytest.mark.parametrize("mode", ["iterative", "comparative"])
+def test_a_review_that_can_never_happen_is_refused(mode: str) -> None:
+    with pytest.raises(ConfigError, match=r"^checkpoint_interval=5: a review comes after every 5 failed attempts"):
+        validate(compose_config(f"mode={mode}", "max_iterations=5"))
+    validate(compose_config(f"mode={mode}", "max_iterations=6"))  # a review after the 5th failure
+    validate(compose_config(f"mode={mode}", "max_iterations=2", "checkpoints.enabled=false"))
+    validate(compose_config("mode=zero_shot", "max_iterations=2"))  # no feedback, no reviews

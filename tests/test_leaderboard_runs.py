@@ -126,6 +126,7 @@ async def test_an_iterative_run_keeps_one_sample_per_task_and_every_attempt(tmp_
         f"model.samples={samples_file}",
         "mode=iterative",
         "max_iterations=3",
+        "checkpoints.enabled=false",
         f"problems=[{','.join(tasks)}]",
     ]
     folder = RunFolder((await run_job(tmp_path / "run", *overrides, *QUIET)).folder)
@@ -142,7 +143,14 @@ async def test_an_iterative_run_keeps_one_sample_per_task_and_every_attempt(tmp_
 async def test_a_comparative_run_has_a_samples_file_per_mode(tmp_path: Path) -> None:
     tasks = ["HumanEval/0", "HumanEval/1"]
     samples_file = replay_file(tmp_path / "answers.jsonl", {t: [wrong(t), right(t)] for t in tasks})
-    overrides = ["model=replay", f"model.samples={samples_file}", "mode=comparative", "n_samples=2", "max_iterations=2"]
+    overrides = [
+        "model=replay",
+        f"model.samples={samples_file}",
+        "mode=comparative",
+        "n_samples=2",
+        "max_iterations=2",
+        "checkpoints.enabled=false",
+    ]
     folder = RunFolder.existing(
         (await run_job(tmp_path / "run", *overrides, f"problems=[{','.join(tasks)}]", *QUIET)).folder
     )

@@ -21,7 +21,7 @@ from koderz.vocab import Mode
 from tests.conftest import plan, run_job
 
 QUIET = ("tracking=off", "cortex=off")
-SLICE = ("end=10", "mode=comparative", "max_iterations=2")
+SLICE = ("end=10", "mode=comparative", "max_iterations=2", "checkpoints.enabled=false")
 
 
 @pytest.fixture(scope="module")

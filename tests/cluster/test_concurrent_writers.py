@@ -42,7 +42,13 @@ def wrong_answer(body: dict[str, Any], route: str, call_index: int) -> Reply:
     return Reply(fenced(f"def {name.group(1) if name else 'f'}(*args, **kwargs):\n    return None\n"))
 
 
-FOUR_JOBS = ("dataset=humaneval,humaneval_plus_mini", "mode=zero_shot,iterative", "end=3", "max_iterations=2")
+FOUR_JOBS = (
+    "dataset=humaneval,humaneval_plus_mini",
+    "mode=zero_shot,iterative",
+    "end=3",
+    "max_iterations=2",
+    "checkpoints.enabled=false",
+)
 
 
 def _sweep_on_local_stores(tmp_path: Path, env: dict[str, str], *launcher: str) -> list[Path]:

@@ -52,6 +52,7 @@ def real_run_folder(folder: Path) -> Path:
         f"model.samples={samples}",
         "mode=iterative",
         "max_iterations=2",
+        "checkpoints.enabled=false",
         f"problems=[{','.join(TASKS)}]",
         "tracking=off",
         "cortex=off",
