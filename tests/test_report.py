@@ -44,15 +44,22 @@ def record(
     )
 
 
-def summarize(records: list[ProblemRecord], mode: Mode = Mode.ZERO_SHOT, selected: int | None = None):
+def summarize(
+    records: list[ProblemRecord],
+    mode: Mode = Mode.ZERO_SHOT,
+    selected: int | None = None,
+    roles: Roles | None = None,
+    spec_reuse: bool = True,
+):
     return report.summarize(
         records,
         run_id="r-abc123",
-        roles=Roles(coder="m"),
+        roles=roles or Roles(coder="m"),
         mode=mode,
         dataset="humaneval",
         prompt="koderz plain",
         selected=len(records) if selected is None else selected,
+        spec_reuse=spec_reuse,
     )
 
 
@@ -94,7 +101,8 @@ def test_base_and_plus_are_scored_apart_for_evalplus_datasets() -> None:
     summary = summarize(records)
     assert summary.pass_rate == pytest.approx(1 / 3) and summary.pass_at_k["pass@1"] == pytest.approx(1 / 3)
     assert summary.base is not None
-    assert summary.base.pass_rate == pytest.approx(2 / 3) and summary.base.pass_at_k["pass@1"] == pytest.approx(0.5)
+    assert summary.base.passed == 2  # problems with a passing answer; the rate is pass@1 over the samples
+    assert summary.base.pass_rate == pytest.approx(0.5) and summary.base.pass_at_k["pass@1"] == pytest.approx(0.5)
     assert "base tests" in report.format_summary(summary, "/run")
     assert summarize([record("a", True)]).base is None  # no base/plus split: no base score
 
@@ -135,3 +143,69 @@ def test_an_interrupted_run_says_so_in_the_title() -> None:
     summary.interrupted, summary.stopped_reason = True, "interrupted"
     text = report.format_summary(summary, "/run")
     assert "koderz results (INTERRUPTED)" in text and "2 of 3 problems (interrupted)" in text
+
+
+def test_with_several_samples_the_headline_is_pass_at_1_not_any_sample() -> None:
+    # 20 tasks, 20 samples each, every task solved by some sample: pass@1 0.85 and 0.57 must differ
+    strong = [record(f"t{i}", *([True] * 17 + [False] * 3)) for i in range(20)]
+    weak = [record(f"t{i}", *([True] * 11 + [False] * 9)) for i in range(20)]
+    a, b = summarize(strong), summarize(weak)
+    assert (a.passed, b.passed) == (20, 20)
+    assert a.pass_rate == pytest.approx(0.85) and b.pass_rate == pytest.approx(0.55)
+    assert a.pass_at_k["pass@1"] == pytest.approx(a.pass_rate) and a.samples_per_task == 20
+    assert a.pass_rate_ci is not None and a.pass_rate_ci.method == "bootstrap"
+    text = report.format_summary(a, "/run")
+    first = next(line for line in text.splitlines() if line.startswith(("pass", "passed")))
+    assert first.startswith("pass@1") and "0.850" in first and "100.0%" not in text
+    assert "any sample passed" in text and "pass@20" in text
+
+
+def test_every_pass_rate_carries_a_wilson_interval_with_one_sample_per_task() -> None:
+    from scipy.stats import binomtest
+
+    records = [record(f"t{i}", i < 7) for i in range(10)]
+    summary = summarize(records)
+    expected = binomtest(7, 10).proportion_ci(confidence_level=0.95, method="wilson")
+    assert summary.pass_rate_ci is not None and summary.pass_rate_ci.method == "wilson"
+    assert (summary.pass_rate_ci.low, summary.pass_rate_ci.high) == pytest.approx((expected.low, expected.high))
+    assert f"{expected.low:.3f}-{expected.high:.3f}" in report.format_summary(summary, "/run")
+
+
+def test_the_bootstrap_interval_is_seeded_and_holds_the_estimate() -> None:
+    records = [record(f"t{i}", *([True] * (i % 4) + [False] * (4 - i % 4))) for i in range(30)]
+    first, again = summarize(records), summarize(records)
+    assert first.pass_rate_ci == again.pass_rate_ci
+    assert first.pass_rate_ci is not None
+    assert first.pass_rate_ci.low < first.pass_rate < first.pass_rate_ci.high
+
+
+def test_comparative_runs_report_each_part_apart_nothing_pooled() -> None:
+    records = [
+        record("a", True, False, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("b", True, True, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("a", False, True, mode=Mode.ITERATIVE, cost=2.0),
+        record("b", False, False, False, mode=Mode.ITERATIVE, cost=0.5),
+    ]
+    summary = summarize(records, mode=Mode.COMPARATIVE, selected=2)
+    assert summary.comparative is not None
+    zero, iterative = summary.comparative.zero_shot, summary.comparative.iterative
+    assert zero.pass_rate == pytest.approx(0.3) and zero.pass_at_k["pass@5"] == pytest.approx(1.0)
+    assert zero.ci is not None and zero.ci.method == "bootstrap" and (zero.cost, zero.passed) == (2.0, 2)
+    assert iterative.pass_rate == 0.5 and iterative.pass_at_k == {} and iterative.cost == 2.5
+    assert summary.pass_rate == 0.5 and summary.pass_at_k == {}  # the headline is the iterative part alone
+    text = report.format_summary(summary, "/run")
+    assert "zero_shot pass@1" in text and "zero_shot pass@5" in text and "iterative passed" in text
+
+
+def test_recalled_specs_are_counted_with_the_runs_that_wrote_them() -> None:
+    records = [record("a", True), record("b", True), record("c", False)]
+    for r, source in zip(records[:2], ("run-1", "run-2"), strict=True):
+        r.spec_reused, r.spec_from = True, source
+    roles = Roles(coder="m", spec="m")
+    summary = summarize(records, roles=roles)
+    assert summary.memory.reuse and summary.memory.specs_recalled == 2
+    assert summary.memory.spec_runs == ["run-1", "run-2"]
+    assert summary.cost.by_phase["spec"] == 0.0  # no spec was paid for: 0, not missing
+    assert "2 specs recalled from run-1, run-2" in report.format_summary(summary, "/run")
+    off = summarize([record("a", True)], roles=roles, spec_reuse=False)
+    assert not off.memory.reuse and "spec.reuse=false" in report.format_summary(off, "/run")
