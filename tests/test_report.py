@@ -209,3 +209,55 @@ def test_recalled_specs_are_counted_with_the_runs_that_wrote_them() -> None:
     assert "2 specs recalled from run-1, run-2" in report.format_summary(summary, "/run")
     off = summarize([record("a", True)], roles=roles, spec_reuse=False)
     assert not off.memory.reuse and "spec.reuse=false" in report.format_summary(off, "/run")
+
+
+def test_mlflow_metrics_carry_the_interval_and_each_comparative_part_under_its_mode() -> None:
+    from koderz.tracking.mlflow_tracker import summary_metrics
+
+    records = [
+        record("a", True, False, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("b", True, True, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("a", False, True, mode=Mode.ITERATIVE, cost=2.0),
+        record("b", False, False, False, mode=Mode.ITERATIVE, cost=0.5),
+    ]
+    summary = summarize(records, mode=Mode.COMPARATIVE, selected=2, roles=Roles(coder="m", spec="m"))
+    metrics = summary_metrics(summary)
+    assert next(iter(metrics)) == "pass_rate"
+    assert summary.pass_rate_ci is not None and metrics["pass_rate.ci_low"] == summary.pass_rate_ci.low
+    assert metrics["zero_shot/pass_rate"] == pytest.approx(0.3) and metrics["zero_shot/pass_5"] == 1.0
+    assert metrics["iterative/pass_rate"] == 0.5 and "iterative/pass_1" not in metrics
+    assert (metrics["zero_shot/cost_usd"], metrics["iterative/cost_usd"]) == (2.0, 2.5)
+    assert "pass_1" not in metrics  # (MLflow names: pass@k is pass_k) nothing pooled at the top level
+    assert (
+        metrics["cost.phase.spec"] == 0.0 and metrics["memory.reuse"] == 1.0 and metrics["memory.specs_recalled"] == 0
+    )
+
+
+def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -> None:
+    import asyncio
+
+    import mlflow
+
+    from koderz.config import TrackingConfig
+    from koderz.records import RunFolder
+    from koderz.tracking.mlflow_tracker import log_run_folder
+    from tests.conftest import run_job
+
+    folder = tmp_path / "run"
+    overrides = ("mode=comparative", "end=3", "n_samples=2", "max_iterations=2", "tracking=off", "cortex=off")
+    asyncio.run(run_job(folder, *overrides))
+    bare = RunFolder(folder)  # made without the run's parts, as a follower makes it
+    assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= {p.name for p in bare.artifact_paths}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = TrackingConfig(enabled=True, uri=uri, experiment="t", artifact_location=str(tmp_path / "art"))
+    run_id = log_run_folder(folder, tracking)
+    assert run_id is not None
+    client = mlflow.MlflowClient(uri)
+    metrics = client.get_run(run_id).data.metrics
+    summary = bare.read_results().summary
+    assert summary.comparative is not None
+    assert metrics["zero_shot/pass_rate"] == summary.comparative.zero_shot.pass_rate
+    assert metrics["iterative/pass_rate"] == summary.comparative.iterative.pass_rate == metrics["pass_rate"]
+    assert "zero_shot/pass_1" in metrics and "zero_shot/pass_rate.ci_high" in metrics
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= names

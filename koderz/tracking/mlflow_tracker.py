@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import koderz
 from koderz.config import TrackingConfig
 from koderz.errors import ConfigError
-from koderz.records import ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming
+from koderz.records import Interval, ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming, Score
 from koderz.tracking import store_template
+from koderz.vocab import Mode
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -388,9 +389,12 @@ def _git_commit() -> str | None:
 
 
 def summary_metrics(summary: RunSummary) -> dict[str, float]:
-    """Headline figures at the top level; the rest under dotted prefixes (grouped in the UI)."""
+    """Headline figures at the top level, ``pass_rate`` (pass@1) first with its 95% interval;
+    the rest under dotted prefixes (grouped in the UI); a comparative run's parts under
+    ``<mode>/`` (nothing pooled)."""
     values: dict[str, float] = {
         "pass_rate": summary.pass_rate,
+        **_interval("pass_rate", summary.pass_rate_ci),
         "passed": summary.passed,
         "problems": summary.problems,
         "unanswered": summary.unanswered,
@@ -405,21 +409,51 @@ def summary_metrics(summary: RunSummary) -> dict[str, float]:
         "run.cached": summary.cached,
         "run.not_run": summary.not_run,
         "run.truncated": summary.truncated,
+        "run.samples_per_task": summary.samples_per_task,
         "cost.frontier_estimate": summary.cost.frontier_estimate,
         "cost.savings": summary.cost.savings,
         "cost.saved_by_cache": summary.saved_cost,
+        "memory.reuse": float(summary.memory.reuse),
+        "memory.specs_recalled": summary.memory.specs_recalled,
+        "memory.spec_runs": len(summary.memory.spec_runs),
     }
-    for key, value in summary.pass_at_k.items():
-        values[f"{key}.plus" if summary.base is not None else key] = value
-    if summary.base is not None:
-        values["pass_rate.base"] = summary.base.pass_rate
-        for key, value in summary.base.pass_at_k.items():
-            values[f"{key}.base"] = value
+    values |= _score_metrics("", summary.pass_at_k, summary.base)
     for tier, value in summary.cost.by_tier.items():
         values[f"cost.tier.{tier}"] = value
     for phase, value in summary.cost.by_phase.items():
         values[f"cost.phase.{phase}"] = value
+    if summary.comparative is not None:
+        sides = {Mode.ZERO_SHOT: summary.comparative.zero_shot, Mode.ITERATIVE: summary.comparative.iterative}
+        for mode, side in sides.items():
+            prefix = f"{mode.value}/"
+            values |= {
+                f"{prefix}pass_rate": side.pass_rate,
+                **_interval(f"{prefix}pass_rate", side.ci),
+                f"{prefix}passed": side.passed,
+                f"{prefix}answered": side.answered,
+                f"{prefix}attempts.mean": side.mean_attempts,
+                f"{prefix}cost_usd": side.cost,
+                f"{prefix}tokens.input": side.tokens.input,
+                f"{prefix}tokens.output": side.tokens.output,
+            }
+            values |= _score_metrics(prefix, side.pass_at_k, side.base)
+        values["comparative.improvement"] = summary.comparative.improvement
     return _numbers(values)
+
+
+def _interval(name: str, ci: Interval | None) -> dict[str, float]:
+    return {} if ci is None else {f"{name}.ci_low": ci.low, f"{name}.ci_high": ci.high}
+
+
+def _score_metrics(prefix: str, pass_at_k: dict[str, float], base: Score | None) -> dict[str, float]:
+    """pass@k (``.plus`` beside ``.base`` on EvalPlus datasets) and the base tests' pass rate."""
+    values = {f"{prefix}{key}.plus" if base is not None else f"{prefix}{key}": v for key, v in pass_at_k.items()}
+    if base is not None:
+        values[f"{prefix}pass_rate.base"] = base.pass_rate
+        values |= _interval(f"{prefix}pass_rate.base", base.ci)
+        for key, value in base.pass_at_k.items():
+            values[f"{prefix}{key}.base"] = value
+    return values
 
 
 def timing_metrics(timing: RunTiming) -> dict[str, float]:
