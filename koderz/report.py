@@ -48,7 +48,7 @@ def score(records: list[ProblemRecord], *, base: bool = False, sampled: bool = T
     (``base``) the original tests alone. ``sampled``: each answer of a problem is a sample (pass@k
     over them); otherwise (an iterative run) a problem's one outcome is its final verdict."""
     answered = [r for r in records if r.has_verdict]
-    verdicts = [_verdicts(r, base=base, sampled=sampled) for r in answered]
+    verdicts = [verdicts_of(r, base=base, sampled=sampled) for r in answered]
     passed = sum(1 for v in verdicts if any(v))
     shares = [sum(v) / len(v) for v in verdicts]
     several = any(len(v) > 1 for v in verdicts)
@@ -60,8 +60,8 @@ def score(records: list[ProblemRecord], *, base: bool = False, sampled: bool = T
     )
 
 
-def _verdicts(record: ProblemRecord, *, base: bool, sampled: bool) -> list[bool]:
-    """A problem's verdicts: one per sample, or its final one."""
+def verdicts_of(record: ProblemRecord, *, base: bool = False, sampled: bool = True) -> list[bool]:
+    """A problem's verdicts: one per sample, or (not ``sampled``: an iterative run) its final one."""
     if not sampled or not record.outcomes:
         return [bool(record.base_passed) if base else record.passed]
     return [bool(o.base_passed) if base else o.passed for o in record.outcomes]
