@@ -163,7 +163,7 @@ def summarize_plan(plan: Plan, records: list[ProblemRecord], *, run_id: str, sel
         dataset=plan.dataset,
         prompt=plan.prompt_label,
         selected=selected,
-        spec_reuse=plan.config.spec.reuse,
+        spec_reuse=plan.config.spec.reuse and plan.config.cortex.mode != "off",
     )
 
 
@@ -287,7 +287,7 @@ def _ci(ci: Interval | None) -> str:
 def _memory(summary: RunSummary) -> str:
     memory = summary.memory
     if not memory.reuse:
-        return "spec.reuse=false: no spec recalled (independent of earlier runs)"
+        return "no recall (spec.reuse=false or cortex=off): independent of earlier runs' memory"
     if not memory.specs_recalled:
         return "no spec recalled from earlier runs (spec.reuse=false turns recall off)"
     runs = ", ".join(memory.spec_runs) or "unknown runs"

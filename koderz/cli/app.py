@@ -48,11 +48,12 @@ _run_exit: list[ExitCode] = []
 @hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")
 def app(cfg: DictConfig) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
+    started = time.time()  # a sweep's job counts from here, not from the process's start
     hydra_cfg = HydraConfig.get()
     try:
         selected = checks.check_job(cfg, hydra_cfg.runtime.choices)
         _header(cfg, selected, hydra_cfg)
-        return _run(cfg, hydra_cfg)
+        return _run(cfg, hydra_cfg, started if hydra_cfg.mode == RunMode.MULTIRUN else None)
     except KoderzError as exc:
         tracking_start.cancel_early()
         if hydra_cfg.mode != RunMode.MULTIRUN:
@@ -81,7 +82,8 @@ def _header(cfg: DictConfig, selected: int | None, hydra_cfg: Any) -> None:
     )
 
 
-def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
+def _run(cfg: DictConfig, hydra_cfg: Any, started: float | None) -> Any:
+    """The job; ``started``: a sweep job's start (None: a single run, timed from the interpreter's)."""
     from koderz.plan import Plan
 
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -102,12 +104,14 @@ def _run(cfg: DictConfig, hydra_cfg: Any) -> Any:
     if not plan.mode.spec.runs_problems:
         from koderz.speed_mode import run_speed_mode
 
-        asyncio.run(run_speed_mode(plan, run_dir))
+        asyncio.run(run_speed_mode(plan, run_dir, started))
         return None
     from koderz.runner import Runner
 
     live = tracking_start.start(run_dir, plan.config.tracking, hydra_cfg) if plan.config.tracking.enabled else None
-    runner = Runner(plan, run_dir, resuming=bool(cfg.resume), overrides=applied, observers=[live] if live else [])
+    runner = Runner(
+        plan, run_dir, resuming=bool(cfg.resume), overrides=applied, observers=[live] if live else [], started=started
+    )
     try:
         outcome = asyncio.run(runner.run())
     except KoderzError:

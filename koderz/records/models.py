@@ -240,9 +240,10 @@ class ComparativeSide(Record):
 
 
 class MemoryUse(Record):
-    """What the run took from earlier runs' memory: ``reuse`` is ``spec.reuse`` (off: nothing is
-    recalled, the run is independent of earlier runs); ``specs_recalled`` problems used a stored
-    spec, written by the runs in ``spec_runs`` (their koderz run ids)."""
+    """What the run took from earlier runs' memory: ``reuse`` is ``spec.reuse`` with a memory store
+    (false with ``spec.reuse=false`` or ``cortex=off``: nothing is recalled, the run is independent
+    of earlier runs' memory); ``specs_recalled`` problems used a stored spec, written by the runs
+    in ``spec_runs`` (their koderz run ids)."""
 
     reuse: bool = True
     specs_recalled: int = 0
