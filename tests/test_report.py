@@ -261,3 +261,31 @@ def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -
     assert "zero_shot/pass_1" in metrics and "zero_shot/pass_rate.ci_high" in metrics
     names = {a.path for a in client.list_artifacts(run_id)}
     assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= names
+    params = client.get_run(run_id).data.params
+    assert params["spec.reuse"] == "true" and metrics["memory.reuse"] == 0.0  # cortex=off: nothing recalled
+
+
+def test_a_second_run_says_which_run_its_specs_came_from_and_spec_reuse_false_recalls_none(tmp_path) -> None:
+    import asyncio
+
+    from koderz.records import RunFolder
+    from tests.conftest import run_job
+
+    memory = ("cortex=local", f"cortex.db={tmp_path / 'cortex.db'}", "tracking=off", "cache=false", "end=2")
+    first = asyncio.run(run_job(tmp_path / "first", *memory)).summary
+    assert first.memory.reuse and first.memory.specs_recalled == 0
+    second = asyncio.run(run_job(tmp_path / "second", *memory)).summary
+    assert second.memory.specs_recalled == 2 and second.memory.spec_runs == [first.run_id]
+    assert second.cost.by_phase["spec"] == 0.0
+    results = RunFolder(tmp_path / "second").read_results()
+    assert results.summary.memory == second.memory  # results.json carries it
+    off = asyncio.run(run_job(tmp_path / "off", *memory, "spec.reuse=false")).summary
+    assert not off.memory.reuse and off.memory.specs_recalled == 0
+
+
+def test_the_live_headline_is_pass_at_1_too() -> None:
+    from koderz.tracking.logger import live_metrics
+
+    records = [record("a", True, False, False, False), record("b", True, True, True, True)]
+    assert live_metrics(records, Mode.ZERO_SHOT)["pass_rate"] == pytest.approx(summarize(records).pass_rate)
+    assert live_metrics(records, Mode.ZERO_SHOT)["pass_rate"] == pytest.approx(0.625)

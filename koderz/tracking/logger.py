@@ -273,13 +273,16 @@ class RunLogger:
 
 
 def live_metrics(records: list[ProblemRecord], headline: Mode) -> dict[str, float]:
-    """The headline figures so far, over the problems of the headline mode that finished."""
+    """The headline figures so far, over the problems of the headline mode that finished
+    (``pass_rate`` is pass@1, as in the summary)."""
+    from koderz.report import score
+
     own = [r for r in records if r.mode == headline]
     answered = [r for r in own if r.has_verdict]
-    passed = sum(r.passed for r in answered)
+    so_far = score(own, sampled=not headline.spec.feedback)
     return {
-        "pass_rate": passed / len(answered) if answered else 0.0,
-        "passed": float(passed),
+        "pass_rate": so_far.pass_rate,
+        "passed": float(so_far.passed),
         "answered": float(len(answered)),
         "unanswered": float(len(own) - len(answered)),
         "cost_usd": sum(r.cost.total for r in records),
