@@ -262,17 +262,17 @@ def _figure_rows(
     several = samples > 1 or (ci is not None and ci.method != "wilson")
     plus = " on base+plus tests" if base is not None else ""
     if several:
-        rows = [("pass@1", f"{rate:.3f} {_ci(ci)}{plus}"), ("any sample passed", f"{passed}/{answered} problems")]
+        rows = [("pass@1", f"{rate:.3f}{plus} {_ci(ci)}"), ("any sample passed", f"{passed}/{answered} problems")]
     else:
-        rows = [("passed", f"{passed}/{answered} ({100 * rate:.1f}%) {_ci(ci)}{plus}")]
+        rows = [("passed", f"{passed}/{answered} ({100 * rate:.1f}%){plus} {_ci(ci)}")]
     if base is not None:
         if several:
             rows.append(("base tests", f"pass@1 {base.pass_rate:.3f} {_ci(base.ci)}"))
         else:
             rows.append(("base tests", f"{base.passed}/{answered} ({100 * base.pass_rate:.1f}%) {_ci(base.ci)}"))
     for k, value in at_k.items():
-        if k == "pass@1":
-            continue  # the pass rate itself
+        if k == "pass@1" and base is None:
+            continue  # the pass rate itself (with base tests: base and base+plus side by side)
         shown = f"base {base.pass_at_k.get(k, float('nan')):.3f}, base+plus {value:.3f}" if base else f"{value:.3f}"
         rows.append((k, shown))
     return rows

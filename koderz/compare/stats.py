@@ -33,7 +33,9 @@ def wilson(passed: int, total: int) -> Interval:
     denominator = 1 + Z * Z / total
     centre = (p + Z * Z / (2 * total)) / denominator
     half = Z * math.sqrt(p * (1 - p) / total + Z * Z / (4 * total * total)) / denominator
-    return Interval(low=max(0.0, centre - half), high=min(1.0, centre + half), method="wilson")
+    low = 0.0 if passed == 0 else max(0.0, centre - half)  # exact at the edges (no 0.9999999999999999)
+    high = 1.0 if passed == total else min(1.0, centre + half)
+    return Interval(low=low, high=high, method="wilson")
 
 
 def bootstrap_mean(values: Sequence[float], *, seed: int = SEED, resamples: int = RESAMPLES) -> Interval:

@@ -504,6 +504,8 @@ def _child_row(run: Any) -> dict[str, Any]:
         "status": tags.get("koderz.status"),
         "overrides": tags.get("koderz.overrides", ""),
         "pass_rate": metrics.get("pass_rate"),
+        "pass_rate_ci_low": metrics.get("pass_rate.ci_low"),
+        "pass_rate_ci_high": metrics.get("pass_rate.ci_high"),
         "cost": metrics.get("cost_usd"),
         "duration": metrics.get("duration_s"),
         "run_id": run.info.run_id,

@@ -78,6 +78,7 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
         mlflow.set_tracking_uri(None)
     assert sorted(table["mode"]) == ["iterative", "zero_shot"]
     assert list(table["pass_rate"]) == [1.0, 1.0]
+    assert all(0.0 < low < 1.0 for low in table["pass_rate_ci_low"]) and list(table["pass_rate_ci_high"]) == [1.0, 1.0]
 
 
 def test_basic_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path_factory):
