@@ -1,5 +1,7 @@
-"""Run summaries from problem records: pass rate over answered problems, pass@k (base and plus),
-attempts, tokens, cost spent and saved; the console table."""
+"""Run summaries from problem records: pass@1 over answered problems with its 95% interval
+(Wilson for one answer per task, a bootstrap over tasks for several), pass@k (base and plus),
+each part of a comparative run apart, attempts, tokens, cost spent and saved, specs recalled
+from memory; the console table."""
 
 from __future__ import annotations
 
@@ -117,7 +119,7 @@ def summarize(
         passed=main.passed,
         pass_rate=main.pass_rate,
         pass_rate_ci=main.ci,
-        samples_per_task=max((len(r.outcomes) for r in answered), default=1) if sampled else 1,
+        samples_per_task=max(1, *(len(r.outcomes) for r in answered)) if sampled else 1,
         pass_at_k=main.pass_at_k,
         base=score(headline, base=True, sampled=sampled) if has_base else None,
         attempts=attempts,

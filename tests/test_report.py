@@ -239,6 +239,7 @@ def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -
     import mlflow
 
     from koderz.config import TrackingConfig
+    from koderz.datasets.loaders import dataset_version
     from koderz.records import RunFolder
     from koderz.tracking.mlflow_tracker import log_run_folder
     from tests.conftest import run_job
@@ -263,6 +264,15 @@ def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -
     assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= names
     params = client.get_run(run_id).data.params
     assert params["spec.reuse"] == "true" and metrics["memory.reuse"] == 0.0  # cortex=off: nothing recalled
+    (given,) = client.get_run(run_id).inputs.dataset_inputs  # the dataset as an input: name and content digest
+    assert given.dataset.name == "humaneval" and given.dataset.digest == dataset_version("humaneval")[:16]
+
+
+def test_a_sweeps_swept_keys_become_params_of_its_parent() -> None:
+    from koderz.tracking.mlflow_tracker import swept_params
+
+    typed = "model=gpt-4o-mini,reference mode=zero_shot end=3 n_samples=range(1,3)"
+    assert swept_params(typed) == {"sweep.model": "gpt-4o-mini,reference", "sweep.n_samples": "range(1,3)"}
 
 
 def test_a_second_run_says_which_run_its_specs_came_from_and_spec_reuse_false_recalls_none(tmp_path) -> None:

@@ -208,6 +208,7 @@ class RunLogger:
         self._log_summary(results, extra or {})
         for path in self.folder.artifact_paths:
             self.client.log_artifact(run_id, str(path))
+        mt.log_dataset(self.client, run_id, results.summary.dataset)
         if self.tracking.figures:
             mt.log_figures(self.client, run_id, results)
         summary = results.summary

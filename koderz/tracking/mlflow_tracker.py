@@ -10,6 +10,7 @@ each other.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import koderz
 from koderz.config import TrackingConfig
-from koderz.errors import ConfigError
+from koderz.errors import ConfigError, KoderzError
 from koderz.records import Interval, ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming, Score
 from koderz.tracking import store_template
 from koderz.vocab import Mode
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///outputs/mlflow.db"
+DATASET_DIGEST = 16  # characters of the dataset's content hash kept as its MLflow digest
 ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
@@ -106,8 +108,6 @@ def finish_sweep_run(tracking: TrackingConfig, parent_run_id: str, status: str =
 
 def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Dotted keys for nested mappings; other values as strings within MLflow's limit."""
-    import json
-
     out: dict[str, str] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
@@ -215,7 +215,7 @@ def status_tag(summary: RunSummary) -> str:
 
 
 def _finish_sweep(client: Any, parent_run_id: str, status: str) -> int:
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
 
     parent = client.get_run(parent_run_id)
     children = client.search_runs(
@@ -244,7 +244,11 @@ def _finish_sweep(client: Any, parent_run_id: str, status: str) -> int:
     if costs:
         values |= {"min_cost": min(costs), "total_cost": sum(costs)}
     stamp = now_ms()
-    client.log_batch(parent_run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()])
+    logged = parent.data.params
+    params = [
+        Param(k, v) for k, v in swept_params(parent.data.tags.get("koderz.overrides", "")).items() if k not in logged
+    ]
+    client.log_batch(parent_run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()], params=params)
     if status != "FINISHED":
         client.set_tag(parent_run_id, "koderz.interrupted", "true")
     client.set_terminated(parent_run_id, status)
@@ -492,6 +496,31 @@ def log_figures(client: Any, run_id: str, results: RunResults) -> None:
         made.append(("cost_vs_pass_rate", figures.cost_vs_pass_rate(points)))
     for name, fig in made:
         client.log_figure(run_id, fig, f"figures/{name}.png")
+
+
+def log_dataset(client: Any, run_id: str, dataset: str) -> None:
+    """The run's dataset as an MLflow input: its name and its data file's content digest
+    (``dataset_version``, the hash the result cache keys on), context ``evaluation``."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from koderz.datasets.loaders import dataset_version
+
+    try:
+        full = dataset_version(dataset)
+    except (KoderzError, OSError) as err:  # a dataset koderz cannot hash: the run is logged without it
+        log.warning("dataset %s not logged as an MLflow input: %s", dataset, one_line(err))
+        return
+    digest = full[:DATASET_DIGEST]
+    source = json.dumps({"koderz_dataset": dataset, "digest": full})
+    entry = Dataset(name=dataset, digest=digest, source_type="koderz", source=source)
+    client.log_inputs(run_id, datasets=[DatasetInput(entry, tags=[InputTag("mlflow.data.context", "evaluation")])])
+
+
+def swept_params(overrides: str) -> dict[str, str]:
+    """A sweep's swept keys and their values (``model=a,b`` -> ``sweep.model: a,b``) from its
+    overrides as typed; the keys it holds fixed are in every child's params."""
+    swept = (o.split("=", 1) for o in overrides.split() if "=" in o and ("," in o or "(" in o))
+    return {f"sweep.{key}"[:250]: value[:MAX_PARAM_VALUE] for key, value in swept}
 
 
 def _child_row(run: Any) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
     assert parent.data.tags["koderz.sweep_id"] == str(sweep_dir)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["children"] == 2
+    assert client.get_run(parent.info.run_id).data.params["sweep.mode"] == "zero_shot,iterative"  # the swept key
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     try:
         table = client.load_table(experiment.experiment_id, "sweep_summary.json", run_ids=[parent.info.run_id])
