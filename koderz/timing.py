@@ -53,10 +53,11 @@ def process_start() -> float:
 def interpreter_start() -> float:
     """Unix time this program's interpreter started: the process's start, or, when the process
     began as something else and exec'd into Python later (a shell's ``exec``, which keeps the
-    pid), the moment koderz was first imported less the CPU time the process had spent by then
-    (the interpreter's own start-up; a shell's few milliseconds are counted too)."""
-    imported, cpu = koderz.IMPORTED
-    return max(process_start(), imported - cpu)
+    pid), the moment koderz was first imported less the time the process had spent running or
+    waiting for a CPU by then (the interpreter's start-up, also on a loaded machine; a shell's
+    few milliseconds are counted too, its sleeping is not)."""
+    imported, busy = koderz.IMPORTED
+    return max(process_start(), imported - busy)
 
 
 class RunClock:

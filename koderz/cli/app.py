@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -192,3 +193,5 @@ def main() -> None:
         sys.exit(ExitCode.BAD_INPUT)
     finally:
         tracking_start.cancel_early()  # a command line Hydra refused never hands it a run
+        # the heap is left to the OS: collecting it at exit took 0.45 s after the job's last act
+        gc.freeze()

@@ -189,7 +189,8 @@ def follow(signals: Signals, settings: Settings) -> int:
         state = folder.read_state()
         if ended and folder.has_results() and state is not None and state.status != "running":
             logger.finish(
-                {"timing.tracking.worker_ready": ready, "timing.tracking.flush": time.perf_counter() - flush_began}
+                {"timing.tracking.worker_ready": ready, "timing.tracking.flush": time.perf_counter() - flush_began},
+                live=True,
             )
             log.info("finished the MLflow run %.2f s after the run's end", time.perf_counter() - flush_began)
             return 0

@@ -196,9 +196,11 @@ class RunLogger:
 
     # the end ----------------------------------------------------------------------------
 
-    def finish(self, extra: dict[str, float] | None = None) -> str:
+    def finish(self, extra: dict[str, float] | None = None, *, live: bool = False) -> str:
         """Log what is left, the summary (with ``extra`` metrics), files and figures; end the run.
-        The folder has results.json."""
+        The folder has results.json. ``live``: the run's own worker, whose job ends with this
+        flush: ``duration_s`` is logged again last, to now (the job then adds the flush to
+        results.json and timing.json the same way)."""
         results = self.folder.read_results()
         progress = self._require()
         while self.sync(TRACE_BATCH):
@@ -217,11 +219,25 @@ class RunLogger:
             tags["koderz.interrupted"] = "true"
         self._set_tags(run_id, tags)
         self._drop_tags(run_id, *(() if summary.interrupted else ("koderz.interrupted",)))
+        if live:
+            self._log_duration_to_now(summary.duration)
         self.client.set_terminated(run_id, "KILLED" if summary.interrupted else "FINISHED")
         progress.finished, progress.stopped = True, None
         self._save()
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
         return run_id
+
+    def _log_duration_to_now(self, duration: float) -> None:
+        """``duration_s`` extended by the time since the run's last part ended (this flush)."""
+        from mlflow.entities import Metric
+
+        state = self.folder.read_state()
+        ended = state.parts[-1].ended if state is not None and state.parts else None
+        if ended is None:
+            return
+        now = time.time()
+        total = duration + max(0.0, now - ended)
+        self.client.log_batch(self._require().mlflow_run_id, metrics=[Metric("duration_s", total, int(now * 1000), 0)])
 
     def _log_summary(self, results: RunResults, extra: dict[str, float]) -> None:
         from mlflow.entities import Metric
