@@ -26,7 +26,7 @@ from koderz.records import (
     Score,
     Tokens,
 )
-from koderz.vocab import Mode, Phase, Protocol, Status
+from koderz.vocab import IntervalMethod, Mode, Phase, Protocol, Status
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -261,7 +261,7 @@ def _figure_rows(
 ) -> list[tuple[str, str]]:
     """The pass rate with its interval (pass@1 first when there are several samples per task),
     pass@k beside it, and EvalPlus's base tests apart when the dataset has them."""
-    several = samples > 1 or (ci is not None and ci.method != "wilson")
+    several = samples > 1 or (ci is not None and ci.method is not IntervalMethod.WILSON)
     plus = " on base+plus tests" if base is not None else ""
     if several:
         rows = [("pass@1", f"{rate:.3f}{plus} {_ci(ci)}"), ("any sample passed", f"{passed}/{answered} problems")]

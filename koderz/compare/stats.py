@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from koderz.records import Interval
+from koderz.vocab import IntervalMethod
 
 LEVEL = 0.95
 Z = 1.959963984540054  # the normal quantile of 0.975
@@ -28,20 +29,20 @@ SEED = 0
 def wilson(passed: int, total: int) -> Interval:
     """The Wilson score interval of ``passed`` successes in ``total`` trials ([0, 1] when empty)."""
     if total <= 0:
-        return Interval(low=0.0, high=1.0, method="wilson")
+        return Interval(low=0.0, high=1.0, method=IntervalMethod.WILSON)
     p = passed / total
     denominator = 1 + Z * Z / total
     centre = (p + Z * Z / (2 * total)) / denominator
     half = Z * math.sqrt(p * (1 - p) / total + Z * Z / (4 * total * total)) / denominator
     low = 0.0 if passed == 0 else max(0.0, centre - half)  # exact at the edges (no 0.9999999999999999)
     high = 1.0 if passed == total else min(1.0, centre + half)
-    return Interval(low=low, high=high, method="wilson")
+    return Interval(low=low, high=high, method=IntervalMethod.WILSON)
 
 
 def bootstrap_mean(values: Sequence[float], *, seed: int = SEED, resamples: int = RESAMPLES) -> Interval:
     """A percentile bootstrap interval of the mean of ``values`` (one value per task)."""
     low, high = _percentiles(_resampled_means(np.asarray(values, dtype=float), seed, resamples))
-    return Interval(low=low, high=high, method="bootstrap")
+    return Interval(low=low, high=high, method=IntervalMethod.BOOTSTRAP)
 
 
 def paired_bootstrap(
@@ -50,7 +51,7 @@ def paired_bootstrap(
     """A percentile bootstrap interval of mean(b) - mean(a), resampling tasks (pairs) together."""
     differences = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
     low, high = _percentiles(_resampled_means(differences, seed, resamples))
-    return Interval(low=low, high=high, method="paired bootstrap")
+    return Interval(low=low, high=high, method=IntervalMethod.PAIRED_BOOTSTRAP)
 
 
 def binomial_cdf(k: int, n: int, p: float = 0.5) -> float:

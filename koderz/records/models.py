@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from koderz.vocab import Mode, Status
+from koderz.vocab import IntervalMethod, Mode, Status
 
 SCHEMA_VERSION = 2
 
@@ -201,7 +201,7 @@ class Interval(Record):
 
     low: float
     high: float
-    method: str
+    method: IntervalMethod
     level: float = 0.95
 
 
