@@ -270,7 +270,7 @@ def test_a_bug_inside_a_job_shows_its_traceback_not_a_one_line_error(tmp_path: P
     crash = (
         "import sys\n"
         "import koderz.cli.app as app\n"
-        "def crash(cfg, hydra_cfg):\n"
+        "def crash(*job):\n"
         "    raise RuntimeError('stand-in bug')\n"
         "app._run = crash\n"
         "sys.argv = ['koderz', 'end=1', 'tracking=off', 'cortex=off']\n"
