@@ -22,7 +22,7 @@ SHOWN_TASKS = 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m koderz.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m koderz.compare", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="RUN_A RUN_B, or one sweep folder")
     parser.add_argument("--baseline", help="a sweep's baseline job: its number or folder name (default: the first)")
     parser.add_argument(
