@@ -61,7 +61,7 @@ def measure(repeats: int, baseline: Path | None) -> list[dict[str, Any]]:
                 seconds, code = time_once(argv, path)
                 samples.setdefault((name, variant), []).append(seconds)
                 codes.setdefault((name, variant), set()).add(code)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (name, variant), values in samples.items():
         rows.append(
             {

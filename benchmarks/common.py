@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from koderz.datasets.problem import Problem  # noqa: E402
+from koderz.records import RunFolder  # noqa: E402
 from tests.fakes.scripted_server import Reply, fenced, prompt_text  # noqa: E402
 
 PYTHON = sys.executable
@@ -151,8 +152,8 @@ def run_koderz(args: list[str], *, env: dict[str, str] | None = None, timeout: f
         start = time.perf_counter()
         done = subprocess.run(full, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
         wall = time.perf_counter() - start
-        results_file = run_dir / "results.json"
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+        folder = RunFolder(run_dir)  # read typed (a malformed record fails here), kept as plain data
+        results = folder.read_results().model_dump(mode="json") if folder.has_results() else {}
     if done.returncode != 0 or not results:
         raise RuntimeError(f"koderz {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
     return KoderzRun(args, wall, done.returncode, results, done.stderr[-500:])

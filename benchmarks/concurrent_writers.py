@@ -5,12 +5,13 @@
 For each writer count W, W fresh processes wait on one barrier and then all write to
 the same file at once, through koderz's own code:
 
-- ``mlflow``: ``upload_run_folder`` of a real run folder, ``--runs`` times each, into one
+- ``mlflow``: ``log_run_folder`` of a real run folder, ``--runs`` times each, into one
   MLflow SQLite store (``sqlite:///.../mlflow.db``): on a fresh file (every writer also
   creates the schema), on a fresh file with the schema created under a file lock (the
   change proposed for ``koderz/tracking``), and on an already migrated file;
 - ``result_cache``: ``ResultCache`` on one fresh ``results.sqlite`` — ``--records``
-  distinct keys per writer plus 20 keys every writer stores;
+  distinct keys per writer plus 20 keys every writer stores (the run's first problem
+  result, under each key);
 - ``cortex``: koderz's embedded Cortex (``cortex=persistent``) on one fresh ``cortex.db``,
   ``--records`` memories per writer.
 
@@ -24,9 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
+import logging
 import multiprocessing
+import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, machine, product_state, run_koderz, write_json
+from benchmarks.common import PYTHON, ROOT, machine, product_state, write_json
 
 RESULTS = ROOT / "benchmarks" / "results" / "concurrent_writers.json"
 SHARED_KEYS = 20
@@ -61,26 +65,46 @@ def migrate_under_lock(uri: str) -> None:
         mlflow.MlflowClient(uri).search_experiments(max_results=1)
 
 
-def mlflow_writer(index: int, barrier: Any, uri: str, folder: str, runs: int, lock: bool) -> dict[str, Any]:
-    from koderz.tracking.mlflow_tracker import TrackingSettings, load_run_folder, upload_run_folder
+class _Warnings(logging.Handler):
+    """Collects the warnings koderz logs (``log_run_folder`` reports a failure as one, never raises)."""
 
-    loaded = load_run_folder(Path(folder))
-    settings = TrackingSettings(uri=uri, experiment="concurrent", artifact_location=str(Path(folder).parent / "art"))
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage().splitlines()[0][:200])
+
+
+def mlflow_writer(index: int, barrier: Any, uri: str, folder: str, runs: int, lock: bool) -> dict[str, Any]:
+    from koderz.config import TrackingConfig
+    from koderz.tracking.logger import log_run_folder
+
+    tracking = TrackingConfig(
+        enabled=True, uri=uri, experiment="concurrent", artifact_location=str(Path(folder).parent / "art")
+    )
+    warnings = _Warnings()
+    logging.getLogger("koderz").addHandler(warnings)
     barrier.wait()
     start, errors, done = time.perf_counter(), [], []
     if lock:
         migrate_under_lock(uri)
     for number in range(runs):
-        try:
-            done.append(upload_run_folder(loaded, settings, tags={"writer": f"{index}/{number}"}))
-        except Exception as err:
-            errors.append(_one_line(err))
+        warnings.lines.clear()
+        run_id = log_run_folder(Path(folder), tracking, tags={"writer": f"{index}/{number}"})
+        if run_id is None:
+            errors.append("; ".join(warnings.lines) or "not logged")
+        else:
+            done.append(run_id)
     return {"seconds": time.perf_counter() - start, "errors": errors, "written": len(done)}
 
 
-def cache_writer(index: int, barrier: Any, path: str, records: int) -> dict[str, Any]:
+def cache_writer(index: int, barrier: Any, path: str, records: int, folder: str) -> dict[str, Any]:
+    from koderz.records import ProblemResult, RunFolder
     from koderz.result_cache import ResultCache
+    from koderz.vocab import Mode
 
+    record = RunFolder.existing(Path(folder)).records()[0]
     barrier.wait()
     start, errors, written = time.perf_counter(), [], 0
 
@@ -90,8 +114,8 @@ def cache_writer(index: int, barrier: Any, path: str, records: int) -> dict[str,
         keys = [f"w{index}/t{j}" for j in range(records)] + [f"shared/t{j}" for j in range(SHARED_KEYS)]
         for key in keys:
             try:
-                await cache.put("zero_shot", key, {"task_id": key, "writer": index})
-                if (await cache.get("zero_shot", key)) is None:
+                await cache.put(Mode.ZERO_SHOT, key, ProblemResult(record=record.model_copy(update={"task_id": key})))
+                if (await cache.get(Mode.ZERO_SHOT, key)) is None:
                     errors.append(f"{key}: not found right after put")
                 written += 1
             except Exception as err:
@@ -220,7 +244,7 @@ def measure(writers: int, runs: int, records: int, folder: Path, tmp: Path) -> l
         rows.append(summarize(f"mlflow ({variant})", writers, wall, outcomes, count_mlflow(uri), expected))
 
     cache = tmp / f"cache-{writers}.sqlite"
-    wall, outcomes = _run_writers(cache_writer, writers, str(cache), records)
+    wall, outcomes = _run_writers(cache_writer, writers, str(cache), records, str(folder))
     expected = {f"w{i}/t{j}" for i in range(writers) for j in range(records)} | {
         f"shared/t{j}" for j in range(SHARED_KEYS)
     }
@@ -256,10 +280,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="koderz-writers-") as name:
         tmp = Path(name)
-        source = run_koderz(["tracking=off", "cortex=off", "end=3"])
         folder = tmp / "run"
-        folder.mkdir()
-        (folder / "results.json").write_text(__import__("json").dumps(source.results))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        source = [PYTHON, "-m", "koderz", "tracking=off", "cortex=off", "end=3", f"hydra.run.dir={folder}"]
+        subprocess.run(source, cwd=tmp, env=env, check=True, capture_output=True, timeout=600)
         rows = [row for writers in args.writers for row in measure(writers, args.runs, args.records, folder, tmp)]
     print_table(rows)
     write_json(RESULTS, {"machine": machine(), "product": product_state(), "args": vars(args), "rows": rows})

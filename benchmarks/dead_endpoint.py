@@ -29,11 +29,12 @@ from koderz.errors import ModelError  # noqa: E402
 from koderz.models.base import CallContext  # noqa: E402
 from koderz.models.config import ModelConfig  # noqa: E402
 from koderz.models.registry import ClientPool, build_model  # noqa: E402
+from koderz.vocab import Phase  # noqa: E402
 from tests.fakes.scripted_server import ScriptedServer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "dead_endpoint.json"
 KEY_ENV = "KODERZ_BENCH_KEY"
-CONTEXT = CallContext(Problem("Bench/0", "def add(a, b):\n", "add", "    return a + b\n", "", "bench"), "attempt")
+CONTEXT = CallContext(Problem("Bench/0", "def add(a, b):\n", "add", "    return a + b\n", "", "bench"), Phase.GENERATE)
 MESSAGES = [{"role": "user", "content": "Complete the function add(a, b)."}]
 NEVER = 10**9  # breaker_failures that never trips: the breaker is off
 

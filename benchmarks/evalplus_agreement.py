@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from humaneval_agreement import SAMPLES, SHARED_DATA, load_samples
-from sandbox_throughput import Meter
+from measure import Meter
 
 REPO = Path(__file__).resolve().parents[1]
 HUMANEVAL_PLUS = SHARED_DATA / "HumanEvalPlus-v0.1.10.jsonl.gz"
@@ -139,7 +139,7 @@ def _uses_prompt_names(problem, solution: str) -> list[str]:
     helpers such as ``is_palindrome``) that the solution uses without binding them itself."""
     import ast
 
-    from koderz.sandbox.checkenv import preamble_of
+    from koderz.answers.checkenv import preamble_of
 
     def bound(tree: ast.AST) -> set[str]:
         names = set()

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, product_state
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import machine, product_state
 from koderz.datasets.files import data_file
 from koderz.datasets.problem import Problem
 from koderz.extract import extract

@@ -30,12 +30,13 @@ from koderz.datasets.problem import Problem  # noqa: E402
 from koderz.models.base import CallContext  # noqa: E402
 from koderz.models.config import ModelConfig  # noqa: E402
 from koderz.models.registry import ClientPool, build_model  # noqa: E402
+from koderz.vocab import Phase  # noqa: E402
 
 SERVER = ROOT / "tests" / "fakes" / "scripted_server.py"
 RESULTS = ROOT / "benchmarks" / "results" / "http_pooling.json"
 KEY_ENV = "KODERZ_BENCH_KEY"
 ANSWER = "Here is my solution.\n\n```python\ndef add(a, b):\n    return a + b\n```\n"
-CONTEXT = CallContext(Problem("Bench/0", "def add(a, b):\n", "add", "    return a + b\n", "", "bench"), "attempt")
+CONTEXT = CallContext(Problem("Bench/0", "def add(a, b):\n", "add", "    return a + b\n", "", "bench"), Phase.GENERATE)
 MESSAGES = [{"role": "user", "content": "Complete the function add(a, b)."}]
 
 

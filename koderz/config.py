@@ -16,6 +16,7 @@ from omegaconf import MISSING, DictConfig
 
 from koderz.cortex.config import CortexConfig
 from koderz.errors import ConfigError
+from koderz.evaluators import EVALUATORS
 from koderz.models.config import ModelConfig
 from koderz.vocab import Mode, Protocol
 
@@ -29,6 +30,7 @@ CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env
 @dataclass
 class DatasetConfig:
     name: str = "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus
+    evaluator: str = "humaneval"  # how answers are judged: a name in koderz.evaluators.EVALUATORS
 
 
 @dataclass
@@ -163,6 +165,10 @@ def validate(cfg: RunConfig | DictConfig) -> None:
     _require(cfg.test_timeout > 0, "test_timeout", cfg.test_timeout, "must be positive")
     modes = ", ".join(m.value for m in Mode)
     _require(cfg.mode.name in set(Mode), "mode", cfg.mode.name, f"choose one of {modes}")
+    evaluators = ", ".join(EVALUATORS)
+    _require(
+        cfg.dataset.evaluator in EVALUATORS, "dataset.evaluator", cfg.dataset.evaluator, f"choose one of {evaluators}"
+    )
     _require(
         cfg.sandbox.max_processes >= 0, "sandbox.max_processes", cfg.sandbox.max_processes, "must be 0 (CPUs) or more"
     )

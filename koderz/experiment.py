@@ -2,7 +2,7 @@
 checkpoint reviews -> a ``ProblemResult`` (record, every attempt, spans).
 
 An ``Experiment`` owns everything that changes while its problem runs (cost ledger, history,
-spans); what it shares with concurrent problems (models, sandbox, memory store, settings) it
+spans); what it shares with concurrent problems (models, evaluator, memory store, settings) it
 only reads or calls. It knows nothing of Hydra, the run folder or tracking.
 """
 
@@ -22,12 +22,12 @@ from koderz.cortex.specs import spec_tag
 from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.problem import Problem
 from koderz.errors import ModelError, SandboxError
+from koderz.evaluators import Evaluator
 from koderz.models.base import CallContext, Completion, Message, ModelClient
 from koderz.models.config import ModelConfig
 from koderz.models.pricing import CostLedger, Prices
 from koderz.prompts import Attempt, PromptStyle, attempt_messages, checkpoint_messages, spec_messages
 from koderz.records import AttemptRecord, Cost, ProblemRecord, ProblemResult, Span, Tokens
-from koderz.sandbox.sandbox import Sandbox
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Mode, Phase, Status
 
@@ -65,7 +65,7 @@ class Environment:
     coder: Role
     spec_writer: Role | None
     reviewer: Role | None
-    sandbox: Sandbox
+    evaluator: Evaluator
     store: MemoryStore
     settings: Settings
     baseline: Prices  # prices of the frontier-only estimate
@@ -175,7 +175,7 @@ class Experiment:
             else self.settings.prompt.program(completion.text, self.problem)
         )
         with self._span(Phase.TEST, iteration=index + 1) as attrs:
-            verdict = await self.env.sandbox.evaluate(self.problem, program)
+            verdict = await self.env.evaluator.evaluate(self.problem, program)
             attrs.update(
                 status=verdict.status,
                 tests_passed=verdict.tests_passed,
@@ -225,7 +225,7 @@ class Experiment:
         assert ledger_key is not None
         prompt = "\n\n".join(m["content"] for m in messages if m["role"] != "system")  # with a prefilled answer
         with self._span(phase, model=role.cfg.name, iteration=index + 1, prompt=prompt) as attrs:
-            completion = await role.client.complete(messages, CallContext(self.problem, ledger_key, index))
+            completion = await role.client.complete(messages, CallContext(self.problem, phase, index))
             attrs.update(
                 answer=completion.text,
                 input_tokens=completion.usage.input_tokens,

@@ -1,7 +1,13 @@
 """``python -m koderz.merge SWEEP_DIR``: the shards of one run (``shard=K/N`` jobs) merged into one run.
 
 Shards are found under ``SWEEP_DIR`` (any depth); they must share one config except ``shard``,
-and every shard ``0/N`` .. ``N-1/N`` must be there exactly once. The merged folder
+and every shard ``0/N`` .. ``N-1/N`` must be there exactly once. Each shard's files are checked
+before anything is written (``validate``): every record, attempt, sample and trace is of a task in
+that shard's slice, one record per task and mode and one sample per index, ``passed`` agrees with
+``status``, the problems its summary counts are between those it has records of and its slice,
+and every containment named is a known mechanism; the merged summary reports the
+weakest containment of any shard. Anything else is one line naming the shard and the record, exit
+2, and no merged folder. The merged folder
 (``SWEEP_DIR/merged`` unless ``--out``) holds the records of every problem in selection order,
 every attempt, sample and trace, a summary computed afresh over all of them (the same figures an
 unsharded run gives), and the timing of the whole (from the first shard's start to the last one's
@@ -34,7 +40,9 @@ from koderz.records import (
     TraceRecord,
 )
 from koderz.runner import select_problems
+from koderz.sandbox.mechanism import MECHANISMS
 from koderz.timing import build_timing
+from koderz.vocab import Mode, Status
 
 log = logging.getLogger("koderz.merge")
 IGNORED_KEYS = ("shard", "resume")
@@ -82,15 +90,105 @@ def _check_complete(shards: list[RunFolder]) -> int:
     return count
 
 
+def _mechanism(isolation: dict[str, str], where: str) -> int | None:
+    """The strength rank of the containment ``isolation`` names (higher is weaker); None when it names none."""
+    if not isolation:
+        return None
+    mechanism = isolation.get("mechanism")
+    if mechanism not in MECHANISMS:
+        raise ConfigError(f"{where}: names no known containment ({str(mechanism)[:60]!r})")
+    return MECHANISMS.index(mechanism)
+
+
+def _agrees(passed: bool, status: Status, where: str) -> None:
+    if passed != (status is Status.PASSED):
+        raise ConfigError(f"{where}: passed={str(passed).lower()} but status {status.value}")
+
+
+def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -> list[dict[str, str]]:
+    """ConfigError naming the shard and the record unless every item of ``shard`` is one of its own
+    ``tasks`` in one of the run's ``parts``, once, with ``passed`` as its ``status`` says; returns the
+    isolation reports it holds (its summary's and its records')."""
+    name = str(shard.path)
+    config_shard = str(shard.read_config()["shard"])
+    summary = shard.read_results().summary
+    if summary.shard != config_shard:
+        raise ConfigError(f"{name}: results.json is of shard {summary.shard}, its config of {config_shard}")
+    reports = [summary.isolation]
+    _mechanism(summary.isolation, f"{name}: results.json's summary")
+
+    def owned(task_id: str, mode: Mode, what: str) -> str:
+        where = f"{name}: {what} {mode.value} {task_id}"
+        if task_id not in tasks:
+            raise ConfigError(f"{where}: its task is not in shard {config_shard}'s slice")
+        if mode not in parts:
+            raise ConfigError(f"{where}: this run has no {mode.value} part")
+        return where
+
+    seen: set[tuple[object, ...]] = set()
+
+    def once(key: tuple[object, ...], where: str) -> None:
+        if key in seen:
+            raise ConfigError(f"{where}: appears twice")
+        seen.add(key)
+
+    for record in shard.every_record():
+        where = owned(record.task_id, record.mode, "record")
+        once(("record", record.mode, record.task_id), where)
+        _agrees(record.passed, record.status, where)
+        for outcome in record.outcomes:
+            _agrees(outcome.passed, outcome.status, f"{where} attempt {outcome.index}")
+        if record.passed and not any(o.passed for o in record.outcomes):
+            raise ConfigError(f"{where}: passed=true but none of its attempts passed")
+        _mechanism(record.isolation, where)
+        reports.append(record.isolation)
+    recorded = set(seen)
+    problems = {(key[1], key[2]) for key in recorded}
+    answered = len({task_id for _, task_id in problems})
+    if not answered <= summary.problems <= len(tasks):
+        raise ConfigError(
+            f"{name}: results.json counts {summary.problems} problems; its slice has {len(tasks)},"
+            f" its records {answered}"
+        )
+    for attempt in shard.attempts():
+        where = owned(attempt.task_id, attempt.mode, f"attempt {attempt.index} of")
+        once(("attempt", attempt.mode, attempt.task_id, attempt.index), where)
+        _agrees(attempt.passed, attempt.status, where)
+    for mode in parts:
+        for sample in shard.samples(mode):
+            where = owned(sample.task_id, mode, f"sample {sample.sample_index} of")
+            once(("sample", mode, sample.task_id, sample.sample_index), where)
+            _agrees(sample.passed, sample.status, where)
+    for trace in shard.traces():
+        where = owned(trace.task_id, trace.mode, "trace of")
+        once(("trace", trace.mode, trace.task_id), where)
+        _agrees(trace.passed, trace.status, where)
+    for key in seen - recorded:
+        if (key[1], key[2]) not in problems:
+            raise ConfigError(f"{name}: {key[0]} {key[1]} {key[2]}: the shard has no record of its problem")
+    return reports
+
+
+def weakest(reports: list[dict[str, str]]) -> dict[str, str]:
+    """The isolation report of the weakest containment among ``reports`` (all already validated)."""
+    named = [r for r in reports if r]
+    return max(named, key=lambda r: MECHANISMS.index(r["mechanism"]), default={})
+
+
 def merge(shards: list[RunFolder], out: Path) -> RunResults:
-    """Write the merged run to ``out`` and return its results."""
+    """Write the merged run to ``out`` and return its results (nothing is written when a check fails)."""
     if not shards:
         raise ConfigError("no shard run folders found (runs made with shard=K/N)")
-    _check_complete(shards)
+    count = _check_complete(shards)
     config = _common_config(shards)
     plan = Plan.build(_typed(config))
-    order = {p.task_id: i for i, p in enumerate(select_problems(load_dataset(plan.dataset), plan))}
+    chosen = [p.task_id for p in select_problems(load_dataset(plan.dataset), plan)]
+    order = {task_id: i for i, task_id in enumerate(chosen)}
     parts = plan.mode.spec.parts
+    reports = []
+    for shard in shards:
+        index, _ = shard_of(str(shard.read_config()["shard"]))
+        reports += validate(shard, frozenset(chosen[index::count]), parts)
 
     def key(item: ProblemRecord | SampleRecord | AttemptRecord | TraceRecord) -> tuple[int, str]:
         return order.get(item.task_id, len(order)), item.task_id
@@ -123,6 +221,7 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
     summary.interrupted = any(r.summary.interrupted for r in shard_results)
     summary.memory_lost_writes = sum(r.summary.memory_lost_writes for r in shard_results)
     summary.merged_from = [str(s.path) for s in shards]
+    summary.isolation = weakest(reports)
     results = RunResults(
         summary=summary,
         problems=records,
@@ -162,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s", report.format_summary(results.summary, str(out)))
     config = RunFolder(out, parts=results.summary.mode.spec.parts).read_config()
     if not args.no_track and (config.get("tracking") or {}).get("enabled"):
-        from koderz.tracking.mlflow_tracker import log_run_folder
+        from koderz.tracking.logger import log_run_folder
+        from koderz.tracking.names import Tag
 
         tracking = _typed(config).tracking
-        log_run_folder(out, tracking, tags={"koderz.merged_from": " ".join(results.summary.merged_from)})
+        log_run_folder(out, tracking, tags={Tag.MERGED_FROM.value: " ".join(results.summary.merged_from)})
     return 0
 
 

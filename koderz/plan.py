@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from koderz.config import CODER, CODER_ROLE, RunConfig, validate
+from koderz.evaluators import EVALUATORS, Evaluator
 from koderz.models.config import ModelConfig
 from koderz.prompts import PromptStyle
 from koderz.records import Roles
@@ -60,6 +62,11 @@ class Plan:
     @property
     def dataset(self) -> str:
         return self.config.dataset.name
+
+    @property
+    def evaluator(self) -> Callable[[SandboxConfig], Evaluator]:
+        """What judges the dataset's answers (started with ``sandbox``)."""
+        return EVALUATORS[self.config.dataset.evaluator]
 
     @property
     def roles(self) -> Roles:

@@ -21,16 +21,28 @@ class Progress:
     def __init__(self, total: int, *, modes: bool = False, stream: TextIO | None = None) -> None:
         self.total = total
         self.modes = modes
-        self.done = self.passed = self.resumed = self.cached = 0
+        self.done = self.verdicts = self.passed = self.resumed = self.cached = 0
+        self.fresh_verdicts = 0
         self.started = time.perf_counter()
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
 
+    def begin(self) -> None:
+        """Say at once what runs (the first problem may take a while to finish)."""
+        line = self.line()
+        if self.live:
+            self.stream.write(line)
+            self.stream.flush()
+        else:
+            log.info("%s", line)
+
     def update(self, record: ProblemRecord, resumed: bool = False) -> None:
         self.done += 1
+        self.verdicts += record.has_verdict
         self.passed += record.passed
         self.resumed += resumed
         self.cached += record.cached and not resumed
+        self.fresh_verdicts += record.has_verdict and not resumed
         if resumed:
             return
         line = self.line()
@@ -52,13 +64,25 @@ class Progress:
         )
 
     def line(self) -> str:
+        """``[done/total] passed P of V verdicts (rate)``, the unanswered and cached, and an ETA.
+
+        The rate is over verdicts only (an unanswered problem is not a failure); the ETA extrapolates
+        from fresh verdicts and is left out once problems come back unanswered (a dead endpoint
+        finishes them at once, so the past rate says nothing about the rest).
+        """
         elapsed = time.perf_counter() - self.started
-        fresh = self.done - self.resumed
         remaining = self.total - self.done
-        eta = elapsed / fresh * remaining if fresh else 0.0
-        rate = 100.0 * self.passed / self.done if self.done else 0.0
-        cached = f", {self.cached} cached" if self.cached else ""
-        return f"[{self.done}/{self.total}] passed {self.passed} ({rate:.1f}%{cached}) ETA {eta:.0f}s"
+        unanswered = self.done - self.verdicts
+        rate = 100.0 * self.passed / self.verdicts if self.verdicts else 0.0
+        parts = [f"[{self.done}/{self.total}] passed {self.passed} of {self.verdicts} verdicts ({rate:.1f}%)"]
+        if unanswered:
+            parts.append(f"{unanswered} unanswered")
+        if self.cached:
+            parts.append(f"{self.cached} cached")
+        line = ", ".join(parts)
+        if remaining and self.fresh_verdicts and not unanswered:
+            line += f" ETA {elapsed / self.fresh_verdicts * remaining:.0f}s"
+        return line
 
     def close(self) -> None:
         if self.live and self.done:

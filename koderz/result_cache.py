@@ -1,11 +1,17 @@
-"""``cache=true``: reuse a stored problem result when nothing that decides it has changed.
+"""``cache=true``: reuse a stored problem result only where it would be recomputed identically.
 
 The key covers the coder (and, when they take part, the spec and review models) with every
-setting that changes answers, the prompt style, the mode and its limits, the dataset's data
-version, the sandbox limits and koderz's version. Built-in models (reference, replay) cost
-nothing and are never cached. Only results with a verdict on the candidate are stored (a
-program that raised is a verdict; a model that did not answer is not). Results live in one
-SQLite file (``outputs/cache/results.sqlite``) that concurrent jobs of a sweep can share.
+setting that changes answers, the prompt style, the mode and its limits, the dataset's content
+hash (its data file and the code computing its expected outputs), the containment mechanism the
+sandbox actually uses, every sandbox limit, and ``JUDGE_CODE``: a digest of the source files of
+the code that turns a model's answer into a verdict (the sandbox package, wire, oracle, the
+check environment, expected outputs, extraction, the experiment), read at import. So a verdict
+computed under weaker containment, by other judging code or under other limits is never served.
+Built-in models (reference, replay) cost nothing and are never cached. Only results with a
+verdict on the candidate are stored (a program that raised is a verdict; a model that did not
+answer is not). Results live in one SQLite file (``outputs/cache/results.sqlite``) that
+concurrent jobs of a sweep can share, in a folder only the user can change
+(``koderz.safefiles``; anything else is refused with one line).
 """
 
 from __future__ import annotations
@@ -21,15 +27,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from koderz import __version__
-from koderz.models.config import ModelConfig
+import koderz.sandbox
+from koderz import __version__, provenance
+from koderz.answers import checkenv, oracle, wire
+from koderz.datasets import expected
+from koderz.models.config import MODEL_KEYS, ModelConfig
 from koderz.plan import Plan
 from koderz.records import ProblemResult
+from koderz.safefiles import TrustedDir
 from koderz.vocab import Mode
 
-MODEL_KEYS = ("provider", "name", "base_url", "host", "max_tokens", "temperature", "seed", "num_ctx")
 DEFAULT_PATH = Path("outputs/cache/results.sqlite")
 BUILTIN_TIER = "builtin"
+# settings of the sandbox that cannot change a verdict (``containment`` is replaced by the mechanism used)
+OPERATIONAL = ("max_processes", "fork_server", "containment")
+JUDGE_FILES = provenance.module_files(
+    [wire, oracle, checkenv, expected, "koderz.extract", "koderz.experiment"], [koderz.sandbox]
+)
+JUDGE_CODE = provenance.source_digest(JUDGE_FILES)
 
 
 def cacheable(plan: Plan) -> bool:
@@ -40,11 +55,13 @@ def _model(model: ModelConfig | None) -> dict[str, Any] | None:
     return None if model is None else {k: getattr(model, k) for k in MODEL_KEYS}
 
 
-def run_key(plan: Plan, dataset_version: str) -> dict[str, Any]:
-    """Everything of the run that decides a problem's result (mode and task id are added per problem)."""
+def run_key(plan: Plan, dataset_version: str, mechanism: str) -> dict[str, Any]:
+    """Everything of the run that decides a problem's result (mode and task id are added per problem);
+    ``mechanism``: the containment the sandbox uses (``Containment.mechanism``)."""
     config = plan.config
     return {
         "koderz": __version__,
+        "judge_code": JUDGE_CODE,
         "dataset": [plan.dataset, dataset_version],
         "coder": _model(plan.coder),
         "spec": _model(plan.spec_writer),
@@ -52,7 +69,8 @@ def run_key(plan: Plan, dataset_version: str) -> dict[str, Any]:
         "reviewer": _model(plan.reviewer),
         "prompt": asdict(plan.prompt),
         "limits": _limits(plan),
-        "sandbox": [config.test_timeout, config.sandbox.memory_mb, config.sandbox.cpu_factor],
+        "containment": mechanism,
+        "sandbox": {k: v for k, v in asdict(plan.sandbox).items() if k not in OPERATIONAL},
     }
 
 
@@ -66,12 +84,20 @@ def _limits(plan: Plan) -> dict[str, int]:
 
 
 class ResultCache:
-    """Problem results by (run key, mode, task id)."""
+    """Problem results by (run key, mode, task id).
+
+    The folder is checked once (``TrustedDir``: the user's, not writable by others, reached
+    without untrusted links) and the database and its journal files must be the user's regular
+    files; from then on no other user can create or replace a file in it.
+    """
 
     def __init__(self, path: Path, key: dict[str, Any]) -> None:
         self.path = path
         self._base = json.dumps(key, sort_keys=True, default=str)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._mechanism = key.get("containment")
+        with TrustedDir.open(path.parent, what="the result cache folder") as folder:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                folder.check_file(path.name + suffix)
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, task_id TEXT, "
@@ -95,6 +121,8 @@ class ResultCache:
             result = ProblemResult.model_validate_json(row[0])
         except ValidationError:  # stored by another schema version: a miss
             return None
+        if result.record.isolation.get("mechanism", self._mechanism) != self._mechanism:
+            return None  # judged under another containment (the key says so too)
         result.record.cached = True
         return result
 

@@ -32,6 +32,7 @@ from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
 from koderz.datasets.selection import selected_ids
 from koderz.errors import ExitCode
+from koderz.evaluators import Evaluator
 from koderz.experiment import Environment, Experiment, Role, Settings
 from koderz.models.base import ModelClient
 from koderz.models.config import ModelConfig
@@ -43,7 +44,6 @@ from koderz.plan import Plan
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
 from koderz.result_cache import DEFAULT_PATH, ResultCache, cacheable, run_key
-from koderz.sandbox.sandbox import Sandbox
 from koderz.timing import RunClock, build_timing, export_report, format_report, interpreter_start
 from koderz.vocab import Mode, Phase
 
@@ -137,26 +137,26 @@ class Runner:
         self.state = self._begin()
         done = await asyncio.to_thread(self._carry_over)
         pool = self._pool
-        sandbox: Sandbox | None = None
+        evaluator: Evaluator | None = None
         records: list[ProblemRecord] = []
         selected = 0
         try:
             folder.open()
             async with self._memory() as store:
-                dataset, roles, sandbox = await self._start_up(pool, store)
+                dataset, roles, evaluator = await self._start_up(pool, store)
                 problems = self._runnable(select_problems(dataset, plan), roles["model"].client)
                 selected = len(problems)
                 if self._stop.event.is_set():  # Ctrl-C during start-up: no problem starts
                     problems = []
                 session = asyncio.create_task(self._start_session(store))  # problems need not wait
-                env = self._environment(roles, sandbox, store)
+                env = self._environment(roles, evaluator, store)
                 records = await self._run_all(problems, env, done)
                 await self._remember_run(store, await session, records, selected)
         finally:
             folder.close()
             with self.clock.phase(Phase.SANDBOX_STOP):
-                if sandbox is not None:
-                    sandbox.close()
+                if evaluator is not None:
+                    evaluator.close()
                 await pool.aclose()
         return await asyncio.to_thread(self._finish, records, selected)
 
@@ -221,13 +221,17 @@ class Runner:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(folder.path)))
         if summary.unanswered or summary.not_run:
+            left = [
+                f"{n} {what}"
+                for n, what in ((summary.unanswered, "without a verdict"), (summary.not_run, "not run"))
+                if n
+            ]
             log.warning(
-                "%d problems have no verdict and %d did not run: the pass rate counts only the %d answered; "
-                "finish them with resume=%s",
-                summary.unanswered,
-                summary.not_run,
+                "%s%d of %d problems answered (%s): the pass rate counts only the answered",
+                "interrupted: " if summary.interrupted else "",
                 summary.answered,
-                folder.path,
+                summary.problems,
+                ", ".join(left),
             )
         return RunOutcome(summary, report.exit_code(summary), folder.path)
 
@@ -252,10 +256,10 @@ class Runner:
 
     async def _start_up(
         self, pool: ClientPool, store: MemoryStore
-    ) -> tuple[tuple[Problem, ...], dict[str, Role], Sandbox]:
-        """Data, SDK imports, model preflight and the sandbox, overlapping."""
+    ) -> tuple[tuple[Problem, ...], dict[str, Role], Evaluator]:
+        """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping."""
         dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, load_dataset, self.plan.dataset))
-        sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, Sandbox, self.plan.sandbox))
+        sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox))
         try:
             with self.clock.phase(Phase.IMPORTS):
                 modules = sorted({provider_module(m.provider) for m in self._role_models().values()})
@@ -294,7 +298,7 @@ class Runner:
         skipped = set(missing)
         return [p for p in problems if p.task_id not in skipped]
 
-    def _environment(self, roles: dict[str, Role], sandbox: Sandbox, store: MemoryStore) -> Environment:
+    def _environment(self, roles: dict[str, Role], evaluator: Evaluator, store: MemoryStore) -> Environment:
         config = self.plan.config
         settings = Settings(
             n_samples=config.n_samples,
@@ -309,7 +313,7 @@ class Runner:
             coder=roles["model"],
             spec_writer=roles.get("spec_model"),
             reviewer=roles.get("checkpoint_model"),
-            sandbox=sandbox,
+            evaluator=evaluator,
             store=store,
             settings=settings,
             baseline=Prices.of(self.plan.baseline),
@@ -330,10 +334,11 @@ class Runner:
         parts = self.plan.mode.spec.parts
         jobs = [(p, mode) for p in problems for mode in parts]
         semaphore = asyncio.Semaphore(self.plan.config.concurrency)
-        cache = await self._cache()
+        cache = await self._cache(env.evaluator)
         progress = Progress(total=len(jobs), modes=len(parts) > 1)
         for record in done.values():
             progress.update(record, resumed=True)
+        progress.begin()
 
         async def one(problem: Problem, mode: Mode) -> ProblemRecord | None:
             if (mode, problem.task_id) in done:
@@ -380,12 +385,14 @@ class Runner:
                 log.error("%s stopped answering (%s): no new problems are sent", status.key, status.last_error)
                 self._stop.set(f"{status.key} stopped answering")
 
-    async def _cache(self) -> ResultCache | None:
+    async def _cache(self, evaluator: Evaluator) -> ResultCache | None:
+        """The result cache of this run's key, which names the containment the evaluator uses."""
         plan = self.plan
         if not cacheable(plan):
             return None
         version = await asyncio.to_thread(dataset_version, plan.dataset)
-        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version))
+        mechanism = (await evaluator.containment_in_use()).mechanism
+        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version, mechanism))
 
     def _install_interrupt(self) -> None:
         """First Ctrl-C: no new problems, running ones get a grace time; second: exit at once."""

@@ -75,12 +75,12 @@ class RunClock:
             self.spans.append(Span(name=phase.value, start=wall, end=wall + time.perf_counter() - start))
 
 
-def category_of(name: str) -> str:
+def category_of(name: str) -> Category:
     """A span's category; names outside the phase vocabulary count as start-up work."""
     try:
-        return Phase(name).category.value
+        return Phase(name).category
     except ValueError:
-        return Category.STARTUP.value
+        return Category.STARTUP
 
 
 @dataclass(frozen=True)
@@ -143,14 +143,14 @@ def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterab
             duration=end - start, finished=True, phase_count=len(own), categories=_busy_by_category(own)
         )
     phases.sort(key=lambda p: p.start)
-    categories = {}
+    categories: dict[Category, CategoryTiming] = {}
     for category in Category:
-        members = [p for p in phases if p.category == category.value]
+        members = [p for p in phases if p.category is category]
         if not members:
             continue
         busy = math.fsum(p.end - p.start for p in members)
         wall = union_length((p.start, p.end) for p in members)
-        categories[category.value] = CategoryTiming(
+        categories[category] = CategoryTiming(
             busy=busy,
             wall=wall,
             count=len(members),
@@ -163,8 +163,8 @@ def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterab
         total_duration=total,
         tracked_wall=tracked,
         overhead=max(0.0, total - tracked),
-        model_busy=math.fsum(busy_of.get(c.value, 0.0) for c in MODEL_CATEGORIES),
-        sandbox_busy=busy_of.get(Category.TEST.value, 0.0),
+        model_busy=math.fsum(busy_of.get(c, 0.0) for c in MODEL_CATEGORIES),
+        sandbox_busy=busy_of.get(Category.TEST, 0.0),
         categories=categories,
         phase_totals=_phase_totals(phases),
         problem_count=len(intervals),
@@ -187,8 +187,8 @@ def _phase(span: Span, task_id: str | None, timeline: _Timeline) -> PhaseRecord:
     )
 
 
-def _busy_by_category(phases: list[PhaseRecord]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _busy_by_category(phases: list[PhaseRecord]) -> dict[Category, float]:
+    out: dict[Category, float] = {}
     for p in phases:
         out[p.category] = out.get(p.category, 0.0) + (p.end - p.start)
     return out
@@ -249,9 +249,9 @@ def format_report(timing: RunTiming) -> str:
         f"{'By Category:':<17}{'busy':>9}  {'wall':>9}  {'in flight':>9}  {'% of total':>10}",
         "-" * REPORT_WIDTH,
     ]
-    for name, cat in sorted(timing.categories.items(), key=lambda kv: -kv[1].busy):
+    for category, cat in sorted(timing.categories.items(), key=lambda kv: -kv[1].busy):
         lines.append(
-            f"  {name:<15}{cat.busy:>8.2f}s  {cat.wall:>8.2f}s  {cat.mean_in_flight:>9.2f}  {cat.percent:>9.1f}%"
+            f"  {category:<15}{cat.busy:>8.2f}s  {cat.wall:>8.2f}s  {cat.mean_in_flight:>9.2f}  {cat.percent:>9.1f}%"
         )
     top = sorted(timing.phase_totals.items(), key=lambda kv: -kv[1].total)[:5]
     if top:

@@ -172,7 +172,7 @@ class Protocol(StrEnum):
 
 
 class IntervalMethod(StrEnum):
-    """How a 95% confidence interval of a rate was computed (``koderz.compare.stats``)."""
+    """How a 95% confidence interval of a rate was computed (``koderz.stats``)."""
 
     WILSON = "wilson"  # one sample per task: the Wilson score interval
     BOOTSTRAP = "bootstrap"  # several samples per task: percentile bootstrap over tasks

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,24 +20,7 @@ SHARED_DATA = next(
 
 register()
 
-# the tests' runs fork their MLflow workers from tracking servers of their own, stopped at the
-# end (one folder per session, also if this module is imported a second time)
-_SERVERS_PREFIX = "kz-tracking-"
-_inherited = Path(os.environ.get("KODERZ_TRACKING_SERVER_DIR", "/nonexistent"))
-if _inherited.name.startswith(_SERVERS_PREFIX) and _inherited.is_dir():
-    TRACKING_SERVERS = str(_inherited)
-else:
-    TRACKING_SERVERS = tempfile.mkdtemp(prefix=_SERVERS_PREFIX)
-os.environ["KODERZ_TRACKING_SERVER_DIR"] = TRACKING_SERVERS
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from koderz.tracking.forked_worker import stop_started_servers
-    from koderz.tracking.server import stop_servers
-
-    stop_servers()
-    stop_started_servers()
-    shutil.rmtree(TRACKING_SERVERS, ignore_errors=True)
+pytest_plugins = ["tests.support.processes"]  # the no_stray_processes fixture
 
 
 def compose_config(*overrides: str):

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import shutil
+import sys
+from asyncio.subprocess import PIPE
+from pathlib import Path
 
-from koderz.records import RunFolder
-from koderz.result_cache import run_key
+import pytest
+
+from koderz import provenance
+from koderz.errors import ConfigError
+from koderz.records import ProblemRecord, ProblemResult, RunFolder
+from koderz.report import format_summary
+from koderz.result_cache import JUDGE_CODE, JUDGE_FILES, ResultCache, run_key
+from koderz.vocab import Mode, Status
 from tests.conftest import plan, run_job
 from tests.fakes.scripted_server import Rules, ScriptedServer, fenced
 
@@ -39,6 +51,10 @@ async def test_a_repeated_run_is_served_from_the_cache_without_model_calls(tmp_p
         await run_job(tmp_path / "fourth", *args, "cache=false")
         assert len(server.chat_requests) == 3
     assert (first.summary.cached, second.summary.cached, changed.summary.cached) == (0, 1, 0)
+    assert (first.summary.cached_verdicts, second.summary.cached_verdicts) == (0, 1)  # zero-shot: one attempt
+    saved = json.loads((tmp_path / "second" / "results.json").read_text())["summary"]
+    assert saved["cached"] == saved["cached_verdicts"] == 1
+    assert "1 problems (1 verdicts) from the result cache" in format_summary(second.summary, "x")
     assert first.summary.passed == second.summary.passed == 1
     # the cached problem's tokens and cost were saved, not spent again
     assert first.summary.tokens.input > 0 and second.summary.tokens.input == 0
@@ -90,11 +106,116 @@ async def test_timing_figures_add_up_and_reach_results_json(tmp_path, monkeypatc
     assert timing["max_in_flight"] > 1  # four problems at a time overlapped
 
 
+FULL = "root namespaces"
+
+
 def test_the_cache_key_ignores_settings_that_cannot_change_a_zero_shot_result() -> None:
-    base = run_key(plan("model=gpt-4o-mini"), "v1")
-    assert run_key(plan("model=gpt-4o-mini", "checkpoints.enabled=false"), "v1") == base
-    assert run_key(plan("model=gpt-4o-mini", "max_iterations=3"), "v1") == base
-    assert run_key(plan("model=gpt-4o-mini", "mode=iterative", "checkpoints.enabled=false"), "v1") != run_key(
-        plan("model=gpt-4o-mini", "mode=iterative"), "v1"
+    base = run_key(plan("model=gpt-4o-mini"), "v1", FULL)
+    assert run_key(plan("model=gpt-4o-mini", "checkpoints.enabled=false"), "v1", FULL) == base
+    assert run_key(plan("model=gpt-4o-mini", "max_iterations=3"), "v1", FULL) == base
+    assert (
+        run_key(plan("model=gpt-4o-mini", "sandbox.max_processes=1", "sandbox.fork_server=false"), "v1", FULL) == base
     )
-    assert run_key(plan("model=gpt-4o-mini"), "v2") != base
+    assert run_key(plan("model=gpt-4o-mini", "mode=iterative", "checkpoints.enabled=false"), "v1", FULL) != run_key(
+        plan("model=gpt-4o-mini", "mode=iterative"), "v1", FULL
+    )
+    assert run_key(plan("model=gpt-4o-mini"), "v2", FULL) != base
+
+
+@pytest.mark.parametrize(
+    "limit", ["test_timeout=5", "sandbox.memory_mb=512", "sandbox.cpu_factor=2", "sandbox.isolate=false"]
+)
+def test_the_cache_key_names_the_containment_used_the_judging_code_and_every_limit(limit: str) -> None:
+    base = run_key(plan("model=gpt-4o-mini"), "v1", FULL)
+    assert base["judge_code"] == JUDGE_CODE and base["containment"] == FULL
+    assert run_key(plan("model=gpt-4o-mini"), "v1", "limits only") != base
+    assert run_key(plan("model=gpt-4o-mini", limit), "v1", FULL) != base
+    assert {"processes", "tmp_mb", "output_kb", "max_items"} <= set(base["sandbox"])
+
+
+def test_the_judging_code_digest_is_read_from_the_judges_source_files(tmp_path: Path) -> None:
+    names = {path.name for path in JUDGE_FILES}
+    assert {"judge.py", "judge_server.py", "oracle.py", "wire.py", "child.py", "sandbox.py", "experiment.py"} <= names
+    copies = [Path(shutil.copy(path, tmp_path / f"{i}-{path.name}")) for i, path in enumerate(JUDGE_FILES)]
+    before = provenance.source_digest(copies)
+    oracle = next(c for c in copies if c.name.endswith("-oracle.py"))
+    oracle.write_bytes(oracle.read_bytes().replace(b"RTOL = 1e-07", b"RTOL = 1e-03"))
+    assert provenance.source_digest(copies) != before
+
+
+def _result(mechanism: str) -> ProblemResult:
+    record = ProblemRecord(
+        task_id="HumanEval/53",
+        mode=Mode.ZERO_SHOT,
+        status=Status.PASSED,
+        passed=True,
+        attempts=1,
+        isolation={"mechanism": mechanism},
+    )
+    return ProblemResult(record=record)
+
+
+async def test_a_verdict_judged_under_weaker_containment_or_by_other_judging_code_is_not_served(tmp_path) -> None:
+    path = tmp_path / "cache" / "results.sqlite"
+    key = run_key(plan("model=gpt-4o-mini"), "v1", FULL)
+    await ResultCache(path, run_key(plan("model=gpt-4o-mini"), "v1", "limits only")).put(
+        Mode.ZERO_SHOT, "HumanEval/53", _result("limits only")
+    )
+    await ResultCache(path, key | {"judge_code": "an older judge"}).put(Mode.ZERO_SHOT, "HumanEval/53", _result(FULL))
+    cache = ResultCache(path, key)
+    assert await cache.get(Mode.ZERO_SHOT, "HumanEval/53") is None
+    await cache.put(Mode.ZERO_SHOT, "HumanEval/53", _result("limits only"))  # a record that names another mechanism
+    assert await cache.get(Mode.ZERO_SHOT, "HumanEval/53") is None
+    await cache.put(Mode.ZERO_SHOT, "HumanEval/53", _result(FULL))
+    served = await cache.get(Mode.ZERO_SHOT, "HumanEval/53")
+    assert served is not None and served.record.cached and served.record.isolation == {"mechanism": FULL}
+
+
+async def test_a_run_under_stronger_containment_does_not_reuse_a_limits_only_verdict(tmp_path, monkeypatch) -> None:
+    """Through the runner: the first run insists on ``limits only``; the next one (this machine's
+    strongest containment) asks the model again, and a third is served from the second's entry."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    async with ScriptedServer(Rules([], default=RIGHT)) as server:
+        args = one_problem_against(server.openai_url)
+        weak = await run_job(tmp_path / "weak", *args, "sandbox.containment='limits only'")
+        strong = await run_job(tmp_path / "strong", *args)
+        again = await run_job(tmp_path / "again", *args)
+        assert len(server.chat_requests) == 2
+    assert weak.summary.isolation["mechanism"] == "limits only" and weak.summary.cached == 0
+    assert strong.summary.cached == 0 and strong.summary.isolation["mechanism"] != "limits only"
+    assert again.summary.cached == 1 and again.summary.isolation == strong.summary.isolation
+
+
+def test_an_unsafe_result_cache_folder_or_file_is_refused(tmp_path) -> None:
+    key = run_key(plan("model=gpt-4o-mini"), "v1", FULL)
+    folder = tmp_path / "outputs" / "cache"
+    folder.mkdir(parents=True)
+    os.chmod(folder, 0o777)
+    with pytest.raises(ConfigError, match=r"the result cache folder .*cache: it is writable by group or others"):
+        ResultCache(folder / "results.sqlite", key)
+    os.chmod(folder, 0o700)
+    elsewhere = tmp_path / "elsewhere.sqlite"
+    elsewhere.write_bytes(b"")
+    (folder / "results.sqlite").symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match=r"results.sqlite: cannot be opened safely"):
+        ResultCache(folder / "results.sqlite", key)
+    assert elsewhere.read_bytes() == b""
+
+
+async def test_the_command_refuses_an_unsafe_result_cache_folder_in_one_line_and_leaves_no_run(tmp_path) -> None:
+    cache = tmp_path / "outputs" / "cache"
+    cache.mkdir(parents=True)
+    os.chmod(cache, 0o777)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
+    async with ScriptedServer(Rules([], default=RIGHT)) as server:
+        args = [*one_problem_against(server.openai_url), f"hydra.run.dir={run_dir}"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "koderz", *args, cwd=tmp_path, env=env, stdout=PIPE, stderr=PIPE
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 300)
+    errors = [line for line in err.decode().splitlines() if "error" in line]
+    assert proc.returncode == 2, err.decode()[-2000:]
+    assert len(errors) == 1 and f"the result cache folder {cache}: it is writable by group or others" in errors[0]
+    assert not run_dir.exists() and list(cache.iterdir()) == []

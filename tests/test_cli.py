@@ -17,6 +17,7 @@ from koderz.config import RunConfig
 from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
 
 QUIET = ["tracking=off", "cortex=off"]
+pytestmark = pytest.mark.usefixtures("no_stray_processes")  # no process outlives a command
 SCRIPT = Path(sys.executable).with_name("koderz")
 REFERENCE_0 = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
 
@@ -141,16 +142,12 @@ def test_glob_range_and_choice_sweeps_compose_and_run_in_flat_safe_folders(tmp_p
     assert {(checkpoints, cot) for _, _, checkpoints, cot in seen} == {(False, True), (True, False)}
 
 
-def test_a_failing_sweep_job_is_reported_and_the_other_jobs_still_run(tmp_path: Path) -> None:
+def test_a_sweep_with_a_bad_job_is_refused_before_any_job_runs(tmp_path: Path) -> None:
+    """Every job's config is checked before the sweep starts: no sweep folder, no job ran."""
     done = koderz(tmp_path, "-m", "concurrency=0,1", "end=1", *QUIET)
     assert done.returncode == 2, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert lines[-1] == "koderz: error: concurrency=0: must be at least 1"
-    assert lines[-2].startswith("Error executing job with overrides: ['concurrency=0'")
-    assert "Traceback" not in done.stderr
-    failed, ran = sweep_jobs(tmp_path)
-    assert "concurrency=0: must be at least 1" in (failed / "koderz.log").read_text()
-    assert json.loads((ran / "results.json").read_text())["summary"]["passed"] == 1
+    assert done.stderr.strip().splitlines() == ["koderz: error: concurrency=0: must be at least 1"]
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_a_sweep_with_a_job_left_unanswered_says_which_and_exits_3(tmp_path: Path) -> None:
@@ -270,7 +267,7 @@ def test_a_bug_inside_a_job_shows_its_traceback_not_a_one_line_error(tmp_path: P
     crash = (
         "import sys\n"
         "import koderz.cli.app as app\n"
-        "def crash(*job):\n"
+        "def crash(*args):\n"
         "    raise RuntimeError('stand-in bug')\n"
         "app._run = crash\n"
         "sys.argv = ['koderz', 'end=1', 'tracking=off', 'cortex=off']\n"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from koderz.compare import stats
+from koderz import stats
 from koderz.compare.__main__ import main
 from koderz.compare.pairing import Run, compare
 from koderz.records import AttemptOutcome, ProblemRecord, RunFolder

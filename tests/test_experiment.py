@@ -14,7 +14,7 @@ from koderz.models.base import CallContext, Completion, Message, Usage, WritesAn
 from koderz.models.pricing import Prices
 from koderz.prompts import PromptStyle
 from koderz.sandbox.sandbox import Sandbox
-from koderz.vocab import Mode, Status
+from koderz.vocab import Mode, Phase, Status
 
 WRONG = "```python\ndef add(x, y):\n    return x - y\n```"
 
@@ -42,9 +42,9 @@ class FakeCoder(WritesAnswers):
         self.prompts.append(messages[-1]["content"])
         if self.fail_with:
             raise ModelError(self.fail_with)
-        if context.phase == "checkpoint":
+        if context.phase is Phase.REVIEW:
             return Completion("GUIDANCE: handle the sign", Usage(100, 10), model=self.name)
-        if context.phase == "spec":
+        if context.phase is Phase.SPEC:
             return Completion("SPEC: add two numbers", Usage(50, 5), model=self.name)
         self.attempts += 1
         wrong = self.attempts <= self.wrong_first
@@ -93,7 +93,7 @@ def environment(coder: FakeCoder, store=None, *, spec: bool = True, reviews: boo
         coder=role,
         spec_writer=role if spec else None,
         reviewer=role if reviews else None,
-        sandbox=Sandbox(),
+        evaluator=Sandbox(),
         store=store or NullStore(),
         settings=Settings(**(defaults | settings)),
         baseline=Prices(3.0, 15.0),
@@ -176,7 +176,7 @@ async def test_a_truncated_answer_is_counted_and_the_next_prompt_says_so(problem
     class CutCoder(FakeCoder):
         async def complete(self, messages, context):
             completion = await super().complete(messages, context)
-            if context.phase == "attempt" and self.attempts == 1:
+            if context.phase is Phase.GENERATE and self.attempts == 1:
                 return Completion(completion.text, completion.usage, model=self.name, finish_reason="length")
             return completion
 

@@ -202,7 +202,7 @@ def assert_mlflow_has_base_and_plus(folder: Path, tmp_path: Path, tmp_path_facto
     """The real run folder logged to a real SQLite store: pass@1 on base and on base+plus, the protocol."""
     import mlflow
 
-    from koderz.tracking.mlflow_tracker import log_run_folder
+    from koderz.tracking.logger import log_run_folder
 
     tracking = TrackingConfig(enabled=True, uri=fresh_store(tmp_path_factory, tmp_path / "mlflow.db"),
                               artifact_location=str(tmp_path / "artifacts"), traces=False, figures=False)  # fmt: skip

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +134,117 @@ def test_four_shards_of_humaneval_from_one_sweep_merge_into_the_unsharded_run(tm
         (r.task_id, r.status, r.tests_passed) for r in alone.problems
     ]
     assert set(merged.shard_timing) == {"0/4", "1/4", "2/4", "3/4"}
+
+
+def _shard(sweep: Path, k: int) -> Path:
+    return sweep / f"{k}_shard={k}" / "3"
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write(path: Path, items: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+
+
+def _append_from(source: Path, target: Path, pick: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    _write(target, [*_lines(target), pick(_lines(source)[0])])
+
+
+def _with_first(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    items = _lines(path)
+    change(items[0])
+    _write(path, items)
+
+
+def _fail(record: dict[str, Any]) -> None:
+    record["status"] = "failed"  # ``passed`` stays true
+
+
+def _name_mechanism(name: str) -> Callable[[dict[str, Any]], None]:
+    def change(record: dict[str, Any]) -> None:
+        record["isolation"]["mechanism"] = name
+
+    return change
+
+
+def _claim_problems(path: Path, count: int) -> None:
+    results = json.loads(path.read_text())
+    results["summary"]["problems"] = count
+    path.write_text(json.dumps(results))
+
+
+SAMPLES = "samples.zero_shot.jsonl"
+TAMPERING = {
+    "a record of another shard's task": (
+        lambda sweep: _append_from(_shard(sweep, 1) / "results.jsonl", _shard(sweep, 0) / "results.jsonl", dict),
+        r"0/3: record zero_shot HumanEval/1: its task is not in shard 0/3's slice",
+    ),
+    "a second record of its own task": (
+        lambda sweep: _append_from(_shard(sweep, 0) / "results.jsonl", _shard(sweep, 0) / "results.jsonl", dict),
+        r"0/3: record zero_shot HumanEval/0: appears twice",
+    ),
+    "passed on a failed record": (
+        lambda sweep: _with_first(_shard(sweep, 1) / "results.jsonl", _fail),
+        r"1/3: record zero_shot HumanEval/1: passed=true but status failed",
+    ),
+    "passed on a failed sample": (
+        lambda sweep: _with_first(_shard(sweep, 2) / SAMPLES, _fail),
+        r"2/3: sample 0 of zero_shot HumanEval/2: passed=true but status failed",
+    ),
+    "a second sample of the same index": (
+        lambda sweep: _append_from(_shard(sweep, 2) / SAMPLES, _shard(sweep, 2) / SAMPLES, dict),
+        r"2/3: sample 0 of zero_shot HumanEval/2: appears twice",
+    ),
+    "an attempt of another shard's task": (
+        lambda sweep: _append_from(_shard(sweep, 1) / "attempts.jsonl", _shard(sweep, 2) / "attempts.jsonl", dict),
+        r"2/3: attempt 0 of zero_shot HumanEval/1: its task is not in shard 2/3's slice",
+    ),
+    "a summary counting more problems than its slice": (
+        lambda sweep: _claim_problems(_shard(sweep, 0) / "results.json", 5),
+        r"0/3: results.json counts 5 problems; its slice has 4, its records 4",
+    ),
+    "an unknown containment": (
+        lambda sweep: _with_first(_shard(sweep, 0) / "results.jsonl", _name_mechanism("trust me")),
+        r"0/3: record zero_shot HumanEval/0: names no known containment \('trust me'\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_a_tampered_shard_is_refused_naming_shard_and_record_and_nothing_is_written(runs, tmp_path, case) -> None:
+    tamper, message = TAMPERING[case]
+    sweep = Path(shutil.copytree(runs[1], tmp_path / "sweep"))
+    tamper(sweep)
+    out = tmp_path / "merged"
+    with pytest.raises(ConfigError, match=message):
+        merge(find_shards(sweep), out)
+    assert not out.exists()
+
+
+def test_the_merge_command_refuses_a_tampered_shard_in_one_line_with_exit_2(runs, tmp_path) -> None:
+    sweep = Path(shutil.copytree(runs[1], tmp_path / "sweep"))
+    _with_first(_shard(sweep, 1) / "results.jsonl", _fail)
+    done = subprocess.run(
+        [sys.executable, "-m", "koderz.merge", str(sweep)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"koderz.merge: error: {_shard(sweep, 1)}: record zero_shot HumanEval/1: passed=true but status failed"
+    ]
+    assert not (sweep / "merged").exists()
+
+
+def test_the_merged_summary_reports_the_weakest_containment_of_any_shard(runs, tmp_path) -> None:
+    """Shards judged on machines that gave different containment: the merge says the weakest."""
+    sweep = Path(shutil.copytree(runs[1], tmp_path / "sweep"))
+    weak = _shard(sweep, 2)
+    records = _lines(weak / "results.jsonl")
+    for record in records:
+        record["isolation"] = {"mechanism": "limits only", "note": "unshare refused"}
+    _write(weak / "results.jsonl", records)
+    merged = merge(find_shards(sweep), tmp_path / "merged")
+    assert merged.summary.isolation == {"mechanism": "limits only", "note": "unshare refused"}
+    strongest = merge(find_shards(Path(runs[1])), tmp_path / "untouched").summary.isolation
+    assert strongest["mechanism"] != "limits only"  # every shard's own: this machine's containment

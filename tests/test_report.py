@@ -241,7 +241,7 @@ def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -
     from koderz.config import TrackingConfig
     from koderz.datasets.loaders import dataset_version
     from koderz.records import RunFolder
-    from koderz.tracking.mlflow_tracker import log_run_folder
+    from koderz.tracking.logger import log_run_folder
     from tests.conftest import run_job
 
     folder = tmp_path / "run"

@@ -125,7 +125,8 @@ def test_first_ctrl_c_stops_the_run_and_says_so_everywhere(tmp_path: Path) -> No
     finished = len((folder / "results.jsonl").read_text().splitlines())
     assert summary.interrupted and summary.stopped_reason == "interrupted"
     assert summary.problems == 164 and summary.answered == finished and summary.not_run == 164 - finished
-    assert "INTERRUPTED" in out + err and f"resume={folder}" in out + err
+    assert "INTERRUPTED" in out and f"interrupted: {finished} of 164 problems answered" in out
+    assert err.strip().splitlines()[-1] == f"koderz: finish the run with: python -m koderz resume={folder}"
     state = RunFolder(folder).read_state()
     assert state is not None and state.parts[-1].status == "interrupted"
 

@@ -10,7 +10,6 @@ A user who sets ``HYDRA_FULL_ERROR=1`` gets the full traceback, as with any Hydr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -18,17 +17,22 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from koderz.cli import argv, checks, dirname, oneline, sweep_outcome, tracking_start
+from koderz.cli import argv, checks, dirname, oneline, sweep_check, sweep_outcome
 from koderz.config import register
 from koderz.errors import ExitCode, KoderzError
+
+if TYPE_CHECKING:
+    from koderz.plan import Plan
+    from koderz.tracking.live import LiveTracking
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +44,29 @@ class JobCrashed(Exception):
     """An unexpected exception inside a job: a bug, reported with its traceback (exit code 1)."""
 
 
-# A one-run job's KoderzError and exit code: returned to ``main`` this way, not raised through
-# Hydra (which would print a line of its own before ``main`` prints the one line).
-_run_failure: list[KoderzError] = []
-_run_exit: list[ExitCode] = []
+@dataclass
+class JobOutcome:
+    """A one-run job's KoderzError and exit code, handed to ``main`` instead of raised through Hydra
+    (which would print a line of its own before ``main`` prints the one line)."""
+
+    failure: KoderzError | None = None
+    exit_code: ExitCode = ExitCode.OK
 
 
-@hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")
-def app(cfg: DictConfig) -> Any:
+def job(cfg: DictConfig, outcome: JobOutcome) -> Any:
     """One job; returns (pass_rate, cost) for optimizing sweepers."""
     started = time.time()  # a sweep's job counts from here, not from the process's start
     hydra_cfg = HydraConfig.get()
     try:
+        checks.check_hydra(hydra_cfg.job.chdir)
         selected = checks.check_job(cfg, hydra_cfg.runtime.choices)
         _header(cfg, selected, hydra_cfg)
-        return _run(cfg, hydra_cfg, started if hydra_cfg.mode == RunMode.MULTIRUN else None)
+        return _run(cfg, hydra_cfg, outcome, started if hydra_cfg.mode == RunMode.MULTIRUN else None)
     except KoderzError as exc:
-        tracking_start.cancel_early()
         if hydra_cfg.mode != RunMode.MULTIRUN:
             if not cfg.resume:
-                _discard(Path(hydra_cfg.runtime.output_dir))
-            _run_failure.append(exc)
+                _discard(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
+            outcome.failure = exc
             return None
         log.error("job %s failed: %s", hydra_cfg.job.num, exc)  # the sweep goes on; main reports the first
         raise
@@ -83,7 +89,7 @@ def _header(cfg: DictConfig, selected: int | None, hydra_cfg: Any) -> None:
     )
 
 
-def _run(cfg: DictConfig, hydra_cfg: Any, started: float | None) -> Any:
+def _run(cfg: DictConfig, hydra_cfg: Any, job_outcome: JobOutcome, started: float | None) -> Any:
     """The job; ``started``: a sweep job's start (None: a single run, timed from the interpreter's)."""
     from koderz.plan import Plan
 
@@ -100,8 +106,6 @@ def _run(cfg: DictConfig, hydra_cfg: Any, started: float | None) -> Any:
         plan = Plan.build(config)
     else:
         plan = Plan.build(cfg)
-    if not plan.config.tracking.enabled or not plan.mode.spec.runs_problems:
-        tracking_start.cancel_early()
     if not plan.mode.spec.runs_problems:
         from koderz.speed_mode import run_speed_mode
 
@@ -109,7 +113,7 @@ def _run(cfg: DictConfig, hydra_cfg: Any, started: float | None) -> Any:
         return None
     from koderz.runner import Runner
 
-    live = tracking_start.start(run_dir, plan.config.tracking, hydra_cfg) if plan.config.tracking.enabled else None
+    live = _start_tracking(run_dir, plan, hydra_cfg) if plan.config.tracking.enabled else None
     runner = Runner(
         plan, run_dir, resuming=bool(cfg.resume), overrides=applied, observers=[live] if live else [], started=started
     )
@@ -126,10 +130,24 @@ def _run(cfg: DictConfig, hydra_cfg: Any, started: float | None) -> Any:
             exit_code = ExitCode.INTERRUPTED
         _count_tracking_flush(outcome.folder, flush_began, time.time())
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        _run_exit.append(exit_code)
+        if exit_code in (ExitCode.UNANSWERED, ExitCode.INTERRUPTED):  # the last line: what finishes the run
+            sys.stderr.write(f"koderz: finish the run with: python -m koderz resume={outcome.folder}\n")
+        job_outcome.exit_code = exit_code
     elif exit_code == ExitCode.INTERRUPTED:
-        raise KeyboardInterrupt  # Ctrl-C stops the sweep, not just this job
+        raise sweep_outcome.SweepInterrupted(Path(hydra_cfg.sweep.dir))  # Ctrl-C stops the sweep, not just this job
     return outcome.summary.pass_rate, outcome.summary.cost.total
+
+
+def _start_tracking(run_dir: Path, plan: Plan, hydra_cfg: Any) -> LiveTracking:
+    """The run's MLflow worker (``koderz.tracking.live``), started now that the config is checked:
+    it imports mlflow while the run runs."""
+    from koderz.tracking.callback import hydra_job_tags, parent_run_id_for
+    from koderz.tracking.live import LiveTracking
+
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return LiveTracking.start(
+        run_dir, plan.config.tracking, parent_run_id=parent_run_id_for(sweep_dir), tags=hydra_job_tags()
+    )
 
 
 def _count_tracking_flush(folder: Path, began: float, ended: float) -> None:
@@ -144,21 +162,29 @@ def _count_tracking_flush(folder: Path, began: float, ended: float) -> None:
         log.info("MLflow flush %.2f s; the run took %.2f s in all", ended - began, timing.total_duration)
 
 
-def _discard(run_dir: Path) -> None:
-    """A run that never started leaves no folder behind (nor an empty date folder above it)."""
+def _discard(run_dir: Path, launched_in: Path) -> None:
+    """A run that never started leaves no folder behind, nor the empty folders Hydra made above it
+    (``outputs/runs/<date>``) up to the folder koderz was started in."""
     logging.shutdown()  # closes koderz.log
+    os.chdir(launched_in)  # out of the run folder, should Hydra have changed into it
     shutil.rmtree(run_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        run_dir.parent.rmdir()
+    here = launched_in.resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == here or here not in parent.parents:
+            break
+        try:
+            parent.rmdir()  # only an empty folder goes
+        except OSError:
+            break
 
 
-def _interrupted() -> None:
-    """Ctrl-C outside a run's own handling (composing the config, between a sweep's jobs)."""
+def _interrupted(interrupt: KeyboardInterrupt) -> None:
+    """Ctrl-C: a sweep's job stopped by it (``SweepInterrupted``), or outside a run's own handling."""
     if "koderz.tracking.callback" in sys.modules:
         from koderz.tracking.callback import end_interrupted_sweeps
 
         end_interrupted_sweeps()
-    line = sweep_outcome.interrupted_line()
+    line = sweep_outcome.interrupted_line(interrupt)
     sys.stderr.write(f"koderz: interrupted{'; ' + line if line else ''}\n")
     sys.exit(ExitCode.INTERRUPTED)
 
@@ -166,6 +192,11 @@ def _interrupted() -> None:
 def main() -> None:
     """Console-script entry point (``koderz`` = ``python -m koderz``)."""
     typed = sys.argv[1:]
+    outcome = JobOutcome()
+
+    def app(cfg: DictConfig) -> Any:
+        return job(cfg, outcome)
+
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors instead of printing them
     # a hydra.searchpath entry that does not exist is an error, as a missing --config-dir is
@@ -173,17 +204,15 @@ def main() -> None:
     try:
         args = argv.expand_roles(typed)
         argv.check_flags(args)
+        sweep_check.check_sweep(args)
         sys.argv = [sys.argv[0], *args]
-        tracking_start.spawn_early(args)
-        app()
-        if _run_failure:
-            raise _run_failure[0]
-        if _run_exit and _run_exit[0]:
-            sys.exit(_run_exit[0])
-        if sweep_outcome.worst and sweep_outcome.worst[0]:
-            sys.exit(sweep_outcome.worst[0])
-    except KeyboardInterrupt:
-        _interrupted()
+        hydra.main(version_base=None, config_path="pkg://koderz.conf", config_name="config")(app)()
+        if outcome.failure is not None:
+            raise outcome.failure
+        if outcome.exit_code:
+            sys.exit(outcome.exit_code)
+    except KeyboardInterrupt as interrupt:
+        _interrupted(interrupt)
     except JobCrashed:
         raise
     except Exception as exc:
@@ -192,6 +221,5 @@ def main() -> None:
         sys.stderr.write(f"koderz: error: {oneline.describe(exc, typed)}\n")
         sys.exit(ExitCode.BAD_INPUT)
     finally:
-        tracking_start.cancel_early()  # a command line Hydra refused never hands it a run
         # the heap is left to the OS: collecting it at exit took 0.45 s after the job's last act
         gc.freeze()

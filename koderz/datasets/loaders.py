@@ -14,11 +14,10 @@ import json
 import logging
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from koderz.datasets import groundtruth
-from koderz.datasets.expected import Expected, Inputs
+from koderz.datasets.expected import Inputs
 from koderz.datasets.files import DATA, data_file
 from koderz.datasets.mbpp_inputs import deserialize_inputs
 from koderz.datasets.problem import Problem
@@ -59,8 +58,9 @@ def _humaneval() -> list[Problem]:
     truth = groundtruth.load_or_compute("humaneval", raw, tasks)
     problems = []
     for r in rows:
-        t = truth[r["task_id"]]
-        if t["kept"] is not None:  # a replayed check needs every call it makes
+        t = truth.tasks[r["task_id"]]
+        inputs = truth.inputs(r["task_id"])
+        if t.kept is not None:  # a replayed check needs every call it makes
             raise DatasetError("dataset=humaneval: {} has an answer beyond the output cap".format(r["task_id"]))
         problems.append(
             Problem(
@@ -70,17 +70,13 @@ def _humaneval() -> list[Problem]:
                 canonical_solution=r["canonical_solution"],
                 tests=r["test"],
                 dataset="humaneval",
-                inputs=Inputs(t["inputs"]),
-                base_input_count=len(t["inputs"]),
-                expected=_expected(t),
-                reference_seconds=t["seconds"],
+                inputs=Inputs(inputs),
+                base_input_count=len(inputs),
+                expected=truth.expected(r["task_id"]),
+                reference_seconds=t.seconds,
             )
         )
     return problems
-
-
-def _expected(truth: dict[str, Any]) -> Expected:
-    return Expected(truth["expected"], Path(truth["side"]) if truth["side"] else None, frozenset(truth["floats"]))
 
 
 def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
@@ -110,15 +106,15 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
     del tasks
     problems = []
     for r in rows:
-        t, task_inputs, base = truth[r["task_id"]], inputs[r["task_id"]], r["base_count"]
+        t, task_inputs, base = truth.tasks[r["task_id"]], inputs[r["task_id"]], r["base_count"]
         extra: dict[str, Any] = {"family": family}
-        if t["kept"] is not None:
-            dropped = len(task_inputs) - len(t["kept"])
+        if t.kept is not None:
+            dropped = len(task_inputs) - len(t.kept)
             log.warning(
                 "%s %s: %d input(s) dropped, their reference answers exceed the output cap", name, r["task_id"], dropped
             )
-            base = sum(1 for i in t["kept"] if i < base)
-            task_inputs = Inputs([task_inputs[i] for i in t["kept"]])
+            base = sum(1 for i in t.kept if i < base)
+            task_inputs = Inputs([task_inputs[i] for i in t.kept])
             extra["dropped_inputs"] = dropped
         problems.append(
             Problem(
@@ -131,8 +127,8 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
                 inputs=task_inputs,
                 base_input_count=base,
                 tolerance=float(r.get("atol") or 0.0),
-                expected=_expected(t),
-                reference_seconds=t["seconds"],
+                expected=truth.expected(r["task_id"]),
+                reference_seconds=t.seconds,
                 extra=extra,
             )
         )
@@ -149,8 +145,9 @@ LOADERS: dict[str, Callable[[], list[Problem]]] = {
 
 @cache
 def dataset_version(name: str) -> str:
-    """The hash of the dataset's data file (part of every cache key)."""
-    return groundtruth.file_hash(data_file(name).read_bytes())
+    """The dataset's content hash (part of every cache key): its data file and the code that
+    computes its expected outputs (``groundtruth.truth_key``)."""
+    return groundtruth.truth_key(name, data_file(name).read_bytes())
 
 
 @cache

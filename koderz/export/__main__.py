@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def folder_headline(folder: RunFolder) -> Mode:
     """The part the run's pass rate is about (the iterative part of a comparative run)."""
-    mode = Mode(str(folder.read_config()["mode"]["name"]))
+    mode = folder.read_mode()
     if mode.spec.headline is None:
         raise ConfigError(f"{folder.path}: a {mode.value} run has no samples")
     return mode.spec.headline

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from koderz.datasets.problem import Problem
+from koderz.vocab import Phase
 
 if TYPE_CHECKING:
     from koderz.models.endpoint import Endpoint
@@ -52,12 +53,12 @@ class Completion:
 class CallContext:
     """Who is calling and why; built-in models (reference, replay) need it.
 
-    ``phase`` is one of ``spec``, ``attempt``, ``checkpoint``; ``sample_index`` is the
+    ``phase`` is a model call's phase (``Phase.SPEC``, ``GENERATE``, ``REVIEW``); ``sample_index`` is the
     0-based index of the sample (zero-shot) or iteration (iterative) within the task.
     """
 
     problem: Problem
-    phase: str
+    phase: Phase
     sample_index: int = 0
 
 

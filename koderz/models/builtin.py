@@ -14,8 +14,7 @@ from typing import IO, Any, Protocol
 from koderz.datasets.problem import Problem
 from koderz.errors import ConfigError, ModelError
 from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
-
-PHASES = ("spec", "attempt", "checkpoint")
+from koderz.vocab import Phase
 
 
 class _Named(Protocol):
@@ -41,7 +40,7 @@ class ReferenceModel(WritesAnswers):
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
         problem = context.problem
-        if context.phase == "attempt":
+        if context.phase is Phase.GENERATE:
             text = fenced(problem.reference_program)
         else:
             text = guidance_text(problem, context.phase, self.name)
@@ -88,7 +87,7 @@ class ReplayModel:
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
         problem = context.problem
-        if context.phase != "attempt":
+        if context.phase is not Phase.GENERATE:
             text = guidance_text(problem, context.phase, self.name)
         else:
             samples = self._samples.get(problem.task_id, [])
@@ -160,16 +159,16 @@ def fenced(code: str, language: str = "python") -> str:
     return f"{fence}{language}\n{code.rstrip()}\n{fence}\n"
 
 
-def guidance_text(problem: Problem, phase: str, model: str) -> str:
+def guidance_text(problem: Problem, phase: Phase, model: str) -> str:
     """The fixed answer of a built-in model to the spec and checkpoint phases."""
-    if phase == "spec":
+    if phase is Phase.SPEC:
         return f"Specification of `{problem.entry_point}`:\n{_task_description(problem)}\n"
-    if phase == "checkpoint":
+    if phase is Phase.REVIEW:
         return (
             f"Review: re-read the specification of `{problem.entry_point}` and check the "
             "edge cases its examples show; keep what passes, fix what fails.\n"
         )
-    raise ModelError(f"{model}: unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
+    raise ModelError(f"{model}: unknown phase {phase.value!r} (expected one of {Phase.SPEC}, {Phase.REVIEW})")
 
 
 def _task_description(problem: Problem) -> str:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 PROVIDERS = ("openai", "ollama", "reference", "replay")
 TIERS = ("local", "small_frontier", "frontier", "builtin")
 MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens")
+# the settings that decide a model's answers (a cached result or a reused spec must match them all)
+MODEL_KEYS = ("provider", "name", "base_url", "host", "max_tokens", "temperature", "seed", "num_ctx")
 
 
 @dataclass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -48,6 +50,12 @@ def retryable(exc: BaseException) -> bool:
 def asked_delay(exc: BaseException) -> float | None:
     """The wait an error response asks for (Retry-After), if any."""
     return retry_after(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
+
+
+def versioned(url: str) -> bool:
+    """Whether the URL's path names an API version (``/v1``, ``/v1beta``, ``/openai/v1``...)."""
+    path = urlsplit(url).path
+    return any(re.fullmatch(r"v\d+\w*", part) for part in path.split("/"))
 
 
 def timeout(total: float, connect: float = CONNECT_TIMEOUT) -> openai.Timeout:
@@ -206,6 +214,12 @@ class OpenAIModel(WritesAnswers):
             status, message = exc.status_code, brief(exc.message)
             if status in (401, 403):
                 raise self._key_refused(exc) from exc
+            if status == 404 and not versioned(self.url):
+                raise self._error(
+                    f"HTTP 404 at {self.url}/chat/completions: model.base_url={self.url} lacks the API version "
+                    f"path (OpenAI-compatible servers serve under /v1: try model.base_url={self.url}/v1)",
+                    ModelErrorKind.HTTP,
+                ) from exc
             if status == 404 or (status == 400 and "model" in message.lower()):
                 raise self._error(
                     f"unknown model (HTTP {status}: {message}); check model.name against the models this endpoint serves",

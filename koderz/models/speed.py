@@ -9,6 +9,7 @@ from typing import Any
 from koderz.datasets.problem import Problem
 from koderz.errors import ModelError
 from koderz.models.base import CallContext, ModelClient
+from koderz.vocab import Phase
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ def _context(index: int, prompt: str) -> CallContext:
     problem = Problem(
         task_id=f"speed/{index}", prompt=prompt, entry_point="", canonical_solution="", tests="", dataset="speed"
     )
-    return CallContext(problem=problem, phase="attempt", sample_index=index)
+    return CallContext(problem=problem, phase=Phase.GENERATE, sample_index=index)
 
 
 async def _measure(client: ModelClient, prompts: list[str], warmup: int, repeats: int) -> dict[str, Any]:

@@ -74,11 +74,7 @@ class RunFolder:
         folder = cls(path)
         if not folder.is_run_folder():
             raise ConfigError(f"{path}: not a koderz run folder (no {CONFIG} and {RESULTS_JSONL})")
-        mode = str((folder.read_config().get("mode") or {}).get("name"))
-        try:
-            folder.parts = Mode(mode).spec.parts
-        except ValueError:
-            raise ConfigError(f"{path}: its config names no known mode ({mode!r})") from None
+        folder.parts = folder.read_mode().spec.parts
         return folder
 
     # names ----------------------------------------------------------------------------
@@ -135,6 +131,14 @@ class RunFolder:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the run's config is not a mapping")
         return data
+
+    def read_mode(self) -> Mode:
+        """The mode the saved config names; ConfigError when it names none koderz knows."""
+        mode = self.read_config().get("mode")
+        name = str(mode.get("name")) if isinstance(mode, dict) else None
+        if name not in set(Mode):
+            raise ConfigError(f"{self.path}: its config names no known mode ({name!r})")
+        return Mode(name)
 
     def read_overrides(self) -> list[str]:
         path = self.path / HYDRA_OVERRIDES
@@ -209,6 +213,10 @@ class RunFolder:
             latest.pop(record.key, None)
             latest[record.key] = record
         return list(latest.values())
+
+    def every_record(self) -> list[ProblemRecord]:
+        """results.jsonl as written: every record in file order (``records`` keeps each problem's latest)."""
+        return _read_jsonl(self.path / RESULTS_JSONL, ProblemRecord)
 
     def attempts(self) -> list[AttemptRecord]:
         return _read_jsonl(self.path / ATTEMPTS, AttemptRecord)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from koderz.vocab import IntervalMethod, Mode, Status
+from koderz.vocab import Category, IntervalMethod, Mode, Status
 
 SCHEMA_VERSION = 2
 
@@ -287,10 +287,11 @@ class RunSummary(Record):
     tokens: Tokens = Field(default_factory=Tokens)
     cost: Cost = Field(default_factory=Cost)
     cached: int = 0
+    cached_verdicts: int = 0  # attempts' verdicts served from the result cache (not judged in this run)
     saved_cost: float = 0.0  # what the cached problems cost when they first ran
     saved_tokens: Tokens = Field(default_factory=Tokens)
     truncated: int = 0
-    statuses: dict[str, int] = Field(default_factory=dict)
+    statuses: dict[Status, int] = Field(default_factory=dict)
     comparative: Comparison | None = None
     duration: float = 0.0
     throughput: float = 0.0
@@ -324,14 +325,14 @@ class ProblemTiming(Record):
     duration: float
     finished: bool
     phase_count: int
-    categories: dict[str, float] = Field(default_factory=dict)
+    categories: dict[Category, float] = Field(default_factory=dict)
 
 
 class PhaseRecord(Record):
     """One timed phase; ``start``/``end`` are seconds from the run's start."""
 
     name: str
-    category: str
+    category: Category
     task_id: str | None = None
     start: float
     end: float
@@ -346,7 +347,7 @@ class RunTiming(Record):
     overhead: float  # total - tracked_wall (never negative)
     model_busy: float  # summed model-call time (spec, iteration, checkpoint)
     sandbox_busy: float  # summed sandbox time
-    categories: dict[str, CategoryTiming] = Field(default_factory=dict)
+    categories: dict[Category, CategoryTiming] = Field(default_factory=dict)
     phase_totals: dict[str, PhaseTotal] = Field(default_factory=dict)
     problem_count: int = 0
     mean_in_flight: float = 0.0

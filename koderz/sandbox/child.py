@@ -1,6 +1,6 @@
 """The sandboxed child: contain itself, run the candidate on each input, stream outputs.
 
-Run by the parent as ``python -I -S -B -c <wire.py + this file>`` (stdlib only; it
+Run by the parent as ``python -I -S -B -c <answers/wire.py + this file>`` (stdlib only; it
 cannot import koderz; it imports as little as it can, since every attempt pays for it).
 It reads one marshalled job from stdin (inputs marshalled one by one), joins the
 attempt's cgroups, then enters the containment the parent chose: new user (when not
@@ -24,8 +24,8 @@ import resource
 import sys
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # at run time these come from wire.py, inlined before this file
-    from koderz.sandbox.wire import MAX_OUTPUT, UnencodableValue, encode, json_text
+if TYPE_CHECKING:  # at run time these come from answers/wire.py, inlined before this file
+    from koderz.answers.wire import MAX_OUTPUT, UnencodableValue, encode, json_text
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000

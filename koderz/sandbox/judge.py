@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass
 from types import CodeType
 from typing import Any
 
+from koderz.answers.checkenv import check_namespace, preamble_of
+from koderz.answers.oracle import Oracle, is_floats, special_oracle
+from koderz.answers.wire import OverLimit, decode, encode
 from koderz.datasets.expected import Expected
 from koderz.datasets.problem import Problem
-from koderz.sandbox.checkenv import check_namespace, preamble_of
-from koderz.sandbox.oracle import Oracle, is_floats, special_oracle
 from koderz.sandbox.verdict import clean_text
-from koderz.sandbox.wire import OverLimit, decode, encode
 
 REPR_LIMIT = 300
 CHECK_TEXT_LIMIT = 600

@@ -44,9 +44,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
+from koderz.answers.wire import OverLimit
 from koderz.datasets.problem import Problem
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, replay_parts
-from koderz.sandbox.wire import OverLimit
 
 MEMORY_EXIT = 3
 RECYCLE_MB = 256  # a judge that grew by more than this (problems kept, heap left by big answers) is replaced

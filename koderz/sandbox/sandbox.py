@@ -34,11 +34,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from koderz.answers.checkenv import preamble_of
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
 from koderz.sandbox.cgroups import AttemptCgroup, CgroupBudget
-from koderz.sandbox.checkenv import preamble_of
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer
 from koderz.sandbox.judge import AnswerLimits, Judgement
 from koderz.sandbox.judge_client import JudgeJob, JudgeServer
@@ -98,8 +98,8 @@ class SandboxConfig:
 
 
 def _child_source() -> str:
-    package = resources.files("koderz.sandbox")
-    return (package / "wire.py").read_text() + "\n" + (package / "child.py").read_text()
+    wire = resources.files("koderz.answers") / "wire.py"
+    return wire.read_text() + "\n" + (resources.files("koderz.sandbox") / "child.py").read_text()
 
 
 def _root_paths() -> list[str]:
@@ -212,6 +212,10 @@ class Sandbox:
     def containment(self) -> Containment | None:
         """The mechanism in use, once the first attempt has found it."""
         return self._chosen
+
+    async def containment_in_use(self) -> Containment:
+        """The mechanism attempts run under (probed now when no attempt has found it yet)."""
+        return await self._containment()
 
     async def _containment(self) -> Containment:
         """The strongest containment that works here, probed once per process and settings."""

@@ -26,24 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "follow", help="(started by a run) log the run while it runs; its settings are the first line on stdin"
     )
-    serve_cmd = commands.add_parser("serve", help="(started by a run) the tracking server that forks runs' workers")
-    serve_cmd.add_argument("socket", type=Path)
-    serve_cmd.add_argument("first", type=int, nargs="*", help="the starting run's wake pipe and connection")
-    commands.add_parser("stop-server", help="stop the tracking servers (they also end after 10 idle minutes)")
     args = parser.parse_args(argv)
     if args.command == "follow":  # its output is the run folder's tracking.log: a timeline
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return _follow(args)
-    if args.command == "serve":
-        from koderz.tracking.server import serve
-
-        pipe, conn = args.first if len(args.first) == 2 else (None, None)
-        return serve(args.socket, pipe, conn)
-    if args.command == "stop-server":
-        from koderz.tracking.server import stop_servers
-
-        print(f"asked {stop_servers()} tracking server(s) to stop")
-        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return _log(args)
 

@@ -4,7 +4,9 @@
 environment (``KODERZ_MLFLOW_PARENT_RUN_ID``, inherited by basic and joblib workers) and
 in ``<sweep_dir>/mlflow_parent_run_id`` (for launchers whose workers do not inherit the
 environment). A job finds it with :func:`parent_run_id_for`. ``on_multirun_end`` logs a
-summary table of the children on the parent and ends it.
+summary table of the children on the parent and ends it; after a Ctrl-C, which Hydra does not
+pass to callbacks, :func:`end_interrupted_sweeps` ends it KILLED from what the environment
+holds (the parent's id and its store's settings).
 
 Hydra turns exceptions raised in callbacks into warnings, so failures here are caught,
 logged once, and never stop the sweep.
@@ -12,6 +14,8 @@ logged once, and never stop the sweep.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,9 +24,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from koderz.config import TrackingConfig
+from koderz.tracking.names import MlflowStatus, Tag
+
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "KODERZ_MLFLOW_PARENT_RUN_ID"
+PARENT_TRACKING_ENV = "KODERZ_MLFLOW_PARENT_TRACKING"  # the parent's TrackingConfig as JSON
 PARENT_FILE = "mlflow_parent_run_id"
 SWEPT_ENV = "KODERZ_SWEPT_KEYS"
 SWEPT_FILE = "swept_keys"
@@ -48,12 +56,12 @@ def hydra_job_tags() -> dict[str, str]:
     if not HydraConfig.initialized():
         return {}
     hc = HydraConfig.get()
-    tags = {"koderz.overrides": " ".join(hc.overrides.task)}
+    tags = {Tag.OVERRIDES.value: " ".join(hc.overrides.task)}
     if hc.mode == RunMode.MULTIRUN:
-        tags["koderz.sweep_id"] = str(Path(hc.sweep.dir).resolve())
-        tags["koderz.job_num"] = str(hc.job.num)
+        tags[Tag.SWEEP_ID] = str(Path(hc.sweep.dir).resolve())
+        tags[Tag.JOB_NUM] = str(hc.job.num)
         swept = _swept_keys(hc.sweep.dir)
-        tags["koderz.variant"] = " ".join(o for o in hc.overrides.task if o.split("=", 1)[0] in swept)
+        tags[Tag.VARIANT] = " ".join(o for o in hc.overrides.task if o.split("=", 1)[0] in swept)
     return tags
 
 
@@ -83,7 +91,6 @@ class MlflowSweepCallback(Callback):
 
     def __init__(self) -> None:
         self._parent_run_id: str | None = None
-        self._settings: Any = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not tracking_enabled(config):
@@ -93,53 +100,51 @@ class MlflowSweepCallback(Callback):
             from koderz.tracking.mlflow_tracker import start_sweep_run
 
             dataset = str(OmegaConf.select(config, "dataset.name", default="default"))
-            self._settings = OmegaConf.to_object(config.tracking)
+            settings = OmegaConf.to_object(config.tracking)
+            assert isinstance(settings, TrackingConfig)
             overrides = list(config.hydra.overrides.task)
             tags = {
-                "koderz.sweep_id": str(sweep_dir),
-                "koderz.sweep": "parent",
-                "koderz.overrides": " ".join(overrides),
+                Tag.SWEEP_ID.value: str(sweep_dir),
+                Tag.SWEEP.value: "parent",
+                Tag.OVERRIDES.value: " ".join(overrides),
             }
-            run_id = start_sweep_run(self._settings, dataset, sweep_name(overrides, sweep_dir.name), tags)
+            run_id = start_sweep_run(settings, dataset, sweep_name(overrides, sweep_dir.name), tags)
         except Exception as err:  # noqa: BLE001 - the sweep goes on without tracking
             log.warning("MLflow sweep parent run not opened; jobs log unnested: %s", err)
             return
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(run_id + "\n")
         os.environ[PARENT_ENV] = run_id
+        os.environ[PARENT_TRACKING_ENV] = json.dumps(dataclasses.asdict(settings))
         swept = " ".join(o.split("=", 1)[0] for o in overrides if "," in o or "(" in o)
         (sweep_dir / SWEPT_FILE).write_text(swept + "\n")
         os.environ[SWEPT_ENV] = swept
         self._parent_run_id = run_id
-        _open.append(self)
         log.info("MLflow parent run %s for sweep %s", run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self.end("FINISHED")
-
-    def end(self, status: str) -> None:
-        """Summarise the children on the parent run and end it with ``status``."""
-        if self._parent_run_id is None:
-            return
-        _open.remove(self)
-        run_id, self._parent_run_id = self._parent_run_id, None
-        if os.environ.get(PARENT_ENV) == run_id:
-            del os.environ[PARENT_ENV]
-        os.environ.pop(SWEPT_ENV, None)
-        try:
-            from koderz.tracking.mlflow_tracker import finish_sweep_run
-
-            children = finish_sweep_run(self._settings, run_id, status)
-        except Exception as err:  # noqa: BLE001
-            log.warning("MLflow sweep summary not logged on parent run %s: %s", run_id, err)
-            return
-        log.info("MLflow parent run %s (%s): %d child runs", run_id, status, children)
-
-
-_open: list[MlflowSweepCallback] = []  # parent runs opened and not yet ended
+        if self._parent_run_id is not None and os.environ.get(PARENT_ENV) == self._parent_run_id:
+            _end_parent(MlflowStatus.FINISHED)
+        self._parent_run_id = None
 
 
 def end_interrupted_sweeps() -> None:
     """Ctrl-C stopped a sweep before Hydra's end: its parent run ends KILLED, with what finished."""
-    for callback in list(_open):
-        callback.end("KILLED")
+    _end_parent(MlflowStatus.KILLED)
+
+
+def _end_parent(status: MlflowStatus) -> None:
+    """Summarise the children on the open parent run (named in the environment); end it with ``status``."""
+    run_id = os.environ.pop(PARENT_ENV, None)
+    settings = os.environ.pop(PARENT_TRACKING_ENV, None)
+    os.environ.pop(SWEPT_ENV, None)
+    if not run_id or settings is None:
+        return
+    try:
+        from koderz.tracking.mlflow_tracker import finish_sweep_run
+
+        children = finish_sweep_run(TrackingConfig(**json.loads(settings)), run_id, status)
+    except Exception as err:  # noqa: BLE001
+        log.warning("MLflow sweep summary not logged on parent run %s: %s", run_id, err)
+        return
+    log.info("MLflow parent run %s (%s): %d child runs", run_id, status, children)

@@ -1,19 +1,19 @@
-"""The live tracking worker: ``python -m koderz.tracking follow``.
+"""The live tracking worker: ``python -m koderz.tracking follow``, one per tracked run.
 
-The run starts it (``koderz.tracking.live``) in a session of its own, so importing mlflow and
-logging never take the run's GIL and a Ctrl-C at the terminal reaches the run only. A single
-run starts it before Hydra composes the config, so mlflow's imports overlap the run's own
-start-up; the worker imports them, then waits for its settings: the first line on its stdin
-(``Settings`` as JSON: the run folder, the tracking config, the sweep's parent run, tags), or
-end of file when the run needs no tracking. From then on its output is the folder's
-tracking.log and its stdin is a pipe from the run: ``.`` for each finished problem, ``d`` when
-the run never started (its MLflow run is deleted), end of file when the run is over. It opens
-the MLflow run as soon as the folder has its config, logs finished problems in batches (at
-most one sync per ``BATCH_SECONDS`` while problems finish, so a batch holds several traces),
-and at the end logs the rest, the summary and the files. SIGTERM stops it between two
-batches: the MLflow run is marked KILLED with ``koderz.tracking=incomplete`` and
-``python -m koderz.tracking log`` finishes it later. Exit codes: 0 logged, 3 stopped, 1 failed
-(one ``error:`` line on stderr).
+The run starts it (``koderz.tracking.live``) once its config is checked, in a session of its
+own, so importing mlflow and logging never take the run's GIL and a Ctrl-C at the terminal
+reaches the run only; mlflow's imports overlap the run. Its settings are the first line on its
+stdin (``Settings`` as JSON: the run folder, the tracking config, the sweep's parent run, tags).
+From then on its output is the folder's tracking.log and its stdin is a pipe from the run: ``.``
+for each finished problem, ``d`` when the run never started (its MLflow run is deleted), end of
+file when the run is over (or was killed: the worker then marks the MLflow run killed and exits,
+so it never outlives the run). It touches the store only once the first problem has finished
+(a run that never starts kills its worker, and leaves no store), then opens the MLflow run,
+logs finished problems in batches (at most one sync per ``BATCH_SECONDS`` while problems finish,
+so a batch holds several traces), and at the end logs the rest, the summary and the files.
+SIGTERM stops it between two batches: the MLflow run is marked KILLED with
+``koderz.tracking=incomplete`` and ``python -m koderz.tracking log`` finishes it later. Exit
+codes: 0 logged, 3 stopped, 1 failed (one ``error:`` line on stderr).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ STOPPED = 3
 DISCARD = b"d"
 BACKGROUND_NICENESS = 10
 CAP_SYS_NICE = 23
+CPU_LINE = "worker CPU"  # the last line of tracking.log: what tracking cost (benchmarks/default_path.py)
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Settings:
 
 
 def warm_up() -> None:
-    """Import what logging needs (mlflow, its SQL store) before the settings arrive."""
+    """Import what logging needs (mlflow, its SQL store)."""
     import mlflow
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
@@ -72,7 +73,7 @@ def work(signals: Signals) -> int:
     """A worker's life once mlflow is imported: its settings, then the run; returns the exit
     code (``error:`` and one line on stderr when logging failed)."""
     settings = read_settings()
-    if settings is None:  # the run needs no tracking after all
+    if settings is None:  # the run ended before it sent them
         return 0
     try:
         code = follow(signals, settings)
@@ -81,6 +82,15 @@ def work(signals: Signals) -> int:
 
         print(f"error: {one_line(err)}", file=sys.stderr)
         code = 1
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    log.info(
+        "%s %.2f s (user %.2f s, system %.2f s), peak RSS %d MB",
+        CPU_LINE,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_utime,
+        usage.ru_stime,
+        usage.ru_maxrss // 1024,
+    )
     logging.shutdown()
     sys.stderr.flush()
     return code
@@ -156,13 +166,18 @@ def follow(signals: Signals, settings: Settings) -> int:
     from koderz.records import RunFolder
     from koderz.timing import process_start
     from koderz.tracking.logger import TRACE_BATCH, RunLogger
+    from koderz.tracking.names import Metric
 
     path = Path(settings.folder)
     _log_to(path)
     folder = RunFolder(path)
     tracking = TrackingConfig(**settings.tracking)
+    imported = time.time() - process_start()
+    if not _wait_for_start(signals):
+        return STOPPED
+    opening = time.perf_counter()
     with RunLogger(folder, tracking, parent_run_id=settings.parent_run_id, tags=settings.tags) as logger:
-        ready = time.time() - process_start()
+        ready = imported + time.perf_counter() - opening
         log.info("store %s open", logger.uri)
         run_in_background()  # mlflow imported and the store open (or created) at full speed; the rest yields
         if folder.has_config():
@@ -188,21 +203,34 @@ def follow(signals: Signals, settings: Settings) -> int:
             return STOPPED
         state = folder.read_state()
         if ended and folder.has_results() and state is not None and state.status != "running":
-            logger.finish(
-                {"timing.tracking.worker_ready": ready, "timing.tracking.flush": time.perf_counter() - flush_began},
-                live=True,
-            )
+            logger.finish({Metric.WORKER_READY: ready, Metric.FLUSH: time.perf_counter() - flush_began}, live=True)
             log.info("finished the MLflow run %.2f s after the run's end", time.perf_counter() - flush_began)
             return 0
         logger.stop("the run ended without its results (killed)", interrupted=True)
         return 0
 
 
+def _wait_for_start(signals: Signals) -> bool:
+    """Wait for the run's first wake (a finished problem) or the end of its pipe, without reading
+    it; False when SIGTERM came before either. The store is touched only after this, so a run
+    that never starts (its worker is killed) leaves no store behind."""
+    stdin = sys.stdin.fileno()
+    while True:
+        try:
+            readable, _, _ = select.select([stdin], [], [], 0 if signals.stop else POLL_SECONDS)
+        except InterruptedError:
+            continue
+        if readable:
+            return True
+        if signals.stop:
+            return False
+
+
 def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple[bool, bool]:
     """Log batches while the run runs; returns (the run closed the pipe, the run asked to discard)."""
     stdin = sys.stdin.fileno()
     last_sync = 0.0
-    pending = False
+    pending = True  # the first wake is waiting in the pipe
     while not signals.stop:
         wait = POLL_SECONDS if not pending else max(0.0, last_sync + BATCH_SECONDS - time.monotonic())
         try:

@@ -1,13 +1,14 @@
 """The run's side of live tracking: start the worker, wake it per finished problem, wait for its flush.
 
-``LiveTracking.spawn`` starts ``python -m koderz.tracking follow`` (``koderz.tracking.follow``)
-in a session of its own with a pipe on its stdin (a single run does it before Hydra composes
-its config, so mlflow's imports overlap the run's start-up), and ``start`` hands it the run; the run passes it as a ``RunObserver``, so
-each finished problem writes one byte (never blocking: a full pipe just means the worker is
-busy and will find the problem on its next sync). ``finish`` closes the pipe and waits for the
-worker to log what is left, with a progress line. Ctrl-C there stops the worker (the MLflow run
-is marked KILLED with ``koderz.tracking=incomplete``) and prints the command that finishes the
-logging; the run folder is complete either way.
+``LiveTracking.start`` starts ``python -m koderz.tracking follow`` (``koderz.tracking.follow``),
+once the run's config is checked, in a session of its own with a pipe on its stdin: the worker
+imports mlflow while the run runs. The run passes it as a ``RunObserver``, so each finished
+problem writes one byte (never blocking: a full pipe just means the worker is busy and will find
+the problem on its next sync). ``finish`` closes the pipe and waits for the worker to log what is
+left, with a progress line. Ctrl-C there stops the worker (the MLflow run is marked KILLED with
+``koderz.tracking=incomplete``) and prints the command that finishes the logging; the run folder
+is complete either way. The worker never outlives the run: when the run ends without ``finish``
+(killed, crashed) its pipe closes, and the worker marks the MLflow run as killed and exits.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ from typing import IO, TextIO
 
 from koderz.config import TrackingConfig
 from koderz.records import ProblemRecord, RunFolder
-from koderz.tracking import forked_worker
 from koderz.tracking.follow import DISCARD, STOPPED, Settings
 from koderz.tracking.mlflow_tracker import absolute_uri, tracking_uri
 
 log = logging.getLogger(__name__)
-
-Worker = subprocess.Popen[bytes] | forked_worker.ForkedWorker
 
 STOP_SECONDS = 30.0  # for the worker to mark the MLflow run after SIGTERM
 DISCARD_SECONDS = 30.0
@@ -42,30 +40,12 @@ REPORT_SECONDS = 5.0  # progress lines when stderr is not a terminal
 class LiveTracking:
     """One worker process logging one run folder while the run runs."""
 
-    def __init__(self, folder: Path, tracking: TrackingConfig, process: Worker) -> None:
+    def __init__(self, folder: Path, tracking: TrackingConfig, process: subprocess.Popen[bytes]) -> None:
         self.folder = RunFolder(folder)
         self.tracking = tracking
         self.process = process
         self._pipe: IO[bytes] | None = process.stdin
-
-    @staticmethod
-    def spawn() -> Worker:
-        """A worker waiting for its settings (see ``start``): forked by the tracking server, where
-        mlflow is imported already, else a fresh process that imports it at once."""
-        env = os.environ | {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no bars in tracking.log
-        forked = forked_worker.request(env)
-        if forked is not None:
-            return forked
-        process = subprocess.Popen(
-            [sys.executable, "-m", "koderz.tracking", "follow"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-        assert process.stdin is not None
-        return process
+        self._woken = False  # a problem finished: the worker may have opened the store
 
     @classmethod
     def start(
@@ -75,40 +55,34 @@ class LiveTracking:
         *,
         parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
-        worker: Worker | None = None,
     ) -> LiveTracking:
-        """Hand ``folder`` to ``worker`` (spawned early by ``spawn``), or to a new one."""
+        """Start the worker of ``folder``: it imports mlflow while the run runs, then logs it."""
         folder = folder.resolve()
         settings = dataclasses.replace(tracking, uri=absolute_uri(tracking_uri(tracking)))
         line = Settings(str(folder), dataclasses.asdict(settings), parent_run_id, tags or {}).line()
-        if worker is None or worker.poll() is not None:
-            worker = cls.spawn()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "koderz.tracking", "follow"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # the terminal's Ctrl-C is the run's; the worker ends at end of file
+            env=os.environ | {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},  # no bars in tracking.log
+        )
         assert worker.stdin is not None
         try:
             worker.stdin.write(line)
             worker.stdin.flush()
-        except BrokenPipeError:  # it died while importing: finish() reports its exit code
+        except BrokenPipeError:  # it died at once: finish() reports its exit code
             pass
         os.set_blocking(worker.stdin.fileno(), False)
         return cls(folder, settings, worker)
-
-    @staticmethod
-    def cancel(worker: Worker) -> None:
-        """A worker spawned early for a run that turned out to need no tracking: it ends at once."""
-        if worker.stdin is not None:
-            with contextlib.suppress(BrokenPipeError):
-                worker.stdin.close()
-        try:
-            worker.wait(timeout=DISCARD_SECONDS)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
     @property
     def uri(self) -> str:
         return str(self.tracking.uri)
 
     def problem_done(self, record: ProblemRecord) -> None:
+        self._woken = True
         self._send(b".")
 
     def _send(self, data: bytes) -> None:
@@ -129,9 +103,13 @@ class LiveTracking:
             self._pipe = None
 
     def discard(self) -> None:
-        """The run never started (its folder is being removed): the worker deletes its MLflow run."""
-        self._send(DISCARD)
+        """The run never started (its folder is being removed). A worker never woken has not
+        touched the store: it is killed at once; otherwise it deletes its MLflow run."""
+        if self._woken:
+            self._send(DISCARD)
         self._close_pipe()
+        if not self._woken:
+            self.process.kill()
         try:
             self.process.wait(timeout=DISCARD_SECONDS)
         except subprocess.TimeoutExpired:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,13 +27,12 @@ from koderz.config import TrackingConfig
 from koderz.records import ProblemRecord, RunFolder, RunResults, TrackingProgress
 from koderz.tracking import mlflow_tracker as mt
 from koderz.tracking import traces
+from koderz.tracking.names import Artifact, Metric, MlflowStatus, RunStatus, Tag, TrackingState
 from koderz.vocab import Mode
 
 log = logging.getLogger(__name__)
 
-TABLE = "problems.json"
 TABLE_SECONDS = 5.0  # the table is rewritten on each append (MLflow reads it back): at most this often
-STOPPED_TAG = "koderz.tracking_stopped"
 TRACE_BATCH = 100  # traces per store transaction (benchmarks/trace_logging.py: 32 cost 1.4x, 1 cost 3x the CPU of 164)
 
 
@@ -82,9 +82,11 @@ class RunLogger:
         progress = self.progress
         if progress is not None and self._exists(progress.mlflow_run_id):
             if not progress.finished:
-                self.client.update_run(progress.mlflow_run_id, status="RUNNING")
-                self._set_tags(progress.mlflow_run_id, {"koderz.tracking": "live", "koderz.status": "running"})
-                self._drop_tags(progress.mlflow_run_id, STOPPED_TAG)
+                self.client.update_run(progress.mlflow_run_id, status=MlflowStatus.RUNNING.value)
+                self._set_tags(
+                    progress.mlflow_run_id, {Tag.TRACKING: TrackingState.LIVE, Tag.STATUS: RunStatus.RUNNING}
+                )
+                self._drop_tags(progress.mlflow_run_id, Tag.TRACKING_STOPPED)
                 progress.stopped = None
                 self._save()
             return progress.mlflow_run_id
@@ -111,18 +113,18 @@ class RunLogger:
         koderz_run_id = state.run_id if state else self.folder.path.name
         plan = mt.plan_of(config)  # an OmegaConf merge: built once
         tags = mt.config_tags(plan, self.folder, koderz_run_id) | self.tags
-        tags |= {"koderz.status": "running", "koderz.tracking": "live"}
-        name = mt.run_name_of(plan, koderz_run_id, self.tags.get("koderz.variant", ""))
+        tags |= {Tag.STATUS: RunStatus.RUNNING, Tag.TRACKING: TrackingState.LIVE}
+        name = mt.run_name_of(plan, koderz_run_id, self.tags.get(Tag.VARIANT, ""))
         run = self.client.create_run(
             experiment_id,
             run_name=name,
-            tags={"mlflow.parentRunId": self.parent_run_id} if self.parent_run_id else None,
+            tags={Tag.MLFLOW_PARENT_RUN_ID.value: self.parent_run_id} if self.parent_run_id else None,
         )
         run_id = str(run.info.run_id)
         self.client.log_batch(
             run_id,
             params=[Param(k, v) for k, v in mt.run_params(config, plan).items()],
-            tags=[RunTag(k, str(v)[: mt.MAX_TAG_VALUE]) for k, v in tags.items()],
+            tags=[RunTag(str(k), str(v)[: mt.MAX_TAG_VALUE]) for k, v in tags.items()],
         )
         self.progress = TrackingProgress(uri=self.uri, experiment_id=experiment_id, mlflow_run_id=run_id)
         self._save()
@@ -133,7 +135,7 @@ class RunLogger:
 
     def sync(self, limit: int | None = None) -> int:
         """Log the problems that finished since the last sync (at most ``limit``); returns how many."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric as MlflowMetric
 
         progress = self._require()
         records = self.folder.records()
@@ -145,11 +147,13 @@ class RunLogger:
             progress.steps += 1
             progress.passed += record.passed
             stamp = int(record.finished_at * 1000)
-            metrics.append(Metric("cumulative_pass_rate", progress.passed / progress.steps, stamp, progress.steps))
+            metrics.append(
+                MlflowMetric(Metric.CUMULATIVE_PASS_RATE.value, progress.passed / progress.steps, stamp, progress.steps)
+            )
         logged = {key_of(r) for r in fresh} | set(progress.logged)
         done = [r for r in records if key_of(r) in logged]
         now = mt.now_ms()
-        metrics += [Metric(k, v, now, 0) for k, v in live_metrics(done, self._headline).items()]
+        metrics += [MlflowMetric(str(k), v, now, 0) for k, v in live_metrics(done, self._headline).items()]
         self.client.log_batch(progress.mlflow_run_id, metrics=metrics)
         if self.tracking.traces:
             self._log_traces(fresh)
@@ -171,7 +175,7 @@ class RunLogger:
         self._tabled_at = time.monotonic()
         if not rows:
             return
-        self.client.log_table(progress.mlflow_run_id, mt.problem_table(rows), TABLE)
+        self.client.log_table(progress.mlflow_run_id, mt.problem_table(rows), Artifact.PROBLEM_TABLE.value)
         for record in rows:
             progress.tabled[key_of(record)] = record.finished_at
 
@@ -196,7 +200,7 @@ class RunLogger:
 
     # the end ----------------------------------------------------------------------------
 
-    def finish(self, extra: dict[str, float] | None = None, *, live: bool = False) -> str:
+    def finish(self, extra: Mapping[Metric, float] | None = None, *, live: bool = False) -> str:
         """Log what is left, the summary (with ``extra`` metrics), files and figures; end the run.
         The folder has results.json. ``live``: the run's own worker, whose job ends with this
         flush: ``duration_s`` is logged again last, to now (the job then adds the flush to
@@ -214,14 +218,15 @@ class RunLogger:
         if self.tracking.figures:
             mt.log_figures(self.client, run_id, results)
         summary = results.summary
-        tags = {"koderz.status": mt.status_tag(summary), "koderz.tracking": "complete"}
+        tags: dict[Tag, str] = {Tag.STATUS: mt.status_tag(summary), Tag.TRACKING: TrackingState.COMPLETE}
         if summary.interrupted:
-            tags["koderz.interrupted"] = "true"
+            tags[Tag.INTERRUPTED] = "true"
         self._set_tags(run_id, tags)
-        self._drop_tags(run_id, *(() if summary.interrupted else ("koderz.interrupted",)))
+        self._drop_tags(run_id, *(() if summary.interrupted else (Tag.INTERRUPTED,)))
         if live:
             self._log_duration_to_now(summary.duration)
-        self.client.set_terminated(run_id, "KILLED" if summary.interrupted else "FINISHED")
+        status = MlflowStatus.KILLED if summary.interrupted else MlflowStatus.FINISHED
+        self.client.set_terminated(run_id, status.value)
         progress.finished, progress.stopped = True, None
         self._save()
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
@@ -229,7 +234,7 @@ class RunLogger:
 
     def _log_duration_to_now(self, duration: float) -> None:
         """``duration_s`` extended by the time since the run's last part ended (this flush)."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric as MlflowMetric
 
         state = self.folder.read_state()
         ended = state.parts[-1].ended if state is not None and state.parts else None
@@ -237,40 +242,45 @@ class RunLogger:
             return
         now = time.time()
         total = duration + max(0.0, now - ended)
-        self.client.log_batch(self._require().mlflow_run_id, metrics=[Metric("duration_s", total, int(now * 1000), 0)])
+        point = MlflowMetric(Metric.DURATION.value, total, int(now * 1000), 0)
+        self.client.log_batch(self._require().mlflow_run_id, metrics=[point])
 
-    def _log_summary(self, results: RunResults, extra: dict[str, float]) -> None:
-        from mlflow.entities import Metric
+    def _log_summary(self, results: RunResults, extra: Mapping[Metric, float]) -> None:
+        from mlflow.entities import Metric as MlflowMetric
 
         now = mt.now_ms()
-        values = mt.summary_metrics(results.summary) | mt.timing_metrics(results.timing) | extra
-        metrics = [Metric(k, v, now, 0) for k, v in values.items()]
+        values = mt.summary_metrics(results.summary) | mt.timing_metrics(results.timing)
+        values |= {str(key): value for key, value in extra.items()}
+        metrics = [MlflowMetric(str(k), v, now, 0) for k, v in values.items()]
         for i, share in enumerate(results.summary.solved_within, start=1):
-            metrics.append(Metric("solved_within_iterations", share, now, i))
+            metrics.append(MlflowMetric(Metric.SOLVED_WITHIN.value, share, now, i))
         self.client.log_batch(self._require().mlflow_run_id, metrics=metrics)
 
     def stop(self, reason: str, *, interrupted: bool = False) -> None:
         """End the run KILLED with ``koderz.tracking=incomplete`` (logging stopped before the end)."""
         progress = self._require()
         self.log_rows()
-        tags = {"koderz.tracking": "incomplete", STOPPED_TAG: reason[: mt.MAX_TAG_VALUE]}
+        tags: dict[Tag, str] = {
+            Tag.TRACKING: TrackingState.INCOMPLETE,
+            Tag.TRACKING_STOPPED: reason[: mt.MAX_TAG_VALUE],
+        }
         if interrupted:
-            tags |= {"koderz.interrupted": "true", "koderz.status": "interrupted"}
+            tags |= {Tag.INTERRUPTED: "true", Tag.STATUS: RunStatus.INTERRUPTED}
         self._set_tags(progress.mlflow_run_id, tags)
-        self.client.set_terminated(progress.mlflow_run_id, "KILLED")
+        self.client.set_terminated(progress.mlflow_run_id, MlflowStatus.KILLED.value)
         progress.stopped = reason
         self._save()
 
-    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+    def _set_tags(self, run_id: str, tags: Mapping[Tag, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=[RunTag(key.value, str(value)) for key, value in tags.items()])
 
-    def _drop_tags(self, run_id: str, *keys: str) -> None:
+    def _drop_tags(self, run_id: str, *keys: Tag) -> None:
         present = self.client.get_run(run_id).data.tags
         for key in keys:
             if key in present:
-                self.client.delete_tag(run_id, key)
+                self.client.delete_tag(run_id, key.value)
 
     def discard(self) -> None:
         """Delete the MLflow run of a run that never started (its folder is being removed)."""
@@ -289,7 +299,7 @@ class RunLogger:
             self.folder.write_tracking(self.progress)
 
 
-def live_metrics(records: list[ProblemRecord], headline: Mode) -> dict[str, float]:
+def live_metrics(records: list[ProblemRecord], headline: Mode) -> dict[Metric, float]:
     """The headline figures so far, over the problems of the headline mode that finished
     (``pass_rate`` is pass@1, as in the summary)."""
     from koderz.report import score
@@ -298,13 +308,13 @@ def live_metrics(records: list[ProblemRecord], headline: Mode) -> dict[str, floa
     answered = [r for r in own if r.has_verdict]
     so_far = score(own, sampled=not headline.spec.feedback)
     return {
-        "pass_rate": so_far.pass_rate,
-        "passed": float(so_far.passed),
-        "answered": float(len(answered)),
-        "unanswered": float(len(own) - len(answered)),
-        "cost_usd": sum(r.cost.total for r in records),
-        "tokens.input": float(sum(r.tokens.input for r in records)),
-        "tokens.output": float(sum(r.tokens.output for r in records)),
+        Metric.PASS_RATE: so_far.pass_rate,
+        Metric.PASSED: float(so_far.passed),
+        Metric.ANSWERED: float(len(answered)),
+        Metric.UNANSWERED: float(len(own) - len(answered)),
+        Metric.COST_USD: sum(r.cost.total for r in records),
+        Metric.TOKENS_INPUT: float(sum(r.tokens.input for r in records)),
+        Metric.TOKENS_OUTPUT: float(sum(r.tokens.output for r in records)),
     }
 
 
@@ -330,3 +340,23 @@ def log_folder(
             pass
         logger.stop("the run folder has no results.json (the run was killed)", interrupted=True)
         return run_id
+
+
+def log_run_folder(
+    run_dir: Path,
+    tracking: TrackingConfig,
+    *,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> str | None:
+    """Log one finished run folder as one MLflow run; return its id, or None on failure.
+
+    Never raises: any failure (missing files, unreachable server, broken store) becomes one
+    warning naming a command that logs the folder later, and the run folder stays complete.
+    """
+    uri = mt.tracking_uri(tracking)
+    try:
+        return log_folder(run_dir, tracking, parent_run_id=parent_run_id, tags=tags)
+    except Exception as err:  # noqa: BLE001 - tracking must never break a finished run
+        log.warning("MLflow tracking to %s failed: %s; %s", uri, mt.one_line(err), mt.remedy(run_dir, uri))
+        return None

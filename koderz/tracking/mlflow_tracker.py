@@ -1,4 +1,5 @@
-"""MLflow pieces shared by the run logger and the sweep callback: the store, names, tags, metrics.
+"""MLflow pieces shared by the run logger and the sweep callback: the store, params, tags, metrics
+(their names: ``koderz.tracking.names``).
 
 The tracker reads the run only through ``RunFolder`` and its typed records. ``mlflow`` is
 imported inside the functions that need it, so a run with tracking off never pays its import.
@@ -26,7 +27,17 @@ import koderz
 from koderz.config import TrackingConfig
 from koderz.errors import ConfigError, KoderzError
 from koderz.records import Interval, ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming, Score
-from koderz.tracking import store_template
+from koderz.tracking.names import (
+    BASELINE_PARAMS,
+    KEPT_PARAMS,
+    NOISE_PARAMS,
+    Artifact,
+    Metric,
+    MlflowStatus,
+    Prefix,
+    RunStatus,
+    Tag,
+)
 from koderz.vocab import Mode
 
 if TYPE_CHECKING:
@@ -39,9 +50,6 @@ DATASET_DIGEST = 16  # characters of the dataset's content hash kept as its MLfl
 ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
-NOISE = ("tracking.", "timing.", "resume", "debug")  # params that never tell two runs apart
-KEPT = ("concurrency",)  # operational, but it shapes the timing figures
-BASELINE_KEPT = ("baseline_model.name", "baseline_model.price_")  # the baseline only prices an estimate
 
 
 def tracking_uri(tracking: TrackingConfig) -> str:
@@ -55,28 +63,6 @@ def experiment_name(tracking: TrackingConfig, dataset: str) -> str:
 
 def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
-
-
-def log_run_folder(
-    run_dir: Path,
-    tracking: TrackingConfig,
-    *,
-    parent_run_id: str | None = None,
-    tags: dict[str, str] | None = None,
-) -> str | None:
-    """Log one finished run folder as one MLflow run; return its id, or None on failure.
-
-    Never raises: any failure (missing files, unreachable server, broken store) becomes one
-    warning naming a command that logs the folder later, and the run folder stays complete.
-    """
-    uri = tracking_uri(tracking)
-    try:
-        from koderz.tracking.logger import log_folder
-
-        return log_folder(run_dir, tracking, parent_run_id=parent_run_id, tags=tags)
-    except Exception as err:  # noqa: BLE001 - tracking must never break a finished run
-        log.warning("MLflow tracking to %s failed: %s; %s", uri, one_line(err), remedy(run_dir, uri))
-        return None
 
 
 def remedy(run_dir: Path, uri: str) -> str:
@@ -93,11 +79,12 @@ def remedy(run_dir: Path, uri: str) -> str:
 def start_sweep_run(tracking: TrackingConfig, dataset: str, name: str, tags: dict[str, str]) -> str:
     """Open the parent run of a sweep (not made active) and return its id."""
     with store(tracking) as (_, client):
-        run = client.create_run(experiment_id(client, tracking, dataset), run_name=name, tags={**_base_tags(), **tags})
+        tags = {str(k): v for k, v in (_base_tags() | tags).items()}
+        run = client.create_run(experiment_id(client, tracking, dataset), run_name=name, tags=tags)
     return str(run.info.run_id)
 
 
-def finish_sweep_run(tracking: TrackingConfig, parent_run_id: str, status: str = "FINISHED") -> int:
+def finish_sweep_run(tracking: TrackingConfig, parent_run_id: str, status: MlflowStatus = MlflowStatus.FINISHED) -> int:
     """Log the children's summary table, metrics and figure on the parent; end it with ``status``.
 
     Returns the number of child runs found.
@@ -126,7 +113,7 @@ def run_params(config: Mapping[str, Any], plan: Plan) -> dict[str, str]:
     from koderz.resume import operational
 
     dropped = [
-        *NOISE,
+        *NOISE_PARAMS,
         *(
             f"{role}."
             for role, model in (("spec_model", plan.spec_writer), ("checkpoint_model", plan.reviewer))
@@ -139,8 +126,8 @@ def run_params(config: Mapping[str, Any], plan: Plan) -> dict[str, str]:
         key: value
         for key, value in flatten_params(config).items()
         if not key.startswith(tuple(dropped))
-        and (key in KEPT or not operational(key))
-        and (not key.startswith("baseline_model.") or key.startswith(BASELINE_KEPT))
+        and (key in KEPT_PARAMS or not operational(key))
+        and (not key.startswith("baseline_model.") or key.startswith(BASELINE_PARAMS))
     }
 
 
@@ -192,41 +179,44 @@ def config_tags(plan: Plan, folder: RunFolder, run_id: str) -> dict[str, str]:
     """The run's tags known at its start: roles, dataset, prompt, folder, overrides."""
     roles = plan.roles
     tags = _base_tags() | {
-        "koderz.model": plan.coder.name,
-        "koderz.mode": plan.mode.value,
-        "koderz.dataset": plan.dataset,
-        "koderz.prompt": plan.prompt_label,
-        "koderz.spec_model": roles.spec or "-",
-        "koderz.checkpoint_model": roles.reviewer or "-",
-        "koderz.run_dir": str(folder.path.resolve()),
-        "koderz.run_id": run_id,
+        Tag.MODEL: plan.coder.name,
+        Tag.MODE: plan.mode.value,
+        Tag.DATASET: plan.dataset,
+        Tag.PROMPT: plan.prompt_label,
+        Tag.SPEC_MODEL: roles.spec or "-",
+        Tag.CHECKPOINT_MODEL: roles.reviewer or "-",
+        Tag.RUN_DIR: str(folder.path.resolve()),
+        Tag.RUN_ID: run_id,
     }
     overrides = folder.read_overrides()
     if overrides:
-        tags["koderz.overrides"] = " ".join(overrides)
+        tags[Tag.OVERRIDES] = " ".join(overrides)
     return tags
 
 
-def status_tag(summary: RunSummary) -> str:
-    return "interrupted" if summary.interrupted else "unanswered" if summary.unanswered else "complete"
+def status_tag(summary: RunSummary) -> RunStatus:
+    if summary.interrupted:
+        return RunStatus.INTERRUPTED
+    return RunStatus.UNANSWERED if summary.unanswered else RunStatus.COMPLETE
 
 
 # --- internals -------------------------------------------------------------------------
 
 
-def _finish_sweep(client: Any, parent_run_id: str, status: str) -> int:
-    from mlflow.entities import Metric, Param
+def _finish_sweep(client: Any, parent_run_id: str, status: MlflowStatus) -> int:
+    from mlflow.entities import Metric as MlflowMetric
+    from mlflow.entities import Param
 
     parent = client.get_run(parent_run_id)
     children = client.search_runs(
         [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        filter_string=f"tags.{Tag.MLFLOW_PARENT_RUN_ID} = '{parent_run_id}'",
         max_results=10000,
     )
     rows = [_child_row(child) for child in children]
     if rows:
         table = {key: [row[key] for row in rows] for key in rows[0]}
-        client.log_table(parent_run_id, table, "sweep_summary.json")
+        client.log_table(parent_run_id, table, Artifact.SWEEP_TABLE)
         points = [
             (r["run_name"], r["cost"], r["pass_rate"])
             for r in rows
@@ -235,22 +225,24 @@ def _finish_sweep(client: Any, parent_run_id: str, status: str) -> int:
         if points:
             from koderz.tracking import figures
 
-            client.log_figure(parent_run_id, figures.cost_vs_pass_rate(points), "figures/cost_vs_pass_rate.png")
+            client.log_figure(
+                parent_run_id, figures.cost_vs_pass_rate(points), f"{Artifact.FIGURES}cost_vs_pass_rate.png"
+            )
     rates = [r["pass_rate"] for r in rows if r["pass_rate"] is not None]
     costs = [r["cost"] for r in rows if r["cost"] is not None]
-    values = {"children": float(len(rows))}
+    values: dict[str, float] = {Metric.CHILDREN: float(len(rows))}
     if rates:
-        values["best_pass_rate"] = max(rates)
+        values[Metric.BEST_PASS_RATE] = max(rates)
     if costs:
-        values |= {"min_cost": min(costs), "total_cost": sum(costs)}
+        values |= {Metric.MIN_COST: min(costs), Metric.TOTAL_COST: sum(costs)}
     stamp = now_ms()
     logged = parent.data.params
-    params = [
-        Param(k, v) for k, v in swept_params(parent.data.tags.get("koderz.overrides", "")).items() if k not in logged
-    ]
-    client.log_batch(parent_run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()], params=params)
-    if status != "FINISHED":
-        client.set_tag(parent_run_id, "koderz.interrupted", "true")
+    swept = swept_params(parent.data.tags.get(Tag.OVERRIDES, ""))
+    params = [Param(k, v) for k, v in swept.items() if k not in logged]
+    metrics = [MlflowMetric(str(k), float(v), stamp, 0) for k, v in values.items()]
+    client.log_batch(parent_run_id, metrics=metrics, params=params)
+    if status != MlflowStatus.FINISHED:
+        client.set_tag(parent_run_id, Tag.INTERRUPTED, "true")
     client.set_terminated(parent_run_id, status)
     return len(rows)
 
@@ -295,40 +287,33 @@ def absolute_uri(uri: str) -> str:
     return f"sqlite:///{Path(sqlite.group(1)).resolve()}"
 
 
-_FAST_SQLITE: list[bool] = []
-
-
 def _fast_sqlite() -> None:
     """WAL and synchronous=NORMAL on every SQLite connection SQLAlchemy opens in this process."""
-    if _FAST_SQLITE:
-        return
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    def on_connect(connection: Any, _record: Any) -> None:
-        if isinstance(connection, sqlite3.Connection):
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
+    if not event.contains(Engine, "connect", _on_connect):
+        event.listen(Engine, "connect", _on_connect)
 
-    event.listen(Engine, "connect", on_connect)
-    _FAST_SQLITE.append(True)
+
+def _on_connect(connection: Any, _record: Any) -> None:
+    if isinstance(connection, sqlite3.Connection):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
 
 def _open_sqlite(path: Path, uri: str) -> Any:
     """A client of the SQLite store ``path``, made and its first query (which creates or
     migrates the schema) run under an exclusive lock on ``<db>.lock``: jobs that open a fresh
     store at the same moment (a sweep's parallel jobs, a SLURM array) otherwise race in alembic
-    and some of them fail (docs/scale-out.md). A missing store is a copy of the tracking
-    server's empty one where there is one (``store_template``)."""
+    and some of them fail (docs/scale-out.md)."""
     import mlflow
 
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if store_template.copy_to(path):
-                log.info("store %s created from the empty store of the tracking server", path)
             client = mlflow.MlflowClient(uri)
             client.search_experiments(max_results=1)
         finally:
@@ -376,11 +361,11 @@ def _artifact_uri(location: str) -> str:
 
 
 def _base_tags() -> dict[str, str]:
-    tags = {"koderz.version": koderz.__version__}
+    tags: dict[str, str] = {Tag.VERSION: koderz.__version__}
     commit = _git_commit()
     if commit:
-        tags["koderz.git_commit"] = commit
-        tags["mlflow.source.git.commit"] = commit
+        tags[Tag.GIT_COMMIT] = commit
+        tags[Tag.MLFLOW_GIT_COMMIT] = commit
     return tags
 
 
@@ -397,55 +382,56 @@ def summary_metrics(summary: RunSummary) -> dict[str, float]:
     the rest under dotted prefixes (grouped in the UI); a comparative run's parts under
     ``<mode>/`` (nothing pooled)."""
     values: dict[str, float] = {
-        "pass_rate": summary.pass_rate,
-        **_interval("pass_rate", summary.pass_rate_ci),
-        "passed": summary.passed,
-        "problems": summary.problems,
-        "unanswered": summary.unanswered,
-        "cost_usd": summary.cost.total,
-        "duration_s": summary.duration,
-        "tokens.input": summary.tokens.input,
-        "tokens.output": summary.tokens.output,
-        "tokens.cached_input": summary.tokens.cached_input,
-        "attempts.mean": summary.mean_attempts,
-        "attempts.total": summary.attempts,
-        "run.throughput": summary.throughput,
-        "run.cached": summary.cached,
-        "run.not_run": summary.not_run,
-        "run.truncated": summary.truncated,
-        "run.samples_per_task": summary.samples_per_task,
-        "cost.frontier_estimate": summary.cost.frontier_estimate,
-        "cost.savings": summary.cost.savings,
-        "cost.saved_by_cache": summary.saved_cost,
-        "memory.reuse": float(summary.memory.reuse),
-        "memory.specs_recalled": summary.memory.specs_recalled,
-        "memory.spec_runs": len(summary.memory.spec_runs),
+        Metric.PASS_RATE: summary.pass_rate,
+        **_interval(Metric.PASS_RATE, summary.pass_rate_ci),
+        Metric.PASSED: summary.passed,
+        Metric.PROBLEMS: summary.problems,
+        Metric.UNANSWERED: summary.unanswered,
+        Metric.COST_USD: summary.cost.total,
+        Metric.DURATION: summary.duration,
+        Metric.TOKENS_INPUT: summary.tokens.input,
+        Metric.TOKENS_OUTPUT: summary.tokens.output,
+        Metric.TOKENS_CACHED_INPUT: summary.tokens.cached_input,
+        Metric.ATTEMPTS_MEAN: summary.mean_attempts,
+        Metric.ATTEMPTS_TOTAL: summary.attempts,
+        Metric.THROUGHPUT: summary.throughput,
+        Metric.CACHED: summary.cached,
+        Metric.NOT_RUN: summary.not_run,
+        Metric.TRUNCATED: summary.truncated,
+        Metric.SAMPLES_PER_TASK: summary.samples_per_task,
+        Metric.FRONTIER_ESTIMATE: summary.cost.frontier_estimate,
+        Metric.SAVINGS: summary.cost.savings,
+        Metric.SAVED_BY_CACHE: summary.saved_cost,
+        Metric.MEMORY_REUSE: float(summary.memory.reuse),
+        Metric.MEMORY_SPECS_RECALLED: summary.memory.specs_recalled,
+        Metric.MEMORY_SPEC_RUNS: len(summary.memory.spec_runs),
     }
     values |= _score_metrics("", summary.pass_at_k, summary.base)
     for tier, value in summary.cost.by_tier.items():
-        values[f"cost.tier.{tier}"] = value
+        values[f"{Prefix.COST_TIER}{tier}"] = value
     for phase, value in summary.cost.by_phase.items():
-        values[f"cost.phase.{phase}"] = value
+        values[f"{Prefix.COST_PHASE}{phase}"] = value
     if summary.comparative is not None:
         sides = {Mode.ZERO_SHOT: summary.comparative.zero_shot, Mode.ITERATIVE: summary.comparative.iterative}
         for mode, side in sides.items():
             prefix = f"{mode.value}/"
             values |= {
-                f"{prefix}pass_rate": side.pass_rate,
-                **_interval(f"{prefix}pass_rate", side.ci),
-                f"{prefix}passed": side.passed,
-                f"{prefix}answered": side.answered,
-                f"{prefix}attempts.mean": side.mean_attempts,
-                f"{prefix}cost_usd": side.cost,
-                f"{prefix}tokens.input": side.tokens.input,
-                f"{prefix}tokens.output": side.tokens.output,
+                f"{prefix}{Metric.PASS_RATE}": side.pass_rate,
+                **_interval(f"{prefix}{Metric.PASS_RATE}", side.ci),
+                f"{prefix}{Metric.PASSED}": side.passed,
+                f"{prefix}{Metric.ANSWERED}": side.answered,
+                f"{prefix}{Metric.ATTEMPTS_MEAN}": side.mean_attempts,
+                f"{prefix}{Metric.COST_USD}": side.cost,
+                f"{prefix}{Metric.TOKENS_INPUT}": side.tokens.input,
+                f"{prefix}{Metric.TOKENS_OUTPUT}": side.tokens.output,
             }
             values |= _score_metrics(prefix, side.pass_at_k, side.base)
-        values["comparative.improvement"] = summary.comparative.improvement
+        values[Metric.IMPROVEMENT] = summary.comparative.improvement
     return _numbers(values)
 
 
 def _interval(name: str, ci: Interval | None) -> dict[str, float]:
+    """``<name>.ci_low`` and ``<name>.ci_high`` (``Metric.PASS_RATE_CI_LOW`` for the pass rate)."""
     return {} if ci is None else {f"{name}.ci_low": ci.low, f"{name}.ci_high": ci.high}
 
 
@@ -453,8 +439,8 @@ def _score_metrics(prefix: str, pass_at_k: dict[str, float], base: Score | None)
     """pass@k (``.plus`` beside ``.base`` on EvalPlus datasets) and the base tests' pass rate."""
     values = {f"{prefix}{key}.plus" if base is not None else f"{prefix}{key}": v for key, v in pass_at_k.items()}
     if base is not None:
-        values[f"{prefix}pass_rate.base"] = base.pass_rate
-        values |= _interval(f"{prefix}pass_rate.base", base.ci)
+        values[f"{prefix}{Metric.PASS_RATE_BASE}"] = base.pass_rate
+        values |= _interval(f"{prefix}{Metric.PASS_RATE_BASE}", base.ci)
         for key, value in base.pass_at_k.items():
             values[f"{prefix}{key}.base"] = value
     return values
@@ -462,21 +448,22 @@ def _score_metrics(prefix: str, pass_at_k: dict[str, float], base: Score | None)
 
 def timing_metrics(timing: RunTiming) -> dict[str, float]:
     values: dict[str, float] = {
-        "timing.total_duration": timing.total_duration,
-        "timing.tracked_wall": timing.tracked_wall,
-        "timing.overhead": timing.overhead,
-        "timing.model_busy": timing.model_busy,
-        "timing.sandbox_busy": timing.sandbox_busy,
-        "timing.mean_in_flight": timing.mean_in_flight,
+        f"{Prefix.TIMING}total_duration": timing.total_duration,
+        f"{Prefix.TIMING}tracked_wall": timing.tracked_wall,
+        f"{Prefix.TIMING}overhead": timing.overhead,
+        f"{Prefix.TIMING}model_busy": timing.model_busy,
+        f"{Prefix.TIMING}sandbox_busy": timing.sandbox_busy,
+        f"{Prefix.TIMING}mean_in_flight": timing.mean_in_flight,
     }
     for name, cat in timing.categories.items():
-        values |= {f"timing.{name}.busy": cat.busy, f"timing.{name}.wall": cat.wall, f"timing.{name}.count": cat.count}
+        at = f"{Prefix.TIMING}{name}"
+        values |= {f"{at}.busy": cat.busy, f"{at}.wall": cat.wall, f"{at}.count": cat.count}
     return _numbers(values)
 
 
 def _numbers(values: Mapping[str, float]) -> dict[str, float]:
     """Keep finite numbers, under names MLflow accepts."""
-    return {re.sub(r"[^\w.\- /]", "_", key)[:250]: float(value) for key, value in values.items()}
+    return {re.sub(r"[^\w.\- /]", "_", str(key))[:250]: float(value) for key, value in values.items()}
 
 
 def log_figures(client: Any, run_id: str, results: RunResults) -> None:
@@ -488,14 +475,14 @@ def log_figures(client: Any, run_id: str, results: RunResults) -> None:
     if len(summary.solved_within) > 1:
         made.append(("pass_rate_by_iteration", figures.pass_rate_by_iteration(summary.solved_within)))
     if results.timing.categories:
-        categories = {name: cat.model_dump() for name, cat in results.timing.categories.items()}
+        categories = {name.value: cat.model_dump() for name, cat in results.timing.categories.items()}
         made.append(("time_by_category", figures.time_by_category(categories)))
     if summary.cost.total > 0:
         points = [(summary.model, summary.cost.total, summary.pass_rate)]
         points.append(("frontier-only estimate", summary.cost.frontier_estimate, summary.pass_rate))
         made.append(("cost_vs_pass_rate", figures.cost_vs_pass_rate(points)))
     for name, fig in made:
-        client.log_figure(run_id, fig, f"figures/{name}.png")
+        client.log_figure(run_id, fig, f"{Artifact.FIGURES}{name}.png")
 
 
 def log_dataset(client: Any, run_id: str, dataset: str) -> None:
@@ -526,17 +513,17 @@ def swept_params(overrides: str) -> dict[str, str]:
 def _child_row(run: Any) -> dict[str, Any]:
     tags, metrics = run.data.tags, run.data.metrics
     return {
-        "run_name": tags.get("mlflow.runName", run.info.run_id),
-        "model": tags.get("koderz.model"),
-        "mode": tags.get("koderz.mode"),
-        "dataset": tags.get("koderz.dataset"),
-        "status": tags.get("koderz.status"),
-        "overrides": tags.get("koderz.overrides", ""),
-        "pass_rate": metrics.get("pass_rate"),
-        "pass_rate_ci_low": metrics.get("pass_rate.ci_low"),
-        "pass_rate_ci_high": metrics.get("pass_rate.ci_high"),
-        "cost": metrics.get("cost_usd"),
-        "duration": metrics.get("duration_s"),
+        "run_name": tags.get(Tag.MLFLOW_RUN_NAME, run.info.run_id),
+        "model": tags.get(Tag.MODEL),
+        "mode": tags.get(Tag.MODE),
+        "dataset": tags.get(Tag.DATASET),
+        "status": tags.get(Tag.STATUS),
+        "overrides": tags.get(Tag.OVERRIDES, ""),
+        "pass_rate": metrics.get(Metric.PASS_RATE),
+        "pass_rate_ci_low": metrics.get(Metric.PASS_RATE_CI_LOW),
+        "pass_rate_ci_high": metrics.get(Metric.PASS_RATE_CI_HIGH),
+        "cost": metrics.get(Metric.COST_USD),
+        "duration": metrics.get(Metric.DURATION),
         "run_id": run.info.run_id,
     }
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from koderz.records import ProblemRecord, TraceRecord
 from koderz.records import Span as SpanRecord
+from koderz.tracking.names import Tag
 from koderz.vocab import Category, Mode, Phase
 
 if TYPE_CHECKING:
@@ -109,13 +110,13 @@ def log_traces(client: MlflowClient, experiment_id: str, run_id: str, built: Ite
     return len(items)
 
 
-def _trace_tags(trace: TraceRecord) -> dict[str, str]:
+def _trace_tags(trace: TraceRecord) -> dict[Tag, str]:
     return {
-        "mlflow.traceName": trace_name(trace),
-        "koderz.task_id": trace.task_id,
-        "koderz.mode": trace.mode.value,
-        "koderz.passed": str(trace.passed).lower(),
-        "koderz.status": trace.status.value,
+        Tag.MLFLOW_TRACE_NAME: trace_name(trace),
+        Tag.TASK_ID: trace.task_id,
+        Tag.MODE: trace.mode.value,
+        Tag.PASSED: str(trace.passed).lower(),
+        Tag.STATUS: trace.status.value,
     }
 
 

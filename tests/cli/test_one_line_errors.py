@@ -39,3 +39,13 @@ def test_the_role_shorthand_keeps_every_value_form() -> None:
         "spec_model.name=x",
         "model=c",
     ]
+
+
+def test_an_unwritable_run_folder_names_the_key_that_places_it() -> None:
+    error = NotADirectoryError(20, "Not a directory", "outputs/runs/2026-12-07/10-00-00")
+
+    assert describe(error, ["end=2"]) == (
+        "hydra.run.dir (outputs/ under the current folder): cannot write outputs/runs/2026-12-07/10-00-00: "
+        "Not a directory; run from a writable folder or set hydra.run.dir=DIR"
+    )
+    assert describe(error, ["-m", "hydra.sweep.dir=/ro/x", "end=2"]).startswith("hydra.sweep.dir=/ro/x: cannot write")

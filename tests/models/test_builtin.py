@@ -15,6 +15,7 @@ from koderz.errors import ConfigError, ModelError
 from koderz.extract import extract
 from koderz.models.base import CallContext, ModelClient, Usage
 from koderz.models.builtin import ReferenceModel, ReplayModel, fenced, load_samples
+from koderz.vocab import Phase
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 MESSAGES = [{"role": "user", "content": "solve it"}]
@@ -49,7 +50,7 @@ def replay(path: Path | str | None) -> ReplayModel:
 
 
 async def attempt(model: ModelClient, problem: Problem, index: int = 0) -> str:
-    completion = await model.complete(MESSAGES, CallContext(problem, "attempt", index))
+    completion = await model.complete(MESSAGES, CallContext(problem, Phase.GENERATE, index))
     return completion.text
 
 
@@ -65,7 +66,7 @@ def test_builtin_models_satisfy_the_model_client_protocol(tmp_path):
 async def test_reference_attempt_is_the_fenced_canonical_program_free_of_charge():
     model = ReferenceModel(SimpleNamespace(name="reference"))
     await model.preflight()
-    completion = await model.complete(MESSAGES, CallContext(TOY, "attempt"))
+    completion = await model.complete(MESSAGES, CallContext(TOY, Phase.GENERATE))
     assert completion.text == f"```python\n{TOY.reference_program.rstrip()}\n```\n"
     assert completion.usage == Usage() and completion.model == "reference"
     assert completion.latency >= 0
@@ -98,8 +99,8 @@ async def test_reference_answers_extract_for_the_evalplus_datasets(filename):
 
 async def test_reference_spec_is_the_docstring_and_checkpoint_a_fixed_review():
     model = ReferenceModel(SimpleNamespace(name="reference"))
-    spec = await model.complete(MESSAGES, CallContext(TOY, "spec"))
-    review = await model.complete(MESSAGES, CallContext(TOY, "checkpoint"))
+    spec = await model.complete(MESSAGES, CallContext(TOY, Phase.SPEC))
+    review = await model.complete(MESSAGES, CallContext(TOY, Phase.REVIEW))
     assert spec.text == "Specification of `add`:\nAdd two numbers.\n>>> add(1, 2)\n3\n"
     assert "`add`" in review.text and "```" not in review.text
     assert spec.usage == review.usage == Usage()
@@ -107,8 +108,8 @@ async def test_reference_spec_is_the_docstring_and_checkpoint_a_fixed_review():
 
 async def test_unknown_phase_is_a_model_error():
     model = ReferenceModel(SimpleNamespace(name="reference"))
-    with pytest.raises(ModelError, match=r"reference: unknown phase 'review'"):
-        await model.complete(MESSAGES, CallContext(TOY, "review"))
+    with pytest.raises(ModelError, match=r"reference: unknown phase 'iteration_test'"):
+        await model.complete(MESSAGES, CallContext(TOY, Phase.TEST))
 
 
 def test_fence_outgrows_backticks_inside_the_code():
@@ -160,7 +161,7 @@ async def test_replay_beyond_the_last_sample_is_a_model_error(tmp_path):
 
 async def test_replay_answers_spec_and_checkpoint_with_fixed_text(tmp_path):
     model = replay(write_jsonl(tmp_path / "s.jsonl", [{"task_id": "Toy/0", "solution": "x = 1"}]))
-    spec = await model.complete(MESSAGES, CallContext(TOY, "spec"))
+    spec = await model.complete(MESSAGES, CallContext(TOY, Phase.SPEC))
     assert spec.text.startswith("Specification of `add`") and spec.model == "replay"
 
 

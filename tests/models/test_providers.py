@@ -9,6 +9,7 @@ import pytest
 from koderz.errors import ModelError
 from koderz.models.pricing import cost_of
 from koderz.models.registry import build_model
+from koderz.vocab import Phase
 from tests.fakes.scripted_server import Reply, Rules, fenced
 from tests.models.support import KEY_ENV, context, free_port, model_cfg, user
 
@@ -217,7 +218,7 @@ async def test_models_on_one_endpoint_share_one_client_and_reuse_connections(pro
     attempt_model = build_model(model_cfg(provider, server, name="b"), pool)
 
     for _ in range(3):
-        await spec_model.complete(user("x"), context("spec"))
+        await spec_model.complete(user("x"), context(Phase.SPEC))
         await attempt_model.complete(user("y"), context())
 
     assert len(pool) == 1
@@ -254,7 +255,7 @@ async def test_iterative_feedback_and_guidance_reach_the_server(provider, start_
     model = build_model(model_cfg(provider, server), pool)
 
     first = await model.complete(user("Write add."), context(index=0))
-    review = await model.complete(user("Review the failed attempts: AssertionError"), context("checkpoint"))
+    review = await model.complete(user("Review the failed attempts: AssertionError"), context(Phase.REVIEW))
     second = await model.complete(user(f"Write add. Feedback: AssertionError. {review.text}"), context(index=1))
 
     assert "a - b" in first.text and "a + b" in second.text
@@ -287,3 +288,18 @@ async def test_finish_reason_is_recorded_and_length_means_truncated(provider, st
 
     assert (cut.finish_reason, cut.truncated) == ("length", True)
     assert (whole.finish_reason, whole.truncated) == ("stop", False)
+
+
+async def test_openai_preflight_names_a_base_url_without_its_version_path(start_server, pool):
+    server = await start_server(lambda body, route, i: "pong", models=["scripted-model"])
+    model = build_model(model_cfg("openai", server, base_url=server.url), pool)
+
+    with pytest.raises(ModelError, match=r"lacks the API version path .*model\.base_url=.*/v1"):
+        await model.preflight()
+
+
+def test_a_url_names_its_api_version_or_not() -> None:
+    from koderz.models.openai_client import versioned
+
+    assert versioned("http://127.0.0.1:8080/v1") and versioned("https://host/openai/v1beta")
+    assert not versioned("http://127.0.0.1:8080") and not versioned("http://host/api")

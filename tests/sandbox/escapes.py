@@ -64,7 +64,7 @@ def escapes(entry: str, marker: str, port: int, home: str) -> dict[str, str]:
     """name -> program; each returns what it managed (a contained run answers wrongly)."""
     import koderz
 
-    package = str(Path(koderz.__file__).parent / "sandbox" / "oracle.py")
+    package = str(Path(koderz.__file__).parent / "answers" / "oracle.py")
     targets = [f"{home}/{marker}", f"/tmp/{marker}", f"{os.path.dirname(package)}/{marker}", f"/var/tmp/{marker}"]
     return {
         "read_package": _define(

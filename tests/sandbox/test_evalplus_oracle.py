@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
+from koderz.answers.oracle import MBPP_OUTPUT_NOT_NONE_TASKS, MBPP_OUTPUT_SET_EQ_TASKS, is_floats
+from koderz.answers.wire import RegexMatch, encode
 from koderz.datasets.expected import Expected, compact
 from koderz.datasets.problem import Problem
 from koderz.sandbox.judge import AnswerLimits, Collector
-from koderz.sandbox.oracle import MBPP_OUTPUT_NOT_NONE_TASKS, MBPP_OUTPUT_SET_EQ_TASKS, is_floats
-from koderz.sandbox.wire import RegexMatch, encode
 
 evalplus_eval = pytest.importorskip("evalplus.eval")
 

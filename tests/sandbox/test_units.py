@@ -12,15 +12,15 @@ import socket
 
 import pytest
 
+from koderz.answers import wire
+from koderz.answers.oracle import Oracle
+from koderz.answers.wire import OverLimit, RegexMatch, UnencodableValue, decode, encode
 from koderz.datasets.expected import Expected, compact
 from koderz.errors import SandboxError
-from koderz.sandbox import wire
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, short_repr
 from koderz.sandbox.judge_server import _Stream
-from koderz.sandbox.oracle import Oracle
 from koderz.sandbox.sandbox import _both
 from koderz.sandbox.verdict import Verdict, clean_text
-from koderz.sandbox.wire import OverLimit, RegexMatch, UnencodableValue, decode, encode
 from koderz.sandbox.zygote import Zygote
 
 LIMITS = AnswerLimits(

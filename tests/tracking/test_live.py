@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import pytest
 
 from koderz.datasets.loaders import load_dataset
@@ -27,6 +28,7 @@ from koderz.records import RunFolder
 from tests.tracking.support import TASKS, fresh_store
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("no_stray_processes")  # no process outlives a command
 DEADLINE = 240.0
 T = TypeVar("T")
 
@@ -171,6 +173,31 @@ def test_the_run_is_live_in_mlflow_then_killed_on_ctrl_c_then_resumed_into_the_s
     assert record.read_results().summary.duration == timing.total_duration == sum(p.duration for p in state.parts)
 
 
+def test_the_worker_ends_with_a_killed_run_and_marks_its_mlflow_run_killed(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SIGKILL to the run's whole session (the worker has its own): the worker finds its pipe
+    closed, marks the MLflow run killed and exits by itself; no_stray_processes checks nothing
+    is left."""
+    uri = fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
+    samples = write_samples(tmp_path / "samples.jsonl", slow=TASKS[3])
+    folder = tmp_path / "run"
+    proc = start(
+        koderz_args(samples, folder), tmp_path, environment(uri), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        progress = wait_for(lambda: logged_problems(folder, 3), proc, "three problems logged")
+        (worker,) = [p for p in psutil.Process(proc.pid).children() if "koderz.tracking" in " ".join(p.cmdline())]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=DEADLINE)
+        worker.wait(timeout=DEADLINE)  # psutil.TimeoutExpired fails the test
+    finally:
+        stop(proc)
+    run = store_view(uri, progress.mlflow_run_id, progress.experiment_id)["run"]
+    assert run.info.status == "KILLED" and run.data.tags["koderz.tracking"] == "incomplete"
+    assert run.data.tags["koderz.status"] == "interrupted"
+
+
 def _lines(stream: Any, into: queue.Queue[str]) -> None:
     for line in stream:
         into.put(line)
@@ -181,10 +208,8 @@ def test_ctrl_c_during_the_final_flush_prints_a_command_that_finishes_the_loggin
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"  # a new store: MLflow makes its tables in the flush
     samples = write_samples(tmp_path / "samples.jsonl")
     folder = tmp_path / "run"
-    # a fresh worker (it imports mlflow and migrates the store itself): a flush long enough to
-    # interrupt; a worker forked by the tracking server is stopped the same way in
-    # test_tracking_server.py
-    env = environment(uri) | {"KODERZ_TRACKING_SERVER": "off"}
+    # the worker migrates the new store itself: a flush long enough to interrupt
+    env = environment(uri)
     proc = start(koderz_args(samples, folder), tmp_path, env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True)
@@ -269,34 +294,31 @@ def test_tracking_off_never_starts_the_worker_nor_on_resume(tmp_path: Path) -> N
     assert not store.exists() and not (tmp_path / "outputs" / "mlflow.db").exists()
 
 
-def test_a_run_that_never_starts_leaves_no_folder_and_no_mlflow_run(tmp_path: Path, tmp_path_factory) -> None:
-    uri = fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
+def test_a_run_that_never_starts_leaves_no_folder_and_no_store(tmp_path: Path) -> None:
+    store = tmp_path / "new" / "mlflow.db"
     samples = write_samples(tmp_path / "samples.jsonl")
     folder = tmp_path / "run"
     args = [*koderz_args(samples, folder), "problems=[HumanEval/999]"]  # refused once the dataset is loaded
-    done = subprocess.run(args, cwd=tmp_path, env=environment(uri), capture_output=True, text=True, timeout=DEADLINE)
+    env = environment(f"sqlite:///{store}")
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=DEADLINE)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("koderz: error: problems: HumanEval/999")
-    assert not folder.exists()
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
-    assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.jsonl"]  # no run folder, no store
 
 
-def test_a_bad_value_cancels_the_early_worker_before_it_touches_the_store(tmp_path: Path, tmp_path_factory) -> None:
+def test_a_bad_value_starts_no_worker_and_leaves_the_store_as_it_was(tmp_path: Path, tmp_path_factory) -> None:
     uri = fresh_store(tmp_path_factory, tmp_path / "mlflow.db")
     samples = write_samples(tmp_path / "samples.jsonl")
     folder = tmp_path / "run"
     args = [*koderz_args(samples, folder), "test_timeout=0"]  # refused when the plan is made
+    store = tmp_path / "mlflow.db"
+    before = store.read_bytes()
     done = subprocess.run(args, cwd=tmp_path, env=environment(uri), capture_output=True, text=True, timeout=DEADLINE)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == ["koderz: error: test_timeout=0.0: must be positive"]
     assert not folder.exists()
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
-    assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+    assert store.read_bytes() == before  # no worker opened it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "samples.jsonl"]
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ import pytest
 
 from koderz.config import TrackingConfig
 from koderz.records import RunFolder
-from koderz.tracking.mlflow_tracker import flatten_params, log_figures, log_run_folder, plan_of, run_params
+from koderz.tracking.logger import log_run_folder
+from koderz.tracking.mlflow_tracker import flatten_params, log_figures, plan_of, run_params
 from tests.tracking.support import TASKS, fresh_store, real_run_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,7 +200,7 @@ def test_a_broken_store_warns_once(folder, tmp_path, caplog, kind) -> None:
     with caplog.at_level(logging.WARNING):
         assert log_run_folder(folder, TrackingConfig(enabled=True, uri=f"sqlite:///{store}")) is None
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert [r.name for r in warnings] == ["koderz.tracking.mlflow_tracker"]
+    assert [r.name for r in warnings] == ["koderz.tracking.logger"]
     assert "broken MLflow store" in warnings[0].getMessage()
 
 
