@@ -83,6 +83,7 @@ class Experiment:
         self.ledger = CostLedger(env.baseline)
         self.spec: str | None = None
         self.spec_reused = False
+        self.spec_from: str | None = None  # the run that wrote the reused spec
         self.guidance: str | None = None
         self.checkpoints = 0
         self.history: list[Attempt] = []
@@ -130,6 +131,8 @@ class Experiment:
                 stored = await self.env.store.recall(tags=["spec", origin], mode="recent", limit=1)
             if stored:
                 self.spec, self.spec_reused = str(stored[0].get("content", "")), True
+                origin_run = (stored[0].get("metadata") or {}).get("run_id")
+                self.spec_from = str(origin_run) if origin_run else None
                 return
         completion = await self._call(self.env.spec_writer, Phase.SPEC, messages, 0)
         self.spec = completion.text
@@ -295,6 +298,7 @@ class Experiment:
             duration=duration,
             finished_at=time.time(),
             spec_reused=self.spec_reused,
+            spec_from=self.spec_from,
             checkpoints=self.checkpoints,
             truncated=sum(1 for a in attempts if a.finish_reason == "length"),
             isolation=self._isolation,

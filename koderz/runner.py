@@ -44,7 +44,7 @@ from koderz.plan import Plan
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
 from koderz.result_cache import DEFAULT_PATH, ResultCache, cacheable, run_key
-from koderz.timing import RunClock, build_timing, export_report, format_report, process_start
+from koderz.timing import RunClock, build_timing, export_report, format_report, interpreter_start
 from koderz.vocab import Mode, Phase
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,11 @@ class Runner:
         resuming: bool = False,
         overrides: Sequence[str] = (),
         observers: Sequence[RunObserver] = (),
+        started: float | None = None,
     ) -> None:
+        """``started``: when the job started (a sweep's job); default: the interpreter's start."""
         self.plan = plan
+        self.started = started
         self.folder = RunFolder(folder, parts=plan.mode.spec.parts)
         self.resuming = resuming
         self.overrides = list(overrides)
@@ -171,7 +174,7 @@ class Runner:
                 part.ended = max([part.started, *(s.end for s in part.spans), self._last_write()])
                 part.duration = part.ended - part.started
                 part.status = "killed"
-        started = process_start()
+        started = self.started if self.started is not None else interpreter_start()
         if state.parts and state.parts[-1].ended:
             started = max(started, state.parts[-1].ended)
         self.clock.spans.append(Span(name=Phase.LAUNCH.value, start=started, end=time.time()))

@@ -16,15 +16,16 @@ from koderz.models.registry import ClientPool, build_model
 from koderz.models.speed import format_speed_table, run_speed_test
 from koderz.plan import Plan
 from koderz.records import RunFolder, RunPart, RunState, SpeedResults, SpeedRow
-from koderz.timing import process_start
+from koderz.timing import interpreter_start
 
 log = logging.getLogger(__name__)
 
 
-async def run_speed_mode(plan: Plan, run_dir: Path) -> SpeedResults:
-    """Measure tokens/s and time-to-answer of each distinct role model; write the run folder."""
+async def run_speed_mode(plan: Plan, run_dir: Path, started: float | None = None) -> SpeedResults:
+    """Measure tokens/s and time-to-answer of each distinct role model; write the run folder.
+    ``started``: when the job started (a sweep's job); default: the interpreter's start."""
     folder = RunFolder(run_dir, parts=())
-    part = RunPart(started=process_start())
+    part = RunPart(started=interpreter_start() if started is None else started)
     state = RunState(run_id=f"{run_dir.name}-{uuid.uuid4().hex[:6]}", parts=[part])
     await asyncio.to_thread(_begin, folder, plan, state)
     pool = ClientPool()

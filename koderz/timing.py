@@ -4,8 +4,10 @@ The experiment returns each problem's spans; the runner times its own phases (st
 tracking, shutdown) with a :class:`RunClock` and builds the :class:`RunTiming` record from all
 of them with :func:`build_timing`. Busy time (summed durations: overlapping problems add up)
 and wall time (the union of intervals) are kept apart for every category, so neither can pass
-for the other; the total covers the whole process from its start to the last file written,
-and, for a resumed run, every part.
+for the other; the total covers the whole job from its start to the last file written, and,
+for a resumed run, every part. A job starts with the interpreter (:func:`interpreter_start`)
+when it is the process's only job, and when Hydra starts it in a sweep (the caller passes that
+time), so no sweep job counts the jobs before it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import koderz
 from koderz.errors import ConfigError
 from koderz.records import (
     CategoryTiming,
@@ -36,7 +39,8 @@ REPORT_WIDTH = 72
 
 
 def process_start() -> float:
-    """Unix time this process started (Linux ``/proc``); now when it cannot be read."""
+    """Unix time this process started (Linux ``/proc``); now when it cannot be read. A process that
+    exec'd keeps its start: ``bash -c "sleep 20 && exec python ..."`` started with bash."""
     try:
         stat = Path("/proc/self/stat").read_text()
         ticks = int(stat.rsplit(")", 1)[1].split()[19])
@@ -44,6 +48,16 @@ def process_start() -> float:
     except (OSError, ValueError, IndexError):
         return time.time()
     return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def interpreter_start() -> float:
+    """Unix time this program's interpreter started: the process's start, or, when the process
+    began as something else and exec'd into Python later (a shell's ``exec``, which keeps the
+    pid), the moment koderz was first imported less the time the process had spent running or
+    waiting for a CPU by then (the interpreter's start-up, also on a loaded machine; a shell's
+    few milliseconds are counted too, its sleeping is not)."""
+    imported, busy = koderz.IMPORTED
+    return max(process_start(), imported - busy)
 
 
 class RunClock:

@@ -169,3 +169,11 @@ class Protocol(StrEnum):
         """The protocol a ``PromptStyle.label`` names (its first word); None for another text."""
         word = label.split(" ", 1)[0]
         return cls(word) if word in set(cls) else None
+
+
+class IntervalMethod(StrEnum):
+    """How a 95% confidence interval of a rate was computed (``koderz.stats``)."""
+
+    WILSON = "wilson"  # one sample per task: the Wilson score interval
+    BOOTSTRAP = "bootstrap"  # several samples per task: percentile bootstrap over tasks
+    PAIRED_BOOTSTRAP = "paired bootstrap"  # a difference between two runs on the same tasks

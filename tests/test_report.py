@@ -44,15 +44,22 @@ def record(
     )
 
 
-def summarize(records: list[ProblemRecord], mode: Mode = Mode.ZERO_SHOT, selected: int | None = None):
+def summarize(
+    records: list[ProblemRecord],
+    mode: Mode = Mode.ZERO_SHOT,
+    selected: int | None = None,
+    roles: Roles | None = None,
+    spec_reuse: bool = True,
+):
     return report.summarize(
         records,
         run_id="r-abc123",
-        roles=Roles(coder="m"),
+        roles=roles or Roles(coder="m"),
         mode=mode,
         dataset="humaneval",
         prompt="koderz plain",
         selected=len(records) if selected is None else selected,
+        spec_reuse=spec_reuse,
     )
 
 
@@ -94,7 +101,8 @@ def test_base_and_plus_are_scored_apart_for_evalplus_datasets() -> None:
     summary = summarize(records)
     assert summary.pass_rate == pytest.approx(1 / 3) and summary.pass_at_k["pass@1"] == pytest.approx(1 / 3)
     assert summary.base is not None
-    assert summary.base.pass_rate == pytest.approx(2 / 3) and summary.base.pass_at_k["pass@1"] == pytest.approx(0.5)
+    assert summary.base.passed == 2  # problems with a passing answer; the rate is pass@1 over the samples
+    assert summary.base.pass_rate == pytest.approx(0.5) and summary.base.pass_at_k["pass@1"] == pytest.approx(0.5)
     assert "base tests" in report.format_summary(summary, "/run")
     assert summarize([record("a", True)]).base is None  # no base/plus split: no base score
 
@@ -135,3 +143,159 @@ def test_an_interrupted_run_says_so_in_the_title() -> None:
     summary.interrupted, summary.stopped_reason = True, "interrupted"
     text = report.format_summary(summary, "/run")
     assert "koderz results (INTERRUPTED)" in text and "2 of 3 problems (interrupted)" in text
+
+
+def test_with_several_samples_the_headline_is_pass_at_1_not_any_sample() -> None:
+    # 20 tasks, 20 samples each, every task solved by some sample: pass@1 0.85 and 0.57 must differ
+    strong = [record(f"t{i}", *([True] * 17 + [False] * 3)) for i in range(20)]
+    weak = [record(f"t{i}", *([True] * 11 + [False] * 9)) for i in range(20)]
+    a, b = summarize(strong), summarize(weak)
+    assert (a.passed, b.passed) == (20, 20)
+    assert a.pass_rate == pytest.approx(0.85) and b.pass_rate == pytest.approx(0.55)
+    assert a.pass_at_k["pass@1"] == pytest.approx(a.pass_rate) and a.samples_per_task == 20
+    assert a.pass_rate_ci is not None and a.pass_rate_ci.method == "bootstrap"
+    text = report.format_summary(a, "/run")
+    first = next(line for line in text.splitlines() if line.startswith(("pass", "passed")))
+    assert first.startswith("pass@1") and "0.850" in first and "100.0%" not in text
+    assert "any sample passed" in text and "pass@20" in text
+
+
+def test_every_pass_rate_carries_a_wilson_interval_with_one_sample_per_task() -> None:
+    from scipy.stats import binomtest
+
+    records = [record(f"t{i}", i < 7) for i in range(10)]
+    summary = summarize(records)
+    expected = binomtest(7, 10).proportion_ci(confidence_level=0.95, method="wilson")
+    assert summary.pass_rate_ci is not None and summary.pass_rate_ci.method == "wilson"
+    assert (summary.pass_rate_ci.low, summary.pass_rate_ci.high) == pytest.approx((expected.low, expected.high))
+    assert f"{expected.low:.3f}-{expected.high:.3f}" in report.format_summary(summary, "/run")
+
+
+def test_the_bootstrap_interval_is_seeded_and_holds_the_estimate() -> None:
+    records = [record(f"t{i}", *([True] * (i % 4) + [False] * (4 - i % 4))) for i in range(30)]
+    first, again = summarize(records), summarize(records)
+    assert first.pass_rate_ci == again.pass_rate_ci
+    assert first.pass_rate_ci is not None
+    assert first.pass_rate_ci.low < first.pass_rate < first.pass_rate_ci.high
+
+
+def test_comparative_runs_report_each_part_apart_nothing_pooled() -> None:
+    records = [
+        record("a", True, False, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("b", True, True, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("a", False, True, mode=Mode.ITERATIVE, cost=2.0),
+        record("b", False, False, False, mode=Mode.ITERATIVE, cost=0.5),
+    ]
+    summary = summarize(records, mode=Mode.COMPARATIVE, selected=2)
+    assert summary.comparative is not None
+    zero, iterative = summary.comparative.zero_shot, summary.comparative.iterative
+    assert zero.pass_rate == pytest.approx(0.3) and zero.pass_at_k["pass@5"] == pytest.approx(1.0)
+    assert zero.ci is not None and zero.ci.method == "bootstrap" and (zero.cost, zero.passed) == (2.0, 2)
+    assert iterative.pass_rate == 0.5 and iterative.pass_at_k == {} and iterative.cost == 2.5
+    assert summary.pass_rate == 0.5 and summary.pass_at_k == {}  # the headline is the iterative part alone
+    text = report.format_summary(summary, "/run")
+    assert "zero_shot pass@1" in text and "zero_shot pass@5" in text and "iterative passed" in text
+
+
+def test_recalled_specs_are_counted_with_the_runs_that_wrote_them() -> None:
+    records = [record("a", True), record("b", True), record("c", False)]
+    for r, source in zip(records[:2], ("run-1", "run-2"), strict=True):
+        r.spec_reused, r.spec_from = True, source
+    roles = Roles(coder="m", spec="m")
+    summary = summarize(records, roles=roles)
+    assert summary.memory.reuse and summary.memory.specs_recalled == 2
+    assert summary.memory.spec_runs == ["run-1", "run-2"]
+    assert summary.cost.by_phase["spec"] == 0.0  # no spec was paid for: 0, not missing
+    assert "2 specs recalled from run-1, run-2" in report.format_summary(summary, "/run")
+    off = summarize([record("a", True)], roles=roles, spec_reuse=False)
+    assert not off.memory.reuse and "independent of earlier runs" in report.format_summary(off, "/run")
+
+
+def test_mlflow_metrics_carry_the_interval_and_each_comparative_part_under_its_mode() -> None:
+    from koderz.tracking.mlflow_tracker import summary_metrics
+
+    records = [
+        record("a", True, False, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("b", True, True, False, False, False, mode=Mode.ZERO_SHOT, cost=1.0),
+        record("a", False, True, mode=Mode.ITERATIVE, cost=2.0),
+        record("b", False, False, False, mode=Mode.ITERATIVE, cost=0.5),
+    ]
+    summary = summarize(records, mode=Mode.COMPARATIVE, selected=2, roles=Roles(coder="m", spec="m"))
+    metrics = summary_metrics(summary)
+    assert next(iter(metrics)) == "pass_rate"
+    assert summary.pass_rate_ci is not None and metrics["pass_rate.ci_low"] == summary.pass_rate_ci.low
+    assert metrics["zero_shot/pass_rate"] == pytest.approx(0.3) and metrics["zero_shot/pass_5"] == 1.0
+    assert metrics["iterative/pass_rate"] == 0.5 and "iterative/pass_1" not in metrics
+    assert (metrics["zero_shot/cost_usd"], metrics["iterative/cost_usd"]) == (2.0, 2.5)
+    assert "pass_1" not in metrics  # (MLflow names: pass@k is pass_k) nothing pooled at the top level
+    assert (
+        metrics["cost.phase.spec"] == 0.0 and metrics["memory.reuse"] == 1.0 and metrics["memory.specs_recalled"] == 0
+    )
+
+
+def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -> None:
+    import asyncio
+
+    import mlflow
+
+    from koderz.config import TrackingConfig
+    from koderz.datasets.loaders import dataset_version
+    from koderz.records import RunFolder
+    from koderz.tracking.logger import log_run_folder
+    from tests.conftest import run_job
+
+    folder = tmp_path / "run"
+    overrides = ("mode=comparative", "end=3", "n_samples=2", "max_iterations=2", "tracking=off", "cortex=off")
+    asyncio.run(run_job(folder, *overrides))
+    bare = RunFolder(folder)  # made without the run's parts, as a follower makes it
+    assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= {p.name for p in bare.artifact_paths}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = TrackingConfig(enabled=True, uri=uri, experiment="t", artifact_location=str(tmp_path / "art"))
+    run_id = log_run_folder(folder, tracking)
+    assert run_id is not None
+    client = mlflow.MlflowClient(uri)
+    metrics = client.get_run(run_id).data.metrics
+    summary = bare.read_results().summary
+    assert summary.comparative is not None
+    assert metrics["zero_shot/pass_rate"] == summary.comparative.zero_shot.pass_rate
+    assert metrics["iterative/pass_rate"] == summary.comparative.iterative.pass_rate == metrics["pass_rate"]
+    assert "zero_shot/pass_1" in metrics and "zero_shot/pass_rate.ci_high" in metrics
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= names
+    params = client.get_run(run_id).data.params
+    assert params["spec.reuse"] == "true" and metrics["memory.reuse"] == 0.0  # cortex=off: nothing recalled
+    (given,) = client.get_run(run_id).inputs.dataset_inputs  # the dataset as an input: name and content digest
+    assert given.dataset.name == "humaneval" and given.dataset.digest == dataset_version("humaneval")[:16]
+
+
+def test_a_sweeps_swept_keys_become_params_of_its_parent() -> None:
+    from koderz.tracking.mlflow_tracker import swept_params
+
+    typed = "model=gpt-4o-mini,reference mode=zero_shot end=3 n_samples=range(1,3)"
+    assert swept_params(typed) == {"sweep.model": "gpt-4o-mini,reference", "sweep.n_samples": "range(1,3)"}
+
+
+def test_a_second_run_says_which_run_its_specs_came_from_and_spec_reuse_false_recalls_none(tmp_path) -> None:
+    import asyncio
+
+    from koderz.records import RunFolder
+    from tests.conftest import run_job
+
+    memory = ("cortex=local", f"cortex.db={tmp_path / 'cortex.db'}", "tracking=off", "cache=false", "end=2")
+    first = asyncio.run(run_job(tmp_path / "first", *memory)).summary
+    assert first.memory.reuse and first.memory.specs_recalled == 0
+    second = asyncio.run(run_job(tmp_path / "second", *memory)).summary
+    assert second.memory.specs_recalled == 2 and second.memory.spec_runs == [first.run_id]
+    assert second.cost.by_phase["spec"] == 0.0
+    results = RunFolder(tmp_path / "second").read_results()
+    assert results.summary.memory == second.memory  # results.json carries it
+    off = asyncio.run(run_job(tmp_path / "off", *memory, "spec.reuse=false")).summary
+    assert not off.memory.reuse and off.memory.specs_recalled == 0
+
+
+def test_the_live_headline_is_pass_at_1_too() -> None:
+    from koderz.tracking.logger import live_metrics
+
+    records = [record("a", True, False, False, False), record("b", True, True, True, True)]
+    assert live_metrics(records, Mode.ZERO_SHOT)["pass_rate"] == pytest.approx(summarize(records).pass_rate)
+    assert live_metrics(records, Mode.ZERO_SHOT)["pass_rate"] == pytest.approx(0.625)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from koderz.errors import ConfigError
-from koderz.records import RunPart, Span, TraceRecord
+from koderz.records import RunFolder, RunPart, Span, TraceRecord
 from koderz.timing import (
     RunClock,
     build_timing,
     category_of,
     export_report,
     format_report,
+    interpreter_start,
     max_overlap,
     process_start,
     union_length,
@@ -22,6 +28,7 @@ from koderz.timing import (
 from koderz.vocab import Mode, Phase, Status
 
 T0 = 1_700_000_000.0
+REPO = Path(__file__).resolve().parents[1]
 
 
 def span(name: str, start: float, end: float) -> Span:
@@ -155,3 +162,96 @@ def test_export_round_trips_and_an_unwritable_path_is_a_config_error(tmp_path) -
     blocker.write_text("x")
     with pytest.raises(ConfigError, match=r"timing\.export"):
         export_report(timing, blocker / "timing.json")
+
+
+def test_interpreter_start_is_before_now_and_not_before_the_process() -> None:
+    started = interpreter_start()
+    assert process_start() - 1.0 <= started <= time.time()
+
+
+def koderz_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``python -m koderz`` child: this checkout first on the path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def parts_of(folder: Path) -> list[RunPart]:
+    state = RunFolder(folder).read_state()
+    assert state is not None
+    return state.parts
+
+
+def test_each_sweep_job_is_timed_from_its_own_start(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "koderz",
+            "-m",
+            "end=1,2,3",
+            "tracking=off",
+            "cortex=off",
+            "cache=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=koderz_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    jobs = sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: int(p.name.split("_", 1)[0]))
+    assert len(jobs) == 3
+    previous_end = 0.0
+    for job in jobs:
+        (part,) = parts_of(job)
+        assert part.ended is not None
+        assert part.started >= previous_end  # no job counts the jobs before it
+        summary = RunFolder(job).read_results().summary
+        assert summary.duration == pytest.approx(part.ended - part.started)
+        previous_end = part.ended
+    first, last = parts_of(jobs[0])[0], parts_of(jobs[-1])[0]
+    assert last.ended is not None
+    total = sum(RunFolder(job).read_results().summary.duration for job in jobs)
+    assert total <= last.ended - first.started  # the jobs' durations do not overlap
+
+
+def test_a_shell_that_execs_koderz_after_a_pause_does_not_count_the_pause(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    command = (
+        f"sleep 2 && exec {shlex.quote(sys.executable)} -m koderz end=1 tracking=off cortex=off cache=false "
+        f"hydra.run.dir={shlex.quote(str(folder))}"
+    )
+    before = time.time()
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, env=koderz_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (part,) = parts_of(folder)
+    # the 2 s sleep ran before Python and is not the run's time; the shell's own start-up and fork
+    # (milliseconds of CPU and run-queue wait) are counted, so the start lands just before 2 s on
+    # a loaded machine; counting from the process's start would put it at ~0 s
+    assert part.started >= before + 1.0
+    assert part.ended is not None
+    assert RunFolder(folder).read_results().summary.duration == pytest.approx(part.ended - part.started)
+
+
+@pytest.mark.slow
+def test_mlflow_duration_is_the_jobs_wall_time(tmp_path: Path) -> None:
+    """Measured outside: the wall time of ``python -m koderz`` with MLflow tracking, against the
+    ``duration_s`` its MLflow run holds (the final flush and the interpreter's exit included)."""
+    import mlflow
+
+    folder, uri = tmp_path / "run", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "koderz", "end=3", "cortex=off", "cache=false", f"hydra.run.dir={folder}"]
+    command += [f"tracking.uri={uri}", f"tracking.artifact_location={tmp_path / 'artifacts'}"]
+    began = time.time()
+    done = subprocess.run(command, cwd=tmp_path, env=koderz_env(tmp_path), capture_output=True, text=True, timeout=600)
+    wall = time.time() - began
+    assert done.returncode == 0, done.stderr[-2000:]
+    progress = RunFolder(folder).read_tracking()
+    assert progress is not None and progress.finished
+    logged = mlflow.MlflowClient(uri).get_run(progress.mlflow_run_id).data.metrics["duration_s"]
+    assert logged == pytest.approx(wall, rel=0.05)
+    assert logged == pytest.approx(RunFolder(folder).read_results().summary.duration, rel=0.05)

@@ -100,8 +100,10 @@ class RunFolder:
 
     @property
     def artifact_paths(self) -> list[Path]:
-        """The files worth keeping beside a tracking run (those that exist)."""
-        names = [RESULTS, TIMING, SPEED, CONFIG, LOG, *(self.samples_name(m) for m in self.parts)]
+        """The files worth keeping beside a tracking run (those that exist): every part's samples,
+        whatever ``parts`` this object was made with (a comparative run has one file per mode)."""
+        samples = ["samples.jsonl", *(f"samples.{m.value}.jsonl" for m in Mode if m.spec.runs_problems)]
+        names = [RESULTS, TIMING, SPEED, CONFIG, LOG, *samples]
         return [self.path / name for name in names if (self.path / name).is_file()]
 
     def has_config(self) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from koderz.sandbox.mechanism import Mechanism
-from koderz.vocab import Category, Mode, Status
+from koderz.vocab import Category, IntervalMethod, Mode, Status
 
 SCHEMA_VERSION = 2
 
@@ -142,6 +142,7 @@ class ProblemRecord(Record):
     duration: float = 0.0
     finished_at: float = 0.0
     spec_reused: bool = False
+    spec_from: str | None = None  # the run id that wrote the reused spec
     checkpoints: int = 0
     cached: bool = False  # served from the result cache: its cost was saved, not spent
     truncated: int = 0  # attempts whose answer the model cut short (finish_reason length)
@@ -199,11 +200,24 @@ class ProblemResult(Record):
         ]
 
 
+class Interval(Record):
+    """A 95% confidence interval of a rate: ``wilson`` (one sample per task), ``bootstrap`` over
+    tasks (several samples per task), ``paired bootstrap`` (a difference between two runs)."""
+
+    low: float
+    high: float
+    method: IntervalMethod
+    level: float = 0.95
+
+
 class Score(Record):
-    """Passes over the answered problems, and pass@k over their samples."""
+    """Passes over the answered problems, and pass@k over their samples. ``pass_rate`` is pass@1:
+    the share passed with one sample per task, the mean per-task share of passing samples with
+    several (the unbiased estimator); ``passed`` counts problems with at least one passing answer."""
 
     passed: int = 0
     pass_rate: float = 0.0
+    ci: Interval | None = None
     pass_at_k: dict[str, float] = Field(default_factory=dict)
 
 
@@ -217,9 +231,28 @@ class Roles(Record):
 
 
 class ComparativeSide(Record):
+    """One part of a comparative run in figures, nothing pooled with the other part."""
+
     pass_rate: float
     mean_attempts: float
     cost: float
+    answered: int = 0
+    passed: int = 0
+    ci: Interval | None = None
+    pass_at_k: dict[str, float] = Field(default_factory=dict)
+    base: Score | None = None
+    tokens: Tokens = Field(default_factory=Tokens)
+
+
+class MemoryUse(Record):
+    """What the run took from earlier runs' memory: ``reuse`` is ``spec.reuse`` with a memory store
+    (false with ``spec.reuse=false`` or ``cortex=off``: nothing is recalled, the run is independent
+    of earlier runs' memory); ``specs_recalled`` problems used a stored spec, written by the runs
+    in ``spec_runs`` (their koderz run ids)."""
+
+    reuse: bool = True
+    specs_recalled: int = 0
+    spec_runs: list[str] = Field(default_factory=list)
 
 
 class Comparison(Record):
@@ -248,7 +281,9 @@ class RunSummary(Record):
     unanswered: int = 0
     not_run: int = 0
     passed: int = 0
-    pass_rate: float = 0.0
+    pass_rate: float = 0.0  # pass@1 (see Score)
+    pass_rate_ci: Interval | None = None
+    samples_per_task: int = 1  # the most answers any problem has (zero-shot n_samples)
     pass_at_k: dict[str, float] = Field(default_factory=dict)
     base: Score | None = None
     attempts: int = 0
@@ -273,6 +308,7 @@ class RunSummary(Record):
     shard: str | None = None  # "K/N" when this run is one shard of a bigger run
     merged_from: list[str] = Field(default_factory=list)  # the shard folders a merged run was made of
     memory_lost_writes: int = 0
+    memory: MemoryUse = Field(default_factory=MemoryUse)
 
 
 class CategoryTiming(Record):

@@ -203,7 +203,7 @@ def follow(signals: Signals, settings: Settings) -> int:
             return STOPPED
         state = folder.read_state()
         if ended and folder.has_results() and state is not None and state.status != "running":
-            logger.finish({Metric.WORKER_READY: ready, Metric.FLUSH: time.perf_counter() - flush_began})
+            logger.finish({Metric.WORKER_READY: ready, Metric.FLUSH: time.perf_counter() - flush_began}, live=True)
             log.info("finished the MLflow run %.2f s after the run's end", time.perf_counter() - flush_began)
             return 0
         logger.stop("the run ended without its results (killed)", interrupted=True)

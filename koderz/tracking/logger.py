@@ -200,9 +200,11 @@ class RunLogger:
 
     # the end ----------------------------------------------------------------------------
 
-    def finish(self, extra: Mapping[Metric, float] | None = None) -> str:
+    def finish(self, extra: Mapping[Metric, float] | None = None, *, live: bool = False) -> str:
         """Log what is left, the summary (with ``extra`` metrics), files and figures; end the run.
-        The folder has results.json."""
+        The folder has results.json. ``live``: the run's own worker, whose job ends with this
+        flush: ``duration_s`` is logged again last, to now (the job then adds the flush to
+        results.json and timing.json the same way)."""
         results = self.folder.read_results()
         progress = self._require()
         while self.sync(TRACE_BATCH):
@@ -212,6 +214,7 @@ class RunLogger:
         self._log_summary(results, extra or {})
         for path in self.folder.artifact_paths:
             self.client.log_artifact(run_id, str(path))
+        mt.log_dataset(self.client, run_id, results.summary.dataset)
         if self.tracking.figures:
             mt.log_figures(self.client, run_id, results)
         summary = results.summary
@@ -222,12 +225,27 @@ class RunLogger:
             tags[Tag.CONTAINMENT] = summary.mechanism.value
         self._set_tags(run_id, tags)
         self._drop_tags(run_id, *(() if summary.interrupted else (Tag.INTERRUPTED,)))
+        if live:
+            self._log_duration_to_now(summary.duration)
         status = MlflowStatus.KILLED if summary.interrupted else MlflowStatus.FINISHED
         self.client.set_terminated(run_id, status.value)
         progress.finished, progress.stopped = True, None
         self._save()
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
         return run_id
+
+    def _log_duration_to_now(self, duration: float) -> None:
+        """``duration_s`` extended by the time since the run's last part ended (this flush)."""
+        from mlflow.entities import Metric as MlflowMetric
+
+        state = self.folder.read_state()
+        ended = state.parts[-1].ended if state is not None and state.parts else None
+        if ended is None:
+            return
+        now = time.time()
+        total = duration + max(0.0, now - ended)
+        point = MlflowMetric(Metric.DURATION.value, total, int(now * 1000), 0)
+        self.client.log_batch(self._require().mlflow_run_id, metrics=[point])
 
     def _log_summary(self, results: RunResults, extra: Mapping[Metric, float]) -> None:
         from mlflow.entities import Metric as MlflowMetric
@@ -284,13 +302,16 @@ class RunLogger:
 
 
 def live_metrics(records: list[ProblemRecord], headline: Mode) -> dict[Metric, float]:
-    """The headline figures so far, over the problems of the headline mode that finished."""
+    """The headline figures so far, over the problems of the headline mode that finished
+    (``pass_rate`` is pass@1, as in the summary)."""
+    from koderz.report import score
+
     own = [r for r in records if r.mode == headline]
     answered = [r for r in own if r.has_verdict]
-    passed = sum(r.passed for r in answered)
+    so_far = score(own, sampled=not headline.spec.feedback)
     return {
-        Metric.PASS_RATE: passed / len(answered) if answered else 0.0,
-        Metric.PASSED: float(passed),
+        Metric.PASS_RATE: so_far.pass_rate,
+        Metric.PASSED: float(so_far.passed),
         Metric.ANSWERED: float(len(answered)),
         Metric.UNANSWERED: float(len(own) - len(answered)),
         Metric.COST_USD: sum(r.cost.total for r in records),

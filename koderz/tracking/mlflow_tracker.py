@@ -11,6 +11,7 @@ each other.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import koderz
 from koderz.config import TrackingConfig
-from koderz.errors import ConfigError
-from koderz.records import ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming
+from koderz.errors import ConfigError, KoderzError
+from koderz.records import Interval, ProblemRecord, RunFolder, RunResults, RunSummary, RunTiming, Score
 from koderz.tracking.names import (
     BASELINE_PARAMS,
     KEPT_PARAMS,
@@ -37,6 +38,7 @@ from koderz.tracking.names import (
     RunStatus,
     Tag,
 )
+from koderz.vocab import Mode
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///outputs/mlflow.db"
+DATASET_DIGEST = 16  # characters of the dataset's content hash kept as its MLflow digest
 ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 MAX_PARAM_VALUE = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
@@ -92,8 +95,6 @@ def finish_sweep_run(tracking: TrackingConfig, parent_run_id: str, status: Mlflo
 
 def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Dotted keys for nested mappings; other values as strings within MLflow's limit."""
-    import json
-
     out: dict[str, str] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
@@ -204,6 +205,7 @@ def status_tag(summary: RunSummary) -> RunStatus:
 
 def _finish_sweep(client: Any, parent_run_id: str, status: MlflowStatus) -> int:
     from mlflow.entities import Metric as MlflowMetric
+    from mlflow.entities import Param
 
     parent = client.get_run(parent_run_id)
     children = client.search_runs(
@@ -234,7 +236,11 @@ def _finish_sweep(client: Any, parent_run_id: str, status: MlflowStatus) -> int:
     if costs:
         values |= {Metric.MIN_COST: min(costs), Metric.TOTAL_COST: sum(costs)}
     stamp = now_ms()
-    client.log_batch(parent_run_id, metrics=[MlflowMetric(str(k), float(v), stamp, 0) for k, v in values.items()])
+    logged = parent.data.params
+    swept = swept_params(parent.data.tags.get(Tag.OVERRIDES, ""))
+    params = [Param(k, v) for k, v in swept.items() if k not in logged]
+    metrics = [MlflowMetric(str(k), float(v), stamp, 0) for k, v in values.items()]
+    client.log_batch(parent_run_id, metrics=metrics, params=params)
     if status != MlflowStatus.FINISHED:
         client.set_tag(parent_run_id, Tag.INTERRUPTED, "true")
     client.set_terminated(parent_run_id, status)
@@ -372,9 +378,12 @@ def _git_commit() -> str | None:
 
 
 def summary_metrics(summary: RunSummary) -> dict[str, float]:
-    """Headline figures at the top level; the rest under dotted prefixes (grouped in the UI)."""
+    """Headline figures at the top level, ``pass_rate`` (pass@1) first with its 95% interval;
+    the rest under dotted prefixes (grouped in the UI); a comparative run's parts under
+    ``<mode>/`` (nothing pooled)."""
     values: dict[str, float] = {
         Metric.PASS_RATE: summary.pass_rate,
+        **_interval(Metric.PASS_RATE, summary.pass_rate_ci),
         Metric.PASSED: summary.passed,
         Metric.PROBLEMS: summary.problems,
         Metric.UNANSWERED: summary.unanswered,
@@ -389,21 +398,52 @@ def summary_metrics(summary: RunSummary) -> dict[str, float]:
         Metric.CACHED: summary.cached,
         Metric.NOT_RUN: summary.not_run,
         Metric.TRUNCATED: summary.truncated,
+        Metric.SAMPLES_PER_TASK: summary.samples_per_task,
         Metric.FRONTIER_ESTIMATE: summary.cost.frontier_estimate,
         Metric.SAVINGS: summary.cost.savings,
         Metric.SAVED_BY_CACHE: summary.saved_cost,
+        Metric.MEMORY_REUSE: float(summary.memory.reuse),
+        Metric.MEMORY_SPECS_RECALLED: summary.memory.specs_recalled,
+        Metric.MEMORY_SPEC_RUNS: len(summary.memory.spec_runs),
     }
-    for key, value in summary.pass_at_k.items():
-        values[f"{key}.plus" if summary.base is not None else key] = value
-    if summary.base is not None:
-        values[Metric.PASS_RATE_BASE] = summary.base.pass_rate
-        for key, value in summary.base.pass_at_k.items():
-            values[f"{key}.base"] = value
+    values |= _score_metrics("", summary.pass_at_k, summary.base)
     for tier, value in summary.cost.by_tier.items():
         values[f"{Prefix.COST_TIER}{tier}"] = value
     for phase, value in summary.cost.by_phase.items():
         values[f"{Prefix.COST_PHASE}{phase}"] = value
+    if summary.comparative is not None:
+        sides = {Mode.ZERO_SHOT: summary.comparative.zero_shot, Mode.ITERATIVE: summary.comparative.iterative}
+        for mode, side in sides.items():
+            prefix = f"{mode.value}/"
+            values |= {
+                f"{prefix}{Metric.PASS_RATE}": side.pass_rate,
+                **_interval(f"{prefix}{Metric.PASS_RATE}", side.ci),
+                f"{prefix}{Metric.PASSED}": side.passed,
+                f"{prefix}{Metric.ANSWERED}": side.answered,
+                f"{prefix}{Metric.ATTEMPTS_MEAN}": side.mean_attempts,
+                f"{prefix}{Metric.COST_USD}": side.cost,
+                f"{prefix}{Metric.TOKENS_INPUT}": side.tokens.input,
+                f"{prefix}{Metric.TOKENS_OUTPUT}": side.tokens.output,
+            }
+            values |= _score_metrics(prefix, side.pass_at_k, side.base)
+        values[Metric.IMPROVEMENT] = summary.comparative.improvement
     return _numbers(values)
+
+
+def _interval(name: str, ci: Interval | None) -> dict[str, float]:
+    """``<name>.ci_low`` and ``<name>.ci_high`` (``Metric.PASS_RATE_CI_LOW`` for the pass rate)."""
+    return {} if ci is None else {f"{name}.ci_low": ci.low, f"{name}.ci_high": ci.high}
+
+
+def _score_metrics(prefix: str, pass_at_k: dict[str, float], base: Score | None) -> dict[str, float]:
+    """pass@k (``.plus`` beside ``.base`` on EvalPlus datasets) and the base tests' pass rate."""
+    values = {f"{prefix}{key}.plus" if base is not None else f"{prefix}{key}": v for key, v in pass_at_k.items()}
+    if base is not None:
+        values[f"{prefix}{Metric.PASS_RATE_BASE}"] = base.pass_rate
+        values |= _interval(f"{prefix}{Metric.PASS_RATE_BASE}", base.ci)
+        for key, value in base.pass_at_k.items():
+            values[f"{prefix}{key}.base"] = value
+    return values
 
 
 def timing_metrics(timing: RunTiming) -> dict[str, float]:
@@ -445,6 +485,31 @@ def log_figures(client: Any, run_id: str, results: RunResults) -> None:
         client.log_figure(run_id, fig, f"{Artifact.FIGURES}{name}.png")
 
 
+def log_dataset(client: Any, run_id: str, dataset: str) -> None:
+    """The run's dataset as an MLflow input: its name and its data file's content digest
+    (``dataset_version``, the hash the result cache keys on), context ``evaluation``."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from koderz.datasets.loaders import dataset_version
+
+    try:
+        full = dataset_version(dataset)
+    except (KoderzError, OSError) as err:  # a dataset koderz cannot hash: the run is logged without it
+        log.warning("dataset %s not logged as an MLflow input: %s", dataset, one_line(err))
+        return
+    digest = full[:DATASET_DIGEST]
+    source = json.dumps({"koderz_dataset": dataset, "digest": full})
+    entry = Dataset(name=dataset, digest=digest, source_type="koderz", source=source)
+    client.log_inputs(run_id, datasets=[DatasetInput(entry, tags=[InputTag("mlflow.data.context", "evaluation")])])
+
+
+def swept_params(overrides: str) -> dict[str, str]:
+    """A sweep's swept keys and their values (``model=a,b`` -> ``sweep.model: a,b``) from its
+    overrides as typed; the keys it holds fixed are in every child's params."""
+    swept = (o.split("=", 1) for o in overrides.split() if "=" in o and ("," in o or "(" in o))
+    return {f"sweep.{key}"[:250]: value[:MAX_PARAM_VALUE] for key, value in swept}
+
+
 def _child_row(run: Any) -> dict[str, Any]:
     tags, metrics = run.data.tags, run.data.metrics
     return {
@@ -455,6 +520,8 @@ def _child_row(run: Any) -> dict[str, Any]:
         "status": tags.get(Tag.STATUS),
         "overrides": tags.get(Tag.OVERRIDES, ""),
         "pass_rate": metrics.get(Metric.PASS_RATE),
+        "pass_rate_ci_low": metrics.get(Metric.PASS_RATE_CI_LOW),
+        "pass_rate_ci_high": metrics.get(Metric.PASS_RATE_CI_HIGH),
         "cost": metrics.get(Metric.COST_USD),
         "duration": metrics.get(Metric.DURATION),
         "run_id": run.info.run_id,

@@ -88,6 +88,13 @@ class Metric(StrEnum):
     SAVINGS = "cost.savings"
     SAVED_BY_CACHE = "cost.saved_by_cache"
     PASS_RATE_BASE = "pass_rate.base"
+    PASS_RATE_CI_LOW = "pass_rate.ci_low"  # the 95% interval (also <mode>/pass_rate.ci_low, pass_rate.base.ci_low)
+    PASS_RATE_CI_HIGH = "pass_rate.ci_high"
+    SAMPLES_PER_TASK = "run.samples_per_task"
+    MEMORY_REUSE = "memory.reuse"  # 1 when specs may be recalled from earlier runs
+    MEMORY_SPECS_RECALLED = "memory.specs_recalled"
+    MEMORY_SPEC_RUNS = "memory.spec_runs"  # how many runs wrote the recalled specs
+    IMPROVEMENT = "comparative.improvement"  # a comparative run: iterative - zero_shot pass rate
     CUMULATIVE_PASS_RATE = "cumulative_pass_rate"  # one step per finished problem
     SOLVED_WITHIN = "solved_within_iterations"  # one step per iteration
     WORKER_READY = "timing.tracking.worker_ready"

@@ -71,6 +71,7 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
     assert parent.data.tags["koderz.sweep_id"] == str(sweep_dir)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["children"] == 2
+    assert client.get_run(parent.info.run_id).data.params["sweep.mode"] == "zero_shot,iterative"  # the swept key
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     try:
         table = client.load_table(experiment.experiment_id, "sweep_summary.json", run_ids=[parent.info.run_id])
@@ -78,6 +79,7 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
         mlflow.set_tracking_uri(None)
     assert sorted(table["mode"]) == ["iterative", "zero_shot"]
     assert list(table["pass_rate"]) == [1.0, 1.0]
+    assert all(0.0 < low < 1.0 for low in table["pass_rate_ci_low"]) and list(table["pass_rate_ci_high"]) == [1.0, 1.0]
 
 
 def test_basic_launcher_sweep_nests_two_jobs_under_one_parent(tmp_path, tmp_path_factory):

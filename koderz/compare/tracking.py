@@ -1,0 +1,92 @@
+"""A sweep's comparisons on its MLflow parent run: metrics per job and one table artifact.
+
+Optional: a sweep without a parent run (tracking was off), or a store that cannot be reached,
+logs nothing and says so in one line; the comparison printed stands on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from koderz.compare.pairing import PairedComparison
+from koderz.config import TrackingConfig
+from koderz.records import RunFolder
+
+log = logging.getLogger(__name__)
+
+TABLE = "comparisons.json"
+PARENT_FILE = "mlflow_parent_run_id"  # written by koderz.tracking.callback at the sweep's start
+
+
+def comparison_metrics(results: list[PairedComparison]) -> dict[str, float]:
+    """``compare/<job>/<figure>`` for every job compared with the baseline."""
+    values: dict[str, float] = {}
+    for result in results:
+        job = re.sub(r"[^\w.\- /]", "_", Path(result.b.folder).name)[:150]
+        prefix = f"compare/{job}/"
+        values |= {
+            f"{prefix}difference": result.difference,
+            f"{prefix}ci_low": result.ci_low,
+            f"{prefix}ci_high": result.ci_high,
+            f"{prefix}mcnemar_p": result.mcnemar_p,
+            f"{prefix}a_only": float(result.a_only),
+            f"{prefix}b_only": float(result.b_only),
+        }
+    return values
+
+
+def comparison_table(results: list[PairedComparison]) -> dict[str, list[Any]]:
+    return {
+        "baseline": [r.a.folder for r in results],
+        "job": [r.b.folder for r in results],
+        "model": [r.b.model for r in results],
+        "tasks": [r.tasks for r in results],
+        "baseline_pass_rate": [r.a.pass_rate for r in results],
+        "pass_rate": [r.b.pass_rate for r in results],
+        "difference": [r.difference for r in results],
+        "ci_low": [r.ci_low for r in results],
+        "ci_high": [r.ci_high for r in results],
+        "mcnemar_p": [r.mcnemar_p for r in results],
+        "a_only": [r.a_only for r in results],
+        "b_only": [r.b_only for r in results],
+    }
+
+
+def log_sweep_comparisons(sweep: Path, results: list[PairedComparison]) -> str | None:
+    """Log on the sweep's parent run; its id, or None (no parent run, tracking off, a failure)."""
+    parent_file = sweep / PARENT_FILE
+    if not results or not parent_file.is_file():
+        return None
+    parent = parent_file.read_text().strip()
+    try:
+        tracking = tracking_of(RunFolder(Path(results[0].a.folder)).read_config())
+        if not parent or not tracking.enabled:
+            return None
+        from mlflow.entities import Metric
+
+        from koderz.tracking import mlflow_tracker as mt
+
+        with mt.store(tracking) as (_, client):
+            stamp = mt.now_ms()
+            metrics = [Metric(k, v, stamp, 0) for k, v in comparison_metrics(results).items()]
+            client.log_batch(parent, metrics=metrics)
+            client.log_table(parent, comparison_table(results), TABLE)
+    except Exception as err:  # noqa: BLE001 - the printed comparison stands without MLflow
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        print(f"koderz.compare: not logged to MLflow: {type(err).__name__}: {first}", file=sys.stderr)
+        return None
+    return parent
+
+
+def tracking_of(config: dict[str, Any]) -> TrackingConfig:
+    """The run's ``tracking`` settings (schema defaults for what its config leaves out)."""
+    from omegaconf import OmegaConf
+
+    merged = OmegaConf.merge(OmegaConf.structured(TrackingConfig), config.get("tracking") or {})
+    tracking = OmegaConf.to_object(merged)
+    assert isinstance(tracking, TrackingConfig)
+    return tracking
