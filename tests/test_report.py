@@ -245,7 +245,15 @@ def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -
     from tests.conftest import run_job
 
     folder = tmp_path / "run"
-    overrides = ("mode=comparative", "end=3", "n_samples=2", "max_iterations=2", "tracking=off", "cortex=off")
+    overrides = (
+        "mode=comparative",
+        "end=3",
+        "n_samples=2",
+        "max_iterations=2",
+        "checkpoints.enabled=false",
+        "tracking=off",
+        "cortex=off",
+    )
     asyncio.run(run_job(folder, *overrides))
     bare = RunFolder(folder)  # made without the run's parts, as a follower makes it
     assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= {p.name for p in bare.artifact_paths}
