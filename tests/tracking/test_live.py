@@ -25,7 +25,7 @@ import pytest
 
 from koderz.datasets.loaders import load_dataset
 from koderz.records import RunFolder
-from tests.tracking.support import TASKS, fresh_store
+from tests.support.mlflow_runs import TASKS, fresh_store
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("no_stray_processes")  # no process outlives a command

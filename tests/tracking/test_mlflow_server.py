@@ -18,7 +18,7 @@ from koderz.config import TrackingConfig
 from koderz.records import RunFolder
 from koderz.tracking.logger import log_run_folder
 from koderz.tracking.mlflow_tracker import finish_sweep_run, start_sweep_run
-from tests.tracking.support import TASKS, fresh_store, real_run_folder
+from tests.support.mlflow_runs import TASKS, fresh_store, real_run_folder
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tracking.support import fresh_store
+from tests.support.mlflow_runs import fresh_store
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from koderz.config import TrackingConfig
 from koderz.records import RunFolder
 from koderz.tracking.logger import log_run_folder
 from koderz.tracking.mlflow_tracker import flatten_params, log_figures, plan_of, run_params
-from tests.tracking.support import TASKS, fresh_store, real_run_folder
+from tests.support.mlflow_runs import TASKS, fresh_store, real_run_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
