@@ -257,13 +257,14 @@ def test_bad_input_with_hydra_full_error_shows_the_traceback(tmp_path: Path) -> 
 
 
 def test_a_bug_inside_a_job_shows_its_traceback_not_a_one_line_error(tmp_path: Path) -> None:
-    """A stand-in crash (``_run`` replaced by a function that raises) inside the real app."""
+    """A stand-in crash (``Runner.run`` replaced by a coroutine that raises) inside the real app."""
     crash = (
         "import sys\n"
         "import koderz.cli.app as app\n"
-        "def crash(*args):\n"
+        "from koderz.runner import Runner\n"
+        "async def crash(self):\n"
         "    raise RuntimeError('stand-in bug')\n"
-        "app._run = crash\n"
+        "Runner.run = crash\n"
         "sys.argv = ['koderz', 'end=1', 'tracking=off', 'cortex=off']\n"
         "app.main()\n"
     )
