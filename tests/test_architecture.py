@@ -189,7 +189,7 @@ def test_answers_is_a_leaf() -> None:
 
 def _containers(tree: ast.Module) -> set[str]:
     """Names the module binds, at its top level, to a new list, dict or set."""
-    names = set()
+    names: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value

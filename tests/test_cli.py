@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +14,12 @@ import yaml
 
 from koderz.config import RunConfig
 from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
+from tests.support.env import clean_env
 
 QUIET = ["tracking=off", "cortex=off"]
 pytestmark = pytest.mark.usefixtures("no_stray_processes")  # no process outlives a command
 SCRIPT = Path(sys.executable).with_name("koderz")
 REFERENCE_0 = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without keys, tracking URIs or HYDRA_FULL_ERROR (the user's own)."""
-    drop = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HYDRA_FULL_ERROR", "MLFLOW_", "KODERZ_MLFLOW")
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
 
 
 def koderz(
@@ -263,13 +257,14 @@ def test_bad_input_with_hydra_full_error_shows_the_traceback(tmp_path: Path) -> 
 
 
 def test_a_bug_inside_a_job_shows_its_traceback_not_a_one_line_error(tmp_path: Path) -> None:
-    """A stand-in crash (``_run`` replaced by a function that raises) inside the real app."""
+    """A stand-in crash (``Runner.run`` replaced by a coroutine that raises) inside the real app."""
     crash = (
         "import sys\n"
         "import koderz.cli.app as app\n"
-        "def crash(*args):\n"
+        "from koderz.runner import Runner\n"
+        "async def crash(self):\n"
         "    raise RuntimeError('stand-in bug')\n"
-        "app._run = crash\n"
+        "Runner.run = crash\n"
         "sys.argv = ['koderz', 'end=1', 'tracking=off', 'cortex=off']\n"
         "app.main()\n"
     )

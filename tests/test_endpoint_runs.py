@@ -66,7 +66,7 @@ async def test_a_dead_server_stops_the_run_and_resume_finishes_exactly_the_unans
         summary = outcome.summary
         assert outcome.exit_code == ExitCode.UNANSWERED
         assert summary.answered >= 3 and summary.passed == summary.answered and summary.pass_rate == 1.0
-        assert summary.unanswered >= 1 and summary.statuses.get("model_error", 0) == summary.unanswered
+        assert summary.unanswered >= 1 and summary.statuses.get(Status.MODEL_ERROR, 0) == summary.unanswered
         assert summary.not_run == TASKS - summary.answered - summary.unanswered > 0  # no new problems were sent
         assert summary.stopped_reason is not None and "stopped answering" in summary.stopped_reason
         record = next(r for r in RunFolder(folder).records() if r.status is Status.MODEL_ERROR)

@@ -65,7 +65,7 @@ async def test_a_new_format_plugs_in_through_the_dataset_config(tmp_path: Path, 
         made.append(FakeEvaluator(config))
         return made[-1]
 
-    monkeypatch.setitem(EVALUATORS, "fake", start)  # type: ignore[index]  # a read-only table in product code
+    monkeypatch.setitem(EVALUATORS, "fake", start)
     plan = Plan.build(compose_config("end=2", "dataset.evaluator=fake", *QUIET))
     summary = (await Runner(plan, tmp_path / "run").run()).summary
     [evaluator] = made

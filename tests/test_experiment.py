@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -78,9 +79,11 @@ def problem():
     return load_dataset("humaneval")[53]  # add(x, y)
 
 
-def environment(coder: FakeCoder, store=None, *, spec: bool = True, reviews: bool = True, **settings) -> Environment:
+def environment(
+    coder: FakeCoder, store=None, *, spec: bool = True, reviews: bool = True, **settings: Any
+) -> Environment:
     role = Role(coder, FakeModelConfig())  # type: ignore[arg-type]  # a fake config with the priced fields
-    defaults = {
+    defaults: dict[str, Any] = {
         "n_samples": 1,
         "max_iterations": 6,
         "checkpoint_interval": 2,

@@ -23,7 +23,7 @@ from koderz.vocab import Mode, Protocol, Status
 from tests.conftest import run_job
 from tests.fakes.scripted_server import Rules, ScriptedServer
 from tests.support.evalplus_cli import evalplus_reads
-from tests.tracking.support import fresh_store
+from tests.support.mlflow_runs import fresh_store
 
 QUIET = ("tracking=off", "cortex=off", "cache=false")
 CONTINUATION = "def add(x: int, y: int):\n    return x + y\n```\n\nThe function returns the sum of x and y."

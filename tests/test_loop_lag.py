@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from koderz.datasets.loaders import load_dataset
+from koderz.records import ProblemRecord
 from koderz.runner import Runner
 from tests.conftest import plan
 from tests.fakes.scripted_server import ScriptedServer, fenced
@@ -36,32 +37,49 @@ class LoopLagProbe:
             self.samples += 1
 
 
-async def _run_with_probe(overrides: list[str], folder: Path, monkeypatch) -> tuple[int, LoopLagProbe]:
+class ProbeWhileProblemsRun:
+    """A run observer (the runner's public seam): probes the loop from the first finished problem
+    to the last, so setup and teardown around the problems are not counted."""
+
+    def __init__(self, probe: LoopLagProbe, problems: int) -> None:
+        self.probe = probe
+        self.left = problems
+        self.task: asyncio.Task[None] | None = None
+
+    def problem_done(self, record: ProblemRecord) -> None:
+        self.left -= 1
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.probe.run())
+        if self.left == 0:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+async def _run_with_probe(overrides: list[str], folder: Path, problems: int) -> tuple[int, LoopLagProbe]:
     probe = LoopLagProbe()
-    real_run_all = Runner._run_all
-
-    async def probed(self, *args):
-        task = asyncio.create_task(probe.run())
-        try:
-            return await real_run_all(self, *args)
-        finally:
-            task.cancel()
-
-    monkeypatch.setattr(Runner, "_run_all", probed)
-    outcome = await Runner(plan(*overrides), folder).run()
+    watcher = ProbeWhileProblemsRun(probe, problems)
+    try:
+        outcome = await Runner(plan(*overrides), folder, observers=[watcher]).run()
+    finally:
+        watcher.stop()
     return outcome.summary.passed, probe
 
 
-async def test_no_callback_blocks_the_event_loop(tmp_path: Path, monkeypatch) -> None:
+async def test_no_callback_blocks_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While problems run (4 at once, iterative, persistent Cortex), the loop stays responsive."""
     monkeypatch.chdir(tmp_path)
     overrides = ["end=64", "concurrency=4", "mode=iterative", "tracking=off", "cortex=persistent"]
-    passed, probe = await _run_with_probe(overrides, tmp_path / "run", monkeypatch)
+    passed, probe = await _run_with_probe(overrides, tmp_path / "run", 64)
     assert passed == 64 and probe.samples > 20
     assert probe.worst < WORST_LAG, f"the event loop was blocked for {probe.worst * 1000:.0f} ms"
 
 
-async def test_model_calls_over_http_do_not_block_the_event_loop(tmp_path: Path, monkeypatch) -> None:
+async def test_model_calls_over_http_do_not_block_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same with the real OpenAI SDK client: 8 problems at once against a 50 ms server."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -82,6 +100,6 @@ async def test_model_calls_over_http_do_not_block_the_event_loop(tmp_path: Path,
             "cortex=persistent",
             "cache=false",
         ]
-        passed, probe = await _run_with_probe(overrides, tmp_path / "run", monkeypatch)
+        passed, probe = await _run_with_probe(overrides, tmp_path / "run", 32)
     assert passed == 32
     assert probe.worst < WORST_LAG, f"the event loop was blocked for {probe.worst * 1000:.0f} ms"

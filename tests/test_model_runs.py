@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,9 @@ async def test_iterative_run_feeds_back_and_reviews_through_the_sdk(provider, tm
 
 async def test_costs_are_usage_times_price(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    replies = [Reply(text=RIGHT, input_tokens=1200, output_tokens=300, cached_tokens=200)]
+    replies: list[Reply | str | dict[str, Any]] = [
+        Reply(text=RIGHT, input_tokens=1200, output_tokens=300, cached_tokens=200)
+    ]
     async with ScriptedServer(
         Rules([(r"specification", [Reply(text="SPEC", input_tokens=100, output_tokens=50)]), (r"Implement", replies)])
     ) as server:

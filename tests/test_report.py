@@ -272,7 +272,9 @@ def test_a_comparative_run_logs_each_part_to_mlflow_with_its_samples(tmp_path) -
     assert {"samples.zero_shot.jsonl", "samples.iterative.jsonl"} <= names
     params = client.get_run(run_id).data.params
     assert params["spec.reuse"] == "true" and metrics["memory.reuse"] == 0.0  # cortex=off: nothing recalled
-    (given,) = client.get_run(run_id).inputs.dataset_inputs  # the dataset as an input: name and content digest
+    inputs = client.get_run(run_id).inputs
+    assert inputs is not None
+    (given,) = inputs.dataset_inputs  # the dataset as an input: name and content digest
     assert given.dataset.name == "humaneval" and given.dataset.digest == dataset_version("humaneval")[:16]
 
 
@@ -303,7 +305,8 @@ def test_a_second_run_says_which_run_its_specs_came_from_and_spec_reuse_false_re
 
 def test_the_live_headline_is_pass_at_1_too() -> None:
     from koderz.tracking.logger import live_metrics
+    from koderz.tracking.names import Metric
 
     records = [record("a", True, False, False, False), record("b", True, True, True, True)]
-    assert live_metrics(records, Mode.ZERO_SHOT)["pass_rate"] == pytest.approx(summarize(records).pass_rate)
-    assert live_metrics(records, Mode.ZERO_SHOT)["pass_rate"] == pytest.approx(0.625)
+    assert live_metrics(records, Mode.ZERO_SHOT)[Metric.PASS_RATE] == pytest.approx(summarize(records).pass_rate)
+    assert live_metrics(records, Mode.ZERO_SHOT)[Metric.PASS_RATE] == pytest.approx(0.625)

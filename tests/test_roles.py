@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from koderz.config import CODER_ROLE
+from koderz.config import CODER_ROLE, RunConfig
 from koderz.errors import ConfigError
 from koderz.records import Roles, RunFolder
 from tests.conftest import compose_config, plan, run_job
@@ -46,8 +46,10 @@ def test_a_setting_given_to_a_following_role_applies_on_top_of_the_coder() -> No
 
 
 def test_coder_yaml_is_the_placeholder_the_plan_resolves() -> None:
-    cfg = compose_config()
-    assert OmegaConf.to_object(cfg).spec_model == CODER_ROLE  # nothing in the file is taken for a setting
+    config = OmegaConf.to_object(compose_config())
+    assert (
+        isinstance(config, RunConfig) and config.spec_model == CODER_ROLE
+    )  # nothing in the file is taken for a setting
 
 
 def test_the_run_level_temperature_reaches_a_following_role() -> None:

@@ -143,8 +143,14 @@ def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     )
     _wait_for_lines(proc, tmp_path, "run.json", 1)
     lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def read_lines() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=read_lines, daemon=True).start()
     proc.send_signal(signal.SIGINT)
     deadline = time.monotonic() + DEADLINE
     while "Ctrl-C: no new problems" not in lines.get(timeout=max(0.0, deadline - time.monotonic())):

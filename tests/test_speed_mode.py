@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from koderz.records import RunFolder
-from tests.test_cli import clean_env
+from tests.support.env import clean_env
 
 
 def test_the_speed_test_writes_a_run_folder(tmp_path: Path) -> None:

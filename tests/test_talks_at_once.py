@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_cli import clean_env
+from tests.support.env import clean_env
 
 PROBE = """
 import json, logging, sys

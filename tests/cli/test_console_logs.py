@@ -48,6 +48,7 @@ def test_the_job_logging_config_filters_the_console_only_and_follows_hydra_verbo
             "config", overrides=["hydra.verbose=[openai]", "hydra.runtime.output_dir=/run"], return_hydra_config=True
         )
     logging_cfg = OmegaConf.to_container(cfg.hydra.job_logging, resolve=True)
+    assert isinstance(logging_cfg, dict)
     assert logging_cfg["filters"]["libraries"] == {"()": "koderz.cli.logs.LibraryFilter", "verbose": ["openai"]}
     assert logging_cfg["handlers"]["console"]["filters"] == ["libraries"]
     assert "filters" not in logging_cfg["handlers"]["file"]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.servers import BIN, SLURM_SCRIPT, clean_env, free_port, serving
+from tests.support.cluster_servers import BIN, SLURM_SCRIPT, free_port, serving
+from tests.support.env import clean_env
 
 REPO = Path(__file__).resolve().parents[2]
 

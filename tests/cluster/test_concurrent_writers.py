@@ -18,7 +18,9 @@ from typing import Any
 import mlflow
 import pytest
 
-from tests.cluster.records import (
+from tests.fakes.scripted_server import Reply, ScriptedServer, fenced, prompt_text
+from tests.support.env import clean_env
+from tests.support.sweep_records import (
     assert_cache_rows_once,
     assert_complete_run_folder,
     assert_memories_once,
@@ -28,8 +30,6 @@ from tests.cluster.records import (
     sacct_jobs,
     submitit_job_ids,
 )
-from tests.cluster.servers import clean_env
-from tests.fakes.scripted_server import Reply, ScriptedServer, fenced, prompt_text
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,14 @@ import mlflow
 import pytest
 import yaml
 
-from tests.cluster.records import assert_complete_run_folder, assert_one_parent_with_children, job_folders, run_sweep
-from tests.cluster.servers import BIN, clean_env, free_port, port_open, wait_until
+from tests.support.cluster_servers import BIN, free_port, port_open, wait_until
+from tests.support.env import clean_env
+from tests.support.sweep_records import (
+    assert_complete_run_folder,
+    assert_one_parent_with_children,
+    job_folders,
+    run_sweep,
+)
 
 pytestmark = pytest.mark.slow
 

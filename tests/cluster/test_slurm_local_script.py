@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.cluster.servers import SLURM_SCRIPT
+from tests.support.cluster_servers import SLURM_SCRIPT
 
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.cluster.records import (
+from tests.support.env import clean_env
+from tests.support.sweep_records import (
     assert_complete_run_folder,
     assert_memories_once,
     assert_one_parent_with_children,
@@ -22,7 +23,6 @@ from tests.cluster.records import (
     sacct_jobs,
     submitit_job_ids,
 )
-from tests.cluster.servers import clean_env
 
 pytestmark = pytest.mark.slow
 

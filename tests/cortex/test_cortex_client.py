@@ -129,7 +129,7 @@ async def test_server_that_cannot_restart_counts_lost_writes_and_warns_once(stor
 
 async def test_ephemeral_mode_starts_a_server_per_operation(cortex_cfg):
     async with open_memory_store(replace(cortex_cfg, persistent=False), "r") as store:
-        assert await store.remember(record(1)) is not None
+        assert isinstance(store, CortexClient) and await store.remember(record(1)) is not None
         first, second = await store.stats(), await store.stats()
         assert first["server_pid"] != second["server_pid"]
         assert second["total_memories"] == 1
@@ -144,7 +144,7 @@ async def test_external_stdio_command_runs_any_server(cortex_cfg, tmp_path, serv
         args=["-m", "koderz.cortex", "serve", "--db", str(tmp_path / "ext.db")],
     )
     async with open_memory_store(cfg, "r") as store:
-        assert await store.remember(record(1)) is not None
+        assert isinstance(store, CortexClient) and await store.remember(record(1)) is not None
         assert (await store.stats())["db_path"] == str((tmp_path / "ext.db").resolve())
 
 

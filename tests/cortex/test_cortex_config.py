@@ -18,7 +18,9 @@ def load(name: str, *overrides: str) -> CortexConfig:
         OmegaConf.load(CONF / f"{name}.yaml"),
         OmegaConf.from_dotlist(list(overrides)),
     )
-    return OmegaConf.to_object(merged)
+    config = OmegaConf.to_object(merged)
+    assert isinstance(config, CortexConfig)
+    return config
 
 
 @pytest.mark.parametrize(

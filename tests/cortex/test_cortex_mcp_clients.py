@@ -23,6 +23,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import TextContent
 
 from koderz.cortex.limits import MAX_CONTENT, MAX_MEMORY_BYTES, MAX_PAGE_ITEMS, PAGE_BYTES
 from tests.support import cortex_processes
@@ -130,7 +131,7 @@ async def test_unicode_round_trips_unchanged(connect: Connect) -> None:
         assert memory["title"] == UNICODE and memory["metadata"] == {UNICODE: UNICODE}
 
 
-BAD_CALLS = [
+BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("remember", {"title": "t", "content": "x" * (MAX_CONTENT + 1)}, str(MAX_CONTENT)),
     ("remember", {"title": "t", "content": "\x01" * 60_000}, str(MAX_MEMORY_BYTES)),  # 6 bytes a character as JSON
     ("remember", {"title": "t", "content": "c", "metadata": {"k": "v" * 40_000}}, "32768"),
@@ -147,7 +148,9 @@ async def test_values_over_a_limit_are_refused_naming_the_limit_and_nothing_is_c
     async with connect() as client:
         for tool, arguments, message in BAD_CALLS:
             result = await client.call_tool(tool, arguments)
-            assert result.is_error and message in result.content[0].text, (tool, message, result.content[0].text)
+            (content,) = result.content
+            assert isinstance(content, TextContent), content
+            assert result.is_error and message in content.text, (tool, message, content.text)
         assert (await call(client, "memory_stats"))["total_memories"] == 0
         first = await call(client, "recall", tags=[], limit=1)
         other = await client.call_tool("recall", {"query": "other", "cursor": first.get("nextCursor") or "e30"})
@@ -159,12 +162,14 @@ async def test_limits_and_annotations_are_in_the_tool_list(connect: Connect) -> 
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert tools["remember"].input_schema["properties"]["content"]["maxLength"] == MAX_CONTENT
         assert tools["recall"].input_schema["properties"]["limit"]["maximum"] == MAX_PAGE_ITEMS
-        assert "nextCursor" in tools["export_memories"].output_schema["properties"]
+        output_schema = tools["export_memories"].output_schema
+        assert output_schema is not None and "nextCursor" in output_schema["properties"]
+        hints = {name: tool.annotations for name, tool in tools.items()}
         for name in ("recall", "export_memories", "memory_stats"):
-            assert tools[name].annotations.read_only_hint is True, name
-        assert tools["consolidate"].annotations.destructive_hint is True
-        assert tools["remember"].annotations.read_only_hint is False
-        assert tools["remember"].annotations.destructive_hint is False
+            assert (annotations := hints[name]) is not None and annotations.read_only_hint is True, name
+        assert (consolidate := hints["consolidate"]) is not None and consolidate.destructive_hint is True
+        remember = hints["remember"]
+        assert remember is not None and remember.read_only_hint is False and remember.destructive_hint is False
 
 
 # -- HTTP: authentication and Host ------------------------------------------------------

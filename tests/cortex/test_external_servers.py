@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from koderz.cortex import CortexConfig, MemoryRecord, open_memory_store
+from koderz.cortex.client import CortexClient
 from koderz.errors import MemoryStoreError
 
 GRAPH_SERVER = "@modelcontextprotocol/server-memory@2026.8.31"
@@ -62,7 +63,7 @@ def test_the_run_stops_before_it_starts_with_exit_2(tmp_path, server_env) -> Non
 
 
 @pytest.fixture
-def graph_server(tmp_path: Path, server_env) -> CortexConfig:
+def graph_server(tmp_path: Path, server_env: dict[str, str]) -> tuple[CortexConfig, dict[str, str]]:
     if shutil.which("npx") is None:
         pytest.skip("npx is not installed")
     env = {**server_env, "npm_config_cache": str(tmp_path / "npm-cache"), "npm_config_update_notifier": "false"}
@@ -84,6 +85,7 @@ async def test_the_reference_knowledge_graph_server_keeps_koderz_memories(graph_
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     async with open_memory_store(cfg, "r") as store:
+        assert isinstance(store, CortexClient)
         assert store.dialect.name.startswith("knowledge graph")
         session = await store.start_session("run r")
         await store.remember(
@@ -110,6 +112,7 @@ async def test_the_reference_knowledge_graph_server_keeps_koderz_memories(graph_
         assert [m["title"] for m in exported] == ["spec HumanEval/0", "attempt 0", "attempt 1", "attempt 2"]
         assert exported[1]["metadata"] == {"i": 0} and exported[0]["importance"] == 0.9
         assert (await store.recall(mode="important", limit=1))[0]["title"] == "spec HumanEval/0"
+        assert session is not None
         await store.end_session(session, "done")
         stats = await store.stats()
     assert stats["total_memories"] == 4 and stats["sessions"] == 1 and stats["open_sessions"] == 0

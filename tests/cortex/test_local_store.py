@@ -106,6 +106,7 @@ async def test_huge_candidate_output_is_stored_bounded(tmp_path) -> None:
 async def test_a_write_sqlite_refuses_is_counted_and_later_writes_go_on(tmp_path, caplog) -> None:
     cfg = local_cfg(tmp_path, timeout=0.2)
     async with open_memory_store(cfg, "r") as store:
+        assert isinstance(store, LocalStore)
         blocker = sqlite3.connect(cfg.db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process's write lock, held past the busy timeout
         with caplog.at_level(logging.WARNING, logger="koderz.cortex.local"):
@@ -155,6 +156,7 @@ async def test_remember_does_not_wait_for_another_writers_lock(tmp_path) -> None
     """
     cfg = local_cfg(tmp_path, timeout=30.0)
     async with open_memory_store(cfg, "r") as store:
+        assert isinstance(store, LocalStore)
         blocker = sqlite3.connect(cfg.db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
@@ -217,7 +219,9 @@ def test_four_writer_processes_at_once_lose_nothing_and_store_each_record_once(t
 def test_two_koderz_runs_at_once_share_the_default_store(tmp_path, server_env) -> None:
     def run(name: str) -> subprocess.Popen[str]:
         args = [sys.executable, "-m", "koderz", "end=3", "tracking=off", "cache=false", f"hydra.run.dir={name}"]
-        return subprocess.Popen(args, cwd=tmp_path, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            args, cwd=tmp_path, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
 
     runs = [run("a"), run("b")]
     try:

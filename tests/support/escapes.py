@@ -167,6 +167,7 @@ return 'uid=%d env=%s seen=%d' % (os.getuid(), sorted(os.environ), seen)
 async def run(settings: dict[str, object]) -> dict[str, object]:
     """The canonical solutions, the cheat on every task, the escapes on HumanEval/23 (and, with
     ``stops``, the stop programs); ``refused`` when the sandbox will not run at all."""
+    import koderz
     from koderz.datasets.loaders import load_dataset
     from koderz.errors import SandboxError
     from koderz.sandbox.sandbox import Sandbox, SandboxConfig
@@ -193,7 +194,9 @@ async def run(settings: dict[str, object]) -> dict[str, object]:
         if settings.get("exploits", True):
             paths = data_files()
             cheats = await asyncio.gather(*(sandbox.evaluate(p, cheat(p.entry_point, paths)) for p in problems))
-            programs = escapes(problem.entry_point, str(settings["marker"]), int(settings["port"]), str(Path.home()))
+            programs = escapes(
+                problem.entry_point, str(settings["marker"]), int(str(settings["port"])), str(Path.home())
+            )
             verdicts = await asyncio.gather(*(sandbox.evaluate(problem, program) for program in programs.values()))
     finally:
         sandbox.close()
@@ -206,7 +209,7 @@ async def run(settings: dict[str, object]) -> dict[str, object]:
         "escapes": {name: v.to_dict() for name, v in zip(programs, verdicts, strict=True)},
         "stops": {name: v.to_dict() for name, v in zip(stop_programs, stopped, strict=True)},
         "home": str(Path.home()),
-        "package_dir": str(Path(__import__("koderz").__file__).parent),
+        "package_dir": str(Path(koderz.__file__).parent),
         "tmp": tempfile.gettempdir(),
     }
 

@@ -25,7 +25,7 @@ import pytest
 
 from koderz.datasets.loaders import load_dataset
 from koderz.records import RunFolder
-from tests.tracking.support import TASKS, fresh_store
+from tests.support.mlflow_runs import TASKS, fresh_store, global_tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("no_stray_processes")  # no process outlives a command
@@ -103,14 +103,11 @@ def store_view(uri: str, run_id: str, experiment_id: str) -> dict[str, Any]:
     import mlflow
 
     client = mlflow.MlflowClient(uri)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with global_tracking_uri(uri):
         run = client.get_run(run_id)
         traces = mlflow.search_traces(locations=[experiment_id], run_id=run_id, return_type="list")
         table = client.load_table(experiment_id, "problems.json", run_ids=[run_id])
         runs = client.search_runs([experiment_id])
-    finally:
-        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     return {
         "run": run,
         "traces": sorted(t.info.tags["koderz.task_id"] for t in traces),

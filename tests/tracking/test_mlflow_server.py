@@ -18,7 +18,7 @@ from koderz.config import TrackingConfig
 from koderz.records import RunFolder
 from koderz.tracking.logger import log_run_folder
 from koderz.tracking.mlflow_tracker import finish_sweep_run, start_sweep_run
-from tests.tracking.support import TASKS, fresh_store, real_run_folder
+from tests.support.mlflow_runs import TASKS, fresh_store, global_tracking_uri, real_run_folder
 
 pytestmark = pytest.mark.slow
 
@@ -134,11 +134,8 @@ def test_a_folder_logs_to_the_server_over_http(server, tmp_path):
     assert run.info.run_name.startswith("replay iterative humaneval #")
     assert RunFolder(folder).read_results().summary.run_id.endswith(run.info.run_name[-6:])
     assert "results.json" in {a.path for a in client.list_artifacts(run_id)}
-    mlflow.set_tracking_uri(server)
-    try:
+    with global_tracking_uri(server):
         traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run_id, return_type="list")
-    finally:
-        mlflow.set_tracking_uri(None)
     assert len(traces) == len(TASKS)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tracking.support import fresh_store
+from tests.support.mlflow_runs import fresh_store, global_tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,6 +51,7 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
     assert "Traceback" not in done.stderr, done.stderr
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("koderz-humaneval")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(runs) == 3 and len(parents) == 1
@@ -72,11 +73,8 @@ def _assert_one_parent_two_children(tmp_path: Path, done: subprocess.CompletedPr
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["children"] == 2
     assert client.get_run(parent.info.run_id).data.params["sweep.mode"] == "zero_shot,iterative"  # the swept key
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
+    with global_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db"):
         table = client.load_table(experiment.experiment_id, "sweep_summary.json", run_ids=[parent.info.run_id])
-    finally:
-        mlflow.set_tracking_uri(None)
     assert sorted(table["mode"]) == ["iterative", "zero_shot"]
     assert list(table["pass_rate"]) == [1.0, 1.0]
     assert all(0.0 < low < 1.0 for low in table["pass_rate_ci_low"]) and list(table["pass_rate_ci_high"]) == [1.0, 1.0]

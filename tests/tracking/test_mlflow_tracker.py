@@ -14,7 +14,7 @@ from koderz.config import TrackingConfig
 from koderz.records import RunFolder
 from koderz.tracking.logger import log_run_folder
 from koderz.tracking.mlflow_tracker import flatten_params, log_figures, plan_of, run_params
-from tests.tracking.support import TASKS, fresh_store, real_run_folder
+from tests.support.mlflow_runs import TASKS, fresh_store, global_tracking_uri, real_run_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,9 +39,9 @@ def logged(folder, tmp_path_factory):
     run_id = log_run_folder(folder, tracking, tags={"koderz.sweep_id": "sweep-1"})
     assert run_id is not None
     client = mlflow.MlflowClient(tracking.uri)
-    mlflow.set_tracking_uri(tracking.uri)  # search_traces / load_table use the global URI
-    yield client, client.get_run(run_id), tmp
-    mlflow.set_tracking_uri(None)
+    assert tracking.uri is not None
+    with global_tracking_uri(tracking.uri):  # search_traces / load_table use the global URI
+        yield client, client.get_run(run_id), tmp
 
 
 def test_the_real_run_has_the_mix_of_outcomes_the_tests_rely_on(folder) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,19 @@ from koderz.datasets.loaders import load_dataset
 from tests.conftest import run_job
 
 TASKS = ("HumanEval/0", "HumanEval/1", "HumanEval/2", "HumanEval/3")
+
+
+@contextmanager
+def global_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` (``search_traces`` and ``load_table`` read it),
+    unset after so the next test's ``MLFLOW_TRACKING_URI`` counts again."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None unsets it (typed as str | Path)
 
 
 def fresh_store(tmp_path_factory: pytest.TempPathFactory, dest: Path) -> str:

@@ -60,10 +60,3 @@ def serving(what: str, cmd: list[str], port: int, cwd: Path, env: dict[str, str]
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for koderz subprocesses: no inherited MLflow settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KODERZ_MLFLOW"))}
-    env.update(extra)
-    return env
