@@ -35,6 +35,7 @@ from koderz.models.config import MODEL_KEYS, ModelConfig
 from koderz.plan import Plan
 from koderz.records import ProblemResult
 from koderz.safefiles import TrustedDir
+from koderz.sandbox.mechanism import Mechanism
 from koderz.vocab import Mode
 
 DEFAULT_PATH = Path("outputs/cache/results.sqlite")
@@ -55,7 +56,7 @@ def _model(model: ModelConfig | None) -> dict[str, Any] | None:
     return None if model is None else {k: getattr(model, k) for k in MODEL_KEYS}
 
 
-def run_key(plan: Plan, dataset_version: str, mechanism: str) -> dict[str, Any]:
+def run_key(plan: Plan, dataset_version: str, mechanism: Mechanism) -> dict[str, Any]:
     """Everything of the run that decides a problem's result (mode and task id are added per problem);
     ``mechanism``: the containment the sandbox uses (``Containment.mechanism``)."""
     config = plan.config
@@ -69,7 +70,7 @@ def run_key(plan: Plan, dataset_version: str, mechanism: str) -> dict[str, Any]:
         "reviewer": _model(plan.reviewer),
         "prompt": asdict(plan.prompt),
         "limits": _limits(plan),
-        "containment": mechanism,
+        "containment": mechanism.value,
         "sandbox": {k: v for k, v in asdict(plan.sandbox).items() if k not in OPERATIONAL},
     }
 
@@ -121,8 +122,8 @@ class ResultCache:
             result = ProblemResult.model_validate_json(row[0])
         except ValidationError:  # stored by another schema version: a miss
             return None
-        if result.record.isolation.get("mechanism", self._mechanism) != self._mechanism:
-            return None  # judged under another containment (the key says so too)
+        if result.record.mechanism is None or result.record.mechanism.value != self._mechanism:
+            return None  # judged under another containment, or under one it does not name (the key says so too)
         result.record.cached = True
         return result
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from koderz import provenance
+from koderz.datasets.loaders import dataset_version
 from koderz.errors import ConfigError
 from koderz.records import ProblemRecord, ProblemResult, RunFolder
 from koderz.report import format_summary
-from koderz.result_cache import JUDGE_CODE, JUDGE_FILES, ResultCache, run_key
+from koderz.result_cache import DEFAULT_PATH, JUDGE_CODE, JUDGE_FILES, ResultCache, run_key
+from koderz.sandbox.mechanism import Mechanism
 from koderz.vocab import Mode, Status
 from tests.conftest import plan, run_job
 from tests.fakes.scripted_server import Rules, ScriptedServer, fenced
@@ -106,7 +108,8 @@ async def test_timing_figures_add_up_and_reach_results_json(tmp_path, monkeypatc
     assert timing["max_in_flight"] > 1  # four problems at a time overlapped
 
 
-FULL = "root namespaces"
+FULL = Mechanism.ROOT_NAMESPACES
+WEAK = Mechanism.LIMITS_ONLY
 
 
 def test_the_cache_key_ignores_settings_that_cannot_change_a_zero_shot_result() -> None:
@@ -128,7 +131,7 @@ def test_the_cache_key_ignores_settings_that_cannot_change_a_zero_shot_result() 
 def test_the_cache_key_names_the_containment_used_the_judging_code_and_every_limit(limit: str) -> None:
     base = run_key(plan("model=gpt-4o-mini"), "v1", FULL)
     assert base["judge_code"] == JUDGE_CODE and base["containment"] == FULL
-    assert run_key(plan("model=gpt-4o-mini"), "v1", "limits only") != base
+    assert run_key(plan("model=gpt-4o-mini"), "v1", WEAK) != base
     assert run_key(plan("model=gpt-4o-mini", limit), "v1", FULL) != base
     assert {"processes", "tmp_mb", "output_kb", "max_items"} <= set(base["sandbox"])
 
@@ -143,14 +146,15 @@ def test_the_judging_code_digest_is_read_from_the_judges_source_files(tmp_path: 
     assert provenance.source_digest(copies) != before
 
 
-def _result(mechanism: str) -> ProblemResult:
+def _result(mechanism: Mechanism) -> ProblemResult:
     record = ProblemRecord(
         task_id="HumanEval/53",
         mode=Mode.ZERO_SHOT,
         status=Status.PASSED,
         passed=True,
         attempts=1,
-        isolation={"mechanism": mechanism},
+        isolation={"mechanism": mechanism.value},
+        mechanism=mechanism,
     )
     return ProblemResult(record=record)
 
@@ -158,33 +162,34 @@ def _result(mechanism: str) -> ProblemResult:
 async def test_a_verdict_judged_under_weaker_containment_or_by_other_judging_code_is_not_served(tmp_path) -> None:
     path = tmp_path / "cache" / "results.sqlite"
     key = run_key(plan("model=gpt-4o-mini"), "v1", FULL)
-    await ResultCache(path, run_key(plan("model=gpt-4o-mini"), "v1", "limits only")).put(
-        Mode.ZERO_SHOT, "HumanEval/53", _result("limits only")
+    await ResultCache(path, run_key(plan("model=gpt-4o-mini"), "v1", WEAK)).put(
+        Mode.ZERO_SHOT, "HumanEval/53", _result(WEAK)
     )
     await ResultCache(path, key | {"judge_code": "an older judge"}).put(Mode.ZERO_SHOT, "HumanEval/53", _result(FULL))
     cache = ResultCache(path, key)
     assert await cache.get(Mode.ZERO_SHOT, "HumanEval/53") is None
-    await cache.put(Mode.ZERO_SHOT, "HumanEval/53", _result("limits only"))  # a record that names another mechanism
+    await cache.put(Mode.ZERO_SHOT, "HumanEval/53", _result(WEAK))  # a record that names another mechanism
     assert await cache.get(Mode.ZERO_SHOT, "HumanEval/53") is None
     await cache.put(Mode.ZERO_SHOT, "HumanEval/53", _result(FULL))
     served = await cache.get(Mode.ZERO_SHOT, "HumanEval/53")
-    assert served is not None and served.record.cached and served.record.isolation == {"mechanism": FULL}
+    assert served is not None and served.record.cached and served.record.mechanism == FULL
 
 
 async def test_a_run_under_stronger_containment_does_not_reuse_a_limits_only_verdict(tmp_path, monkeypatch) -> None:
-    """Through the runner: the first run insists on ``limits only``; the next one (this machine's
-    strongest containment) asks the model again, and a third is served from the second's entry."""
+    """Through the runner: a passing verdict stored for this very run under ``limits_only`` (as a run
+    with ``sandbox.containment=limits_only`` stores it) is not served to a run under this machine's
+    containment, which asks the model again; a third run is served from the second's entry."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     async with ScriptedServer(Rules([], default=RIGHT)) as server:
         args = one_problem_against(server.openai_url)
-        weak = await run_job(tmp_path / "weak", *args, "sandbox.containment='limits only'")
+        weak = run_key(plan(*args), dataset_version("humaneval"), WEAK)
+        await ResultCache(DEFAULT_PATH, weak).put(Mode.ZERO_SHOT, "HumanEval/53", _result(WEAK))
         strong = await run_job(tmp_path / "strong", *args)
         again = await run_job(tmp_path / "again", *args)
-        assert len(server.chat_requests) == 2
-    assert weak.summary.isolation["mechanism"] == "limits only" and weak.summary.cached == 0
-    assert strong.summary.cached == 0 and strong.summary.isolation["mechanism"] != "limits only"
-    assert again.summary.cached == 1 and again.summary.isolation == strong.summary.isolation
+        assert len(server.chat_requests) == 1
+    assert strong.summary.cached == 0 and strong.summary.mechanism == FULL
+    assert again.summary.cached == 1 and again.summary.mechanism == FULL
 
 
 def test_an_unsafe_result_cache_folder_or_file_is_refused(tmp_path) -> None:
