@@ -1,0 +1,1 @@
+"""Benchmark judges behind one small protocol (:class:`koderz.evaluators.base.Evaluator`)."""
