@@ -28,7 +28,9 @@ CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env
 
 @dataclass
 class DatasetConfig:
-    name: str = "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus | bigcodebench | livecodebench
+    name: str = (
+        "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus | bigcodebench | livecodebench
+    )
     # bigcodebench / livecodebench only (koderz/datasets/bench_source.py)
     path: str | None = None  # a local file (JSONL, JSONL.gz, parquet) or saved `datasets` folder; unset = the hub
     subset: str = "full"  # bigcodebench: full | hard

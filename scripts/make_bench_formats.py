@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_formats.bcb_tasks import TASKS, Spec  # noqa: E402
-from bench_formats.lcb_problems import FUNCTIONAL, STDIN, Functional, Stdin  # noqa: E402
+from bench_formats.bcb_tasks import TASKS, Spec
+from bench_formats.lcb_problems import FUNCTIONAL, STDIN, Functional, Stdin
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "koderz" / "datasets" / "data"
@@ -44,8 +44,15 @@ def _bcb_row(index: int, spec: Spec) -> dict[str, Any]:
         f"You should write self-contained code starting with:\n```\n{code_prompt}```"
     )
     test_imports = "\n".join(x for x in ("import unittest", spec.imports, spec.test_imports) if x)
-    doc_struct = {"description": [spec.doc], "notes": [], "params": [], "returns": [], "reqs": list(spec.libs),
-                  "raises": [], "examples": []}
+    doc_struct = {
+        "description": [spec.doc],
+        "notes": [],
+        "params": [],
+        "returns": [],
+        "reqs": list(spec.libs),
+        "raises": [],
+        "examples": [],
+    }
     return {
         "task_id": f"KoderzBCB/{index}",
         "complete_prompt": complete,
@@ -85,11 +92,19 @@ def _variant(row: dict[str, Any], spec: Spec, kind: str) -> str:
 
 def _passes(row: dict[str, Any]) -> bool:
     program = row["complete_prompt"] + "\n" + row["canonical_solution"] + "\n" + row["test"]
-    runner = "\nimport unittest, sys\nr = unittest.TextTestRunner(verbosity=0).run(" \
-             "unittest.TestLoader().loadTestsFromTestCase(TestCases))\nsys.exit(0 if r.wasSuccessful() else 1)\n"
+    runner = (
+        "\nimport unittest, sys\nr = unittest.TextTestRunner(verbosity=0).run("
+        "unittest.TestLoader().loadTestsFromTestCase(TestCases))\nsys.exit(0 if r.wasSuccessful() else 1)\n"
+    )
     with tempfile.TemporaryDirectory() as cwd:
-        done = subprocess.run([sys.executable, "-c", program + runner], cwd=cwd, capture_output=True,
-                              text=True, timeout=120, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
+        done = subprocess.run(
+            [sys.executable, "-c", program + runner],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
+        )
     if done.returncode:
         print(row["task_id"], done.stderr[-2000:], file=sys.stderr)
     return done.returncode == 0
@@ -126,7 +141,7 @@ def _stdout_of(program: str, stdin: str) -> str:
 
 def _call(problem: Functional, args: tuple[Any, ...]) -> Any:
     namespace: dict[str, Any] = {}
-    exec(_solution(problem, problem.right), namespace)  # noqa: S102 - our own right answer
+    exec(_solution(problem, problem.right), namespace)
     result = getattr(namespace["Solution"](), problem.func)(*args)
     return list(result) if isinstance(result, tuple) else result
 
@@ -167,8 +182,11 @@ def livecodebench() -> None:
             extra = {"whitespace": problem.right.replace("print(", "print('', ") if index % 4 == 1 else None}
         else:
             pairs = [
-                {"input": "\n".join(json.dumps(a) for a in args), "output": json.dumps(_call(problem, args)),
-                 "testtype": "functional"}
+                {
+                    "input": "\n".join(json.dumps(a) for a in args),
+                    "output": json.dumps(_call(problem, args)),
+                    "testtype": "functional",
+                }
                 for args in problem.inputs
             ]
             public, private_plain = _tests(pairs, 1)

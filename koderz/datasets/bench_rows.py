@@ -48,7 +48,7 @@ def read_rows(source: str, split: str) -> list[dict[str, Any]]:
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     except DatasetError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one line naming it
+    except Exception as exc:
         raise DatasetError(f"dataset.path={source}: cannot read it ({type(exc).__name__}: {_first_line(exc)})") from exc
     if not all(isinstance(r, dict) for r in rows):
         raise DatasetError(f"dataset.path={source}: every line must be a JSON object")
@@ -74,7 +74,7 @@ def _from_hub(name: str, split: str) -> list[dict[str, Any]]:
         import datasets
 
         return [dict(r) for r in datasets.load_dataset(name, split=split)]
-    except Exception as exc:  # noqa: BLE001 - offline, unknown name, unknown split: one line
+    except Exception as exc:
         raise DatasetError(f"dataset.path={name}: cannot load it from the hub ({_first_line(exc)})") from exc
 
 

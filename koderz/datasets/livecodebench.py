@@ -95,8 +95,8 @@ def _tests(value: str, where: str) -> list[TestCase]:
         raw = json.loads(value)
     except ValueError:
         try:
-            raw = json.loads(pickle.loads(zlib.decompress(base64.b64decode(value.encode("utf-8")))))  # noqa: S301
-        except Exception as exc:  # noqa: BLE001 - an unreadable test list is one line
+            raw = json.loads(pickle.loads(zlib.decompress(base64.b64decode(value.encode("utf-8")))))
+        except Exception as exc:
             raise DatasetError(f"{where}: test cases are neither JSON nor the compressed form") from exc
     try:
         return [TestCase(str(t["input"]), str(t["output"]), TestType(t["testtype"])) for t in raw]

@@ -92,8 +92,8 @@ def _run_suite():
     workdir = tempfile.mkdtemp()
     os.chdir(workdir)
     exit_, quit_ = getattr(builtins, "exit", None), getattr(builtins, "quit", None)  # python -S has neither
-    builtins.exit = None
-    builtins.quit = None
+    setattr(builtins, "exit", None)  # noqa: B010 - as bigcodebench's reliability_guard
+    setattr(builtins, "quit", None)  # noqa: B010
     sink = _Sink()
     module = types.ModuleType("__test__")
     module.__dict__.update(
@@ -105,13 +105,13 @@ def _run_suite():
         raise _SuiteTimeout("Timed out!")
 
     try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):  # type: ignore[type-var]
-            saved_stdin, sys.stdin = sys.stdin, sink  # type: ignore[assignment]
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            saved_stdin, sys.stdin = sys.stdin, sink
             try:
                 exec(compile(KZ_CODE + "\n" + KZ_TEST, "__test__.py", "exec"), module.__dict__)
                 sys.modules["__test__"] = module
                 suite = unittest.TestLoader().loadTestsFromTestCase(module.TestCases)
-                names = sorted(t.id().split(".")[-1] for t in suite)
+                names = sorted(t.id().split(".")[-1] for t in suite)  # type: ignore[union-attr]
                 result = unittest.TestResult()
                 signal.signal(signal.SIGALRM, alarm)
                 signal.setitimer(signal.ITIMER_REAL, KZ_TIME_LIMIT)
@@ -131,11 +131,10 @@ def _run_suite():
     except BaseException as exc:  # noqa: BLE001 - bigcodebench: any failure outside the tests fails them all
         _STATE["error"] = f"{type(exc).__name__}: {exc}"[:2000]
     finally:
-        builtins.exit, builtins.quit = exit_, quit_
-        try:
+        setattr(builtins, "exit", exit_)  # noqa: B010
+        setattr(builtins, "quit", quit_)  # noqa: B010
+        with contextlib.suppress(OSError):
             os.chdir(cwd)
-        except OSError:
-            pass
 
 
 def _last_line(trace):

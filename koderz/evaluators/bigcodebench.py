@@ -40,7 +40,7 @@ def sandbox_config(base: SandboxConfig, judging: BigCodeBenchJudging) -> Sandbox
     return replace(base, library_paths=library_paths(judging))
 
 
-def test_names(test_source: str) -> list[str]:
+def suite_test_names(test_source: str) -> list[str]:
     """The names unittest's loader finds on ``TestCases`` (sorted), read from the source."""
     tree = ast.parse(test_source)
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
@@ -51,7 +51,9 @@ def test_names(test_source: str) -> list[str]:
         if node is None:
             continue
         names |= {
-            f.name for f in node.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test")
+            f.name
+            for f in node.body
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test")
         }
         pending += [b.id for b in node.bases if isinstance(b, ast.Name)]
     return sorted(names)
@@ -66,7 +68,7 @@ class BigCodeBenchEvaluator:
 
     async def judge(self, problem: Problem, program: str) -> Judged:
         task = task_of(problem)
-        names = test_names(task.test)
+        names = suite_test_names(task.test)
         limit = self.judging.time_limit + 1
         harness = harness_program(
             "bcb_harness",

@@ -17,6 +17,7 @@ in nvidia-livecodebench 26.3, Apache-2.0). The evaluator appends the values for 
 """
 
 import ast
+import contextlib
 import json
 import signal
 import sys
@@ -52,14 +53,15 @@ def clean_if_name(code):
         last = tree.body[-1]
         if isinstance(last, ast.If) and ast.unparse(last.test).strip() == "__name__ == '__main__'":
             code = ast.unparse(tree.body[:-1]) + "\n" + ast.unparse(last.body)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001, S110 - as LiveCodeBench: unparsable code is left as it is
+    except Exception:  # noqa: BLE001 - as LiveCodeBench: unparsable code is left as it is
         pass
     return code
 
 
 def make_function(code):
     try:
-        imports, others = [], []
+        imports: list = []
+        others: list = []
         for stmt in ast.parse(code).body:
             (imports if isinstance(stmt, (ast.Import, ast.ImportFrom)) else others).append(stmt)
         function = ast.FunctionDef(
@@ -68,7 +70,7 @@ def make_function(code):
             body=others,
             decorator_list=[],
             lineno=-1,
-        )  # type: ignore[call-arg]
+        )
         return IMPORT_STRING + "\n" + ast.unparse(imports) + "\n" + ast.unparse(function)  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - as LiveCodeBench
         return code
@@ -113,11 +115,9 @@ def _run_stdin(method, text):
             patch("sys.stdin.readline", lambda *args: next(lines)),
             patch("sys.stdin.readlines", lambda *args: text.split("\n")),
             patch("sys.stdin.read", lambda *args: text),
+            contextlib.suppress(SystemExit),
         ):
-            try:
-                method()
-            except SystemExit:
-                pass
+            method()
     finally:
         sys.stdout = saved
     return captured.getvalue()

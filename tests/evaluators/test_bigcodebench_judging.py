@@ -1,0 +1,61 @@
+"""BigCodeBench judging: test discovery, and real tasks judged through the real sandbox with
+numpy/pandas/matplotlib bound in: canonical solutions pass, every wrong or hostile variant fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from koderz.datasets.bench_source import load_benchmark
+from koderz.evaluators.bigcodebench import BigCodeBenchEvaluator, BigCodeBenchJudging, sandbox_config, suite_test_names
+from koderz.sandbox.sandbox import Sandbox
+from tests.support.bench_files import bcb_config, bcb_samples
+from tests.support.bench_files import sandbox_config as base_config
+
+JUDGING = BigCodeBenchJudging(time_limit=3)
+
+
+def test_discovery_finds_test_methods_of_TestCases_and_its_bases_sorted():
+    source = (
+        "import unittest\nclass Base(unittest.TestCase):\n    def test_z(self): pass\n    def helper(self): pass\n"
+        "class TestCases(Base):\n    def test_b(self): pass\n    def test_a(self): pass\n"
+        "class Other(unittest.TestCase):\n    def test_other(self): pass\n"
+    )
+    assert suite_test_names(source) == ["test_a", "test_b", "test_z"]
+
+
+async def _judge_all(samples):
+    problems = {p.task_id: p for p in load_benchmark(bcb_config())}
+    sandbox = Sandbox(sandbox_config(base_config(), JUDGING))
+    evaluator = BigCodeBenchEvaluator(sandbox, JUDGING)
+    try:
+        return [(s, await evaluator.judge(problems[s.task_id], s.solution)) for s in samples]
+    finally:
+        sandbox.close()
+
+
+async def test_canonical_passes_and_each_hostile_kind_fails_in_the_sandbox():
+    samples = bcb_samples()
+    by_kind = {}
+    for sample in samples:  # one sample of each kind, from tasks using numpy, pandas, matplotlib, files
+        by_kind.setdefault(sample.variant, sample)
+    chosen = [*by_kind.values(), *(s for s in samples if s.task_id in {"KoderzBCB/16", "KoderzBCB/24"})]
+    assert set(by_kind) == {"canonical", "wrong", "raise", "prints", "sys_exit", "tamper", "loop", "os_exit"}
+    for sample, judged in await _judge_all(chosen):
+        assert judged.passed is sample.should_pass, (sample.task_id, sample.variant, judged.feedback())
+        if not judged.passed:
+            assert judged.failing_test is not None or judged.status != "passed"
+        if sample.variant == "tamper":
+            assert "tampered" in (judged.message or "")
+        if sample.variant == "wrong":
+            assert judged.failing_test and judged.failing_test.startswith("test")
+            assert judged.message
+
+
+@pytest.mark.slow
+async def test_every_bigcodebench_sample_gets_its_expected_verdict():
+    wrong = [
+        (s.task_id, s.variant, j.feedback())
+        for s, j in await _judge_all(bcb_samples())
+        if j.passed is not s.should_pass
+    ]
+    assert wrong == []
