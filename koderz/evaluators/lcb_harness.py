@@ -157,7 +157,11 @@ def normal_form(output):
 
 
 def koderz_lcb_run(text):
-    """Run one test on input ``text``; its output's normal form (stdin) or ``{"v": result}``."""
+    """Run one test on input ``text``; its output's normal form (stdin) or ``{"v": result}``.
+    After a test raised or ran out of time the later ones are not run (LiveCodeBench stops at
+    the first failure): each raises at once."""
+    if "stopped" in _STATE:
+        raise RuntimeError(_STATE["stopped"])
     method = _method()
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(KZ_TIMEOUT)
@@ -166,6 +170,9 @@ def koderz_lcb_run(text):
             return normal_form(_run_stdin(method, text))
         args = [json.loads(line) for line in text.split("\n")]
         result = method(*args)
+    except BaseException as exc:
+        _STATE["stopped"] = f"not run: an earlier test failed ({type(exc).__name__})"
+        raise
     finally:
         signal.alarm(0)
     return {"v": list(result) if isinstance(result, tuple) else result}
