@@ -11,6 +11,9 @@ The call for ``__discovered__`` returns the test names unittest found.
 
 Unlike bigcodebench, a run whose solution replaced anything on ``unittest``'s classes fails
 every test (``tampered: ...``): bigcodebench counts such a run as passed.
+The suite runs in a forked process holding no descriptor of the sandbox's result stream (so
+the candidate cannot write answers into it); like bigcodebench, a solution that rewrites the
+harness's own code inside that process can still report what it likes.
 The evaluator appends the task's values for the ``KZ_*`` names below.
 """
 
@@ -21,6 +24,7 @@ KZ_CODE = ""
 KZ_TEST = ""
 KZ_LIBRARY_PATHS: list = []
 KZ_TIME_LIMIT = 240.0
+MAX_REPORT = 4 * 1024 * 1024  # bytes of the forked run's report
 _STATE: dict = {}
 
 
@@ -144,10 +148,56 @@ def _last_line(trace):
     return "\n".join(lines[frames[-1] + 1 :] if frames else lines[-1:])[:2000]
 
 
+def _suite_in_fork():
+    """Run the suite in a forked process that holds no descriptor but stdin/out/err and a pipe
+    of its own: the candidate cannot write into the sandbox's result stream. Its report (JSON,
+    bounded) is checked for shape; a missing or malformed report is an error."""
+    import json
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        os.closerange(3, write_fd)
+        os.closerange(write_fd + 1, 1 << 16)
+        _run_suite()
+        data = json.dumps(_STATE).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+        os._exit(0)
+    os.close(write_fd)
+    chunks, size = [], 0
+    while size <= MAX_REPORT:
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    try:
+        report = json.loads(b"".join(chunks)) if size <= MAX_REPORT else None
+    except ValueError:
+        report = None
+    if isinstance(report, dict) and isinstance(report.get("error"), str):
+        _STATE["error"] = report["error"][:2000]
+    elif (
+        isinstance(report, dict)
+        and isinstance(report.get("names"), list)
+        and all(isinstance(n, str) for n in report["names"])
+        and isinstance(report.get("outcomes"), dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in report["outcomes"].items())
+    ):
+        _STATE.update(names=report["names"], outcomes=report["outcomes"])
+    else:
+        _STATE["error"] = "the test run ended without a well-formed report"
+
+
 def koderz_bcb_outcome(name):
     """``pass`` or why the test ``name`` failed; the sorted test names for ``__discovered__``."""
     if not _STATE:
-        _run_suite()
+        _suite_in_fork()
     if "error" in _STATE:
         raise RuntimeError(_STATE["error"])
     if name == "__discovered__":

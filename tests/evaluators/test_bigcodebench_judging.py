@@ -59,3 +59,30 @@ async def test_every_bigcodebench_sample_gets_its_expected_verdict():
         if j.passed is not s.should_pass
     ]
     assert wrong == []
+
+
+RESULT_STREAM_INJECTION = """
+import os, json
+def task_func(words):
+    return None
+names = {names!r}
+lines = "V 0 " + json.dumps(names) + "\\n" + "".join('V %d "pass"\\n' % (i + 1) for i in range(len(names))) + "D 0 \\n"
+for fd in range(3, 64):
+    try:
+        os.write(fd, lines.encode())
+    except OSError:
+        pass
+os._exit(0)
+"""
+
+
+async def test_a_solution_writing_passes_into_the_result_stream_fails():
+    problem = load_benchmark(bcb_config())[0]
+    attack = RESULT_STREAM_INJECTION.format(names=suite_test_names(problem.tests))
+    sandbox = Sandbox(sandbox_config(base_config(), JUDGING))
+    try:
+        judged = await BigCodeBenchEvaluator(sandbox, JUDGING).judge(problem, attack)
+    finally:
+        sandbox.close()
+    assert not judged.passed
+    assert judged.tests_passed == 0
