@@ -146,6 +146,25 @@ def _call(problem: Functional, args: tuple[Any, ...]) -> Any:
     return list(result) if isinstance(result, tuple) else result
 
 
+def _differs(problem: Stdin | Functional) -> bool:
+    """The wrong answer fails at least one test (different output, or an exception)."""
+    if isinstance(problem, Stdin):
+        for text in problem.inputs:
+            done = subprocess.run([sys.executable, "-c", problem.wrong], input=text, capture_output=True, text=True,
+                                  timeout=60, check=False)  # fmt: skip
+            if done.returncode or done.stdout.split() != _stdout_of(problem.right, text).split():
+                return True
+        return False
+    wrong = Functional(**{**problem.__dict__, "right": problem.wrong})
+    for args in problem.inputs:
+        try:
+            if _call(wrong, args) != _call(problem, args):
+                return True
+        except Exception:  # noqa: BLE001 - a crash is a failure too
+            return True
+    return False
+
+
 def _solution(problem: Functional, body: str) -> str:
     return f"from typing import List\n\nclass Solution:\n    def {problem.func}({problem.params}) -> {problem.returns}:\n{body}"
 
@@ -200,6 +219,8 @@ def livecodebench() -> None:
             crash = _solution(problem, "        return [][0]\n")
             slow = _solution(problem, "        while True:\n            pass\n")
             extra = {}
+        if not _differs(problem):
+            raise SystemExit(f"{problem.title}: the wrong answer gives the right output on every test")
         row |= {"public_test_cases": public, "private_test_cases": private}
         rows.append(row)
         codes = {"right": right, "wrong": wrong, "crash": crash}

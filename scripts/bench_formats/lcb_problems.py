@@ -251,7 +251,7 @@ FUNCTIONAL: list[Functional] = [
         "        if n < 3:\n            return 0\n        sieve = bytearray([1]) * n\n        sieve[0] = sieve[1] = 0\n"
         "        for i in range(2, int(n ** 0.5) + 1):\n            if sieve[i]:\n"
         "                sieve[i * i::i] = bytearray(len(range(i * i, n, i)))\n        return sum(sieve)\n",
-        "        return sum(1 for k in range(2, n) if all(k % d for d in range(2, k)))\n",
+        "        return sum(1 for k in range(2, n + 1) if all(k % d for d in range(2, k)))\n",
         ((10,), (0,), (2,), (100,)),
     ),
     Functional(
@@ -286,7 +286,7 @@ FUNCTIONAL: list[Functional] = [
         "self, s: str",
         "List[int]",
         "        import itertools\n        return [len(list(g)) for _, g in itertools.groupby(s)]\n",
-        "        return [s.count(c) for c in sorted(set(s))]\n",
+        "        return [s.count(c) for c in sorted(set(s))][::-1]\n",
         (("aabccc",), ("abc",), ("zzzz",)),
     ),
     Functional(
