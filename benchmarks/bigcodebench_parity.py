@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,19 +100,42 @@ async def run_koderz(samples: list[dict], workers: int, time_limit: float) -> li
     ]
 
 
+def reference_in_own_session(args: argparse.Namespace) -> list[str]:
+    """The reference side in a process of its own session; whatever it leaves behind (its
+    checks' Manager processes outlive them) is killed with the session's process group."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "reference.json"
+        command = [sys.executable, __file__, "--reference-only", str(out), "--workers", str(args.workers),
+                   "--time-limit", str(args.time_limit)] + (["--limit", str(args.limit)] if args.limit else [])  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=3600)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.returncode:
+            raise SystemExit(f"the reference run failed (exit {proc.returncode})")
+        return list(json.loads(out.read_text()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=None, help="first N samples only")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--time-limit", type=float, default=5.0)
+    parser.add_argument("--reference-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     tasks = {r["task_id"]: r for r in map(json.loads, TASKS.read_text().splitlines())}
     samples = [json.loads(line) for line in SAMPLES.read_text().splitlines()][: args.limit]
+    if args.reference_only:
+        try:
+            args.reference_only.write_text(json.dumps(run_reference(samples, tasks, args.workers, args.time_limit)))
+        finally:
+            stop_leftovers()
+        return
     started = time.perf_counter()
-    try:
-        reference = run_reference(samples, tasks, args.workers, args.time_limit)
-    finally:
-        stop_leftovers()
+    reference = reference_in_own_session(args)
     reference_wall = time.perf_counter() - started
     started = time.perf_counter()
     koderz = asyncio.run(run_koderz(samples, args.workers, args.time_limit))
