@@ -31,6 +31,13 @@ CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env
 class DatasetConfig:
     name: str = "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus
     evaluator: str = "humaneval"  # how answers are judged: a name in koderz.evaluators.EVALUATORS
+    # bigcodebench / livecodebench only (koderz/bench/source.py)
+    path: str | None = None  # a local file (JSONL, JSONL.gz, parquet) or saved `datasets` folder; unset = the hub
+    subset: str = "full"  # bigcodebench: full | hard
+    split: str = "complete"  # bigcodebench: complete | instruct
+    version: str | None = None  # the release (bigcodebench: hub split, default v0.1.4; livecodebench: split)
+    date_from: str | None = None  # livecodebench: contest date window, YYYY-MM-DD, both ends included
+    date_to: str | None = None
 
 
 @dataclass

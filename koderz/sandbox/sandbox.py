@@ -91,6 +91,7 @@ class SandboxConfig:
     uid_base: int = 3_000_000
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
     containment: str = "auto"  # or a mechanism.Mechanism name, to insist on that one (limits_only: opt in)
+    library_paths: tuple[str, ...] = ()  # bound read-only into the child's root (BigCodeBench's libraries)
     # what the trusted side accepts from one attempt, and what judging it may cost (docs/sandbox.md)
     line_kb: int = 16 * 1024  # EvalPlus datasets: longest answer sent in full; longer ones travel as a digest
     humaneval_line_kb: int = 64  # humaneval: longest answer (its check replay needs every answer in full)
@@ -187,7 +188,7 @@ class Sandbox:
         slots = self.config.max_processes or os.cpu_count() or 1
         self._slots = SlotPool(slots)
         self._source = child_source()
-        self._root_paths = _root_paths()
+        self._root_paths = _root_paths() + [os.path.realpath(p) for p in self.config.library_paths]
         self._hide = _hidden_paths(self._root_paths)
         self._zygote: ForkServer | None = None
         self._zygote_loop: asyncio.AbstractEventLoop | None = None

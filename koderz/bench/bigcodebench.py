@@ -1,0 +1,120 @@
+"""BigCodeBench judging as bigcodebench 0.2.5 judges: the task's ``unittest`` suite runs once
+inside the sandboxed child (``bcb_harness``); each test's outcome travels back as a plain string;
+the trusted judge passes the task only when the names the suite ran equal the names of the
+task's ``TestCases`` and every test reports ``pass``. A test never reported fails.
+
+Time limit: the suite runs under bigcodebench's own per-task limit (``TIMEOUT_LIMIT`` = 240 s,
+plus its 1 s), which is also the attempt's CPU budget.
+"""
+
+from __future__ import annotations
+
+import ast
+import site
+from dataclasses import dataclass, replace
+
+from koderz.bench.base import Judged
+from koderz.bench.harness import harness_problem, harness_program, reference_seconds_for
+from koderz.datasets.bigcodebench import task_of
+from koderz.datasets.problem import Problem
+from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+from koderz.sandbox.verdict import Verdict
+
+ENTRY = "koderz_bcb_outcome"
+DISCOVERED = "__discovered__"
+TIMEOUT_LIMIT = 240.0  # bigcodebench.eval.utils.TIMEOUT_LIMIT
+
+
+@dataclass(frozen=True)
+class BigCodeBenchJudging:
+    time_limit: float = TIMEOUT_LIMIT  # seconds for the whole suite (bigcodebench adds 1)
+    library_paths: tuple[str, ...] = ()  # where the tasks' libraries are; () = this interpreter's site-packages
+
+
+def library_paths(judging: BigCodeBenchJudging) -> tuple[str, ...]:
+    return judging.library_paths or tuple(site.getsitepackages())
+
+
+def sandbox_config(base: SandboxConfig, judging: BigCodeBenchJudging) -> SandboxConfig:
+    """``base`` with the libraries bound read-only into the child's root."""
+    return replace(base, library_paths=library_paths(judging))
+
+
+def suite_test_names(test_source: str) -> list[str]:
+    """The names unittest's loader finds on ``TestCases`` (sorted), read from the source."""
+    tree = ast.parse(test_source)
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    names: set[str] = set()
+    pending = ["TestCases"]
+    while pending:
+        node = classes.get(pending.pop())
+        if node is None:
+            continue
+        names |= {
+            f.name
+            for f in node.body
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name.startswith("test")
+        }
+        pending += [b.id for b in node.bases if isinstance(b, ast.Name)]
+    return sorted(names)
+
+
+class BigCodeBenchEvaluator:
+    """An ``Evaluator`` for ``dataset=bigcodebench``."""
+
+    def __init__(self, sandbox: Sandbox, judging: BigCodeBenchJudging | None = None) -> None:
+        self.sandbox = sandbox
+        self.judging = judging or BigCodeBenchJudging()
+
+    async def judge(self, problem: Problem, program: str) -> Judged:
+        task = task_of(problem)
+        names = suite_test_names(task.test)
+        limit = self.judging.time_limit + 1
+        harness = harness_program(
+            "bcb_harness",
+            {
+                "KZ_CODE": program,
+                "KZ_TEST": task.test,
+                "KZ_LIBRARY_PATHS": list(library_paths(self.judging)),
+                "KZ_TIME_LIMIT": limit,
+            },
+        )
+        judged = harness_problem(
+            problem,
+            program_entry=ENTRY,
+            inputs=[(DISCOVERED,), *((n,) for n in names)],
+            expected=[names, *(["pass"] * len(names))],
+            reference_seconds=reference_seconds_for(self.sandbox.config, limit + 1),
+        )
+        return _judged(await self.sandbox.evaluate(judged, harness), len(names))
+
+
+def _judged(verdict: Verdict, total: int) -> Judged:
+    failing = _name(verdict.failing_input)
+    discovery_failed = failing == DISCOVERED
+    passed_tests = verdict.tests_passed if discovery_failed else max(verdict.tests_passed - 1, 0)
+    message = verdict.got if verdict.got is not None else verdict.error
+    if discovery_failed and verdict.got is not None:
+        message = f"the suite ran other tests than TestCases declares: {verdict.got}"
+    return Judged(
+        passed=verdict.passed and verdict.tests_total == total + 1,
+        status=verdict.status,
+        tests_passed=min(passed_tests, total),
+        tests_total=total,
+        failing_test=failing,
+        message=message,
+        verdict=verdict,
+    )
+
+
+def _name(failing_input: str | None) -> str | None:
+    """The test name out of the judge's repr of the call's arguments (``('test_x',)``)."""
+    if failing_input is None:
+        return None
+    try:
+        value = ast.literal_eval(failing_input)
+    except (ValueError, SyntaxError):
+        return failing_input
+    if isinstance(value, tuple) and len(value) == 1:
+        value = value[0]
+    return str(value)

@@ -1,0 +1,47 @@
+"""Shared by the benchmark evaluators: the child-side harness as a program, and its verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from koderz.answers.wire import encode
+from koderz.datasets.expected import Expected
+from koderz.datasets.problem import Problem
+from koderz.sandbox.sandbox import SandboxConfig
+
+
+def harness_program(module: str, values: dict[str, Any]) -> str:
+    """The harness file ``module`` (in this package) with its ``KZ_*`` values appended."""
+    source = (resources.files("koderz.bench") / f"{module}.py").read_text()
+    return source + "\n" + "".join(f"{name} = {value!r}\n" for name, value in values.items())
+
+
+def reference_seconds_for(config: SandboxConfig, cpu_seconds: float) -> float:
+    """The ``Problem.reference_seconds`` that gives an attempt ``cpu_seconds`` of CPU time."""
+    return max(0.0, (math.ceil(cpu_seconds) - config.cpu_floor) / config.cpu_factor) if config.cpu_factor else 0.0
+
+
+def harness_problem(
+    problem: Problem,
+    *,
+    program_entry: str,
+    inputs: Sequence[tuple[Any, ...]],
+    expected: Sequence[Any],
+    reference_seconds: float,
+) -> Problem:
+    """The problem the sandbox judges: the harness's entry point called on ``inputs``, each
+    answer compared by the trusted judge with ``expected`` (which never enters the child)."""
+    return Problem(
+        task_id=problem.task_id,
+        prompt="",
+        entry_point=program_entry,
+        canonical_solution="",
+        tests="",
+        dataset=problem.dataset,
+        inputs=[tuple(i) for i in inputs],
+        expected=Expected([encode(e) for e in expected]),
+        reference_seconds=reference_seconds,
+    )

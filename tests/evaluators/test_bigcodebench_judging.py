@@ -1,0 +1,90 @@
+"""BigCodeBench judging: test discovery, and real tasks judged through the real sandbox with
+numpy/pandas/matplotlib bound in: canonical solutions pass, every wrong or hostile variant fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from koderz.bench.bigcodebench import BigCodeBenchEvaluator, BigCodeBenchJudging, sandbox_config, suite_test_names
+from koderz.bench.source import load_benchmark
+from koderz.sandbox.sandbox import Sandbox
+from tests.support.bench_files import bcb_config, bcb_samples
+from tests.support.bench_files import sandbox_config as base_config
+
+JUDGING = BigCodeBenchJudging(time_limit=3)
+
+
+def test_discovery_finds_test_methods_of_TestCases_and_its_bases_sorted():
+    source = (
+        "import unittest\nclass Base(unittest.TestCase):\n    def test_z(self): pass\n    def helper(self): pass\n"
+        "class TestCases(Base):\n    def test_b(self): pass\n    def test_a(self): pass\n"
+        "class Other(unittest.TestCase):\n    def test_other(self): pass\n"
+    )
+    assert suite_test_names(source) == ["test_a", "test_b", "test_z"]
+
+
+async def _judge_all(samples):
+    problems = {p.task_id: p for p in load_benchmark(bcb_config())}
+    sandbox = Sandbox(sandbox_config(base_config(), JUDGING))
+    evaluator = BigCodeBenchEvaluator(sandbox, JUDGING)
+    try:
+        return [(s, await evaluator.judge(problems[s.task_id], s.solution)) for s in samples]
+    finally:
+        sandbox.close()
+
+
+async def test_canonical_passes_and_each_hostile_kind_fails_in_the_sandbox():
+    samples = bcb_samples()
+    by_kind: dict[str, Any] = {}
+    for sample in samples:  # one sample of each kind, from tasks using numpy, pandas, matplotlib, files
+        by_kind.setdefault(sample.variant, sample)
+    chosen = [*by_kind.values(), *(s for s in samples if s.task_id in {"KoderzBCB/16", "KoderzBCB/24"})]
+    assert set(by_kind) == {"canonical", "wrong", "raise", "prints", "sys_exit", "tamper", "loop", "os_exit"}
+    for sample, judged in await _judge_all(chosen):
+        assert judged.passed is sample.should_pass, (sample.task_id, sample.variant, judged.feedback())
+        if not judged.passed:
+            assert judged.failing_test is not None or judged.status != "passed"
+        if sample.variant == "tamper":
+            assert "tampered" in (judged.message or "")
+        if sample.variant == "wrong":
+            assert judged.failing_test and judged.failing_test.startswith("test")
+            assert judged.message
+
+
+@pytest.mark.slow
+async def test_every_bigcodebench_sample_gets_its_expected_verdict():
+    wrong = [
+        (s.task_id, s.variant, j.feedback())
+        for s, j in await _judge_all(bcb_samples())
+        if j.passed is not s.should_pass
+    ]
+    assert wrong == []
+
+
+RESULT_STREAM_INJECTION = """
+import os, json
+def task_func(words):
+    return None
+names = {names!r}
+lines = "V 0 " + json.dumps(names) + "\\n" + "".join('V %d "pass"\\n' % (i + 1) for i in range(len(names))) + "D 0 \\n"
+for fd in range(3, 64):
+    try:
+        os.write(fd, lines.encode())
+    except OSError:
+        pass
+os._exit(0)
+"""
+
+
+async def test_a_solution_writing_passes_into_the_result_stream_fails():
+    problem = load_benchmark(bcb_config())[0]
+    attack = RESULT_STREAM_INJECTION.format(names=suite_test_names(problem.tests))
+    sandbox = Sandbox(sandbox_config(base_config(), JUDGING))
+    try:
+        judged = await BigCodeBenchEvaluator(sandbox, JUDGING).judge(problem, attack)
+    finally:
+        sandbox.close()
+    assert not judged.passed
+    assert judged.tests_passed == 0
