@@ -25,6 +25,7 @@ from koderz.errors import ModelError, SandboxError
 from koderz.evaluators import Evaluator
 from koderz.models.base import CallContext, Completion, Message, ModelClient
 from koderz.models.config import ModelConfig
+from koderz.models.prefill import continues
 from koderz.models.pricing import CostLedger, Prices
 from koderz.prompts import Attempt, PromptStyle, attempt_messages, checkpoint_messages, spec_messages
 from koderz.records import AttemptRecord, Cost, ProblemRecord, ProblemResult, Span, Tokens
@@ -180,6 +181,9 @@ class Experiment:
                 error=verdict.error or verdict.got,
             )
         attempt = _attempt_record(self.problem.task_id, self.mode, index, program, verdict, completion)
+        prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+        if prefill and not self.env.coder.client.answers_programs:
+            attempt.prefill_continued = continues(prefill, completion.text)
         self.attempts.append(attempt)
         self._isolation = verdict.isolation
         if not verdict.passed:
@@ -228,9 +232,21 @@ class Experiment:
                 input_tokens=completion.usage.input_tokens,
                 output_tokens=completion.usage.output_tokens,
                 finish_reason=completion.finish_reason,
+                server_seconds=completion.server_time,
+                queued_seconds=completion.queued,
             )
+        self._split_queue(completion.queued)
         self.ledger.record_for(ledger_key, role.cfg, completion.usage)
         return completion
+
+    def _split_queue(self, queued: float) -> None:
+        """The last (model call) span's wait for its server becomes a ``queue`` span before it, so
+        a one-slot server's queue is not counted as model time (waits between retries are summed)."""
+        call = self.spans[-1]
+        queued = min(max(queued, 0.0), call.end - call.start)
+        if queued > 0:
+            self.spans.insert(-1, Span(name=Phase.QUEUE.value, start=call.start, end=call.start + queued))
+            call.start += queued
 
     async def _remember(
         self,
@@ -295,6 +311,7 @@ class Experiment:
             spec_reused=self.spec_reused,
             checkpoints=self.checkpoints,
             truncated=sum(1 for a in attempts if a.finish_reason == "length"),
+            prefill_ignored=sum(1 for a in attempts if a.prefill_continued is False),
             isolation=self._isolation,
             outcomes=[a.outcome() for a in attempts],
             cost=Cost(

@@ -97,6 +97,7 @@ def summarize(
         saved_cost=sum(r.cost.total for r in saved),
         saved_tokens=sum((r.tokens for r in saved), Tokens()),
         truncated=sum(r.truncated for r in records),
+        prefill_ignored=sum(r.prefill_ignored for r in records),
         statuses=dict(sorted(Counter(r.status for r in headline).items())),
         isolation=next((r.isolation for r in records if r.isolation), {}),
     )
@@ -181,6 +182,8 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
         )
     if summary.truncated:
         rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
+    if summary.prefill_ignored:
+        rows.append(("PREFILL IGNORED", prefill_warning(summary)))
     rows.append(
         ("duration", f"{summary.duration:.1f} s" + (f" ({summary.resumed} resumes)" if summary.resumed else ""))
     )
@@ -200,6 +203,15 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
     body = [f"{k:<{width}}  {v}" for k, v in rows]
     title = "koderz results" + (" (INTERRUPTED)" if summary.interrupted else "")
     return "\n".join(["", title, "-" * 60, *body, "-" * 60, f"run folder: {run_dir}"])
+
+
+def prefill_warning(summary: RunSummary) -> str:
+    """One line for answers whose server did not continue the prefilled answer."""
+    return (
+        f"{summary.prefill_ignored} answers did not continue the prefilled answer "
+        "(the server started a new assistant turn): not EvalPlus's protocol as run by its tools; "
+        "see docs/leaderboard.md for servers that continue prefills"
+    )
 
 
 def _rate(passed: int, answered: int, rate: float) -> str:

@@ -43,9 +43,9 @@ from koderz.models.registry import ClientPool, build_model, provider_module
 from koderz.plan import Plan
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
-from koderz.result_cache import DEFAULT_PATH, ResultCache, cacheable, run_key
+from koderz.result_cache import DEFAULT_PATH, ResultCache, run_key, uncacheable
 from koderz.timing import RunClock, build_timing, export_report, format_report, process_start
-from koderz.vocab import Mode, Phase
+from koderz.vocab import CacheSetting, Mode, Phase
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,8 @@ class Runner:
         if plan.config.timing.report:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(folder.path)))
+        if summary.prefill_ignored:
+            log.warning("prompt %s: %s", summary.prompt, report.prefill_warning(summary))
         if summary.unanswered or summary.not_run:
             left = [
                 f"{n} {what}"
@@ -331,7 +333,7 @@ class Runner:
         parts = self.plan.mode.spec.parts
         jobs = [(p, mode) for p in problems for mode in parts]
         semaphore = asyncio.Semaphore(self.plan.config.concurrency)
-        cache = await self._cache(env.evaluator)
+        cache = await self._cache(env)
         progress = Progress(total=len(jobs), modes=len(parts) > 1)
         for record in done.values():
             progress.update(record, resumed=True)
@@ -382,14 +384,22 @@ class Runner:
                 log.error("%s stopped answering (%s): no new problems are sent", status.key, status.last_error)
                 self._stop.set(f"{status.key} stopped answering")
 
-    async def _cache(self, evaluator: Evaluator) -> ResultCache | None:
-        """The result cache of this run's key, which names the containment the evaluator uses."""
+    async def _cache(self, env: Environment) -> ResultCache | None:
+        """The result cache of this run's key, which names the containment the evaluator uses and
+        the weights' digest of each model whose server gives one; None (with a line why) when the
+        run's results may not be cached."""
         plan = self.plan
-        if not cacheable(plan):
+        if CacheSetting.of(plan.config.cache) is CacheSetting.OFF:
+            return None
+        clients = {"coder": env.coder, "spec": env.spec_writer, "reviewer": env.reviewer}
+        digests = {role: await r.client.weights() for role, r in clients.items() if r is not None}
+        why = uncacheable(plan, digests)
+        if why is not None:
+            log.info("result cache not used: %s", why)
             return None
         version = await asyncio.to_thread(dataset_version, plan.dataset)
-        mechanism = (await evaluator.containment_in_use()).mechanism
-        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version, mechanism))
+        mechanism = (await env.evaluator.containment_in_use()).mechanism
+        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version, mechanism, digests))
 
     def _install_interrupt(self) -> None:
         """First Ctrl-C: no new problems, running ones get a grace time; second: exit at once."""
