@@ -1,7 +1,7 @@
 """The result cache: reuse a stored problem result only where it would be recomputed identically.
 
 ``cache=auto`` (the default) caches hosted API models and local servers that give a digest of
-their weights (Ollama), but not sampled runs (temperature > 0 or n_samples > 1) nor local
+their weights (Ollama), but not sampled runs (temperature > 0 or unset, n_samples > 1) nor local
 servers without a digest (``uncacheable`` says why, and the run logs it); ``cache=true`` caches
 every non-built-in model, ``cache=false`` nothing. A digest is part of the key, so other
 weights behind the same name are never served the old answers.
@@ -82,8 +82,8 @@ def uncacheable(plan: Plan, digests: dict[str, str | None]) -> str | None:
     """Why this run's results may not be served from (nor stored in) the cache; None when they may.
 
     ``cache=false``: never. Built-in models: never (they cost nothing). ``cache=true``: the user
-    asked. ``cache=auto`` (the default): not for sampled runs (temperature > 0 or n_samples > 1:
-    a repeat is asked for its variance), nor for a local server that gives no digest of its
+    asked. ``cache=auto`` (the default): not for sampled runs (temperature > 0 or unset, i.e. the
+    server's default, or n_samples > 1: a repeat is asked for its variance), nor for a local server that gives no digest of its
     weights (``digests``: by role, from ``ModelClient.weights``).
     """
     setting = CacheSetting.of(plan.config.cache)
@@ -93,11 +93,14 @@ def uncacheable(plan: Plan, digests: dict[str, str | None]) -> str | None:
         return f"the built-in model {plan.coder.name} is not cached"
     if setting is CacheSetting.ON:
         return None
-    sampled = [m.name for m in roles(plan).values() if m.temperature is not None and m.temperature > 0]
+    sampled = [m.name for m in roles(plan).values() if m.temperature is None or m.temperature > 0]
     if plan.mode.spec.samples and plan.config.n_samples > 1:
         return f"n_samples={plan.config.n_samples}: a sampled run is not served from the cache (cache=true to allow)"
     if sampled:
-        return f"{sampled[0]} samples (temperature > 0): not served from the cache (cache=true to allow)"
+        return (
+            f"{sampled[0]} samples (temperature > 0, or the server's default): "
+            "not served from the cache (cache=true to allow)"
+        )
     for role, model in roles(plan).items():
         if local(model) and not digests.get(role):
             return (

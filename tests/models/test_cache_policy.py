@@ -29,6 +29,7 @@ def test_a_hosted_api_model_is_cached_by_default() -> None:
         (("model=gpt-4o-mini", "model.base_url=http://192.168.1.20:8000/v1"), "no digest of its weights"),
         (("model=qwen2.5-coder-32b",), "no digest of its weights"),
         (("model=gpt-4o-mini", "temperature=0.8"), "temperature > 0"),
+        (("model=gpt-5-mini",), "or the server's default"),  # a reasoning model at its default temperature
         (("model=gpt-4o-mini", "n_samples=5"), "n_samples=5"),
         (("model=gpt-4o-mini", "cache=false"), "cache=false"),
         (("model=reference",), "built-in"),
