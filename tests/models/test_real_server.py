@@ -23,8 +23,14 @@ import pytest
 
 from koderz.errors import ModelError
 from koderz.models.endpoint import BreakerState
+from koderz.models.prefill import continues
 from koderz.models.preflight import preflight_all
 from koderz.models.registry import ClientPool, build_model
+from koderz.prompts import PromptStyle
+from koderz.records import RunFolder
+from koderz.report import format_summary
+from koderz.vocab import Protocol
+from tests.conftest import run_job
 from tests.models.support import context, free_port, model_cfg, until, user
 
 ALIAS = "gemma-3-270m"
@@ -175,6 +181,34 @@ async def test_preflight_while_the_single_slot_is_generating_says_busy_not_unrea
         await pool.aclose()
     assert info.value.kind == "busy" and "ReadTimeout" in str(info.value)
     assert generated.truncated  # it was still generating: it ran into max_tokens
+
+
+async def test_the_server_does_not_continue_a_prefill_and_the_run_says_so(real_server, tmp_path, monkeypatch):
+    """experiment=evalplus sends EvalPlus's prefilled answer; llama-cpp-python's chat template
+    closes that assistant turn and the model answers anew, which the summary counts and the
+    console shows (the C++ llama-server would continue it)."""
+    monkeypatch.chdir(tmp_path)
+    outcome = await run_job(
+        tmp_path / "run",
+        "experiment=evalplus",
+        "dataset=humaneval_plus_mini",
+        "model=openai_compatible",
+        f"model.base_url={real_server.url}",
+        f"model.name={ALIAS}",
+        "model.max_tokens=160",
+        "model.timeout=300",
+        "problems=[HumanEval/53]",
+        "tracking=off",
+        "cortex=off",
+        "cache=false",
+    )
+    summary = outcome.summary
+    (answer,) = [
+        s.attributes["answer"] for t in RunFolder(outcome.folder).traces() for s in t.spans if "answer" in s.attributes
+    ]
+    assert not continues(PromptStyle(Protocol.EVALPLUS).prefill, answer), answer
+    assert summary.prompt == "evalplus" and summary.prefill_ignored == 1, answer
+    assert "PREFILL IGNORED  1 answers did not continue the prefilled answer" in format_summary(summary, "x")
 
 
 async def test_a_killed_server_trips_the_breaker_and_then_fails_calls_at_once(real_server):
