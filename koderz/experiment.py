@@ -35,6 +35,7 @@ from koderz.vocab import Mode, Phase, Status
 log = logging.getLogger(__name__)
 
 MAX_ERROR = 2000  # characters of an error message kept on a record
+MIN_QUEUE = 0.001  # seconds: a shorter wait is taking a free slot, not a queue (no span of its own)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ class Experiment:
         a one-slot server's queue is not counted as model time (waits between retries are summed)."""
         call = self.spans[-1]
         queued = min(max(queued, 0.0), call.end - call.start)
-        if queued > 0:
+        if queued >= MIN_QUEUE:
             self.spans.insert(-1, Span(name=Phase.QUEUE.value, start=call.start, end=call.start + queued))
             call.start += queued
 
