@@ -24,7 +24,8 @@ so the real ``openai`` and ``ollama`` clients talk to it over HTTP. Answers come
 Every request is recorded (route, path, body, client connection), usage is reported
 (tokens ~ characters / 4 unless the reply says otherwise), and faults can be injected:
 latency, any HTTP status (429/500/503...), timeouts (a delay longer than the client's
-timeout), malformed JSON, dropped connections, ``finish_reason: length`` answers. The server
+timeout), malformed JSON, dropped connections, ``finish_reason: length`` answers; a reply can
+carry llama.cpp's ``timings`` and any header (``openai-processing-ms``). The server
 as a whole can be killed and restarted (same port or another), made to drop every request
 on any route (``dropping``: a server that crashes on each request), hold its chat answers
 (``hold``/``release``), serve one request at a time (``slots=1``, like llama.cpp: requests
