@@ -182,6 +182,8 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
         )
     if summary.truncated:
         rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
+    if summary.prefill_continued is False:
+        rows.append(("PREFILL IGNORED", "the server does not continue a prefilled answer (asked once at start)"))
     if summary.prefill_ignored:
         rows.append(("PREFILL IGNORED", prefill_warning(summary)))
     rows.append(

@@ -37,6 +37,7 @@ from koderz.experiment import Environment, Experiment, Role, Settings
 from koderz.models.base import ModelClient
 from koderz.models.config import ModelConfig
 from koderz.models.endpoint import BreakerState
+from koderz.models.prefill import server_continues
 from koderz.models.preflight import preflight_all
 from koderz.models.pricing import Prices
 from koderz.models.registry import ClientPool, build_model, provider_module
@@ -118,6 +119,7 @@ class Runner:
         self.state: RunState
         self._stop = _Stop()
         self._lost_writes = 0
+        self._prefill_continued: bool | None = None
         self._tasks: list[asyncio.Task[ProblemRecord | None]] = []
         self._pool = ClientPool()
 
@@ -143,6 +145,7 @@ class Runner:
                 dataset, roles, evaluator = await self._start_up(pool, store)
                 problems = self._runnable(select_problems(dataset, plan), roles["model"].client)
                 selected = len(problems)
+                self._prefill_continued = await self._probe_prefill(roles["model"], problems)
                 if self._stop.event.is_set():  # Ctrl-C during start-up: no problem starts
                     problems = []
                 session = asyncio.create_task(self._start_session(store))  # problems need not wait
@@ -201,6 +204,7 @@ class Runner:
         summary.resumed = len(state.parts) - 1
         summary.shard = plan.config.shard
         summary.memory_lost_writes = self._lost_writes
+        summary.prefill_continued = self._prefill_continued
         part = state.parts[-1]
         part.spans = self.clock.spans
         part.status = "interrupted" if stop.interrupted else "stopped" if stop.reason else "finished"
@@ -217,7 +221,7 @@ class Runner:
         if plan.config.timing.report:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(folder.path)))
-        if summary.prefill_ignored:
+        if summary.prefill_ignored and summary.prefill_continued is not False:  # else warned at the start
             log.warning("prompt %s: %s", summary.prompt, report.prefill_warning(summary))
         if summary.unanswered or summary.not_run:
             left = [
@@ -284,6 +288,23 @@ class Runner:
         if plan.reviewer is not None:
             roles["checkpoint_model"] = plan.reviewer
         return roles
+
+    async def _probe_prefill(self, coder: Role, problems: list[Problem]) -> bool | None:
+        """Whether the coder's server continues a prefilled answer (the prompt protocol sends one);
+        None when there is no prefill, no server or no answer. Warns at once when it does not."""
+        plan = self.plan
+        if not plan.prompt.prefill or coder.client.endpoint is None or not problems:
+            return None
+        with self.clock.phase(Phase.PREFLIGHT):
+            continued = await server_continues(coder.client, problems[0])
+        if continued is False:
+            log.warning(
+                "prompt %s: %s does not continue a prefilled answer (it starts a new turn): the prompt is not "
+                "EvalPlus's protocol as its tools run it; see docs/leaderboard.md",
+                plan.prompt_label,
+                coder.cfg.name,
+            )
+        return continued
 
     def _runnable(self, problems: list[Problem], coder: ModelClient) -> list[Problem]:
         """Leave out tasks the coder has no answer for (a replay file without them), with a warning."""

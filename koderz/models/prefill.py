@@ -14,7 +14,9 @@ the prefill when
   before it is not Python: prose, or nothing at all.
 
 An answer with no fence line (code only, or cut at the token limit) counts as continued: it is
-what a continuing server returns.
+what a continuing server returns, and also what a small model may write in a new turn. So the
+run also asks the server once (``server_continues``): a counting prompt whose prefilled answer
+stops mid-list; a continuing server goes on with the next number, a new turn starts over.
 """
 
 from __future__ import annotations
@@ -22,8 +24,18 @@ from __future__ import annotations
 import ast
 import re
 
+from koderz.datasets.problem import Problem
+from koderz.errors import ModelError
+from koderz.models.base import CallContext, Message, ModelClient
+from koderz.vocab import Phase
+
 FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*(\S*)", re.MULTILINE)
 PROSE_PROBE_LIMIT = 20_000  # characters of the text before the first fence parsed as Python
+PROBE: list[Message] = [
+    {"role": "user", "content": "Count from 1 to 10, separated by commas."},
+    {"role": "assistant", "content": "1, 2, 3, 4,"},
+]
+PROBE_NEXT = "5"  # what a continuation starts with; a new turn starts over ("1, 2, ...") or with prose
 
 
 def continues(prefill: str, answer: str) -> bool:
@@ -54,3 +66,13 @@ def _is_code(text: str) -> bool:
         return bool(ast.parse(text).body)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
+
+
+async def server_continues(client: ModelClient, problem: Problem) -> bool | None:
+    """Whether the server continues a prefilled answer, from one short call (``PROBE``); None when
+    the call fails. ``problem`` only names the call in logs."""
+    try:
+        completion = await client.complete(PROBE, CallContext(problem, Phase.GENERATE))
+    except ModelError:
+        return None
+    return completion.text.lstrip().startswith(PROBE_NEXT)

@@ -260,6 +260,7 @@ class RunSummary(Record):
     saved_tokens: Tokens = Field(default_factory=Tokens)
     truncated: int = 0
     prefill_ignored: int = 0  # answers that did not continue the prefill: the server started a new turn
+    prefill_continued: bool | None = None  # the server's answer to a prefill probe; None = not asked
     statuses: dict[Status, int] = Field(default_factory=dict)
     comparative: Comparison | None = None
     duration: float = 0.0
