@@ -145,9 +145,9 @@ class Runner:
                 dataset, roles, evaluator = await self._start_up(pool, store)
                 problems = self._runnable(select_problems(dataset, plan), roles["model"].client)
                 selected = len(problems)
-                self._prefill_continued = await self._probe_prefill(roles["model"], problems)
                 if self._stop.event.is_set():  # Ctrl-C during start-up: no problem starts
                     problems = []
+                self._prefill_continued = await self._probe_prefill(roles["model"], problems)
                 session = asyncio.create_task(self._start_session(store))  # problems need not wait
                 env = self._environment(roles, evaluator, store)
                 records = await self._run_all(problems, env, done)
