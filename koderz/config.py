@@ -18,7 +18,7 @@ from koderz.cortex.config import CortexConfig
 from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS
 from koderz.models.config import ModelConfig
-from koderz.vocab import Mode, Protocol
+from koderz.vocab import CacheSetting, Mode, Protocol
 
 # A helper role (spec_model, checkpoint_model, baseline_model) whose provider is CODER uses the
 # coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles),
@@ -133,7 +133,9 @@ class RunConfig:
     temperature: float | None = None  # when set, every role model gets this temperature
     test_timeout: float = 3.0  # CPU seconds per attempt at least (scaled up for slow tasks)
     debug: bool = False  # keep raw answers, programs and verdicts under debug/
-    cache: bool = True  # reuse stored results of identical problem runs (API models only)
+    # reuse stored results of identical problem runs: auto (hosted models and local servers that
+    # give their weights' digest; no sampled runs), true (every non-built-in model), false
+    cache: str = "auto"
     resume: str | None = None  # a run folder to finish
 
 
@@ -164,6 +166,7 @@ def validate(cfg: RunConfig | DictConfig) -> None:
     _require(cfg.max_iterations >= 1, "max_iterations", cfg.max_iterations, "must be at least 1")
     _require(cfg.checkpoint_interval >= 1, "checkpoint_interval", cfg.checkpoint_interval, "must be at least 1")
     _require(cfg.n_samples >= 1, "n_samples", cfg.n_samples, "must be at least 1")
+    _require(str(cfg.cache).lower() in set(CacheSetting), "cache", cfg.cache, "choose one of auto, true, false")
     _require(cfg.start >= 0, "start", cfg.start, "must be 0 or more")
     if cfg.end is not None:
         _require(cfg.end > cfg.start, "end", cfg.end, f"must be greater than start={cfg.start}")

@@ -25,6 +25,7 @@ from koderz.errors import ModelError, SandboxError
 from koderz.evaluators import Evaluator
 from koderz.models.base import CallContext, Completion, Message, ModelClient
 from koderz.models.config import ModelConfig
+from koderz.models.prefill import continues
 from koderz.models.pricing import CostLedger, Prices
 from koderz.prompts import Attempt, PromptStyle, attempt_messages, checkpoint_messages, spec_messages
 from koderz.records import AttemptRecord, Cost, ProblemRecord, ProblemResult, Span, Tokens
@@ -35,6 +36,7 @@ from koderz.vocab import Mode, Phase, Status
 log = logging.getLogger(__name__)
 
 MAX_ERROR = 2000  # characters of an error message kept on a record
+MIN_QUEUE = 0.001  # seconds: a shorter wait is taking a free slot, not a queue (no span of its own)
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,9 @@ class Experiment:
                 error=verdict.error or verdict.got,
             )
         attempt = _attempt_record(self.problem.task_id, self.mode, index, program, verdict, completion)
+        prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+        if prefill and not self.env.coder.client.answers_programs:
+            attempt.prefill_continued = continues(prefill, completion.text)
         self.attempts.append(attempt)
         self._isolation = verdict.isolation
         if not verdict.passed:
@@ -233,9 +238,21 @@ class Experiment:
                 input_tokens=completion.usage.input_tokens,
                 output_tokens=completion.usage.output_tokens,
                 finish_reason=completion.finish_reason,
+                server_seconds=completion.server_time,
+                queued_seconds=completion.queued,
             )
+        self._split_queue(completion.queued)
         self.ledger.record_for(ledger_key, role.cfg, completion.usage)
         return completion
+
+    def _split_queue(self, queued: float) -> None:
+        """The last (model call) span's wait for its server becomes a ``queue`` span before it, so
+        a one-slot server's queue is not counted as model time (waits between retries are summed)."""
+        call = self.spans[-1]
+        queued = min(max(queued, 0.0), call.end - call.start)
+        if queued >= MIN_QUEUE:
+            self.spans.insert(-1, Span(name=Phase.QUEUE.value, start=call.start, end=call.start + queued))
+            call.start += queued
 
     async def _remember(
         self,
@@ -301,6 +318,7 @@ class Experiment:
             spec_from=self.spec_from,
             checkpoints=self.checkpoints,
             truncated=sum(1 for a in attempts if a.finish_reason == "length"),
+            prefill_ignored=sum(1 for a in attempts if a.prefill_continued is False),
             isolation=self._isolation,
             mechanism=weakest(a.mechanism for a in attempts),
             outcomes=[a.outcome() for a in attempts],

@@ -134,6 +134,7 @@ def summarize(
         saved_cost=sum(r.cost.total for r in saved),
         saved_tokens=sum((r.tokens for r in saved), Tokens()),
         truncated=sum(r.truncated for r in records),
+        prefill_ignored=sum(r.prefill_ignored for r in records),
         statuses=dict(sorted(Counter(r.status for r in headline).items())),
         isolation=next((r.isolation for r in records if r.isolation and r.mechanism == mechanism), {}),
         mechanism=mechanism,
@@ -247,6 +248,10 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
         )
     if summary.truncated:
         rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
+    if summary.prefill_continued is False:
+        rows.append(("PREFILL IGNORED", "the server does not continue a prefilled answer (asked once at start)"))
+    if summary.prefill_ignored:
+        rows.append(("PREFILL IGNORED", prefill_warning(summary)))
     rows.append(
         ("duration", f"{summary.duration:.1f} s" + (f" ({summary.resumed} resumes)" if summary.resumed else ""))
     )
@@ -304,6 +309,15 @@ def _memory(summary: RunSummary) -> str:
         return "no spec recalled from earlier runs (spec.reuse=false turns recall off)"
     runs = ", ".join(memory.spec_runs) or "unknown runs"
     return f"{memory.specs_recalled} specs recalled from {runs} (their cost is not counted; spec.reuse=false for none)"
+
+
+def prefill_warning(summary: RunSummary) -> str:
+    """One line for answers whose server did not continue the prefilled answer."""
+    return (
+        f"{summary.prefill_ignored} answers did not continue the prefilled answer "
+        "(the server started a new assistant turn): not EvalPlus's protocol as run by its tools; "
+        "see docs/leaderboard.md for servers that continue prefills"
+    )
 
 
 def _no_verdict(summary: RunSummary) -> str:

@@ -1,4 +1,10 @@
-"""``cache=true``: reuse a stored problem result only where it would be recomputed identically.
+"""The result cache: reuse a stored problem result only where it would be recomputed identically.
+
+``cache=auto`` (the default) caches hosted API models and local servers that give a digest of
+their weights (Ollama), but not sampled runs (temperature > 0 or unset, n_samples > 1) nor local
+servers without a digest (``uncacheable`` says why, and the run logs it); ``cache=true`` caches
+every non-built-in model, ``cache=false`` nothing. A digest is part of the key, so other
+weights behind the same name are never served the old answers.
 
 The key covers the coder (and, when they take part, the spec and review models) with every
 setting that changes answers, the prompt style, the mode and its limits, the dataset's content
@@ -18,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import sqlite3
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -36,7 +44,7 @@ from koderz.plan import Plan
 from koderz.records import ProblemResult
 from koderz.safefiles import TrustedDir
 from koderz.sandbox.mechanism import Mechanism
-from koderz.vocab import Mode
+from koderz.vocab import CacheSetting, Mode
 
 DEFAULT_PATH = Path("outputs/cache/results.sqlite")
 BUILTIN_TIER = "builtin"
@@ -48,26 +56,83 @@ JUDGE_FILES = provenance.module_files(
 JUDGE_CODE = provenance.source_digest(JUDGE_FILES)
 
 
-def cacheable(plan: Plan) -> bool:
-    return plan.config.cache and plan.coder.tier != BUILTIN_TIER
+def roles(plan: Plan) -> dict[str, ModelConfig]:
+    """The models whose answers a cached result holds, by role."""
+    models = {"coder": plan.coder, "spec": plan.spec_writer, "reviewer": plan.reviewer}
+    return {role: model for role, model in models.items() if model is not None}
 
 
-def _model(model: ModelConfig | None) -> dict[str, Any] | None:
-    return None if model is None else {k: getattr(model, k) for k in MODEL_KEYS}
+def local(model: ModelConfig) -> bool:
+    """A server on this machine or a private network (Ollama, llama.cpp, vLLM...), whose weights
+    can change behind the same name and URL without a trace."""
+    if model.provider == "ollama":
+        return True
+    if model.provider != "openai" or model.base_url is None:
+        return False
+    host = urlsplit(model.base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost") or "." not in host:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
 
 
-def run_key(plan: Plan, dataset_version: str, mechanism: Mechanism) -> dict[str, Any]:
+def uncacheable(plan: Plan, digests: dict[str, str | None]) -> str | None:
+    """Why this run's results may not be served from (nor stored in) the cache; None when they may.
+
+    ``cache=false``: never. Built-in models: never (they cost nothing). ``cache=true``: the user
+    asked. ``cache=auto`` (the default): not for sampled runs (temperature > 0 or unset, i.e. the
+    server's default, or n_samples > 1: a repeat is asked for its variance), nor for a local server that gives no digest of its
+    weights (``digests``: by role, from ``ModelClient.weights``).
+    """
+    setting = CacheSetting.of(plan.config.cache)
+    if setting is CacheSetting.OFF:
+        return "cache=false"
+    if plan.coder.tier == BUILTIN_TIER:
+        return f"the built-in model {plan.coder.name} is not cached"
+    if setting is CacheSetting.ON:
+        return None
+    sampled = [m.name for m in roles(plan).values() if m.temperature is None or m.temperature > 0]
+    if plan.mode.spec.samples and plan.config.n_samples > 1:
+        return f"n_samples={plan.config.n_samples}: a sampled run is not served from the cache (cache=true to allow)"
+    if sampled:
+        return (
+            f"{sampled[0]} samples (temperature > 0, or the server's default): "
+            "not served from the cache (cache=true to allow)"
+        )
+    for role, model in roles(plan).items():
+        if local(model) and not digests.get(role):
+            return (
+                f"{model.name} at a local server that gives no digest of its weights: answers are not cached "
+                "(the same name may serve other weights; cache=true to allow)"
+            )
+    return None
+
+
+def _model(model: ModelConfig | None, digest: str | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {k: getattr(model, k) for k in MODEL_KEYS} | ({"weights": digest} if digest else {})
+
+
+def run_key(
+    plan: Plan, dataset_version: str, mechanism: Mechanism, digests: dict[str, str | None] | None = None
+) -> dict[str, Any]:
     """Everything of the run that decides a problem's result (mode and task id are added per problem);
-    ``mechanism``: the containment the sandbox uses (``Containment.mechanism``)."""
+    ``mechanism``: the containment the sandbox uses (``Containment.mechanism``); ``digests``: the
+    weights' digest of each role's model where its server gives one."""
     config = plan.config
+    weights = digests or {}
     return {
         "koderz": __version__,
         "judge_code": JUDGE_CODE,
         "dataset": [plan.dataset, dataset_version],
-        "coder": _model(plan.coder),
-        "spec": _model(plan.spec_writer),
+        "coder": _model(plan.coder, weights.get("coder")),
+        "spec": _model(plan.spec_writer, weights.get("spec")),
         "spec_reuse": config.spec.reuse,
-        "reviewer": _model(plan.reviewer),
+        "reviewer": _model(plan.reviewer, weights.get("reviewer")),
         "prompt": asdict(plan.prompt),
         "limits": _limits(plan),
         "containment": mechanism.value,

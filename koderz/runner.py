@@ -37,15 +37,16 @@ from koderz.experiment import Environment, Experiment, Role, Settings
 from koderz.models.base import ModelClient
 from koderz.models.config import ModelConfig
 from koderz.models.endpoint import BreakerState
+from koderz.models.prefill import server_continues
 from koderz.models.preflight import preflight_all
 from koderz.models.pricing import Prices
 from koderz.models.registry import ClientPool, build_model, provider_module
 from koderz.plan import Plan
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
-from koderz.result_cache import DEFAULT_PATH, ResultCache, cacheable, run_key
+from koderz.result_cache import DEFAULT_PATH, ResultCache, run_key, uncacheable
 from koderz.timing import RunClock, build_timing, export_report, format_report, interpreter_start
-from koderz.vocab import Mode, Phase
+from koderz.vocab import CacheSetting, Mode, Phase
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Runner:
         self.state: RunState
         self._stop = _Stop()
         self._lost_writes = 0
+        self._prefill_continued: bool | None = None
         self._tasks: list[asyncio.Task[ProblemRecord | None]] = []
         self._pool = ClientPool()
 
@@ -148,6 +150,7 @@ class Runner:
                 selected = len(problems)
                 if self._stop.event.is_set():  # Ctrl-C during start-up: no problem starts
                     problems = []
+                self._prefill_continued = await self._probe_prefill(roles["model"], problems)
                 session = asyncio.create_task(self._start_session(store))  # problems need not wait
                 env = self._environment(roles, evaluator, store)
                 records = await self._run_all(problems, env, done)
@@ -204,6 +207,7 @@ class Runner:
         summary.resumed = len(state.parts) - 1
         summary.shard = plan.config.shard
         summary.memory_lost_writes = self._lost_writes
+        summary.prefill_continued = self._prefill_continued
         part = state.parts[-1]
         part.spans = self.clock.spans
         part.status = "interrupted" if stop.interrupted else "stopped" if stop.reason else "finished"
@@ -220,6 +224,8 @@ class Runner:
         if plan.config.timing.report:
             log.info("\n%s", format_report(timing))
         log.info("%s", report.format_summary(summary, str(folder.path)))
+        if summary.prefill_ignored and summary.prefill_continued is not False:  # else warned at the start
+            log.warning("prompt %s: %s", summary.prompt, report.prefill_warning(summary))
         if summary.unanswered or summary.not_run:
             left = [
                 f"{n} {what}"
@@ -292,6 +298,23 @@ class Runner:
             roles["checkpoint_model"] = plan.reviewer
         return roles
 
+    async def _probe_prefill(self, coder: Role, problems: list[Problem]) -> bool | None:
+        """Whether the coder's server continues a prefilled answer (the prompt protocol sends one);
+        None when there is no prefill, no server or no answer. Warns at once when it does not."""
+        plan = self.plan
+        if not plan.prompt.prefill or coder.client.endpoint is None or not problems:
+            return None
+        with self.clock.phase(Phase.PREFLIGHT):
+            continued = await server_continues(coder.client, problems[0])
+        if continued is False:
+            log.warning(
+                "prompt %s: %s does not continue a prefilled answer (it starts a new turn): the prompt is not "
+                "EvalPlus's protocol as its tools run it; see docs/leaderboard.md",
+                plan.prompt_label,
+                coder.cfg.name,
+            )
+        return continued
+
     def _runnable(self, problems: list[Problem], coder: ModelClient) -> list[Problem]:
         """Leave out tasks the coder has no answer for (a replay file without them), with a warning."""
         missing = [p.task_id for p in problems if coder.sample_limit(p.task_id) == 0]
@@ -340,7 +363,7 @@ class Runner:
         parts = self.plan.mode.spec.parts
         jobs = [(p, mode) for p in problems for mode in parts]
         semaphore = asyncio.Semaphore(self.plan.config.concurrency)
-        cache = await self._cache(env.evaluator)
+        cache = await self._cache(env)
         progress = Progress(total=len(jobs), modes=len(parts) > 1)
         for record in done.values():
             progress.update(record, resumed=True)
@@ -391,14 +414,22 @@ class Runner:
                 log.error("%s stopped answering (%s): no new problems are sent", status.key, status.last_error)
                 self._stop.set(f"{status.key} stopped answering")
 
-    async def _cache(self, evaluator: Evaluator) -> ResultCache | None:
-        """The result cache of this run's key, which names the containment the evaluator uses."""
+    async def _cache(self, env: Environment) -> ResultCache | None:
+        """The result cache of this run's key, which names the containment the evaluator uses and
+        the weights' digest of each model whose server gives one; None (with a line why) when the
+        run's results may not be cached."""
         plan = self.plan
-        if not cacheable(plan):
+        if CacheSetting.of(plan.config.cache) is CacheSetting.OFF:
+            return None
+        clients = {"coder": env.coder, "spec": env.spec_writer, "reviewer": env.reviewer}
+        digests = {role: await r.client.weights() for role, r in clients.items() if r is not None}
+        why = uncacheable(plan, digests)
+        if why is not None:
+            log.info("result cache not used: %s", why)
             return None
         version = await asyncio.to_thread(dataset_version, plan.dataset)
-        mechanism = (await evaluator.containment_in_use()).mechanism
-        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version, mechanism))
+        mechanism = (await env.evaluator.containment_in_use()).mechanism
+        return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version, mechanism, digests))
 
     def _install_interrupt(self) -> None:
         """First Ctrl-C: no new problems, running ones get a grace time; second: exit at once."""

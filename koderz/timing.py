@@ -133,7 +133,8 @@ def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterab
     phases = [_phase(s, None, timeline) for s in run_spans]
     problems: dict[str, ProblemTiming] = {}
     intervals = []
-    for trace in traces:
+    traces_seen = list(traces)
+    for trace in traces_seen:
         own = [_phase(s, trace.task_id, timeline) for s in trace.spans]
         phases += own
         start, end = timeline.offset(trace.start), timeline.offset(trace.end)
@@ -157,6 +158,12 @@ def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterab
             percent=100.0 * wall / total if total > 0 else 0.0,
             mean_in_flight=busy / wall if wall > 0 else 0.0,
         )
+    reported = [
+        float(s.attributes["server_seconds"])
+        for trace in traces_seen
+        for s in trace.spans
+        if isinstance(s.attributes.get("server_seconds"), (int, float))
+    ]
     tracked = union_length((p.start, p.end) for p in phases)
     busy_of = {name: c.busy for name, c in categories.items()}
     return RunTiming(
@@ -164,6 +171,8 @@ def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterab
         tracked_wall=tracked,
         overhead=max(0.0, total - tracked),
         model_busy=math.fsum(busy_of.get(c, 0.0) for c in MODEL_CATEGORIES),
+        model_server=math.fsum(reported) if reported else None,
+        model_server_calls=len(reported),
         sandbox_busy=busy_of.get(Category.TEST, 0.0),
         categories=categories,
         phase_totals=_phase_totals(phases),
@@ -245,6 +254,11 @@ def format_report(timing: RunTiming) -> str:
         f"Problems:       {timing.problem_count}  "
         f"(mean in flight {timing.mean_in_flight:.2f}, max {timing.max_in_flight})",
         f"Model calls:    {timing.model_busy:.2f}s busy   Sandbox: {timing.sandbox_busy:.2f}s busy",
+        *(
+            [f"Model server:   {timing.model_server:.2f}s  (its own time, on {timing.model_server_calls} calls)"]
+            if timing.model_server is not None
+            else []
+        ),
         "",
         f"{'By Category:':<17}{'busy':>9}  {'wall':>9}  {'in flight':>9}  {'% of total':>10}",
         "-" * REPORT_WIDTH,

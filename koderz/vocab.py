@@ -63,6 +63,7 @@ class Category(StrEnum):
     ITERATION = "iteration"  # the coder's model calls
     CHECKPOINT = "checkpoint"
     TEST = "test"  # the sandbox
+    QUEUE = "queue"  # waiting for a model server's slot (max_concurrency) or a paused breaker
     CORTEX = "cortex"  # the memory store
     STARTUP = "startup"
     TRACKING = "tracking"
@@ -86,6 +87,7 @@ class Phase(StrEnum):
     GENERATE = "iteration_generate"
     TEST = "iteration_test"
     REVIEW = "checkpoint_review"
+    QUEUE = "endpoint_queue"  # a model call waiting for its server, before the call proper
     MEMORY_READ = "cortex_recall"
     MEMORY_WRITE = "cortex_remember"
     MEMORY_SESSION_START = "cortex_start_session"
@@ -115,6 +117,7 @@ PHASES: dict[Phase, PhaseSpec] = {
     Phase.GENERATE: PhaseSpec(Category.ITERATION, "attempt", "LLM"),
     Phase.REVIEW: PhaseSpec(Category.CHECKPOINT, "checkpoint", "LLM"),
     Phase.TEST: PhaseSpec(Category.TEST, None, "EVALUATOR"),
+    Phase.QUEUE: PhaseSpec(Category.QUEUE, None, "UNKNOWN"),
     Phase.MEMORY_READ: PhaseSpec(Category.CORTEX, None, "RETRIEVER"),
     Phase.MEMORY_WRITE: PhaseSpec(Category.CORTEX, None, "MEMORY"),
     Phase.MEMORY_SESSION_START: PhaseSpec(Category.CORTEX, None, "MEMORY"),
@@ -156,6 +159,19 @@ class Status(StrEnum):
 
 
 VERDICTS = frozenset({Status.PASSED, Status.FAILED, Status.ERROR, Status.TIMEOUT, Status.MEMORY, Status.KILLED})
+
+
+class CacheSetting(StrEnum):
+    """``cache``: whether stored problem results are served (``koderz.result_cache``)."""
+
+    AUTO = "auto"  # hosted models and local servers that give their weights' digest; no sampled runs
+    ON = "true"  # every non-built-in model, sampled runs too (the user asked)
+    OFF = "false"
+
+    @classmethod
+    def of(cls, value: object) -> CacheSetting:
+        """The setting from a config value (``cache=true`` reaches the schema's str as ``"True"``)."""
+        return cls(str(value).lower())
 
 
 class Protocol(StrEnum):

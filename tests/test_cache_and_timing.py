@@ -28,10 +28,13 @@ RAISES = fenced("def add(x: int, y: int):\n    raise ValueError('no')\n")
 
 
 def one_problem_against(url: str) -> list[str]:
-    """HumanEval/53 with gpt-4o-mini's config pointed at the scripted server, no spec, memory or tracking."""
+    """HumanEval/53 with gpt-4o-mini's config pointed at the scripted server, no spec, memory or
+    tracking; ``cache=true``: the scripted server is on loopback, a local server the default
+    (``cache=auto``) does not cache without a digest of its weights (tests/models/test_cache_policy.py)."""
     return [
         "model=gpt-4o-mini",
         f"model.base_url={url}",
+        "cache=true",
         "spec.enabled=false",
         "problems=[HumanEval/53]",
         "tracking=off",

@@ -17,6 +17,7 @@ from koderz.config import TrackingConfig
 from koderz.datasets.files import data_file
 from koderz.datasets.loaders import load_dataset
 from koderz.export.evalplus import eval_results
+from koderz.models.prefill import PROBE
 from koderz.prompts import PromptStyle, attempt_messages
 from koderz.records import AttemptOutcome, ProblemRecord, Roles, RunFolder
 from koderz.vocab import Mode, Protocol, Status
@@ -53,7 +54,7 @@ def wrong(task: str) -> str:
 async def test_an_evalplus_run_sends_evalplus_prompt_greedy_and_reads_the_continuation(provider, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-scripted")
     monkeypatch.chdir(tmp_path)
-    async with ScriptedServer(Rules(default=CONTINUATION)) as server:
+    async with ScriptedServer(Rules([(r"Count from 1 to 10", [" 5, 6, 7, 8, 9, 10"])], default=CONTINUATION)) as server:
         where = f"model.base_url={server.openai_url}" if provider == "openai" else f"model.host={server.url}"
         model = "gpt-4o-mini" if provider == "openai" else "qwen2.5-coder-32b"
         overrides = [
@@ -64,15 +65,17 @@ async def test_an_evalplus_run_sends_evalplus_prompt_greedy_and_reads_the_contin
             "problems=[HumanEval/53]",
         ]
         outcome = await run_job(tmp_path / "run", *overrides, *QUIET)
-        (request,) = server.chat_requests
+        probe, request = server.chat_requests  # the prefill probe (koderz.models.prefill), then the task
     problem = next(p for p in load_dataset("humaneval_plus_mini") if p.task_id == "HumanEval/53")
     assert request.messages == attempt_messages(problem, PromptStyle(Protocol.EVALPLUS, cot=False))
+    assert probe.messages == PROBE
     body = request.body or {}
     sampling = (body["temperature"], body["max_tokens"]) if provider == "openai" else (
         body["options"]["temperature"], body["options"]["num_predict"])  # fmt: skip
     assert sampling == (0.0, 768)  # greedy, EvalPlus's 768 new tokens
     summary = outcome.summary
     assert (summary.prompt, summary.passed, summary.roles.spec, summary.roles.reviewer) == ("evalplus", 1, None, None)
+    assert summary.prefill_continued is True and summary.prefill_ignored == 0
     (sample,) = RunFolder(outcome.folder).samples(Mode.ZERO_SHOT)
     assert sample.solution.strip() == "def add(x: int, y: int):\n    return x + y"
 

@@ -42,6 +42,9 @@ class Completion:
     # context), "content_filter", "tool_calls"...; None = not reported (built-in models)
     finish_reason: str | None = None
     queued: float = 0.0  # seconds spent waiting for an endpoint slot or a paused (open) breaker
+    # seconds the server says it spent on the answer (llama.cpp ``timings``, OpenAI's
+    # ``openai-processing-ms`` header, Ollama's eval durations); None = it did not say
+    server_time: float | None = None
 
     @property
     def truncated(self) -> bool:
@@ -71,6 +74,10 @@ class WritesAnswers:
     def sample_limit(self, task_id: str) -> int | None:
         return None
 
+    async def weights(self) -> str | None:
+        """The digest of the weights the server serves under this name; None when it does not say."""
+        return None
+
 
 @runtime_checkable
 class ModelClient(Protocol):
@@ -90,6 +97,11 @@ class ModelClient(Protocol):
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         """Answer ``messages``; raise ``koderz.errors.ModelError`` after retries fail."""
+        ...
+
+    async def weights(self) -> str | None:
+        """The digest of the weights the server serves under this name (Ollama's); None when it
+        does not say. The result cache keys a local server's answers by it."""
         ...
 
     async def preflight(self) -> None:

@@ -96,6 +96,9 @@ class ReplayModel:
         """How many samples the file holds for ``task_id`` (0 if none)."""
         return len(self._samples.get(task_id, ()))
 
+    async def weights(self) -> str | None:
+        return None
+
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
         problem = context.problem

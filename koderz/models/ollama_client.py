@@ -42,6 +42,14 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, CALL_ERRORS)
 
 
+def server_time(response: Any) -> float | None:
+    """Seconds Ollama spent reading the prompt and generating (its nanosecond durations; None
+    when it does not report them)."""
+    parts = [getattr(response, "prompt_eval_duration", None), getattr(response, "eval_duration", None)]
+    known = [p for p in parts if isinstance(p, int) and p >= 0]
+    return sum(known) / 1e9 if known else None
+
+
 def timeout(total: float) -> httpx.Timeout:
     """``total`` seconds for each read/write, at most CONNECT_TIMEOUT to open the connection."""
     return httpx.Timeout(total, connect=min(total, CONNECT_TIMEOUT))
@@ -132,6 +140,7 @@ class OllamaModel(WritesAnswers):
             model=response.model or self.name,
             finish_reason=response.done_reason,
             queued=waited,
+            server_time=server_time(response),
         )
 
     async def _probe(self) -> None:
@@ -161,6 +170,19 @@ class OllamaModel(WritesAnswers):
                 raise self._error(
                     f"preflight got a malformed response ({type(exc).__name__})", ModelErrorKind.MALFORMED
                 ) from exc
+
+    async def weights(self) -> str | None:
+        """The digest ``/api/tags`` gives for this model (``name`` or ``name:latest``); None when the
+        server does not list it or cannot be asked."""
+        names = {self.name, f"{self.name}:latest"}
+        waited = min(self.cfg.timeout, PREFLIGHT_TIMEOUT)
+        async with ollama.AsyncClient(host=self.url, timeout=timeout(waited)) as client:
+            try:
+                models = (await client.list()).models
+            except (*CALL_ERRORS, ValueError) as exc:
+                log.debug("%s: cannot read the model digest (%s)", self.url, brief(exc))
+                return None
+        return next((str(m.digest) for m in models if m.model in names and m.digest), None)
 
     async def _not_pulled(self, client: ollama.AsyncClient) -> ModelError:
         try:

@@ -52,6 +52,21 @@ def asked_delay(exc: BaseException) -> float | None:
     return retry_after(exc.response.headers) if isinstance(exc, openai.APIStatusError) else None
 
 
+def server_time(headers: Any, extra: dict[str, Any]) -> float | None:
+    """Seconds the server spent on an answer, as it reports them: llama.cpp's ``timings`` in the
+    body (``prompt_ms`` + ``predicted_ms``), else OpenAI's ``openai-processing-ms`` header."""
+    timings = extra.get("timings")
+    if isinstance(timings, dict):
+        parts = [timings.get(k) for k in ("prompt_ms", "predicted_ms")]
+        if all(isinstance(p, (int, float)) and not isinstance(p, bool) and p >= 0 for p in parts):
+            return sum(parts) / 1000  # type: ignore[arg-type]
+    try:
+        ms = float(headers.get("openai-processing-ms", ""))
+    except (TypeError, ValueError):
+        return None
+    return ms / 1000 if ms >= 0 and ms == ms and ms != float("inf") else None
+
+
 def versioned(url: str) -> bool:
     """Whether the URL's path names an API version (``/v1``, ``/v1beta``, ``/openai/v1``...)."""
     path = urlsplit(url).path
@@ -98,14 +113,16 @@ class OpenAIModel(WritesAnswers):
             body["seed"] = self.cfg.seed
         return body
 
-    async def _create(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> Any:
+    async def _create(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> tuple[Any, float | None]:
+        """The completion and the seconds the server says it spent (None: it did not say)."""
         try:
-            response = await client.chat.completions.create(**body)
+            raw = await client.chat.completions.with_raw_response.create(**body)
+            response = raw.parse()
         except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
             raise MalformedResponse(f"malformed response body ({type(exc).__name__})") from exc
         if not getattr(response, "choices", None):
             raise MalformedResponse("response has no choices")
-        return response
+        return response, server_time(raw.headers, getattr(response, "model_extra", None) or {})
 
     def _error(self, what: str, kind: ModelErrorKind) -> ModelError:
         return model_error(self.name, self.url, what, kind)
@@ -137,7 +154,7 @@ class OpenAIModel(WritesAnswers):
 
         start = time.perf_counter()
         try:
-            response = await with_retries(
+            response, spent = await with_retries(
                 attempt,
                 max_retries=self.cfg.max_retries,
                 first_backoff=self.cfg.retry_backoff,
@@ -158,6 +175,7 @@ class OpenAIModel(WritesAnswers):
             model=response.model or self.name,
             finish_reason=choice.finish_reason,
             queued=waited,
+            server_time=spent,
         )
 
     async def _probe(self) -> None:

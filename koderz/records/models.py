@@ -73,6 +73,8 @@ class AttemptOutcome(Record):
     error: str | None = None
     finish_reason: str | None = None  # the model's, e.g. "length" when the answer was cut
     mechanism: Mechanism | None = None  # the sandbox containment the verdict was reached under
+    # a prefilled answer (prompt evalplus): whether the server continued it; None = no prefill
+    prefill_continued: bool | None = None
 
 
 class AttemptRecord(AttemptOutcome):
@@ -146,6 +148,7 @@ class ProblemRecord(Record):
     checkpoints: int = 0
     cached: bool = False  # served from the result cache: its cost was saved, not spent
     truncated: int = 0  # attempts whose answer the model cut short (finish_reason length)
+    prefill_ignored: int = 0  # attempts whose answer did not continue the prefill (a new turn)
     isolation: dict[str, str] = Field(default_factory=dict)
     mechanism: Mechanism | None = None  # the weakest containment of its attempts
     outcomes: list[AttemptOutcome] = Field(default_factory=list)
@@ -296,6 +299,8 @@ class RunSummary(Record):
     saved_cost: float = 0.0  # what the cached problems cost when they first ran
     saved_tokens: Tokens = Field(default_factory=Tokens)
     truncated: int = 0
+    prefill_ignored: int = 0  # answers that did not continue the prefill: the server started a new turn
+    prefill_continued: bool | None = None  # the server's answer to a prefill probe; None = not asked
     statuses: dict[Status, int] = Field(default_factory=dict)
     comparative: Comparison | None = None
     duration: float = 0.0
@@ -351,7 +356,11 @@ class RunTiming(Record):
     total_duration: float
     tracked_wall: float  # time covered by at least one phase
     overhead: float  # total - tracked_wall (never negative)
-    model_busy: float  # summed model-call time (spec, iteration, checkpoint)
+    model_busy: float  # summed model-call time (spec, iteration, checkpoint), queue wait excluded
+    # what the servers say they spent on the calls that report it (llama.cpp timings, OpenAI's
+    # processing header, Ollama's durations), and how many calls did; None = no call reported it
+    model_server: float | None = None
+    model_server_calls: int = 0
     sandbox_busy: float  # summed sandbox time
     categories: dict[Category, CategoryTiming] = Field(default_factory=dict)
     phase_totals: dict[str, PhaseTotal] = Field(default_factory=dict)

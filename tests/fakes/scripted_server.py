@@ -24,7 +24,8 @@ so the real ``openai`` and ``ollama`` clients talk to it over HTTP. Answers come
 Every request is recorded (route, path, body, client connection), usage is reported
 (tokens ~ characters / 4 unless the reply says otherwise), and faults can be injected:
 latency, any HTTP status (429/500/503...), timeouts (a delay longer than the client's
-timeout), malformed JSON, dropped connections, ``finish_reason: length`` answers. The server
+timeout), malformed JSON, dropped connections, ``finish_reason: length`` answers; a reply can
+carry llama.cpp's ``timings`` and any header (``openai-processing-ms``). The server
 as a whole can be killed and restarted (same port or another), made to drop every request
 on any route (``dropping``: a server that crashes on each request), hold its chat answers
 (``hold``/``release``), serve one request at a time (``slots=1``, like llama.cpp: requests
@@ -70,6 +71,8 @@ class Reply:
     cached_tokens: int = 0
     headers: dict[str, str] = field(default_factory=dict)  # e.g. {"retry-after-ms": "5"}
     finish_reason: str = "stop"  # "length" = cut off at max_tokens (Ollama's done_reason too)
+    # llama.cpp's ``timings`` object in the OpenAI body, e.g. {"prompt_ms": 12.5, "predicted_ms": 80.0}
+    timings: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -187,12 +190,15 @@ class ScriptedServer:
         api_key: str | None = None,
         latency: float = 0.0,
         port: int = 0,
+        digest: str = "0" * 64,
     ) -> None:
         """``models`` = names it serves and lists (None = any name, an empty list);
         ``any_model`` = answers any name yet lists ``models`` (llama-cpp-python);
         ``listing=False`` drops ``GET /v1/models`` and ``/v1/models/{id}`` (a server without them);
         ``slots`` = requests served at once, the others queue (None = no limit);
-        ``api_key`` = the OpenAI routes answer 401 unless sent ``Bearer API_KEY``."""
+        ``api_key`` = the OpenAI routes answer 401 unless sent ``Bearer API_KEY``;
+        ``digest`` = the weights' digest ``GET /api/tags`` lists for every model."""
+        self.digest = digest
         self.script = script
         self.listing = listing
         self.models = None if models is None else list(models)
@@ -397,6 +403,7 @@ class ScriptedServer:
                         "finish_reason": reply.finish_reason,
                     }
                 ],
+                **({"timings": reply.timings} if reply.timings is not None else {}),
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
@@ -450,7 +457,7 @@ class ScriptedServer:
         await self._record(request, "ollama.tags")
         names = self.models or []
         return web.json_response(
-            {"models": [{"name": n, "model": n, "size": 0, "digest": "0" * 64, "details": {}} for n in names]}
+            {"models": [{"name": n, "model": n, "size": 0, "digest": self.digest, "details": {}} for n in names]}
         )
 
     async def _ollama_show(self, request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -23,8 +24,12 @@ import pytest
 
 from koderz.errors import ModelError
 from koderz.models.endpoint import BreakerState
+from koderz.models.prefill import PROBE, PROBE_NEXT
 from koderz.models.preflight import preflight_all
 from koderz.models.registry import ClientPool, build_model
+from koderz.records import RunFolder
+from koderz.report import format_summary
+from tests.conftest import run_job
 from tests.models.support import context, free_port, model_cfg, until, user
 
 ALIAS = "gemma-3-270m"
@@ -175,6 +180,57 @@ async def test_preflight_while_the_single_slot_is_generating_says_busy_not_unrea
         await pool.aclose()
     assert info.value.kind == "busy" and "ReadTimeout" in str(info.value)
     assert generated.truncated  # it was still generating: it ran into max_tokens
+
+
+async def test_the_server_does_not_continue_a_prefill_and_the_run_says_so(real_server, tmp_path, monkeypatch):
+    """experiment=evalplus sends EvalPlus's prefilled answer; llama-cpp-python's chat template
+    closes that assistant turn and the model answers anew (the C++ llama-server would continue
+    it). The run's probe finds it out, the summary and the console say so, and the answer is
+    read against the prefill; the server's own time comes from its ``openai-processing-ms``."""
+    monkeypatch.chdir(tmp_path)
+    outcome = await run_job(
+        tmp_path / "run",
+        "experiment=evalplus",
+        "dataset=humaneval_plus_mini",
+        "model=openai_compatible",
+        f"model.base_url={real_server.url}",
+        f"model.name={ALIAS}",
+        "model.max_tokens=96",
+        "model.timeout=300",
+        "problems=[HumanEval/53]",
+        "tracking=off",
+        "cortex=off",
+        "cache=false",
+    )
+    summary = outcome.summary
+    (record,) = RunFolder(outcome.folder).records()
+    assert summary.prompt == "evalplus" and summary.prefill_continued is False
+    assert "the server does not continue a prefilled answer" in format_summary(summary, "x")
+    assert record.outcomes[0].prefill_continued is not None  # the answer itself was read against the prefill
+    timing = RunFolder(outcome.folder).read_results().timing
+    assert timing.model_server is not None and timing.model_server_calls == 1
+    assert 0 < timing.model_server <= timing.model_busy
+
+
+async def test_the_server_reports_its_own_time_in_the_processing_header(real_server):
+    pool = ClientPool()
+    try:
+        completion = await build_model(real_cfg(real_server, max_tokens=8), pool).complete(user("Hi."), context())
+    finally:
+        await pool.aclose()
+    assert completion.server_time is not None and 0 < completion.server_time <= completion.latency
+
+
+def test_the_same_weights_continue_the_probe_when_the_prefill_is_really_continued(real_server):
+    """The probe's premise on real weights: Gemma's own chat format with the model turn left open
+    (``/v1/completions``, raw text: what a continuing server renders) goes on with the next number."""
+    (question, prefill) = (m["content"] for m in PROBE)
+    raw = f"<start_of_turn>user\n{question}<end_of_turn>\n<start_of_turn>model\n{prefill}"
+    body = json.dumps({"model": ALIAS, "prompt": raw, "max_tokens": 6, "temperature": 0.0}).encode()
+    request = urllib.request.Request(f"{real_server.url}/completions", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        text = json.loads(response.read())["choices"][0]["text"]
+    assert text.lstrip().startswith(PROBE_NEXT), text
 
 
 async def test_a_killed_server_trips_the_breaker_and_then_fails_calls_at_once(real_server):
