@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 from koderz.datasets.problem import Problem  # noqa: E402
 from koderz.records import RunFolder  # noqa: E402
-from tests.fakes.scripted_server import Reply, fenced, prompt_text  # noqa: E402
+from tests.support.fakes.scripted_server import Reply, fenced, prompt_text  # noqa: E402
 
 PYTHON = sys.executable
 TASK = re.compile(r"Implement the Python function `([^`]+)`")

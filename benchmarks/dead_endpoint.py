@@ -30,7 +30,7 @@ from koderz.models.base import CallContext  # noqa: E402
 from koderz.models.config import ModelConfig  # noqa: E402
 from koderz.models.registry import ClientPool, build_model  # noqa: E402
 from koderz.vocab import Phase  # noqa: E402
-from tests.fakes.scripted_server import ScriptedServer  # noqa: E402
+from tests.support.fakes.scripted_server import ScriptedServer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "dead_endpoint.json"
 KEY_ENV = "KODERZ_BENCH_KEY"

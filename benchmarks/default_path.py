@@ -3,7 +3,7 @@
     python benchmarks/default_path.py [--repeats 3] [--problems 164] [--latency 2.0] [--concurrency 8]
 
 1. **Realistic model latency**: ``--problems`` HumanEval problems answered by an API model
-   (gpt-4o-mini's config) against the scripted OpenAI-format server (tests/fakes/
+   (gpt-4o-mini's config) against the scripted OpenAI-format server (tests/support/fakes/
    scripted_server.py, canonical answers) that waits ``--latency`` seconds per call, at
    ``concurrency=--concurrency``; the default tracking against ``tracking=off`` (memory off on
    both sides: tracking's cost alone). Goal: the tracked run's wall <= 1.03x.
@@ -51,7 +51,7 @@ from benchmarks.common import (
 from koderz.datasets.loaders import load_dataset
 from koderz.records import RunFolder
 from koderz.tracking.follow import CPU_LINE
-from tests.fakes.scripted_server import ScriptedServer
+from tests.support.fakes.scripted_server import ScriptedServer
 
 RESULTS = ROOT / "benchmarks" / "results" / "default_path.json"
 GOALS = {"latency_wall_ratio": 1.03, "after_summary_s": 1.0}

@@ -1,6 +1,6 @@
 """Pooled SDK client vs a new client per call, against the scripted server.
 
-The server runs in its own process (the CLI form of tests/fakes/scripted_server.py) so
+The server runs in its own process (the CLI form of tests/support/fakes/scripted_server.py) so
 it does not share this process's event loop. For each provider and injected latency,
 N calls run with bounded concurrency, once through one pooled client (what koderz does:
 ``ClientPool`` shared by the run) and once creating and closing a client per call.
@@ -32,7 +32,7 @@ from koderz.models.config import ModelConfig  # noqa: E402
 from koderz.models.registry import ClientPool, build_model  # noqa: E402
 from koderz.vocab import Phase  # noqa: E402
 
-SERVER = ROOT / "tests" / "fakes" / "scripted_server.py"
+SERVER = ROOT / "tests" / "support" / "fakes" / "scripted_server.py"
 RESULTS = ROOT / "benchmarks" / "results" / "http_pooling.json"
 KEY_ENV = "KODERZ_BENCH_KEY"
 ANSWER = "Here is my solution.\n\n```python\ndef add(a, b):\n    return a + b\n```\n"

@@ -7,7 +7,7 @@ Two 4-job sweeps, with ``tracking=off cortex=off`` (so the launchers are what di
 - ``cpu``: ``model=reference dataset=humaneval,mbpp_plus mode=zero_shot,iterative end=3``,
   the built-in model: each job is start-up plus a few sandboxed programs (CPU-bound);
 - ``io``: ``seed=1,2 mode=zero_shot,iterative end=10`` against a scripted OpenAI-compatible
-  fake (``tests/fakes/scripted_server.py``, each task's canonical solution) answering after
+  fake (``tests/support/fakes/scripted_server.py``, each task's canonical solution) answering after
   0.3 s, like a remote model: each job mostly waits (``cache=false``).
 
 Launchers:
@@ -50,7 +50,7 @@ from benchmarks.common import (
 )
 from koderz.datasets.loaders import load_dataset
 from koderz.records import RunFolder
-from tests.fakes.scripted_server import ScriptedServer
+from tests.support.fakes.scripted_server import ScriptedServer
 
 RESULTS = ROOT / "benchmarks" / "results" / "scale_out.json"
 LATENCY = 0.3

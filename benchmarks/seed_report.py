@@ -5,7 +5,7 @@
 Every run is the real ``python -m koderz`` (subprocess, ``tracking=off cache=false``,
 ``cortex=persistent`` unless said otherwise, in a temp dir) with all three model roles
 (spec, coder, reviewer) pointed as gpt-4o-mini at the scripted model server
-(tests/fakes/scripted_server.py) answering after a fixed injected latency. The server
+(tests/support/fakes/scripted_server.py) answering after a fixed injected latency. The server
 answers each HumanEval task's canonical solution in a python fence, so every problem
 passes; in iterative mode (``checkpoint_interval=1``) it first answers a program that
 raises, so each problem takes spec + attempt + review + attempt = 4 calls and 2 sandbox
@@ -47,7 +47,7 @@ from benchmarks.common import (
     write_json,
 )
 from koderz.datasets.loaders import load_dataset
-from tests.fakes.scripted_server import ScriptedServer
+from tests.support.fakes.scripted_server import ScriptedServer
 
 DOCS = ROOT / "docs"
 CORTEX_JSON = ROOT / "benchmarks" / "results" / "cortex_overhead.json"
@@ -267,7 +267,7 @@ def markdown(r: dict[str, Any]) -> str:
             else "; unchanged for the whole benchmark."
         ),
         "",
-        f"Model: the scripted server (tests/fakes/scripted_server.py) as gpt-4o-mini for every role, "
+        f"Model: the scripted server (tests/support/fakes/scripted_server.py) as gpt-4o-mini for every role, "
         f"{1000 * r['latency_s']:.0f} ms injected latency per call, answering each HumanEval task's canonical "
         "solution in a python fence. Zero-shot: spec + 1 attempt per problem (2 calls, 1 sandbox run). "
         "Iterative (`checkpoint_interval=1`): spec, a wrong first attempt, a checkpoint review, the right "

@@ -21,7 +21,7 @@ from koderz.result_cache import DEFAULT_PATH, JUDGE_CODE, JUDGE_FILES, ResultCac
 from koderz.sandbox.mechanism import Mechanism
 from koderz.vocab import Mode, Status
 from tests.conftest import plan, run_job
-from tests.fakes.scripted_server import Rules, ScriptedServer, fenced
+from tests.support.fakes.scripted_server import Rules, ScriptedServer, fenced
 
 RIGHT = fenced("def add(x: int, y: int):\n    return x + y\n")
 RAISES = fenced("def add(x: int, y: int):\n    raise ValueError('no')\n")

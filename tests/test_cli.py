@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from koderz.config import RunConfig
-from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
 from tests.support.env import clean_env
+from tests.support.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
 
 QUIET = ["tracking=off", "cortex=off"]
 pytestmark = pytest.mark.usefixtures("no_stray_processes")  # no process outlives a command

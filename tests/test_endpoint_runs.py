@@ -1,6 +1,6 @@
 """A model failure is never a verdict: a server that dies mid-run, and a resume against its new address.
 
-Whole runs through the real OpenAI SDK client against the scripted server (tests/fakes).
+Whole runs through the real OpenAI SDK client against the scripted server (tests/support/fakes).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from koderz.resume import resume_config
 from koderz.runner import Runner
 from koderz.vocab import Status
 from tests.conftest import compose_config
-from tests.fakes.scripted_server import ScriptedServer, fenced
+from tests.support.fakes.scripted_server import ScriptedServer, fenced
 
 TASKS = 8
 DEADLINE = 120.0

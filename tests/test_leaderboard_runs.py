@@ -22,8 +22,8 @@ from koderz.prompts import PromptStyle, attempt_messages
 from koderz.records import AttemptOutcome, ProblemRecord, Roles, RunFolder
 from koderz.vocab import Mode, Protocol, Status
 from tests.conftest import run_job
-from tests.fakes.scripted_server import Rules, ScriptedServer
 from tests.support.evalplus_cli import evalplus_reads
+from tests.support.fakes.scripted_server import Rules, ScriptedServer
 from tests.support.mlflow_runs import fresh_store
 
 QUIET = ("tracking=off", "cortex=off", "cache=false")

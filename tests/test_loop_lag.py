@@ -15,7 +15,7 @@ from koderz.datasets.loaders import load_dataset
 from koderz.records import ProblemRecord
 from koderz.runner import Runner
 from tests.conftest import plan
-from tests.fakes.scripted_server import ScriptedServer, fenced
+from tests.support.fakes.scripted_server import ScriptedServer, fenced
 
 pytestmark = pytest.mark.slow
 WORST_LAG = 0.25  # seconds

@@ -15,8 +15,8 @@ from koderz.plan import Plan
 from koderz.records import RunFolder
 from koderz.runner import Runner
 from tests.conftest import compose_config
-from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
-from tests.models.support import free_port
+from tests.support.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
+from tests.support.model_configs import free_port
 
 WRONG = fenced("def add(x: int, y: int):\n    return x - y\n", "I think subtraction works.")
 RIGHT = fenced("def add(x: int, y: int):\n    return x + y\n", "Fixed: add them.")

@@ -18,8 +18,8 @@ from typing import Any
 import mlflow
 import pytest
 
-from tests.fakes.scripted_server import Reply, ScriptedServer, fenced, prompt_text
 from tests.support.env import clean_env
+from tests.support.fakes.scripted_server import Reply, ScriptedServer, fenced, prompt_text
 from tests.support.sweep_records import (
     assert_cache_rows_once,
     assert_complete_run_folder,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from koderz.models.registry import ClientPool
-from tests.fakes.scripted_server import Script, ScriptedServer
-from tests.models.support import KEY_ENV
+from tests.support.fakes.scripted_server import Script, ScriptedServer
+from tests.support.model_configs import KEY_ENV
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from koderz.errors import ConfigError
 from koderz.result_cache import run_key, uncacheable
 from koderz.sandbox.mechanism import Mechanism
 from tests.conftest import plan, run_job
-from tests.fakes.scripted_server import Rules, ScriptedServer, fenced
+from tests.support.fakes.scripted_server import Rules, ScriptedServer, fenced
 
 RIGHT = fenced("def add(x: int, y: int):\n    return x + y\n")
 OLLAMA = "qwen2.5-coder:32b"

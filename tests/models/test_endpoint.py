@@ -12,8 +12,8 @@ import pytest
 from koderz.errors import ModelError
 from koderz.models.endpoint import BreakerState
 from koderz.models.registry import build_model
-from tests.fakes.scripted_server import Reply, Rules
-from tests.models.support import context, model_cfg, until, user
+from tests.support.fakes.scripted_server import Reply, Rules
+from tests.support.model_configs import context, model_cfg, until, user
 
 CHAT = {"openai": "openai.chat", "ollama": "ollama.chat"}
 PROBE = {"openai": "openai.models", "ollama": "ollama.tags"}

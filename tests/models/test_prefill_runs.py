@@ -12,7 +12,7 @@ import pytest
 from koderz.records import RunFolder
 from koderz.report import format_summary
 from tests.conftest import run_job
-from tests.fakes.scripted_server import Rules, ScriptedServer
+from tests.support.fakes.scripted_server import Rules, ScriptedServer
 
 CODE = "def add(x: int, y: int):\n    return x + y\n"
 CONTINUED = CODE + "```\n"

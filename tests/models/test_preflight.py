@@ -16,7 +16,7 @@ from koderz.models.builtin import ReferenceModel
 from koderz.models.config import ModelConfig
 from koderz.models.preflight import check_credentials, preflight_all
 from koderz.models.registry import ClientPool, build_model
-from tests.models.support import KEY_ENV, context, model_cfg, user
+from tests.support.model_configs import KEY_ENV, context, model_cfg, user
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFLIGHT_ROUTE = {"openai": "openai.models", "ollama": "ollama.show"}

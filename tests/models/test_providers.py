@@ -10,8 +10,8 @@ from koderz.errors import ModelError
 from koderz.models.pricing import cost_of
 from koderz.models.registry import build_model
 from koderz.vocab import Phase
-from tests.fakes.scripted_server import Reply, Rules, fenced
-from tests.models.support import KEY_ENV, context, free_port, model_cfg, user
+from tests.support.fakes.scripted_server import Reply, Rules, fenced
+from tests.support.model_configs import KEY_ENV, context, free_port, model_cfg, user
 
 CHAT = {"openai": "openai.chat", "ollama": "ollama.chat"}
 FAST_RETRY = {"retry-after-ms": "1"}  # the openai SDK honours it; our Ollama backoff is cfg.retry_backoff

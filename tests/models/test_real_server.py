@@ -30,7 +30,7 @@ from koderz.models.registry import ClientPool, build_model
 from koderz.records import RunFolder
 from koderz.report import format_summary
 from tests.conftest import run_job
-from tests.models.support import context, free_port, model_cfg, until, user
+from tests.support.model_configs import context, free_port, model_cfg, until, user
 
 ALIAS = "gemma-3-270m"
 START_DEADLINE = 300.0  # seconds for the server to load the model and answer /v1/models

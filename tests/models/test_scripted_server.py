@@ -10,10 +10,10 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced, load_script
+from tests.support.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced, load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "tests" / "fakes" / "scripted_server.py"
+SERVER = ROOT / "tests" / "support" / "fakes" / "scripted_server.py"
 
 
 def test_rules_answer_in_order_per_rule_and_the_last_reply_repeats():

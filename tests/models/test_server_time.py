@@ -13,8 +13,8 @@ from koderz.models.registry import build_model
 from koderz.records import RunTiming
 from koderz.timing import format_report
 from tests.conftest import run_job
-from tests.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
-from tests.models.support import context, model_cfg, user
+from tests.support.fakes.scripted_server import Reply, Rules, ScriptedServer, fenced
+from tests.support.model_configs import context, model_cfg, user
 
 RIGHT = fenced("def add(x: int, y: int):\n    return x + y\n")
 

@@ -6,8 +6,8 @@ import pytest
 
 from koderz.models.registry import build_model
 from koderz.models.speed import format_speed_table, run_speed_test
-from tests.fakes.scripted_server import Reply
-from tests.models.support import model_cfg
+from tests.support.fakes.scripted_server import Reply
+from tests.support.model_configs import model_cfg
 
 
 async def test_speed_test_reports_tokens_per_second_and_excludes_warmup(start_server, pool):

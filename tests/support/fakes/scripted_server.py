@@ -34,7 +34,7 @@ queue, the model list too), demand an API key, and list models while answering a
 ``GET /_stats`` returns the counters (requests, chat calls, distinct client connections,
 maximum in flight) for callers in another process.
 
-CLI: ``python tests/fakes/scripted_server.py --port 0 --script FILE`` prints
+CLI: ``python tests/support/fakes/scripted_server.py --port 0 --script FILE`` prints
 ``http://127.0.0.1:PORT`` on its first line and serves until interrupted.
 """
 

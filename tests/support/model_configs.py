@@ -11,7 +11,7 @@ from koderz.datasets.problem import Problem
 from koderz.models.base import CallContext
 from koderz.models.config import ModelConfig
 from koderz.vocab import Phase
-from tests.fakes.scripted_server import ScriptedServer
+from tests.support.fakes.scripted_server import ScriptedServer
 
 KEY_ENV = "KODERZ_TEST_KEY"
 PROBLEM = Problem(
