@@ -31,7 +31,7 @@ from koderz.cortex.store import MemoryRecord, MemoryStore
 from koderz.datasets.loaders import dataset_version, load_dataset
 from koderz.datasets.problem import Problem
 from koderz.datasets.selection import selected_ids
-from koderz.errors import ExitCode
+from koderz.errors import ConfigError, ExitCode
 from koderz.evaluators import Evaluator
 from koderz.experiment import Environment, Experiment, Role, Settings
 from koderz.models.base import ModelClient
@@ -325,7 +325,33 @@ class Runner:
                 missing[0],
             )
         skipped = set(missing)
-        return [p for p in problems if p.task_id not in skipped]
+        kept = [p for p in problems if p.task_id not in skipped]
+        self._check_samples(kept, coder)
+        return kept
+
+    def _check_samples(self, problems: list[Problem], coder: ModelClient) -> None:
+        """``n_samples`` against what the coder can give (a replay file): none with that many is bad
+        input; some with fewer are named in a warning (their pass@k counts the samples there are)."""
+        wanted = self.plan.config.n_samples
+        if wanted <= 1 or not self.plan.mode.spec.samples or not problems:
+            return
+        limits = {p.task_id: coder.sample_limit(p.task_id) for p in problems}
+        short = {task: limit for task, limit in limits.items() if limit is not None and limit < wanted}
+        if len(short) == len(problems):
+            most = max(short.values())
+            raise ConfigError(
+                f"n_samples={wanted}: the model has at most {most} samples per selected task "
+                f"(e.g. {next(iter(short))}: {short[next(iter(short))]}); set n_samples={most} or give more samples"
+            )
+        if short:
+            task, limit = next(iter(short.items()))
+            log.warning(
+                "n_samples=%d: %d selected tasks have fewer samples (e.g. %s: %d); their pass@k counts those",
+                wanted,
+                len(short),
+                task,
+                limit,
+            )
 
     def _environment(self, roles: dict[str, Role], evaluator: Evaluator, store: MemoryStore) -> Environment:
         config = self.plan.config

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from koderz import report
 from koderz.config import TrackingConfig
 from koderz.datasets.files import data_file
 from koderz.datasets.loaders import load_dataset
+from koderz.errors import ConfigError
 from koderz.export.evalplus import eval_results
 from koderz.models.prefill import PROBE
 from koderz.prompts import PromptStyle, attempt_messages
@@ -252,3 +254,24 @@ def assert_mlflow_has_base_and_plus(folder: Path, tmp_path: Path, tmp_path_facto
     )
     assert (tags["koderz.prompt"], tags["koderz.model"], tags["koderz.spec_model"]) == ("evalplus", "replay", "-")
     assert run.data.params["prompt.protocol"] == "evalplus"
+
+
+# ---------------------------------------------------------------- n_samples against a replay file
+
+
+async def test_n_samples_beyond_every_tasks_samples_is_bad_input(tmp_path) -> None:
+    tasks = ["HumanEval/0", "HumanEval/1"]
+    samples_file = replay_file(tmp_path / "one.jsonl", {t: [right(t)] for t in tasks})
+    with pytest.raises(ConfigError, match=r"^n_samples=10: the model has at most 1 samples per selected task"):
+        await run_job(tmp_path / "run", "model=replay", f"model.samples={samples_file}", "n_samples=10", *QUIET)
+
+
+async def test_tasks_with_fewer_samples_than_n_samples_are_named(tmp_path, caplog) -> None:
+    samples_file = replay_file(
+        tmp_path / "mixed.jsonl", {"HumanEval/0": [right("HumanEval/0")] * 2, "HumanEval/1": [right("HumanEval/1")]}
+    )
+    overrides = ("model=replay", f"model.samples={samples_file}", "n_samples=2", "problems=[HumanEval/0,HumanEval/1]")
+    with caplog.at_level(logging.WARNING, logger="koderz.runner"):
+        outcome = await run_job(tmp_path / "run", *overrides, *QUIET)
+    assert "n_samples=2: 1 selected tasks have fewer samples (e.g. HumanEval/1: 1)" in caplog.text
+    assert outcome.summary.answered == 2
