@@ -144,8 +144,10 @@ class Runner:
         selected = 0
         try:
             folder.open()
+            # models, data and the sandbox first: bad input found there leaves no memory store behind
+            dataset, roles, evaluator = await self._start_up(pool)
+            log.info("run folder %s", folder.path)
             async with self._memory() as store:
-                dataset, roles, evaluator = await self._start_up(pool, store)
                 problems = self._runnable(select_problems(dataset, plan), roles["model"].client)
                 selected = len(problems)
                 if self._stop.event.is_set():  # Ctrl-C during start-up: no problem starts
@@ -260,9 +262,7 @@ class Runner:
             await manager.__aexit__(None, None, None)
         self._lost_writes = store.lost_writes
 
-    async def _start_up(
-        self, pool: ClientPool, store: MemoryStore
-    ) -> tuple[tuple[Problem, ...], dict[str, Role], Evaluator]:
+    async def _start_up(self, pool: ClientPool) -> tuple[tuple[Problem, ...], dict[str, Role], Evaluator]:
         """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping."""
         dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, load_dataset, self.plan.dataset))
         sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox))

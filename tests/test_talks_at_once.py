@@ -43,7 +43,7 @@ def test_the_header_is_the_first_line_and_comes_before_any_heavy_import(tmp_path
     code, seen = probe(tmp_path, "end=2", "tracking=off", "cortex=off")
     assert code == 0
     [(first, heavy)] = seen
-    assert first.startswith("koderz: reference on 2 humaneval problems (zero_shot, concurrency 1), run folder ")
+    assert first == "koderz: reference on 2 humaneval problems (zero_shot, concurrency 1)"
     assert heavy == []
 
 

@@ -75,18 +75,12 @@ def job(cfg: DictConfig, outcome: JobOutcome) -> Any:
 
 
 def _header(cfg: DictConfig, selected: int | None, hydra_cfg: Any) -> None:
-    """One line as soon as the job is checked: what runs, and where its record goes."""
+    """One line as soon as the job is checked: what runs (the runner names the run folder once the
+    models, data and sandbox are up: a run stopped before that leaves no folder to name)."""
     if cfg.resume:  # the runner says so once it is sure there is something to resume
         return
     what = f"{selected} {cfg.dataset.name} problems" if selected is not None else "the speed test"
-    log.info(
-        "koderz: %s on %s (%s, concurrency %s), run folder %s",
-        cfg.model.name,
-        what,
-        cfg.mode.name,
-        cfg.concurrency,
-        hydra_cfg.runtime.output_dir,
-    )
+    log.info("koderz: %s on %s (%s, concurrency %s)", cfg.model.name, what, cfg.mode.name, cfg.concurrency)
 
 
 def _run(cfg: DictConfig, hydra_cfg: Any, job_outcome: JobOutcome, started: float | None) -> Any:

@@ -80,3 +80,19 @@ def test_a_sweep_with_one_bad_job_starts_nothing(tmp_path: Path, sweep: list[str
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
     assert needle in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_found_at_start_up_leaves_no_memory_store_and_names_no_run_folder(tmp_path: Path) -> None:
+    """A replay without its file, found when the models are built: no outputs/ (no cortex.db), and
+    no 'run folder' line for a folder that is then removed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "koderz", "model=replay", "end=1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert "model.samples is required" in done.stderr and "run folder" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []
