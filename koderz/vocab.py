@@ -169,3 +169,11 @@ class Protocol(StrEnum):
         """The protocol a ``PromptStyle.label`` names (its first word); None for another text."""
         word = label.split(" ", 1)[0]
         return cls(word) if word in set(cls) else None
+
+
+class Detail(StrEnum):
+    """``sandbox.detail``: how much of an answer the sandbox judges once its verdict is known."""
+
+    AUTO = "auto"  # first_failure where only the verdict is read, full where feedback shows the detail
+    FULL = "full"  # every input, also after the first failure (``tests_passed`` counts them all)
+    FIRST_FAILURE = "first_failure"  # stop at the first failing input, as EvalPlus does (same verdict)
