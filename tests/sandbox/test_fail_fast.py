@@ -87,3 +87,42 @@ def test_unknown_detail_is_rejected() -> None:
 
     with pytest.raises(ConfigError, match=r"sandbox\.detail"):
         plan("sandbox.detail=some")
+
+
+FAILS_THEN_LOOPS = """
+calls = 0
+
+
+def has_close_elements(numbers, threshold):
+    global calls
+    calls += 1
+    if calls == 1:
+        return "wrong"
+    while True:
+        pass
+"""
+
+
+def test_a_failure_before_a_loop_is_judged_failed_in_both_modes(humaneval_plus, uid_base: int) -> None:
+    """The child flushes after answers 0, 1, 3, 7, ...: the first wrong answer reaches the judge
+    before the loop, so the verdict is that failure (first_failure stops the attempt there; full
+    runs on until the CPU limit), not a timeout."""
+    problem = humaneval_plus["HumanEval/0"]
+
+    async def judge(detail: Detail) -> Verdict:
+        sandbox = Sandbox(SandboxConfig(uid_base=uid_base, detail=detail, cpu_floor=1.0, cpu_factor=1.0))
+        try:
+            return await sandbox.evaluate(problem, FAILS_THEN_LOOPS)
+        finally:
+            await sandbox.drain()
+            sandbox.close()
+
+    for detail in (Detail.FIRST_FAILURE, Detail.FULL):
+        verdict = asyncio.run(judge(detail))
+        assert (verdict.status, verdict.passed, verdict.base_passed, verdict.tests_passed) == (
+            "failed",
+            False,
+            False,
+            0,
+        )
+        assert verdict.got == "'wrong'"
