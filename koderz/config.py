@@ -18,7 +18,7 @@ from koderz.cortex.config import CortexConfig
 from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS
 from koderz.models.config import ModelConfig
-from koderz.vocab import CacheSetting, Mode, Protocol
+from koderz.vocab import CacheSetting, Detail, Mode, Protocol
 
 # A helper role (spec_model, checkpoint_model, baseline_model) whose provider is CODER uses the
 # coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles),
@@ -78,6 +78,7 @@ class SandboxSettings:
     cpu_factor: float = 10.0  # CPU limit = test_timeout + cpu_factor x the canonical's CPU time
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
     containment: str = "auto"  # the strongest isolating one, or insist on: root_namespaces | user_namespaces | bubblewrap | limits_only
+    detail: str = "auto"  # full | first_failure (stop at the first failing input); auto: full where feedback reads it
 
 
 @dataclass
@@ -181,6 +182,8 @@ def validate(cfg: RunConfig | DictConfig) -> None:
         cfg.sandbox.max_processes >= 0, "sandbox.max_processes", cfg.sandbox.max_processes, "must be 0 (CPUs) or more"
     )
     _require(cfg.sandbox.memory_mb >= 64, "sandbox.memory_mb", cfg.sandbox.memory_mb, "must be at least 64")
+    details = ", ".join(d.value for d in Detail)
+    _require(cfg.sandbox.detail in set(Detail), "sandbox.detail", cfg.sandbox.detail, f"choose one of {details}")
     if cfg.temperature is not None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")
     if cfg.shard is not None:

@@ -14,7 +14,7 @@ from koderz.models.config import ModelConfig
 from koderz.prompts import PromptStyle
 from koderz.records import Roles
 from koderz.sandbox.sandbox import SandboxConfig
-from koderz.vocab import Mode, Protocol
+from koderz.vocab import Detail, Mode, Protocol
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Plan:
                 memory_mb=settings.memory_mb,
                 fork_server=settings.fork_server,
                 containment=settings.containment,
+                detail=_detail(Detail(settings.detail), mode),
             ),
             prompt=PromptStyle(protocol=Protocol(config.prompt.protocol), cot=config.prompt.cot),
         )
@@ -94,6 +95,14 @@ class Plan:
         data = OmegaConf.to_container(OmegaConf.structured(self.config), resolve=True)
         assert isinstance(data, dict)
         return {str(k): v for k, v in data.items()}
+
+
+def _detail(detail: Detail, mode: Mode) -> Detail:
+    """``auto``: every input judged only where a next prompt shows the detail (feedback modes);
+    elsewhere only the verdict is read, and the judge stops at the first failing input."""
+    if detail is not Detail.AUTO:
+        return detail
+    return Detail.FULL if mode.spec.feedback else Detail.FIRST_FAILURE
 
 
 def _to_object(cfg: DictConfig) -> RunConfig:

@@ -193,3 +193,11 @@ class IntervalMethod(StrEnum):
     WILSON = "wilson"  # one sample per task: the Wilson score interval
     BOOTSTRAP = "bootstrap"  # several samples per task: percentile bootstrap over tasks
     PAIRED_BOOTSTRAP = "paired bootstrap"  # a difference between two runs on the same tasks
+
+
+class Detail(StrEnum):
+    """``sandbox.detail``: how much of an answer the sandbox judges once its verdict is known."""
+
+    AUTO = "auto"  # first_failure where only the verdict is read, full where feedback shows the detail
+    FULL = "full"  # every input, also after the first failure (``tests_passed`` counts them all)
+    FIRST_FAILURE = "first_failure"  # stop at the first failing input, as EvalPlus does (same verdict)

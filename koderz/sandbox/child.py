@@ -317,7 +317,9 @@ def main(parent=None):
 
     def emit(kind, index, payload):
         results.write(f"{kind} {index} {payload}\n")
-        if index == flush_at:
+        # also after answers 0, 1, 3, 7, ... (deterministic): the judge sees an early failure early,
+        # and with first_failure the attempt is stopped before it runs much further
+        if index == flush_at or not index & (index + 1):
             results.flush()
 
     emit("S", 0, json_text(isolation))

@@ -125,8 +125,9 @@ class Collector:
     for an answer beyond the limits: either ends the attempt with an error.
     """
 
-    def __init__(self, problem: Problem, limits: AnswerLimits) -> None:
+    def __init__(self, problem: Problem, limits: AnswerLimits, *, first_failure: bool = False) -> None:
         self.problem = problem
+        self.first_failure = first_failure
         self.limits = limits
         self.replay = problem.dataset == "humaneval"
         self.family = problem.extra.get("family", "humaneval")
@@ -234,6 +235,13 @@ class Collector:
             self.base_equal += index < self.base_count
         elif self.first is None:
             self.first = (index, outcome)
+
+    @property
+    def decided(self) -> bool:
+        """``first_failure`` and an input has failed: the verdict cannot change any more. Inputs
+        arrive in order, base before plus, so ``base_passed`` is decided too (False when the
+        failure is a base input, True when every base input was judged equal before it)."""
+        return self.first_failure and self.first is not None
 
     def base_passed(self) -> bool | None:
         """Every base input judged equal (EvalPlus datasets); None without a base/plus split."""

@@ -81,6 +81,9 @@ class _Stream:
             if end - begin > self.limits.line_bytes:
                 raise OverLimit(f"a result line is longer than {self.limits.line_bytes} bytes")
             self.collector.feed(bytes(self.buffer[begin:end]))
+            if self.collector.decided:  # first_failure: the lines after the deciding one are not read
+                self.buffer.clear()
+                return
             begin = end + 1
             end = self.buffer.find(b"\n", begin)
         del self.buffer[:begin]
@@ -99,6 +102,8 @@ def _read_results(stream: _Stream, results_fd: int, stop_fd: int) -> None:
             if not chunk:
                 return
             stream.take(chunk)
+            if stream.collector.decided:  # first_failure: the verdict is known, the rest is not read
+                return
         elif stop_fd in ready:  # the attempt is over: judge what the pipe still holds
             os.set_blocking(results_fd, False)
             while True:
@@ -160,7 +165,7 @@ def _lift_budget() -> None:
 def judge_attempt(problem: Problem, request: dict[str, Any], results_fd: int, stop_fd: int) -> Judgement:
     """Judge one attempt's result stream (in a forked judge, within its budget)."""
     limits = AnswerLimits(**request["limits"])
-    collector = Collector(problem, limits)
+    collector = Collector(problem, limits, first_failure=bool(request.get("first_failure")))
     try:
         _read_results(_Stream(collector, limits), results_fd, stop_fd)
         judgement = collector.judgement()

@@ -47,6 +47,7 @@ from koderz.sandbox.judge_server import MEMORY_EXIT, OUT_OF_MEMORY
 from koderz.sandbox.mechanism import Containment, Mechanism, bwrap_command, candidates, choose, python_command
 from koderz.sandbox.stop import Measured, Stop, StopKind
 from koderz.sandbox.verdict import Verdict
+from koderz.vocab import Detail
 
 log = logging.getLogger(__name__)
 Attempt = asyncio.subprocess.Process | ForkedProcess
@@ -101,6 +102,9 @@ class SandboxConfig:
     max_int_digits: int = 1_100_000  # decimal digits of one int in an answer
     judge_cpu_seconds: int = 10  # CPU time the judge may spend decoding and comparing one attempt's answers
     judge_memory_mb: int = 512  # memory it may take for that, beyond its size when it starts the attempt
+    # FIRST_FAILURE: the judge decides at the first failing input and the attempt is stopped there
+    # (EvalPlus datasets; humaneval's check replay always reads every answer). Same verdict either way.
+    detail: Detail = Detail.FULL
 
 
 def child_source() -> str:
@@ -506,6 +510,7 @@ class Sandbox:
             "limits": asdict(self.answer_limits(problem)),
             "cpu_seconds": self.config.judge_cpu_seconds,
             "memory_mb": self.config.judge_memory_mb,
+            "first_failure": self.config.detail is Detail.FIRST_FAILURE,
         }
 
     async def _stop_child(self, proc: Attempt, exited: asyncio.Future[int], pidfd: int | None) -> None:
