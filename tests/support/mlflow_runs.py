@@ -67,7 +67,7 @@ def real_run_folder(folder: Path) -> Path:
         f"model.samples={samples}",
         "mode=iterative",
         "max_iterations=2",
-        "checkpoints.enabled=false",
+        "checkpoint_interval=1",
         f"problems=[{','.join(TASKS)}]",
         "tracking=off",
         "cortex=off",
