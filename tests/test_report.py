@@ -310,3 +310,17 @@ def test_the_live_headline_is_pass_at_1_too() -> None:
     records = [record("a", True, False, False, False), record("b", True, True, True, True)]
     assert live_metrics(records, Mode.ZERO_SHOT)[Metric.PASS_RATE] == pytest.approx(summarize(records).pass_rate)
     assert live_metrics(records, Mode.ZERO_SHOT)[Metric.PASS_RATE] == pytest.approx(0.625)
+
+
+def test_prefill_and_server_time_reach_mlflow_metrics() -> None:
+    from koderz.records import RunTiming
+    from koderz.tracking.mlflow_tracker import summary_metrics, timing_metrics
+
+    summary = summarize([record("a", True, True, True, True)])
+    summary.prefill_ignored, summary.prefill_continued = 3, False
+    metrics = summary_metrics(summary)
+    assert metrics["run.prefill_ignored"] == 3 and metrics["run.prefill_continued"] == 0.0
+    timing = RunTiming(
+        total_duration=20.0, tracked_wall=19.0, overhead=1.0, model_busy=15.0, sandbox_busy=2.0, model_server=12.5
+    )
+    assert timing_metrics(timing)["timing.model_server"] == 12.5

@@ -398,6 +398,7 @@ def summary_metrics(summary: RunSummary) -> dict[str, float]:
         Metric.CACHED: summary.cached,
         Metric.NOT_RUN: summary.not_run,
         Metric.TRUNCATED: summary.truncated,
+        Metric.PREFILL_IGNORED: summary.prefill_ignored,
         Metric.SAMPLES_PER_TASK: summary.samples_per_task,
         Metric.FRONTIER_ESTIMATE: summary.cost.frontier_estimate,
         Metric.SAVINGS: summary.cost.savings,
@@ -406,6 +407,8 @@ def summary_metrics(summary: RunSummary) -> dict[str, float]:
         Metric.MEMORY_SPECS_RECALLED: summary.memory.specs_recalled,
         Metric.MEMORY_SPEC_RUNS: len(summary.memory.spec_runs),
     }
+    if summary.prefill_continued is not None:
+        values[Metric.PREFILL_CONTINUED] = float(summary.prefill_continued)
     values |= _score_metrics("", summary.pass_at_k, summary.base)
     for tier, value in summary.cost.by_tier.items():
         values[f"{Prefix.COST_TIER}{tier}"] = value
@@ -455,6 +458,8 @@ def timing_metrics(timing: RunTiming) -> dict[str, float]:
         f"{Prefix.TIMING}sandbox_busy": timing.sandbox_busy,
         f"{Prefix.TIMING}mean_in_flight": timing.mean_in_flight,
     }
+    if timing.model_server is not None:  # the servers' own time, where they report it
+        values |= {f"{Prefix.TIMING}model_server": timing.model_server}
     for name, cat in timing.categories.items():
         at = f"{Prefix.TIMING}{name}"
         values |= {f"{at}.busy": cat.busy, f"{at}.wall": cat.wall, f"{at}.count": cat.count}

@@ -84,6 +84,8 @@ class Metric(StrEnum):
     CACHED = "run.cached"
     NOT_RUN = "run.not_run"
     TRUNCATED = "run.truncated"
+    PREFILL_IGNORED = "run.prefill_ignored"  # answers that did not continue the prefill
+    PREFILL_CONTINUED = "run.prefill_continued"  # the start-up probe: 1 the server continued, 0 not
     FRONTIER_ESTIMATE = "cost.frontier_estimate"
     SAVINGS = "cost.savings"
     SAVED_BY_CACHE = "cost.saved_by_cache"

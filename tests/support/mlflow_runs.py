@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +43,10 @@ def fresh_store(tmp_path_factory: pytest.TempPathFactory, dest: Path) -> str:
 
         building = template.with_suffix(".building")
         mlflow.MlflowClient(f"sqlite:///{building}").search_experiments()
-        building.rename(template)
+        # koderz's engine hook may have put the store in WAL mode, with the last migrations still
+        # in its -wal file: SQLite's backup copies what a reader sees (a rename or a file copy would not)
+        with contextlib.closing(sqlite3.connect(building)) as src, contextlib.closing(sqlite3.connect(template)) as dst:
+            src.backup(dst)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, dest)
     return f"sqlite:///{dest}"

@@ -91,6 +91,7 @@ def test_headline_metrics_equal_the_summary(logged, folder) -> None:
     assert metrics["duration_s"] == results.summary.duration
     assert metrics["timing.total_duration"] == results.timing.total_duration
     assert metrics["timing.sandbox_busy"] == results.timing.sandbox_busy
+    assert metrics["run.prefill_ignored"] == results.summary.prefill_ignored == 0  # koderz's protocol: no prefill
 
 
 def test_stepped_metrics_follow_finishing_order_and_iterations(logged, folder) -> None:
