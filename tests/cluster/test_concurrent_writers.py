@@ -48,6 +48,7 @@ FOUR_JOBS = (
     "end=3",
     "max_iterations=2",
     "checkpoints.enabled=false",
+    "cache=true",  # the scripted server is a local one without a weights digest: cache=auto would not cache
 )
 
 
