@@ -98,11 +98,11 @@ class Plan:
 
 
 def _detail(detail: Detail, mode: Mode) -> Detail:
-    """``auto``: every input judged only where a next prompt shows the detail (feedback modes);
-    elsewhere only the verdict is read, and the judge stops at the first failing input."""
-    if detail is not Detail.AUTO:
-        return detail
-    return Detail.FULL if mode.spec.feedback else Detail.FIRST_FAILURE
+    """``auto``: every input is judged. ``first_failure`` only when asked: on all 2,705 real answers
+    one verdict differed from the full judging (an ``error`` where full gave ``passed``), so it is
+    not the default until that is explained (docs/sandbox.md)."""
+    del mode  # the mode decides again once first_failure is proven verdict-equal on every answer
+    return Detail.FULL if detail is Detail.AUTO else detail
 
 
 def _to_object(cfg: DictConfig) -> RunConfig:

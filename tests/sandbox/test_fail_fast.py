@@ -67,6 +67,11 @@ def test_first_failure_verdicts_equal_full_on_real_answers(shared_data: Path, ui
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    reason="known: one of 2,705 real answers is 'error' under first_failure and 'passed' under full "
+    "(found at the end of the stop that added first_failure; not yet explained): why auto means full",
+    strict=False,
+)
 def test_first_failure_verdicts_equal_full_on_every_real_answer(shared_data: Path, uid_base: int) -> None:
     rows = real_answers(shared_data, 1)
     assert len(rows) == 2705
@@ -74,7 +79,7 @@ def test_first_failure_verdicts_equal_full_on_every_real_answer(shared_data: Pat
 
 
 def test_detail_follows_what_is_read() -> None:
-    assert plan("mode=zero_shot").sandbox.detail is Detail.FIRST_FAILURE  # only verdicts are read
+    assert plan("mode=zero_shot").sandbox.detail is Detail.FULL  # until first_failure equals full on every answer
     assert plan("mode=iterative").sandbox.detail is Detail.FULL  # the next prompt shows the detail
     assert plan("mode=comparative").sandbox.detail is Detail.FULL
     assert plan("mode=zero_shot", "sandbox.detail=full").sandbox.detail is Detail.FULL
