@@ -51,7 +51,19 @@ BUILTIN_TIER = "builtin"
 # settings of the sandbox that cannot change a verdict (``containment`` is replaced by the mechanism used)
 OPERATIONAL = ("max_processes", "fork_server", "containment")
 JUDGE_FILES = provenance.module_files(
-    [wire, oracle, checkenv, expected, "koderz.extract", "koderz.experiment"], [koderz.sandbox]
+    # the program judged is read from the answer by extract / prompts (evalplus_sanitize, the preamble):
+    # a change there changes the verdict as surely as one in the judge
+    [
+        wire,
+        oracle,
+        checkenv,
+        expected,
+        "koderz.extract",
+        "koderz.prompts",
+        "koderz.evalplus_sanitize",
+        "koderz.experiment",
+    ],
+    [koderz.sandbox],
 )
 JUDGE_CODE = provenance.source_digest(JUDGE_FILES)
 

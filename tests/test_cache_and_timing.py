@@ -141,7 +141,17 @@ def test_the_cache_key_names_the_containment_used_the_judging_code_and_every_lim
 
 def test_the_judging_code_digest_is_read_from_the_judges_source_files(tmp_path: Path) -> None:
     names = {path.name for path in JUDGE_FILES}
-    assert {"judge.py", "judge_server.py", "oracle.py", "wire.py", "child.py", "sandbox.py", "experiment.py"} <= names
+    assert {
+        "judge.py",
+        "judge_server.py",
+        "oracle.py",
+        "wire.py",
+        "child.py",
+        "sandbox.py",
+        "experiment.py",
+        "prompts.py",
+        "evalplus_sanitize.py",
+    } <= names
     copies = [Path(shutil.copy(path, tmp_path / f"{i}-{path.name}")) for i, path in enumerate(JUDGE_FILES)]
     before = provenance.source_digest(copies)
     oracle = next(c for c in copies if c.name.endswith("-oracle.py"))
