@@ -20,22 +20,11 @@ from koderz.sandbox.mechanism import Mechanism
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from tests.support.readable_python import readable_python
 from tests.support.sandbox_script import run_sandbox
+from tests.support.spies import environ_spy
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "KZ-FALLBACK-SECRET"
-SPY = f"""
-import os
-def strlen(s):
-    seen = 0
-    for pid in os.listdir('/proc'):
-        if pid.isdigit():
-            try:
-                with open('/proc/%s/environ' % pid, 'rb') as f:
-                    seen += {SECRET.encode()!r} in f.read()
-            except OSError:
-                pass
-    return 'uid=%d groups=%s env=%s seen=%d' % (os.getuid(), os.getgroups(), sorted(os.environ), seen)
-"""
+SPY = environ_spy("strlen", SECRET)
 MEMORY_ERROR = "def strlen(s):\n    return len(bytearray(16 * 1024 ** 3))\n"
 DAEMON = """
 import os, time

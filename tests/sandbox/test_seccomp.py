@@ -18,22 +18,11 @@ from koderz.errors import ExitCode
 from koderz.sandbox.mechanism import Mechanism
 from tests.support import seccomp_deny_unshare
 from tests.support.readable_python import readable_python
+from tests.support.spies import environ_spy
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "KZ-SECCOMP-SECRET"
-SPY = f"""
-import os
-def has_close_elements(numbers, threshold):
-    seen = 0
-    for pid in os.listdir('/proc'):
-        if pid.isdigit():
-            try:
-                with open('/proc/%s/environ' % pid, 'rb') as f:
-                    seen += {SECRET.encode()!r} in f.read()
-            except OSError:
-                pass
-    return 'uid=%d env=%s seen=%d' % (os.getuid(), sorted(os.environ), seen)
-"""
+SPY = environ_spy("has_close_elements", SECRET)
 pytestmark = pytest.mark.skipif(
     os.uname().machine not in seccomp_deny_unshare.ARCHES, reason="the filter knows x86_64 and aarch64"
 )
