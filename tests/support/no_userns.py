@@ -9,18 +9,16 @@ still can: bwrap creates its namespaces with ``clone()``, which the filter lets 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 import sys
 
+# a sibling module: this file runs as a script from its own folder (also in a copy for another user)
+from seccomp_deny_unshare import EPERM, JEQ_K, JSET_K, LD_W_ABS, RET_K, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, install
+
 # (audit arch, unshare syscall number)
 ARCHES = {"x86_64": (0xC000003E, 272), "aarch64": (0xC00000B7, 97)}
 CLONE_NEWUSER = 0x10000000
-EPERM = 1
-PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
-SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
-LD_W_ABS, JEQ_K, JSET_K, RET_K = 0x20, 0x15, 0x45, 0x06
 
 
 def _filter(arch: int, unshare: int) -> bytes:
@@ -40,18 +38,7 @@ def _filter(arch: int, unshare: int) -> bytes:
 
 def deny_user_namespaces() -> None:
     arch, unshare = ARCHES[os.uname().machine]
-    code = _filter(arch, unshare)
-    buffer = ctypes.create_string_buffer(code)
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = SockFprog(len(code) // 8, ctypes.addressof(buffer))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+    install(_filter(arch, unshare))
 
 
 if __name__ == "__main__":

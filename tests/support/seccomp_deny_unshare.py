@@ -42,7 +42,11 @@ def bpf_program(arch: int, unshare: int, clone: int, clone3: int) -> bytes:
 
 def deny_unshare() -> None:
     """Install the filter on this process (inherited by everything it executes)."""
-    code = bpf_program(*ARCHES[os.uname().machine])
+    install(bpf_program(*ARCHES[os.uname().machine]))
+
+
+def install(code: bytes) -> None:
+    """Install the classic BPF ``code`` as this process's seccomp filter (after no_new_privs)."""
     buffer = ctypes.create_string_buffer(code)
 
     class SockFprog(ctypes.Structure):
