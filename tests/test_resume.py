@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from koderz.errors import ExitCode
+from tests.support.env import run_koderz
 
 ORIGINAL = ["dataset=humaneval_plus", "end=2", "n_samples=1", "tracking=off", "cortex=off"]
 DEADLINE = 180.0  # seconds a command may take on a loaded machine
 
 
 def koderz(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "koderz", *args], cwd=cwd, capture_output=True, text=True, timeout=DEADLINE
-    )
+    return run_koderz(cwd, *args, timeout=DEADLINE)
 
 
 @pytest.fixture(scope="module")
