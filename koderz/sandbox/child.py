@@ -83,6 +83,12 @@ def _bind(source, target, writable=False):
 def _build_root(root, job):
     """Mount a minimal read-only root at ``root`` (inside our private mount ns)."""
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    # the private /tmp first: a root path that lives under /tmp (a library environment there) is
+    # bound on top of it instead of being covered by it
+    os.makedirs(root + "/tmp", exist_ok=True)
+    limits = job["limits"]
+    tmp = f"size={limits['tmp_mb']}m,nr_inodes={limits['tmp_inodes']},mode=1777"
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp)
     for path in job["root_paths"]:
         if os.path.islink(path):
             target = root + path
@@ -92,10 +98,6 @@ def _build_root(root, job):
             _bind(path, root + path)
     for dev in ("null", "zero", "random", "urandom"):
         _bind("/dev/" + dev, root + "/dev/" + dev, writable=True)
-    os.makedirs(root + "/tmp", exist_ok=True)
-    limits = job["limits"]
-    tmp = f"size={limits['tmp_mb']}m,nr_inodes={limits['tmp_inodes']},mode=1777"
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmp)
     for path in job["hide"]:
         target = root + path
         if os.path.isdir(target):

@@ -3,8 +3,6 @@ numpy/pandas/matplotlib bound in: canonical solutions pass, every wrong or hosti
 
 from __future__ import annotations
 
-import os
-import site
 from typing import Any
 
 import pytest
@@ -15,12 +13,6 @@ from koderz.sandbox.sandbox import Sandbox
 from tests.support.bench_files import bcb_config, bcb_samples
 from tests.support.bench_files import sandbox_config as base_config
 
-# the child's private /tmp is mounted over the root's binds: libraries installed under /tmp (a venv
-# in a clone there) are not visible inside the sandbox (docs/bench-formats.md, "Limits")
-pytestmark = pytest.mark.skipif(
-    any(os.path.realpath(p).startswith("/tmp/") for p in site.getsitepackages()),
-    reason="this interpreter's libraries live under /tmp, which the sandbox's own /tmp hides",
-)
 JUDGING = BigCodeBenchJudging(time_limit=3)
 
 
