@@ -121,6 +121,8 @@ def bwrap_command(root_paths: list[str], hide: list[str], tmp_mb: int, cgroups: 
     if bwrap is None:
         raise SandboxError("bwrap is not on PATH")
     args = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--as-pid-1", "--cap-drop", "ALL"]
+    # the private /tmp first, as the namespace mechanisms do: a root path under /tmp is bound on top
+    args += ["--size", str(tmp_mb * 2**20), "--perms", "1777", "--tmpfs", "/tmp"]
     for path in root_paths:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
@@ -128,7 +130,6 @@ def bwrap_command(root_paths: list[str], hide: list[str], tmp_mb: int, cgroups: 
             args += ["--ro-bind", path, path]
     for device in DEVICES:
         args += ["--dev-bind", device, device]
-    args += ["--size", str(tmp_mb * 2**20), "--perms", "1777", "--tmpfs", "/tmp"]
     for path in cgroups:
         args += ["--bind", path, path]
     bound = [p for p in root_paths if os.path.isdir(p) and not os.path.islink(p)]
