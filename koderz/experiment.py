@@ -352,7 +352,7 @@ def _attempt_record(
         task_id=task_id,
         mode=mode,
         index=index,
-        status=Status(verdict.status),
+        status=verdict.status,
         passed=verdict.passed,
         base_passed=verdict.base_passed,
         tests_passed=verdict.tests_passed,

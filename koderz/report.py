@@ -27,7 +27,7 @@ from koderz.records import (
     Tokens,
 )
 from koderz.sandbox.mechanism import weakest
-from koderz.vocab import IntervalMethod, Mode, Phase, Protocol, Status
+from koderz.vocab import IntervalMethod, Mode, Phase, Protocol
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -321,7 +321,7 @@ def prefill_warning(summary: RunSummary) -> str:
 
 
 def _no_verdict(summary: RunSummary) -> str:
-    return ", ".join(f"{k} {v}" for k, v in summary.statuses.items() if not Status(k).is_verdict)
+    return ", ".join(f"{k} {v}" for k, v in summary.statuses.items() if not k.is_verdict)
 
 
 def exit_code(summary: RunSummary) -> ExitCode:

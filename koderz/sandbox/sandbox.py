@@ -47,7 +47,7 @@ from koderz.sandbox.judge_server import MEMORY_EXIT, OUT_OF_MEMORY
 from koderz.sandbox.mechanism import Containment, Mechanism, bwrap_command, candidates, choose, python_command
 from koderz.sandbox.stop import Measured, Stop, StopKind
 from koderz.sandbox.verdict import Verdict
-from koderz.vocab import Detail
+from koderz.vocab import Detail, Status
 
 log = logging.getLogger(__name__)
 Attempt = asyncio.subprocess.Process | ForkedProcess
@@ -554,12 +554,14 @@ class Sandbox:
                 f"sandbox attempt at {problem.task_id} ended before it set itself up ({detail});"
                 f" output: {output[-300:]!r}"
             )
-        status, error = judgement.status, judgement.error
+        judged, error = judgement.status, judgement.error
         cpu_limit = self._limits(problem)[0]["cpu_seconds"]
-        if stop is not None and (status == "incomplete" or (stop.kind is StopKind.MEMORY and status != "passed")):
+        if stop is not None and (judged == "incomplete" or (stop.kind is StopKind.MEMORY and judged != "passed")):
             status, error = stop.status(cpu_limit, self._budget.memory)
+        else:
+            status = _verdict_status(judged)
         return Verdict(
-            status == "passed",
+            status is Status.PASSED,
             status,
             judgement.tests_passed,
             total,
@@ -722,6 +724,17 @@ def _incomplete(verdict: asyncio.Task[bytes]) -> bool:
         return json.loads(verdict.result()).get("status") == "incomplete"
     except Exception:  # noqa: BLE001 - a missing or broken verdict is read (and reported) later
         return False
+
+
+def _verdict_status(judged: str) -> Status:
+    """The judge's status as a verdict ``Status``; any other word is the harness's fault (fail closed)."""
+    try:
+        status = Status(judged)
+    except ValueError:
+        status = None
+    if status is None or not status.is_verdict:
+        raise SandboxError(f"the judge decided {judged[:40]!r}, which is not a verdict")
+    return status
 
 
 def _read_judgement(data: bytes, code: int, cpu: float, cfg: SandboxConfig) -> Judgement:

@@ -12,6 +12,8 @@ import signal
 from dataclasses import dataclass
 from enum import StrEnum
 
+from koderz.vocab import Status
+
 CPU_TOLERANCE = 0.05  # seconds: the kernel checks RLIMIT_CPU on a tick
 
 
@@ -54,17 +56,17 @@ class Stop:
             return cls(StopKind.SIGNAL, -code if code < 0 else code - 128)
         return cls(StopKind.EXIT, code)
 
-    def status(self, cpu_limit: float, memory: str) -> tuple[str, str]:
+    def status(self, cpu_limit: float, memory: str) -> tuple[Status, str]:
         """The verdict's status and error message."""
         if self.kind is StopKind.MEMORY:
-            return "memory", f"memory limit exceeded ({memory} per attempt)"
+            return Status.MEMORY, f"memory limit exceeded ({memory} per attempt)"
         if self.kind is StopKind.CPU:
-            return "timeout", f"CPU time limit of {cpu_limit:g} s exceeded"
+            return Status.TIMEOUT, f"CPU time limit of {cpu_limit:g} s exceeded"
         if self.kind is StopKind.WALL:
-            return "timeout", "wall-clock backstop exceeded (the program was waiting, or starved of CPU)"
+            return Status.TIMEOUT, "wall-clock backstop exceeded (the program was waiting, or starved of CPU)"
         if self.kind is StopKind.EXIT:
-            return "error", f"the program exited (code {self.code}) before it answered every test"
-        return "killed", f"the program was killed by {_signal_name(self.code)} before it answered every test"
+            return Status.ERROR, f"the program exited (code {self.code}) before it answered every test"
+        return Status.KILLED, f"the program was killed by {_signal_name(self.code)} before it answered every test"
 
     def describe(self) -> str:
         """A few words for a harness error (the attempt ended before it set itself up)."""

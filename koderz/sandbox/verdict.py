@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from koderz.sandbox.mechanism import Mechanism
+from koderz.vocab import Status
 
-STATUSES = ("passed", "failed", "error", "timeout", "memory", "killed")
 # the longest text each field may carry (characters); whatever a candidate produced
 TEXT_LIMITS = {
     "failing_input": 300,
@@ -34,18 +34,18 @@ def clean_text(text: str, limit: int) -> str:
 class Verdict:
     """Outcome of running one candidate program on one problem's tests.
 
-        ``status`` is one of ``STATUSES``. For the first failing test, ``failing_input``,
-        ``expected`` and ``got`` are short reprs (``expected`` is the reference answer, or
-        for HumanEval the failing assertion of the original ``check``); ``error`` carries an
-        exception or limit message and ``traceback`` a short traceback whose line numbers
-        count the program as the model wrote it. ``base_passed`` (EvalPlus datasets) is True
-        when every base input was judged equal, whatever happened on the plus inputs; None
-        for datasets without a base/plus split. ``mechanism`` is the containment the program ran
-    under. Every text is bounded and valid UTF-8.
+    ``status`` is a verdict ``Status`` (``Status.is_verdict``). For the first failing test,
+    ``failing_input``, ``expected`` and ``got`` are short reprs (``expected`` is the reference
+    answer, or for HumanEval the failing assertion of the original ``check``); ``error`` carries an
+    exception or limit message and ``traceback`` a short traceback whose line numbers count the
+    program as the model wrote it. ``base_passed`` (EvalPlus datasets) is True when every base
+    input was judged equal, whatever happened on the plus inputs; None for datasets without a
+    base/plus split. ``mechanism`` is the containment the program ran under. Every text is
+    bounded and valid UTF-8.
     """
 
     passed: bool
-    status: str
+    status: Status
     tests_passed: int
     tests_total: int
     failing_input: str | None = None
@@ -72,7 +72,7 @@ class Verdict:
         """A short human-readable account of the failure, for the next prompt."""
         if self.passed:
             return f"All {self.tests_total} tests passed."
-        lines = [f"Status: {self.status} ({self.tests_passed}/{self.tests_total} tests passed)."]
+        lines = [f"Status: {self.status.value} ({self.tests_passed}/{self.tests_total} tests passed)."]
         if self.failing_input is not None:
             lines.append(f"Failing input: {self.failing_input}")
         if self.expected is not None:

@@ -25,6 +25,7 @@ from koderz.sandbox.sandbox import _both, child_source
 from koderz.sandbox.stop import Measured, Stop, StopKind
 from koderz.sandbox.verdict import Verdict, clean_text
 from koderz.sandbox.zygote import Zygote
+from koderz.vocab import Status
 
 LIMITS = AnswerLimits(
     send_limit=1 << 20, answer_bytes=64 << 20, max_depth=100, max_items=400_000, max_int_digits=10_000
@@ -259,7 +260,7 @@ def test_short_repr_is_bounded_for_hostile_values() -> None:
 
 
 def test_verdict_texts_are_bounded_utf8() -> None:
-    verdict = Verdict(False, "error", 0, 1, error="\ud800" * 5000, got="é" * 1000, output="x" * 10**6)
+    verdict = Verdict(False, Status.ERROR, 0, 1, error="\ud800" * 5000, got="é" * 1000, output="x" * 10**6)
     for text in (verdict.error, verdict.got, verdict.output):
         text.encode("utf-8")  # no lone surrogate left
     assert len(verdict.error) <= 1000 and len(verdict.got) <= 300 and len(verdict.output) <= 64 * 1024
@@ -268,7 +269,7 @@ def test_verdict_texts_are_bounded_utf8() -> None:
 
 def test_feedback_shows_the_traceback_header_once() -> None:
     tb = 'Traceback (most recent call last):\n  File "candidate.py", line 3, in f\nZeroDivisionError: division by zero'
-    feedback = Verdict(False, "error", 0, 1, error="ZeroDivisionError: division by zero", traceback=tb).feedback()
+    feedback = Verdict(False, Status.ERROR, 0, 1, error="ZeroDivisionError: division by zero", traceback=tb).feedback()
     assert feedback.count("Traceback") == 1 and 'File "candidate.py", line 3' in feedback
 
 
