@@ -357,6 +357,7 @@ def _attempt_record(
         base_passed=verdict.base_passed,
         tests_passed=verdict.tests_passed,
         tests_total=verdict.tests_total,
+        tests_run=verdict.tests_run,
         error=_bounded(verdict.error),
         finish_reason=completion.finish_reason,
         mechanism=verdict.mechanism,

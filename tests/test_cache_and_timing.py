@@ -148,6 +148,7 @@ def test_the_judging_code_digest_is_read_from_the_judges_source_files(tmp_path: 
         "wire.py",
         "child.py",
         "sandbox.py",
+        "verdict.py",  # the verdict's shape (e.g. tests_run): a cached verdict of another shape is never served
         "experiment.py",
         "prompts.py",
         "evalplus_sanitize.py",

@@ -34,7 +34,9 @@ class FakeEvaluator:
 
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
         self.judged.append((problem.task_id, program))
-        return Verdict(passed=False, status=Status.FAILED, tests_passed=3, tests_total=7, error="fake: 3 of 7")
+        return Verdict(
+            passed=False, status=Status.FAILED, tests_passed=3, tests_total=7, tests_run=7, error="fake: 3 of 7"
+        )
 
     def close(self) -> None:
         self.closed += 1

@@ -70,6 +70,7 @@ class AttemptOutcome(Record):
     base_passed: bool | None = None  # EvalPlus datasets: every base (original) test passed
     tests_passed: int = 0
     tests_total: int = 0
+    tests_run: int | None = None  # tests whose outcome is known (the rest never ran); None: not recorded
     error: str | None = None
     finish_reason: str | None = None  # the model's, e.g. "length" when the answer was cut
     mechanism: Mechanism | None = None  # the sandbox containment the verdict was reached under

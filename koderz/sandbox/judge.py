@@ -98,7 +98,9 @@ class ProtocolError(ValueError):
 @dataclass(frozen=True)
 class Judgement:
     """What the judge decided; ``status`` is ``incomplete`` when answers stopped early at
-    ``tests_passed`` (the sandbox fills in why from how the child ended)."""
+    ``tests_passed`` (the sandbox fills in why from how the child ended). ``tests_run`` counts
+    the tests whose outcome is known, the failing one included (a check that stops at its
+    first failing assert runs no more)."""
 
     status: str
     tests_passed: int
@@ -109,6 +111,7 @@ class Judgement:
     traceback: str | None = None
     base_passed: bool | None = None
     isolation: dict[str, str] | None = None
+    tests_run: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=True)
@@ -282,17 +285,18 @@ def judge_outputs(results: Collector) -> Judgement:
     problem, total = results.problem, results.total
     base = results.base_passed()
     if results.first is None and results.count == total:
-        return Judgement("passed", results.passed, base_passed=base)
+        return Judgement("passed", results.passed, base_passed=base, tests_run=results.count)
     index = results.first[0] if results.first is not None else results.count
     failing = format_args(problem.inputs[index]) if index < total else None
     expected = _expected_repr(problem, index) if index < total else None
     if results.first is None:
-        return Judgement("incomplete", results.passed, failing, expected, base_passed=base)
+        return Judgement("incomplete", results.passed, failing, expected, base_passed=base, tests_run=results.count)
     outcome = results.first[1]
     if outcome.error is not None:
-        return Judgement("error", results.passed, failing, expected, None, outcome.error, outcome.traceback, base)
+        error, trace = outcome.error, outcome.traceback
+        return Judgement("error", results.passed, failing, expected, None, error, trace, base, tests_run=results.count)
     got = outcome.shown or short_repr(results.decode(index, outcome.text or "null"))
-    return Judgement("failed", results.passed, failing, expected, got, base_passed=base)
+    return Judgement("failed", results.passed, failing, expected, got, base_passed=base, tests_run=results.count)
 
 
 def _expected_repr(problem: Problem, index: int) -> str:
@@ -379,14 +383,15 @@ def judge_check(results: Collector) -> Judgement:
         namespace["check"](candidate)
     except _NoAnswer as exc:
         index = exc.args[0]
-        return Judgement("incomplete", index, *at(index))
+        return Judgement("incomplete", index, *at(index), tests_run=index)
     except _CandidateRaised as exc:
         index = exc.args[0]
         outcome = outcomes[index]
-        return Judgement("error", index, *at(index), None, outcome.error, outcome.traceback)
+        return Judgement("error", index, *at(index), None, outcome.error, outcome.traceback, tests_run=index + 1)
     except _Diverged as exc:
         index = exc.args[0]
-        return Judgement("failed", index, *at(index), error="the test made a call the reference did not make")
+        diverged = "the test made a call the reference did not make"
+        return Judgement("failed", index, *at(index), error=diverged, tests_run=index + 1)
     except (ProtocolError, OverLimit):
         raise
     except Exception as exc:  # noqa: BLE001 - AssertionError or an error in the check's own comparison
@@ -397,7 +402,7 @@ def judge_check(results: Collector) -> Judgement:
             expected = f"{expected} (reference answer); failed check: {check}"
         got = short_repr(results.decode(index, outcomes[index].text or "")) if index < len(outcomes) else None
         error = None if isinstance(exc, AssertionError) else clean_text(f"{type(exc).__name__}: {exc}", ERROR_LIMIT)
-        return Judgement("failed", index, failing, expected, got, error)
+        return Judgement("failed", index, failing, expected, got, error, tests_run=calls)
     if calls != len(recorded):  # the check is deterministic (seeded): a different run is the harness's fault
         raise RuntimeError(f"the check replay made {calls} calls, {len(recorded)} were recorded")
-    return Judgement("passed", calls)
+    return Judgement("passed", calls, tests_run=calls)

@@ -170,9 +170,11 @@ def judge_attempt(problem: Problem, request: dict[str, Any], results_fd: int, st
         _read_results(_Stream(collector, limits), results_fd, stop_fd)
         judgement = collector.judgement()
     except ProtocolError as exc:
-        judgement = Judgement("error", collector.passed, error=f"harness protocol violated by the program: {exc}")
+        error = f"harness protocol violated by the program: {exc}"
+        judgement = Judgement("error", collector.passed, error=error, tests_run=collector.count)
     except OverLimit as exc:
-        judgement = Judgement("error", collector.passed, error=f"answer over a limit of the judge: {exc}")
+        error = f"answer over a limit of the judge: {exc}"
+        judgement = Judgement("error", collector.passed, error=error, tests_run=collector.count)
     except MemoryError:
         judgement = Judgement("error", 0, error=OUT_OF_MEMORY.format(request["memory_mb"]))
     if judgement.base_passed is None:

@@ -554,10 +554,12 @@ class Sandbox:
                 f"sandbox attempt at {problem.task_id} ended before it set itself up ({detail});"
                 f" output: {output[-300:]!r}"
             )
-        judged, error = judgement.status, judgement.error
+        judged, error, run = judgement.status, judgement.error, judgement.tests_run
         cpu_limit = self._limits(problem)[0]["cpu_seconds"]
         if stop is not None and (judged == "incomplete" or (stop.kind is StopKind.MEMORY and judged != "passed")):
             status, error = stop.status(cpu_limit, self._budget.memory)
+            if judged == "incomplete":  # it stopped during the test after the last one it answered
+                run = min(run + 1, total)
         else:
             status = _verdict_status(judged)
         return Verdict(
@@ -565,6 +567,7 @@ class Sandbox:
             status,
             judgement.tests_passed,
             total,
+            run,
             judgement.failing_input,
             judgement.expected,
             judgement.got,

@@ -48,6 +48,7 @@ class Verdict:
     status: Status
     tests_passed: int
     tests_total: int
+    tests_run: int  # the tests whose outcome is known, the failing one included; the rest never ran
     failing_input: str | None = None
     expected: str | None = None
     got: str | None = None
@@ -72,7 +73,7 @@ class Verdict:
         """A short human-readable account of the failure, for the next prompt."""
         if self.passed:
             return f"All {self.tests_total} tests passed."
-        lines = [f"Status: {self.status.value} ({self.tests_passed}/{self.tests_total} tests passed)."]
+        lines = [self._summary()]
         if self.failing_input is not None:
             lines.append(f"Failing input: {self.failing_input}")
         if self.expected is not None:
@@ -84,3 +85,15 @@ class Verdict:
         if self.traceback:
             lines.append(self.traceback)
         return "\n".join(lines)
+
+    def _summary(self) -> str:
+        """How far the tests got: a test never run is neither passed nor failed."""
+        status, run, total = self.status.value, self.tests_run, self.tests_total
+        if run <= 0:
+            return f"Status: {status} before any of the {total} tests ran."
+        if run < total:
+            return (
+                f"Status: {status} after {run} of {total} tests ran ({self.tests_passed} passed;"
+                f" the other {total - run} were not run)."
+            )
+        return f"Status: {status} ({self.tests_passed}/{total} tests passed)."

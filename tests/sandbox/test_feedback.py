@@ -40,6 +40,32 @@ async def test_failed_check_is_the_whole_assertion(humaneval, sandbox) -> None:
     )
 
 
+async def test_a_check_that_stops_at_its_first_assert_counts_only_what_ran(humaneval, sandbox) -> None:
+    """HumanEval's check stops at its first failing assert: the tests after it never ran, and the
+    feedback says so instead of "0/N tests passed"."""
+    problem = humaneval["HumanEval/1"]
+    verdict = await sandbox.evaluate(problem, "def separate_paren_groups(paren_string):\n    return []\n")
+    total = len(problem.inputs)
+    assert (verdict.status, verdict.tests_passed, verdict.tests_run, verdict.tests_total) == ("failed", 0, 1, total)
+    assert verdict.feedback().startswith(
+        f"Status: failed after 1 of {total} tests ran (0 passed; the other {total - 1} were not run)."
+    )
+
+
+async def test_a_program_that_runs_every_test_reports_its_count(humaneval_plus, sandbox) -> None:
+    problem = humaneval_plus["HumanEval/2"]
+    verdict = await sandbox.evaluate(problem, "def truncate_number(number):\n    return 0.5\n")
+    total = len(problem.inputs)
+    assert verdict.status == "failed" and verdict.tests_run == total and 0 < verdict.tests_passed < total
+    assert verdict.feedback().startswith(f"Status: failed ({verdict.tests_passed}/{total} tests passed).")
+
+
+async def test_a_program_that_does_not_load_ran_no_test(humaneval, sandbox) -> None:
+    verdict = await sandbox.evaluate(humaneval["HumanEval/2"], "def truncate_number(number):\n    return (\n")
+    assert verdict.tests_run == verdict.tests_passed == 0
+    assert verdict.feedback().startswith(f"Status: error before any of the {verdict.tests_total} tests ran.")
+
+
 async def test_a_missing_entry_point_is_named_as_such(humaneval, sandbox) -> None:
     problem = humaneval["HumanEval/10"]  # the prompt defines is_palindrome; the answer only a helper
     verdict = await sandbox.evaluate(problem, "def palindrome_suffix(string):\n    return string\n")

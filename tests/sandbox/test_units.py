@@ -260,7 +260,7 @@ def test_short_repr_is_bounded_for_hostile_values() -> None:
 
 
 def test_verdict_texts_are_bounded_utf8() -> None:
-    verdict = Verdict(False, Status.ERROR, 0, 1, error="\ud800" * 5000, got="é" * 1000, output="x" * 10**6)
+    verdict = Verdict(False, Status.ERROR, 0, 1, 1, error="\ud800" * 5000, got="é" * 1000, output="x" * 10**6)
     for text in (verdict.error, verdict.got, verdict.output):
         text.encode("utf-8")  # no lone surrogate left
     assert len(verdict.error) <= 1000 and len(verdict.got) <= 300 and len(verdict.output) <= 64 * 1024
@@ -269,7 +269,9 @@ def test_verdict_texts_are_bounded_utf8() -> None:
 
 def test_feedback_shows_the_traceback_header_once() -> None:
     tb = 'Traceback (most recent call last):\n  File "candidate.py", line 3, in f\nZeroDivisionError: division by zero'
-    feedback = Verdict(False, Status.ERROR, 0, 1, error="ZeroDivisionError: division by zero", traceback=tb).feedback()
+    feedback = Verdict(
+        False, Status.ERROR, 0, 1, 1, error="ZeroDivisionError: division by zero", traceback=tb
+    ).feedback()
     assert feedback.count("Traceback") == 1 and 'File "candidate.py", line 3' in feedback
 
 
