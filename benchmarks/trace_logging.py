@@ -91,7 +91,10 @@ def _sdk_trace(mlflow: Any, trace: Any, experiment_id: str) -> None:
     )
     for span in trace.spans:
         child = mlflow.start_span_no_context(
-            span.name, parent_span=root, attributes=dict(span.attributes), start_time_ns=int(span.start * 1e9)
+            span.name.value,
+            parent_span=root,
+            attributes=span.model_dump(mode="json", include={"iteration", "call", "verdict"}, exclude_none=True),
+            start_time_ns=int(span.start * 1e9),
         )
         child.end(end_time_ns=int(span.end * 1e9))
     root.end(outputs={"passed": trace.passed}, end_time_ns=int(trace.end * 1e9))

@@ -28,7 +28,16 @@ from koderz.models.config import ModelConfig
 from koderz.models.prefill import continues
 from koderz.models.pricing import CostLedger, Prices
 from koderz.prompts import Attempt, PromptStyle, attempt_messages, checkpoint_messages, spec_messages
-from koderz.records import AttemptRecord, Cost, ProblemRecord, ProblemResult, Span, Tokens
+from koderz.records import (
+    AttemptRecord,
+    Cost,
+    ModelCall,
+    ProblemRecord,
+    ProblemResult,
+    Span,
+    Tokens,
+    VerdictOutcome,
+)
 from koderz.sandbox.mechanism import weakest
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Mode, Phase, Status
@@ -177,13 +186,14 @@ class Experiment:
             if self.env.coder.client.answers_programs
             else self.settings.prompt.program(completion.text, self.problem)
         )
-        with self._span(Phase.TEST, iteration=index + 1) as attrs:
+        with self._span(Phase.TEST, iteration=index + 1) as span:
             preamble = self.settings.prompt.preamble(self.problem)
             verdict = await self.env.evaluator.evaluate(self.problem, program, preamble=preamble)
-            attrs.update(
+            span.verdict = VerdictOutcome(
                 status=verdict.status,
                 tests_passed=verdict.tests_passed,
                 tests_total=verdict.tests_total,
+                tests_run=verdict.tests_run,
                 error=verdict.error or verdict.got,
             )
         attempt = _attempt_record(self.problem.task_id, self.mode, index, program, verdict, completion)
@@ -231,16 +241,15 @@ class Experiment:
         ledger_key = phase.spec.ledger
         assert ledger_key is not None
         prompt = "\n\n".join(m["content"] for m in messages if m["role"] != "system")  # with a prefilled answer
-        with self._span(phase, model=role.cfg.name, iteration=index + 1, prompt=prompt) as attrs:
+        with self._span(phase, iteration=index + 1) as span:
+            span.call = call = ModelCall(model=role.cfg.name, prompt=prompt)
             completion = await role.client.complete(messages, CallContext(self.problem, phase, index))
-            attrs.update(
-                answer=completion.text,
-                input_tokens=completion.usage.input_tokens,
-                output_tokens=completion.usage.output_tokens,
-                finish_reason=completion.finish_reason,
-                server_seconds=completion.server_time,
-                queued_seconds=completion.queued,
-            )
+            call.answer = completion.text
+            call.input_tokens = completion.usage.input_tokens
+            call.output_tokens = completion.usage.output_tokens
+            call.finish_reason = completion.finish_reason
+            call.server_seconds = completion.server_time
+            call.queued_seconds = completion.queued
         self._split_queue(completion.queued)
         self.ledger.record_for(ledger_key, role.cfg, completion.usage)
         return completion
@@ -251,7 +260,7 @@ class Experiment:
         call = self.spans[-1]
         queued = min(max(queued, 0.0), call.end - call.start)
         if queued >= MIN_QUEUE:
-            self.spans.insert(-1, Span(name=Phase.QUEUE.value, start=call.start, end=call.start + queued))
+            self.spans.insert(-1, Span(name=Phase.QUEUE, start=call.start, end=call.start + queued))
             call.start += queued
 
     async def _remember(
@@ -279,15 +288,16 @@ class Experiment:
             await self.env.store.remember(record)
 
     @contextmanager
-    def _span(self, phase: Phase, **attrs: Any) -> Iterator[dict[str, Any]]:
-        """Time a phase and keep it as a trace span (also when it raises or is cancelled)."""
+    def _span(self, phase: Phase, iteration: int | None = None) -> Iterator[Span]:
+        """Time a phase and keep it as a trace span (also when it raises or is cancelled); the
+        caller fills in what the phase produced."""
         wall, start = time.time(), time.perf_counter()
-        attributes = dict(attrs)
+        span = Span(name=phase, start=wall, end=wall, iteration=iteration)
         try:
-            yield attributes
+            yield span
         finally:
-            end = wall + time.perf_counter() - start
-            self.spans.append(Span(name=phase.value, start=wall, end=end, attributes=attributes))
+            span.end = wall + time.perf_counter() - start
+            self.spans.append(span)
 
     def _result(self, status: Status | None, error: str | None, duration: float) -> ProblemResult:
         """The record: the first passing attempt decides, else the last; a failure without a

@@ -182,7 +182,7 @@ class Runner:
         started = self.started if self.started is not None else interpreter_start()
         if state.parts and state.parts[-1].ended:
             started = max(started, state.parts[-1].ended)
-        self.clock.spans.append(Span(name=Phase.LAUNCH.value, start=started, end=time.time()))
+        self.clock.spans.append(Span(name=Phase.LAUNCH, start=started, end=time.time()))
         state.parts.append(RunPart(started=started, overrides=self.overrides))
         self.folder.write_state(state)
         if self.resuming:

@@ -72,7 +72,7 @@ class RunClock:
         try:
             yield
         finally:
-            self.spans.append(Span(name=phase.value, start=wall, end=wall + time.perf_counter() - start))
+            self.spans.append(Span(name=phase, start=wall, end=wall + time.perf_counter() - start))
 
 
 def category_of(name: str) -> Category:
@@ -111,7 +111,7 @@ def add_closing_phase(folder: RunFolder, phase: Phase, start: float, end: float)
     if state is None or not state.parts or not folder.has_results():
         return None
     part = state.parts[-1]
-    part.spans.append(Span(name=phase.value, start=start, end=end))
+    part.spans.append(Span(name=phase, start=start, end=end))
     part.ended = max(part.ended or end, end)
     part.duration = part.ended - part.started
     results = folder.read_results()
@@ -159,10 +159,10 @@ def build_timing(parts: list[RunPart], run_spans: Iterable[Span], traces: Iterab
             mean_in_flight=busy / wall if wall > 0 else 0.0,
         )
     reported = [
-        float(s.attributes["server_seconds"])
+        s.call.server_seconds
         for trace in traces_seen
         for s in trace.spans
-        if isinstance(s.attributes.get("server_seconds"), (int, float))
+        if s.call is not None and s.call.server_seconds is not None
     ]
     tracked = union_length((p.start, p.end) for p in phases)
     busy_of = {name: c.busy for name, c in categories.items()}

@@ -15,7 +15,7 @@ from koderz.models.base import CallContext, Completion, Message, Usage, WritesAn
 from koderz.models.pricing import Prices
 from koderz.prompts import PromptStyle
 from koderz.sandbox.sandbox import Sandbox
-from koderz.vocab import Mode, Phase, Status
+from koderz.vocab import Category, Mode, Phase, Status
 
 WRONG = "```python\ndef add(x, y):\n    return x - y\n```"
 
@@ -156,12 +156,12 @@ async def test_a_model_error_is_recorded_and_does_not_raise(problem) -> None:
 async def test_spans_cover_every_phase_for_traces(problem) -> None:
     result = await Experiment(problem, Mode.ITERATIVE, environment(FakeCoder(wrong_first=2), RecordingStore())).run()
     names = [s.name for s in result.spans]
-    assert names.count("iteration_generate") == 3 and names.count("iteration_test") == 3
-    assert "spec_generation" in names and "checkpoint_review" in names and "cortex_remember" in names
+    assert names.count(Phase.GENERATE) == 3 and names.count(Phase.TEST) == 3
+    assert {Phase.SPEC, Phase.REVIEW, Phase.MEMORY_WRITE} <= set(names)
     without_memory = await Experiment(problem, Mode.ITERATIVE, environment(FakeCoder(wrong_first=2))).run()
-    assert not [s.name for s in without_memory.spans if s.name.startswith("cortex_")]  # cortex=off: none
-    generate = next(s for s in result.spans if s.name == "iteration_generate")
-    assert "Implement" in generate.attributes["prompt"] and generate.attributes["output_tokens"] == 200
+    assert not [s.name for s in without_memory.spans if s.name.category is Category.CORTEX]  # cortex=off: none
+    generate = next(s for s in result.spans if s.name is Phase.GENERATE)
+    assert generate.call is not None and "Implement" in generate.call.prompt and generate.call.output_tokens == 200
     assert all(s.end >= s.start for s in result.spans)
 
 

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def span(name: str, start: float, end: float) -> Span:
-    return Span(name=name, start=T0 + start, end=T0 + end)
+    return Span(name=Phase(name), start=T0 + start, end=T0 + end)
 
 
 def trace(task: str, start: float, end: float, *phases: tuple[str, float, float]) -> TraceRecord:
@@ -255,3 +255,28 @@ def test_mlflow_duration_is_the_jobs_wall_time(tmp_path: Path) -> None:
     logged = mlflow.MlflowClient(uri).get_run(progress.mlflow_run_id).data.metrics["duration_s"]
     assert logged == pytest.approx(wall, rel=0.05)
     assert logged == pytest.approx(RunFolder(folder).read_results().summary.duration, rel=0.05)
+
+
+def test_a_span_written_before_spans_were_typed_reads_as_typed() -> None:
+    """traces.jsonl of older runs kept a span's details as string-keyed ``attributes``."""
+    call = Span.model_validate(
+        {
+            "name": "iteration_generate",
+            "start": T0,
+            "end": T0 + 2,
+            "attributes": {"model": "m", "iteration": 2, "prompt": "p", "answer": "a", "server_seconds": 1.5},
+        }
+    )
+    assert (call.name, call.iteration) == (Phase.GENERATE, 2)
+    assert call.call is not None and (call.call.prompt, call.call.answer, call.call.server_seconds) == ("p", "a", 1.5)
+    test = Span.model_validate(
+        {
+            "name": "iteration_test",
+            "start": T0,
+            "end": T0 + 1,
+            "attributes": {"iteration": 1, "status": "failed", "tests_passed": 0, "tests_total": 7, "error": None},
+        }
+    )
+    assert test.verdict is not None and (test.verdict.status, test.verdict.tests_run) == (Status.FAILED, None)
+    old = trace("A", 0, 3).model_copy(update={"spans": [call, test]})
+    assert build_timing([part(0, 5)], [], [old]).model_server == 1.5  # the server's own time still counts

@@ -11,6 +11,7 @@ from koderz.records.models import (
     Cost,
     Interval,
     MemoryUse,
+    ModelCall,
     PhaseRecord,
     PhaseTotal,
     ProblemRecord,
@@ -30,6 +31,7 @@ from koderz.records.models import (
     Tokens,
     TraceRecord,
     TrackingProgress,
+    VerdictOutcome,
 )
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "Cost",
     "Interval",
     "MemoryUse",
+    "ModelCall",
     "PhaseRecord",
     "PhaseTotal",
     "ProblemRecord",
@@ -62,4 +65,5 @@ __all__ = [
     "Tokens",
     "TraceRecord",
     "TrackingProgress",
+    "VerdictOutcome",
 ]

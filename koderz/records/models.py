@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from koderz.sandbox.mechanism import Mechanism
-from koderz.vocab import Category, IntervalMethod, Mode, Status
+from koderz.vocab import Category, IntervalMethod, Mode, Phase, Status
 
 SCHEMA_VERSION = 2
 
@@ -108,13 +108,54 @@ class SampleRecord(Record):
     mechanism: Mechanism | None = None  # the sandbox containment its verdict was reached under
 
 
-class Span(Record):
-    """One timed phase of a problem; ``start``/``end`` are Unix seconds."""
+class ModelCall(Record):
+    """What a model-call span (spec, attempt, review) sent and got back."""
 
-    name: str
+    model: str
+    prompt: str  # the messages' text, a prefilled answer included
+    answer: str | None = None  # None: the call raised
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str | None = None
+    server_seconds: float | None = None  # the server's own time where it reports it
+    queued_seconds: float = 0.0  # waiting for the server's slot, before the call proper
+
+
+class VerdictOutcome(Record):
+    """What a test span's verdict came to."""
+
+    status: Status
+    tests_passed: int
+    tests_total: int
+    tests_run: int | None = None
+    error: str | None = None
+
+
+class Span(Record):
+    """One timed phase of a problem; ``start``/``end`` are Unix seconds. ``iteration`` (from 1),
+    ``call`` and ``verdict`` are set for the phases they describe."""
+
+    name: Phase
     start: float
     end: float
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    iteration: int | None = None
+    call: ModelCall | None = None
+    verdict: VerdictOutcome | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_attributes(cls, data: Any) -> Any:
+        """A span written before spans were typed (``attributes``: a string-keyed dict) in the typed form."""
+        if not isinstance(data, dict) or "attributes" not in data:
+            return data
+        data = dict(data)
+        attrs = dict(data.pop("attributes") or {})
+        data["iteration"] = attrs.pop("iteration", None)
+        if "model" in attrs:
+            data["call"] = {k: v for k, v in attrs.items() if k in ModelCall.model_fields}
+        elif "status" in attrs:
+            data["verdict"] = {k: v for k, v in attrs.items() if k in VerdictOutcome.model_fields}
+        return data
 
 
 class TraceRecord(Record):

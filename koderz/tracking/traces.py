@@ -26,14 +26,12 @@ from typing import TYPE_CHECKING, Any
 from koderz.records import ProblemRecord, TraceRecord
 from koderz.records import Span as SpanRecord
 from koderz.tracking.names import Tag
-from koderz.vocab import Category, Mode, Phase
+from koderz.vocab import Category, Mode
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Span
 
-INPUT_KEYS = ("prompt",)
-OUTPUT_KEYS = ("answer", "status", "tests_passed", "tests_total", "error", "finish_reason")
 OUTCOME_KEYS = {"passed", "attempts", "solved_at", "status", "tests_passed", "tests_total", "error"}
 TAG_PREFIX = "mlflow.traceTag."  # root-span attributes the store turns into trace tags
 MAX_LINKS = 100  # traces per link_traces_to_run call (MLflow's limit)
@@ -73,24 +71,14 @@ def build_trace(
             | {"mlflow.spanInputs": inputs, "mlflow.spanOutputs": outputs}
             | {"task_id": trace.task_id, "passed": trace.passed}
             | {f"{TAG_PREFIX}{key}": value for key, value in _trace_tags(trace).items()},
-            events=[_event(span) for span in phases if _is_memory(span.name)],
+            events=[_event(span) for span in phases if _is_memory(span)],
         )
     ]
     for index, span in enumerate(phases):
-        if _is_memory(span.name):
+        if _is_memory(span):
             continue
-        attrs = dict(span.attributes)
-        span_inputs = {k: attrs.pop(k) for k in INPUT_KEYS if k in attrs}
-        span_outputs = {k: attrs.pop(k) for k in OUTPUT_KEYS if k in attrs}
-        usage = _token_usage(attrs)
-        if usage:
-            attrs["mlflow.chat.tokenUsage"] = usage
-        attrs |= {"mlflow.traceRequestId": tid, "mlflow.spanType": _span_type(span.name)}
-        if span_inputs:
-            attrs["mlflow.spanInputs"] = span_inputs
-        if span_outputs:
-            attrs["mlflow.spanOutputs"] = span_outputs
-        name = f"{span.name} #{attrs['iteration']}" if "iteration" in attrs else span.name
+        name = f"{span.name.value} #{span.iteration}" if span.iteration is not None else span.name.value
+        attrs = {"mlflow.traceRequestId": tid, "mlflow.spanType": span.name.spec.span_type} | _attributes(span)
         child = _span_id(tid, str(index))
         spans.append(_span_dict(otel_trace, child, root_id, name, span.start, span.end, ok=True, attributes=attrs))
     return tid, [Span.from_dict(d) for d in spans]
@@ -150,36 +138,43 @@ def _span_dict(
     }
 
 
-def _is_memory(name: str) -> bool:
+def _is_memory(span: SpanRecord) -> bool:
     """A memory operation: an event of the root span (its time and duration), not a span of its
     own (with the local store it takes microseconds, and MLflow stores a span at ~1 ms of CPU)."""
-    try:
-        return Phase(name).category is Category.CORTEX
-    except ValueError:
-        return False
+    return span.name.category is Category.CORTEX
 
 
 def _event(span: SpanRecord) -> dict[str, Any]:
-    attributes = {key: value for key, value in span.attributes.items() if isinstance(value, (str, bool, int, float))}
     return {
-        "name": span.name,
+        "name": span.name.value,
         "time_unix_nano": int(span.start * 1e9),
-        "attributes": attributes | {"duration_ms": round((span.end - span.start) * 1000, 3)},
+        "attributes": {"duration_ms": round((span.end - span.start) * 1000, 3)},
     }
 
 
-def _span_type(name: str) -> str:
-    try:
-        return Phase(name).spec.span_type
-    except ValueError:
-        return "UNKNOWN"
-
-
-def _token_usage(attrs: Mapping[str, Any]) -> dict[str, int] | None:
-    inp, out = attrs.get("input_tokens"), attrs.get("output_tokens")
-    if not isinstance(inp, int) or not isinstance(out, int):
-        return None
-    return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+def _attributes(span: SpanRecord) -> dict[str, Any]:
+    """A phase span's attributes in MLflow's terms: the model call's prompt as its inputs, the
+    answer (or the verdict) as its outputs, the token usage MLflow's chat view shows."""
+    attrs: dict[str, Any] = {} if span.iteration is None else {"iteration": span.iteration}
+    if span.call is not None:
+        call = span.call
+        attrs |= {
+            "model": call.model,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "server_seconds": call.server_seconds,
+            "queued_seconds": call.queued_seconds,
+            "mlflow.chat.tokenUsage": {
+                "input_tokens": call.input_tokens,
+                "output_tokens": call.output_tokens,
+                "total_tokens": call.input_tokens + call.output_tokens,
+            },
+            "mlflow.spanInputs": {"prompt": call.prompt},
+            "mlflow.spanOutputs": {"answer": call.answer, "finish_reason": call.finish_reason},
+        }
+    if span.verdict is not None:
+        attrs["mlflow.spanOutputs"] = span.verdict.model_dump(mode="json")
+    return attrs
 
 
 def _digest(*parts: str) -> str:

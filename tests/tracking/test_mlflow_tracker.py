@@ -240,7 +240,7 @@ def test_tracking_log_cli_uploads_a_folder_and_refuses_a_non_folder(folder, tmp_
 def test_memory_operations_are_events_of_the_root_span_not_spans() -> None:
     from koderz.records import Span, TraceRecord
     from koderz.tracking.traces import build_trace
-    from koderz.vocab import Mode, Status
+    from koderz.vocab import Mode, Phase, Status
 
     t = 1_800_000_000.0
     trace = TraceRecord(
@@ -251,10 +251,10 @@ def test_memory_operations_are_events_of_the_root_span_not_spans() -> None:
         start=t,
         end=t + 1,
         spans=[
-            Span(name="cortex_recall", start=t, end=t + 0.001),
-            Span(name="spec_generation", start=t + 0.01, end=t + 0.2),
-            Span(name="cortex_remember", start=t + 0.2, end=t + 0.2005),
-            Span(name="iteration_test", start=t + 0.3, end=t + 0.9, attributes={"iteration": 1}),
+            Span(name=Phase.MEMORY_READ, start=t, end=t + 0.001),
+            Span(name=Phase.SPEC, start=t + 0.01, end=t + 0.2),
+            Span(name=Phase.MEMORY_WRITE, start=t + 0.2, end=t + 0.2005),
+            Span(name=Phase.TEST, start=t + 0.3, end=t + 0.9, iteration=1),
         ],
     )
     _, spans = build_trace(trace, None, run_key="run", finished_at=t + 1)
