@@ -25,7 +25,7 @@ from koderz.timing import (
     process_start,
     union_length,
 )
-from koderz.vocab import Mode, Phase, Status
+from koderz.vocab import Category, Mode, Phase, Status
 
 T0 = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[1]
@@ -93,15 +93,15 @@ def test_sequential_problems_add_up_and_overhead_is_what_no_phase_covers() -> No
     assert timing.overhead == pytest.approx(25 - timing.tracked_wall)
     assert timing.model_busy == pytest.approx(2 * (1 + 3 + 3 + 1))
     assert timing.sandbox_busy == pytest.approx(2 * 1.0)
-    assert timing.categories["iteration"].busy == pytest.approx(12)
-    assert timing.categories["test"].count == 4
+    assert timing.categories[Category.ITERATION].busy == pytest.approx(12)
+    assert timing.categories[Category.TEST].count == 4
     assert timing.max_in_flight == 1 and timing.mean_in_flight == pytest.approx(20 / 25)
     assert set(timing.per_problem) == {"A", "B"}
 
 
 def test_overlapping_problems_keep_busy_and_wall_apart() -> None:
     timing = build_timing([part(0, 12)], [], [problem("A", 1), problem("B", 1), problem("C", 2)])
-    iteration = timing.categories["iteration"]
+    iteration = timing.categories[Category.ITERATION]
     assert iteration.busy == pytest.approx(18) and iteration.wall < iteration.busy
     assert iteration.mean_in_flight == pytest.approx(iteration.busy / iteration.wall)
     assert timing.max_in_flight == 3

@@ -9,12 +9,15 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from koderz.datasets.problem import Problem
 from koderz.errors import ConfigError, ModelError
 from koderz.models.base import CallContext, Completion, Message, Usage, WritesAnswers
 from koderz.vocab import Phase
+
+if TYPE_CHECKING:
+    from koderz.models.endpoint import Endpoint
 
 
 class _Named(Protocol):
@@ -35,7 +38,7 @@ class ReferenceModel(WritesAnswers):
 
     def __init__(self, cfg: _Named) -> None:
         self.name = cfg.name
-        self.endpoint = None  # no server
+        self.endpoint: Endpoint | None = None  # no server
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
@@ -87,7 +90,7 @@ class ReplayModel:
 
     def __init__(self, cfg: _WithSamples) -> None:
         self.name = cfg.name
-        self.endpoint = None  # no server
+        self.endpoint: Endpoint | None = None  # no server
         self._samples = load_samples(cfg.samples)
         # programs are judged as they are; raw answers go through the protocol's reading
         self.answers_programs = not str(cfg.samples).rstrip("/").endswith(RAW_SUFFIXES)

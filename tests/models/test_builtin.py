@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,7 +41,7 @@ def humaneval_problems() -> list[Problem]:
     ]
 
 
-def write_jsonl(path: Path, rows: list[object]) -> Path:
+def write_jsonl(path: Path, rows: Sequence[object]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
 
@@ -211,7 +212,7 @@ async def test_replay_of_the_real_llm_samples_serves_programs_that_extract(tmp_p
     counts = [model.sample_limit(task_id) for task_id in task_ids if model.sample_limit(task_id)]
     assert (len(counts), min(counts), max(counts), sum(counts)) == (152, 14, 26, 2705)
     with gzip.open(path, "rt", encoding="utf-8") as lines:
-        first_rows = {}
+        first_rows: dict[str, str] = {}
         for line in lines:
             row = json.loads(line)
             first_rows.setdefault(row["task_id"], row["solution"])

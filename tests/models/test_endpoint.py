@@ -13,7 +13,7 @@ from koderz.errors import ModelError
 from koderz.models.endpoint import BreakerState
 from koderz.models.registry import build_model
 from tests.support.fakes.scripted_server import Reply, Rules
-from tests.support.model_configs import context, model_cfg, until, user
+from tests.support.model_configs import context, endpoint_of, model_cfg, until, user
 
 CHAT = {"openai": "openai.chat", "ollama": "ollama.chat"}
 PROBE = {"openai": "openai.models", "ollama": "ollama.tags"}
@@ -45,7 +45,7 @@ async def test_breaker_stops_sending_after_n_connection_failures_and_then_fails_
     assert server.hits(CHAT[provider]) == 3  # 5 retries were allowed; the breaker sent 3, then nothing
     assert later == ["endpoint_down"] * 5
     assert server.hits(PROBE[provider]) >= 1  # it was probed before giving up
-    status = model.endpoint.status()
+    status = endpoint_of(model).status()
     assert status.state is BreakerState.DOWN and status.since is not None and status.failures == 3
 
 
@@ -71,7 +71,7 @@ async def test_a_killed_server_gets_no_request_after_the_breaker_gave_up_even_on
 async def test_calls_waiting_on_an_open_breaker_resume_when_the_server_comes_back(provider, start_server, pool):
     server = await start_server(lambda body, route, i: "ok")
     model = build_model(model_cfg(provider, server, max_retries=1, breaker_failures=2, breaker_wait=120), pool)
-    endpoint = model.endpoint
+    endpoint = endpoint_of(model)
 
     await server.kill()
     calls = asyncio.gather(*(model.complete(user(str(i)), context()) for i in range(4)))
@@ -102,7 +102,7 @@ async def test_only_consecutive_connection_failures_count_an_answer_resets_them_
         with pytest.raises(ModelError) as info:
             await model.complete(user(str(i)), context())
         kinds.append(info.value.kind)
-        states.append(model.endpoint.state.value)
+        states.append(endpoint_of(model).state.value)
 
     assert kinds == ["connection", "http", "connection", "timeout", "http", "connection", "timeout", "connection"]
     assert states == ["closed"] * 7 + ["open"]  # drop, timeout, drop: two failures in a row
@@ -134,7 +134,7 @@ async def test_calls_beyond_the_limit_wait_at_the_client_until_a_slot_frees(prov
     calls = asyncio.gather(*(model.complete(user(str(i)), context()) for i in range(5)))
     async with asyncio.timeout(30):
         await server.until_in_flight(2)
-        await until(lambda: model.endpoint.status().waiting == 3)
+        await until(lambda: endpoint_of(model).status().waiting == 3)
     in_flight_while_held = server.in_flight
     server.release()
     completions = await calls
@@ -151,7 +151,7 @@ async def test_closing_the_pool_fails_calls_still_waiting_on_an_open_breaker(sta
 
     call = asyncio.create_task(model.complete(user("x"), context()))
     async with asyncio.timeout(60):
-        await until(lambda: model.endpoint.status().waiting == 1)
+        await until(lambda: endpoint_of(model).status().waiting == 1)
     await pool.aclose()  # the run ends while the call waits for a server that stays dead
 
     with pytest.raises(ModelError) as info:

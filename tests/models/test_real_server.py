@@ -30,7 +30,7 @@ from koderz.models.registry import ClientPool, build_model
 from koderz.records import RunFolder
 from koderz.report import format_summary
 from tests.conftest import run_job
-from tests.support.model_configs import context, free_port, model_cfg, until, user
+from tests.support.model_configs import context, endpoint_of, free_port, model_cfg, until, user
 
 ALIAS = "gemma-3-270m"
 START_DEADLINE = 300.0  # seconds for the server to load the model and answer /v1/models
@@ -119,7 +119,13 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer
 
 
 def real_cfg(server: RealServer, **overrides: object):
-    values = {"base_url": server.url, "name": ALIAS, "api_key_env": None, "timeout": 120.0, "temperature": 0.0}
+    values: dict[str, object] = {
+        "base_url": server.url,
+        "name": ALIAS,
+        "api_key_env": None,
+        "timeout": 120.0,
+        "temperature": 0.0,
+    }
     values.update(overrides)
     return model_cfg("openai", None, **values)
 
@@ -171,7 +177,7 @@ async def test_preflight_while_the_single_slot_is_generating_says_busy_not_unrea
             other_client.complete(user("Count from 1 to 500, one number per line."), context())
         )
         async with asyncio.timeout(60):
-            await until(lambda: other_client.endpoint.status().in_flight == 1)
+            await until(lambda: endpoint_of(other_client).status().in_flight == 1)
         await asyncio.sleep(1.0)  # let the server take its lock; the answer itself takes ~15 s (300 tokens)
         with pytest.raises(ModelError) as info:
             await build_model(real_cfg(real_server, timeout=2.0), pool).preflight()
@@ -246,7 +252,7 @@ async def test_a_killed_server_trips_the_breaker_and_then_fails_calls_at_once(re
             with pytest.raises(ModelError) as info:
                 await model.complete(user("Hi."), context())
             kinds.append(info.value.kind)
-        status = model.endpoint.status()
+        status = endpoint_of(model).status()
     finally:
         await pool.aclose()
     assert kinds == ["endpoint_down"] * 3

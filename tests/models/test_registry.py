@@ -87,7 +87,9 @@ def test_model_files_match_the_schema_with_tier_and_prices(name, monkeypatch):
         assert cfg.base_url == "https://api.anthropic.com/v1/" and cfg.api_key_env == "ANTHROPIC_API_KEY"
     if name.startswith("gpt-5"):
         assert cfg.max_tokens_param == "max_completion_tokens"
-    build_model(OmegaConf.to_object(cfg), ClientPool())  # valid for the registry
+    typed = OmegaConf.to_object(cfg)
+    assert isinstance(typed, ModelConfig)
+    build_model(typed, ClientPool())  # valid for the registry
 
 
 def test_ollama_host_follows_the_environment(monkeypatch):
@@ -104,6 +106,7 @@ def test_openai_compatible_requires_a_base_url_and_a_name():
         build_model(cfg, ClientPool())
     cfg.base_url = "http://127.0.0.1:8000/v1"
     model = build_model(cfg, ClientPool())
+    assert isinstance(model, OpenAIModel)
     assert model.url == "http://127.0.0.1:8000/v1" and cfg.api_key_env is None and cfg.tier == "local"
 
 

@@ -71,6 +71,7 @@ def test_cli_serves_a_json_script_to_the_real_openai_client(tmp_path):
         text=True,
     )
     try:
+        assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         client = openai.OpenAI(api_key="k", base_url=f"{url}/v1", max_retries=2)

@@ -12,6 +12,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "humaneval_agreeme
 
 def _benchmark():
     spec = importlib.util.spec_from_file_location("humaneval_agreement", SCRIPT)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

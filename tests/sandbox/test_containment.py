@@ -144,6 +144,7 @@ def test_a_crashed_runs_cgroups_are_swept_at_the_next_start(uid_base, tmp_path, 
         env=dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path)),  # its attempt dirs stay in tmp_path
         cwd=tmp_path,
     )
+    assert proc.stdout is not None
     runs = [Path(p) for p in proc.stdout.readline().split()]
     assert runs, "the run printed no cgroup"
     deadline = time.monotonic() + 30

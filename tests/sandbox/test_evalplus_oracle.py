@@ -109,10 +109,10 @@ def _corpus(seed: int = 1234) -> list[tuple[str, str, float, list[tuple[Any, Any
     """Runs of (family, entry point, atol, [(answer, reference answer, args)])."""
     rng = random.Random(seed)
     pool = SCALARS + CONTAINERS
-    runs = []
+    runs: list[tuple[str, str, float, list[tuple[Any, Any, tuple[Any, ...]]]]] = []
     for atol in (0.0, 0.0, 0.0, 1e-6, 1e-3, 1e-9):
         for _ in range(4):
-            items = []
+            items: list[tuple[Any, Any, tuple[Any, ...]]] = []
             for _ in range(rng.randint(4, 24)):
                 exp = rng.choice(pool)
                 out = RAISES if rng.random() < 0.05 else _near(exp, rng)

@@ -155,7 +155,7 @@ def test_attempts_die_with_a_killed_koderz(fork_server, uid_base, leftovers, tmp
         env=env,
         cwd=tmp_path,
     )
-    assert proc.stdout.readline().strip() == "ready"
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     deadline = time.monotonic() + 30
     while not leftovers() and time.monotonic() < deadline:
         time.sleep(0.05)

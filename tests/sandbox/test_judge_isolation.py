@@ -16,6 +16,7 @@ STALLS = ["colliding_set", "colliding_list_judged_as_set", "endless_line", "huge
 
 def _benchmark():
     spec = importlib.util.spec_from_file_location("judge_isolation", SCRIPT)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import re
 import socket
+from typing import Any
 
 import pytest
 
@@ -63,13 +64,13 @@ def test_wire_round_trip(value) -> None:
 def _long_sequences() -> list[object]:
     """Long sequences the encoder may take whole, with the values that must stop it anywhere in them."""
     stoppers = [math.nan, math.inf, -math.inf, 10**15, -(10**15), 10**400, 1e300, (1,), [1], {"a": 1}]
-    bases = [
+    bases: list[list[Any]] = [
         list(range(40)),
         [0.5 * i for i in range(40)],
         [True, False, None, "x"] * 10,
         [i % 2 == 0 for i in range(40)],
     ]
-    values: list[object] = [*bases, [1, 2.5] * 20, [10**15 - 1, -(10**15) + 1] * 10, ["a"] * 15, [1.5] * 15]
+    values: list[Any] = [*bases, [1, 2.5] * 20, [10**15 - 1, -(10**15) + 1] * 10, ["a"] * 15, [1.5] * 15]
     for base in bases:
         for stopper in stoppers:
             for at in (0, 17, len(base)):
@@ -261,6 +262,7 @@ def test_short_repr_is_bounded_for_hostile_values() -> None:
 
 def test_verdict_texts_are_bounded_utf8() -> None:
     verdict = Verdict(False, Status.ERROR, 0, 1, 1, error="\ud800" * 5000, got="é" * 1000, output="x" * 10**6)
+    assert verdict.error is not None and verdict.got is not None
     for text in (verdict.error, verdict.got, verdict.output):
         text.encode("utf-8")  # no lone surrogate left
     assert len(verdict.error) <= 1000 and len(verdict.got) <= 300 and len(verdict.output) <= 64 * 1024

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from koderz.datasets.problem import Problem
-from koderz.models.base import CallContext
+from koderz.models.base import CallContext, ModelClient
 from koderz.models.config import ModelConfig
+from koderz.models.endpoint import Endpoint
 from koderz.vocab import Phase
 from tests.support.fakes.scripted_server import ScriptedServer
 
@@ -66,3 +67,9 @@ async def until(predicate: Callable[[], bool], step: float = 0.01) -> None:
         if predicate():
             return
         await asyncio.sleep(step)
+
+
+def endpoint_of(model: ModelClient) -> Endpoint:
+    """The server endpoint a (non-built-in) model calls."""
+    assert model.endpoint is not None, "a built-in model has no endpoint"
+    return model.endpoint
