@@ -458,8 +458,11 @@ def timing_metrics(timing: RunTiming) -> dict[str, float]:
         f"{Prefix.TIMING}sandbox_busy": timing.sandbox_busy,
         f"{Prefix.TIMING}mean_in_flight": timing.mean_in_flight,
     }
-    if timing.model_server is not None:  # the servers' own time, where they report it
-        values |= {f"{Prefix.TIMING}model_server": timing.model_server}
+    if timing.model_server is not None:  # the servers' own time, where they report it, and over how many calls
+        values |= {
+            f"{Prefix.TIMING}model_server": timing.model_server,
+            f"{Prefix.TIMING}model_server_calls": timing.model_server_calls,
+        }
     for name, cat in timing.categories.items():
         at = f"{Prefix.TIMING}{name}"
         values |= {f"{at}.busy": cat.busy, f"{at}.wall": cat.wall, f"{at}.count": cat.count}

@@ -14,6 +14,9 @@ from koderz.config import TrackingConfig
 from koderz.records import RunFolder
 from koderz.tracking.logger import log_run_folder
 from koderz.tracking.mlflow_tracker import flatten_params, log_figures, plan_of, run_params
+from koderz.tracking.names import Metric, Prefix
+from tests.conftest import run_job
+from tests.support.fakes.scripted_server import Reply, Rules, ScriptedServer
 from tests.support.mlflow_runs import TASKS, fresh_store, global_tracking_uri, real_run_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,6 +95,50 @@ def test_headline_metrics_equal_the_summary(logged, folder) -> None:
     assert metrics["timing.total_duration"] == results.timing.total_duration
     assert metrics["timing.sandbox_busy"] == results.timing.sandbox_busy
     assert metrics["run.prefill_ignored"] == results.summary.prefill_ignored == 0  # koderz's protocol: no prefill
+
+
+async def test_an_ignored_prefill_and_the_servers_own_time_reach_mlflow(
+    tmp_path, tmp_path_factory, monkeypatch
+) -> None:
+    """A real ``experiment=evalplus`` run against the scripted server (a fake) that starts a new turn
+    instead of continuing the prefilled answer and reports llama.cpp's ``timings``, logged to a real
+    store: the prefill figures and the server's own time equal the run's record."""
+    import mlflow
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-scripted")
+    monkeypatch.chdir(tmp_path)
+    new_turn = Reply(
+        text="Here is the function:\n\n```python\ndef add(x: int, y: int):\n    return x + y\n```\n",
+        timings={"prompt_ms": 12.5, "predicted_ms": 80.0},
+    )
+    continues_the_probe = Rules([(r"Count from 1 to 10", [" 5, 6, 7, 8, 9, 10"])], default=new_turn)
+    async with ScriptedServer(continues_the_probe) as server:
+        outcome = await run_job(
+            tmp_path / "run",
+            "experiment=evalplus",
+            "dataset=humaneval_plus_mini",
+            "model=gpt-4o-mini",
+            f"model.base_url={server.openai_url}",
+            "problems=[HumanEval/53]",
+            "tracking=off",
+            "cortex=off",
+            "cache=false",
+        )
+    results = RunFolder(outcome.folder).read_results()
+    assert results.summary.prefill_ignored == 1 and results.summary.prefill_continued is True
+    assert results.timing.model_server == pytest.approx(0.0925) and results.timing.model_server_calls == 1
+    tracking = TrackingConfig(
+        enabled=True,
+        uri=fresh_store(tmp_path_factory, tmp_path / "mlflow.db"),
+        experiment="koderz-test",
+        artifact_location=str(tmp_path / "artifacts"),
+    )
+    run_id = log_run_folder(outcome.folder, tracking)
+    assert run_id is not None
+    metrics = mlflow.MlflowClient(tracking.uri).get_run(run_id).data.metrics
+    assert metrics[Metric.PREFILL_IGNORED] == 1 and metrics[Metric.PREFILL_CONTINUED] == 1.0
+    assert metrics[f"{Prefix.TIMING}model_server"] == results.timing.model_server
+    assert metrics[f"{Prefix.TIMING}model_server_calls"] == 1
 
 
 def test_stepped_metrics_follow_finishing_order_and_iterations(logged, folder) -> None:
