@@ -195,7 +195,7 @@ class RunLogger:
 
     @functools.cached_property
     def _headline(self) -> Mode:
-        mode = Mode(str((self.folder.read_config().get("mode") or {}).get("name")))
+        mode = self.folder.read_mode()
         return mode.spec.headline or mode
 
     # the end ----------------------------------------------------------------------------
