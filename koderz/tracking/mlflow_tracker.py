@@ -165,14 +165,10 @@ def run_name_of(plan: Plan, run_id: str, variant: str = "") -> str:
 
 def plan_of(config: Mapping[str, Any]) -> Plan:
     """The plan of a run folder's saved config."""
-    from omegaconf import DictConfig, OmegaConf
-
-    from koderz.config import RunConfig
+    from koderz.config import RunConfig, typed
     from koderz.plan import Plan
 
-    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), dict(config))
-    assert isinstance(merged, DictConfig)
-    return Plan.build(merged)
+    return Plan.build(typed(RunConfig, dict(config)))
 
 
 def config_tags(plan: Plan, folder: RunFolder, run_id: str) -> dict[str, str]:
