@@ -8,17 +8,20 @@ naming the key and the value. ``koderz.plan`` turns a composed config into the t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from koderz.cortex.config import CortexConfig
 from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS
 from koderz.models.config import ModelConfig
 from koderz.vocab import CacheSetting, Detail, Mode, Protocol
+
+T = TypeVar("T")
 
 # A helper role (spec_model, checkpoint_model, baseline_model) whose provider is CODER uses the
 # coder's model as configured (conf/model/coder.yaml, the default of the spec and review roles),
@@ -159,6 +162,14 @@ def shard_of(text: str) -> tuple[int, int]:
         raise ConfigError(f"shard={text}: write it as K/N, e.g. shard=0/4 (K from 0 to N-1)") from None
     _require(n >= 1 and 0 <= k < n, "shard", text, "needs 0 <= K < N, e.g. shard=0/4 .. shard=3/4")
     return k, n
+
+
+def typed(schema: type[T], data: Mapping[str, Any]) -> T:
+    """Plain data (a run folder's config.yaml, or a group of it) as ``schema``, the schema's
+    defaults for what the data leaves out."""
+    value = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), dict(data)))
+    assert isinstance(value, schema)
+    return value
 
 
 def validate(cfg: RunConfig | DictConfig) -> None:

@@ -60,11 +60,6 @@ class _Unit:
     block: int = 0  # index of the source (fenced block) it came from
 
 
-def extract_program(answer: str, problem: Problem) -> str:
-    """The best program for ``answer`` (see :func:`extract`)."""
-    return extract(answer, problem).program
-
-
 def extract(answer: str, problem: Problem) -> Extraction:
     """Extract a whole program defining ``problem.entry_point`` from a raw model answer: the
     prompt's imports and helpers the answer relies on are restored, a bare body is read as the

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from koderz import report
-from koderz.config import shard_of
+from koderz.config import RunConfig, shard_of, typed
 from koderz.datasets.loaders import load_dataset
 from koderz.errors import ConfigError, KoderzError
 from koderz.plan import Plan
@@ -180,7 +180,7 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
         raise ConfigError("no shard run folders found (runs made with shard=K/N)")
     count = _check_complete(shards)
     config = _common_config(shards)
-    plan = Plan.build(_typed(config))
+    plan = Plan.build(typed(RunConfig, config))
     chosen = [p.task_id for p in select_problems(load_dataset(plan.dataset), plan)]
     order = {task_id: i for i, task_id in enumerate(chosen)}
     parts = plan.mode.spec.parts
@@ -237,14 +237,6 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
     return results
 
 
-def _typed(config: dict[str, Any]) -> Any:
-    from omegaconf import OmegaConf
-
-    from koderz.config import RunConfig
-
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), config))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m koderz.merge", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="the folder holding the shard runs (a sweep folder)")
@@ -264,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         from koderz.tracking.logger import log_run_folder
         from koderz.tracking.names import Tag
 
-        tracking = _typed(config).tracking
+        tracking = typed(RunConfig, config).tracking
         log_run_folder(out, tracking, tags={Tag.MERGED_FROM.value: " ".join(results.summary.merged_from)})
     return 0
 

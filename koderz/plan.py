@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from koderz.config import CODER, CODER_ROLE, RunConfig, validate
+from koderz.config import CODER, CODER_ROLE, RunConfig, typed, validate
 from koderz.evaluators import EVALUATORS, Evaluator
 from koderz.models.config import ModelConfig
 from koderz.prompts import PromptStyle
@@ -109,10 +109,7 @@ def _to_object(cfg: DictConfig) -> RunConfig:
     plain = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(plain, dict)
     plain.pop("hydra", None)
-    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), plain)
-    config = OmegaConf.to_object(merged)
-    assert isinstance(config, RunConfig)
-    return config
+    return typed(RunConfig, {str(k): v for k, v in plain.items()})
 
 
 def _role(model: ModelConfig, config: RunConfig) -> ModelConfig:

@@ -98,11 +98,10 @@ def summarize(
     headline = [r for r in records if r.mode == headline_mode]
     answered = [r for r in headline if r.has_verdict]
     sampled = not headline_mode.spec.feedback
-    main = score(headline, sampled=sampled)
+    main = _side(headline, sampled=sampled)
     attempts = sum(r.attempts for r in answered)
     spent = [r for r in records if not r.cached]
     saved = [r for r in records if r.cached]
-    has_base = any(r.base_passed is not None for r in answered)
     mechanism = weakest(r.mechanism for r in records)
     cost = sum((r.cost for r in spent), Cost())
     if roles.spec is not None:  # a spec writer took part: its cost is a figure even when every spec was reused
@@ -123,9 +122,9 @@ def summarize(
         pass_rate_ci=main.ci,
         samples_per_task=max(1, *(len(r.outcomes) for r in answered)) if sampled else 1,
         pass_at_k=main.pass_at_k,
-        base=score(headline, base=True, sampled=sampled) if has_base else None,
+        base=main.base,
         attempts=attempts,
-        mean_attempts=attempts / len(answered) if answered else 0.0,
+        mean_attempts=main.mean_attempts,
         solved_within=solved_within(headline) if headline_mode.spec.feedback else [],
         tokens=sum((r.tokens for r in spent), Tokens()),
         cost=cost,

@@ -15,7 +15,7 @@ from pathlib import Path
 from koderz.models.registry import ClientPool, build_model
 from koderz.models.speed import format_speed_table, run_speed_test
 from koderz.plan import Plan
-from koderz.records import RunFolder, RunPart, RunState, SpeedResults, SpeedRow
+from koderz.records import RunFolder, RunPart, RunState, SpeedResults
 from koderz.timing import interpreter_start
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ async def run_speed_mode(plan: Plan, run_dir: Path, started: float | None = None
         rows = await run_speed_test(clients, list(speed.prompts), speed.warmup, speed.repeats)
     finally:
         await pool.aclose()
-    results = SpeedResults(rows=[SpeedRow(**row) for row in rows])
+    results = SpeedResults(rows=rows)
     part.ended = time.time()
     part.duration, part.status = part.ended - part.started, "finished"
     await asyncio.to_thread(_finish, folder, results, state)

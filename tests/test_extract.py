@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from koderz.datasets.problem import Problem
-from koderz.extract import Extraction, extract, extract_program
+from koderz.extract import Extraction, extract
 from tests.conftest import SHARED_DATA
 
 REAL_SAMPLES = SHARED_DATA / "real-llm-humaneval-samples.jsonl.gz"
@@ -211,7 +211,7 @@ def test_future_import_is_hoisted_to_the_top():
 
 def test_answer_after_think_tags_is_preferred():
     answer = f"<think>\n```python\ndef evens(xs):\n    return []\n```\n</think>\n```python\n{SOLUTION}\n```"
-    assert run(extract_program(answer, PROBLEM), [2]) == [2]
+    assert run(extract(answer, PROBLEM).program, [2]) == [2]
 
 
 def test_no_code_gives_a_clear_failure():

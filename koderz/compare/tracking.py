@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from koderz.compare.pairing import PairedComparison
-from koderz.config import TrackingConfig
+from koderz.config import TrackingConfig, typed
 from koderz.records import RunFolder
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def log_sweep_comparisons(sweep: Path, results: list[PairedComparison]) -> str |
         return None
     parent = parent_file.read_text().strip()
     try:
-        tracking = tracking_of(RunFolder(Path(results[0].a.folder)).read_config())
+        tracking = typed(TrackingConfig, RunFolder(Path(results[0].a.folder)).read_config().get("tracking") or {})
         if not parent or not tracking.enabled:
             return None
         from mlflow.entities import Metric
@@ -76,17 +76,8 @@ def log_sweep_comparisons(sweep: Path, results: list[PairedComparison]) -> str |
             client.log_batch(parent, metrics=metrics)
             client.log_table(parent, comparison_table(results), TABLE)
     except Exception as err:  # noqa: BLE001 - the printed comparison stands without MLflow
-        first = (str(err).strip().splitlines() or [""])[0][:300]
-        print(f"koderz.compare: not logged to MLflow: {type(err).__name__}: {first}", file=sys.stderr)
+        from koderz.tracking.mlflow_tracker import one_line
+
+        print(f"koderz.compare: not logged to MLflow: {one_line(err)}", file=sys.stderr)
         return None
     return parent
-
-
-def tracking_of(config: dict[str, Any]) -> TrackingConfig:
-    """The run's ``tracking`` settings (schema defaults for what its config leaves out)."""
-    from omegaconf import OmegaConf
-
-    merged = OmegaConf.merge(OmegaConf.structured(TrackingConfig), config.get("tracking") or {})
-    tracking = OmegaConf.to_object(merged)
-    assert isinstance(tracking, TrackingConfig)
-    return tracking

@@ -1,27 +1,9 @@
-"""Cortex: the experiment memory, over MCP.
+"""Cortex: the experiment memory, a local SQLite file or over MCP (docs/cortex.md).
 
-Public API (``mcp`` is imported only when an MCP store, ``embedded`` or ``external``, is opened):
-
-- ``open_memory_store(cfg, run_id) -> AsyncContextManager[MemoryStore]`` — from the
-  ``cortex`` config group (``CortexConfig``); preflight on enter raises
-  ``MemoryStoreError`` (one line), bad keys raise ``ConfigError``.
-- ``preflight(cfg)`` — the same check without keeping the connection.
-- ``MemoryStore``, ``MemoryRecord``, ``NullStore`` — see ``store.py``.
-- ``LocalStore`` (``koderz.cortex.local``) — the default: the run writes the SQLite
-  file itself (write-behind); also ``flush()`` and ``stats()``.
-- ``CortexClient`` (``koderz.cortex.client``) — the MCP implementation; beyond the
-  protocol it has ``flush()``, ``stats()``, ``consolidate(dry_run)``. It checks the
-  server's tool schemas and speaks to koderz's server or the reference knowledge-graph
-  server (``dialects.py``).
-- ``limits.py`` — what one memory, request and reply may hold; ``paging.py`` — pages in
-  MCP's cursor shape; ``auth.py`` — the shared server's bearer token and Host names.
-- ``sanitize`` (``koderz.cortex.sanitize``) — every record is made valid, bounded
-  text before it is stored; ``spec_tag`` (``koderz.cortex.specs``) — which stored
-  spec may be reused.
-- docs/cortex.md — the modes, what the default costs and why.
-- ``python -m koderz.cortex serve --db PATH [--http [HOST:]PORT]`` — the embedded
-  server (``koderz.cortex.server``; tools documented there); ``export|search|stats --db
-  PATH`` read the file for people (``koderz.cortex.cli``).
+``open_memory_store(cfg, run_id)`` opens the ``MemoryStore`` the ``cortex`` config group names
+(preflight on enter: ``MemoryStoreError`` in one line, bad keys ``ConfigError``); ``preflight(cfg)``
+checks it without keeping it. ``mcp`` is imported only when an MCP store (``embedded``,
+``external``) is opened. ``python -m koderz.cortex`` serves the file or reads it (``cli.py``).
 """
 
 from koderz.cortex.config import CortexConfig

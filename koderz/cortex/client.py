@@ -5,20 +5,15 @@
         mid = await client.remember(MemoryRecord("t", "c", tags=("spec",)))
         await client.recall("word", tags=["spec"])
 
-The preflight checks the server's tool schemas and picks the dialect it fits
-(``dialects.py``: koderz's own server, or the reference knowledge-graph server); a server
-that fits none is refused with one line naming what does not fit. With koderz's server:
-``remember``/``remember_batch`` -> same names, ``recall`` -> ``recall`` and ``export`` ->
-``export_memories`` (following ``nextCursor`` page by page), ``start_session``/``end_session``
--> same names, ``stats`` -> ``memory_stats``, ``consolidate`` -> ``consolidate``.
-A stdio server's stderr goes to the log (logger ``cortex-server``: the run's ``koderz.log``,
-not the console). Over HTTP the client sends the bearer token (``auth.token_for_client``).
+The preflight checks the server's tool schemas and picks the dialect it fits (``dialects.py``:
+koderz's own server, or the reference knowledge-graph server); a server that fits none is refused
+with one line naming what does not fit. A stdio server's stderr goes to the log (logger
+``cortex-server``: the run's ``koderz.log``, not the console). Over HTTP the client sends the
+bearer token (``auth.token_for_client``).
 
-Persistent (default): one MCP session for the client's life, shared by every
-concurrent caller (requests are multiplexed over it). Ephemeral: a new server
-process and session per operation. ``write_buffer`` > 0: ``remember`` queues and
-returns ``None``; queued records go out with ``remember_batch`` when the buffer is
-full, every ``flush_interval`` seconds, before any read, and on close.
+Persistent (default): one MCP session for the client's life, shared by every concurrent caller.
+Ephemeral: a new server process and session per operation. ``write_buffer`` > 0: see
+``CortexConfig`` (queued records also go out before any read).
 
 Faults: after ``connect()`` succeeded nothing raises into the caller. A call that
 fails on the connection reconnects once (for the embedded server that starts a new

@@ -74,10 +74,6 @@ class LocalStore:
         """How many records the writer is storing right now (taken from the queue, not yet stored)."""
         return len(self._in_flight)
 
-    @property
-    def label(self) -> str:
-        return str(self.path)
-
     async def _run(self, fn: Callable[[MemoryDB], _T]) -> _T:
         db = self._db
         if db is None:
@@ -116,13 +112,6 @@ class LocalStore:
             await loop.run_in_executor(self._pool, db.close)
         self._pool.shutdown(wait=False)
         self._read_pool.shutdown(wait=False)
-
-    async def __aenter__(self) -> LocalStore:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- writing --------------------------------------------------------------------
 

@@ -87,10 +87,6 @@ class RunFolder:
         return "eval_results.json" if len(self.parts) <= 1 else f"eval_results.{mode.value}.json"
 
     @property
-    def log_path(self) -> Path:
-        return self.path / LOG
-
-    @property
     def tracking_log_path(self) -> Path:
         return self.path / TRACKING_LOG
 
@@ -226,12 +222,6 @@ class RunFolder:
 
     def traces(self) -> list[TraceRecord]:
         return _read_jsonl(self.path / TRACES, TraceRecord)
-
-    def write_eval_results(self, mode: Mode, text: str) -> Path:
-        """Write (replace atomically) a part's EvalPlus results; returns the file's path."""
-        name = self.eval_results_name(mode)
-        self._replace(name, text)
-        return self.path / name
 
     def write_results(self, results: RunResults) -> None:
         self._replace(RESULTS, results.model_dump_json(indent=2))

@@ -45,18 +45,14 @@ def _follow(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
-
-    from koderz.config import TrackingConfig
+    from koderz.config import TrackingConfig, typed
     from koderz.records import RunFolder
     from koderz.tracking.logger import log_folder
     from koderz.tracking.mlflow_tracker import one_line, tracking_uri
 
     try:
         folder = RunFolder.existing(args.run_folder)
-        saved = OmegaConf.merge(OmegaConf.structured(TrackingConfig), folder.read_config().get("tracking") or {})
-        tracking = OmegaConf.to_object(saved)
-        assert isinstance(tracking, TrackingConfig)
+        tracking = typed(TrackingConfig, folder.read_config().get("tracking") or {})
         progress = folder.read_tracking()
         tracking.uri = args.uri or (progress.uri if progress else None) or tracking.uri
         tracking.experiment = args.experiment or tracking.experiment

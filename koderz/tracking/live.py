@@ -1,14 +1,9 @@
-"""The run's side of live tracking: start the worker, wake it per finished problem, wait for its flush.
+"""The run's side of live tracking (the worker and its pipe protocol: ``koderz.tracking.follow``).
 
-``LiveTracking.start`` starts ``python -m koderz.tracking follow`` (``koderz.tracking.follow``),
-once the run's config is checked, in a session of its own with a pipe on its stdin: the worker
-imports mlflow while the run runs. The run passes it as a ``RunObserver``, so each finished
-problem writes one byte (never blocking: a full pipe just means the worker is busy and will find
-the problem on its next sync). ``finish`` closes the pipe and waits for the worker to log what is
-left, with a progress line. Ctrl-C there stops the worker (the MLflow run is marked KILLED with
-``koderz.tracking=incomplete``) and prints the command that finishes the logging; the run folder
-is complete either way. The worker never outlives the run: when the run ends without ``finish``
-(killed, crashed) its pipe closes, and the worker marks the MLflow run as killed and exits.
+``LiveTracking.start`` starts the worker once the run's config is checked; as a ``RunObserver`` it
+writes one byte per finished problem (never blocking: a full pipe means the worker is busy and
+finds the problem on its next sync); ``finish`` closes the pipe and waits for the final flush with
+a progress line. Ctrl-C there stops the worker and prints the command that finishes the logging.
 """
 
 from __future__ import annotations

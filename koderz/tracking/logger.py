@@ -114,7 +114,7 @@ class RunLogger:
         plan = mt.plan_of(config)  # an OmegaConf merge: built once
         tags = mt.config_tags(plan, self.folder, koderz_run_id) | self.tags
         tags |= {Tag.STATUS: RunStatus.RUNNING, Tag.TRACKING: TrackingState.LIVE}
-        name = mt.run_name_of(plan, koderz_run_id, self.tags.get(Tag.VARIANT, ""))
+        name = mt.run_name(plan, koderz_run_id, self.tags.get(Tag.VARIANT, ""))
         run = self.client.create_run(
             experiment_id,
             run_name=name,
@@ -195,7 +195,7 @@ class RunLogger:
 
     @functools.cached_property
     def _headline(self) -> Mode:
-        mode = Mode(str((self.folder.read_config().get("mode") or {}).get("name")))
+        mode = self.folder.read_mode()
         return mode.spec.headline or mode
 
     # the end ----------------------------------------------------------------------------

@@ -152,27 +152,19 @@ def problem_table(problems: list[ProblemRecord]) -> dict[str, list[Any]]:
     }
 
 
-def run_name(model: str, mode: str, dataset: str, run_id: str, variant: str = "") -> str:
+def run_name(plan: Plan, run_id: str, variant: str = "") -> str:
     """Unique and informative: model, mode, dataset, what this sweep job varies, a short id."""
     shown = " ".join(o for o in variant.split() if not o.startswith(("model=", "mode=", "dataset=")))
     extra = f" {shown[:80]}" if shown else ""
-    return f"{model} {mode} {dataset}{extra} #{run_id[-6:]}"
-
-
-def run_name_of(plan: Plan, run_id: str, variant: str = "") -> str:
-    return run_name(plan.coder.name, plan.mode.value, plan.dataset, run_id, variant)
+    return f"{plan.coder.name} {plan.mode.value} {plan.dataset}{extra} #{run_id[-6:]}"
 
 
 def plan_of(config: Mapping[str, Any]) -> Plan:
     """The plan of a run folder's saved config."""
-    from omegaconf import DictConfig, OmegaConf
-
-    from koderz.config import RunConfig
+    from koderz.config import RunConfig, typed
     from koderz.plan import Plan
 
-    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), dict(config))
-    assert isinstance(merged, DictConfig)
-    return Plan.build(merged)
+    return Plan.build(typed(RunConfig, dict(config)))
 
 
 def config_tags(plan: Plan, folder: RunFolder, run_id: str) -> dict[str, str]:

@@ -18,11 +18,11 @@ async def test_speed_test_reports_tokens_per_second_and_excludes_warmup(start_se
     rows = await run_speed_test([fast, local], ["p1", "p2", "p3"], warmup=2, repeats=2)
 
     assert server.hits("openai.chat") == 2 + 3 * 2 and server.hits("ollama.chat") == 2 + 3 * 2
-    assert [row["model"] for row in rows] == ["fast-openai", "local-ollama"]
+    assert [row.model for row in rows] == ["fast-openai", "local-ollama"]
     for row in rows:
-        assert row["calls"] == 6 and row["errors"] == 0 and row["output_tokens"] == 600
-        assert row["mean_s"] >= 0.05 and row["median_s"] >= 0.05
-        assert row["tokens_per_s"] == pytest.approx(600 / (row["mean_s"] * 6))
+        assert row.calls == 6 and row.errors == 0 and row.output_tokens == 600
+        assert row.mean_s >= 0.05 and row.median_s >= 0.05
+        assert row.tokens_per_s == pytest.approx(600 / (row.mean_s * 6))
     table = format_speed_table(rows)
     assert "fast-openai" in table and "local-ollama" in table and "tok/s" in table
 
@@ -33,4 +33,4 @@ async def test_failed_calls_are_counted_not_fatal(start_server, pool):
 
     (row,) = await run_speed_test([model], ["a", "b"], warmup=0)
 
-    assert row["calls"] == 1 and row["errors"] == 1 and "HTTP 400" in row["last_error"]
+    assert row.calls == 1 and row.errors == 1 and "HTTP 400" in row.last_error
