@@ -47,7 +47,7 @@ class Run:
         """The run in ``path``; ``mode`` picks a comparative run's part (default: its headline)."""
         folder = RunFolder.existing(path)
         config = folder.read_config()
-        chosen = mode or Mode(str(config["mode"]["name"])).spec.headline or folder.parts[0]
+        chosen = mode or folder.read_mode().spec.headline or folder.parts[0]
         if chosen not in folder.parts:
             parts = ", ".join(m.value for m in folder.parts)
             raise ConfigError(f"{path}: has no {chosen.value} part (it ran {parts})")

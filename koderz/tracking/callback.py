@@ -74,12 +74,6 @@ def _swept_keys(sweep_dir: str) -> set[str]:
     return set((text or "").split())
 
 
-def sweep_name(overrides: list[str], stamp: str) -> str:
-    """A sweep parent named by what it sweeps (the overrides with several values), then its time."""
-    swept = [o for o in overrides if "," in o or "(" in o]
-    return f"sweep {' '.join(swept or overrides)[:120]} {stamp}".strip()
-
-
 def tracking_enabled(config: DictConfig) -> bool:
     """True when the composed config has a ``tracking`` group that is not switched off."""
     tracking = config.get("tracking")
@@ -103,12 +97,14 @@ class MlflowSweepCallback(Callback):
             settings = OmegaConf.to_object(config.tracking)
             assert isinstance(settings, TrackingConfig)
             overrides = list(config.hydra.overrides.task)
+            swept = [o for o in overrides if "," in o or "(" in o]  # the overrides with several values
             tags = {
                 Tag.SWEEP_ID.value: str(sweep_dir),
                 Tag.SWEEP.value: "parent",
                 Tag.OVERRIDES.value: " ".join(overrides),
             }
-            run_id = start_sweep_run(settings, dataset, sweep_name(overrides, sweep_dir.name), tags)
+            name = f"sweep {' '.join(swept or overrides)[:120]} {sweep_dir.name}".strip()  # by what it sweeps
+            run_id = start_sweep_run(settings, dataset, name, tags)
         except Exception as err:  # noqa: BLE001 - the sweep goes on without tracking
             log.warning("MLflow sweep parent run not opened; jobs log unnested: %s", err)
             return
@@ -116,9 +112,9 @@ class MlflowSweepCallback(Callback):
         (sweep_dir / PARENT_FILE).write_text(run_id + "\n")
         os.environ[PARENT_ENV] = run_id
         os.environ[PARENT_TRACKING_ENV] = json.dumps(dataclasses.asdict(settings))
-        swept = " ".join(o.split("=", 1)[0] for o in overrides if "," in o or "(" in o)
-        (sweep_dir / SWEPT_FILE).write_text(swept + "\n")
-        os.environ[SWEPT_ENV] = swept
+        keys = " ".join(o.split("=", 1)[0] for o in swept)
+        (sweep_dir / SWEPT_FILE).write_text(keys + "\n")
+        os.environ[SWEPT_ENV] = keys
         self._parent_run_id = run_id
         log.info("MLflow parent run %s for sweep %s", run_id, sweep_dir)
 

@@ -22,7 +22,7 @@ from typing import IO, TextIO
 from koderz.config import TrackingConfig
 from koderz.records import ProblemRecord, RunFolder
 from koderz.tracking.follow import DISCARD, STOPPED, Settings
-from koderz.tracking.mlflow_tracker import absolute_uri, tracking_uri
+from koderz.tracking.mlflow_tracker import absolute_uri, remedy, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +171,7 @@ class LiveTracking:
                 log.info("MLflow run %s (%s)", saved.mlflow_run_id, self.uri)
             return
         reason = "stopped" if code == STOPPED else _last_error(self.folder.tracking_log_path) or f"exit code {code}"
-        log.warning(
-            "MLflow tracking to %s failed: %s; the run folder is complete: log it later with `%s --uri %s`",
-            self.uri,
-            reason,
-            self.command(),
-            self.uri,
-        )
+        log.warning("MLflow tracking to %s failed: %s; %s", self.uri, reason, remedy(self.folder.path, self.uri))
 
 
 class _ProgressLine:

@@ -57,10 +57,6 @@ def tracking_uri(tracking: TrackingConfig) -> str:
     return tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
-def experiment_name(tracking: TrackingConfig, dataset: str) -> str:
-    return tracking.experiment or f"koderz-{dataset}"
-
-
 def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -329,7 +325,7 @@ def experiment_id(client: Any, tracking: TrackingConfig, dataset: str) -> str:
     """Id of the named experiment, created with artifacts under ``artifact_location``."""
     from mlflow.exceptions import MlflowException
 
-    name = experiment_name(tracking, dataset)
+    name = tracking.experiment or f"koderz-{dataset}"
     found = client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
