@@ -42,7 +42,7 @@ from koderz.records import (
 from koderz.runner import select_problems
 from koderz.sandbox.mechanism import STRENGTH, Mechanism
 from koderz.timing import build_timing
-from koderz.vocab import Mode, Status
+from koderz.vocab import Mode, PartStatus, Status
 
 log = logging.getLogger("koderz.merge")
 IGNORED_KEYS = ("shard", "resume")
@@ -203,7 +203,7 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
     whole = RunPart(
         started=min(p.started for p in shard_parts),
         ended=max(p.ended or p.started for p in shard_parts),
-        status="finished",
+        status=PartStatus.FINISHED,
     )
     whole.duration = (whole.ended or whole.started) - whole.started
     timing = build_timing([whole], [span for p in shard_parts for span in p.spans], traces)

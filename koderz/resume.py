@@ -19,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from koderz.config import RunConfig
 from koderz.errors import ConfigError
 from koderz.records import RunFolder
+from koderz.vocab import PartStatus
 
 ROLES = ("model", "spec_model", "checkpoint_model")
 ROLE_KEYS = (
@@ -98,7 +99,7 @@ def nothing_to_resume(folder: Path) -> str | None:
     """Why resuming ``folder`` would change nothing (a finished run, every problem answered), or None."""
     run = RunFolder(folder)
     state = run.read_state() if run.is_run_folder() else None
-    if state is None or state.status != "finished" or not run.has_results():
+    if state is None or state.status is not PartStatus.FINISHED or not run.has_results():
         return None
     summary = run.read_results().summary
     if summary.unanswered or summary.not_run:

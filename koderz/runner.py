@@ -46,7 +46,7 @@ from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
 from koderz.result_cache import DEFAULT_PATH, ResultCache, run_key, uncacheable
 from koderz.timing import RunClock, build_timing, export_report, format_report, interpreter_start
-from koderz.vocab import CacheSetting, Mode, Phase
+from koderz.vocab import CacheSetting, Mode, PartStatus, Phase
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class Runner:
             if part.ended is None:  # killed: its work ended with the last file it wrote
                 part.ended = max([part.started, *(s.end for s in part.spans), self._last_write()])
                 part.duration = part.ended - part.started
-                part.status = "killed"
+                part.status = PartStatus.KILLED
         started = self.started if self.started is not None else interpreter_start()
         if state.parts and state.parts[-1].ended:
             started = max(started, state.parts[-1].ended)
@@ -212,7 +212,9 @@ class Runner:
         summary.prefill_continued = self._prefill_continued
         part = state.parts[-1]
         part.spans = self.clock.spans
-        part.status = "interrupted" if stop.interrupted else "stopped" if stop.reason else "finished"
+        part.status = (
+            PartStatus.INTERRUPTED if stop.interrupted else PartStatus.STOPPED if stop.reason else PartStatus.FINISHED
+        )
         part.ended = time.time()
         part.duration = part.ended - part.started
         timing = build_timing(state.parts, [s for p in state.parts for s in p.spans], folder.traces())

@@ -17,6 +17,7 @@ from koderz.models.speed import format_speed_table, run_speed_test
 from koderz.plan import Plan
 from koderz.records import RunFolder, RunPart, RunState, SpeedResults
 from koderz.timing import interpreter_start
+from koderz.vocab import PartStatus
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ async def run_speed_mode(plan: Plan, run_dir: Path, started: float | None = None
         await pool.aclose()
     results = SpeedResults(rows=rows)
     part.ended = time.time()
-    part.duration, part.status = part.ended - part.started, "finished"
+    part.duration, part.status = part.ended - part.started, PartStatus.FINISHED
     await asyncio.to_thread(_finish, folder, results, state)
     log.info("\n%s\nrun folder: %s", format_speed_table(rows), run_dir)
     return results

@@ -161,6 +161,17 @@ class Status(StrEnum):
 VERDICTS = frozenset({Status.PASSED, Status.FAILED, Status.ERROR, Status.TIMEOUT, Status.MEMORY, Status.KILLED})
 
 
+class PartStatus(StrEnum):
+    """How one stretch of work on a run (a start or a resume, ``run.json``'s parts) ended."""
+
+    NEW = "new"  # no part yet (``RunState.status`` of a run that never started)
+    RUNNING = "running"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # Ctrl-C
+    STOPPED = "stopped"  # problems left unrun for a reason (a dead endpoint)
+    KILLED = "killed"  # the process died; found so by the next resume
+
+
 class CacheSetting(StrEnum):
     """``cache``: whether stored problem results are served (``koderz.result_cache``)."""
 

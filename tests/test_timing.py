@@ -25,7 +25,7 @@ from koderz.timing import (
     process_start,
     union_length,
 )
-from koderz.vocab import Category, Mode, Phase, Status
+from koderz.vocab import Category, Mode, PartStatus, Phase, Status
 
 T0 = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def trace(task: str, start: float, end: float, *phases: tuple[str, float, float]
 
 
 def part(start: float, duration: float) -> RunPart:
-    return RunPart(started=T0 + start, ended=T0 + start + duration, duration=duration, status="finished")
+    return RunPart(started=T0 + start, ended=T0 + start + duration, duration=duration, status=PartStatus.FINISHED)
 
 
 def problem(task: str, offset: float) -> TraceRecord:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from koderz.sandbox.mechanism import Mechanism
-from koderz.vocab import Category, IntervalMethod, Mode, Phase, Status
+from koderz.vocab import Category, IntervalMethod, Mode, PartStatus, Phase, Status
 
 SCHEMA_VERSION = 2
 
@@ -452,7 +452,7 @@ class RunPart(Record):
     started: float
     ended: float | None = None
     duration: float = 0.0
-    status: str = "running"  # running | finished | interrupted | stopped
+    status: PartStatus = PartStatus.RUNNING
     overrides: list[str] = Field(default_factory=list)  # operational settings changed on resume
     spans: list[Span] = Field(default_factory=list)  # the run's own phases (start-up, shutdown, ...)
 
@@ -473,8 +473,8 @@ class RunState(Record):
         return data
 
     @property
-    def status(self) -> str:
-        return self.parts[-1].status if self.parts else "new"
+    def status(self) -> PartStatus:
+        return self.parts[-1].status if self.parts else PartStatus.NEW
 
 
 class TrackingProgress(Record):

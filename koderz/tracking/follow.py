@@ -33,6 +33,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from koderz.vocab import PartStatus
+
 if TYPE_CHECKING:  # imported by warm_up(): the handlers are in place before the heavy imports
     from koderz.records import RunFolder
     from koderz.tracking.logger import RunLogger
@@ -202,7 +204,7 @@ def follow(signals: Signals, settings: Settings) -> int:
             logger.stop("logging was stopped (Ctrl-C during the final flush)")
             return STOPPED
         state = folder.read_state()
-        if ended and folder.has_results() and state is not None and state.status != "running":
+        if ended and folder.has_results() and state is not None and state.status is not PartStatus.RUNNING:
             logger.finish({Metric.WORKER_READY: ready, Metric.FLUSH: time.perf_counter() - flush_began}, live=True)
             log.info("finished the MLflow run %.2f s after the run's end", time.perf_counter() - flush_began)
             return 0

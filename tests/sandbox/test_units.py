@@ -196,7 +196,7 @@ def test_collector_fast_path_base_passed_and_protocol(humaneval) -> None:
     for index, value in enumerate(problem.expected):
         results.feed(b"V %d %s" % (index, encode(value).encode()))
     judgement = results.judgement()
-    assert judgement.status == "passed" and judgement.tests_passed == len(problem.inputs)
+    assert judgement.status == "passed" and judgement.tests_passed == judgement.tests_run == len(problem.inputs)
     assert judgement.base_passed is True
     for bad in (b"S 0 {}", b"V 0 1", b"X 0 1", b"V zero 1", b'E 99 {"err":"x"}'):
         with pytest.raises(ProtocolError):
@@ -210,6 +210,7 @@ def test_collector_base_passed_after_a_plus_failure(humaneval) -> None:
     _feed(results, b"V 2 -1")
     judgement = results.judgement()
     assert judgement.status == "failed" and judgement.base_passed is True and judgement.got == "-1"
+    assert (judgement.tests_passed, judgement.tests_run) == (2, 3)  # the stream stopped after test 3
 
 
 def test_collector_never_counts_an_undecodable_answer(humaneval) -> None:
@@ -231,6 +232,7 @@ def test_collector_incomplete_stream(humaneval) -> None:
     _feed(results, b"S 0 {}", b"V 0 " + encode(problem.expected[0]).encode())
     judgement = results.judgement()
     assert judgement.status == "incomplete" and judgement.tests_passed == 1 and judgement.base_passed is False
+    assert judgement.tests_run == 1  # the sandbox counts the test it stopped in
 
 
 def test_collector_result_before_setup_report(humaneval) -> None:
