@@ -29,15 +29,21 @@ CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env
 
 @dataclass
 class DatasetConfig:
-    name: str = "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus
+    name: str = (
+        "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus | bigcodebench | livecodebench
+    )
     evaluator: str = "humaneval"  # how answers are judged: a name in koderz.evaluators.EVALUATORS
-    # bigcodebench / livecodebench only (koderz/bench/source.py)
+    # bigcodebench / livecodebench only (koderz/problems.py)
     path: str | None = None  # a local file (JSONL, JSONL.gz, parquet) or saved `datasets` folder; unset = the hub
     subset: str = "full"  # bigcodebench: full | hard
     split: str = "complete"  # bigcodebench: complete | instruct
     version: str | None = None  # the release (bigcodebench: hub split, default v0.1.4; livecodebench: split)
     date_from: str | None = None  # livecodebench: contest date window, YYYY-MM-DD, both ends included
     date_to: str | None = None
+    # bigcodebench: the tasks' libraries, a venv or a site-packages folder bound read-only into the
+    # sandbox; unset = this interpreter's (pip install 'koderz[bigcodebench]')
+    libraries: str | None = None
+    skip_unrunnable: bool = False  # bigcodebench: leave out (not_run) tasks whose libs are missing instead of exit 2
 
 
 @dataclass

@@ -229,6 +229,9 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
     if summary.not_run:
         why = f" ({summary.stopped_reason})" if summary.stopped_reason else ""
         rows.append(("NOT RUN", f"{summary.not_run} of {summary.problems} problems{why}"))
+    if summary.skipped:
+        task, why = next(iter(summary.skipped.items()))
+        rows.append(("SKIPPED", f"{len(summary.skipped)} tasks not run, not counted (e.g. {task}: {why})"))
     rows += [
         ("mean attempts", f"{summary.mean_attempts:.2f}"),
         ("tokens in/out", f"{summary.tokens.input}/{summary.tokens.output}"),

@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from koderz.bench.source import load_benchmark
 from koderz.datasets.bench_prompts import bigcodebench_prompt, livecodebench_prompt
+from koderz.problems import load_benchmark
 from tests.support.bench_files import LCB_FILE, bcb_config, lcb_config
 
 
