@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from koderz.cortex.config import CortexConfig
+from koderz.datasets.benchmarks import BENCHMARKS
 from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS
 from koderz.models.config import ModelConfig
@@ -224,14 +225,32 @@ def _validate_roles(cfg: RunConfig | DictConfig) -> None:
 
 
 def _validate_protocol(cfg: RunConfig | DictConfig) -> None:
-    """The evalplus protocol is EvalPlus's zero-shot prompt: no spec, no chain-of-thought, no feedback."""
+    """The evalplus and benchmark protocols are a leaderboard's zero-shot prompt: no spec, no
+    chain-of-thought, no feedback; benchmark is BigCodeBench's or LiveCodeBench's own."""
     protocols = ", ".join(p.value for p in Protocol)
     _require(cfg.prompt.protocol in set(Protocol), "prompt.protocol", cfg.prompt.protocol, f"choose one of {protocols}")
-    if cfg.prompt.protocol != Protocol.EVALPLUS:
+    protocol = Protocol(cfg.prompt.protocol)
+    if protocol is Protocol.KODERZ:
         return
-    why = "EvalPlus's prompt is zero-shot with neither spec nor reasoning (experiment=evalplus sets it all)"
+    if protocol is Protocol.BENCHMARK:
+        _require(
+            cfg.dataset.name in BENCHMARKS,
+            "prompt.protocol",
+            protocol.value,
+            f"is the prompt of {' and '.join(BENCHMARKS)}, not of dataset={cfg.dataset.name}",
+        )
+        why = (
+            "the benchmark's prompt is zero-shot with neither spec nor reasoning (experiment=bigcodebench sets it all)"
+        )
+    else:
+        why = "EvalPlus's prompt is zero-shot with neither spec nor reasoning (experiment=evalplus sets it all)"
     _require(
-        cfg.mode.name == Mode.ZERO_SHOT, "mode", cfg.mode.name, f"prompt.protocol=evalplus needs mode=zero_shot: {why}"
+        cfg.mode.name == Mode.ZERO_SHOT,
+        "mode",
+        cfg.mode.name,
+        f"prompt.protocol={protocol.value} needs mode=zero_shot: {why}",
     )
-    _require(not cfg.spec.enabled, "spec.enabled", cfg.spec.enabled, f"prompt.protocol=evalplus needs false: {why}")
-    _require(not cfg.prompt.cot, "prompt.cot", cfg.prompt.cot, f"prompt.protocol=evalplus needs false: {why}")
+    _require(
+        not cfg.spec.enabled, "spec.enabled", cfg.spec.enabled, f"prompt.protocol={protocol.value} needs false: {why}"
+    )
+    _require(not cfg.prompt.cot, "prompt.cot", cfg.prompt.cot, f"prompt.protocol={protocol.value} needs false: {why}")

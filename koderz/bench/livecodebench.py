@@ -90,7 +90,7 @@ def per_test(verdict: Verdict, tests: Sequence[TestCase]) -> Verdict:
         status=verdict.status if passed or not verdict.passed else Status.FAILED,
         tests_total=len(tests),
         failing_input=failing if isinstance(failing, str) else verdict.failing_input,
-        expected=test.output if test is not None and verdict.got is not None else verdict.expected,
+        expected=test.output if test is not None else verdict.expected,
         got=_output(verdict.got),
     )
 
