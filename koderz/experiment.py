@@ -184,6 +184,7 @@ class Experiment:
                 status=verdict.status,
                 tests_passed=verdict.tests_passed,
                 tests_total=verdict.tests_total,
+                failing_input=verdict.failing_input,  # the first failing test (its input, or its name)
                 error=verdict.error or verdict.got,
             )
         attempt = _attempt_record(self.problem.task_id, self.mode, index, program, verdict, completion)
