@@ -26,7 +26,7 @@ from koderz.datasets import livecodebench
 from koderz.datasets.bench_prompts import benchmark_prompt, livecodebench_code
 from koderz.datasets.benchmarks import BENCHMARKS
 from koderz.datasets.problem import Problem
-from koderz.evalplus_sanitize import sanitize
+from koderz.evalplus_sanitize import bigcodebench_sanitize, sanitize
 from koderz.extract import extract
 from koderz.models.base import Message
 from koderz.sandbox.verdict import Verdict
@@ -74,7 +74,9 @@ class PromptStyle:
         """The program in the coder's ``answer`` (the text the server returned after the prefill)."""
         if problem.dataset == livecodebench.DATASET:
             return livecodebench_code(answer)
-        if self.protocol is not Protocol.KODERZ:  # bigcodebench reads a chat answer with evalplus's sanitize
+        if self.protocol is Protocol.BENCHMARK:
+            return bigcodebench_sanitize(answer, problem.entry_point)
+        if self.protocol is Protocol.EVALPLUS:
             return sanitize(answer, problem.entry_point)
         return extract(answer, problem).program
 
