@@ -12,10 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from koderz.datasets.bigcodebench import reference_program
+from koderz.evalplus_sanitize import bigcodebench_sanitize
+from koderz.problems import load_benchmark
+from koderz.prompts import PromptStyle, attempt_messages
 from koderz.records import RunFolder
-from koderz.vocab import Mode, Status
-from tests.support.bench_files import BCB_FILE, LCB_FILE, Sample, bcb_samples, lcb_samples
+from koderz.vocab import Mode, Protocol, Status
+from tests.conftest import run_job
+from tests.support.bench_files import BCB_FILE, LCB_FILE, Sample, bcb_config, bcb_samples, lcb_samples
 from tests.support.env import clean_env, run_koderz
+from tests.support.fakes.scripted_server import Rules, ScriptedServer
 
 QUIET = ("tracking=off", "cortex=off")
 BCB_TASKS = ["KoderzBCB/0", "KoderzBCB/1", "KoderzBCB/2"]
@@ -193,3 +199,34 @@ def test_tasks_whose_libraries_are_missing_are_skipped_with_their_reason_on_requ
     summary = folder.read_results().summary
     assert summary.skipped == {"KoderzBCB/1": "library environment lacks koderz_no_such_library"}
     assert [r.task_id for r in folder.records()] == ["KoderzBCB/0"] and summary.passed == 1
+
+
+async def test_the_bigcodebench_preset_sends_its_prompt_greedy_and_reads_the_answer_as_it_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scripted server (a fake model, named as one) answers with prose around the canonical
+    solution and a trailing call: bigcodebench's sanitize keeps the solution, the suite passes."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-scripted")
+    monkeypatch.chdir(tmp_path)
+    problem = next(p for p in load_benchmark(bcb_config()) if p.task_id == "KoderzBCB/0")
+    solution = reference_program(problem)
+    answer = f"Here is the script:\n```python\n{solution}\nprint(task_func(['a', 'b', 'a']))\n```\nDone."
+    async with ScriptedServer(Rules([], default=answer)) as server:
+        outcome = await run_job(
+            tmp_path / "run",
+            "experiment=bigcodebench",
+            f"dataset.path={BCB_FILE}",
+            "model=gpt-4o-mini",
+            f"model.base_url={server.openai_url}",
+            "problems=[KoderzBCB/0]",
+            *QUIET,
+            "cache=false",
+            "sandbox.max_processes=1",
+        )
+        [request] = server.chat_requests
+    assert request.messages == attempt_messages(problem, PromptStyle(Protocol.BENCHMARK, cot=False))
+    body = request.body or {}
+    assert (body["temperature"], body["max_tokens"]) == (0.0, 1280)
+    [attempt] = RunFolder(tmp_path / "run").attempts()
+    assert attempt.program == bigcodebench_sanitize(answer, "task_func") and "print(" not in attempt.program
+    assert attempt.passed and outcome.summary.prompt == "benchmark" and outcome.summary.passed == 1
