@@ -12,16 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from koderz.config import TrackingConfig
 from koderz.datasets.bigcodebench import reference_program
 from koderz.evalplus_sanitize import bigcodebench_sanitize
 from koderz.problems import load_benchmark
 from koderz.prompts import PromptStyle, attempt_messages
 from koderz.records import RunFolder
+from koderz.tracking.logger import log_run_folder
 from koderz.vocab import Mode, Protocol, Status
 from tests.conftest import run_job
 from tests.support.bench_files import BCB_FILE, LCB_FILE, Sample, bcb_config, bcb_samples, lcb_samples
 from tests.support.env import clean_env, run_koderz
 from tests.support.fakes.scripted_server import Rules, ScriptedServer
+from tests.support.mlflow_runs import fresh_store, global_tracking_uri
 
 QUIET = ("tracking=off", "cortex=off")
 BCB_TASKS = ["KoderzBCB/0", "KoderzBCB/1", "KoderzBCB/2"]
@@ -230,3 +233,43 @@ async def test_the_bigcodebench_preset_sends_its_prompt_greedy_and_reads_the_ans
     [attempt] = RunFolder(tmp_path / "run").attempts()
     assert attempt.program == bigcodebench_sanitize(answer, "task_func") and "print(" not in attempt.program
     assert attempt.passed and outcome.summary.prompt == "benchmark" and outcome.summary.passed == 1
+
+
+async def test_mlflow_gets_the_release_and_the_failing_test_of_each_attempt(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import mlflow
+
+    by_kind = {s.variant: s for s in bcb_samples() if s.task_id == "KoderzBCB/0"}
+    replay = _replay(tmp_path / "replay.jsonl", [by_kind["wrong"], by_kind["canonical"]])
+    folder = tmp_path / "run"
+    await run_job(
+        folder,
+        "dataset=bigcodebench",
+        f"dataset.path={BCB_FILE}",
+        "model=replay",
+        f"model.samples={replay}",
+        "problems=[KoderzBCB/0]",
+        "mode=iterative",
+        "max_iterations=2",
+        "checkpoints.enabled=false",
+        "spec.enabled=false",
+        *QUIET,
+    )
+    tracking = TrackingConfig(
+        enabled=True,
+        uri=fresh_store(tmp_path_factory, tmp_path / "mlflow.db"),
+        experiment="koderz-bench",
+        artifact_location=str(tmp_path / "artifacts"),
+    )
+    run_id = log_run_folder(folder, tracking)
+    assert run_id is not None and tracking.uri is not None
+    run = mlflow.MlflowClient(tracking.uri).get_run(run_id)
+    release = RunFolder(folder).read_results().summary.release
+    assert release is not None and run.data.tags["koderz.dataset_release"] == release
+    with global_tracking_uri(tracking.uri):
+        [trace] = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run_id, return_type="list")
+    first = next(s for s in trace.data.spans if s.name == "iteration_test #1")
+    failing = RunFolder(folder).attempts()[0].failing_input
+    assert failing is not None and failing.startswith("test")
+    assert first.outputs["failing_input"] == failing and first.outputs["status"] == "failed"

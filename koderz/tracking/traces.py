@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Span
 
 INPUT_KEYS = ("prompt",)
-OUTPUT_KEYS = ("answer", "status", "tests_passed", "tests_total", "error", "finish_reason")
+OUTPUT_KEYS = ("answer", "status", "tests_passed", "tests_total", "failing_input", "error", "finish_reason")
 OUTCOME_KEYS = {"passed", "attempts", "solved_at", "status", "tests_passed", "tests_total", "error"}
 TAG_PREFIX = "mlflow.traceTag."  # root-span attributes the store turns into trace tags
 MAX_LINKS = 100  # traces per link_traces_to_run call (MLflow's limit)
