@@ -282,12 +282,13 @@ class Runner:
             with self.clock.phase(Phase.PREFLIGHT):
                 await preflight_all(role.client for role in roles.values())
             evaluator: Evaluator = await sandbox_task
-            try:  # e.g. no isolating containment (and none asked for): stop before any attempt
+            try:  # e.g. no isolating containment (and none asked for), bad data: stop before any attempt
                 await evaluator.prepare()
+                problems = await dataset_task
             except BaseException:
                 evaluator.close()
                 raise
-            return await dataset_task, roles, evaluator
+            return problems, roles, evaluator
         except BaseException:
             for task in (dataset_task, sandbox_task):
                 task.cancel()
