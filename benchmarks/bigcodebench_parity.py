@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, write_json  # noqa: E402
 from koderz.bench.bigcodebench import BigCodeBenchEvaluator, BigCodeBenchJudging, sandbox_config  # noqa: E402
-from koderz.bench.source import load_benchmark  # noqa: E402
 from koderz.config import DatasetConfig  # noqa: E402
+from koderz.problems import load_benchmark  # noqa: E402
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig  # noqa: E402
 
 DATA = ROOT / "koderz" / "datasets" / "data" / "bigcodebench"
@@ -92,11 +92,11 @@ async def run_koderz(samples: list[dict], workers: int, time_limit: float) -> li
     sandbox = Sandbox(sandbox_config(SandboxConfig(max_processes=workers), judging))
     evaluator = BigCodeBenchEvaluator(sandbox, judging)
     try:
-        judged = await asyncio.gather(*(evaluator.judge(problems[s["task_id"]], s["solution"]) for s in samples))
+        judged = await asyncio.gather(*(evaluator.evaluate(problems[s["task_id"]], s["solution"]) for s in samples))
     finally:
         sandbox.close()
     return [
-        {"passed": j.passed, "status": j.status, "failing_test": j.failing_test, "message": j.message} for j in judged
+        {"passed": j.passed, "status": j.status, "failing_test": j.failing_input, "message": j.error} for j in judged
     ]
 
 

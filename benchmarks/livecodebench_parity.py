@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, write_json  # noqa: E402
 from koderz.bench.livecodebench import LiveCodeBenchEvaluator, LiveCodeBenchJudging  # noqa: E402
-from koderz.bench.source import load_benchmark  # noqa: E402
 from koderz.config import DatasetConfig  # noqa: E402
+from koderz.problems import load_benchmark  # noqa: E402
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig  # noqa: E402
 
 DATA = ROOT / "koderz" / "datasets" / "data" / "livecodebench"
@@ -74,10 +74,10 @@ async def run_koderz(items: list[tuple[str, str]], workers: int, per_test: int) 
     sandbox = Sandbox(SandboxConfig(max_processes=workers))
     evaluator = LiveCodeBenchEvaluator(sandbox, LiveCodeBenchJudging(timeout=per_test))
     try:
-        judged = await asyncio.gather(*(evaluator.judge(problems[qid], code) for qid, code in items))
+        judged = await asyncio.gather(*(evaluator.evaluate(problems[qid], code) for qid, code in items))
     finally:
         sandbox.close()
-    return [{"passed": j.passed, "status": j.status, "message": j.message} for j in judged]
+    return [{"passed": j.passed, "status": j.status, "message": j.feedback()} for j in judged]
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from koderz.cortex.config import CortexConfig
+from koderz.datasets.benchmarks import BENCHMARKS
 from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS
 from koderz.models.config import ModelConfig
@@ -32,15 +33,21 @@ CODER_ROLE = ModelConfig(provider=CODER, name=CODER, tier="builtin", api_key_env
 
 @dataclass
 class DatasetConfig:
-    name: str = "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus
+    name: str = (
+        "humaneval"  # humaneval | humaneval_plus | humaneval_plus_mini | mbpp_plus | bigcodebench | livecodebench
+    )
     evaluator: str = "humaneval"  # how answers are judged: a name in koderz.evaluators.EVALUATORS
-    # bigcodebench / livecodebench only (koderz/bench/source.py)
+    # bigcodebench / livecodebench only (koderz/problems.py)
     path: str | None = None  # a local file (JSONL, JSONL.gz, parquet) or saved `datasets` folder; unset = the hub
     subset: str = "full"  # bigcodebench: full | hard
     split: str = "complete"  # bigcodebench: complete | instruct
     version: str | None = None  # the release (bigcodebench: hub split, default v0.1.4; livecodebench: split)
     date_from: str | None = None  # livecodebench: contest date window, YYYY-MM-DD, both ends included
     date_to: str | None = None
+    # bigcodebench: the tasks' libraries, a venv or a site-packages folder bound read-only into the
+    # sandbox; unset = this interpreter's (pip install 'koderz[bigcodebench]')
+    libraries: str | None = None
+    skip_unrunnable: bool = False  # bigcodebench: leave out (not_run) tasks whose libs are missing instead of exit 2
 
 
 @dataclass
@@ -229,14 +236,32 @@ def _validate_roles(cfg: RunConfig | DictConfig) -> None:
 
 
 def _validate_protocol(cfg: RunConfig | DictConfig) -> None:
-    """The evalplus protocol is EvalPlus's zero-shot prompt: no spec, no chain-of-thought, no feedback."""
+    """The evalplus and benchmark protocols are a leaderboard's zero-shot prompt: no spec, no
+    chain-of-thought, no feedback; benchmark is BigCodeBench's or LiveCodeBench's own."""
     protocols = ", ".join(p.value for p in Protocol)
     _require(cfg.prompt.protocol in set(Protocol), "prompt.protocol", cfg.prompt.protocol, f"choose one of {protocols}")
-    if cfg.prompt.protocol != Protocol.EVALPLUS:
+    protocol = Protocol(cfg.prompt.protocol)
+    if protocol is Protocol.KODERZ:
         return
-    why = "EvalPlus's prompt is zero-shot with neither spec nor reasoning (experiment=evalplus sets it all)"
+    if protocol is Protocol.BENCHMARK:
+        _require(
+            cfg.dataset.name in BENCHMARKS,
+            "prompt.protocol",
+            protocol.value,
+            f"is the prompt of {' and '.join(BENCHMARKS)}, not of dataset={cfg.dataset.name}",
+        )
+        why = (
+            "the benchmark's prompt is zero-shot with neither spec nor reasoning (experiment=bigcodebench sets it all)"
+        )
+    else:
+        why = "EvalPlus's prompt is zero-shot with neither spec nor reasoning (experiment=evalplus sets it all)"
     _require(
-        cfg.mode.name == Mode.ZERO_SHOT, "mode", cfg.mode.name, f"prompt.protocol=evalplus needs mode=zero_shot: {why}"
+        cfg.mode.name == Mode.ZERO_SHOT,
+        "mode",
+        cfg.mode.name,
+        f"prompt.protocol={protocol.value} needs mode=zero_shot: {why}",
     )
-    _require(not cfg.spec.enabled, "spec.enabled", cfg.spec.enabled, f"prompt.protocol=evalplus needs false: {why}")
-    _require(not cfg.prompt.cot, "prompt.cot", cfg.prompt.cot, f"prompt.protocol=evalplus needs false: {why}")
+    _require(
+        not cfg.spec.enabled, "spec.enabled", cfg.spec.enabled, f"prompt.protocol={protocol.value} needs false: {why}"
+    )
+    _require(not cfg.prompt.cot, "prompt.cot", cfg.prompt.cot, f"prompt.protocol={protocol.value} needs false: {why}")

@@ -40,6 +40,24 @@ def sanitize(code: str, entrypoint: str | None = None) -> str:
     return sanitized or code_extract(code)
 
 
+def bigcodebench_sanitize(code: str, entrypoint: str) -> str:
+    """``bigcodebench.sanitize.sanitize`` (bigcodebench 0.2.5, which ``bigcodebench.generate`` applies
+    to a chat model's answer): EvalPlus's, except that the answer is stripped first, a function
+    without ``return`` is kept, and the trailing top-level lines that name the entry point (a
+    call of it) are cut together with everything after the first of them."""
+    sanitized = _target_code_or_empty(code.strip(), entrypoint, need_return=False)
+    lines = sanitized.splitlines()
+    calls = []
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].startswith(" "):
+            break
+        if entrypoint in lines[index]:
+            calls.append(index)
+    if calls:
+        sanitized = "\n".join(lines[: calls[-1]])
+    return sanitized.strip() or code_extract(code)
+
+
 def syntax_check(code: str) -> bool:
     """``evalplus.syncheck.syntax_check``: whether ``ast`` parses ``code``."""
     try:
@@ -69,7 +87,7 @@ def code_extract(text: str) -> str:
     return "\n".join(lines[pair[0] : pair[1] + 1])
 
 
-def _target_code_or_empty(code: str, entrypoint: str | None) -> str:
+def _target_code_or_empty(code: str, entrypoint: str | None, *, need_return: bool = True) -> str:
     """``extract_target_code_or_empty``: the imports, and the definitions the entry point reaches."""
     code = code_extract(code)
     code_bytes = code.encode("utf8")
@@ -89,7 +107,9 @@ def _target_code_or_empty(code: str, entrypoint: str | None) -> str:
                 class_names.add(name)
         elif child.type == FUNCTION_TYPE:
             name = _definition_name(child)
-            if not (name in function_names or name in variable_names or name in class_names) and _has_return(child):
+            if not (name in function_names or name in variable_names or name in class_names) and (
+                _has_return(child) or not need_return
+            ):
                 definitions.append((name, child))
                 function_names.add(name)
         elif child.type == EXPRESSION_TYPE and child.children[0].type == ASSIGNMENT_TYPE:

@@ -194,6 +194,7 @@ class Experiment:
                 tests_passed=verdict.tests_passed,
                 tests_total=verdict.tests_total,
                 tests_run=verdict.tests_run,
+                failing_input=verdict.failing_input,  # the first failing test (its input, or its name)
                 error=verdict.error or verdict.got,
             )
         attempt = _attempt_record(self.problem.task_id, self.mode, index, program, verdict, completion)

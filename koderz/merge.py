@@ -26,9 +26,9 @@ from typing import Any
 
 from koderz import report
 from koderz.config import RunConfig, shard_of, typed
-from koderz.datasets.loaders import load_dataset
 from koderz.errors import ConfigError, KoderzError
 from koderz.plan import Plan
+from koderz.problems import load_problems
 from koderz.records import (
     AttemptRecord,
     ProblemRecord,
@@ -181,7 +181,7 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
     count = _check_complete(shards)
     config = _common_config(shards)
     plan = Plan.build(typed(RunConfig, config))
-    chosen = [p.task_id for p in select_problems(load_dataset(plan.dataset), plan)]
+    chosen = [p.task_id for p in select_problems(load_problems(plan.config.dataset), plan)]
     order = {task_id: i for i, task_id in enumerate(chosen)}
     parts = plan.mode.spec.parts
     reports = []

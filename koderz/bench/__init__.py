@@ -1,3 +1,2 @@
-"""BigCodeBench and LiveCodeBench judging, each as its own harness judges (issue 27, in progress):
-their judges give per-test detail (``base.Judged``); putting them behind ``koderz.evaluators.Evaluator``
-so that runs use them is the next step."""
+"""BigCodeBench and LiveCodeBench judging, each as its own harness judges, behind
+``koderz.evaluators.Evaluator`` (``dataset.evaluator=bigcodebench|livecodebench``)."""

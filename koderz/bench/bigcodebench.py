@@ -13,12 +13,18 @@ import ast
 import site
 from dataclasses import dataclass, replace
 
-from koderz.bench.base import Judged
-from koderz.bench.harness import harness_problem, harness_program, reference_seconds_for
+from koderz.bench.harness import (
+    SandboxEvaluator,
+    harness_problem,
+    harness_program,
+    reference_seconds_for,
+    with_preamble,
+)
 from koderz.datasets.bigcodebench import task_of
 from koderz.datasets.problem import Problem
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from koderz.sandbox.verdict import Verdict
+from koderz.vocab import Status
 
 ENTRY = "koderz_bcb_outcome"
 DISCOVERED = "__discovered__"
@@ -59,21 +65,30 @@ def suite_test_names(test_source: str) -> list[str]:
     return sorted(names)
 
 
-class BigCodeBenchEvaluator:
-    """An ``Evaluator`` for ``dataset=bigcodebench``."""
+class BigCodeBenchEvaluator(SandboxEvaluator):
+    """The ``Evaluator`` of ``dataset=bigcodebench``: the task's suite run in ``sandbox`` (whose
+    ``library_paths`` hold the tasks' libraries)."""
 
     def __init__(self, sandbox: Sandbox, judging: BigCodeBenchJudging | None = None) -> None:
-        self.sandbox = sandbox
-        self.judging = judging or BigCodeBenchJudging()
+        super().__init__(sandbox)
+        self.judging = judging or BigCodeBenchJudging(library_paths=sandbox.config.library_paths)
 
-    async def judge(self, problem: Problem, program: str) -> Judged:
+    @classmethod
+    def start(cls, config: SandboxConfig) -> BigCodeBenchEvaluator:
+        """For ``EVALUATORS``: the libraries are ``config.library_paths`` (none: this interpreter's)."""
+        judging = BigCodeBenchJudging(library_paths=config.library_paths)
+        return cls(Sandbox(sandbox_config(config, judging)), judging)
+
+    async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
+        """The verdict per test of the task's ``TestCases`` (``preamble`` None: the solution alone, as
+        bigcodebench runs it)."""
         task = task_of(problem)
         names = suite_test_names(task.test)
         limit = self.judging.time_limit + 1
         harness = harness_program(
             "bcb_harness",
             {
-                "KZ_CODE": program,
+                "KZ_CODE": with_preamble(program, preamble),
                 "KZ_TEST": task.test,
                 "KZ_LIBRARY_PATHS": list(library_paths(self.judging)),
                 "KZ_TIME_LIMIT": limit,
@@ -86,25 +101,41 @@ class BigCodeBenchEvaluator:
             expected=[names, *(["pass"] * len(names))],
             reference_seconds=reference_seconds_for(self.sandbox.config, limit + 1),
         )
-        return _judged(await self.sandbox.evaluate(judged, harness), len(names))
+        return per_test(await self.sandbox.evaluate(judged, harness), len(names))
 
 
-def _judged(verdict: Verdict, total: int) -> Judged:
+def per_test(verdict: Verdict, total: int) -> Verdict:
+    """The harness's verdict restated per test of the task: the first failing test's name in
+    ``failing_input``, why in ``error``; a suite that ran other tests than declared fails."""
     failing = _name(verdict.failing_input)
     discovery_failed = failing == DISCOVERED
     passed_tests = verdict.tests_passed if discovery_failed else max(verdict.tests_passed - 1, 0)
-    message = verdict.got if verdict.got is not None else verdict.error
-    if discovery_failed and verdict.got is not None:
-        message = f"the suite ran other tests than TestCases declares: {verdict.got}"
-    return Judged(
-        passed=verdict.passed and verdict.tests_total == total + 1,
-        status=verdict.status,
+    message = _text(verdict.got) if verdict.got is not None else verdict.error
+    if discovery_failed:
+        failing = None
+        if verdict.got is not None:
+            message = f"the suite ran other tests than TestCases declares: {verdict.got}"
+    passed = verdict.passed and verdict.tests_total == total + 1
+    return replace(
+        verdict,
+        passed=passed,
+        status=verdict.status if passed or not verdict.passed else Status.FAILED,
         tests_passed=min(passed_tests, total),
         tests_total=total,
-        failing_test=failing,
-        message=message,
-        verdict=verdict,
+        failing_input=failing,
+        expected=None,
+        got=None,
+        error=message,
     )
+
+
+def _text(got: str) -> str:
+    """A test's outcome string out of the judge's repr of it."""
+    try:
+        value = ast.literal_eval(got)
+    except (ValueError, SyntaxError):
+        return got
+    return value if isinstance(value, str) else got
 
 
 def _name(failing_input: str | None) -> str | None:

@@ -1,4 +1,11 @@
-"""Shared by the benchmark evaluators: the child-side harness as a program, and its verdict."""
+"""Shared by the benchmark evaluators: the child-side harness as a program, the problem the
+sandbox judges, and the sandbox's lifetime behind the ``Evaluator`` protocol.
+
+A benchmark verdict is the sandbox's ``Verdict`` restated per test of the task: ``tests_passed``
+/ ``tests_total`` count the task's own tests, ``failing_input`` names the first failing test
+(BigCodeBench: the test method; LiveCodeBench: the test's input) and ``expected``/``got``/``error``
+say why, bounded. One shape for every format, from the judge to the records and MLflow.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,8 @@ from typing import Any
 from koderz.answers.wire import encode
 from koderz.datasets.expected import Expected
 from koderz.datasets.problem import Problem
-from koderz.sandbox.sandbox import SandboxConfig
+from koderz.sandbox.mechanism import Containment
+from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 
 
 def harness_program(module: str, values: dict[str, Any]) -> str:
@@ -45,3 +53,24 @@ def harness_problem(
         expected=Expected([encode(e) for e in expected]),
         reference_seconds=reference_seconds,
     )
+
+
+def with_preamble(program: str, preamble: str | None) -> str:
+    """The program as it runs: ``preamble`` first (None or "": the program alone, as the benchmark runs it)."""
+    return f"{preamble}\n{program}" if preamble else program
+
+
+class SandboxEvaluator:
+    """The part every benchmark evaluator shares: the sandbox it judges in, started and stopped with it."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def prepare(self) -> Containment:
+        return await self.sandbox.prepare()
+
+    async def containment_in_use(self) -> Containment:
+        return await self.sandbox.containment_in_use()
+
+    def close(self) -> None:
+        self.sandbox.close()

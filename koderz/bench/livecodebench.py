@@ -8,17 +8,26 @@ compares. The attempt's CPU budget is LiveCodeBench's own global bound, (timeout
 
 from __future__ import annotations
 
+import ast
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
-from koderz.bench.base import Judged
-from koderz.bench.harness import harness_problem, harness_program, reference_seconds_for
+from koderz.bench.harness import (
+    SandboxEvaluator,
+    harness_problem,
+    harness_program,
+    reference_seconds_for,
+    with_preamble,
+)
 from koderz.bench.lcb_harness import normal_form
-from koderz.datasets.livecodebench import TestType, task_of
+from koderz.datasets.livecodebench import TestCase, TestType, task_of
 from koderz.datasets.problem import Problem
 from koderz.errors import DatasetError
-from koderz.sandbox.sandbox import Sandbox
+from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from koderz.sandbox.verdict import Verdict
+from koderz.vocab import Status
 
 ENTRY = "koderz_lcb_run"
 TIMEOUT = 6  # seconds per test: LiveCodeBench's --timeout default
@@ -29,14 +38,20 @@ class LiveCodeBenchJudging:
     timeout: int = TIMEOUT
 
 
-class LiveCodeBenchEvaluator:
-    """An ``Evaluator`` for ``dataset=livecodebench``."""
+class LiveCodeBenchEvaluator(SandboxEvaluator):
+    """The ``Evaluator`` of ``dataset=livecodebench``."""
 
     def __init__(self, sandbox: Sandbox, judging: LiveCodeBenchJudging | None = None) -> None:
-        self.sandbox = sandbox
+        super().__init__(sandbox)
         self.judging = judging or LiveCodeBenchJudging()
 
-    async def judge(self, problem: Problem, program: str) -> Judged:
+    @classmethod
+    def start(cls, config: SandboxConfig) -> LiveCodeBenchEvaluator:
+        return cls(Sandbox(config))
+
+    async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
+        """The verdict per test, public then private (``preamble`` None: the program alone, as
+        LiveCodeBench runs it)."""
         task = task_of(problem)
         expected: list[object] = []
         for index, test in enumerate(task.tests):
@@ -48,7 +63,7 @@ class LiveCodeBenchEvaluator:
                 except ValueError as exc:
                     raise DatasetError(f"{problem.task_id}: test {index} output is not JSON") from exc
         timeout = self.judging.timeout
-        harness = harness_program("lcb_harness", {"KZ_CODE": program, "KZ_FUNC_NAME": task.func_name,
+        harness = harness_program("lcb_harness", {"KZ_CODE": with_preamble(program, preamble), "KZ_FUNC_NAME": task.func_name,
                                                   "KZ_TIMEOUT": timeout})  # fmt: skip
         judged = harness_problem(
             problem,
@@ -57,21 +72,56 @@ class LiveCodeBenchEvaluator:
             expected=expected,
             reference_seconds=reference_seconds_for(self.sandbox.config, (timeout + 1) * len(task.tests) + 5),
         )
-        return _judged(await self.sandbox.evaluate(judged, harness), len(task.tests))
+        return per_test(await self.sandbox.evaluate(judged, harness), task.tests)
 
 
-def _judged(verdict: Verdict, total: int) -> Judged:
-    parts = [f"input: {verdict.failing_input}"] if verdict.failing_input is not None else []
-    if verdict.got is not None:
-        parts += [f"expected: {verdict.expected}", f"got: {verdict.got}"]
-    if verdict.error:
-        parts.append(verdict.error)
-    return Judged(
-        passed=verdict.passed and verdict.tests_total == total,
-        status=verdict.status,
-        tests_passed=verdict.tests_passed,
-        tests_total=total,
-        failing_test=verdict.failing_input,
-        message="\n".join(parts) or None,
-        verdict=verdict,
+def per_test(verdict: Verdict, tests: Sequence[TestCase]) -> Verdict:
+    """The verdict over the task's tests: every test must have run and passed (a test never
+    reported fails). A failing test is told as the dataset states it: ``failing_input`` its input
+    text, ``expected`` its output text, ``got`` the candidate's output (stdin: its lines)."""
+    passed = verdict.passed and verdict.tests_total == len(tests)
+    failing = _value(verdict.failing_input)
+    if isinstance(failing, tuple) and len(failing) == 1:
+        failing = failing[0]
+    test = next((t for t in tests if t.input == failing), None)
+    return replace(
+        verdict,
+        passed=passed,
+        status=verdict.status if passed or not verdict.passed else Status.FAILED,
+        tests_total=len(tests),
+        failing_input=failing if isinstance(failing, str) else verdict.failing_input,
+        expected=test.output if test is not None else verdict.expected,
+        got=_output(verdict.got),
     )
+
+
+def _value(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def _output(got: str | None) -> str | None:
+    """The child's answer as text: a stdin normal form back to its lines, a functional ``{"v": x}`` as ``x``."""
+    value = _value(got)
+    if isinstance(value, dict) and set(value) == {"v"}:
+        return repr(value["v"])
+    if isinstance(value, list) and all(isinstance(line, list) and len(line) == 2 for line in value):
+        lines = []
+        for kind, content in value:
+            if kind == "numbers" and isinstance(content, list):
+                lines.append(" ".join(_number(key) for key in content))
+            else:
+                lines.append(str(content))
+        return "\n".join(lines)
+    return got
+
+
+def _number(key: object) -> str:
+    try:
+        return str(Decimal(str(key)))
+    except ArithmeticError:
+        return str(key)

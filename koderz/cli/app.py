@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from koderz.cli import argv, checks, dirname, oneline, sweep_check, sweep_outcome
 from koderz.config import register
 from koderz.errors import ExitCode, KoderzError
+from koderz.vocab import Mode
 
 if TYPE_CHECKING:
     from koderz.plan import Plan
@@ -79,7 +80,12 @@ def _header(cfg: DictConfig, selected: int | None, hydra_cfg: Any) -> None:
     models, data and sandbox are up: a run stopped before that leaves no folder to name)."""
     if cfg.resume:  # the runner says so once it is sure there is something to resume
         return
-    what = f"{selected} {cfg.dataset.name} problems" if selected is not None else "the speed test"
+    if selected is not None:
+        what = f"{selected} {cfg.dataset.name} problems"
+    elif Mode(cfg.mode.name).spec.runs_problems:  # a benchmark's file: its tasks are counted once read
+        what = f"{cfg.dataset.name} problems"
+    else:
+        what = "the speed test"
     log.info("koderz: %s on %s (%s, concurrency %s)", cfg.model.name, what, cfg.mode.name, cfg.concurrency)
 
 

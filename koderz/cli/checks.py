@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from koderz.config import shard_of, validate
+from koderz.datasets.benchmarks import BENCHMARKS, check_values
 from koderz.datasets.files import task_ids
 from koderz.datasets.selection import selected_ids
 from koderz.errors import ConfigError, ModelError, ModelErrorKind
@@ -51,6 +52,10 @@ def _check(cfg: DictConfig, choices: Mapping[str, Any]) -> int | None:
     validate(cfg)
     _check_keys(cfg)
     if cfg.resume or not Mode(cfg.mode.name).spec.runs_problems:
+        return None
+    if cfg.dataset.name in BENCHMARKS:  # read from a file or the hub: selected once loaded
+        data = cfg.dataset
+        check_values(data.name, subset=data.subset, split=data.split, date_from=data.date_from, date_to=data.date_to)
         return None
     selected = selected_ids(task_ids(cfg.dataset.name), cfg.dataset.name, cfg.start, cfg.end, cfg.problems)
     if cfg.shard is None:

@@ -52,3 +52,20 @@ def livecodebench_prompt(problem: Problem) -> ChatPrompt:
         prompt += f"### Format: {LCB_WITHOUT_STARTER}\n```python\n# YOUR CODE HERE\n```\n\n"
     prompt += "### Answer: (use the provided format with backticks)\n\n"
     return ChatPrompt(LCB_SYSTEM, prompt)
+
+
+def benchmark_prompt(problem: Problem) -> ChatPrompt:
+    """The benchmark's own prompt for ``problem`` (BigCodeBench or LiveCodeBench)."""
+    if problem.dataset == livecodebench.DATASET:
+        return livecodebench_prompt(problem)
+    return bigcodebench_prompt(problem)
+
+
+def livecodebench_code(answer: str) -> str:
+    """The code in a chat model's answer as LiveCodeBench reads it (``extract_code``, OpenAI chat
+    style): the lines between the last two lines holding a fence; "" with fewer than two."""
+    lines = answer.split("\n")
+    fences = [index for index, line in enumerate(lines) if "```" in line]
+    if len(fences) < 2:
+        return ""
+    return "\n".join(lines[fences[-2] + 1 : fences[-1]])

@@ -3,7 +3,10 @@
 ``dataset.evaluator`` names one in ``EVALUATORS``. The experiment and the runner see only this
 protocol, so a new benchmark format is one module (its evaluator), one row here and its dataset
 config. ``humaneval`` (HumanEval, HumanEval+, MBPP+: the entry point called on each input, judged
-by the trusted side) is the sandbox itself. Each row imports its evaluator only when started, so the
+by the trusted side) is the sandbox itself; ``bigcodebench`` (the task's ``unittest`` suite) and
+``livecodebench`` (stdin and functional tests) run their harness in it (``koderz.bench``). Every
+evaluator gives the same ``Verdict``: ``tests_passed``/``tests_total`` over the task's own tests,
+the first failing test in ``failing_input`` and why in ``expected``/``got``/``error``. Each row imports its evaluator only when started, so the
 config can be checked against this table before anything heavy is imported.
 """
 
@@ -43,6 +46,20 @@ def _sandbox(config: SandboxConfig) -> Evaluator:
     return Sandbox(config)
 
 
+def _bigcodebench(config: SandboxConfig) -> Evaluator:
+    from koderz.bench.bigcodebench import BigCodeBenchEvaluator
+
+    return BigCodeBenchEvaluator.start(config)
+
+
+def _livecodebench(config: SandboxConfig) -> Evaluator:
+    from koderz.bench.livecodebench import LiveCodeBenchEvaluator
+
+    return LiveCodeBenchEvaluator.start(config)
+
+
 EVALUATORS: Mapping[str, Callable[[SandboxConfig], Evaluator]] = {
     "humaneval": _sandbox,
+    "bigcodebench": _bigcodebench,
+    "livecodebench": _livecodebench,
 }

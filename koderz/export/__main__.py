@@ -1,6 +1,8 @@
 """``python -m koderz.export evalplus RUN_FOLDER [--out FILE] [--samples FILE] [--mode MODE]``: a
 run's samples as EvalPlus's ``eval_results.json`` (koderz's verdicts, base and base+plus pass@k) and
-as a samples file for ``evalplus.evaluate --samples`` (default: both in the run folder)."""
+as a samples file for ``evalplus.evaluate --samples`` (default: both in the run folder).
+``python -m koderz.export bigcodebench|livecodebench RUN_FOLDER [--out FILE] [--mode MODE]``: the
+run's programs in that benchmark's samples format (``koderz.export.bench_samples``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 from koderz.errors import ConfigError, KoderzError
+from koderz.export.bench_samples import FILE_NAMES, run_samples
 from koderz.export.evalplus import eval_results, evalplus_samples, samples_name
 from koderz.records import RunFolder
 from koderz.vocab import Mode
@@ -36,7 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=[Mode.ZERO_SHOT.value, Mode.ITERATIVE.value],
         help="a comparative run's part (default: its headline)",
     )
+    for benchmark in FILE_NAMES:
+        bench = formats.add_parser(benchmark, help=f"the run's programs in {benchmark}'s samples format")
+        bench.add_argument("run_folder", type=Path)
+        bench.add_argument("--out", type=Path, help=f"the file to write (default: RUN_FOLDER/{FILE_NAMES[benchmark]})")
+        bench.add_argument("--mode", choices=[Mode.ZERO_SHOT.value, Mode.ITERATIVE.value])
     args = parser.parse_args(argv)
+    if args.format in FILE_NAMES:
+        return _benchmark(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         folder = RunFolder.existing(args.run_folder)
@@ -75,6 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     empty = f"; {len(samples.empty)} tasks without a sample have empty solutions (failed)" if samples.empty else ""
     figures = ", ".join(f"{name} {k} {v:.3f}" for name in ("base", "plus") for k, v in samples.pass_at_k[name].items())
     print(f"evalplus.evaluate --dataset {export.dataset} --samples {samples_path} will print: {figures}{empty}")
+    return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    """Write the run's programs in the benchmark's samples format; print the file's path."""
+    try:
+        folder = RunFolder.existing(args.run_folder)
+        mode = Mode(args.mode) if args.mode else folder_headline(folder)
+        name, text = run_samples(folder, mode, args.format)
+    except KoderzError as err:
+        print(f"koderz.export: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"koderz.export: error: {err.filename}: cannot read ({err.strerror or err})", file=sys.stderr)
+        return 2
+    path = args.out or folder.path / name
+    failed = write_all({path: text})
+    if failed is not None:
+        print(f"koderz.export: error: {failed}", file=sys.stderr)
+        return 2
+    print(path)
     return 0
 
 

@@ -128,6 +128,7 @@ class VerdictOutcome(Record):
     tests_passed: int
     tests_total: int
     tests_run: int | None = None
+    failing_input: str | None = None  # the first failing test (its input, or its name)
     error: str | None = None
 
 
@@ -356,6 +357,8 @@ class RunSummary(Record):
     merged_from: list[str] = Field(default_factory=list)  # the shard folders a merged run was made of
     memory_lost_writes: int = 0
     memory: MemoryUse = Field(default_factory=MemoryUse)
+    release: str | None = None  # the benchmark release the tasks come from (BigCodeBench: hub split or sha256:...)
+    skipped: dict[str, str] = Field(default_factory=dict)  # task id -> why it was not run (by request), not counted
 
 
 class CategoryTiming(Record):

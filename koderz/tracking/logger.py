@@ -223,6 +223,8 @@ class RunLogger:
             tags[Tag.INTERRUPTED] = "true"
         if summary.mechanism is not None:
             tags[Tag.CONTAINMENT] = summary.mechanism.value
+        if summary.release is not None:
+            tags[Tag.DATASET_RELEASE] = summary.release
         self._set_tags(run_id, tags)
         self._drop_tags(run_id, *(() if summary.interrupted else (Tag.INTERRUPTED,)))
         if live:

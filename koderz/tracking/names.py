@@ -16,6 +16,7 @@ class Tag(StrEnum):
     MODEL = "koderz.model"
     MODE = "koderz.mode"
     DATASET = "koderz.dataset"
+    DATASET_RELEASE = "koderz.dataset_release"  # a benchmark's release (BigCodeBench: hub split or sha256:...)
     PROMPT = "koderz.prompt"
     SPEC_MODEL = "koderz.spec_model"
     CHECKPOINT_MODEL = "koderz.checkpoint_model"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from koderz.bench.source import load_benchmark
 from koderz.datasets import bigcodebench
 from koderz.errors import ConfigError, DatasetError
+from koderz.problems import load_benchmark
 from tests.support.bench_files import BCB_FILE, BCB_HARD_FILE, bcb_config
 
 
@@ -73,7 +73,7 @@ def test_missing_file_and_bad_rows_are_one_line_errors(tmp_path: Path):
 def test_the_hub_path_fails_in_one_line_when_offline(tmp_path: Path):
     script = (
         "from koderz.config import DatasetConfig\n"
-        "from koderz.bench.source import load_benchmark\n"
+        "from koderz.problems import load_benchmark\n"
         "from koderz.errors import DatasetError\n"
         "try:\n    load_benchmark(DatasetConfig(name='bigcodebench', path='koderz-nobody/no-such-set'))\n"
         "except DatasetError as e:\n    print('ERR', e)\n"

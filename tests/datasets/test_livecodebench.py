@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from koderz.bench.source import load_benchmark
 from koderz.datasets import livecodebench
 from koderz.errors import ConfigError, DatasetError
+from koderz.problems import load_benchmark
 from tests.support.bench_files import LCB_FILE, lcb_config
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from koderz.bench.bcb_environment import check_environment, not_run_reason, unrunnable_line
 from koderz.bench.bigcodebench import BigCodeBenchJudging, library_paths
-from koderz.bench.source import load_benchmark
 from koderz.datasets.bigcodebench import task_of
+from koderz.problems import load_benchmark
 from tests.support.bench_files import bcb_config
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from koderz.bench.bigcodebench import BigCodeBenchEvaluator, BigCodeBenchJudging, sandbox_config, suite_test_names
-from koderz.bench.source import load_benchmark
+from koderz.problems import load_benchmark
 from koderz.sandbox.sandbox import Sandbox
 from tests.support.bench_files import bcb_config, bcb_samples
 from tests.support.bench_files import sandbox_config as base_config
@@ -30,7 +30,7 @@ async def _judge_all(samples):
     sandbox = Sandbox(sandbox_config(base_config(), JUDGING))
     evaluator = BigCodeBenchEvaluator(sandbox, JUDGING)
     try:
-        return [(s, await evaluator.judge(problems[s.task_id], s.solution)) for s in samples]
+        return [(s, await evaluator.evaluate(problems[s.task_id], s.solution)) for s in samples]
     finally:
         sandbox.close()
 
@@ -45,12 +45,12 @@ async def test_canonical_passes_and_each_hostile_kind_fails_in_the_sandbox():
     for sample, judged in await _judge_all(chosen):
         assert judged.passed is sample.should_pass, (sample.task_id, sample.variant, judged.feedback())
         if not judged.passed:
-            assert judged.failing_test is not None or judged.status != "passed"
+            assert judged.failing_input is not None or judged.status != "passed"
         if sample.variant == "tamper":
-            assert "tampered" in (judged.message or "")
+            assert "tampered" in (judged.error or "")
         if sample.variant == "wrong":
-            assert judged.failing_test and judged.failing_test.startswith("test")
-            assert judged.message
+            assert judged.failing_input and judged.failing_input.startswith("test")
+            assert judged.error
 
 
 @pytest.mark.slow
@@ -83,7 +83,7 @@ async def test_a_solution_writing_passes_into_the_result_stream_fails():
     attack = RESULT_STREAM_INJECTION.format(names=suite_test_names(problem.tests))
     sandbox = Sandbox(sandbox_config(base_config(), JUDGING))
     try:
-        judged = await BigCodeBenchEvaluator(sandbox, JUDGING).judge(problem, attack)
+        judged = await BigCodeBenchEvaluator(sandbox, JUDGING).evaluate(problem, attack)
     finally:
         sandbox.close()
     assert not judged.passed

@@ -9,7 +9,7 @@ import pytest
 
 from koderz.bench.lcb_harness import normal_form
 from koderz.bench.livecodebench import LiveCodeBenchEvaluator, LiveCodeBenchJudging
-from koderz.bench.source import load_benchmark
+from koderz.problems import load_benchmark
 from koderz.sandbox.sandbox import Sandbox
 from tests.support.bench_files import lcb_config, lcb_samples, sandbox_config
 
@@ -52,11 +52,12 @@ async def test_right_answers_pass_and_wrong_crashing_and_slow_ones_fail_in_the_s
     evaluator = LiveCodeBenchEvaluator(sandbox, LiveCodeBenchJudging(timeout=2))
     try:
         for sample in samples:
-            judged = await evaluator.judge(problems[sample.task_id], sample.solution)
+            judged = await evaluator.evaluate(problems[sample.task_id], sample.solution)
             assert judged.passed is sample.should_pass, (sample.task_id, sample.variant, judged.feedback())
             assert judged.tests_total == len(problems[sample.task_id].extra["livecodebench"].tests)
             if not judged.passed:
-                assert judged.message and judged.tests_passed < judged.tests_total
+                assert judged.feedback() and judged.tests_passed < judged.tests_total
+                assert judged.failing_input is not None or judged.error
     finally:
         sandbox.close()
 
@@ -69,7 +70,7 @@ async def test_every_livecodebench_sample_gets_its_expected_verdict():
     wrong = []
     try:
         for sample in lcb_samples():
-            judged = await evaluator.judge(problems[sample.task_id], sample.solution)
+            judged = await evaluator.evaluate(problems[sample.task_id], sample.solution)
             if judged.passed is not sample.should_pass:
                 wrong.append((sample.task_id, sample.variant, judged.feedback()))
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,12 @@ def lcb_samples() -> list[Sample]:
     return out
 
 
-def bcb_config(**keys: str) -> DatasetConfig:
-    return DatasetConfig(**{"name": "bigcodebench", "path": str(BCB_FILE), **keys})
+def bcb_config(**keys: Any) -> DatasetConfig:
+    return replace(DatasetConfig(name="bigcodebench", evaluator="bigcodebench", path=str(BCB_FILE)), **keys)
 
 
-def lcb_config(**keys: str) -> DatasetConfig:
-    return DatasetConfig(**{"name": "livecodebench", "path": str(LCB_FILE), **keys})
+def lcb_config(**keys: Any) -> DatasetConfig:
+    return replace(DatasetConfig(name="livecodebench", evaluator="livecodebench", path=str(LCB_FILE)), **keys)
 
 
 def sandbox_config(**keys: Any) -> SandboxConfig:
