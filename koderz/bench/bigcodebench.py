@@ -121,6 +121,7 @@ def per_test(verdict: Verdict, total: int) -> Verdict:
         passed=passed,
         status=verdict.status if passed or not verdict.passed else Status.FAILED,
         tests_passed=min(passed_tests, total),
+        tests_run=0 if discovery_failed else total,  # the suite runs whole, before any outcome is read
         tests_total=total,
         failing_input=failing,
         expected=None,

@@ -51,6 +51,9 @@ async def test_canonical_passes_and_each_hostile_kind_fails_in_the_sandbox():
         if sample.variant == "wrong":
             assert judged.failing_input and judged.failing_input.startswith("test")
             assert judged.error
+            # the suite ran whole: every test counts as run, and the feedback says so
+            assert judged.tests_run == judged.tests_total
+            assert f"({judged.tests_passed}/{judged.tests_total} tests passed)" in judged.feedback()
 
 
 @pytest.mark.slow
