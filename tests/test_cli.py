@@ -164,7 +164,7 @@ def test_a_sweep_with_a_job_left_unanswered_says_which_and_exits_3(tmp_path: Pat
 BAD_INPUTS: list[tuple[list[str], str]] = [
     # unknown group options (the choices are listed)
     (["model=no-such-model"], "model=no-such-model: no option 'no-such-model' in config group model (choose from"),
-    (["dataset=nope"], "dataset=nope: no option 'nope' in config group dataset (choose from humaneval"),
+    (["dataset=nope"], "dataset=nope: no option 'nope' in config group dataset (choose from bigcodebench, humaneval"),
     (["mode=nope"], "mode=nope: no option"),
     (["spec_model=nope"], "spec_model=nope: no option 'nope' in config group model"),
     (["checkpoint_model=nope"], "checkpoint_model=nope: no option"),
