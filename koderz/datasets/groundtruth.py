@@ -8,10 +8,11 @@ integer). Work runs in trusted worker processes, once per data file.
 
 The cache holds data only, never code: one JSON file per data file, its answers in the
 sandbox's wire encoding (``expected``: wire text for small ones, a digest for big ones with
-their wire text in a per-task side file), which answers are floats, and the inputs ``check``
-called with. Its name and first line carry ``truth_key`` (a digest of the data file, of the
-source of the code that computes and encodes the answers, and of the Python version) and a
-SHA-256 of the rest; a file whose key or digest does not match is recomputed and replaced.
+their wire text in a per-task side file), which answers are floats, the inputs ``check``
+called with, and the canonical solution's CPU time on each input (with the machine's
+``calibration`` figure in the header: the sandbox's per-input budgets scale by it). Its name
+and first line carry ``truth_key`` (a digest of the data file, of the source of the code that
+computes and encodes the answers, and of the Python version) and a SHA-256 of the rest; a file whose key or digest does not match is recomputed and replaced.
 It lives in a folder only the user can change (``koderz.safefiles``: an unsafe cache folder is
 refused with one line). An input whose reference answer is longer than ``MAX_OUTPUT``
 characters is dropped from the task (logged; MBPP+'s ``combinations_colors`` has one with a
@@ -37,7 +38,9 @@ from koderz.answers import checkenv, oracle, wire
 from koderz.answers.checkenv import check_namespace
 from koderz.answers.oracle import is_floats, normalize_expected
 from koderz.answers.wire import MAX_OUTPUT, decode, encode
+from koderz.datasets import calibration as calibration_module
 from koderz.datasets import expected as expected_module
+from koderz.datasets.calibration import workload_seconds
 from koderz.datasets.expected import Entry, Expected, compact
 from koderz.safefiles import TrustedDir, UnsafeFile, cache_dir, open_cache
 
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 FORMAT = "koderz ground truth"
 # the code whose output the cache holds: a change to any of these files is a new key
 CODE_DIGEST = provenance.source_digest(
-    [Path(__file__).resolve(), *provenance.module_files([expected_module, oracle, wire, checkenv])]
+    [Path(__file__).resolve(), *provenance.module_files([expected_module, calibration_module, oracle, wire, checkenv])]
 )
 
 
@@ -71,6 +74,7 @@ class TaskTruth:
     floats: list[int]
     side: bool  # big answers' wire text is in the task's side file
     seconds: float  # the canonical solution's CPU time on all inputs
+    input_seconds: list[float]  # its CPU time on each input (each call ``check`` made)
 
     @classmethod
     def parse(cls, raw: Any) -> TaskTruth:
@@ -78,13 +82,18 @@ class TaskTruth:
         if type(raw) is not dict or raw.keys() != {f.name for f in fields(cls)} or type(raw["expected"]) is not list:
             raise ValueError("not a task's ground truth")
         expected = [e if type(e) is str else _digest_entry(e) for e in raw["expected"]]
-        truth = cls(raw["inputs"], raw["kept"], expected, raw["floats"], raw["side"], raw["seconds"])
+        truth = cls(
+            raw["inputs"], raw["kept"], expected, raw["floats"], raw["side"], raw["seconds"], raw["input_seconds"]
+        )
         if not (
             type(truth.inputs) in (str, type(None))
             and (truth.kept is None or _ints(truth.kept))
             and _ints(truth.floats)
             and type(truth.side) is bool
             and type(truth.seconds) in (int, float)
+            and type(truth.input_seconds) is list
+            and len(truth.input_seconds) == len(truth.expected)
+            and all(type(t) in (int, float) and t >= 0 for t in truth.input_seconds)
         ):
             raise ValueError("a task's ground truth has a field of the wrong type")
         return truth
@@ -106,6 +115,7 @@ class GroundTruth:
 
     tasks: dict[str, TaskTruth]
     side_dir: Path
+    calibration: float  # ``calibration.workload_seconds()`` where the canonical solutions were timed
 
     def inputs(self, task_id: str) -> list[Any]:
         text = self.tasks[task_id].inputs
@@ -126,11 +136,14 @@ def _run_inputs(task: dict[str, Any]) -> dict[str, Any]:
     exec(compile(task["program"], task["task_id"], "exec"), namespace)
     function = namespace[task["entry_point"]]
     outputs = []
-    started = time.process_time()
+    times = []
     for args in task["inputs"]:
-        value = function(*copy.deepcopy(args))
+        args = copy.deepcopy(args)
+        started = time.process_time()
+        value = function(*args)
+        times.append(time.process_time() - started)
         outputs.append(normalize_expected(task["family"], task["entry_point"], value))
-    return {"inputs": None, "expected": outputs, "seconds": time.process_time() - started}
+    return {"inputs": None, "expected": outputs, "seconds": sum(times), "input_seconds": times}
 
 
 def _compact(task: dict[str, Any], result: dict[str, Any]) -> TaskTruth:
@@ -165,6 +178,7 @@ def _compact(task: dict[str, Any], result: dict[str, Any]) -> TaskTruth:
         floats=floats,
         side=bool(big),
         seconds=result["seconds"],
+        input_seconds=[result["input_seconds"][i] for i in kept],
     )
 
 
@@ -174,6 +188,7 @@ def _record_check(task: dict[str, Any]) -> dict[str, Any]:
     function = namespace[task["entry_point"]]
     calls: list[Any] = []
     outputs: list[Any] = []
+    times: list[float] = []
     depth = [0]
 
     def recorder(*args: Any) -> Any:
@@ -181,17 +196,19 @@ def _record_check(task: dict[str, Any]) -> dict[str, Any]:
             return function(*args)
         calls.append(copy.deepcopy(args))
         depth[0] += 1
+        started = time.process_time()
         try:
             result = function(*args)
         finally:
             depth[0] -= 1
+        times.append(time.process_time() - started)
         outputs.append(copy.deepcopy(result))
         return result
 
     namespace[task["entry_point"]] = recorder  # checks that call the entry point by name
     started = time.process_time()
     namespace["check"](recorder)
-    return {"inputs": calls, "expected": outputs, "seconds": time.process_time() - started}
+    return {"inputs": calls, "expected": outputs, "seconds": time.process_time() - started, "input_seconds": times}
 
 
 def _work(task: dict[str, Any]) -> tuple[str, TaskTruth]:
@@ -208,13 +225,13 @@ def compute(tasks: list[dict[str, Any]], workers: int | None = None) -> dict[str
         return dict(pool.map(_work, ordered, chunksize=1))
 
 
-def _dump(key: str, tasks: dict[str, TaskTruth]) -> bytes:
+def _dump(key: str, tasks: dict[str, TaskTruth], calibration: float) -> bytes:
     body = json.dumps({task_id: asdict(truth) for task_id, truth in tasks.items()}, separators=(",", ":")).encode()
-    header = json.dumps({"format": FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()})
-    return header.encode() + b"\n" + body
+    header = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest(), "calibration": calibration}
+    return json.dumps(header).encode() + b"\n" + body
 
 
-def _load(store: TrustedDir, name: str, key: str) -> dict[str, TaskTruth] | None:
+def _load(store: TrustedDir, name: str, key: str) -> tuple[dict[str, TaskTruth], float] | None:
     """The stored ground truth, or None (with a warning) when it is absent, unsafe or not this key's."""
     try:
         data = store.read_bytes(name)
@@ -226,12 +243,15 @@ def _load(store: TrustedDir, name: str, key: str) -> dict[str, TaskTruth] | None
     head, _, body = data.partition(b"\n")
     try:
         header = json.loads(head)
+        calibration = header.pop("calibration", None) if type(header) is dict else None
         if header != {"format": FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()}:
             raise ValueError("its key or content digest does not match")
+        if type(calibration) is not float or not calibration > 0:
+            raise ValueError("its calibration is not a positive number")
         tasks = json.loads(body)
         if type(tasks) is not dict:
             raise ValueError("not a mapping of tasks")
-        return {str(task_id): TaskTruth.parse(raw) for task_id, raw in tasks.items()}
+        return {str(task_id): TaskTruth.parse(raw) for task_id, raw in tasks.items()}, calibration
     except ValueError as exc:
         log.warning("ignoring the ground-truth cache file %s (recomputed): %s", store.path / name, str(exc)[:200])
         return None
@@ -245,10 +265,11 @@ def load_or_compute(dataset: str, data: bytes, tasks: list[dict[str, Any]]) -> G
         side_dir = store.path / f"{name}.d"
         stored = _load(store, f"{name}.json", key)
         if stored is not None:
-            return GroundTruth(stored, side_dir)
+            return GroundTruth(stored[0], side_dir, stored[1])
         log.info("computing expected outputs for %s (%d tasks); cached in %s", dataset, len(tasks), store.path)
         started = time.perf_counter()
+        calibration = workload_seconds()
         computed = compute([dict(task, side_dir=side_dir) for task in tasks])
         log.info("expected outputs for %s computed in %.1f s", dataset, time.perf_counter() - started)
-        store.write_bytes(f"{name}.json", _dump(key, computed))
-    return GroundTruth(computed, side_dir)
+        store.write_bytes(f"{name}.json", _dump(key, computed, calibration))
+    return GroundTruth(computed, side_dir, calibration)

@@ -74,6 +74,8 @@ def _humaneval() -> list[Problem]:
                 base_input_count=len(inputs),
                 expected=truth.expected(r["task_id"]),
                 reference_seconds=t.seconds,
+                input_seconds=tuple(t.input_seconds),
+                calibration=truth.calibration,
             )
         )
     return problems
@@ -129,6 +131,8 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
                 tolerance=float(r.get("atol") or 0.0),
                 expected=truth.expected(r["task_id"]),
                 reference_seconds=t.seconds,
+                input_seconds=tuple(t.input_seconds),
+                calibration=truth.calibration,
                 extra=extra,
             )
         )

@@ -32,6 +32,8 @@ class Problem:
     tolerance: float = 0.0
     expected: Sequence[Any] = field(default=(), repr=False, compare=False)
     reference_seconds: float = 0.0  # CPU time the canonical solution takes on all inputs
+    input_seconds: Sequence[float] = field(default=(), repr=False, compare=False)  # ... on each input
+    calibration: float = 0.0  # the machine's workload seconds where those times were measured (0: unknown)
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property

@@ -12,7 +12,8 @@ bwrap built all that before; ``limits_only``: rlimits, and as root an unprivileg
 calls the entry point on each input, writing one line per result to its results fd:
 ``V <i> <wire text>``, ``H <i> <sha256> <length> <head>`` for long answers, ``E <i> <json
 error>``; ``S`` (setup
-report), ``L`` (load error) and ``D`` (done) frame them. It never sees expected
+report), ``L`` (load error) and ``D`` (done) frame them. With ``job["budgets"]`` each call
+runs under a CPU-time timer of its own; a call cut there is reported as an ``E`` line. It never sees expected
 outputs: the verdict is decided by the parent.
 """
 
@@ -252,6 +253,14 @@ def _contain(job, isolation):
     _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
 
 
+class OverBudget(BaseException):
+    """Raised into the candidate when an input has used its CPU time budget (``job["budgets"]``)."""
+
+
+def _over_budget(signum, frame):
+    raise OverBudget
+
+
 def _describe(exc):
     return f"{type(exc).__name__}: {str(exc)[:500]}"
 
@@ -348,14 +357,28 @@ def main(parent=None):
         emit("L", 0, json_text({"err": _describe(exc), "tb": _short_tb()}))
         results.flush()
         os._exit(0)
+    budgets = job.get("budgets")
+    if budgets:
+        _signal.signal(_signal.SIGPROF, _over_budget)
     for index, raw in enumerate(job["inputs"]):
         args = marshal.loads(raw)  # decoded afresh for each call: the candidate gets its own copy
         try:
-            text = encode(function(*args))
+            if budgets:
+                _signal.setitimer(_signal.ITIMER_PROF, budgets[index])
+            value = function(*args)
+            if budgets:
+                _signal.setitimer(_signal.ITIMER_PROF, 0)
+            text = encode(value)
             if len(text) > MAX_OUTPUT:
                 raise UnencodableValue(f"answer of {len(text)} characters exceeds the cap of {MAX_OUTPUT}")
         except BaseException as exc:  # noqa: BLE001 - whatever the candidate raises is reported
-            emit("E", index, json_text({"err": _describe(exc), "tb": _short_tb()}))
+            if budgets:
+                _signal.setitimer(_signal.ITIMER_PROF, 0)
+            if type(exc) is OverBudget:
+                error = {"err": f"TimeoutError: over this input's CPU time budget of {budgets[index]:.3g} s", "tb": ""}
+            else:
+                error = {"err": _describe(exc), "tb": _short_tb()}
+            emit("E", index, json_text(error))
             continue
         if len(text) > send_limit:
             digest = __import__("hashlib").sha256(text.encode()).hexdigest()

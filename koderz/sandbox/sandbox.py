@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from koderz.answers.checkenv import preamble_of
+from koderz.datasets.calibration import workload_seconds
 from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
@@ -80,6 +81,11 @@ class SandboxConfig:
     isolate: bool = True
     cpu_floor: float = 3.0
     cpu_factor: float = 10.0
+    # EvalPlus datasets: each input's own CPU budget, max(input_floor, input_factor x the canonical
+    # solution's CPU time on it x the machine's slowness against where that was measured), as
+    # EvalPlus's min_time_limit (1 s) and gt_time_limit_factor (4); 0 turns it off
+    input_factor: float = 4.0
+    input_floor: float = 1.0
     wall_factor: float = 3.0
     wall_slack: float = 5.0
     memory_mb: int = 1024
@@ -206,6 +212,7 @@ class Sandbox:
         self._teardowns: set[asyncio.Future[None]] = set()
         self._chosen: Containment | None = None
         self._budget = CgroupBudget(self.config.memory_mb, self.config.processes)
+        self._speed: float | None = None  # calibration.workload_seconds() here, measured once
         if not self._budget.active:
             log.info("sandbox: memory budget per process (%s)", self._budget.reason)
 
@@ -305,6 +312,17 @@ class Sandbox:
             "tmp_inodes": cfg.tmp_inodes,
         }
 
+    def input_budgets(self, problem: Problem) -> list[float] | None:
+        """Each input's CPU seconds (EvalPlus datasets with measured reference times), else None."""
+        cfg = self.config
+        timed = len(problem.input_seconds) == len(problem.inputs) and problem.calibration > 0
+        if not cfg.input_factor or problem.dataset == "humaneval" or not timed:
+            return None
+        if self._speed is None:
+            self._speed = workload_seconds()
+        scale = max(1.0, self._speed / problem.calibration)  # never tighter than where they were measured
+        return [max(cfg.input_floor, cfg.input_factor * seconds * scale) for seconds in problem.input_seconds]
+
     def answer_limits(self, problem: Problem) -> AnswerLimits:
         """What the judge accepts from an attempt at ``problem`` (the child sends no more)."""
         cfg = self.config
@@ -359,6 +377,7 @@ class Sandbox:
                 "send_limit": self.answer_limits(problem).send_limit,
                 "base_count": problem.base_input_count,
                 "inputs": self._inputs(problem),
+                "budgets": self.input_budgets(problem),
             }
         )
 

@@ -216,3 +216,20 @@ def test_a_koderz_folder_another_user_made_first_in_a_shared_xdg_cache_is_refuse
     os.chown(shared / "koderz", OTHER_UID, OTHER_UID)  # another user was first
     with pytest.raises(ConfigError, match=r"\(from XDG_CACHE_HOME\) .*koderz: it is owned by uid 65534"):
         groundtruth.load_or_compute("synthetic", DATA, TASKS[:1])
+
+
+def test_each_inputs_reference_time_and_the_machines_calibration_are_stored(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("KODERZ_CACHE_DIR", str(tmp_path))
+    first = groundtruth.load_or_compute("synthetic", DATA, TASKS)
+    assert first.calibration > 0
+    for truth in first.tasks.values():
+        assert len(truth.input_seconds) == len(truth.expected) and all(t >= 0 for t in truth.input_seconds)
+    again = groundtruth.load_or_compute("synthetic", DATA, TASKS)
+    assert again.calibration == first.calibration and again.tasks == first.tasks  # read back, not remeasured
+    # a header without a positive calibration is not this format's: recomputed
+    path = _stored(tmp_path)
+    header, body = path.read_bytes().split(b"\n", 1)
+    path.write_bytes(json.dumps(json.loads(header) | {"calibration": -1.0}).encode() + b"\n" + body)
+    with caplog.at_level(logging.WARNING):
+        groundtruth.load_or_compute("synthetic", DATA, TASKS)
+    assert "calibration" in caplog.text

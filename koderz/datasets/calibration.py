@@ -1,0 +1,24 @@
+"""The machine's speed as one figure: the CPU seconds of a fixed pure-Python workload.
+
+Stored with the ground truth beside the canonical solutions' measured times, and measured
+again where attempts run: their ratio scales each input's time budget to the machine at hand.
+"""
+
+from __future__ import annotations
+
+import time
+
+ROUNDS = 3
+STEPS = 300_000
+
+
+def workload_seconds() -> float:
+    """CPU seconds of the workload, the best of ``ROUNDS`` (a few tens of milliseconds in all)."""
+    best = float("inf")
+    for _ in range(ROUNDS):
+        started = time.process_time()
+        total = 0
+        for step in range(STEPS):
+            total += step * step % 7
+        best = min(best, time.process_time() - started)
+    return max(best, 1e-6)

@@ -1,0 +1,76 @@
+"""Each input's CPU time budget, from the canonical solution's measured time (EvalPlus's rule).
+
+``max(input_floor, input_factor x t x slowness)``: t is the canonical solution's CPU time on
+that input, measured once with the ground truth; slowness is this machine's calibration
+workload against the one stored with it (never below 1). A wrong answer that loops is cut at
+its first slow input, not at the attempt's CPU limit; a cut is an error, never a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from koderz.datasets.calibration import workload_seconds
+from koderz.datasets.problem import Problem
+from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+from koderz.sandbox.verdict import Verdict
+from koderz.vocab import Detail
+
+LOOPS = """
+def has_close_elements(numbers, threshold):
+    while True:
+        pass
+"""
+
+
+def _judge(config: SandboxConfig, problem: Problem, program: str) -> Verdict:
+    async def judge() -> Verdict:
+        sandbox = Sandbox(config)
+        try:
+            return await sandbox.evaluate(problem, program)
+        finally:
+            await sandbox.drain()
+            sandbox.close()
+
+    return asyncio.run(judge())
+
+
+def test_budgets_follow_the_reference_times_with_evalplus_factor_and_floor(humaneval_plus) -> None:
+    problem = humaneval_plus["HumanEval/0"]
+    assert len(problem.input_seconds) == len(problem.inputs) and problem.calibration > 0
+    slow_machine = dataclasses.replace(problem, input_seconds=(0.0, 0.5, 2.0), inputs=problem.inputs[:3])
+    budgets = Sandbox(SandboxConfig()).input_budgets(slow_machine)
+    assert budgets is not None
+    assert budgets[0] == 1.0  # the floor
+    assert budgets[2] >= 8.0 and budgets[2] >= budgets[1] * 3.99  # 4 x the reference, scaled by >= 1
+    assert Sandbox(SandboxConfig(input_factor=0)).input_budgets(problem) is None
+
+
+def test_a_slower_machine_widens_every_budget(humaneval_plus) -> None:
+    problem = dataclasses.replace(
+        humaneval_plus["HumanEval/0"], inputs=[(1,)], input_seconds=(1.0,), calibration=workload_seconds() / 8
+    )
+    budgets = Sandbox(SandboxConfig()).input_budgets(problem)
+    assert budgets is not None and budgets[0] > 4.0 * 2  # measured here as (about) 8x slower
+
+
+def test_humaneval_check_replay_has_no_per_input_budget(humaneval) -> None:
+    assert Sandbox(SandboxConfig()).input_budgets(humaneval["HumanEval/0"]) is None
+
+
+def test_a_loop_is_cut_at_its_input_budget_not_at_the_attempt_limit(humaneval_plus, uid_base: int) -> None:
+    """The attempt's CPU limit is made far larger than the per-input budget: the verdict is the
+    cut of the first input (an error naming its budget), never a timeout and never a pass."""
+    problem = humaneval_plus["HumanEval/0"]
+    config = SandboxConfig(uid_base=uid_base, detail=Detail.FIRST_FAILURE, cpu_floor=120.0)
+    verdict = _judge(config, problem, LOOPS)
+    assert (verdict.status, verdict.passed, verdict.tests_passed, verdict.base_passed) == ("error", False, 0, False)
+    assert verdict.error is not None and "over this input's CPU time budget of 1 s" in verdict.error
+
+
+def test_without_input_budgets_the_loop_runs_to_the_attempt_limit(humaneval_plus, uid_base: int) -> None:
+    problem = humaneval_plus["HumanEval/0"]
+    config = SandboxConfig(uid_base=uid_base, input_factor=0, cpu_floor=1.0, cpu_factor=0.0)
+    verdict = _judge(config, problem, LOOPS)
+    assert (verdict.status, verdict.passed) == ("timeout", False)
