@@ -257,10 +257,6 @@ class OverBudget(BaseException):
     """Raised into the candidate when an input has used its CPU time budget (``job["budgets"]``)."""
 
 
-def _over_budget(signum, frame):
-    raise OverBudget
-
-
 def _describe(exc):
     return f"{type(exc).__name__}: {str(exc)[:500]}"
 
@@ -358,8 +354,14 @@ def main(parent=None):
         results.flush()
         os._exit(0)
     budgets = job.get("budgets")
+    cut = []  # the SIGPROF handler's mark: the current input used its budget (even if caught)
+
+    def over_budget(signum, frame):
+        cut.append(True)
+        raise OverBudget
+
     if budgets:
-        _signal.signal(_signal.SIGPROF, _over_budget)
+        _signal.signal(_signal.SIGPROF, over_budget)
     for index, raw in enumerate(job["inputs"]):
         args = marshal.loads(raw)  # decoded afresh for each call: the candidate gets its own copy
         try:
@@ -368,13 +370,16 @@ def main(parent=None):
             value = function(*args)
             if budgets:
                 _signal.setitimer(_signal.ITIMER_PROF, 0)
+            if cut:  # the candidate caught the cut and returned anyway: still over its budget
+                raise OverBudget
             text = encode(value)
             if len(text) > MAX_OUTPUT:
                 raise UnencodableValue(f"answer of {len(text)} characters exceeds the cap of {MAX_OUTPUT}")
         except BaseException as exc:  # noqa: BLE001 - whatever the candidate raises is reported
             if budgets:
                 _signal.setitimer(_signal.ITIMER_PROF, 0)
-            if type(exc) is OverBudget:
+            if budgets and (cut or type(exc) is OverBudget):
+                cut.clear()
                 error = {"err": f"TimeoutError: over this input's CPU time budget of {budgets[index]:.3g} s", "tb": ""}
             else:
                 error = {"err": _describe(exc), "tb": _short_tb()}

@@ -74,3 +74,27 @@ def test_without_input_budgets_the_loop_runs_to_the_attempt_limit(humaneval_plus
     config = SandboxConfig(uid_base=uid_base, input_factor=0, cpu_floor=1.0, cpu_factor=0.0)
     verdict = _judge(config, problem, LOOPS)
     assert (verdict.status, verdict.passed) == ("timeout", False)
+
+
+CATCHES_THE_CUT = """
+calls = []
+def has_close_elements(numbers, threshold):
+    if not calls:  # the first input only: loop, swallow the cut, then answer right
+        calls.append(1)
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
+    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for j, b in enumerate(numbers) if i != j)
+"""
+
+
+def test_an_answer_given_after_catching_the_cut_is_still_over_budget(humaneval_plus, uid_base: int) -> None:
+    """The cut is raised into the candidate, which may catch it and return the right answer: the
+    input is still reported over its budget (an error), not judged on that late answer."""
+    problem = humaneval_plus["HumanEval/0"]
+    config = SandboxConfig(uid_base=uid_base, detail=Detail.FIRST_FAILURE, cpu_floor=120.0)
+    verdict = _judge(config, problem, CATCHES_THE_CUT)
+    assert (verdict.status, verdict.passed, verdict.tests_passed) == ("error", False, 0)
+    assert verdict.error is not None and "over this input's CPU time budget" in verdict.error
