@@ -11,14 +11,15 @@ their 129 samples (canonical, wrong and hostile variants):
   so that an infinite loop does not cost 241 s: ``TIMEOUT_LIMIT`` (per-task suite time) is
   ``--time-limit``, patched into its module before the command runs.
 - koderz: ``BigCodeBenchEvaluator`` through the real sandbox with ``--workers`` slots, the fork server
-  preloading the tasks' declared libraries (``preload_modules``); ``--no-preload`` adds a run without.
+  preloading the tasks' declared libraries (``preload_modules``), at each ``--workers`` given (the
+  best is compared); ``--no-preload`` adds a run without, at that best setting.
 
 Each side runs as a process in a session of its own; its wall clock is from start to exit (imports
 included), its memory the peak of the summed PSS of its whole process tree (sampled every 0.1 s).
 Writes ``benchmarks/results/bigcodebench_speed.json``. Never asserts on time.
 
     pip install -e '.[bigcodebench]' && pip install --no-deps bigcodebench==0.2.5 && pip install pqdm gradio_client e2b
-    nice python benchmarks/bigcodebench_speed.py [--limit N] [--time-limit 5] [--workers 2] [--parallel 2 4]
+    nice python benchmarks/bigcodebench_speed.py [--limit N] [--time-limit 5] [--workers 2 4] [--parallel 2 4]
 """
 
 from __future__ import annotations
@@ -165,10 +166,10 @@ def run_reference(samples: list[dict[str, Any]], parallel: list[int], time_limit
     return {"ground_truth": ground_truth.__dict__, "runs": runs}
 
 
-def run_koderz(args: argparse.Namespace, preload: bool) -> dict[str, Any]:
+def run_koderz(args: argparse.Namespace, workers: int, preload: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="koderz-bcb-speed-") as folder:
         out = Path(folder) / "koderz.json"
-        command = [sys.executable, __file__, "--koderz-only", str(out), "--workers", str(args.workers),
+        command = [sys.executable, __file__, "--koderz-only", str(out), "--workers", str(workers),
                    "--time-limit", str(args.time_limit)] + (["--limit", str(args.limit)] if args.limit else [])  # fmt: skip
         run = measured(command + ([] if preload else ["--no-preload"]), cwd=str(ROOT))
         if run.exit_code:
@@ -203,7 +204,8 @@ async def judge_with_koderz(samples: list[dict[str, Any]], workers: int, time_li
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=None, help="first N samples only")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="koderz's sandbox slots")
+    parser.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count() or 1],
+                        help="koderz's sandbox slots to try (the fastest is compared)")  # fmt: skip
     parser.add_argument("--parallel", type=int, nargs="+", default=[os.cpu_count() or 1],
                         help="bigcodebench.evaluate --parallel settings to try (the fastest is compared)")  # fmt: skip
     parser.add_argument("--time-limit", type=float, default=5.0)
@@ -213,14 +215,16 @@ def main() -> None:
     samples = [json.loads(line) for line in SAMPLES.read_text().splitlines()][: args.limit]
     if args.koderz_only:
         preload = "--no-preload" not in sys.argv
-        result = asyncio.run(judge_with_koderz(samples, args.workers, args.time_limit, preload))
+        result = asyncio.run(judge_with_koderz(samples, args.workers[0], args.time_limit, preload))
         args.koderz_only.write_text(json.dumps(result))
         return
     reference = run_reference(samples, args.parallel, args.time_limit)
     best = min(reference["runs"], key=lambda w: reference["runs"][w]["wall_seconds"])
     ref = reference["runs"][best]
-    koderz = run_koderz(args, preload=True)
-    unloaded = run_koderz(args, preload=False) if args.no_preload else None
+    koderz_runs = {workers: run_koderz(args, workers, preload=True) for workers in args.workers}
+    workers = min(koderz_runs, key=lambda w: koderz_runs[w]["wall_seconds"])
+    koderz = koderz_runs[workers]
+    unloaded = run_koderz(args, workers, preload=False) if args.no_preload else None
     rows = [
         {"task_id": s["task_id"], "variant": s["variant"], "reference": status, "reference_passed": status == "pass",
          "koderz_passed": passed, "koderz_status": kstatus}
@@ -237,7 +241,10 @@ def main() -> None:
         "reference_ground_truth_pass": reference["ground_truth"],
         "reference_runs": {w: {k: v for k, v in r.items() if k != "statuses"} for w, r in reference["runs"].items()},
         "reference_best_parallel": best,
-        "koderz": {k: v for k, v in koderz.items() if k not in ("passed", "statuses")} | {"workers": args.workers},
+        "koderz_runs": {
+            w: {k: v for k, v in r.items() if k in ("wall_seconds", "peak_pss_mb")} for w, r in koderz_runs.items()
+        },
+        "koderz": {k: v for k, v in koderz.items() if k not in ("passed", "statuses")} | {"workers": workers},
         "koderz_without_preload": (
             {k: v for k, v in unloaded.items() if k not in ("passed", "statuses", "preloaded")} if unloaded else None
         ),
@@ -248,7 +255,7 @@ def main() -> None:
     write_json(RESULT, summary)
     print(f"{summary['agree']}/{len(rows)} verdicts agree; differ: {[(d['task_id'], d['variant']) for d in differ]}")
     print(f"wall: bigcodebench.evaluate --parallel {best} {ref['wall_seconds']:.1f} s (peak {ref['peak_pss_mb']} MB),"
-          f" koderz {koderz['wall_seconds']:.1f} s (peak {koderz['peak_pss_mb']} MB, {args.workers} workers):"
+          f" koderz {koderz['wall_seconds']:.1f} s (peak {koderz['peak_pss_mb']} MB, {workers} workers):"
           f" {summary['speedup_wall']}x")  # fmt: skip
     if unloaded:
         print(f"koderz without preloading: {unloaded['wall_seconds']:.1f} s (peak {unloaded['peak_pss_mb']} MB)")

@@ -131,7 +131,15 @@ def _run_suite():
          "sys": sys, "os": os, "environ": os.environ}
     )  # fmt: skip
 
+    started = set()
+
+    class Result(result_type):  # type: ignore[misc, valid-type]
+        def startTest(self, test):
+            started.add(test.id().split(".")[-1])
+            super().startTest(test)
+
     def alarm(signum, frame):
+        result.stop()  # bigcodebench's run ends here too (its process is killed): no later test runs
         raise _SuiteTimeout("Timed out!")
 
     try:
@@ -142,7 +150,7 @@ def _run_suite():
                 sys.modules["__test__"] = module
                 suite = loader().loadTestsFromTestCase(module.TestCases)
                 names = sorted(t.id().split(".")[-1] for t in suite)  # type: ignore[union-attr]
-                result = result_type()
+                result = Result()
                 signal.signal(signal.SIGALRM, alarm)
                 signal.setitimer(signal.ITIMER_REAL, KZ_TIME_LIMIT)
                 try:
@@ -159,7 +167,8 @@ def _run_suite():
             outcomes[test.id().split(".")[-1]] = "skipped: " + str(reason)[:2000]
         tampered = _tampered(before, module.TestCases, _test_classes())
         _STATE["names"] = names
-        _STATE["outcomes"] = {n: tampered or outcomes.get(n, "pass") for n in names}
+        missed = "fail: not run (the suite's time limit expired, or the run was stopped)"
+        _STATE["outcomes"] = {n: tampered or outcomes.get(n, "pass" if n in started else missed) for n in names}
     except BaseException as exc:  # noqa: BLE001 - bigcodebench: any failure outside the tests fails them all
         _STATE["error"] = f"{type(exc).__name__}: {exc}"[:2000]
     finally:

@@ -44,6 +44,8 @@ BCB_ATTACKS = {
     "import contextlib\n@contextlib.contextmanager\ndef _swallow(self, *a, **k):\n"
     "    try:\n        yield\n    except BaseException:\n        pass\n"
     "unittest.case._Outcome.testPartExecutor = _swallow\n",
+    "stop_the_run": "def task_func(words):\n    for o in __import__('gc').get_objects():\n"
+    "        if isinstance(o, unittest.TestResult):\n            o.stop()\n    return 'b'\n",
     "skip_every_test": "_first = task_func\ndef task_func(words):\n    raise unittest.SkipTest('no')\n",
     "sys_exit_in_test": "def task_func(words):\n    sys.exit(0)\n",
     "exit_at_import": "sys.exit(0)\n",
@@ -114,6 +116,7 @@ async def test_bigcodebench_attacks_fail_and_leave_nothing(marker, leftovers) ->
     for name in ("patch_assert", "swap_testcase", "swap_then_restore", "swap_module", "patch_outcome"):
         assert "tampered" in (judged[name].message or ""), (name, judged[name].feedback())
     assert "skipped" in (judged["skip_every_test"].message or "")
+    assert "not run" in (judged["stop_the_run"].message or ""), judged["stop_the_run"].feedback()
     assert "nothing readable" in (judged["answer_from_tests"].message or ""), judged["answer_from_tests"].feedback()
     assert leftovers(sandbox.config.uid_base) == []  # this sandbox's slot uids
     assert not (BCB_FILE.parent / marker).exists() and not (Path("/tmp") / marker).exists()
