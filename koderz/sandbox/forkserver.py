@@ -180,6 +180,7 @@ class ForkServer(Zygote):
         """Fork one attempt writing its results to ``results_fd`` (the caller keeps and closes
         its copy); its job is written to the returned process's ``stdin``."""
         loop = asyncio.get_running_loop()
+        await self.preload_report()  # bounded: a library import that hangs fails the fork server
         job_r, job_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
