@@ -21,6 +21,7 @@ import logging
 import marshal
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -130,6 +131,12 @@ class ForkServer(Zygote):
         process reads them) go to a private directory of its own, removed by ``close``."""
         self._report = asyncio.get_running_loop().create_future()
         self._report.add_done_callback(_retrieved)
+        unsafe = next(filter(None, map(writable_by_others, self._preload.paths)), None)
+        if unsafe:  # the zygote is trusted: it runs no code another user could have put there
+            self._failed = dict.fromkeys(self._preload.modules, f"not preloaded: {unsafe}")
+            log.warning("%s: no preloading: %s", self.name, unsafe)
+            self._preload = Preload(self._preload.paths)
+            self._argv[-1] = marshal.dumps((list(self._preload.paths), [])).hex()
         if self._preload.modules:
             self._config_dir = tempfile.mkdtemp(prefix="koderz-forkserver-")  # mode 0700
             private = dict.fromkeys(("HOME", "MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"), self._config_dir)
@@ -209,6 +216,28 @@ async def _read_stream(loop: asyncio.AbstractEventLoop, fd: int, limit: int) -> 
         lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", 0)
     )
     return reader, transport
+
+
+def writable_by_others(path: str) -> str | None:
+    """Why another user could change what ``path`` holds (None: only this uid or root can): the
+    directory or one above it belongs to someone else, or is group/other-writable (above it, a
+    sticky directory such as /tmp is fine)."""
+    current = os.path.realpath(path)
+    uid = os.geteuid()
+    while True:
+        try:
+            info = os.stat(current)
+        except OSError as exc:
+            return f"{current}: {exc.strerror}"
+        if info.st_uid not in (0, uid):
+            return f"{current} belongs to uid {info.st_uid}"
+        sticky_parent = info.st_mode & stat.S_ISVTX and current != os.path.realpath(path)
+        if info.st_mode & 0o022 and not sticky_parent:
+            return f"{current} is writable by other users"
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

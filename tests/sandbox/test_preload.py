@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from koderz.errors import SandboxError
-from koderz.sandbox.forkserver import Preload
+from koderz.sandbox.forkserver import Preload, writable_by_others
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 
 MARKER = """
@@ -139,3 +139,25 @@ async def test_the_zygotes_private_config_directory_is_removed_on_close(uid_base
     finally:
         sandbox.close()
     assert _private_dirs(tmp_path) == []
+
+
+async def test_a_library_path_other_users_can_write_is_not_preloaded(humaneval, uid_base, library) -> None:
+    """The zygote is trusted: it imports nothing from a directory another user could change;
+    attempts still run (and would import the module themselves, contained)."""
+    library.chmod(0o777)
+    sandbox = Sandbox(SandboxConfig(uid_base=uid_base, library_paths=(str(library),), preload=("kzmarker",)))
+    problem = humaneval["HumanEval/23"]
+    try:
+        report = await sandbox.preload_report()
+        assert report.loaded == ()
+        assert "writable by other users" in report.failed["kzmarker"], report
+        verdict = await sandbox.evaluate(problem, problem.reference_program)
+        assert verdict.passed, verdict.feedback()
+    finally:
+        sandbox.close()
+
+
+def test_writable_by_others_accepts_a_private_directory_under_a_sticky_tmp(library) -> None:
+    assert writable_by_others(str(library)) is None  # 0755, ours, under /tmp (1777, sticky)
+    library.chmod(0o775)
+    assert "writable by other users" in (writable_by_others(str(library)) or "")
