@@ -9,8 +9,10 @@ a plain ``unittest.TestResult``; stdout/stderr swallowed; in a temporary working
 Each later call returns one test's outcome as a plain string: ``pass`` or ``fail: ...``.
 The call for ``__discovered__`` returns the test names unittest found.
 
-Unlike bigcodebench, a run whose solution replaced anything on ``unittest``'s classes fails
-every test (``tampered: ...``): bigcodebench counts such a run as passed.
+Unlike bigcodebench, a run whose solution replaced anything in ``unittest`` (a module, a class's
+attribute, the module itself in ``sys.modules``), or slipped a class of its own under the tests'
+``TestCases``, fails every test (``tampered: ...``), and a skipped test fails (``skipped: ...``):
+bigcodebench counts such runs as passed.
 The suite runs in a forked process holding no descriptor of the sandbox's result stream (so
 the candidate cannot write answers into it); like bigcodebench, a solution that rewrites the
 harness's own code inside that process can still report what it likes.
@@ -67,18 +69,41 @@ def _prepare():
     time.tzset()
 
 
-def _snapshot(unittest):
-    classes = (unittest.TestCase, unittest.TestResult, unittest.TestSuite, unittest.TestLoader)
-    return {cls: dict(vars(cls)) for cls in classes}
+def _snapshot():
+    """``unittest``'s modules, their namespaces and their classes' namespaces, before the solution runs."""
+    modules = {n: m for n, m in sys.modules.items() if n == "unittest" or n.startswith("unittest.")}
+    classes = {v for m in modules.values() for v in vars(m).values() if isinstance(v, type)}
+    classes = {c for c in classes if c.__module__.startswith("unittest")}
+    return modules, {m: dict(vars(m)) for m in modules.values()}, {c: dict(vars(c)) for c in classes}
 
 
-def _tampered(before, unittest):
-    for cls, attributes in before.items():
-        now = vars(cls)
-        for name in set(attributes) | set(now):
+def _tampered(before, test_case, test_classes):
+    """Why the run cannot be trusted (None: nothing of ``unittest`` was replaced)."""
+    modules, namespaces, classes = before
+    for name, module in modules.items():
+        if sys.modules.get(name) is not module:
+            return f"tampered: sys.modules[{name!r}] was replaced"
+    for scope, attributes in (*namespaces.items(), *classes.items()):
+        now = vars(scope)
+        for name in set(attributes) | (set(now) if isinstance(scope, type) else set()):
             if attributes.get(name, _STATE) is not now.get(name, _STATE):
-                return f"tampered: unittest.{cls.__name__}.{name} was replaced"
+                return f"tampered: {scope.__name__}.{name} was replaced"
+    seen = set()
+    for cls in test_case.__mro__:  # the tests' own classes (each once), then unittest's
+        if cls in classes or cls is object:
+            continue
+        if cls.__module__ == "__test__" and cls.__name__ in test_classes and cls.__name__ not in seen:
+            seen.add(cls.__name__)
+            continue
+        if cls.__module__ == "__test__":
+            return f"tampered: TestCases inherits from {cls.__qualname__}, which the tests do not define"
     return None
+
+
+def _test_classes():
+    import ast
+
+    return {node.name for node in ast.walk(ast.parse(KZ_TEST)) if isinstance(node, ast.ClassDef)}
 
 
 def _run_suite():
@@ -90,7 +115,8 @@ def _run_suite():
     import unittest
 
     _prepare()
-    before = _snapshot(unittest)
+    before = _snapshot()
+    loader, result_type = unittest.TestLoader, unittest.TestResult  # the solution may rebind them
     outcomes = {}
     cwd = os.getcwd()
     workdir = tempfile.mkdtemp()
@@ -105,7 +131,15 @@ def _run_suite():
          "sys": sys, "os": os, "environ": os.environ}
     )  # fmt: skip
 
+    started = set()
+
+    class Result(result_type):  # type: ignore[misc, valid-type]
+        def startTest(self, test):
+            started.add(test.id().split(".")[-1])
+            super().startTest(test)
+
     def alarm(signum, frame):
+        result.stop()  # bigcodebench's run ends here too (its process is killed): no later test runs
         raise _SuiteTimeout("Timed out!")
 
     try:
@@ -114,9 +148,9 @@ def _run_suite():
             try:
                 exec(compile(KZ_CODE + "\n" + KZ_TEST, "__test__.py", "exec"), module.__dict__)
                 sys.modules["__test__"] = module
-                suite = unittest.TestLoader().loadTestsFromTestCase(module.TestCases)
+                suite = loader().loadTestsFromTestCase(module.TestCases)
                 names = sorted(t.id().split(".")[-1] for t in suite)  # type: ignore[union-attr]
-                result = unittest.TestResult()
+                result = Result()
                 signal.signal(signal.SIGALRM, alarm)
                 signal.setitimer(signal.ITIMER_REAL, KZ_TIME_LIMIT)
                 try:
@@ -129,9 +163,12 @@ def _run_suite():
             outcomes[test.id().split(".")[-1]] = "fail: " + _last_line(trace)
         for test, trace in result.errors:
             outcomes[test.id().split(".")[-1]] = "error: " + _last_line(trace)
-        tampered = _tampered(before, unittest)
+        for test, reason in result.skipped:
+            outcomes[test.id().split(".")[-1]] = "skipped: " + str(reason)[:2000]
+        tampered = _tampered(before, module.TestCases, _test_classes())
         _STATE["names"] = names
-        _STATE["outcomes"] = {n: tampered or outcomes.get(n, "pass") for n in names}
+        missed = "fail: not run (the suite's time limit expired, or the run was stopped)"
+        _STATE["outcomes"] = {n: tampered or outcomes.get(n, "pass" if n in started else missed) for n in names}
     except BaseException as exc:  # noqa: BLE001 - bigcodebench: any failure outside the tests fails them all
         _STATE["error"] = f"{type(exc).__name__}: {exc}"[:2000]
     finally:

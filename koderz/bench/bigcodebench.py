@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import site
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from koderz.bench.harness import (
@@ -29,6 +30,8 @@ from koderz.vocab import Status
 ENTRY = "koderz_bcb_outcome"
 DISCOVERED = "__discovered__"
 TIMEOUT_LIMIT = 240.0  # bigcodebench.eval.utils.TIMEOUT_LIMIT
+SUBMODULES = {"matplotlib": ("matplotlib.pyplot",)}  # imported by the tests beneath a declared lib
+THREADED_LIBS = frozenset({"tensorflow", "torch", "keras"})  # start threads on import: never preloaded
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,18 @@ def library_paths(judging: BigCodeBenchJudging) -> tuple[str, ...]:
     return judging.library_paths or tuple(site.getsitepackages())
 
 
-def sandbox_config(base: SandboxConfig, judging: BigCodeBenchJudging) -> SandboxConfig:
-    """``base`` with the libraries bound read-only into the child's root."""
-    return replace(base, library_paths=library_paths(judging))
+def sandbox_config(base: SandboxConfig, judging: BigCodeBenchJudging, preload: Sequence[str] = ()) -> SandboxConfig:
+    """``base`` with the libraries bound read-only into the child's root, and ``preload`` (e.g.
+    :func:`preload_modules`) imported once by the fork server instead of once per attempt."""
+    return replace(base, library_paths=library_paths(judging), preload=tuple(preload))
+
+
+def preload_modules(problems: Iterable[Problem]) -> tuple[str, ...]:
+    """The modules the tasks declare (``libs``) plus what their tests import beneath them
+    (``matplotlib.pyplot``), for the fork server to preload; libraries that start threads
+    when imported are left to each attempt (a zygote that forks must stay single-threaded)."""
+    names = {lib for problem in problems for lib in task_of(problem).libs} - THREADED_LIBS
+    return tuple(sorted(names | {sub for name in names for sub in SUBMODULES.get(name, ())}))
 
 
 def suite_test_names(test_source: str) -> list[str]:

@@ -408,8 +408,7 @@ def _fork_attempt(fds, control, wake_fds, zygote_pid):
         os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        for fd in fds:
-            os.close(fd)
+        os.closerange(3, MAX_FD)  # whatever else the zygote holds (a preloaded library's files too)
         try:
             main(zygote_pid)
         finally:
@@ -430,12 +429,33 @@ def _signal_attempt(pid, live, kill_group):
 
 
 PRELOAD = ("typing", "collections", "math", "re", "itertools", "functools", "string", "heapq", "bisect", "operator")
+MAX_FD = 1 << 16
+
+
+def _preload(paths, modules, control):
+    """Import the environment's ``modules`` (found on ``paths``, bound at the same paths in every
+    attempt's root) once, so that each attempt forks with them loaded. A module that fails is
+    reported (``M failed <name> <why>``) and left to load per attempt; ``M done <threads>`` ends
+    the report (a zygote that forks must stay single-threaded: more than one thread is reported).
+    ``sys.path`` is restored after: an attempt finds the libraries only where it looks for them."""
+    saved = sys.path[:]
+    sys.path[:0] = [p for p in paths if p not in sys.path]
+    for name in modules:
+        try:
+            __import__(name)
+            control.send(b"M ok " + name.encode())
+        except BaseException as exc:  # noqa: BLE001 - a library that cannot load here loads per attempt
+            why = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+            control.send(b"M failed " + name.encode() + b" " + why[:160])
+    sys.path[:] = saved
+    control.send(b"M done %d" % len(os.listdir("/proc/self/task")))
 
 
 def zygote():
     """Fork server: preload common stdlib modules once, then fork one attempt per request.
 
-    Requests arrive on the SEQPACKET socket named by ``sys.argv[2]``: a token with the
+    ``sys.argv[2]`` (marshalled, hex) names the library paths and modules to preload
+    (``_preload``). Requests arrive on the SEQPACKET socket named by ``sys.argv[3]``: a token with the
     attempt's stdin, results and output pipe ends (SCM_RIGHTS). The fork closes every
     zygote fd, starts its own session and runs ``main`` exactly as a fresh process
     would. The zygote answers ``P <token> <pid>`` and, when it reaps one, ``X <pid>
@@ -452,7 +472,9 @@ def zygote():
     _libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
     _libc.prctl(PR_SET_NAME, b"kz-forkserver", 0, 0, 0)
     zygote_pid = os.getpid()
-    control = socket.socket(fileno=int(sys.argv[2]))
+    control = socket.socket(fileno=int(sys.argv[3]))
+    paths, modules = marshal.loads(bytes.fromhex(sys.argv[2]))
+    _preload(paths, modules, control)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     _signal.signal(_signal.SIGCHLD, lambda *_: None)

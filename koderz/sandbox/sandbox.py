@@ -41,7 +41,7 @@ from koderz.datasets.groundtruth import cache_dir
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
 from koderz.sandbox.cgroups import AttemptCgroup, CgroupBudget
-from koderz.sandbox.forkserver import ForkedProcess, ForkServer
+from koderz.sandbox.forkserver import ForkedProcess, ForkServer, Preload, PreloadReport
 from koderz.sandbox.judge import AnswerLimits, Judgement
 from koderz.sandbox.judge_client import JudgeJob, JudgeServer
 from koderz.sandbox.judge_server import MEMORY_EXIT, OUT_OF_MEMORY
@@ -99,6 +99,7 @@ class SandboxConfig:
     fork_server: bool = True  # fork attempts from a preloaded zygote instead of starting python each time
     containment: str = "auto"  # or a mechanism.Mechanism name, to insist on that one (limits_only: opt in)
     library_paths: tuple[str, ...] = ()  # bound read-only into the child's root (BigCodeBench's libraries)
+    preload: tuple[str, ...] = ()  # modules (on library_paths) the fork server imports once for every attempt
     # what the trusted side accepts from one attempt, and what judging it may cost (docs/sandbox.md)
     line_kb: int = 16 * 1024  # EvalPlus datasets: longest answer sent in full; longer ones travel as a digest
     humaneval_line_kb: int = 64  # humaneval: longest answer (its check replay needs every answer in full)
@@ -198,7 +199,9 @@ class Sandbox:
         slots = self.config.max_processes or os.cpu_count() or 1
         self._slots = SlotPool(slots)
         self._source = child_source()
-        self._root_paths = _root_paths() + [os.path.realpath(p) for p in self.config.library_paths]
+        libraries = [os.path.realpath(p) for p in self.config.library_paths]
+        self._root_paths = _root_paths() + libraries
+        self._preload = Preload(tuple(libraries), self.config.preload)
         self._hide = _hidden_paths(self._root_paths)
         self._zygote: ForkServer | None = None
         self._zygote_loop: asyncio.AbstractEventLoop | None = None
@@ -638,10 +641,18 @@ class Sandbox:
             or (self._zygote_start.done() and not self._zygote.alive)
         ):
             self._close_zygote()
-            self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV), loop
+            self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, self._preload), loop
             self._zygote_start = loop.create_task(self._zygote.start())
             self._zygote_start.add_done_callback(_seen)  # a failed start is reported where it is awaited
         return self._zygote, self._zygote_start
+
+    async def preload_report(self) -> PreloadReport:
+        """What this loop's fork server preloaded (``config.preload``), once it has tried every
+        module; without a fork server (``fork_server=False``, bwrap) every attempt imports them."""
+        containment = await self._containment()
+        if not self.config.fork_server or containment.mechanism is Mechanism.BUBBLEWRAP:
+            return PreloadReport(failed=dict.fromkeys(self.config.preload, "no fork server: imported per attempt"))
+        return await (await self._fork_server()).preload_report()
 
     async def _fork_server(self) -> ForkServer:
         """This loop's zygote, started once (concurrent callers share the start-up)."""

@@ -67,6 +67,13 @@ class Zygote:
     def alive(self) -> bool:
         return self._reader is not None and not self._reader.done()
 
+    def awaited(self) -> list[asyncio.Future[Any]]:
+        """A subclass's futures that fail (``SandboxError``) when the zygote dies."""
+        return []
+
+    def on_message(self, message: bytes) -> None:
+        """Any other message from the zygote (ignored unless a subclass reads it)."""
+
     def exit_value(self, fields: list[bytes]) -> Any:
         """What an ``X <pid> <fields...>`` report holds for the waiting side."""
         return int(fields[0])
@@ -83,10 +90,12 @@ class Zygote:
                     future = self.exit_of(int(fields[0]))
                     if not future.done():
                         future.set_result(self.exit_value(fields[1:]))
+                else:
+                    self.on_message(message)
         except OSError as exc:
             log.warning("%s lost: %s", self.name, exc)
         finally:
-            futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._exits.values()]
+            futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._exits.values(), *self.awaited()]
             for future in futures:
                 if not future.done():
                     future.set_exception(SandboxError(f"{self.name} exited"))
