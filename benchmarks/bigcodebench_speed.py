@@ -179,8 +179,8 @@ def run_koderz(args: argparse.Namespace, workers: int, preload: bool) -> dict[st
 
 async def judge_with_koderz(samples: list[dict[str, Any]], workers: int, time_limit: float, preload: bool) -> dict:
     from koderz.bench.bigcodebench import BigCodeBenchEvaluator, BigCodeBenchJudging, preload_modules, sandbox_config
-    from koderz.bench.source import load_benchmark
     from koderz.config import DatasetConfig
+    from koderz.problems import load_benchmark
     from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 
     problems = {p.task_id: p for p in load_benchmark(DatasetConfig(name="bigcodebench", path=str(TASKS)))}
@@ -190,7 +190,7 @@ async def judge_with_koderz(samples: list[dict[str, Any]], workers: int, time_li
     evaluator = BigCodeBenchEvaluator(sandbox, judging)
     try:
         report = await sandbox.preload_report()
-        judged = await asyncio.gather(*(evaluator.judge(problems[s["task_id"]], s["solution"]) for s in samples))
+        judged = await asyncio.gather(*(evaluator.evaluate(problems[s["task_id"]], s["solution"]) for s in samples))
     finally:
         sandbox.close()
     return {

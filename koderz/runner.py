@@ -285,8 +285,8 @@ class Runner:
                 await preflight_all(role.client for role in roles.values())
             evaluator: Evaluator = await sandbox_task
             try:  # e.g. no isolating containment (and none asked for), bad data: stop before any attempt
-                await evaluator.prepare()
                 problems = await dataset_task
+                await evaluator.prepare(problems)
             except BaseException:
                 evaluator.close()
                 raise

@@ -3,6 +3,7 @@ call only the ``Evaluator`` protocol, so a new format plugs in without touching 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,10 @@ class FakeEvaluator:
         self.config = config
         self.judged: list[tuple[str, str]] = []
         self.closed = 0
+        self.prepared_for: list[str] = []
 
-    async def prepare(self) -> None:
-        pass
+    async def prepare(self, problems: Sequence[Problem] = ()) -> None:
+        self.prepared_for = [problem.task_id for problem in problems]
 
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
         self.judged.append((problem.task_id, program))
@@ -73,6 +75,7 @@ async def test_a_new_format_plugs_in_through_the_dataset_config(tmp_path: Path, 
     [evaluator] = made
     assert evaluator.config == plan.sandbox and evaluator.closed == 1
     assert [task for task, _ in evaluator.judged] == ["HumanEval/0", "HumanEval/1"]
+    assert evaluator.prepared_for == ["HumanEval/0", "HumanEval/1"]  # the run's problems, before any attempt
     assert summary.passed == 0
     records = RunFolder(tmp_path / "run").records()
     assert [(r.status, r.tests_passed, r.tests_total) for r in records] == [(Status.FAILED, 3, 7)] * 2

@@ -23,6 +23,7 @@ from koderz.bench.harness import (
 )
 from koderz.datasets.bigcodebench import task_of
 from koderz.datasets.problem import Problem
+from koderz.sandbox.mechanism import Containment
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Status
@@ -90,6 +91,15 @@ class BigCodeBenchEvaluator(SandboxEvaluator):
         """For ``EVALUATORS``: the libraries are ``config.library_paths`` (none: this interpreter's)."""
         judging = BigCodeBenchJudging(library_paths=config.library_paths)
         return cls(Sandbox(sandbox_config(config, judging)), judging)
+
+    async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
+        """Start the sandbox with the run's declared libraries preloaded in its fork server (unless
+        its config already names what to preload); nothing has started in it before."""
+        modules = preload_modules(problems)
+        if modules and not self.sandbox.config.preload:
+            unstarted, self.sandbox = self.sandbox, Sandbox(replace(self.sandbox.config, preload=modules))
+            unstarted.close()
+        return await self.sandbox.prepare()
 
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
         """The verdict per test of the task's ``TestCases`` (``preamble`` None: the solution alone, as

@@ -66,7 +66,7 @@ class SandboxEvaluator:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
 
-    async def prepare(self) -> Containment:
+    async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
         return await self.sandbox.prepare()
 
     async def containment_in_use(self) -> Containment:

@@ -12,7 +12,7 @@ config can be checked against this table before anything heavy is imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
 class Evaluator(Protocol):
     """Judges programs for one run; safe to call concurrently; ``close`` stops what it started.
-    ``prepare`` runs once before any problem: it raises a ``KoderzError`` (one line, exit 2) when
+    ``prepare`` runs once, with the run's problems, before any attempt: it raises a ``KoderzError`` (one line, exit 2) when
     the evaluator cannot judge here at all (the sandbox: no containment holds)."""
 
-    async def prepare(self) -> object: ...
+    async def prepare(self, problems: Sequence[Problem] = ()) -> object:
+        """Before any attempt, knowing the run's ``problems`` (e.g. which libraries to preload)."""
+        ...
 
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
         """The verdict on ``program`` run after ``preamble`` (None: the format's default; "" none)."""

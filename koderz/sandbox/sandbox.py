@@ -29,7 +29,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -247,9 +247,10 @@ class Sandbox:
         """The mechanism attempts run under (probed now when no attempt has found it yet)."""
         return await self._containment()
 
-    async def prepare(self) -> Containment:
+    async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
         """Find the containment and start the helper servers now, before any attempt: a
-        ``SandboxError`` when no containment holds (or a server cannot start)."""
+        ``SandboxError`` when no containment holds (or a server cannot start). ``problems``
+        changes nothing here (the ``Evaluator`` protocol passes them)."""
         self._warm_up()
         containment = await self._containment()
         await self._judge_server()

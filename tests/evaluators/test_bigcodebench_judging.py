@@ -91,3 +91,19 @@ async def test_a_solution_writing_passes_into_the_result_stream_fails():
         sandbox.close()
     assert not judged.passed
     assert judged.tests_passed == 0
+
+
+async def test_a_run_preloads_its_tasks_declared_libraries_in_the_fork_server():
+    """What the runner does: the evaluator made from the run's sandbox config, prepared with the
+    run's problems, preloads what those tasks declare (numpy, pandas, matplotlib.pyplot)."""
+    problems = load_benchmark(bcb_config())
+    evaluator = BigCodeBenchEvaluator.start(base_config())
+    try:
+        await evaluator.prepare(problems)
+        report = await evaluator.sandbox.preload_report()
+        verdict = await evaluator.evaluate(problems[0], bcb_samples()[0].solution)
+    finally:
+        evaluator.close()
+    assert {"numpy", "pandas", "matplotlib.pyplot"} <= set(report.loaded), report
+    assert report.threads == 1
+    assert verdict.passed is bcb_samples()[0].should_pass, verdict.feedback()

@@ -13,7 +13,7 @@ import pytest
 
 from koderz.bench.bigcodebench import BigCodeBenchEvaluator, BigCodeBenchJudging, preload_modules, sandbox_config
 from koderz.bench.livecodebench import LiveCodeBenchEvaluator, LiveCodeBenchJudging
-from koderz.bench.source import load_benchmark
+from koderz.problems import load_benchmark
 from koderz.sandbox.sandbox import Sandbox
 from tests.support.bench_files import BCB_FILE, BCB_SAMPLES, LCB_FILE, bcb_config, bcb_samples, lcb_config
 from tests.support.bench_files import sandbox_config as base_config
@@ -105,19 +105,19 @@ async def test_bigcodebench_attacks_fail_and_leave_nothing(marker, leftovers) ->
     attacks |= _bcb_file_attacks(marker)
     try:
         judged = dict(
-            zip(attacks, await asyncio.gather(*(evaluator.judge(counter, a) for a in attacks.values())), strict=True)
+            zip(attacks, await asyncio.gather(*(evaluator.evaluate(counter, a) for a in attacks.values())), strict=True)
         )
         canonical = next(s for s in bcb_samples() if s.task_id == "KoderzBCB/0" and s.variant == "canonical")
-        honest = await evaluator.judge(counter, canonical.solution)  # after every attack, on the same fork server
+        honest = await evaluator.evaluate(counter, canonical.solution)  # after every attack, on the same fork server
     finally:
         sandbox.close()
     assert {name: j.passed for name, j in judged.items() if j.passed} == {}
     assert honest.passed, honest.feedback()
     for name in ("patch_assert", "swap_testcase", "swap_then_restore", "swap_module", "patch_outcome"):
-        assert "tampered" in (judged[name].message or ""), (name, judged[name].feedback())
-    assert "skipped" in (judged["skip_every_test"].message or "")
-    assert "not run" in (judged["stop_the_run"].message or ""), judged["stop_the_run"].feedback()
-    assert "nothing readable" in (judged["answer_from_tests"].message or ""), judged["answer_from_tests"].feedback()
+        assert "tampered" in judged[name].feedback(), (name, judged[name].feedback())
+    assert "skipped" in judged["skip_every_test"].feedback()
+    assert "not run" in judged["stop_the_run"].feedback(), judged["stop_the_run"].feedback()
+    assert "nothing readable" in judged["answer_from_tests"].feedback(), judged["answer_from_tests"].feedback()
     assert leftovers(sandbox.config.uid_base) == []  # this sandbox's slot uids
     assert not (BCB_FILE.parent / marker).exists() and not (Path("/tmp") / marker).exists()
     assert not (Path.home() / marker).exists()
@@ -139,11 +139,11 @@ async def test_a_pyplot_sabotaged_by_one_attempt_is_whole_in_the_next() -> None:
     canonical = next(s for s in bcb_samples() if s.task_id == "KoderzBCB/24" and s.variant == "canonical")
     try:
         assert "matplotlib.pyplot" in (await sandbox.preload_report()).loaded
-        attack = await evaluator.judge(plot, sabotage)
-        honest = await evaluator.judge(plot, canonical.solution)
+        attack = await evaluator.evaluate(plot, sabotage)
+        honest = await evaluator.evaluate(plot, canonical.solution)
     finally:
         sandbox.close()
-    assert not attack.passed and "sabotaged" in (attack.message or ""), attack.feedback()
+    assert not attack.passed and "sabotaged" in attack.feedback(), attack.feedback()
     assert honest.passed, honest.feedback()
 
 
@@ -198,14 +198,14 @@ async def test_livecodebench_attacks_fail_and_leave_nothing(marker, leftovers) -
         judged = dict(
             zip(
                 attacks,
-                await asyncio.gather(*(evaluator.judge(problems[q], program) for q, program in attacks.values())),
+                await asyncio.gather(*(evaluator.evaluate(problems[q], program) for q, program in attacks.values())),
                 strict=True,
             )
         )
     finally:
         sandbox.close()
     assert {name: j.feedback() for name, j in judged.items() if j.passed} == {}
-    assert "nothing readable" in (judged["read_tests"].message or ""), judged["read_tests"].feedback()
+    assert "nothing readable" in judged["read_tests"].feedback(), judged["read_tests"].feedback()
     assert leftovers(sandbox.config.uid_base) == []  # this sandbox's slot uids
     assert not (Path("/tmp") / marker).exists() and not (LCB_FILE.parent / marker).exists()
     assert not (LCB_FILE.parent / "expected_output.txt").exists()
