@@ -31,6 +31,8 @@ from koderz.errors import SandboxError
 from koderz.sandbox.zygote import Zygote
 
 log = logging.getLogger(__name__)
+# the zygote's command line: it reads its program (``child.py``) from stdin, so ps shows this
+BOOTSTRAP = 'import os\nexec(compile(b"".join(iter(lambda: os.read(0, 65536), b"")), "<string>", "exec"))'
 PRELOAD_SECONDS = 300.0  # a preload still importing then is reported as unfinished
 PRELOAD_ENV = {  # a forking zygote must stay single-threaded (BLAS pools, pyarrow's jemalloc); no display
     "OMP_NUM_THREADS": "1",
@@ -120,7 +122,7 @@ class ForkServer(Zygote):
     def __init__(self, source: str, env: dict[str, str], preload: Preload | None = None) -> None:
         self._preload = preload or Preload()
         spec = marshal.dumps((list(self._preload.paths), list(self._preload.modules))).hex()
-        super().__init__([sys.executable, "-I", "-S", "-B", "-c", source, "zygote", spec], env)
+        super().__init__([sys.executable, "-I", "-S", "-B", "-c", BOOTSTRAP, "zygote", spec], env, source.encode())
         self._config_dir: str | None = None
         self._loaded: list[str] = []
         self._failed: dict[str, str] = {}

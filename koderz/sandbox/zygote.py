@@ -22,6 +22,7 @@ from koderz.errors import SandboxError
 log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 256  # bytes of one message from the zygote
+PIPE_CAPACITY = 65536  # Linux's default pipe buffer: a program this short is written without waiting
 
 
 class Zygote:
@@ -29,8 +30,12 @@ class Zygote:
 
     name = "zygote"  # in errors and warnings, e.g. "sandbox fork server"
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self._argv, self._env = argv, env
+    def __init__(self, argv: list[str], env: dict[str, str], stdin: bytes = b"") -> None:
+        """``stdin``: bytes written to the process's stdin before it is closed (a program read by a
+        short bootstrap, so that ``ps`` shows the command, not the program's source)."""
+        if len(stdin) >= PIPE_CAPACITY:
+            raise ValueError(f"{self.name}: {len(stdin)} bytes of stdin do not fit a pipe's buffer")
+        self._argv, self._env, self._stdin = argv, env, stdin
         self._sock: socket.socket | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -42,21 +47,31 @@ class Zygote:
     async def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self._popen = await asyncio.to_thread(
-                subprocess.Popen,
-                [*self._argv, str(theirs.fileno())],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=self._env,
-                pass_fds=[theirs.fileno()],
-                cwd="/",
-                start_new_session=True,
-            )
+            self._popen = await asyncio.to_thread(self._spawn, theirs.fileno())
         finally:
             theirs.close()
         ours.setblocking(False)
         self._sock = ours
         self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    def _spawn(self, fd: int) -> subprocess.Popen[bytes]:
+        popen = subprocess.Popen(
+            [*self._argv, str(fd)],
+            stdin=subprocess.PIPE if self._stdin else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=self._env,
+            pass_fds=[fd],
+            cwd="/",
+            start_new_session=True,
+        )
+        if popen.stdin is not None:
+            try:  # smaller than the pipe's buffer: the write never waits for the reader
+                popen.stdin.write(self._stdin)
+            except BrokenPipeError:
+                pass  # it exited at once: the reader sees its socket close
+            finally:
+                popen.stdin.close()
+        return popen
 
     @property
     def pid(self) -> int | None:

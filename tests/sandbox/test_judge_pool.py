@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
@@ -75,5 +76,9 @@ async def test_the_servers_start_while_the_first_attempt_is_set_up(humaneval, ui
         problem = humaneval["HumanEval/0"]
         assert (await sandbox.evaluate(problem, problem.reference_program)).passed
         assert sandbox.helper_pids() == helpers  # not started twice
+        # ps shows each helper's command, not the ~30 KB program it runs (read from stdin, or imported)
+        for pid in (helpers.judge_server, helpers.fork_server):
+            command = await asyncio.to_thread(Path(f"/proc/{pid}/cmdline").read_bytes)
+            assert len(command) < 1024 and b"def " not in command, command[:300]
     finally:
         sandbox.close()
