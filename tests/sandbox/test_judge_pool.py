@@ -12,7 +12,7 @@ BIG_WRONG_FIRST_ANSWER = (
     "{real}\n_real = {entry}\n_calls = [0]\n"
     "def {entry}(*args):\n"
     "    _calls[0] += 1\n"
-    "    return list(range(10**12, 10**12 + 1_000_000)) if _calls[0] == 1 else _real(*args)\n"
+    "    return list(range(10**12, 10**12 + 500_000)) if _calls[0] == 1 else _real(*args)\n"
 )
 
 
@@ -25,17 +25,18 @@ def judge_pids(sandbox: Sandbox) -> set[int]:
 
 
 async def test_one_judge_takes_attempt_after_attempt_each_with_the_whole_budget(humaneval_plus, uid_base) -> None:
-    """Four attempts one after the other, each answering its first test with a wrong list of a
-    million ints (about 0.4 s of the judge's CPU to decode and compare), under a CPU budget of 1 s
-    per attempt: one judge takes all four (no fork per attempt), and each is judged `failed`, not
-    killed at the budget, so the budget is re-armed for every job (a budget spanning the judge's
-    life would end it during the third)."""
+    """Ten attempts one after the other, each answering its first test with a wrong list of half a
+    million ints (about 0.2 s of the judge's CPU to decode and compare: a 5x margin under the
+    budget, kept on a loaded machine), under a CPU budget of 1 s per attempt: one judge takes all
+    ten (no fork per attempt), and each is judged `failed`, not killed at the budget, so the
+    budget is re-armed for every job (a budget spanning the judge's life, 2 s of work, would end it
+    about halfway)."""
     problem = humaneval_plus["HumanEval/21"]
     program = BIG_WRONG_FIRST_ANSWER.format(real=problem.reference_program, entry=problem.entry_point)
     sandbox = Sandbox(SandboxConfig(uid_base=uid_base, judge_cpu_seconds=1))
     seen: list[set[int]] = []
     try:
-        for _ in range(4):
+        for _ in range(10):
             verdict = await sandbox.evaluate(problem, program)
             assert verdict.status == "failed", verdict.error
             assert verdict.tests_passed == len(problem.inputs) - 1
