@@ -206,5 +206,18 @@ async def _probe(command: list[str], job: Callable[[Mechanism, str], bytes], mec
 
 
 def python_command(source: str) -> list[str]:
-    """A fresh child interpreter: the real binary (inside bwrap a venv's link may not resolve)."""
-    return [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", source]
+    """A fresh child interpreter: the real binary (inside bwrap a venv's link may not resolve).
+    It reads ``source`` (its first ``len(source.encode())`` bytes of stdin, before its job) so
+    that ``ps`` shows this short line, not the program: write ``with_program(source, job)``."""
+    size = len(source.encode())
+    boot = (
+        f"import os\nprogram = b''\nwhile len(program) < {size}:\n"
+        f"    chunk = os.read(0, {size} - len(program))\n    if not chunk:\n        raise SystemExit(1)\n"
+        "    program += chunk\nexec(compile(program, '<string>', 'exec'))"
+    )
+    return [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", boot]
+
+
+def with_program(source: str, job: bytes) -> bytes:
+    """What a ``python_command(source)`` process reads on stdin: its program, then its job."""
+    return source.encode() + job

@@ -45,7 +45,15 @@ from koderz.sandbox.forkserver import ForkedProcess, ForkServer, Preload, Preloa
 from koderz.sandbox.judge import AnswerLimits, Judgement
 from koderz.sandbox.judge_client import JudgeJob, JudgeServer
 from koderz.sandbox.judge_server import MEMORY_EXIT, OUT_OF_MEMORY
-from koderz.sandbox.mechanism import Containment, Mechanism, bwrap_command, candidates, choose, python_command
+from koderz.sandbox.mechanism import (
+    Containment,
+    Mechanism,
+    bwrap_command,
+    candidates,
+    choose,
+    python_command,
+    with_program,
+)
 from koderz.sandbox.stop import Measured, Stop, StopKind
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Detail, Status
@@ -302,7 +310,7 @@ class Sandbox:
         uid = self._slot_uid(mechanism, 0)
         if uid is not None and mechanism is Mechanism.LIMITS_ONLY:  # it works in the directory as that uid
             os.chown(workdir, uid, uid)
-        return marshal.dumps({**self._setup(mechanism, workdir, 0, None, limits), **probe})
+        return with_program(self._source, marshal.dumps({**self._setup(mechanism, workdir, 0, None, limits), **probe}))
 
     def _limits_for(self, reference_seconds: float) -> dict[str, int]:
         cfg = self.config
@@ -470,6 +478,9 @@ class Sandbox:
 
         assert proc.stdin is not None and proc.stderr is not None
         stdin, stderr = proc.stdin, proc.stderr
+
+        if not isinstance(proc, ForkedProcess):  # a fresh interpreter reads its program first
+            job = with_program(self._source, job)
 
         async def feed() -> None:
             try:

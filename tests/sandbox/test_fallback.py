@@ -117,6 +117,23 @@ async def test_fresh_interpreter_per_attempt_without_fork_server(humaneval, uid_
     sandbox.close()
 
 
+SHOWS_ITS_COMMAND = "import sys\ndef {entry}(*args):\n    return len(' '.join(sys.orig_argv))\n"
+
+
+async def test_an_attempt_runs_under_a_short_command_not_its_program_source(humaneval_plus, uid_base) -> None:
+    """What ``ps`` shows of an attempt (forked from the fork server, or a fresh interpreter): the
+    interpreter and a short bootstrap, not the ~30 KB child program (read from stdin instead)."""
+    problem = humaneval_plus["HumanEval/0"]
+    for fork_server in (True, False):
+        sandbox = Sandbox(SandboxConfig(uid_base=uid_base, fork_server=fork_server))
+        try:
+            verdict = await sandbox.evaluate(problem, SHOWS_ITS_COMMAND.format(entry=problem.entry_point))
+        finally:
+            sandbox.close()
+        assert not verdict.passed and verdict.got is not None, verdict.feedback()
+        assert int(verdict.got) < 1000, (fork_server, verdict.got)  # the program alone is ~30,000 characters
+
+
 async def test_runner_survives_fork_server_death(humaneval, uid_base) -> None:
     sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
     problem = humaneval["HumanEval/23"]
