@@ -238,8 +238,7 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
-        slots = self.config.max_processes or os.cpu_count() or 1
-        self._slots = SlotPool(slots)
+        self._slots = SlotPool(self.max_processes)
         self._source = child_source()
         libraries = [os.path.realpath(p) for p in self.config.library_paths]
         self._root_paths = _root_paths() + libraries
