@@ -280,16 +280,12 @@ class Sandbox:
         """The mechanism in use, once the first attempt (or ``prepare``) has found it."""
         return self._chosen
 
-    async def containment_in_use(self) -> Containment:
-        """The mechanism attempts run under (probed now when no attempt has found it yet)."""
-        return await self._containment()
-
     async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
         """Find the containment and start the helper servers now, before any attempt: a
         ``SandboxError`` when no containment holds (or a server cannot start). ``problems``
         changes nothing here (the ``Evaluator`` protocol passes them)."""
         self._warm_up()
-        containment = await self._containment()
+        containment = await self.containment_in_use()
         await self._judge_server()
         if self.config.fork_server and containment.mechanism is not Mechanism.BUBBLEWRAP:
             await self._zygote.started()
@@ -304,8 +300,9 @@ class Sandbox:
         """The pids of this sandbox's helper processes, where they run (for tests and diagnostics)."""
         return HelperPids(judge_server=self._judges.pid, fork_server=self._zygote.pid)
 
-    async def _containment(self) -> Containment:
-        """The strongest containment that works here, probed once per process and settings."""
+    async def containment_in_use(self) -> Containment:
+        """The mechanism attempts run under: the strongest that works here, probed once per process
+        and settings (now, when no attempt has found it yet)."""
         if self._chosen is not None:
             return self._chosen
         key = (self._root, tuple(self._mechanisms), tuple(self._root_paths), tuple(self._hide))
@@ -430,7 +427,7 @@ class Sandbox:
         the background and cannot change it.
         """
         self._warm_up()
-        containment = await self._containment()
+        containment = await self.containment_in_use()
         mechanism = containment.mechanism
         await (await self._judge_server()).register(problem)  # while other attempts hold the slots
         slot = await self._slots.acquire(_cost(problem))
@@ -669,7 +666,7 @@ class Sandbox:
     async def preload_report(self) -> PreloadReport:
         """What this loop's fork server preloaded (``config.preload``), once it has tried every
         module; without a fork server (``fork_server=False``, bwrap) every attempt imports them."""
-        containment = await self._containment()
+        containment = await self.containment_in_use()
         if not self.config.fork_server or containment.mechanism is Mechanism.BUBBLEWRAP:
             return PreloadReport(failed=dict.fromkeys(self.config.preload, "no fork server: imported per attempt"))
         return await (await self._zygote.started()).preload_report()
