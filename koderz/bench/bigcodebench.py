@@ -16,8 +16,10 @@ from dataclasses import dataclass, replace
 
 from koderz.bench.harness import (
     SandboxEvaluator,
+    failing_argument,
     harness_problem,
     harness_program,
+    judged_value,
     reference_seconds_for,
     with_preamble,
 )
@@ -129,10 +131,12 @@ class BigCodeBenchEvaluator(SandboxEvaluator):
 def per_test(verdict: Verdict, total: int) -> Verdict:
     """The harness's verdict restated per test of the task: the first failing test's name in
     ``failing_input``, why in ``error``; a suite that ran other tests than declared fails."""
-    failing = _name(verdict.failing_input)
+    argument = failing_argument(verdict.failing_input)
+    failing = None if argument is None else str(argument)
     discovery_failed = failing == DISCOVERED
     passed_tests = verdict.tests_passed if discovery_failed else max(verdict.tests_passed - 1, 0)
-    message = _text(verdict.got) if verdict.got is not None else verdict.error
+    outcome = judged_value(verdict.got)
+    message = outcome if isinstance(outcome, str) else (verdict.got or verdict.error)
     if discovery_failed:
         failing = None
         if verdict.got is not None:
@@ -150,25 +154,3 @@ def per_test(verdict: Verdict, total: int) -> Verdict:
         got=None,
         error=message,
     )
-
-
-def _text(got: str) -> str:
-    """A test's outcome string out of the judge's repr of it."""
-    try:
-        value = ast.literal_eval(got)
-    except (ValueError, SyntaxError):
-        return got
-    return value if isinstance(value, str) else got
-
-
-def _name(failing_input: str | None) -> str | None:
-    """The test name out of the judge's repr of the call's arguments (``('test_x',)``)."""
-    if failing_input is None:
-        return None
-    try:
-        value = ast.literal_eval(failing_input)
-    except (ValueError, SyntaxError):
-        return failing_input
-    if isinstance(value, tuple) and len(value) == 1:
-        value = value[0]
-    return str(value)

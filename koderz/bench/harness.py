@@ -9,6 +9,7 @@ say why, bounded. One shape for every format, from the judge to the records and 
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Sequence
 from importlib import resources
@@ -53,6 +54,22 @@ def harness_problem(
         expected=Expected([encode(e) for e in expected]),
         reference_seconds=reference_seconds,
     )
+
+
+def judged_value(text: str | None) -> object:
+    """A value out of the judge's repr of it (the text itself when it is no literal)."""
+    if text is None:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def failing_argument(failing_input: str | None) -> object:
+    """The failing call's one argument out of the judge's repr of its arguments (``('x',)``)."""
+    value = judged_value(failing_input)
+    return value[0] if isinstance(value, tuple) and len(value) == 1 else value
 
 
 def with_preamble(program: str, preamble: str | None) -> str:

@@ -8,7 +8,6 @@ compares. The attempt's CPU budget is LiveCodeBench's own global bound, (timeout
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -16,8 +15,10 @@ from decimal import Decimal
 
 from koderz.bench.harness import (
     SandboxEvaluator,
+    failing_argument,
     harness_problem,
     harness_program,
+    judged_value,
     reference_seconds_for,
     with_preamble,
 )
@@ -80,9 +81,7 @@ def per_test(verdict: Verdict, tests: Sequence[TestCase]) -> Verdict:
     reported fails). A failing test is told as the dataset states it: ``failing_input`` its input
     text, ``expected`` its output text, ``got`` the candidate's output (stdin: its lines)."""
     passed = verdict.passed and verdict.tests_total == len(tests)
-    failing = _value(verdict.failing_input)
-    if isinstance(failing, tuple) and len(failing) == 1:
-        failing = failing[0]
+    failing = failing_argument(verdict.failing_input)
     test = next((t for t in tests if t.input == failing), None)
     return replace(
         verdict,
@@ -95,18 +94,9 @@ def per_test(verdict: Verdict, tests: Sequence[TestCase]) -> Verdict:
     )
 
 
-def _value(text: str | None) -> object:
-    if text is None:
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return text
-
-
 def _output(got: str | None) -> str | None:
     """The child's answer as text: a stdin normal form back to its lines, a functional ``{"v": x}`` as ``x``."""
-    value = _value(got)
+    value = judged_value(got)
     if isinstance(value, dict) and set(value) == {"v"}:
         return repr(value["v"])
     if isinstance(value, list) and all(isinstance(line, list) and len(line) == 2 for line in value):

@@ -41,7 +41,6 @@ class BigCodeBenchTask:
 
     complete_prompt: str
     instruct_prompt: str
-    code_prompt: str
     test: str
     libs: tuple[str, ...]
     release: str  # the release version (a hub split name, or the file's own name)
@@ -98,7 +97,6 @@ def load(source: BigCodeBenchSource) -> tuple[Problem, ...]:
         task = BigCodeBenchTask(
             complete_prompt=row["complete_prompt"],
             instruct_prompt=row["instruct_prompt"],
-            code_prompt=row["code_prompt"],
             test=row["test"],
             libs=parse_libs(row.get("libs")),
             release=release,

@@ -46,11 +46,7 @@ class TestCase:
 
 @dataclass(frozen=True)
 class LiveCodeBenchTask:
-    title: str
-    platform: str
-    contest_id: str
     contest_date: dt.date
-    difficulty: str
     starter_code: str
     func_name: str | None  # functional (LeetCode) problems: the method of ``Solution`` to call
     tests: tuple[TestCase, ...]  # public first, then private
@@ -121,11 +117,7 @@ def load(source: LiveCodeBenchSource) -> tuple[Problem, ...]:
         private = _tests(row["private_test_cases"], f"{where}: {row['question_id']}")
         metadata = json.loads(row["metadata"] or "{}") if isinstance(row["metadata"], str) else dict(row["metadata"])
         task = LiveCodeBenchTask(
-            title=row["question_title"],
-            platform=str(row["platform"]),
-            contest_id=str(row["contest_id"]),
             contest_date=date,
-            difficulty=str(row["difficulty"]),
             starter_code=row["starter_code"] or "",
             func_name=metadata.get("func_name"),
             tests=tuple(public + private),

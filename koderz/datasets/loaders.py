@@ -18,7 +18,7 @@ from typing import Any
 
 from koderz.datasets import groundtruth
 from koderz.datasets.expected import Inputs
-from koderz.datasets.files import DATA, data_file
+from koderz.datasets.files import data_file
 from koderz.datasets.mbpp_inputs import deserialize_inputs
 from koderz.datasets.problem import Problem
 from koderz.errors import DatasetError
@@ -81,7 +81,7 @@ def _humaneval() -> list[Problem]:
     return problems
 
 
-def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
+def _evalplus(name: str, family: str) -> list[Problem]:
     inputs: dict[str, Inputs] = {}
 
     def keep(r: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
         inputs[r["task_id"]] = Inputs(deserialize_inputs(r["task_id"], combined) if family == "mbpp" else combined)
         return r
 
-    raw, rows = _read(DATA / filename, keep)
+    raw, rows = _read(data_file(name), keep)
     tasks = [
         {
             "task_id": r["task_id"],
@@ -141,9 +141,9 @@ def _evalplus(name: str, filename: str, family: str) -> list[Problem]:
 
 LOADERS: dict[str, Callable[[], list[Problem]]] = {
     "humaneval": _humaneval,
-    "humaneval_plus": lambda: _evalplus("humaneval_plus", "HumanEvalPlus-v0.1.10.jsonl.gz", "humaneval"),
-    "humaneval_plus_mini": lambda: _evalplus("humaneval_plus_mini", "HumanEvalPlus-Mini-v0.1.10.jsonl.gz", "humaneval"),
-    "mbpp_plus": lambda: _evalplus("mbpp_plus", "MbppPlus-v0.2.0.jsonl.gz", "mbpp"),
+    "humaneval_plus": lambda: _evalplus("humaneval_plus", "humaneval"),
+    "humaneval_plus_mini": lambda: _evalplus("humaneval_plus_mini", "humaneval"),
+    "mbpp_plus": lambda: _evalplus("mbpp_plus", "mbpp"),
 }
 
 

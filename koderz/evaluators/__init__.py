@@ -1,13 +1,7 @@
-"""The seam between the experiment and judging: an ``Evaluator`` decides the ``Verdict`` on one program.
-
-``dataset.evaluator`` names one in ``EVALUATORS``. The experiment and the runner see only this
-protocol, so a new benchmark format is one module (its evaluator), one row here and its dataset
-config. ``humaneval`` (HumanEval, HumanEval+, MBPP+: the entry point called on each input, judged
-by the trusted side) is the sandbox itself; ``bigcodebench`` (the task's ``unittest`` suite) and
-``livecodebench`` (stdin and functional tests) run their harness in it (``koderz.bench``). Every
-evaluator gives the same ``Verdict``: ``tests_passed``/``tests_total`` over the task's own tests,
-the first failing test in ``failing_input`` and why in ``expected``/``got``/``error``. Each row imports its evaluator only when started, so the
-config can be checked against this table before anything heavy is imported.
+"""The seam between the experiment and judging: an ``Evaluator`` decides the ``Verdict`` on one
+program. ``dataset.evaluator`` names one in ``EVALUATORS`` (docs/architecture.md); each row imports
+its evaluator only when started, so the config is checked against this table before anything heavy
+is imported.
 """
 
 from __future__ import annotations

@@ -29,11 +29,11 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from koderz.answers.checkenv import preamble_of
 from koderz.datasets.calibration import workload_seconds
@@ -56,6 +56,7 @@ from koderz.sandbox.mechanism import (
 )
 from koderz.sandbox.stop import Measured, Stop, StopKind
 from koderz.sandbox.verdict import Verdict
+from koderz.sandbox.zygote import Zygote
 from koderz.vocab import Detail, Status
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ SITE_PATTERNS = (  # relative to each directory bound into the child's root
     "share/python-wheels",
 )
 _CHOSEN: dict[tuple[object, ...], Containment] = {}  # per process: the machine does not change
+Helper = TypeVar("Helper", bound=Zygote)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,46 @@ class HelperPids:
     fork_server: int | None
 
 
+class PerLoop(Generic[Helper]):
+    """A helper process of the running event loop: started once (concurrent callers share the
+    start-up), started anew when it has died or the loop is another one."""
+
+    def __init__(self, make: Callable[[], Helper]) -> None:
+        self._make = make
+        self.running: Helper | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.running.pid if self.running is not None else None
+
+    def starting(self) -> tuple[Helper, asyncio.Task[None]]:
+        """The helper and its start-up (begun now unless it runs or is starting)."""
+        loop = asyncio.get_running_loop()
+        if (
+            self._loop is not loop
+            or self.running is None
+            or self._start is None
+            or (self._start.done() and not self.running.alive)
+        ):
+            self.close()
+            self.running, self._loop = self._make(), loop
+            self._start = loop.create_task(self.running.start())
+            self._start.add_done_callback(_seen)  # a failed start is reported where it is awaited
+        return self.running, self._start
+
+    async def started(self) -> Helper:
+        helper, start = self.starting()
+        await asyncio.shield(start)
+        return helper
+
+    def close(self) -> None:
+        if self.running is not None:
+            self.running.close()
+            self.running = None
+
+
 class SlotPool:
     """Process slots (each with its own uid); waiting attempts with the costliest reference
     solution go first, so a batch does not end on a long straggler."""
@@ -204,19 +246,14 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
-        slots = self.config.max_processes or os.cpu_count() or 1
-        self._slots = SlotPool(slots)
+        self._slots = SlotPool(self.max_processes)
         self._source = child_source()
         libraries = [os.path.realpath(p) for p in self.config.library_paths]
         self._root_paths = _root_paths() + libraries
         self._preload = Preload(tuple(libraries), self.config.preload)
         self._hide = _hidden_paths(self._root_paths)
-        self._zygote: ForkServer | None = None
-        self._zygote_loop: asyncio.AbstractEventLoop | None = None
-        self._zygote_start: asyncio.Task[None] | None = None
-        self._judges: JudgeServer | None = None
-        self._judges_loop: asyncio.AbstractEventLoop | None = None
-        self._judges_start: asyncio.Task[None] | None = None
+        self._zygote = PerLoop(lambda: ForkServer(self._source, CHILD_ENV, self._preload))
+        self._judges = PerLoop(JudgeServer)
         self._root = os.geteuid() == 0
         self._mechanisms = candidates(self._root, self.config.isolate, self.config.containment)
         self._probing: asyncio.Task[Containment] | None = None
@@ -251,19 +288,15 @@ class Sandbox:
         """The mechanism in use, once the first attempt (or ``prepare``) has found it."""
         return self._chosen
 
-    async def containment_in_use(self) -> Containment:
-        """The mechanism attempts run under (probed now when no attempt has found it yet)."""
-        return await self._containment()
-
     async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
         """Find the containment and start the helper servers now, before any attempt: a
         ``SandboxError`` when no containment holds (or a server cannot start). ``problems``
         changes nothing here (the ``Evaluator`` protocol passes them)."""
         self._warm_up()
-        containment = await self._containment()
+        containment = await self.containment_in_use()
         await self._judge_server()
         if self.config.fork_server and containment.mechanism is not Mechanism.BUBBLEWRAP:
-            await self._fork_server()
+            await self._zygote.started()
         return containment
 
     @property
@@ -273,13 +306,11 @@ class Sandbox:
 
     def helper_pids(self) -> HelperPids:
         """The pids of this sandbox's helper processes, where they run (for tests and diagnostics)."""
-        return HelperPids(
-            judge_server=self._judges.pid if self._judges is not None else None,
-            fork_server=self._zygote.pid if self._zygote is not None else None,
-        )
+        return HelperPids(judge_server=self._judges.pid, fork_server=self._zygote.pid)
 
-    async def _containment(self) -> Containment:
-        """The strongest containment that works here, probed once per process and settings."""
+    async def containment_in_use(self) -> Containment:
+        """The mechanism attempts run under: the strongest that works here, probed once per process
+        and settings (now, when no attempt has found it yet)."""
         if self._chosen is not None:
             return self._chosen
         key = (self._root, tuple(self._mechanisms), tuple(self._root_paths), tuple(self._hide))
@@ -404,7 +435,7 @@ class Sandbox:
         the background and cannot change it.
         """
         self._warm_up()
-        containment = await self._containment()
+        containment = await self.containment_in_use()
         mechanism = containment.mechanism
         await (await self._judge_server()).register(problem)  # while other attempts hold the slots
         slot = await self._slots.acquire(_cost(problem))
@@ -620,11 +651,11 @@ class Sandbox:
         namespaces of its own)."""
         if self.config.fork_server and mechanism is not Mechanism.BUBBLEWRAP:
             try:
-                zygote = await self._fork_server()
+                zygote = await self._zygote.started()
                 return await zygote.spawn(results_fd)
             except (SandboxError, OSError) as exc:
                 log.warning("sandbox fork server failed (%s); starting a fresh interpreter instead", exc)
-                self._close_zygote()
+                self._zygote.close()
         return await asyncio.create_subprocess_exec(
             *self._command(mechanism, cgroup.paths if cgroup else []),
             stdin=asyncio.subprocess.PIPE,
@@ -639,79 +670,31 @@ class Sandbox:
         """Start this loop's judge server and fork server if they are not running, without waiting:
         their interpreters start and import while the containment is probed and the first attempt
         is set up. (No fork server where the containment is known to be bwrap's.)"""
-        self._judges_starting()
+        self._judges.starting()
         if self.config.fork_server and (self._chosen is None or self._chosen.mechanism is not Mechanism.BUBBLEWRAP):
-            self._fork_server_starting()
-
-    def _fork_server_starting(self) -> tuple[ForkServer, asyncio.Task[None]]:
-        """This loop's zygote and its start-up (begun now unless it runs or is starting)."""
-        loop = asyncio.get_running_loop()
-        if (
-            self._zygote_loop is not loop
-            or self._zygote is None
-            or self._zygote_start is None
-            or (self._zygote_start.done() and not self._zygote.alive)
-        ):
-            self._close_zygote()
-            self._zygote, self._zygote_loop = ForkServer(self._source, CHILD_ENV, self._preload), loop
-            self._zygote_start = loop.create_task(self._zygote.start())
-            self._zygote_start.add_done_callback(_seen)  # a failed start is reported where it is awaited
-        return self._zygote, self._zygote_start
+            self._zygote.starting()
 
     async def preload_report(self) -> PreloadReport:
         """What this loop's fork server preloaded (``config.preload``), once it has tried every
         module; without a fork server (``fork_server=False``, bwrap) every attempt imports them."""
-        containment = await self._containment()
+        containment = await self.containment_in_use()
         if not self.config.fork_server or containment.mechanism is Mechanism.BUBBLEWRAP:
             return PreloadReport(failed=dict.fromkeys(self.config.preload, "no fork server: imported per attempt"))
-        return await (await self._fork_server()).preload_report()
-
-    async def _fork_server(self) -> ForkServer:
-        """This loop's zygote, started once (concurrent callers share the start-up)."""
-        zygote, start = self._fork_server_starting()
-        await asyncio.shield(start)
-        return zygote
-
-    def _close_zygote(self) -> None:
-        if self._zygote is not None:
-            self._zygote.close()
-            self._zygote = None
-
-    def _judges_starting(self) -> tuple[JudgeServer, asyncio.Task[None]]:
-        """This loop's judge server and its start-up (begun now unless it runs or is starting)."""
-        loop = asyncio.get_running_loop()
-        if (
-            self._judges_loop is not loop
-            or self._judges is None
-            or self._judges_start is None
-            or (self._judges_start.done() and not self._judges.alive)
-        ):
-            self._close_judges()
-            self._judges, self._judges_loop = JudgeServer(), loop
-            self._judges_start = loop.create_task(self._judges.start())
-            self._judges_start.add_done_callback(_seen)
-        return self._judges, self._judges_start
+        return await (await self._zygote.started()).preload_report()
 
     async def _judge_server(self) -> JudgeServer:
         """This loop's judge server, started once; restarted when it has died."""
-        judges, start = self._judges_starting()
         try:
-            await asyncio.shield(start)
+            return await self._judges.started()
         except OSError as exc:
-            self._close_judges()
-            raise SandboxError(f"cannot start the sandbox's judge server: {exc}") from exc
-        return judges
-
-    def _close_judges(self) -> None:
-        if self._judges is not None:
             self._judges.close()
-            self._judges = None
+            raise SandboxError(f"cannot start the sandbox's judge server: {exc}") from exc
 
     def close(self) -> None:
         """Stop the fork server and the judge server and remove the run's cgroups (all of which
         also happen when this process exits)."""
-        self._close_zygote()
-        self._close_judges()
+        self._zygote.close()
+        self._judges.close()
         self._budget.close()
 
 
