@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from koderz.config import CODER, CODER_ROLE, RunConfig, typed, validate
+from koderz.config import CODER, CODER_ROLE, DatasetConfig, RunConfig, typed, validate
 from koderz.evaluators import EVALUATORS, Evaluator
 from koderz.models.config import ModelConfig
 from koderz.problems import library_paths
@@ -67,8 +67,8 @@ class Plan:
         return self.config.dataset.name
 
     @property
-    def evaluator(self) -> Callable[[SandboxConfig], Evaluator]:
-        """What judges the dataset's answers (started with ``sandbox``)."""
+    def evaluator(self) -> Callable[[SandboxConfig, DatasetConfig], Evaluator]:
+        """What judges the dataset's answers (started with ``sandbox`` and the ``dataset.*`` keys)."""
         return EVALUATORS[self.config.dataset.evaluator]
 
     @property

@@ -274,7 +274,9 @@ class Runner:
         """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping; a
         benchmark's tasks are checked against its library environment before the preflight."""
         dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, self._problems))
-        sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox))
+        sandbox_task = asyncio.create_task(
+            self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox, self.plan.config.dataset)
+        )
         try:
             with self.clock.phase(Phase.IMPORTS):
                 modules = sorted({provider_module(m.provider) for m in self._role_models().values()})

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from koderz.config import TrackingConfig
 from koderz.datasets.bigcodebench import reference_program
@@ -137,6 +138,25 @@ def test_iterative_feedback_names_the_failing_test_and_its_message(tmp_path: Pat
     assert "AssertionError" in prompts[1]
 
 
+def test_the_time_limit_is_a_config_key_recorded_in_the_run(tmp_path: Path) -> None:
+    """``dataset.time_limit=2``: a suite that loops forever is stopped after its limit (bigcodebench's
+    240 s otherwise), and the run's config.yaml records the limit."""
+    loop = next(s for s in bcb_samples() if s.variant == "loop")
+    replay = _replay(tmp_path / "replay.jsonl", [loop])
+    folder = _run(
+        tmp_path,
+        "dataset=bigcodebench",
+        f"dataset.path={BCB_FILE}",
+        "dataset.time_limit=2",
+        "model=replay",
+        f"model.samples={replay}",
+        f"problems=[{loop.task_id}]",
+    )
+    [attempt] = folder.attempts()
+    assert attempt.status is Status.FAILED and "Timed out" in (attempt.error or "")  # as bigcodebench reports it
+    assert yaml.safe_load((folder.path / "config.yaml").read_text())["dataset"]["time_limit"] == 2
+
+
 def _bad(tmp_path: Path, *args: str) -> str:
     done = run_koderz(tmp_path, "model=reference", *args, *QUIET, env=clean_env())
     assert done.returncode == 2, done.stderr[-2000:]
@@ -154,6 +174,8 @@ def _bad(tmp_path: Path, *args: str) -> str:
         (("dataset=livecodebench", "dataset.date_from=2024-13-01"), "dataset.date_from=2024-13-01"),
         (("dataset=livecodebench", f"dataset.path={LCB_FILE}", "dataset.date_from=2031-01-01"), "date window"),
         (("dataset=bigcodebench", "dataset.libraries=/nonexistent/venv"), "dataset.libraries=/nonexistent/venv"),
+        (("dataset=bigcodebench", "dataset.time_limit=0"), "dataset.time_limit=0"),
+        (("dataset=bigcodebench", "dataset.time_limit=-5"), "dataset.time_limit=-5"),
     ],
 )
 def test_bad_benchmark_input_is_one_line_exit_2_and_leaves_nothing(tmp_path: Path, args: tuple[str, ...], needle):

@@ -1,6 +1,7 @@
 """The seam between the experiment and judging: an ``Evaluator`` decides the ``Verdict`` on one program.
 
-``dataset.evaluator`` names one in ``EVALUATORS``. The experiment and the runner see only this
+``dataset.evaluator`` names one in ``EVALUATORS``, started with the sandbox's config and the
+``dataset.*`` keys (e.g. BigCodeBench's ``dataset.time_limit``). The experiment and the runner see only this
 protocol, so a new benchmark format is one module (its evaluator), one row here and its dataset
 config. ``humaneval`` (HumanEval, HumanEval+, MBPP+: the entry point called on each input, judged
 by the trusted side) is the sandbox itself; ``bigcodebench`` (the task's ``unittest`` suite) and
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from koderz.config import DatasetConfig
     from koderz.datasets.problem import Problem
     from koderz.sandbox.mechanism import Containment
     from koderz.sandbox.sandbox import SandboxConfig
@@ -42,25 +44,25 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-def _sandbox(config: SandboxConfig) -> Evaluator:
+def _sandbox(config: SandboxConfig, dataset: DatasetConfig) -> Evaluator:
     from koderz.sandbox.sandbox import Sandbox
 
     return Sandbox(config)
 
 
-def _bigcodebench(config: SandboxConfig) -> Evaluator:
+def _bigcodebench(config: SandboxConfig, dataset: DatasetConfig) -> Evaluator:
     from koderz.bench.bigcodebench import BigCodeBenchEvaluator
 
-    return BigCodeBenchEvaluator.start(config)
+    return BigCodeBenchEvaluator.start(config, time_limit=dataset.time_limit)
 
 
-def _livecodebench(config: SandboxConfig) -> Evaluator:
+def _livecodebench(config: SandboxConfig, dataset: DatasetConfig) -> Evaluator:
     from koderz.bench.livecodebench import LiveCodeBenchEvaluator
 
     return LiveCodeBenchEvaluator.start(config)
 
 
-EVALUATORS: Mapping[str, Callable[[SandboxConfig], Evaluator]] = {
+EVALUATORS: Mapping[str, Callable[[SandboxConfig, DatasetConfig], Evaluator]] = {
     "humaneval": _sandbox,
     "bigcodebench": _bigcodebench,
     "livecodebench": _livecodebench,

@@ -56,7 +56,7 @@ def test_gz_parquet_and_saved_folder_give_the_same_tasks(tmp_path: Path):
 
 def test_the_content_key_follows_the_tasks_the_keys_choosing_them_and_the_library_environment(tmp_path: Path):
     """The result cache's dataset version for a benchmark: a parquet copy of the same tasks is the
-    same key; another task, subset, split or installed library version is another."""
+    same key; another task, subset, split, time limit or installed library version is another."""
     libraries = tmp_path / "site-packages"
     (libraries / "pandas-2.2.0.dist-info").mkdir(parents=True)
 
@@ -78,6 +78,7 @@ def test_the_content_key_follows_the_tasks_the_keys_choosing_them_and_the_librar
         key(bcb_config(path=str(tmp_path / "changed.jsonl"))),
         key(bcb_config(subset="hard")),
         key(bcb_config(split="instruct")),
+        key(bcb_config(time_limit=10.0)),
     ]
     (libraries / "pandas-2.2.0.dist-info").rename(libraries / "pandas-2.2.1.dist-info")
     others.append(key())
