@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from koderz.config import DatasetConfig
     from koderz.datasets.problem import Problem
     from koderz.sandbox.mechanism import Containment
     from koderz.sandbox.sandbox import SandboxConfig
@@ -44,25 +43,34 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-def _sandbox(config: SandboxConfig, dataset: DatasetConfig) -> Evaluator:
+class DatasetKeys(Protocol):
+    """The ``dataset.*`` keys an evaluator is started with (``koderz.config.DatasetConfig``)."""
+
+    @property
+    def time_limit(self) -> float:
+        """BigCodeBench: seconds for a task's whole suite."""
+        ...
+
+
+def _sandbox(config: SandboxConfig, dataset: DatasetKeys) -> Evaluator:
     from koderz.sandbox.sandbox import Sandbox
 
     return Sandbox(config)
 
 
-def _bigcodebench(config: SandboxConfig, dataset: DatasetConfig) -> Evaluator:
+def _bigcodebench(config: SandboxConfig, dataset: DatasetKeys) -> Evaluator:
     from koderz.bench.bigcodebench import BigCodeBenchEvaluator
 
     return BigCodeBenchEvaluator.start(config, time_limit=dataset.time_limit)
 
 
-def _livecodebench(config: SandboxConfig, dataset: DatasetConfig) -> Evaluator:
+def _livecodebench(config: SandboxConfig, dataset: DatasetKeys) -> Evaluator:
     from koderz.bench.livecodebench import LiveCodeBenchEvaluator
 
     return LiveCodeBenchEvaluator.start(config)
 
 
-EVALUATORS: Mapping[str, Callable[[SandboxConfig, DatasetConfig], Evaluator]] = {
+EVALUATORS: Mapping[str, Callable[[SandboxConfig, DatasetKeys], Evaluator]] = {
     "humaneval": _sandbox,
     "bigcodebench": _bigcodebench,
     "livecodebench": _livecodebench,
