@@ -48,6 +48,7 @@ class DatasetConfig:
     # sandbox; unset = this interpreter's (pip install 'koderz[bigcodebench]')
     libraries: str | None = None
     skip_unrunnable: bool = False  # bigcodebench: leave out (not_run) tasks whose libs are missing instead of exit 2
+    time_limit: float = 240.0  # bigcodebench: seconds for a task's whole suite (bigcodebench's TIMEOUT_LIMIT)
 
 
 @dataclass
@@ -190,6 +191,7 @@ def validate(cfg: RunConfig | DictConfig) -> None:
     if cfg.end is not None:
         _require(cfg.end > cfg.start, "end", cfg.end, f"must be greater than start={cfg.start}")
     _require(cfg.test_timeout > 0, "test_timeout", cfg.test_timeout, "must be positive")
+    _require(cfg.dataset.time_limit > 0, "dataset.time_limit", cfg.dataset.time_limit, "must be positive (seconds)")
     modes = ", ".join(m.value for m in Mode)
     _require(cfg.mode.name in set(Mode), "mode", cfg.mode.name, f"choose one of {modes}")
     evaluators = ", ".join(EVALUATORS)

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from koderz.config import CODER, CODER_ROLE, RunConfig, typed, validate
-from koderz.evaluators import EVALUATORS, Evaluator
+from koderz.evaluators import EVALUATORS, DatasetKeys, Evaluator
 from koderz.models.config import ModelConfig
 from koderz.problems import library_paths
 from koderz.prompts import PromptStyle
@@ -67,8 +67,8 @@ class Plan:
         return self.config.dataset.name
 
     @property
-    def evaluator(self) -> Callable[[SandboxConfig], Evaluator]:
-        """What judges the dataset's answers (started with ``sandbox``)."""
+    def evaluator(self) -> Callable[[SandboxConfig, DatasetKeys], Evaluator]:
+        """What judges the dataset's answers (started with ``sandbox`` and the ``dataset.*`` keys)."""
         return EVALUATORS[self.config.dataset.evaluator]
 
     @property

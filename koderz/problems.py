@@ -10,6 +10,9 @@ selected task's ``libs`` against it. Bad values and files are one ``ConfigError`
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -66,6 +69,32 @@ def release(problems: Sequence[Problem]) -> str | None:
         if problem.dataset == bigcodebench.DATASET:
             return bigcodebench.task_of(problem).release
     return None
+
+
+def content_key(cfg: DatasetConfig, problems: Sequence[Problem], paths: Sequence[str]) -> str:
+    """A benchmark's dataset version in the result cache key: a digest of every task as loaded
+    (each field, so another task file or hub split, subset, split or date window is another key),
+    of the ``dataset.*`` keys that choose and judge them, and, for BigCodeBench, of the library
+    environment its tests import (the distributions installed in ``paths``, this Python's version)."""
+    digest = hashlib.sha256()
+    keys = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("path", "libraries", "skip_unrunnable")}
+    digest.update(json.dumps(keys, sort_keys=True).encode() + b"\0")
+    if cfg.name == bigcodebench.DATASET:
+        found = bound_paths(BigCodeBenchJudging(library_paths=tuple(paths)))
+        digest.update(json.dumps([sys.version, _distributions(found)]).encode() + b"\0")
+    for problem in problems:
+        row = json.dumps(dataclasses.asdict(problem), sort_keys=True, default=str, ensure_ascii=False)
+        digest.update(row.encode("utf-8", "surrogatepass") + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def _distributions(paths: Sequence[str]) -> list[list[str]]:
+    """Each library folder with the distributions installed there (name and version, by their metadata folders)."""
+    installed = []
+    for folder in paths:
+        entries = Path(folder).iterdir() if Path(folder).is_dir() else iter(())
+        installed.append([folder, *sorted(p.name for p in entries if p.name.endswith((".dist-info", ".egg-info")))])
+    return installed
 
 
 def library_paths(cfg: DatasetConfig) -> tuple[str, ...]:

@@ -8,10 +8,13 @@ weights behind the same name are never served the old answers.
 
 The key covers the coder (and, when they take part, the spec and review models) with every
 setting that changes answers, the prompt style, the mode and its limits, the dataset's content
-hash (its data file and the code computing its expected outputs), the containment mechanism the
+hash (its data file and the code computing its expected outputs; for BigCodeBench and
+LiveCodeBench, ``koderz.problems.content_key``: the tasks as loaded, the keys choosing them and
+BigCodeBench's library environment), the containment mechanism the
 sandbox actually uses, every sandbox limit, and ``JUDGE_CODE``: a digest of the source files of
 the code that turns a model's answer into a verdict (the sandbox package, wire, oracle, the
-check environment, expected outputs, extraction, the experiment), read at import. So a verdict
+check environment, expected outputs, extraction, the experiment, the evaluators and the
+benchmarks' harness programs), read at import. So a verdict
 computed under weaker containment, by other judging code or under other limits is never served.
 Built-in models (reference, replay) cost nothing and are never cached. Only results with a
 verdict on the candidate are stored (a program that raised is a verdict; a model that did not
@@ -35,6 +38,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+import koderz.bench
 import koderz.sandbox
 from koderz import __version__, provenance
 from koderz.answers import checkenv, oracle, wire
@@ -62,8 +66,9 @@ JUDGE_FILES = provenance.module_files(
         "koderz.prompts",
         "koderz.evalplus_sanitize",
         "koderz.experiment",
+        "koderz.evaluators",
     ],
-    [koderz.sandbox],
+    [koderz.sandbox, koderz.bench],  # koderz.bench: the benchmarks' evaluators and the harness programs they run
 )
 JUDGE_CODE = provenance.source_digest(JUDGE_FILES)
 

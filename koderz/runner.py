@@ -42,7 +42,7 @@ from koderz.models.preflight import preflight_all
 from koderz.models.pricing import Prices
 from koderz.models.registry import ClientPool, build_model, provider_module
 from koderz.plan import Plan
-from koderz.problems import is_benchmark, load_problems, release, runnable
+from koderz.problems import content_key, is_benchmark, load_problems, release, runnable
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
 from koderz.result_cache import DEFAULT_PATH, ResultCache, run_key, uncacheable
@@ -125,6 +125,7 @@ class Runner:
         self._lost_writes = 0
         self._prefill_continued: bool | None = None
         self._release: str | None = None  # the benchmark release the tasks come from
+        self._content_key: str | None = None  # a benchmark's dataset version in the cache key (its tasks as loaded)
         self._skipped: dict[str, str] = {}  # task id -> why it is not run (by request)
         self._tasks: list[asyncio.Task[ProblemRecord | None]] = []
         self._pool = ClientPool()
@@ -273,7 +274,9 @@ class Runner:
         """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping; a
         benchmark's tasks are checked against its library environment before the preflight."""
         dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, self._problems))
-        sandbox_task = asyncio.create_task(self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox))
+        sandbox_task = asyncio.create_task(
+            self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox, self.plan.config.dataset)
+        )
         try:
             with self.clock.phase(Phase.IMPORTS):
                 modules = sorted({provider_module(m.provider) for m in self._role_models().values()})
@@ -303,6 +306,8 @@ class Runner:
         dataset = load_problems(plan.config.dataset)
         chosen = runnable(select_problems(dataset, plan), plan.config.dataset, plan.sandbox.library_paths)
         self._release, self._skipped = release(dataset), chosen.skipped
+        if is_benchmark(plan.config.dataset):
+            self._content_key = content_key(plan.config.dataset, dataset, plan.sandbox.library_paths)
         return chosen.problems
 
     async def _timed(self, phase: Phase, function: Callable[..., Any], *args: Any) -> Any:
@@ -470,12 +475,15 @@ class Runner:
         clients = {"coder": env.coder, "spec": env.spec_writer, "reviewer": env.reviewer}
         digests = {role: await r.client.weights() for role, r in clients.items() if r is not None}
         why = uncacheable(plan, digests)
-        if why is None and is_benchmark(plan.config.dataset):
-            why = f"dataset={plan.dataset} has no content key for the cache yet"
         if why is not None:
             log.info("result cache not used: %s", why)
             return None
-        version = await asyncio.to_thread(dataset_version, plan.dataset)
+        if is_benchmark(plan.config.dataset):
+            if self._content_key is None:
+                raise RuntimeError("a benchmark's content key is computed when its tasks load")
+            version = self._content_key
+        else:
+            version = await asyncio.to_thread(dataset_version, plan.dataset)
         mechanism = (await env.evaluator.containment_in_use()).mechanism
         return await asyncio.to_thread(ResultCache, DEFAULT_PATH, run_key(plan, version, mechanism, digests))
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from koderz.config import TrackingConfig
 from koderz.datasets.bigcodebench import reference_program
@@ -23,7 +24,7 @@ from koderz.vocab import Mode, Protocol, Status
 from tests.conftest import run_job
 from tests.support.bench_files import BCB_FILE, LCB_FILE, Sample, bcb_config, bcb_samples, lcb_samples
 from tests.support.env import clean_env, run_koderz
-from tests.support.fakes.scripted_server import Rules, ScriptedServer
+from tests.support.fakes.scripted_server import Rules, ScriptedServer, fenced
 from tests.support.mlflow_runs import fresh_store, global_tracking_uri
 
 QUIET = ("tracking=off", "cortex=off")
@@ -137,6 +138,25 @@ def test_iterative_feedback_names_the_failing_test_and_its_message(tmp_path: Pat
     assert "AssertionError" in prompts[1]
 
 
+def test_the_time_limit_is_a_config_key_recorded_in_the_run(tmp_path: Path) -> None:
+    """``dataset.time_limit=2``: a suite that loops forever is stopped after its limit (bigcodebench's
+    240 s otherwise), and the run's config.yaml records the limit."""
+    loop = next(s for s in bcb_samples() if s.variant == "loop")
+    replay = _replay(tmp_path / "replay.jsonl", [loop])
+    folder = _run(
+        tmp_path,
+        "dataset=bigcodebench",
+        f"dataset.path={BCB_FILE}",
+        "dataset.time_limit=2",
+        "model=replay",
+        f"model.samples={replay}",
+        f"problems=[{loop.task_id}]",
+    )
+    [attempt] = folder.attempts()
+    assert attempt.status is Status.FAILED and "Timed out" in (attempt.error or "")  # as bigcodebench reports it
+    assert yaml.safe_load((folder.path / "config.yaml").read_text())["dataset"]["time_limit"] == 2
+
+
 def _bad(tmp_path: Path, *args: str) -> str:
     done = run_koderz(tmp_path, "model=reference", *args, *QUIET, env=clean_env())
     assert done.returncode == 2, done.stderr[-2000:]
@@ -154,6 +174,8 @@ def _bad(tmp_path: Path, *args: str) -> str:
         (("dataset=livecodebench", "dataset.date_from=2024-13-01"), "dataset.date_from=2024-13-01"),
         (("dataset=livecodebench", f"dataset.path={LCB_FILE}", "dataset.date_from=2031-01-01"), "date window"),
         (("dataset=bigcodebench", "dataset.libraries=/nonexistent/venv"), "dataset.libraries=/nonexistent/venv"),
+        (("dataset=bigcodebench", "dataset.time_limit=0"), "dataset.time_limit=0"),
+        (("dataset=bigcodebench", "dataset.time_limit=-5"), "dataset.time_limit=-5"),
     ],
 )
 def test_bad_benchmark_input_is_one_line_exit_2_and_leaves_nothing(tmp_path: Path, args: tuple[str, ...], needle):
@@ -271,3 +293,69 @@ async def test_mlflow_gets_the_release_and_the_failing_test_of_each_attempt(
     failing = RunFolder(folder).attempts()[0].failing_input
     assert failing is not None and failing.startswith("test")
     assert first.outputs["failing_input"] == failing and first.outputs["status"] == "failed"
+
+
+async def test_a_cached_benchmark_run_reuses_verdicts_and_another_task_file_or_split_is_a_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scripted server (a fake model, named as one) answers the canonical solution; ``cache=true``
+    (it is on loopback). The same run again is served from the cache; a changed task file or
+    another split is not."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-scripted")
+    monkeypatch.chdir(tmp_path)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_bytes(BCB_FILE.read_bytes())
+    problem = next(p for p in load_benchmark(bcb_config()) if p.task_id == "KoderzBCB/0")
+    async with ScriptedServer(Rules([], default=fenced(reference_program(problem)))) as server:
+        args = (
+            "dataset=bigcodebench",
+            f"dataset.path={tasks}",
+            "model=gpt-4o-mini",
+            f"model.base_url={server.openai_url}",
+            "spec.enabled=false",
+            "problems=[KoderzBCB/0]",
+            "cache=true",
+            *QUIET,
+        )
+        first = await run_job(tmp_path / "first", *args)
+        again = await run_job(tmp_path / "again", *args)
+        assert len(server.chat_requests) == 1
+        rows = [json.loads(line) for line in tasks.read_text().splitlines()]
+        rows[1]["test"] += "\n"  # another task's tests: the tasks loaded differ
+        tasks.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        changed = await run_job(tmp_path / "changed", *args)
+        assert len(server.chat_requests) == 2
+        instruct = await run_job(tmp_path / "instruct", *args, "dataset.split=instruct")
+        assert len(server.chat_requests) == 3
+    assert [o.summary.cached for o in (first, again, changed, instruct)] == [0, 1, 0, 0]
+    assert first.summary.passed == again.summary.passed == 1
+    [record] = RunFolder(tmp_path / "again").records()
+    assert record.cached and record.passed and record.tests_total >= 2
+
+
+async def test_a_cached_livecodebench_run_is_a_miss_in_another_date_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above (a scripted server, a fake model): the same window is served from the cache,
+    another window is not, though it still holds the task."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-scripted")
+    monkeypatch.chdir(tmp_path)
+    right = next(s for s in lcb_samples() if s.task_id == "kz0" and s.should_pass)
+    async with ScriptedServer(Rules([], default=fenced(right.solution))) as server:
+        args = (
+            "dataset=livecodebench",
+            f"dataset.path={LCB_FILE}",
+            "model=gpt-4o-mini",
+            f"model.base_url={server.openai_url}",
+            "spec.enabled=false",
+            "problems=[kz0]",
+            "cache=true",
+            *QUIET,
+        )
+        first = await run_job(tmp_path / "first", *args)
+        again = await run_job(tmp_path / "again", *args)
+        assert len(server.chat_requests) == 1
+        window = await run_job(tmp_path / "window", *args, "dataset.date_to=2023-05-01")
+        assert len(server.chat_requests) == 2
+    assert [o.summary.cached for o in (first, again, window)] == [0, 1, 0]
+    assert first.summary.passed == again.summary.passed == window.summary.passed == 1

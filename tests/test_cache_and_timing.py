@@ -152,6 +152,9 @@ def test_the_judging_code_digest_is_read_from_the_judges_source_files(tmp_path: 
         "experiment.py",
         "prompts.py",
         "evalplus_sanitize.py",
+        "bcb_harness.py",  # the benchmarks' harness programs and evaluators
+        "lcb_harness.py",
+        "livecodebench.py",
     } <= names
     copies = [Path(shutil.copy(path, tmp_path / f"{i}-{path.name}")) for i, path in enumerate(JUDGE_FILES)]
     before = provenance.source_digest(copies)

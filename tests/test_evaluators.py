@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from koderz.config import DatasetConfig
 from koderz.datasets.problem import Problem
 from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS
@@ -49,7 +50,7 @@ def test_the_default_datasets_are_judged_by_the_sandbox() -> None:
         plan = Plan.build(compose_config(f"dataset={dataset}"))
         assert plan.config.dataset.evaluator == "humaneval"
         assert plan.evaluator is EVALUATORS["humaneval"]
-    evaluator = EVALUATORS["humaneval"](SandboxConfig(memory_mb=256))
+    evaluator = EVALUATORS["humaneval"](SandboxConfig(memory_mb=256), DatasetConfig())
     try:
         assert isinstance(evaluator, Sandbox) and evaluator.config.memory_mb == 256
     finally:
@@ -65,7 +66,7 @@ async def test_a_new_format_plugs_in_through_the_dataset_config(tmp_path: Path, 
     monkeypatch.chdir(tmp_path)
     made: list[FakeEvaluator] = []
 
-    def start(config: SandboxConfig) -> FakeEvaluator:
+    def start(config: SandboxConfig, dataset: DatasetConfig) -> FakeEvaluator:
         made.append(FakeEvaluator(config))
         return made[-1]
 

@@ -4,7 +4,7 @@ the trusted judge passes the task only when the names the suite ran equal the na
 task's ``TestCases`` and every test reports ``pass``. A test never reported fails.
 
 Time limit: the suite runs under bigcodebench's own per-task limit (``TIMEOUT_LIMIT`` = 240 s,
-plus its 1 s), which is also the attempt's CPU budget.
+plus its 1 s; ``dataset.time_limit`` sets another), which is also the attempt's CPU budget.
 """
 
 from __future__ import annotations
@@ -89,9 +89,10 @@ class BigCodeBenchEvaluator(SandboxEvaluator):
         self.judging = judging or BigCodeBenchJudging(library_paths=sandbox.config.library_paths)
 
     @classmethod
-    def start(cls, config: SandboxConfig) -> BigCodeBenchEvaluator:
-        """For ``EVALUATORS``: the libraries are ``config.library_paths`` (none: this interpreter's)."""
-        judging = BigCodeBenchJudging(library_paths=config.library_paths)
+    def start(cls, config: SandboxConfig, *, time_limit: float = TIMEOUT_LIMIT) -> BigCodeBenchEvaluator:
+        """For ``EVALUATORS``: the libraries are ``config.library_paths`` (none: this interpreter's);
+        ``time_limit``: ``dataset.time_limit``."""
+        judging = BigCodeBenchJudging(time_limit=time_limit, library_paths=config.library_paths)
         return cls(Sandbox(sandbox_config(config, judging)), judging)
 
     async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:

@@ -1,7 +1,8 @@
 """The seam between the experiment and judging: an ``Evaluator`` decides the ``Verdict`` on one
-program. ``dataset.evaluator`` names one in ``EVALUATORS`` (docs/architecture.md); each row imports
-its evaluator only when started, so the config is checked against this table before anything heavy
-is imported.
+program. ``dataset.evaluator`` names one in ``EVALUATORS``, started with the sandbox's config and
+the ``dataset.*`` keys (e.g. BigCodeBench's ``dataset.time_limit``; docs/architecture.md); each row
+imports its evaluator only when started, so the config is checked against this table before
+anything heavy is imported.
 """
 
 from __future__ import annotations
@@ -36,25 +37,34 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-def _sandbox(config: SandboxConfig) -> Evaluator:
+class DatasetKeys(Protocol):
+    """The ``dataset.*`` keys an evaluator is started with (``koderz.config.DatasetConfig``)."""
+
+    @property
+    def time_limit(self) -> float:
+        """BigCodeBench: seconds for a task's whole suite."""
+        ...
+
+
+def _sandbox(config: SandboxConfig, dataset: DatasetKeys) -> Evaluator:
     from koderz.sandbox.sandbox import Sandbox
 
     return Sandbox(config)
 
 
-def _bigcodebench(config: SandboxConfig) -> Evaluator:
+def _bigcodebench(config: SandboxConfig, dataset: DatasetKeys) -> Evaluator:
     from koderz.bench.bigcodebench import BigCodeBenchEvaluator
 
-    return BigCodeBenchEvaluator.start(config)
+    return BigCodeBenchEvaluator.start(config, time_limit=dataset.time_limit)
 
 
-def _livecodebench(config: SandboxConfig) -> Evaluator:
+def _livecodebench(config: SandboxConfig, dataset: DatasetKeys) -> Evaluator:
     from koderz.bench.livecodebench import LiveCodeBenchEvaluator
 
     return LiveCodeBenchEvaluator.start(config)
 
 
-EVALUATORS: Mapping[str, Callable[[SandboxConfig], Evaluator]] = {
+EVALUATORS: Mapping[str, Callable[[SandboxConfig, DatasetKeys], Evaluator]] = {
     "humaneval": _sandbox,
     "bigcodebench": _bigcodebench,
     "livecodebench": _livecodebench,

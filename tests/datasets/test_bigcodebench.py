@@ -13,7 +13,7 @@ import pytest
 
 from koderz.datasets import bigcodebench
 from koderz.errors import ConfigError, DatasetError
-from koderz.problems import load_benchmark
+from koderz.problems import content_key, load_benchmark
 from tests.support.bench_files import BCB_FILE, BCB_HARD_FILE, bcb_config
 
 
@@ -52,6 +52,37 @@ def test_gz_parquet_and_saved_folder_give_the_same_tasks(tmp_path: Path):
         assert [(p.task_id, p.prompt, p.tests, p.canonical_solution) for p in loaded] == [
             (p.task_id, p.prompt, p.tests, p.canonical_solution) for p in reference
         ]
+
+
+def test_the_content_key_follows_the_tasks_the_keys_choosing_them_and_the_library_environment(tmp_path: Path):
+    """The result cache's dataset version for a benchmark: a parquet copy of the same tasks is the
+    same key; another task, subset, split, time limit or installed library version is another."""
+    libraries = tmp_path / "site-packages"
+    (libraries / "pandas-2.2.0.dist-info").mkdir(parents=True)
+
+    def key(cfg=None, paths=(str(libraries),)) -> str:
+        cfg = cfg or bcb_config()
+        return content_key(cfg, load_benchmark(cfg), paths)
+
+    pytest.importorskip("pyarrow")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in BCB_FILE.read_text().splitlines()]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "tasks.parquet")
+    base = key()
+    assert key() == base == key(bcb_config(path=str(tmp_path / "tasks.parquet")))
+    rows[0]["test"] = rows[0]["test"].replace("assert", "assert  ", 1)
+    (tmp_path / "changed.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    others = [
+        key(bcb_config(path=str(tmp_path / "changed.jsonl"))),
+        key(bcb_config(subset="hard")),
+        key(bcb_config(split="instruct")),
+        key(bcb_config(time_limit=10.0)),
+    ]
+    (libraries / "pandas-2.2.0.dist-info").rename(libraries / "pandas-2.2.1.dist-info")
+    others.append(key())
+    assert len({base, *others}) == len(others) + 1
 
 
 def test_missing_file_and_bad_rows_are_one_line_errors(tmp_path: Path):
