@@ -195,6 +195,7 @@ class Experiment:
                 tests_total=verdict.tests_total,
                 tests_run=verdict.tests_run,
                 failing_input=verdict.failing_input,  # the first failing test (its input, or its name)
+                failed_tests=list(verdict.failed_tests),
                 error=verdict.error or verdict.got,
             )
         attempt = _attempt_record(self.problem.task_id, self.mode, index, program, verdict, completion)
@@ -369,6 +370,7 @@ def _attempt_record(
         tests_passed=verdict.tests_passed,
         tests_total=verdict.tests_total,
         tests_run=verdict.tests_run,
+        failed_tests=list(verdict.failed_tests),
         error=_bounded(verdict.error),
         finish_reason=completion.finish_reason,
         mechanism=verdict.mechanism,

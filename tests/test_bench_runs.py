@@ -81,6 +81,9 @@ def test_bigcodebench_run_judges_each_sample_as_its_kind_and_exports_samples(tmp
             assert attempt.error and attempt.tests_passed < attempt.tests_total
         if sample.variant == "wrong":
             assert attempt.status is Status.FAILED and "AssertionError" in (attempt.error or "")
+            # every failing test by name on the record, the first failing one first
+            assert attempt.failed_tests[0] == attempt.failing_input
+            assert len(attempt.failed_tests) == attempt.tests_total - attempt.tests_passed
     summary = folder.read_results().summary
     assert summary.release is not None and summary.release.startswith("sha256:")
     assert summary.problems == 3 and summary.skipped == {}
@@ -108,6 +111,7 @@ def test_livecodebench_run_judges_stdin_and_functional_samples_and_exports_code_
             assert attempt.status is Status.FAILED
             assert attempt.failing_input and attempt.expected is not None and attempt.got is not None
             assert attempt.expected != attempt.got
+            assert attempt.failed_tests and all(t.isdigit() for t in attempt.failed_tests)  # test indices
     assert folder.read_results().summary.prompt == "benchmark"
     exported = _export(tmp_path, "livecodebench", folder)
     rows = json.loads(exported.read_text())

@@ -126,12 +126,14 @@ class BigCodeBenchEvaluator(SandboxEvaluator):
             expected=[names, *(["pass"] * len(names))],
             reference_seconds=reference_seconds_for(self.sandbox.config, limit + 1),
         )
-        return per_test(await self.sandbox.evaluate(judged, harness), len(names))
+        return per_test(await self.sandbox.evaluate(judged, harness), names)
 
 
-def per_test(verdict: Verdict, total: int) -> Verdict:
-    """The harness's verdict restated per test of the task: the first failing test's name in
-    ``failing_input``, why in ``error``; a suite that ran other tests than declared fails."""
+def per_test(verdict: Verdict, names: Sequence[str]) -> Verdict:
+    """The harness's verdict restated per test of the task (``names``, sorted): the first failing
+    test's name in ``failing_input``, why in ``error``, every failing test in ``failed_tests``; a
+    suite that ran other tests than declared fails."""
+    total = len(names)
     argument = failing_argument(verdict.failing_input)
     failing = None if argument is None else str(argument)
     discovery_failed = failing == DISCOVERED
@@ -154,4 +156,6 @@ def per_test(verdict: Verdict, total: int) -> Verdict:
         expected=None,
         got=None,
         error=message,
+        # the harness's inputs are the discovery check, then one per test name
+        failed_tests=() if discovery_failed else tuple(names[int(i) - 1] for i in verdict.failed_tests if i != "0"),
     )

@@ -71,6 +71,9 @@ class AttemptOutcome(Record):
     tests_passed: int = 0
     tests_total: int = 0
     tests_run: int | None = None  # tests whose outcome is known (the rest never ran); None: not recorded
+    # the tests that ran and did not pass, in order (at most 100): index among the problem's
+    # tests, or BigCodeBench's test method
+    failed_tests: list[str] = Field(default_factory=list)
     error: str | None = None
     finish_reason: str | None = None  # the model's, e.g. "length" when the answer was cut
     mechanism: Mechanism | None = None  # the sandbox containment the verdict was reached under
@@ -105,6 +108,7 @@ class SampleRecord(Record):
     status: Status
     tests_passed: int = 0
     tests_total: int = 0
+    failed_tests: list[str] = Field(default_factory=list)  # as AttemptOutcome.failed_tests
     mechanism: Mechanism | None = None  # the sandbox containment its verdict was reached under
 
 
@@ -129,6 +133,7 @@ class VerdictOutcome(Record):
     tests_total: int
     tests_run: int | None = None
     failing_input: str | None = None  # the first failing test (its input, or its name)
+    failed_tests: list[str] = Field(default_factory=list)  # as AttemptOutcome.failed_tests
     error: str | None = None
 
 
@@ -240,6 +245,7 @@ class ProblemResult(Record):
                 status=a.status,
                 tests_passed=a.tests_passed,
                 tests_total=a.tests_total,
+                failed_tests=a.failed_tests,
                 mechanism=a.mechanism,
             )
             for a in chosen

@@ -17,7 +17,7 @@ import ast
 import json
 import reprlib
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from types import CodeType
 from typing import Any
 
@@ -95,6 +95,9 @@ class ProtocolError(ValueError):
     """The child's result stream is malformed (the program wrote into it)."""
 
 
+FAILED_LIMIT = 100  # failing tests a judgement lists by index (how many failed is in its counts)
+
+
 @dataclass(frozen=True)
 class Judgement:
     """What the judge decided; ``status`` is ``incomplete`` when answers stopped early at
@@ -112,6 +115,7 @@ class Judgement:
     base_passed: bool | None = None
     isolation: dict[str, str] | None = None
     tests_run: int = 0
+    failed: list[int] = field(default_factory=list)  # the failing tests' indices, ascending, at most FAILED_LIMIT
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=True)
@@ -144,6 +148,7 @@ class Collector:
         self.passed = 0
         self.base_equal = 0
         self.first: tuple[int, Outcome] | None = None
+        self.failed: list[int] = []  # the first FAILED_LIMIT failing inputs
         self.outcomes: list[Outcome] = []
 
     def feed(self, line: bytes) -> None:
@@ -236,7 +241,10 @@ class Collector:
         if ok:
             self.passed += 1
             self.base_equal += index < self.base_count
-        elif self.first is None:
+            return
+        if len(self.failed) < FAILED_LIMIT:
+            self.failed.append(index)
+        if self.first is None:
             self.first = (index, outcome)
 
     @property
@@ -287,16 +295,23 @@ def judge_outputs(results: Collector) -> Judgement:
     if results.first is None and results.count == total:
         return Judgement("passed", results.passed, base_passed=base, tests_run=results.count)
     index = results.first[0] if results.first is not None else results.count
+    failed = list(results.failed)
     failing = format_args(problem.inputs[index]) if index < total else None
     expected = _expected_repr(problem, index) if index < total else None
     if results.first is None:
-        return Judgement("incomplete", results.passed, failing, expected, base_passed=base, tests_run=results.count)
+        return Judgement(
+            "incomplete", results.passed, failing, expected, base_passed=base, tests_run=results.count, failed=failed
+        )
     outcome = results.first[1]
     if outcome.error is not None:
         error, trace = outcome.error, outcome.traceback
-        return Judgement("error", results.passed, failing, expected, None, error, trace, base, tests_run=results.count)
+        return Judgement(
+            "error", results.passed, failing, expected, None, error, trace, base, tests_run=results.count, failed=failed
+        )
     got = outcome.shown or short_repr(results.decode(index, outcome.text or "null"))
-    return Judgement("failed", results.passed, failing, expected, got, base_passed=base, tests_run=results.count)
+    return Judgement(
+        "failed", results.passed, failing, expected, got, base_passed=base, tests_run=results.count, failed=failed
+    )
 
 
 def _expected_repr(problem: Problem, index: int) -> str:
@@ -387,11 +402,13 @@ def judge_check(results: Collector) -> Judgement:
     except _CandidateRaised as exc:
         index = exc.args[0]
         outcome = outcomes[index]
-        return Judgement("error", index, *at(index), None, outcome.error, outcome.traceback, tests_run=index + 1)
+        return Judgement(
+            "error", index, *at(index), None, outcome.error, outcome.traceback, tests_run=index + 1, failed=[index]
+        )
     except _Diverged as exc:
         index = exc.args[0]
         diverged = "the test made a call the reference did not make"
-        return Judgement("failed", index, *at(index), error=diverged, tests_run=index + 1)
+        return Judgement("failed", index, *at(index), error=diverged, tests_run=index + 1, failed=[index])
     except (ProtocolError, OverLimit):
         raise
     except Exception as exc:  # noqa: BLE001 - AssertionError or an error in the check's own comparison
@@ -402,7 +419,7 @@ def judge_check(results: Collector) -> Judgement:
             expected = f"{expected} (reference answer); failed check: {check}"
         got = short_repr(results.decode(index, outcomes[index].text or "")) if index < len(outcomes) else None
         error = None if isinstance(exc, AssertionError) else clean_text(f"{type(exc).__name__}: {exc}", ERROR_LIMIT)
-        return Judgement("failed", index, failing, expected, got, error, tests_run=calls)
+        return Judgement("failed", index, failing, expected, got, error, tests_run=calls, failed=[index])
     if calls != len(recorded):  # the check is deterministic (seeded): a different run is the harness's fault
         raise RuntimeError(f"the check replay made {calls} calls, {len(recorded)} were recorded")
     return Judgement("passed", calls, tests_run=calls)

@@ -42,7 +42,7 @@ from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
 from koderz.sandbox.cgroups import AttemptCgroup, CgroupBudget
 from koderz.sandbox.forkserver import ForkedProcess, ForkServer, Preload, PreloadReport
-from koderz.sandbox.judge import AnswerLimits, Judgement
+from koderz.sandbox.judge import FAILED_LIMIT, AnswerLimits, Judgement
 from koderz.sandbox.judge_client import JudgeJob, JudgeServer
 from koderz.sandbox.judge_server import MEMORY_EXIT, OUT_OF_MEMORY
 from koderz.sandbox.mechanism import (
@@ -620,11 +620,14 @@ class Sandbox:
                 f" output: {output[-300:]!r}"
             )
         judged, error, run = judgement.status, judgement.error, judgement.tests_run
+        failed = [i for i in judgement.failed if type(i) is int and 0 <= i < total][:FAILED_LIMIT]
         cpu_limit = self._limits(problem)[0]["cpu_seconds"]
         if stop is not None and (judged == "incomplete" or (stop.kind is StopKind.MEMORY and judged != "passed")):
             status, error = stop.status(cpu_limit, self._budget.memory)
             if judged == "incomplete":  # it stopped during the test after the last one it answered
                 run = min(run + 1, total)
+                if run - 1 not in failed and len(failed) < FAILED_LIMIT:
+                    failed.append(run - 1)
         else:
             status = _verdict_status(judged)
         return Verdict(
@@ -641,6 +644,7 @@ class Sandbox:
             output,
             isolation=isolation,
             base_passed=judgement.base_passed,
+            failed_tests=tuple(str(i) for i in failed),
         )
 
     async def _spawn(

@@ -40,8 +40,10 @@ class Verdict:
     exception or limit message and ``traceback`` a short traceback whose line numbers count the
     program as the model wrote it. ``base_passed`` (EvalPlus datasets) is True when every base
     input was judged equal, whatever happened on the plus inputs; None for datasets without a
-    base/plus split. ``mechanism`` is the containment the program ran under. Every text is
-    bounded and valid UTF-8.
+    base/plus split. ``mechanism`` is the containment the program ran under. ``failed_tests``
+    names every test that ran and did not pass (at most ``FAILED_LIMIT``, in order): its index
+    among the problem's tests, or for BigCodeBench its test method. Every text is bounded and
+    valid UTF-8.
     """
 
     passed: bool
@@ -59,6 +61,7 @@ class Verdict:
     isolation: dict[str, str] = field(default_factory=dict)
     base_passed: bool | None = None  # EvalPlus datasets: every base (original) test passed
     mechanism: Mechanism | None = None  # the containment the attempt ran under
+    failed_tests: tuple[str, ...] = ()  # the tests that ran and did not pass, in order (bounded)
 
     def __post_init__(self) -> None:
         for item in fields(self):

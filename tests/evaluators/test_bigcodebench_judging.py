@@ -25,6 +25,10 @@ def test_discovery_finds_test_methods_of_TestCases_and_its_bases_sorted():
     assert suite_test_names(source) == ["test_a", "test_b", "test_z"]
 
 
+def problems_by_id():
+    return {p.task_id: p for p in load_benchmark(bcb_config())}
+
+
 async def _judge_all(samples):
     problems = {p.task_id: p for p in load_benchmark(bcb_config())}
     sandbox = Sandbox(sandbox_config(base_config(), JUDGING))
@@ -53,6 +57,10 @@ async def test_canonical_passes_and_each_hostile_kind_fails_in_the_sandbox():
             assert judged.error
             # the suite ran whole: every test counts as run, and the feedback says so
             assert judged.tests_run == judged.tests_total
+            # every failing test by its method name, the first one first
+            assert judged.failed_tests and judged.failed_tests[0] == judged.failing_input
+            assert len(judged.failed_tests) == judged.tests_total - judged.tests_passed
+            assert set(judged.failed_tests) <= set(suite_test_names(problems_by_id()[sample.task_id].tests))
             assert f"({judged.tests_passed}/{judged.tests_total} tests passed)" in judged.feedback()
 
 

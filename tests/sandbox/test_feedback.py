@@ -58,6 +58,17 @@ async def test_a_program_that_runs_every_test_reports_its_count(humaneval_plus, 
     total = len(problem.inputs)
     assert verdict.status == "failed" and verdict.tests_run == total and 0 < verdict.tests_passed < total
     assert verdict.feedback().startswith(f"Status: failed ({verdict.tests_passed}/{total} tests passed).")
+    # every failing test by its index, in order (at most 100): exactly the inputs whose answer is not 0.5
+    wrong = [str(i) for i, args in enumerate(problem.inputs) if args[0] % 1 != 0.5]
+    assert list(verdict.failed_tests) == wrong[:100] and len(wrong) == total - verdict.tests_passed
+
+
+async def test_a_check_names_the_assert_it_failed_and_a_stopped_test_is_listed(humaneval, fast_sandbox) -> None:
+    problem = humaneval["HumanEval/1"]
+    failed = await fast_sandbox.evaluate(problem, "def separate_paren_groups(paren_string):\n    return []\n")
+    assert failed.failed_tests == ("0",)
+    looping = await fast_sandbox.evaluate(problem, "def separate_paren_groups(paren_string):\n    while True: pass\n")
+    assert looping.status == "timeout" and looping.failed_tests == ("0",) and looping.tests_run == 1
 
 
 async def test_a_program_that_does_not_load_ran_no_test(humaneval, sandbox) -> None:
