@@ -43,6 +43,7 @@ import koderz.sandbox
 from koderz import __version__, provenance
 from koderz.answers import checkenv, oracle, wire
 from koderz.datasets import expected
+from koderz.datasets.problem import Problem
 from koderz.models.config import MODEL_KEYS, ModelConfig
 from koderz.plan import Plan
 from koderz.records import ProblemResult
@@ -192,12 +193,13 @@ class ResultCache:
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def _key(self, mode: Mode, task_id: str) -> str:
-        return hashlib.sha256(f"{self._base}|{mode.value}|{task_id}".encode()).hexdigest()
+    def _key(self, mode: Mode, task_id: str, reference: str) -> str:
+        return hashlib.sha256(f"{self._base}|{mode.value}|{task_id}|{reference}".encode()).hexdigest()
 
-    def _get(self, mode: Mode, task_id: str) -> ProblemResult | None:
+    def _get(self, mode: Mode, task_id: str, reference: str) -> ProblemResult | None:
         with self._connect() as db:
-            row = db.execute("SELECT payload FROM results WHERE key = ?", (self._key(mode, task_id),)).fetchone()
+            key = self._key(mode, task_id, reference)
+            row = db.execute("SELECT payload FROM results WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         try:
@@ -209,16 +211,26 @@ class ResultCache:
         result.record.cached = True
         return result
 
-    def _put(self, mode: Mode, task_id: str, result: ProblemResult) -> None:
+    def _put(self, mode: Mode, task_id: str, reference: str, result: ProblemResult) -> None:
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-                (self._key(mode, task_id), task_id, result.model_dump_json(), time.time()),
+                (self._key(mode, task_id, reference), task_id, result.model_dump_json(), time.time()),
             )
 
-    async def get(self, mode: Mode, task_id: str) -> ProblemResult | None:
-        """The stored result, marked ``cached`` (its cost is saved, not spent)."""
-        return await asyncio.to_thread(self._get, mode, task_id)
+    async def get(self, mode: Mode, task_id: str, reference: str = "") -> ProblemResult | None:
+        """The stored result, marked ``cached`` (its cost is saved, not spent); ``reference``: the
+        problem's ``reference_times`` (part of the key)."""
+        return await asyncio.to_thread(self._get, mode, task_id, reference)
 
-    async def put(self, mode: Mode, task_id: str, result: ProblemResult) -> None:
-        await asyncio.to_thread(self._put, mode, task_id, result)
+    async def put(self, mode: Mode, task_id: str, result: ProblemResult, reference: str = "") -> None:
+        await asyncio.to_thread(self._put, mode, task_id, reference, result)
+
+
+def reference_times(problem: Problem) -> str:
+    """A digest of the problem's measured reference times and their calibration ("" without them):
+    they set each input's CPU budget, so a ground truth measured again keys its verdicts apart."""
+    if not problem.input_seconds:
+        return ""
+    times = json.dumps([problem.calibration, list(problem.input_seconds)])
+    return hashlib.sha256(times.encode()).hexdigest()

@@ -45,7 +45,7 @@ from koderz.plan import Plan
 from koderz.problems import content_key, is_benchmark, load_problems, release, runnable
 from koderz.progress import Progress
 from koderz.records import ProblemRecord, RunFolder, RunPart, RunResults, RunState, RunSummary, Span
-from koderz.result_cache import DEFAULT_PATH, ResultCache, run_key, uncacheable
+from koderz.result_cache import DEFAULT_PATH, ResultCache, reference_times, run_key, uncacheable
 from koderz.timing import RunClock, build_timing, export_report, format_report, interpreter_start
 from koderz.vocab import CacheSetting, Mode, PartStatus, Phase
 
@@ -426,11 +426,12 @@ class Runner:
             async with semaphore:
                 if self._stop.event.is_set():
                     return None
-                result = await cache.get(mode, problem.task_id) if cache is not None else None
+                reference = reference_times(problem)
+                result = await cache.get(mode, problem.task_id, reference) if cache is not None else None
                 if result is None:
                     result = await Experiment(problem, mode, env).run()
                     if cache is not None and result.record.has_verdict:
-                        await cache.put(mode, problem.task_id, result)
+                        await cache.put(mode, problem.task_id, result, reference)
                 self.folder.append(result, feedback=mode.spec.feedback)
                 progress.update(result.record)
                 self._stop_if_an_endpoint_is_down()

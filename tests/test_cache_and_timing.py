@@ -192,6 +192,25 @@ async def test_a_verdict_judged_under_weaker_containment_or_by_other_judging_cod
     assert served is not None and served.record.cached and served.record.mechanism == FULL
 
 
+async def test_a_verdict_judged_under_other_measured_reference_times_is_not_served(tmp_path) -> None:
+    """Per-input CPU budgets come from the ground truth's measured reference times: a ground truth
+    measured again (other times, or another calibration) keys its verdicts apart."""
+    import dataclasses
+
+    from koderz.datasets.loaders import load_dataset
+    from koderz.result_cache import reference_times
+
+    problem = next(p for p in load_dataset("humaneval_plus") if p.task_id == "HumanEval/53")
+    assert reference_times(problem)  # EvalPlus datasets carry measured times
+    remeasured = dataclasses.replace(problem, input_seconds=tuple(t * 2 for t in problem.input_seconds))
+    recalibrated = dataclasses.replace(problem, calibration=problem.calibration * 2)
+    cache = ResultCache(tmp_path / "cache" / "results.sqlite", run_key(plan("model=gpt-4o-mini"), "v1", FULL))
+    await cache.put(Mode.ZERO_SHOT, problem.task_id, _result(FULL), reference_times(problem))
+    for other in (remeasured, recalibrated):
+        assert await cache.get(Mode.ZERO_SHOT, problem.task_id, reference_times(other)) is None
+    assert await cache.get(Mode.ZERO_SHOT, problem.task_id, reference_times(problem)) is not None
+
+
 async def test_a_run_under_stronger_containment_does_not_reuse_a_limits_only_verdict(tmp_path, monkeypatch) -> None:
     """Through the runner: a passing verdict stored for this very run under ``limits_only`` (as a run
     with ``sandbox.containment=limits_only`` stores it) is not served to a run under this machine's
