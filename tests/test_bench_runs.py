@@ -119,11 +119,9 @@ def test_livecodebench_run_judges_stdin_and_functional_samples_and_exports_code_
     assert [c for r in rows for c in r["code_list"]] == [s.solution for s in samples]
 
 
-def test_iterative_feedback_names_the_failing_test_and_its_message(tmp_path: Path) -> None:
-    by_kind = {s.variant: s for s in bcb_samples() if s.task_id == "KoderzBCB/0"}
-    replay = _replay(tmp_path / "replay.jsonl", [by_kind["wrong"], by_kind["canonical"]])
-    folder = _run(
-        tmp_path,
+def _iterative_on_bcb0(replay: Path) -> tuple[str, ...]:
+    """Overrides of a two-iteration run on KoderzBCB/0 replaying ``replay`` (no spec, no reviews)."""
+    return (
         "dataset=bigcodebench",
         f"dataset.path={BCB_FILE}",
         "model=replay",
@@ -133,6 +131,15 @@ def test_iterative_feedback_names_the_failing_test_and_its_message(tmp_path: Pat
         "max_iterations=2",
         "checkpoints.enabled=false",
         "spec.enabled=false",
+    )
+
+
+def test_iterative_feedback_names_the_failing_test_and_its_message(tmp_path: Path) -> None:
+    by_kind = {s.variant: s for s in bcb_samples() if s.task_id == "KoderzBCB/0"}
+    replay = _replay(tmp_path / "replay.jsonl", [by_kind["wrong"], by_kind["canonical"]])
+    folder = _run(
+        tmp_path,
+        *_iterative_on_bcb0(replay),
     )
     [record] = folder.records()
     assert record.mode is Mode.ITERATIVE and record.passed and record.solved_at == 2
@@ -269,15 +276,7 @@ async def test_mlflow_gets_the_release_and_the_failing_test_of_each_attempt(
     folder = tmp_path / "run"
     await run_job(
         folder,
-        "dataset=bigcodebench",
-        f"dataset.path={BCB_FILE}",
-        "model=replay",
-        f"model.samples={replay}",
-        "problems=[KoderzBCB/0]",
-        "mode=iterative",
-        "max_iterations=2",
-        "checkpoints.enabled=false",
-        "spec.enabled=false",
+        *_iterative_on_bcb0(replay),
         *QUIET,
     )
     tracking = TrackingConfig(
