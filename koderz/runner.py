@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -274,9 +274,7 @@ class Runner:
         """Data, SDK imports, model preflight and the evaluator (the sandbox), overlapping; a
         benchmark's tasks are checked against its library environment before the preflight."""
         dataset_task = asyncio.create_task(self._timed(Phase.DATASET_LOAD, self._problems))
-        sandbox_task = asyncio.create_task(
-            self._timed(Phase.SANDBOX_START, self.plan.evaluator, self.plan.sandbox, self.plan.config.dataset)
-        )
+        sandbox_task = asyncio.create_task(self._prepared_evaluator(dataset_task))
         try:
             with self.clock.phase(Phase.IMPORTS):
                 modules = sorted({provider_module(m.provider) for m in self._role_models().values()})
@@ -286,18 +284,25 @@ class Runner:
                 await dataset_task
             with self.clock.phase(Phase.PREFLIGHT):
                 await preflight_all(role.client for role in roles.values())
-            evaluator: Evaluator = await sandbox_task
-            try:  # e.g. no isolating containment (and none asked for), bad data: stop before any attempt
-                problems = await dataset_task
-                await evaluator.prepare(problems)
-            except BaseException:
-                evaluator.close()
-                raise
-            return problems, roles, evaluator
+            # e.g. no isolating containment (and none asked for), bad data: stop before any attempt
+            return await dataset_task, roles, await sandbox_task
         except BaseException:
             for task in (dataset_task, sandbox_task):
                 task.cancel()
+            if sandbox_task.done() and not sandbox_task.cancelled() and sandbox_task.exception() is None:
+                sandbox_task.result().close()  # prepared, but the run stops before its first attempt
             raise
+
+    async def _prepared_evaluator(self, problems: Awaitable[Sequence[Problem]]) -> Evaluator:
+        """The evaluator, prepared (``Evaluator.prepare``) while the problems load."""
+        plan = self.plan
+        evaluator: Evaluator = await self._timed(Phase.SANDBOX_START, plan.evaluator, plan.sandbox, plan.config.dataset)
+        try:
+            await evaluator.prepare(problems)
+        except BaseException:
+            evaluator.close()
+            raise
+        return evaluator
 
     def _problems(self) -> list[Problem]:
         """The selected problems that can run here (``koderz.problems``); the release and the

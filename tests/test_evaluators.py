@@ -3,7 +3,7 @@ call only the ``Evaluator`` protocol, so a new format plugs in without touching 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,8 +32,8 @@ class FakeEvaluator:
         self.closed = 0
         self.prepared_for: list[str] = []
 
-    async def prepare(self, problems: Sequence[Problem] = ()) -> None:
-        self.prepared_for = [problem.task_id for problem in problems]
+    async def prepare(self, problems: Awaitable[Sequence[Problem]] | None = None) -> None:
+        self.prepared_for = [problem.task_id for problem in await problems] if problems is not None else []
 
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:
         self.judged.append((problem.task_id, program))

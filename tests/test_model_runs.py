@@ -164,7 +164,8 @@ def test_cli_runs_against_any_openai_compatible_and_ollama_server(tmp_path) -> N
         (["model=qwen2.5-coder-32b", "model.host=http://127.0.0.1:{port}"], None, "127.0.0.1:{port}"),
     ],
 )
-def test_preflight_failures_are_one_line_with_exit_code_2(tmp_path, args, env_key, needle) -> None:
+def test_preflight_failures_are_one_line_with_exit_code_2(tmp_path, args, env_key, needle, no_stray_processes) -> None:
+    """The sandbox prepares while the models are checked: a failed preflight closes it (no process left)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     if env_key:

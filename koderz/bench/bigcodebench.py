@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import site
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from koderz.bench.harness import (
@@ -95,10 +95,10 @@ class BigCodeBenchEvaluator(SandboxEvaluator):
         judging = BigCodeBenchJudging(time_limit=time_limit, library_paths=config.library_paths)
         return cls(Sandbox(sandbox_config(config, judging)), judging)
 
-    async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
+    async def prepare(self, problems: Awaitable[Sequence[Problem]] | None = None) -> Containment:
         """Start the sandbox with the run's declared libraries preloaded in its fork server (unless
         its config already names what to preload); nothing has started in it before."""
-        modules = preload_modules(problems)
+        modules = preload_modules(await problems) if problems is not None else ()
         if modules and not self.sandbox.config.preload:
             unstarted, self.sandbox = self.sandbox, Sandbox(replace(self.sandbox.config, preload=modules))
             unstarted.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -83,7 +83,7 @@ class SandboxEvaluator:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
 
-    async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
+    async def prepare(self, problems: Awaitable[Sequence[Problem]] | None = None) -> Containment:
         return await self.sandbox.prepare()
 
     async def containment_in_use(self) -> Containment:

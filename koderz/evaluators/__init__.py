@@ -7,7 +7,7 @@ anything heavy is imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 
 class Evaluator(Protocol):
     """Judges programs for one run; safe to call concurrently; ``close`` stops what it started.
-    ``prepare`` runs once, with the run's problems, before any attempt: it raises a ``KoderzError`` (one line, exit 2) when
-    the evaluator cannot judge here at all (the sandbox: no containment holds)."""
+    ``prepare`` runs once, before any attempt and while the run's problems load: it raises a
+    ``KoderzError`` (one line, exit 2) when the evaluator cannot judge here at all (the sandbox: no
+    containment holds)."""
 
-    async def prepare(self, problems: Sequence[Problem] = ()) -> object:
-        """Before any attempt, knowing the run's ``problems`` (e.g. which libraries to preload)."""
+    async def prepare(self, problems: Awaitable[Sequence[Problem]] | None = None) -> object:
+        """Before any attempt; awaits ``problems`` only if it needs them (e.g. what to preload)."""
         ...
 
     async def evaluate(self, problem: Problem, program: str, *, preamble: str | None = None) -> Verdict:

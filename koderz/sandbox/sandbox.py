@@ -288,10 +288,10 @@ class Sandbox:
         """The mechanism in use, once the first attempt (or ``prepare``) has found it."""
         return self._chosen
 
-    async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
+    async def prepare(self, problems: Awaitable[Sequence[Problem]] | None = None) -> Containment:
         """Find the containment and start the helper servers now, before any attempt: a
-        ``SandboxError`` when no containment holds (or a server cannot start). ``problems``
-        changes nothing here (the ``Evaluator`` protocol passes them)."""
+        ``SandboxError`` when no containment holds (or a server cannot start). ``problems`` is
+        not awaited: the ``Evaluator`` protocol passes them."""
         self._warm_up()
         containment = await self.containment_in_use()
         await self._judge_server()

@@ -3,6 +3,7 @@ numpy/pandas/matplotlib bound in: canonical solutions pass, every wrong or hosti
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ async def test_a_run_preloads_its_tasks_declared_libraries_in_the_fork_server():
     problems = load_benchmark(bcb_config())
     evaluator = BigCodeBenchEvaluator.start(base_config())
     try:
-        await evaluator.prepare(problems)
+        await evaluator.prepare(asyncio.sleep(0, problems))
         report = await evaluator.sandbox.preload_report()
         verdict = await evaluator.evaluate(problems[0], bcb_samples()[0].solution)
     finally:
