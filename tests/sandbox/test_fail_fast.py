@@ -24,6 +24,7 @@ from koderz.answers.wire import encode
 from koderz.bench.bigcodebench import BigCodeBenchJudging, sandbox_config
 from koderz.datasets.loaders import load_dataset
 from koderz.datasets.problem import Problem
+from koderz.records import RunFolder
 from koderz.result_cache import run_key
 from koderz.sandbox.judge import Judgement
 from koderz.sandbox.judge_server import judge_attempt
@@ -31,7 +32,7 @@ from koderz.sandbox.mechanism import Mechanism
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Detail, Mode, Status
-from tests.conftest import plan
+from tests.conftest import plan, run_job
 
 SUBSET_STEP = 100  # every 100th real answer in the default suite (28 answers)
 DECIDED = ("status", "passed", "base_passed", "failing_input", "expected", "got", "error")  # a verdict's decision
@@ -274,3 +275,26 @@ def test_a_failure_before_a_loop_is_judged_failed_in_both_modes(humaneval_plus, 
             0,
         )
         assert verdict.got == "'wrong'"
+
+
+async def test_a_run_records_how_far_each_verdict_got(tmp_path: Path, humaneval_plus) -> None:
+    """Zero-shot (only the verdict is read): the attempt and its sample say the failing input
+    was the last one run; iterative (the next prompt reads the detail): every input was run."""
+    k = humaneval_plus["HumanEval/0"].base_input_count + 5
+    replay = tmp_path / "replay.jsonl"
+    program = FAILS_AT_CALL.format(call=k + 1, action="return 'wrong'")
+    replay.write_text(json.dumps({"task_id": "HumanEval/0", "solution": program}) + "\n")
+    common = ("dataset=humaneval_plus", "model=replay", f"model.samples={replay}", "problems=[HumanEval/0]")
+    quiet = ("tracking=off", "cortex=off", "cache=false", "sandbox.max_processes=1")
+    await run_job(tmp_path / "zero_shot", "mode=zero_shot", *common, *quiet)
+    await run_job(
+        tmp_path / "iterative", "mode=iterative", "max_iterations=1", "checkpoints.enabled=false", *common, *quiet
+    )
+    [fast] = RunFolder(tmp_path / "zero_shot").attempts()
+    [sample] = RunFolder(tmp_path / "zero_shot").samples(Mode.ZERO_SHOT)
+    [full] = RunFolder(tmp_path / "iterative").attempts()
+    total = full.tests_total
+    assert (fast.status, fast.tests_passed, fast.tests_run, fast.failed_tests) == ("failed", k, k + 1, [str(k)])
+    assert (sample.tests_passed, sample.tests_run, sample.tests_total) == (k, k + 1, total)
+    assert (full.status, full.tests_passed, full.tests_run, full.failed_tests) == ("failed", total - 1, total, [str(k)])
+    assert (fast.failing_input, fast.expected, fast.got) == (full.failing_input, full.expected, full.got)
