@@ -100,11 +100,13 @@ class Plan:
 
 
 def _detail(detail: Detail, mode: Mode) -> Detail:
-    """``auto``: every input is judged. ``first_failure`` only when asked: on all 2,705 real answers
-    one verdict differed from the full judging (an ``error`` where full gave ``passed``), so it is
-    not the default until that is explained (docs/sandbox.md)."""
-    del mode  # the mode decides again once first_failure is proven verdict-equal on every answer
-    return Detail.FULL if detail is Detail.AUTO else detail
+    """``auto``: ``full`` where a next prompt reads each verdict's per-test detail (feedback modes:
+    ``iterative``, ``comparative``); elsewhere only the verdict is read (``zero_shot``, ``n_samples``,
+    replayed samples), and the judge stops at the first failing input (the same verdict:
+    docs/sandbox.md)."""
+    if detail is not Detail.AUTO:
+        return detail
+    return Detail.FULL if mode.spec.feedback else Detail.FIRST_FAILURE
 
 
 def _to_object(cfg: DictConfig) -> RunConfig:

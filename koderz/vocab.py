@@ -210,6 +210,8 @@ class IntervalMethod(StrEnum):
 class Detail(StrEnum):
     """``sandbox.detail``: how much of an answer the sandbox judges once its verdict is known."""
 
-    AUTO = "auto"  # full for now: first_failure differed from full on one of 2,705 real answers
+    AUTO = "auto"  # full where a next prompt reads the detail (feedback modes), else first_failure
     FULL = "full"  # every input, also after the first failure (``tests_passed`` counts them all)
-    FIRST_FAILURE = "first_failure"  # stop at the first failing input, as EvalPlus does (same verdict)
+    # stop at the first failing input, as EvalPlus does: the same verdict; ``tests_run`` counts the
+    # inputs judged up to that failure, ``tests_passed`` those that passed before it
+    FIRST_FAILURE = "first_failure"

@@ -28,7 +28,7 @@ from koderz.datasets.problem import Problem
 from koderz.sandbox.mechanism import Containment
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from koderz.sandbox.verdict import Verdict
-from koderz.vocab import Status
+from koderz.vocab import Detail, Status
 
 ENTRY = "koderz_bcb_outcome"
 DISCOVERED = "__discovered__"
@@ -49,8 +49,10 @@ def library_paths(judging: BigCodeBenchJudging) -> tuple[str, ...]:
 
 def sandbox_config(base: SandboxConfig, judging: BigCodeBenchJudging, preload: Sequence[str] = ()) -> SandboxConfig:
     """``base`` with the libraries bound read-only into the child's root, and ``preload`` (e.g.
-    :func:`preload_modules`) imported once by the fork server instead of once per attempt."""
-    return replace(base, library_paths=library_paths(judging), preload=tuple(preload))
+    :func:`preload_modules`) imported once by the fork server instead of once per attempt. Always
+    ``detail=full``: the suite runs whole at the first call, so stopping at the first failing test
+    saves nothing and would leave the later tests' outcomes (counted as run) unread."""
+    return replace(base, library_paths=library_paths(judging), preload=tuple(preload), detail=Detail.FULL)
 
 
 def preload_modules(problems: Iterable[Problem]) -> tuple[str, ...]:

@@ -108,6 +108,7 @@ class SampleRecord(Record):
     status: Status
     tests_passed: int = 0
     tests_total: int = 0
+    tests_run: int | None = None  # as AttemptOutcome.tests_run (first_failure: judged up to the failure)
     failed_tests: list[str] = Field(default_factory=list)  # as AttemptOutcome.failed_tests
     mechanism: Mechanism | None = None  # the sandbox containment its verdict was reached under
 
@@ -245,6 +246,7 @@ class ProblemResult(Record):
                 status=a.status,
                 tests_passed=a.tests_passed,
                 tests_total=a.tests_total,
+                tests_run=a.tests_run,
                 failed_tests=a.failed_tests,
                 mechanism=a.mechanism,
             )
