@@ -1,13 +1,8 @@
-"""SQLite storage behind the embedded Cortex server (no MCP here).
+"""SQLite storage behind every Cortex store (no MCP here): FTS5 search, WAL, nothing evicted.
 
-One ``MemoryDB`` owns one connection in WAL mode; the server calls it from a single
-dedicated thread, so writes are serialized inside the process, and ``BEGIN
-IMMEDIATE`` plus ``busy_timeout`` serialize them across processes sharing the file.
-Keyword search uses FTS5 (bm25 ranking); every stored memory stays stored — nothing
-is capped, decayed or evicted. ``consolidate`` is the only thing that deletes, and
-only exact duplicates, only when asked.
-
-Tag filters mean "has every given tag"; a category filter is an exact match.
+Writes are ``BEGIN IMMEDIATE`` transactions with a busy timeout, so processes sharing the file
+serialize them; ``consolidate`` (exact duplicates, when asked) is the only delete. Tag filters
+mean "has every given tag"; a category filter is an exact match.
 """
 
 from __future__ import annotations
@@ -130,11 +125,7 @@ def fts_query(text: str) -> str:
 
 
 class MemoryDB:
-    """The memory tables of one SQLite file. Not thread-safe: use from one thread.
-
-    ``connection`` is the SQLite connection every query runs on (for diagnostics:
-    ``PRAGMA``s, a progress handler that counts a query's work).
-    """
+    """The memory tables of one SQLite file, on one ``connection``. Not thread-safe: use from one thread."""
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, *, reader: bool = False) -> None:
         """Open (or create) the file; a ``reader`` opens a file that has its tables, for queries only."""
@@ -330,14 +321,12 @@ class MemoryDB:
         rows = self.page(Order(mode), query=query, tags=tags, category=category, limit=limit)
         return [memory for memory, _ in rows]
 
-    def export(self, tags: list[str] | None, category: str | None) -> list[dict[str, Any]]:
-        """Every memory matching the filters, oldest first (the local store's export: no reply to bound)."""
-        found: list[dict[str, Any]] = []
+    def export(self, tags: list[str] | None, category: str | None) -> Iterator[dict[str, Any]]:
+        """Every memory matching the filters, oldest first, read a page at a time."""
         after: list[float] | None = None
-        while rows := self.page(Order.OLDEST, tags=tags, category=category, after=after, limit=1_000):
-            found += [memory for memory, _ in rows]
+        while rows := self.page(Order.OLDEST, tags=tags, category=category, after=after, limit=100):
+            yield from (memory for memory, _ in rows)
             after = rows[-1][1]
-        return found
 
     def stats(self) -> dict[str, Any]:
         conn = self.connection
