@@ -1,21 +1,11 @@
-"""Which MCP memory servers koderz speaks to, checked by their tool schemas, and how.
+"""The MCP memory servers koderz speaks to, recognised by their tool schemas (docs/cortex.md).
 
-``choose(tools)`` looks at the server's tools (names, input schemas, output schemas)
-and returns the dialect whose every call the server accepts, or the problems found for
-each one (the preflight refuses the server with them, in one line, before a run):
-
-- ``CortexTools`` — koderz's own server (``koderz.cortex.server``): everything is kept.
-- ``GraphTools`` — the reference knowledge-graph server ``@modelcontextprotocol/server-memory``
-  (``create_entities``, ``create_relations``, ``add_observations``, ``search_nodes``). A
-  memory is an entity (``koderz-memory:<time>-<random>``, type = category) whose
-  observations hold the fields (``title: ...``, ``content: ...``, ``tags: [...]``,
-  ``importance: ...``, ``metadata: {...}``, ``created_at: ...``); each tag is an entity
-  ``koderz-tag:<tag>`` with a ``tagged`` relation from the memory; a session is an entity
-  ``koderz-session:<time>``. Filters and ordering run in the client on ``search_nodes``'
-  answer: keyword search is "every word occurs", newest first (no relevance ranking); the
-  server pages nothing and rewrites its whole file per write; ``consolidate`` is not offered.
-
-Every method takes ``call(tool, arguments) -> structured result`` from the client, which
+``choose(tools)`` returns the first dialect whose every call the server's tools accept, or the
+problems found with each (the preflight refuses the server with them in one line):
+``CortexTools`` (koderz's own server) and ``GraphTools`` (the reference knowledge-graph server
+``@modelcontextprotocol/server-memory``: a memory is an entity whose observations hold its
+fields, a tag an entity with a ``tagged`` relation; filters and order run in the client). A
+dialect's methods take ``call(tool, arguments) -> structured result`` from the client, which
 owns the connection, retries and fault counting.
 """
 
@@ -26,6 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, ClassVar, Protocol
 
 from koderz.cortex.db import fts_query
@@ -73,19 +64,18 @@ def signature_problems(name: str, tool: Any, sends: Signature, reads: tuple[str,
         and not types & accepted
     ]
     required = [argument for argument in schema.get("required", []) if argument not in sends]
-    output = (tool.output_schema or {}).get("properties", {})
-    unread = [key for key in reads if key not in output]
-    parts = [
-        f"{label} {', '.join(items)}"
-        for label, items in (
-            ("takes no", missing),
-            ("has", wrong),
-            ("requires", required),
-            ("returns no", unread),
-        )
-        if items
-    ]
+    unread = [key for key in reads if key not in (tool.output_schema or {}).get("properties", {})]
+    found = {"takes no": missing, "has": wrong, "requires": required, "returns no": unread}
+    parts = [f"{label} {', '.join(items)}" for label, items in found.items() if items]
     return [f"{name} {'; '.join(parts)}"] if parts else []
+
+
+def _problems(tools: dict[str, Any], signatures: dict[str, tuple[Signature, tuple[str, ...]]]) -> list[str]:
+    return [
+        p
+        for name, (sends, reads) in signatures.items()
+        for p in signature_problems(name, tools.get(name), sends, reads)
+    ]
 
 
 class Dialect(Protocol):
@@ -137,11 +127,7 @@ class CortexTools:
     }
 
     def problems(self, tools: dict[str, Any]) -> list[str]:
-        return [
-            p
-            for name, (sends, reads) in self.SIGNATURES.items()
-            for p in signature_problems(name, tools.get(name), sends, reads)
-        ]
+        return _problems(tools, self.SIGNATURES)
 
     async def remember_batch(self, call: Call, rows: list[dict[str, Any]]) -> list[str]:
         if len(rows) == 1:
@@ -221,8 +207,7 @@ def _memory(entity: dict[str, Any]) -> dict[str, Any] | None:
                 fields[key] = json.loads(value) if key in _JSON_FIELDS else value
             except ValueError:
                 fields[key] = value
-    memory = {"title": "", "content": "", "tags": [], "importance": 0.5, "metadata": {}, "created_at": ""} | fields
-    return memory
+    return {"title": "", "content": "", "tags": [], "importance": 0.5, "metadata": {}, "created_at": ""} | fields
 
 
 def _words(text: str) -> list[str]:
@@ -242,18 +227,13 @@ class GraphTools:
     }
 
     def problems(self, tools: dict[str, Any]) -> list[str]:
-        problems = [
-            p
-            for name, (sends, reads) in self.SIGNATURES.items()
-            for p in signature_problems(name, tools.get(name), sends, reads)
-        ]
-        if problems:
+        if problems := _problems(tools, self.SIGNATURES):
             return problems
         root = tools["create_entities"].input_schema
         entity = resolve(root["properties"]["entities"].get("items", {}), root)
         return signature_problems(
             "create_entities.entities[]",
-            _SchemaOnly({**entity, "$defs": root.get("$defs", {})}),
+            SimpleNamespace(input_schema={**entity, "$defs": root.get("$defs", {})}, output_schema=None),
             {"name": {"string"}, "entityType": {"string"}, "observations": {"array"}},
         )
 
@@ -333,14 +313,6 @@ class GraphTools:
             "sessions": len(sessions),
             "open_sessions": len(sessions) - ended,
         }
-
-
-class _SchemaOnly:
-    """A schema standing in for a tool, to check a nested object with ``signature_problems``."""
-
-    def __init__(self, schema: Schema) -> None:
-        self.input_schema = schema
-        self.output_schema = None
 
 
 DIALECTS: tuple[Dialect, ...] = (CortexTools(), GraphTools())
