@@ -1,29 +1,10 @@
-"""The embedded Cortex MCP server: ``python -m koderz.cortex serve --db PATH [--http [HOST:]PORT]``.
+"""The Cortex MCP server: ``python -m koderz.cortex serve --db PATH [--http [HOST:]PORT]`` (docs/cortex.md).
 
-Tools (every result is structured content with an output schema, sent once; the text
-content is a one-line summary for clients that read text only):
-
-- ``remember(title, content, category, tags, importance, metadata)`` -> ``{id}``
-- ``remember_batch(memories: [..same fields..])`` -> ``{ids, count}`` (one transaction)
-- ``recall(query, tags, category, limit, mode=search|recent|important, cursor)``
-  -> ``{memories, count, mode, nextCursor}``
-- ``export_memories(tags, category, limit, cursor)`` -> ``{memories, count, nextCursor}`` (oldest first)
-- ``start_session(context)`` -> ``{session_id, context, started_at}``
-- ``end_session(session_id, summary)`` -> ``{session_id, started_at, ended_at, summary, memories_added}``
-- ``memory_stats()`` -> ``{total_memories, categories, by_category, sessions, open_sessions, db_path,
-  db_bytes, server_pid}`` (``by_category``: the 100 largest categories)
-- ``consolidate(dry_run)`` -> ``{dry_run, duplicates, removed}`` (merges exact duplicates only)
-
-Listings page in MCP's shape (``paging.py``): at most ``limit`` memories and 512 KiB a
-reply, ``nextCursor`` while more match. Values over the store's limits (``limits.py``,
-also in the input schemas) are refused with a tool error naming the limit, never cut.
-``importance`` is a number in [0, 1] or one of the original's words (low, normal,
-medium, high, critical). Tags filter as "has all of them". All database work runs on
-one dedicated thread, so concurrent calls are serialized and never lost. Tools carry
-MCP annotations (reads ``readOnlyHint``, ``consolidate`` ``destructiveHint``).
-
-Over HTTP every request needs the bearer token (``auth.py``) and a loopback ``Host``
-(or one allowed with ``--allow-host``); the default address is loopback.
+Every tool answers structured content under an output schema, with a one-line text summary.
+Listings page in MCP's shape (``paging.py``); a value over the store's limits (``limits.py``,
+also in the input schemas) is refused with a tool error naming it, never cut. Writes run on
+one thread, so concurrent calls are serialized. Over HTTP every request needs the bearer
+token and a loopback (or ``--allow-host``) ``Host`` (``auth.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from koderz.cortex.auth import StaticTokenVerifier, host_security, server_token
+from koderz.cortex.auth import StaticTokenVerifier, default_token_file, host_security, server_token
 from koderz.cortex.db import MemoryDB, Order
 from koderz.cortex.limits import (
     MAX_BATCH,
@@ -105,7 +86,7 @@ class Memory(BaseModel):
     created_at: str
 
 
-class _Paged(BaseModel):
+class ExportResult(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     memories: list[Memory]
@@ -122,12 +103,8 @@ class RememberBatchResult(BaseModel):
     count: int
 
 
-class RecallResult(_Paged):
+class RecallResult(ExportResult):
     mode: str
-
-
-class ExportResult(_Paged):
-    pass
 
 
 class SessionStarted(BaseModel):
@@ -225,43 +202,28 @@ def _page_summary(page: Page) -> str:
 
 
 class _Worker:
-    """Runs every write on one thread (opened lazily, closed at shutdown); reads run on a
-    connection of their own on the event loop's thread: a page is one indexed query of
-    microseconds, far less than a hand-off to another thread on a loaded machine (WAL: a
-    read never waits for a write)."""
+    """Writes on one thread; reads on a connection of their own on the event loop's thread: a page
+    is one indexed query of microseconds, less than a hand-off to a thread (WAL: reads never wait)."""
 
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-db")
-        self._db: MemoryDB | None = None
-        self._reader: MemoryDB | None = None
-
-    def read(self, fn: Callable[[MemoryDB], _T]) -> _T:
-        if self._reader is None:
-            self._reader = MemoryDB(self._db_path, reader=True)
-        return fn(self._reader)
-
-    def _open(self) -> MemoryDB:
-        if self._db is None:
-            self._db = MemoryDB(self._db_path)
-        return self._db
-
-    async def run(self, fn: Callable[[MemoryDB], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(self._open()))
+        self._dbs: list[MemoryDB] = []  # the writer's, the reader's
 
     async def open(self) -> None:
-        await self.run(lambda db: None)
+        writer = await asyncio.get_running_loop().run_in_executor(self._pool, MemoryDB, self._db_path)
+        self._dbs = [writer, MemoryDB(self._db_path, reader=True)]
+
+    def read(self, fn: Callable[[MemoryDB], _T]) -> _T:
+        return fn(self._dbs[1])
+
+    async def run(self, fn: Callable[[MemoryDB], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, self._dbs[0])
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-
-        def _close() -> None:
-            if self._db is not None:
-                self._db.close()
-
-        self._pool.submit(_close)
         self._pool.shutdown(wait=True)
+        for db in self._dbs:
+            db.close()
 
 
 async def _page(worker: _Worker, order: Order, listing: str, cursor: str | None, limit: int, **filters: Any) -> Page:
@@ -412,8 +374,6 @@ def serve(
     if http is None:
         build_server(db_path).run("stdio")
         return
-    from koderz.cortex.auth import default_token_file
-
     path = token_file or default_token_file()
     token = server_token(path)
     host, port = http
