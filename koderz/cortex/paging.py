@@ -1,10 +1,6 @@
-"""Pages of memories in MCP's pagination shape: ``cursor`` in, ``nextCursor`` out.
-
-A page holds at most ``limit`` memories and at most ``PAGE_BYTES`` of them as JSON
-(``limits.py``): a reply is bounded by construction, whatever the memories hold. The
-cursor is opaque to clients (base64url JSON): the position after the page's last
-memory and a fingerprint of the query, so a cursor passed with other arguments is
-refused instead of silently paging another listing.
+"""Pages of memories in MCP's shape: ``cursor`` in, ``nextCursor`` out; at most ``limit`` memories
+and ``PAGE_BYTES`` a page. A cursor (base64url JSON) holds the position after the page and a
+fingerprint of the listing's arguments, so one passed with other arguments is refused.
 """
 
 from __future__ import annotations
