@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 """
 
-_COLUMNS = "m.id, m.title, m.content, m.category, m.tags, m.importance, m.metadata, m.created_at"
+_FIELDS = ("id", "title", "content", "category", "tags", "importance", "metadata", "created_at")
+_COLUMNS = ", ".join(f"m.{name}" for name in _FIELDS)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -84,17 +85,8 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _row_to_memory(row: tuple[Any, ...]) -> dict[str, Any]:
-    mid, title, content, category, tags, importance, metadata, created = row
-    return {
-        "id": mid,
-        "title": title,
-        "content": content,
-        "category": category,
-        "tags": json.loads(tags),
-        "importance": importance,
-        "metadata": json.loads(metadata),
-        "created_at": _iso(created),
-    }
+    memory = dict(zip(_FIELDS, row, strict=True))
+    return memory | {k: json.loads(memory[k]) for k in ("tags", "metadata")} | {"created_at": _iso(row[-1])}
 
 
 def _retry_locked(operation: Callable[[], object], timeout: float) -> None:
@@ -310,12 +302,7 @@ class MemoryDB:
         return [(_row_to_memory(r), [r[0]]) for r in rows]
 
     def recall(
-        self,
-        query: str,
-        tags: list[str] | None,
-        category: str | None,
-        limit: int,
-        mode: str,
+        self, query: str, tags: list[str] | None, category: str | None, limit: int, mode: str
     ) -> list[dict[str, Any]]:
         """Memories matching the filters, best first (bm25 / newest / most important); one page."""
         rows = self.page(Order(mode), query=query, tags=tags, category=category, limit=limit)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from koderz.cortex.db import fts_query
 
@@ -70,33 +70,17 @@ def signature_problems(name: str, tool: Any, sends: Signature, reads: tuple[str,
     return [f"{name} {'; '.join(parts)}"] if parts else []
 
 
-def _problems(tools: dict[str, Any], signatures: dict[str, tuple[Signature, tuple[str, ...]]]) -> list[str]:
-    return [
-        p
-        for name, (sends, reads) in signatures.items()
-        for p in signature_problems(name, tools.get(name), sends, reads)
-    ]
+class _Tools:
+    """A dialect is known by the tools it calls: name -> (argument types it sends, result keys it reads)."""
 
+    SIGNATURES: ClassVar[dict[str, tuple[Signature, tuple[str, ...]]]]
 
-class Dialect(Protocol):
-    name: str
-    consolidates: bool
-
-    def problems(self, tools: dict[str, Any]) -> list[str]: ...
-
-    async def remember_batch(self, call: Call, rows: list[dict[str, Any]]) -> list[str]: ...
-
-    async def recall(
-        self, call: Call, query: str, tags: list[str], category: str | None, limit: int, mode: str
-    ) -> list[dict[str, Any]]: ...
-
-    async def export(self, call: Call, tags: list[str], category: str | None) -> list[dict[str, Any]]: ...
-
-    async def start_session(self, call: Call, context: str) -> str | None: ...
-
-    async def end_session(self, call: Call, session_id: str, summary: str) -> None: ...
-
-    async def stats(self, call: Call) -> dict[str, Any]: ...
+    def problems(self, tools: dict[str, Any]) -> list[str]:
+        return [
+            p
+            for name, (sends, reads) in self.SIGNATURES.items()
+            for p in signature_problems(name, tools.get(name), sends, reads)
+        ]
 
 
 _MEMORY = {
@@ -110,12 +94,12 @@ _MEMORY = {
 _PAGED = {"tags": {"array"}, "category": {"string"}, "limit": {"integer"}, "cursor": {"string"}}
 
 
-class CortexTools:
+class CortexTools(_Tools):
     """koderz's own server: one tool per operation, listings paged with ``cursor``/``nextCursor``."""
 
     name = "koderz cortex"
     consolidates = True
-    SIGNATURES: ClassVar[dict[str, tuple[Signature, tuple[str, ...]]]] = {
+    SIGNATURES = {  # noqa: RUF012 - read only
         "remember": (_MEMORY, ("id",)),
         "remember_batch": ({"memories": {"array"}}, ("ids",)),
         "recall": ({"query": {"string"}, "mode": {"string"}, **_PAGED}, ("memories", "nextCursor")),
@@ -125,9 +109,6 @@ class CortexTools:
         "memory_stats": ({}, ("total_memories",)),
         "consolidate": ({"dry_run": {"boolean"}}, ("removed",)),
     }
-
-    def problems(self, tools: dict[str, Any]) -> list[str]:
-        return _problems(tools, self.SIGNATURES)
 
     async def remember_batch(self, call: Call, rows: list[dict[str, Any]]) -> list[str]:
         if len(rows) == 1:
@@ -214,12 +195,12 @@ def _words(text: str) -> list[str]:
     return [w.strip('"').lower() for w in fts_query(text).split()]
 
 
-class GraphTools:
+class GraphTools(_Tools):
     """The reference knowledge-graph server (``@modelcontextprotocol/server-memory``); see the module doc."""
 
     name = "knowledge graph (@modelcontextprotocol/server-memory)"
     consolidates = False
-    SIGNATURES: ClassVar[dict[str, tuple[Signature, tuple[str, ...]]]] = {
+    SIGNATURES = {  # noqa: RUF012 - read only
         "create_entities": (_ENTITY, ()),
         "create_relations": ({"relations": {"array"}}, ()),
         "add_observations": ({"observations": {"array"}}, ()),
@@ -227,7 +208,7 @@ class GraphTools:
     }
 
     def problems(self, tools: dict[str, Any]) -> list[str]:
-        if problems := _problems(tools, self.SIGNATURES):
+        if problems := super().problems(tools):
             return problems
         root = tools["create_entities"].input_schema
         entity = resolve(root["properties"]["entities"].get("items", {}), root)
@@ -315,6 +296,7 @@ class GraphTools:
         }
 
 
+Dialect = CortexTools | GraphTools
 DIALECTS: tuple[Dialect, ...] = (CortexTools(), GraphTools())
 
 
