@@ -187,20 +187,6 @@ def _reply(data: BaseModel | dict[str, Any], summary: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(text=summary)], structured_content=structured)
 
 
-def _paged(page: Page, **fields: Any) -> CallToolResult:
-    """A page of memories: ``memories``, ``count``, ``fields``, and ``nextCursor`` while more match."""
-    data = {"memories": page.memories, "count": len(page.memories), **fields}
-    if page.next_cursor:
-        data["nextCursor"] = page.next_cursor
-    return _reply(data, _page_summary(page))
-
-
-def _page_summary(page: Page) -> str:
-    more = f"; more: call again with cursor={page.next_cursor}" if page.next_cursor else ""
-    ids = ", ".join(str(m["id"]) for m in page.memories[:10]) + (", ..." if len(page.memories) > 10 else "")
-    return f"{len(page.memories)} memories (ids {ids}){more}" if page.memories else f"no memories{more}"
-
-
 class _Worker:
     """Writes on one thread; reads on a connection of their own on the event loop's thread: a page
     is one indexed query of microseconds, less than a hand-off to a thread (WAL: reads never wait)."""
@@ -226,13 +212,20 @@ class _Worker:
             db.close()
 
 
-async def _page(worker: _Worker, order: Order, listing: str, cursor: str | None, limit: int, **filters: Any) -> Page:
+def _paged(worker: _Worker, order: Order, listing: str, cursor: str | None, limit: int, **filters: Any) -> Page:
     try:
         after = decode_cursor(cursor, listing)
     except CursorError as exc:
         raise ToolError(str(exc)) from None
-    rows = worker.read(lambda db: db.page(order, after=after, limit=limit + 1, **filters))
-    return fill(rows, limit, listing)
+    return fill(worker.read(lambda db: db.page(order, after=after, limit=limit + 1, **filters)), limit, listing)
+
+
+def _page_reply(page: Page, **fields: Any) -> CallToolResult:
+    """``memories``, ``count``, ``fields``, and ``nextCursor`` while more match; the ids in the summary."""
+    found, more = page.memories, f"; more: call again with cursor={page.next_cursor}" if page.next_cursor else ""
+    data = {"memories": found, "count": len(found), **fields} | ({"nextCursor": page.next_cursor} if more else {})
+    ids = ", ".join(str(m["id"]) for m in found[:10]) + (", ..." if len(found) > 10 else "")
+    return _reply(data, f"{len(found)} memories (ids {ids}){more}" if found else f"no memories{more}")
 
 
 def build_server(db_path: str | Path, token: str | None = None) -> MCPServer:
@@ -315,8 +308,8 @@ def build_server(db_path: str | Path, token: str | None = None) -> MCPServer:
         reply holds at most ``limit`` memories and 512 KiB; ``nextCursor`` continues.
         """
         listing = fingerprint("recall", query, sorted(tags or []), category, mode)
-        page = await _page(worker, Order(mode), listing, cursor, limit, query=query, tags=tags, category=category)
-        return _paged(page, mode=mode)
+        page = _paged(worker, Order(mode), listing, cursor, limit, query=query, tags=tags, category=category)
+        return _page_reply(page, mode=mode)
 
     @server.tool(annotations=READ)
     async def export_memories(
@@ -327,8 +320,7 @@ def build_server(db_path: str | Path, token: str | None = None) -> MCPServer:
     ) -> Annotated[CallToolResult, ExportResult]:
         """Every memory matching every given tag and the category, oldest first, one page at a time."""
         listing = fingerprint("export_memories", sorted(tags or []), category)
-        page = await _page(worker, Order.OLDEST, listing, cursor, limit, tags=tags, category=category)
-        return _paged(page)
+        return _page_reply(_paged(worker, Order.OLDEST, listing, cursor, limit, tags=tags, category=category))
 
     @server.tool(annotations=WRITE)
     async def start_session(context: Summary = "") -> Annotated[CallToolResult, SessionStarted]:
