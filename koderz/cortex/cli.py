@@ -104,8 +104,7 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
             for memory in db.export(args.tag, args.category):
                 out.write(json.dumps(memory, ensure_ascii=False) + "\n")
         else:
-            found = db.page(Order(args.mode), query=args.query, tags=args.tag, category=args.category, limit=args.limit)
-            for memory, _ in found:
+            for memory in db.recall(args.query, args.tag, args.category, args.limit, args.mode):
                 out.write((json.dumps(memory, ensure_ascii=False) if args.json else _line(memory)) + "\n")
     finally:
         db.close()

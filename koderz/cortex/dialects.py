@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -265,32 +266,23 @@ class GraphTools(_Tools):
 
     async def start_session(self, call: Call, context: str) -> str | None:
         name = _unique_name(SESSION_PREFIX)
-        started = datetime.now(UTC).isoformat()
-        observations = [f"context: {context}", f"started_at: {started}"]
-        await call(
-            "create_entities",
-            {"entities": [{"name": name, "entityType": "koderz-session", "observations": observations}]},
-        )
+        observations = [f"context: {context}", f"started_at: {datetime.now(UTC).isoformat()}"]
+        entity = {"name": name, "entityType": "koderz-session", "observations": observations}
+        await call("create_entities", {"entities": [entity]})
         return name
 
     async def end_session(self, call: Call, session_id: str, summary: str) -> None:
-        ended = datetime.now(UTC).isoformat()
-        contents = [f"summary: {summary}", f"ended_at: {ended}"]
+        contents = [f"summary: {summary}", f"ended_at: {datetime.now(UTC).isoformat()}"]
         await call("add_observations", {"observations": [{"entityName": session_id, "contents": contents}]})
 
     async def stats(self, call: Call) -> dict[str, Any]:
-        memories = [
-            m for e in (await call("search_nodes", {"query": MEMORY_PREFIX})).get("entities", []) if (m := _memory(e))
-        ]
+        memories = await self._matching(call, "", [], None)
         found = (await call("search_nodes", {"query": SESSION_PREFIX})).get("entities", [])
         sessions = [s for s in found if str(s.get("name", "")).startswith(SESSION_PREFIX)]
-        by_category: dict[str, int] = {}
-        for memory in memories:
-            by_category[memory["category"]] = by_category.get(memory["category"], 0) + 1
         ended = sum(any(str(o).startswith("ended_at: ") for o in s.get("observations", [])) for s in sessions)
         return {
             "total_memories": len(memories),
-            "by_category": by_category,
+            "by_category": dict(Counter(m["category"] for m in memories)),
             "sessions": len(sessions),
             "open_sessions": len(sessions) - ended,
         }
