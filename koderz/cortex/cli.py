@@ -15,11 +15,13 @@ import argparse
 import json
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TextIO
 
 from koderz.cortex.db import MemoryDB, Order
 from koderz.cortex.limits import MAX_CATEGORY, MAX_PAGE_ITEMS, MAX_QUERY, MAX_TAG, MAX_TAGS
+from koderz.errors import ConfigError
 
 
 def _bounded(limit: int, what: str) -> Any:
@@ -96,8 +98,7 @@ def _line(memory: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, out: TextIO) -> None:
     if args.command != "stats" and args.tag and len(args.tag) > MAX_TAGS:
         raise SystemExit(f"cortex: {len(args.tag)} --tag options, over the limit of {MAX_TAGS}")
-    db = _open(args.db)
-    try:
+    with closing(_open(args.db)) as db:
         if args.command == "stats":
             out.write(json.dumps(db.stats(), indent=2, ensure_ascii=False) + "\n")
         elif args.command == "export":
@@ -106,15 +107,12 @@ def run(args: argparse.Namespace, out: TextIO) -> None:
         else:
             for memory in db.recall(args.query, args.tag, args.category, args.limit, args.mode):
                 out.write((json.dumps(memory, ensure_ascii=False) if args.json else _line(memory)) + "\n")
-    finally:
-        db.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "serve":
         from koderz.cortex.server import serve
-        from koderz.errors import ConfigError
 
         try:
             serve(args.db, args.http, token_file=args.token_file, allowed_hosts=tuple(args.allow_host))
