@@ -405,7 +405,10 @@ class CortexClient:
             if not connecting and len(self._buffer) >= self.write_buffer:
                 await self.flush()
             return None
-        ids = await self._write("remember", lambda d: d.remember_batch(self.call, [_arguments(record)]), 1)
+        return await self._remember_one(_arguments(record))
+
+    async def _remember_one(self, row: dict[str, Any]) -> str | None:
+        ids = await self._write("remember", lambda d: d.remember_batch(self.call, [row]), 1)
         return ids[0] if ids else None
 
     async def remember_batch(self, records: list[MemoryRecord]) -> list[str]:
@@ -423,8 +426,7 @@ class CortexClient:
                 self.lost_writes += len(chunk)
             except _Refused as exc:
                 logger.info("cortex: remember_batch refused (%s); sending its %d records one by one", exc, len(chunk))
-                for row in chunk:
-                    ids += await self._write("remember", lambda d: d.remember_batch(self.call, [row]), 1) or []  # noqa: B023 - awaited here
+                ids += [mid for row in chunk if (mid := await self._remember_one(row))]
         return ids
 
     async def flush(self) -> None:
