@@ -1,9 +1,7 @@
 """Cortex: the experiment memory, a local SQLite file or over MCP (docs/cortex.md).
 
-``open_memory_store(cfg, run_id)`` opens the ``MemoryStore`` the ``cortex`` config group names
-(preflight on enter: ``MemoryStoreError`` in one line, bad keys ``ConfigError``); ``preflight(cfg)``
-checks it without keeping it. ``mcp`` is imported only when an MCP store (``embedded``,
-``external``) is opened. ``python -m koderz.cortex`` serves the file or reads it (``cli.py``).
+``open_memory_store(cfg, run_id)`` opens the ``MemoryStore`` the ``cortex`` config names;
+``python -m koderz.cortex`` serves the file or reads it (``cli.py``).
 """
 
 from koderz.cortex.config import CortexConfig

@@ -1,14 +1,8 @@
-"""The shared server's bearer token and the Host names it answers.
+"""The shared server's bearer token and the Host names it answers (docs/cortex.md).
 
-``serve --http`` requires ``Authorization: Bearer <token>`` on every request. The token
-is made on first start (32 random bytes, hex) in a file created exclusively with mode
-0600, never through a symlink; a token file that is not a regular file owned by this
-user, or that others may read or write, is refused (one line) instead of used. Clients
-read the token from ``cortex.token_file``, ``KODERZ_CORTEX_TOKEN`` (the token itself),
-``KODERZ_CORTEX_TOKEN_FILE``, or the default file (``token_for_client``).
-
-``Host`` is checked against loopback names (plus the names the operator allows):
-a web page cannot reach the server through DNS rebinding.
+The token file is made exclusively, mode 0600, never through a symlink; one that is not a regular
+file of this user, or that others may read or write, is refused in one line. ``Host`` must be a
+loopback name or one the operator allows (no DNS rebinding).
 """
 
 from __future__ import annotations

@@ -5,9 +5,8 @@
     python -m koderz.cortex search --db outputs/cortex.db "words" [--tag T ...] [--mode recent] [--limit 10] [--json]
     python -m koderz.cortex stats --db outputs/cortex.db
 
-``export``, ``search`` and ``stats`` read the SQLite file directly (no MCP client, no
-server) and never create or change it; they take the server's limits (a query of at most
-``MAX_QUERY`` characters, ``--limit`` up to ``MAX_PAGE_ITEMS``). Bad input: one line, exit 2.
+``export``, ``search`` and ``stats`` read the file directly and never create or change it; they
+take the server's limits. Bad input: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -16,12 +15,13 @@ import argparse
 import json
 import sqlite3
 import sys
-from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TextIO
 
 from koderz.cortex.db import MemoryDB, Order
 from koderz.cortex.limits import MAX_CATEGORY, MAX_PAGE_ITEMS, MAX_QUERY, MAX_TAG, MAX_TAGS
+from koderz.errors import ConfigError
 
 
 def _bounded(limit: int, what: str) -> Any:
@@ -89,13 +89,6 @@ def _open(path: str) -> MemoryDB:
         raise SystemExit(f"cortex: --db {path!r} cannot be read: {exc}") from None
 
 
-def _export(db: MemoryDB, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    after: list[float] | None = None
-    while rows := db.page(Order.OLDEST, tags=args.tag, category=args.category, after=after, limit=MAX_PAGE_ITEMS):
-        yield from (memory for memory, _ in rows)
-        after = rows[-1][1]
-
-
 def _line(memory: dict[str, Any]) -> str:
     first = memory["content"].strip().splitlines()[0][:100] if memory["content"].strip() else ""
     tags = ", ".join(memory["tags"])
@@ -105,26 +98,21 @@ def _line(memory: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, out: TextIO) -> None:
     if args.command != "stats" and args.tag and len(args.tag) > MAX_TAGS:
         raise SystemExit(f"cortex: {len(args.tag)} --tag options, over the limit of {MAX_TAGS}")
-    db = _open(args.db)
-    try:
+    with closing(_open(args.db)) as db:
         if args.command == "stats":
             out.write(json.dumps(db.stats(), indent=2, ensure_ascii=False) + "\n")
         elif args.command == "export":
-            for memory in _export(db, args):
+            for memory in db.export(args.tag, args.category):
                 out.write(json.dumps(memory, ensure_ascii=False) + "\n")
         else:
-            found = db.page(Order(args.mode), query=args.query, tags=args.tag, category=args.category, limit=args.limit)
-            for memory, _ in found:
+            for memory in db.recall(args.query, args.tag, args.category, args.limit, args.mode):
                 out.write((json.dumps(memory, ensure_ascii=False) if args.json else _line(memory)) + "\n")
-    finally:
-        db.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "serve":
         from koderz.cortex.server import serve
-        from koderz.errors import ConfigError
 
         try:
             serve(args.db, args.http, token_file=args.token_file, allowed_hosts=tuple(args.allow_host))

@@ -1,27 +1,11 @@
-"""``CortexClient``: the ``MemoryStore`` over MCP (stdio or streamable HTTP).
+"""``CortexClient``: the ``MemoryStore`` over MCP (stdio or streamable HTTP); see docs/cortex.md.
 
-    client = CortexClient(ServerTarget.embedded("outputs/cortex.db"))
-    async with client:                      # preflight: MemoryStoreError on failure
-        mid = await client.remember(MemoryRecord("t", "c", tags=("spec",)))
-        await client.recall("word", tags=["spec"])
-
-The preflight checks the server's tool schemas and picks the dialect it fits (``dialects.py``:
-koderz's own server, or the reference knowledge-graph server); a server that fits none is refused
-with one line naming what does not fit. A stdio server's stderr goes to the log (logger
-``cortex-server``: the run's ``koderz.log``, not the console). Over HTTP the client sends the
-bearer token (``auth.token_for_client``).
-
-Persistent (default): one MCP session for the client's life, shared by every concurrent caller.
-Ephemeral: a new server process and session per operation. ``write_buffer`` > 0: see
-``CortexConfig`` (queued records also go out before any read).
-
-Faults: after ``connect()`` succeeded nothing raises into the caller. A call that
-fails on the connection reconnects once (for the embedded server that starts a new
-server process) and retries; if that fails too the client stops trying, logs one
-warning, and from then on writes count in ``lost_writes`` and reads return empty.
-A write the server refuses (tool error), or arguments that are not UTF-8 JSON, cost
-that write only: counted in ``lost_writes``, the connection stays. Records are
-sanitised before they are sent (``sanitize.py``): they carry candidates' text.
+``connect()`` is the preflight: it lists the server's tools and picks the dialect they fit
+(``dialects.py``), else ``MemoryStoreError`` in one line. Persistent: one session shared by
+every caller; ephemeral: a server process and session per operation. After ``connect()``
+nothing raises into the caller: a connection failure reconnects once and retries, then the
+client gives up (one warning; writes count in ``lost_writes``, reads return empty); a write
+the server refuses costs that write only. Records are sanitised before they are sent.
 """
 
 from __future__ import annotations
@@ -32,11 +16,11 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # The MCP SDK imports these lazily on the first connect and the first tool result
 # (output-schema validation). Importing them with this module, which koderz imports in
@@ -60,8 +44,7 @@ from koderz.errors import MemoryStoreError
 
 logger = logging.getLogger(__name__)
 server_log = logging.getLogger("cortex-server")  # not under "koderz": the run's log file, not the console
-
-BATCH_CHUNK = MAX_BATCH  # records per remember_batch call (also bounded by MAX_BATCH_BYTES)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -243,6 +226,7 @@ class CortexClient:
         self._warned_refusal = False
         self._buffer: list[MemoryRecord] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Task[bool] | None = None
         self.dialect: Dialect = CortexTools()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -282,8 +266,34 @@ class CortexClient:
         if self.write_buffer > 0:
             self._flusher = asyncio.create_task(self._flush_periodically(), name="cortex-flusher")
 
+    def connect_in_background(self) -> None:
+        """Connect in a task (a server that fails to start gets one more start); until then
+        ``remember`` queues, reads wait. If it fails, the client goes on without memory."""
+        self._connecting = asyncio.create_task(self._connect_twice(), name="cortex-connect")
+
+    async def _connect_twice(self) -> bool:
+        for attempt in (1, 2):
+            try:
+                await self.connect()
+                break
+            except MemoryStoreError as exc:
+                if attempt == 2:
+                    logger.warning("cortex: the run goes on without memory: %s", exc)
+                    self._dead = True
+                    return False
+                logger.info("cortex: starting the server again after: %s", exc)
+        await self.flush()  # what was written meanwhile, in order, in one batch
+        return True
+
+    async def ready(self) -> bool:
+        """Wait for a background connection; False if it failed."""
+        if self._connecting is None or self._connecting is asyncio.current_task():  # sending the queue
+            return True
+        return await asyncio.shield(self._connecting)
+
     async def aclose(self) -> None:
         """Flush buffered writes and close the session (stops an embedded server)."""
+        await self.ready()
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
@@ -295,14 +305,12 @@ class CortexClient:
 
     # -- calls ----------------------------------------------------------------------
 
-    async def _invoke(self, conn: _Connection | None, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    async def _invoke(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         _check_encodable(tool, arguments)
         try:
-            if conn is not None:
-                if conn.client is None:
-                    raise ConnectionError("not connected")
-                result = await conn.client.call_tool(tool, arguments)
-            else:
+            if self._conn is not None and self._conn.client is not None:
+                result = await self._conn.client.call_tool(tool, arguments)
+            else:  # ephemeral
                 async with asyncio.timeout(self.timeout):
                     async with Client(self.target.transport(), read_timeout_seconds=self.timeout) as client:
                         result = await client.call_tool(tool, arguments)
@@ -329,46 +337,43 @@ class CortexClient:
             self._generation += 1
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Call ``tool``; reconnect and retry once on a connection failure.
+        """Call ``tool``; on a connection failure reconnect and retry once, then give up.
 
         Raises ``_Refused`` for a tool error and ``_Unavailable`` once the client gave up.
         """
-        if self._dead:
+        if not await self.ready() or self._dead:
             raise _Unavailable
-        failure: BaseException | None = None
-        for attempt in range(2):
-            generation, conn = self._generation, self._conn
-            try:
-                return await self._invoke(conn if self.persistent else None, tool, arguments)
-            except _Refused:
-                raise
-            except Exception as exc:  # noqa: BLE001 - retried once, then reported
-                failure = exc
-            if attempt == 0:
-                try:
-                    await self._reconnect(generation)
-                except _Unavailable:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - reported by _give_up
-                    failure = exc
-                    break
-        self._give_up(tool, failure)
+        generation = self._generation
+        try:
+            return await self._invoke(tool, arguments)
+        except _Refused:
+            raise
+        except Exception:  # noqa: BLE001 - reconnect and retry once
+            pass
+        try:
+            await self._reconnect(generation)
+            return await self._invoke(tool, arguments)
+        except (_Refused, _Unavailable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported by _give_up
+            self._give_up(tool, exc)
         raise _Unavailable
 
-    def _give_up(self, tool: str, failure: BaseException | None) -> None:
+    def _give_up(self, tool: str, failure: BaseException) -> None:
         if not self._dead:
             self._dead = True
             logger.warning(
                 "cortex: server %s failed (%s on %s) after a reconnect; continuing without memory",
                 self.target.label,
-                _reason(failure) if failure else "unknown",
+                _reason(failure),
                 tool,
             )
 
-    async def _write(self, what: str, operation: Any, count: int) -> Any:
-        """Run a write (a coroutine of the dialect); ``None`` and ``count`` lost writes if it fails."""
+    async def _write(self, what: str, operation: Callable[[Dialect], Awaitable[_T]], count: int) -> _T | None:
+        """Run a write on the server's dialect; ``None`` and ``count`` lost writes if it fails."""
         try:
-            return await operation
+            await self.ready()  # the dialect is known
+            return await operation(self.dialect)
         except _Unavailable:
             pass
         except _Refused as exc:
@@ -378,15 +383,12 @@ class CortexClient:
         self.lost_writes += count
         return None
 
-    async def _read(self, what: str, operation: Any, empty: Any) -> Any:
-        """Run a read (a coroutine of the dialect) after the buffered writes; ``empty`` if it fails."""
+    async def _read(self, what: str, operation: Callable[[Dialect], Awaitable[_T]], empty: _T) -> _T:
+        """Run a read on the server's dialect after the buffered writes; ``empty`` if it fails."""
+        await self.flush()
         try:
-            await self.flush()
-        except BaseException:
-            operation.close()
-            raise
-        try:
-            return await operation
+            await self.ready()
+            return await operation(self.dialect)
         except _Unavailable:
             return empty
         except _Refused as exc:
@@ -397,21 +399,26 @@ class CortexClient:
 
     async def remember(self, record: MemoryRecord) -> str | None:
         """Store one memory; its id, or ``None`` (buffered, or not stored)."""
-        if self.write_buffer > 0:
+        connecting = self._connecting is not None and not self._connecting.done()
+        if self.write_buffer > 0 or connecting:
             self._buffer.append(record)
-            if len(self._buffer) >= self.write_buffer:
+            if not connecting and len(self._buffer) >= self.write_buffer:
                 await self.flush()
             return None
-        ids = await self._write("remember", self.dialect.remember_batch(self.call, [_arguments(record)]), 1)
+        return await self._remember_one(_arguments(record))
+
+    async def _remember_one(self, row: dict[str, Any]) -> str | None:
+        ids = await self._write("remember", lambda d: d.remember_batch(self.call, [row]), 1)
         return ids[0] if ids else None
 
     async def remember_batch(self, records: list[MemoryRecord]) -> list[str]:
-        """Store many memories (in chunks of ``BATCH_CHUNK`` records and ``MAX_BATCH_BYTES``); the ids stored.
+        """Store many memories (in chunks of ``MAX_BATCH`` records and ``MAX_BATCH_BYTES``); the ids stored.
 
         A chunk the server refuses is sent again record by record, so only the records
         it refuses are lost (and counted).
         """
         ids: list[str] = []
+        await self.ready()
         for chunk in _chunks([_arguments(r) for r in records]):
             try:
                 ids += await self.dialect.remember_batch(self.call, chunk)
@@ -419,14 +426,13 @@ class CortexClient:
                 self.lost_writes += len(chunk)
             except _Refused as exc:
                 logger.info("cortex: remember_batch refused (%s); sending its %d records one by one", exc, len(chunk))
-                for arguments in chunk:
-                    ids += await self._write("remember", self.dialect.remember_batch(self.call, [arguments]), 1) or []
+                ids += [mid for row in chunk if (mid := await self._remember_one(row))]
         return ids
 
     async def flush(self) -> None:
         """Send buffered ``remember`` records now."""
         while self._buffer:
-            batch, self._buffer = self._buffer[:BATCH_CHUNK], self._buffer[BATCH_CHUNK:]
+            batch, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
             await self.remember_batch(batch)
 
     async def _flush_periodically(self) -> None:
@@ -444,47 +450,44 @@ class CortexClient:
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` memories (full content) matching all ``tags`` and ``category``; ``mode``
         search|recent|important (pages followed)."""
-        operation = self.dialect.recall(self.call, query, list(tags or []), category, limit, mode)
-        return list(await self._read("recall", operation, []))
+        return await self._read(
+            "recall", lambda d: d.recall(self.call, query, list(tags or []), category, limit, mode), []
+        )
 
     async def export(self, tags: list[str] | None = None, category: str | None = None) -> list[dict[str, Any]]:
         """Every memory matching all ``tags`` and ``category``, oldest first (every page)."""
-        return list(await self._read("export", self.dialect.export(self.call, list(tags or []), category), []))
+        return await self._read("export", lambda d: d.export(self.call, list(tags or []), category), [])
 
     async def start_session(self, context: str) -> str | None:
         """Open a session; its id, or ``None`` if the server is unavailable."""
-        operation = self.dialect.start_session(self.call, clean_text(context, MAX_SUMMARY))
-        result: str | None = await self._read("start_session", operation, None)
-        return result
+        text = clean_text(context, MAX_SUMMARY)
+        return await self._read("start_session", lambda d: d.start_session(self.call, text), None)
 
     async def end_session(self, session_id: str, summary: str) -> None:
         """Close a session with its summary (counted as a write)."""
         await self.flush()
-        await self._write(
-            "end_session", self.dialect.end_session(self.call, session_id, clean_text(summary, MAX_SUMMARY)), 1
-        )
+        text = clean_text(summary, MAX_SUMMARY)
+        await self._write("end_session", lambda d: d.end_session(self.call, session_id, text), 1)
 
     async def stats(self) -> dict[str, Any]:
         """The server's counts (``memory_stats``; empty if unavailable)."""
-        result: dict[str, Any] = await self._read("memory_stats", self.dialect.stats(self.call), {})
-        return result
+        return await self._read("memory_stats", lambda d: d.stats(self.call), {})
 
     async def consolidate(self, dry_run: bool = True) -> dict[str, Any]:
         """The server's ``consolidate`` (empty if unavailable, or the server has none)."""
-        if not self.dialect.consolidates:
+        if await self.ready() and not self.dialect.consolidates:
             logger.warning("cortex: %s cannot consolidate", self.dialect.name)
             return {}
-        result: dict[str, Any] = await self._read("consolidate", self.call("consolidate", {"dry_run": dry_run}), {})
-        return result
+        return await self._read("consolidate", lambda d: self.call("consolidate", {"dry_run": dry_run}), {})
 
 
 def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """``rows`` in order, in chunks of at most ``BATCH_CHUNK`` rows and ``MAX_BATCH_BYTES`` of JSON."""
+    """``rows`` in order, in chunks of at most ``MAX_BATCH`` rows and ``MAX_BATCH_BYTES`` of JSON."""
     chunks: list[list[dict[str, Any]]] = []
     size = 0
     for row in rows:
         weight = json_bytes(row) + 1
-        if not chunks or len(chunks[-1]) >= BATCH_CHUNK or (chunks[-1] and size + weight > MAX_BATCH_BYTES):
+        if not chunks or len(chunks[-1]) >= MAX_BATCH or (chunks[-1] and size + weight > MAX_BATCH_BYTES):
             chunks.append([])
             size = 0
         chunks[-1].append(row)

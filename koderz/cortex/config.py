@@ -1,11 +1,8 @@
-"""``CortexConfig``: the schema of the Hydra config group ``cortex`` (it holds every default).
+"""``CortexConfig``: the schema of the Hydra config group ``cortex`` (every default; docs/cortex.md).
 
-Modes (``cortex.mode``: local, embedded, external, off) are described in docs/cortex.md.
-
-``write_buffer`` > 0 (MCP modes) turns on write-behind: ``remember`` queues records and
-returns ``None``; they are sent with ``remember_batch`` when the buffer holds that many,
-every ``flush_interval`` seconds, and on close. ``timeout`` is the MCP call timeout, and
-for ``local`` how long a write waits for another process's write (SQLite busy timeout).
+``write_buffer`` > 0 (MCP modes): ``remember`` queues and returns ``None``; the queue goes out
+in one ``remember_batch`` when full, every ``flush_interval`` seconds and on close. ``timeout``:
+the MCP call timeout, and for ``local`` how long a write waits for another process's lock.
 """
 
 from __future__ import annotations

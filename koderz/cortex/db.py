@@ -1,13 +1,8 @@
-"""SQLite storage behind the embedded Cortex server (no MCP here).
+"""SQLite storage behind every Cortex store (no MCP here): FTS5 search, WAL, nothing evicted.
 
-One ``MemoryDB`` owns one connection in WAL mode; the server calls it from a single
-dedicated thread, so writes are serialized inside the process, and ``BEGIN
-IMMEDIATE`` plus ``busy_timeout`` serialize them across processes sharing the file.
-Keyword search uses FTS5 (bm25 ranking); every stored memory stays stored — nothing
-is capped, decayed or evicted. ``consolidate`` is the only thing that deletes, and
-only exact duplicates, only when asked.
-
-Tag filters mean "has every given tag"; a category filter is an exact match.
+Writes are ``BEGIN IMMEDIATE`` transactions with a busy timeout, so processes sharing the file
+serialize them; ``consolidate`` (exact duplicates, when asked) is the only delete. Tag filters
+mean "has every given tag"; a category filter is an exact match.
 """
 
 from __future__ import annotations
@@ -81,7 +76,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 """
 
-_COLUMNS = "m.id, m.title, m.content, m.category, m.tags, m.importance, m.metadata, m.created_at"
+_FIELDS = ("id", "title", "content", "category", "tags", "importance", "metadata", "created_at")
+_COLUMNS = ", ".join(f"m.{name}" for name in _FIELDS)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -89,17 +85,8 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _row_to_memory(row: tuple[Any, ...]) -> dict[str, Any]:
-    mid, title, content, category, tags, importance, metadata, created = row
-    return {
-        "id": mid,
-        "title": title,
-        "content": content,
-        "category": category,
-        "tags": json.loads(tags),
-        "importance": importance,
-        "metadata": json.loads(metadata),
-        "created_at": _iso(created),
-    }
+    memory = dict(zip(_FIELDS, row, strict=True))
+    return memory | {k: json.loads(memory[k]) for k in ("tags", "metadata")} | {"created_at": _iso(row[-1])}
 
 
 def _retry_locked(operation: Callable[[], object], timeout: float) -> None:
@@ -130,11 +117,7 @@ def fts_query(text: str) -> str:
 
 
 class MemoryDB:
-    """The memory tables of one SQLite file. Not thread-safe: use from one thread.
-
-    ``connection`` is the SQLite connection every query runs on (for diagnostics:
-    ``PRAGMA``s, a progress handler that counts a query's work).
-    """
+    """The memory tables of one SQLite file, on one ``connection``. Not thread-safe: use from one thread."""
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, *, reader: bool = False) -> None:
         """Open (or create) the file; a ``reader`` opens a file that has its tables, for queries only."""
@@ -319,25 +302,18 @@ class MemoryDB:
         return [(_row_to_memory(r), [r[0]]) for r in rows]
 
     def recall(
-        self,
-        query: str,
-        tags: list[str] | None,
-        category: str | None,
-        limit: int,
-        mode: str,
+        self, query: str, tags: list[str] | None, category: str | None, limit: int, mode: str
     ) -> list[dict[str, Any]]:
         """Memories matching the filters, best first (bm25 / newest / most important); one page."""
         rows = self.page(Order(mode), query=query, tags=tags, category=category, limit=limit)
         return [memory for memory, _ in rows]
 
-    def export(self, tags: list[str] | None, category: str | None) -> list[dict[str, Any]]:
-        """Every memory matching the filters, oldest first (the local store's export: no reply to bound)."""
-        found: list[dict[str, Any]] = []
+    def export(self, tags: list[str] | None, category: str | None) -> Iterator[dict[str, Any]]:
+        """Every memory matching the filters, oldest first, read a page at a time."""
         after: list[float] | None = None
-        while rows := self.page(Order.OLDEST, tags=tags, category=category, after=after, limit=1_000):
-            found += [memory for memory, _ in rows]
+        while rows := self.page(Order.OLDEST, tags=tags, category=category, after=after, limit=100):
+            yield from (memory for memory, _ in rows)
             after = rows[-1][1]
-        return found
 
     def stats(self) -> dict[str, Any]:
         conn = self.connection

@@ -1,21 +1,11 @@
-"""Which MCP memory servers koderz speaks to, checked by their tool schemas, and how.
+"""The MCP memory servers koderz speaks to, recognised by their tool schemas (docs/cortex.md).
 
-``choose(tools)`` looks at the server's tools (names, input schemas, output schemas)
-and returns the dialect whose every call the server accepts, or the problems found for
-each one (the preflight refuses the server with them, in one line, before a run):
-
-- ``CortexTools`` — koderz's own server (``koderz.cortex.server``): everything is kept.
-- ``GraphTools`` — the reference knowledge-graph server ``@modelcontextprotocol/server-memory``
-  (``create_entities``, ``create_relations``, ``add_observations``, ``search_nodes``). A
-  memory is an entity (``koderz-memory:<time>-<random>``, type = category) whose
-  observations hold the fields (``title: ...``, ``content: ...``, ``tags: [...]``,
-  ``importance: ...``, ``metadata: {...}``, ``created_at: ...``); each tag is an entity
-  ``koderz-tag:<tag>`` with a ``tagged`` relation from the memory; a session is an entity
-  ``koderz-session:<time>``. Filters and ordering run in the client on ``search_nodes``'
-  answer: keyword search is "every word occurs", newest first (no relevance ranking); the
-  server pages nothing and rewrites its whole file per write; ``consolidate`` is not offered.
-
-Every method takes ``call(tool, arguments) -> structured result`` from the client, which
+``choose(tools)`` returns the first dialect whose every call the server's tools accept, or the
+problems found with each (the preflight refuses the server with them in one line):
+``CortexTools`` (koderz's own server) and ``GraphTools`` (the reference knowledge-graph server
+``@modelcontextprotocol/server-memory``: a memory is an entity whose observations hold its
+fields, a tag an entity with a ``tagged`` relation; filters and order run in the client). A
+dialect's methods take ``call(tool, arguments) -> structured result`` from the client, which
 owns the connection, retries and fault counting.
 """
 
@@ -24,9 +14,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 from koderz.cortex.db import fts_query
 
@@ -73,40 +65,23 @@ def signature_problems(name: str, tool: Any, sends: Signature, reads: tuple[str,
         and not types & accepted
     ]
     required = [argument for argument in schema.get("required", []) if argument not in sends]
-    output = (tool.output_schema or {}).get("properties", {})
-    unread = [key for key in reads if key not in output]
-    parts = [
-        f"{label} {', '.join(items)}"
-        for label, items in (
-            ("takes no", missing),
-            ("has", wrong),
-            ("requires", required),
-            ("returns no", unread),
-        )
-        if items
-    ]
+    unread = [key for key in reads if key not in (tool.output_schema or {}).get("properties", {})]
+    found = {"takes no": missing, "has": wrong, "requires": required, "returns no": unread}
+    parts = [f"{label} {', '.join(items)}" for label, items in found.items() if items]
     return [f"{name} {'; '.join(parts)}"] if parts else []
 
 
-class Dialect(Protocol):
-    name: str
-    consolidates: bool
+class _Tools:
+    """A dialect is known by the tools it calls: name -> (argument types it sends, result keys it reads)."""
 
-    def problems(self, tools: dict[str, Any]) -> list[str]: ...
+    SIGNATURES: ClassVar[dict[str, tuple[Signature, tuple[str, ...]]]]
 
-    async def remember_batch(self, call: Call, rows: list[dict[str, Any]]) -> list[str]: ...
-
-    async def recall(
-        self, call: Call, query: str, tags: list[str], category: str | None, limit: int, mode: str
-    ) -> list[dict[str, Any]]: ...
-
-    async def export(self, call: Call, tags: list[str], category: str | None) -> list[dict[str, Any]]: ...
-
-    async def start_session(self, call: Call, context: str) -> str | None: ...
-
-    async def end_session(self, call: Call, session_id: str, summary: str) -> None: ...
-
-    async def stats(self, call: Call) -> dict[str, Any]: ...
+    def problems(self, tools: dict[str, Any]) -> list[str]:
+        return [
+            p
+            for name, (sends, reads) in self.SIGNATURES.items()
+            for p in signature_problems(name, tools.get(name), sends, reads)
+        ]
 
 
 _MEMORY = {
@@ -120,12 +95,12 @@ _MEMORY = {
 _PAGED = {"tags": {"array"}, "category": {"string"}, "limit": {"integer"}, "cursor": {"string"}}
 
 
-class CortexTools:
+class CortexTools(_Tools):
     """koderz's own server: one tool per operation, listings paged with ``cursor``/``nextCursor``."""
 
     name = "koderz cortex"
     consolidates = True
-    SIGNATURES: ClassVar[dict[str, tuple[Signature, tuple[str, ...]]]] = {
+    SIGNATURES = {  # noqa: RUF012 - read only
         "remember": (_MEMORY, ("id",)),
         "remember_batch": ({"memories": {"array"}}, ("ids",)),
         "recall": ({"query": {"string"}, "mode": {"string"}, **_PAGED}, ("memories", "nextCursor")),
@@ -135,13 +110,6 @@ class CortexTools:
         "memory_stats": ({}, ("total_memories",)),
         "consolidate": ({"dry_run": {"boolean"}}, ("removed",)),
     }
-
-    def problems(self, tools: dict[str, Any]) -> list[str]:
-        return [
-            p
-            for name, (sends, reads) in self.SIGNATURES.items()
-            for p in signature_problems(name, tools.get(name), sends, reads)
-        ]
 
     async def remember_batch(self, call: Call, rows: list[dict[str, Any]]) -> list[str]:
         if len(rows) == 1:
@@ -221,20 +189,19 @@ def _memory(entity: dict[str, Any]) -> dict[str, Any] | None:
                 fields[key] = json.loads(value) if key in _JSON_FIELDS else value
             except ValueError:
                 fields[key] = value
-    memory = {"title": "", "content": "", "tags": [], "importance": 0.5, "metadata": {}, "created_at": ""} | fields
-    return memory
+    return {"title": "", "content": "", "tags": [], "importance": 0.5, "metadata": {}, "created_at": ""} | fields
 
 
 def _words(text: str) -> list[str]:
     return [w.strip('"').lower() for w in fts_query(text).split()]
 
 
-class GraphTools:
+class GraphTools(_Tools):
     """The reference knowledge-graph server (``@modelcontextprotocol/server-memory``); see the module doc."""
 
     name = "knowledge graph (@modelcontextprotocol/server-memory)"
     consolidates = False
-    SIGNATURES: ClassVar[dict[str, tuple[Signature, tuple[str, ...]]]] = {
+    SIGNATURES = {  # noqa: RUF012 - read only
         "create_entities": (_ENTITY, ()),
         "create_relations": ({"relations": {"array"}}, ()),
         "add_observations": ({"observations": {"array"}}, ()),
@@ -242,18 +209,13 @@ class GraphTools:
     }
 
     def problems(self, tools: dict[str, Any]) -> list[str]:
-        problems = [
-            p
-            for name, (sends, reads) in self.SIGNATURES.items()
-            for p in signature_problems(name, tools.get(name), sends, reads)
-        ]
-        if problems:
+        if problems := super().problems(tools):
             return problems
         root = tools["create_entities"].input_schema
         entity = resolve(root["properties"]["entities"].get("items", {}), root)
         return signature_problems(
             "create_entities.entities[]",
-            _SchemaOnly({**entity, "$defs": root.get("$defs", {})}),
+            SimpleNamespace(input_schema={**entity, "$defs": root.get("$defs", {})}, output_schema=None),
             {"name": {"string"}, "entityType": {"string"}, "observations": {"array"}},
         )
 
@@ -304,45 +266,29 @@ class GraphTools:
 
     async def start_session(self, call: Call, context: str) -> str | None:
         name = _unique_name(SESSION_PREFIX)
-        started = datetime.now(UTC).isoformat()
-        observations = [f"context: {context}", f"started_at: {started}"]
-        await call(
-            "create_entities",
-            {"entities": [{"name": name, "entityType": "koderz-session", "observations": observations}]},
-        )
+        observations = [f"context: {context}", f"started_at: {datetime.now(UTC).isoformat()}"]
+        entity = {"name": name, "entityType": "koderz-session", "observations": observations}
+        await call("create_entities", {"entities": [entity]})
         return name
 
     async def end_session(self, call: Call, session_id: str, summary: str) -> None:
-        ended = datetime.now(UTC).isoformat()
-        contents = [f"summary: {summary}", f"ended_at: {ended}"]
+        contents = [f"summary: {summary}", f"ended_at: {datetime.now(UTC).isoformat()}"]
         await call("add_observations", {"observations": [{"entityName": session_id, "contents": contents}]})
 
     async def stats(self, call: Call) -> dict[str, Any]:
-        memories = [
-            m for e in (await call("search_nodes", {"query": MEMORY_PREFIX})).get("entities", []) if (m := _memory(e))
-        ]
+        memories = await self._matching(call, "", [], None)
         found = (await call("search_nodes", {"query": SESSION_PREFIX})).get("entities", [])
         sessions = [s for s in found if str(s.get("name", "")).startswith(SESSION_PREFIX)]
-        by_category: dict[str, int] = {}
-        for memory in memories:
-            by_category[memory["category"]] = by_category.get(memory["category"], 0) + 1
         ended = sum(any(str(o).startswith("ended_at: ") for o in s.get("observations", [])) for s in sessions)
         return {
             "total_memories": len(memories),
-            "by_category": by_category,
+            "by_category": dict(Counter(m["category"] for m in memories)),
             "sessions": len(sessions),
             "open_sessions": len(sessions) - ended,
         }
 
 
-class _SchemaOnly:
-    """A schema standing in for a tool, to check a nested object with ``signature_problems``."""
-
-    def __init__(self, schema: Schema) -> None:
-        self.input_schema = schema
-        self.output_schema = None
-
-
+Dialect = CortexTools | GraphTools
 DIALECTS: tuple[Dialect, ...] = (CortexTools(), GraphTools())
 
 

@@ -1,17 +1,14 @@
-"""Choose and open the memory store from the ``cortex`` config group.
+"""Open the ``MemoryStore`` the ``cortex`` config group names (``CortexConfig`` or its DictConfig).
 
-    async with open_memory_store(cfg.cortex, run_id) as store:   # MemoryStore
-        ...
-
-``cortex.mode=off`` gives ``NullStore``, ``local`` (the default) a ``LocalStore`` on the
-SQLite file; neither imports ``mcp``. ``embedded``/``external`` give the MCP client.
-Entering runs the preflight (open the file, or start/reach the server and check its
-tools) and raises ``MemoryStoreError`` with one line if that fails; ``ConfigError``
-for bad keys.
+``off`` gives ``NullStore`` and ``local`` (the default) a ``LocalStore``; neither imports ``mcp``.
+``embedded``/``external`` give the MCP client. Entering runs the preflight (open the file, or
+start/reach the server and check its tools): ``MemoryStoreError`` in one line if it fails,
+``ConfigError`` for bad keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -30,24 +27,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _check(cfg: Any) -> None:
-    if cfg.mode not in MODES:
-        raise ConfigError(f"cortex.mode={cfg.mode!r} is not one of {', '.join(MODES)}")
-    if cfg.timeout <= 0:
-        raise ConfigError(f"cortex.timeout={cfg.timeout!r} must be > 0")
-
-
 def preload(cfg: Any) -> None:
     """Import what the store of ``cfg`` needs (the MCP SDK only for MCP modes); call in a thread."""
     if cfg.mode in MCP_MODES:
         importlib.import_module("koderz.cortex.client")
 
 
-def build_client(cfg: Any) -> CortexClient:
+def _client(cfg: Any) -> CortexClient:
     """The (unconnected) MCP client for an ``embedded`` or ``external`` config."""
-    _check(cfg)
-    if cfg.mode not in MCP_MODES:
-        raise ConfigError(f"cortex.mode={cfg.mode!r} has no MCP client (one of {', '.join(MCP_MODES)})")
     from koderz.cortex.client import CortexClient, ServerTarget
 
     if cfg.mode == "embedded":
@@ -59,7 +46,7 @@ def build_client(cfg: Any) -> CortexClient:
             raise ConfigError(f"cortex.url={cfg.url!r} is not an http(s) URL")
         from koderz.cortex.auth import token_for_client
 
-        target = ServerTarget(url=str(cfg.url), token=token_for_client(getattr(cfg, "token_file", None)))
+        target = ServerTarget(url=str(cfg.url), token=token_for_client(cfg.token_file))
     elif cfg.command:
         target = ServerTarget(str(cfg.command), tuple(str(a) for a in cfg.args or ()), dict(os.environ))
     else:
@@ -76,36 +63,26 @@ def build_client(cfg: Any) -> CortexClient:
 
 
 async def preflight(cfg: Any) -> None:
-    """Reach the configured server once and close; ``MemoryStoreError`` if it cannot be used."""
-    if cfg.mode == "off":
-        return
-    store = _build(cfg)
-    await store.connect()
-    await store.aclose()
-
-
-def _build(cfg: Any) -> LocalStore | CortexClient:
-    _check(cfg)
-    if cfg.mode == "local":
-        return LocalStore(cfg.db, timeout=float(cfg.timeout))
-    return build_client(cfg)
+    """Open the configured store once and close it; ``MemoryStoreError`` if it cannot be used."""
+    async with open_memory_store(cfg, "preflight"):
+        pass
 
 
 @asynccontextmanager
 async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> AsyncIterator[MemoryStore]:
-    """The run's ``MemoryStore`` (``cfg`` is a ``CortexConfig`` or the ``cortex`` DictConfig).
-
-    ``defer=True``: a local file that cannot be opened costs the memory, not the run
-    (one warning, writes count in ``lost_writes``); koderz's own embedded server opens
-    in the background (writes queue until it is up). External servers are always
-    checked before the run starts.
-    """
+    """The run's ``MemoryStore``. ``defer=True``: a local file that cannot be opened costs the
+    memory, not the run (one warning, writes count in ``lost_writes``); koderz's own embedded
+    server opens in the background. External servers are always checked before the run starts."""
     if cfg.mode == "off":
         yield NullStore()
         return
-    store: Any
+    if cfg.mode not in MODES:
+        raise ConfigError(f"cortex.mode={cfg.mode!r} is not one of {', '.join(MODES)}")
+    if cfg.timeout <= 0:
+        raise ConfigError(f"cortex.timeout={cfg.timeout!r} must be > 0")
+    store: LocalStore | CortexClient
     if cfg.mode == "local":
-        store = _build(cfg)
+        store = LocalStore(cfg.db, timeout=float(cfg.timeout))
         try:
             await store.connect()
         except MemoryStoreError as exc:
@@ -114,11 +91,11 @@ async def open_memory_store(cfg: Any, run_id: str, *, defer: bool = False) -> As
                 raise
             logger.warning("cortex: the run goes on without memory: %s", exc)
     elif defer and cfg.mode == "embedded":
-        from koderz.cortex.deferred import DeferredStore
-
-        store = DeferredStore(lambda: build_client(cfg))
+        await asyncio.to_thread(preload, cfg)  # the MCP SDK's import must not hold up the event loop
+        store = _client(cfg)
+        store.connect_in_background()  # writes queue until the server is up
     else:
-        store = build_client(cfg)
+        store = _client(cfg)
         await store.connect()
         logger.info(
             "cortex: run %s uses %s (%s)", run_id, store.target.label, "persistent" if store.persistent else "ephemeral"

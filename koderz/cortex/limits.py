@@ -1,11 +1,8 @@
 """The store's limits: what one memory, one request and one reply may hold.
 
-The server refuses a value over a limit with a tool error naming it (never cuts it),
-and publishes the limits in its tools' input schemas (``maxLength``, ``maxItems``).
-koderz's own writers bound their records first (``sanitize.py``), so a run's record
-always fits. A reply holds at most ``PAGE_BYTES`` of memories (a memory is at most
-``MAX_MEMORY_BYTES``), so every reply stays well under the 1 MiB an MCP client's SSE
-reader accepts; the rest comes on the next page (``paging.py``).
+The server refuses a value over a limit (never cuts it) and publishes them in its input schemas;
+koderz's writers bound their records first (``sanitize.py``). A reply holds at most
+``PAGE_BYTES`` of memories, well under the 1 MiB an MCP client's SSE reader accepts.
 """
 
 from __future__ import annotations

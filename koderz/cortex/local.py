@@ -1,29 +1,12 @@
-"""``LocalStore``: the ``MemoryStore`` on the SQLite file itself, in the run's own process.
+"""``LocalStore``: the ``MemoryStore`` on the SQLite file itself, in the run's own process (the default).
 
-    store = LocalStore("outputs/cortex.db")
-    await store.connect()                  # MemoryStoreError (one line) if the file cannot be opened
-    await store.remember(MemoryRecord("t", "c", tags=("spec",)))
-
-The default (``cortex=local``): no server process and no MCP SDK, so opening and
-closing cost a few milliseconds. It uses the same ``MemoryDB`` (schema, queries) as the
-MCP server, so ``python -m koderz.cortex serve --db`` on the same file sees every
-record, also while runs write. Many processes may share the file: WAL, ``BEGIN
-IMMEDIATE`` and a busy timeout serialize their writes (``tests/cortex/test_local_store.py``
-runs four writer processes at once).
-
-``remember`` is write-behind: it queues the record and returns ``None`` at once, so a
-problem never waits for SQLite (or for another process's write lock); a background
-task stores the queue in one transaction per batch. Reads have a connection and a thread of
-their own (WAL: a read never waits for a write), so a lookup does not queue behind the
-batch being stored; a read that a queued record could answer stores the queue first, as do
-``end_session``, ``flush()`` and close. ``MAX_PENDING`` queued records make ``remember`` wait
-(bounded memory).
-
-Faults never reach the caller: a write SQLite refuses is dropped and counted in
-``lost_writes`` (one warning), later writes go on; a batch that fails for another
-reason than a lock is stored again record by record, so only the record SQLite refuses
-is lost. A read that fails returns nothing. Every record is sanitised first
-(``sanitize.py``): text from candidates is hostile.
+No server and no MCP SDK; the same ``MemoryDB`` as the server, so ``serve --db`` on the file sees
+every record, also while runs write (docs/cortex.md: many processes, one store). ``remember``
+queues the record and returns at once; a background task stores the queue, one transaction a
+batch, and ``MAX_PENDING`` queued records make ``remember`` wait. Reads have their own connection
+and thread; a read that a queued record could answer stores the queue first. Faults never reach
+the caller: a write SQLite refuses counts in ``lost_writes`` (one warning), a failed batch is
+stored again record by record unless the file was locked, a failed read returns nothing.
 """
 
 from __future__ import annotations
@@ -49,8 +32,7 @@ MAX_PENDING = 2_000  # queued records before remember() waits for the writer (bo
 
 
 class LocalStore:
-    """``MemoryStore`` writing ``MemoryDB`` on one worker thread and reading it on another (SQLite
-    calls release the GIL)."""
+    """``MemoryStore`` writing ``MemoryDB`` on one thread and reading it on another (SQLite releases the GIL)."""
 
     keeps = True
 
@@ -121,8 +103,7 @@ class LocalStore:
             logger.warning("cortex: a write was not stored in %s (%s); later writes go on", self.path, exc)
 
     async def _store(self, records: list[MemoryRecord]) -> list[str]:
-        """Store sanitized records in one transaction; if SQLite refuses it (not for a lock), record by
-        record. Never raises."""
+        """Store sanitized records in one transaction, else (not for a lock) record by record. Never raises."""
         if self._db is None:  # never opened: the run already said it goes on without memory
             self.lost_writes += len(records)
             return []
@@ -215,7 +196,7 @@ class LocalStore:
 
     async def export(self, tags: list[str] | None = None, category: str | None = None) -> list[dict[str, Any]]:
         """Every memory matching all ``tags`` and ``category``, oldest first."""
-        return await self._read("export", lambda db: db.export(tags, category), tags, category)
+        return await self._read("export", lambda db: list(db.export(tags, category)), tags, category)
 
     async def start_session(self, context: str) -> str | None:
         text = clean_text(context, MAX_SUMMARY)

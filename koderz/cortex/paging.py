@@ -1,10 +1,6 @@
-"""Pages of memories in MCP's pagination shape: ``cursor`` in, ``nextCursor`` out.
-
-A page holds at most ``limit`` memories and at most ``PAGE_BYTES`` of them as JSON
-(``limits.py``): a reply is bounded by construction, whatever the memories hold. The
-cursor is opaque to clients (base64url JSON): the position after the page's last
-memory and a fingerprint of the query, so a cursor passed with other arguments is
-refused instead of silently paging another listing.
+"""Pages of memories in MCP's shape: ``cursor`` in, ``nextCursor`` out; at most ``limit`` memories
+and ``PAGE_BYTES`` a page. A cursor (base64url JSON) holds the position after the page and a
+fingerprint of the listing's arguments, so one passed with other arguments is refused.
 """
 
 from __future__ import annotations
@@ -35,11 +31,6 @@ def fingerprint(*arguments: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def encode_cursor(query: str, key: list[float]) -> str:
-    raw = json.dumps({"q": query, "k": key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str | None, query: str) -> list[float] | None:
     """The position a cursor stands for; ``CursorError`` if it is not of this listing."""
     if not cursor:
@@ -68,5 +59,7 @@ def fill(rows: list[tuple[dict[str, Any], list[float]]], limit: int, query: str)
             break
         taken.append(memory)
         size += weight
-    more = len(rows) > len(taken)
-    return Page(taken, encode_cursor(query, rows[len(taken) - 1][1]) if more and taken else None)
+    if len(rows) == len(taken) or not taken:
+        return Page(taken, None)
+    raw = json.dumps({"q": query, "k": rows[len(taken) - 1][1]}, separators=(",", ":")).encode()
+    return Page(taken, base64.urlsafe_b64encode(raw).decode().rstrip("="))

@@ -1,13 +1,8 @@
-"""Make a record koderz writes safe to store: valid UTF-8 text within the store's limits.
+"""Make a record koderz writes storable: valid UTF-8 within the store's limits (never raises).
 
-Records carry text that candidate programs produced (error messages, outputs), so
-every string may hold lone surrogates, NULs or megabytes. ``sanitize`` returns a
-record that every transport and SQLite accept and that the server's limits
-(``limits.py``) never refuse: lone surrogates become ``\\udcff`` escapes, NULs become
-``\\x00``, long strings are cut with a visible marker (``… [N more characters cut]``,
-the result within the limit), and metadata is reduced to JSON values within fixed
-depth, width, count and bytes. It never raises on any input. This is the writer's
-choice of what to keep of hostile text; the server itself never cuts (it refuses).
+Records carry candidates' hostile text: lone surrogates become ``\\udcff`` escapes, NULs ``\\x00``,
+long strings are cut with a visible marker (``… [N more characters cut]``), metadata is reduced
+to bounded JSON. The writer's choice of what to keep; the server itself refuses, never cuts.
 """
 
 from __future__ import annotations
@@ -67,11 +62,8 @@ def _to_str(value: object) -> str:
 
 
 def clean_value(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
-    """A JSON value (str, finite number, bool, None, list, dict) within the metadata bounds.
-
-    ``budget`` (one number in a list, shared by the recursion) caps the values kept in
-    all: past ``MAX_META_VALUES`` the rest of a container is dropped.
-    """
+    """A JSON value within the metadata bounds; past ``MAX_META_VALUES`` values in all (``budget``,
+    shared by the recursion) the rest of a container is dropped."""
     budget = [MAX_META_VALUES] if budget is None else budget
     budget[0] -= 1
     if value is None or isinstance(value, bool):

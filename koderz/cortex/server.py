@@ -1,29 +1,10 @@
-"""The embedded Cortex MCP server: ``python -m koderz.cortex serve --db PATH [--http [HOST:]PORT]``.
+"""The Cortex MCP server: ``python -m koderz.cortex serve --db PATH [--http [HOST:]PORT]`` (docs/cortex.md).
 
-Tools (every result is structured content with an output schema, sent once; the text
-content is a one-line summary for clients that read text only):
-
-- ``remember(title, content, category, tags, importance, metadata)`` -> ``{id}``
-- ``remember_batch(memories: [..same fields..])`` -> ``{ids, count}`` (one transaction)
-- ``recall(query, tags, category, limit, mode=search|recent|important, cursor)``
-  -> ``{memories, count, mode, nextCursor}``
-- ``export_memories(tags, category, limit, cursor)`` -> ``{memories, count, nextCursor}`` (oldest first)
-- ``start_session(context)`` -> ``{session_id, context, started_at}``
-- ``end_session(session_id, summary)`` -> ``{session_id, started_at, ended_at, summary, memories_added}``
-- ``memory_stats()`` -> ``{total_memories, categories, by_category, sessions, open_sessions, db_path,
-  db_bytes, server_pid}`` (``by_category``: the 100 largest categories)
-- ``consolidate(dry_run)`` -> ``{dry_run, duplicates, removed}`` (merges exact duplicates only)
-
-Listings page in MCP's shape (``paging.py``): at most ``limit`` memories and 512 KiB a
-reply, ``nextCursor`` while more match. Values over the store's limits (``limits.py``,
-also in the input schemas) are refused with a tool error naming the limit, never cut.
-``importance`` is a number in [0, 1] or one of the original's words (low, normal,
-medium, high, critical). Tags filter as "has all of them". All database work runs on
-one dedicated thread, so concurrent calls are serialized and never lost. Tools carry
-MCP annotations (reads ``readOnlyHint``, ``consolidate`` ``destructiveHint``).
-
-Over HTTP every request needs the bearer token (``auth.py``) and a loopback ``Host``
-(or one allowed with ``--allow-host``); the default address is loopback.
+Every tool answers structured content under an output schema, with a one-line text summary.
+Listings page in MCP's shape (``paging.py``); a value over the store's limits (``limits.py``,
+also in the input schemas) is refused with a tool error naming it, never cut. Writes run on
+one thread, so concurrent calls are serialized. Over HTTP every request needs the bearer
+token and a loopback (or ``--allow-host``) ``Host`` (``auth.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from koderz.cortex.auth import StaticTokenVerifier, host_security, server_token
+from koderz.cortex.auth import StaticTokenVerifier, default_token_file, host_security, server_token
 from koderz.cortex.db import MemoryDB, Order
 from koderz.cortex.limits import (
     MAX_BATCH,
@@ -105,7 +86,7 @@ class Memory(BaseModel):
     created_at: str
 
 
-class _Paged(BaseModel):
+class ExportResult(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     memories: list[Memory]
@@ -122,12 +103,8 @@ class RememberBatchResult(BaseModel):
     count: int
 
 
-class RecallResult(_Paged):
+class RecallResult(ExportResult):
     mode: str
-
-
-class ExportResult(_Paged):
-    pass
 
 
 class SessionStarted(BaseModel):
@@ -210,67 +187,45 @@ def _reply(data: BaseModel | dict[str, Any], summary: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(text=summary)], structured_content=structured)
 
 
-def _paged(page: Page, **fields: Any) -> CallToolResult:
-    """A page of memories: ``memories``, ``count``, ``fields``, and ``nextCursor`` while more match."""
-    data = {"memories": page.memories, "count": len(page.memories), **fields}
-    if page.next_cursor:
-        data["nextCursor"] = page.next_cursor
-    return _reply(data, _page_summary(page))
-
-
-def _page_summary(page: Page) -> str:
-    more = f"; more: call again with cursor={page.next_cursor}" if page.next_cursor else ""
-    ids = ", ".join(str(m["id"]) for m in page.memories[:10]) + (", ..." if len(page.memories) > 10 else "")
-    return f"{len(page.memories)} memories (ids {ids}){more}" if page.memories else f"no memories{more}"
-
-
 class _Worker:
-    """Runs every write on one thread (opened lazily, closed at shutdown); reads run on a
-    connection of their own on the event loop's thread: a page is one indexed query of
-    microseconds, far less than a hand-off to another thread on a loaded machine (WAL: a
-    read never waits for a write)."""
+    """Writes on one thread; reads on a connection of their own on the event loop's thread: a page
+    is one indexed query of microseconds, less than a hand-off to a thread (WAL: reads never wait)."""
 
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortex-db")
-        self._db: MemoryDB | None = None
-        self._reader: MemoryDB | None = None
-
-    def read(self, fn: Callable[[MemoryDB], _T]) -> _T:
-        if self._reader is None:
-            self._reader = MemoryDB(self._db_path, reader=True)
-        return fn(self._reader)
-
-    def _open(self) -> MemoryDB:
-        if self._db is None:
-            self._db = MemoryDB(self._db_path)
-        return self._db
-
-    async def run(self, fn: Callable[[MemoryDB], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(self._open()))
+        self._dbs: list[MemoryDB] = []  # the writer's, the reader's
 
     async def open(self) -> None:
-        await self.run(lambda db: None)
+        writer = await asyncio.get_running_loop().run_in_executor(self._pool, MemoryDB, self._db_path)
+        self._dbs = [writer, MemoryDB(self._db_path, reader=True)]
+
+    def read(self, fn: Callable[[MemoryDB], _T]) -> _T:
+        return fn(self._dbs[1])
+
+    async def run(self, fn: Callable[[MemoryDB], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, self._dbs[0])
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-
-        def _close() -> None:
-            if self._db is not None:
-                self._db.close()
-
-        self._pool.submit(_close)
         self._pool.shutdown(wait=True)
+        for db in self._dbs:
+            db.close()
 
 
-async def _page(worker: _Worker, order: Order, listing: str, cursor: str | None, limit: int, **filters: Any) -> Page:
+def _paged(worker: _Worker, order: Order, listing: str, cursor: str | None, limit: int, **filters: Any) -> Page:
     try:
         after = decode_cursor(cursor, listing)
     except CursorError as exc:
         raise ToolError(str(exc)) from None
-    rows = worker.read(lambda db: db.page(order, after=after, limit=limit + 1, **filters))
-    return fill(rows, limit, listing)
+    return fill(worker.read(lambda db: db.page(order, after=after, limit=limit + 1, **filters)), limit, listing)
+
+
+def _page_reply(page: Page, **fields: Any) -> CallToolResult:
+    """``memories``, ``count``, ``fields``, and ``nextCursor`` while more match; the ids in the summary."""
+    found, more = page.memories, f"; more: call again with cursor={page.next_cursor}" if page.next_cursor else ""
+    data = {"memories": found, "count": len(found), **fields} | ({"nextCursor": page.next_cursor} if more else {})
+    ids = ", ".join(str(m["id"]) for m in found[:10]) + (", ..." if len(found) > 10 else "")
+    return _reply(data, f"{len(found)} memories (ids {ids}){more}" if found else f"no memories{more}")
 
 
 def build_server(db_path: str | Path, token: str | None = None) -> MCPServer:
@@ -353,8 +308,8 @@ def build_server(db_path: str | Path, token: str | None = None) -> MCPServer:
         reply holds at most ``limit`` memories and 512 KiB; ``nextCursor`` continues.
         """
         listing = fingerprint("recall", query, sorted(tags or []), category, mode)
-        page = await _page(worker, Order(mode), listing, cursor, limit, query=query, tags=tags, category=category)
-        return _paged(page, mode=mode)
+        page = _paged(worker, Order(mode), listing, cursor, limit, query=query, tags=tags, category=category)
+        return _page_reply(page, mode=mode)
 
     @server.tool(annotations=READ)
     async def export_memories(
@@ -365,8 +320,7 @@ def build_server(db_path: str | Path, token: str | None = None) -> MCPServer:
     ) -> Annotated[CallToolResult, ExportResult]:
         """Every memory matching every given tag and the category, oldest first, one page at a time."""
         listing = fingerprint("export_memories", sorted(tags or []), category)
-        page = await _page(worker, Order.OLDEST, listing, cursor, limit, tags=tags, category=category)
-        return _paged(page)
+        return _page_reply(_paged(worker, Order.OLDEST, listing, cursor, limit, tags=tags, category=category))
 
     @server.tool(annotations=WRITE)
     async def start_session(context: Summary = "") -> Annotated[CallToolResult, SessionStarted]:
@@ -412,8 +366,6 @@ def serve(
     if http is None:
         build_server(db_path).run("stdio")
         return
-    from koderz.cortex.auth import default_token_file
-
     path = token_file or default_token_file()
     token = server_token(path)
     host, port = http

@@ -19,12 +19,8 @@ class MemoryRecord:
 
 
 class MemoryStore(Protocol):
-    """Experiment memory. Every method is async and safe to call concurrently.
-
-    Implementations: ``NullStore`` (cortex=off) and the MCP client (persistent,
-    ephemeral, external). Writes that cannot be stored after a reconnect are counted
-    in ``lost_writes`` instead of failing the run.
-    """
+    """Experiment memory; every method is safe to call concurrently and never fails the run
+    (a write that cannot be stored counts in ``lost_writes``)."""
 
     lost_writes: int
     keeps: bool  # False only for cortex=off: nothing is stored or recalled, so nothing to time

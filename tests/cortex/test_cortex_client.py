@@ -74,7 +74,7 @@ async def test_recall_export_and_sessions_through_the_store(store):
 
 
 async def test_remember_batch_returns_ids_across_chunks(store):
-    ids = await store.remember_batch([record(i) for i in range(1200)])  # > BATCH_CHUNK
+    ids = await store.remember_batch([record(i) for i in range(1200)])  # > MAX_BATCH
     assert len(set(ids)) == 1200
     assert len(await store.export(tags=["run-1"])) == 1200
 

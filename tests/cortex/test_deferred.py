@@ -1,11 +1,11 @@
-"""The deferred store: problems write before the embedded server is up (real server)."""
+"""The embedded server opened in the background: problems write before it is up (real server)."""
 
 from __future__ import annotations
 
 import logging
 
+from koderz.cortex.client import CortexClient
 from koderz.cortex.config import CortexConfig
-from koderz.cortex.deferred import DeferredStore
 from koderz.cortex.factory import open_memory_store
 from koderz.cortex.store import MemoryRecord
 
@@ -15,7 +15,7 @@ async def test_writes_before_the_server_is_up_arrive_in_order(tmp_path) -> None:
     async with open_memory_store(cfg, "run", defer=True) as store:
         ids = [await store.remember(MemoryRecord(f"early {i}", "x", tags=("early",))) for i in range(5)]
         assert ids == [None] * 5  # queued: the server is still starting
-        assert isinstance(store, DeferredStore)
+        assert isinstance(store, CortexClient)
         assert await store.ready()
         await store.remember(MemoryRecord("late", "x", tags=("early",)))
     async with open_memory_store(cfg, "check") as check:
@@ -29,7 +29,7 @@ async def test_a_server_that_cannot_start_costs_memory_not_the_run(tmp_path, cap
     caplog.set_level(logging.WARNING)
     async with open_memory_store(cfg, "run", defer=True) as store:
         await store.remember(MemoryRecord("a", "x"))
-        assert isinstance(store, DeferredStore)
+        assert isinstance(store, CortexClient)
         assert await store.ready() is False
         await store.remember(MemoryRecord("b", "x"))
         assert await store.recall(tags=["a"]) == []
