@@ -17,7 +17,6 @@ MLflow as one run.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import uuid
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from koderz import report
+from koderz.arguments import OneLineParser
 from koderz.config import RunConfig, shard_of, typed
 from koderz.errors import ConfigError, KoderzError
 from koderz.plan import Plan
@@ -238,7 +238,7 @@ def merge(shards: list[RunFolder], out: Path) -> RunResults:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m koderz.merge", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m koderz.merge", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="the folder holding the shard runs (a sweep folder)")
     parser.add_argument("--out", type=Path, help="where the merged run goes (default: SWEEP_DIR/merged)")
     parser.add_argument("--no-track", action="store_true", help="do not log the merged run to MLflow")

@@ -8,11 +8,11 @@ baseline and a list of comparisons). Bad input is one line and exit code 2.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from koderz.arguments import OneLineParser
 from koderz.compare.pairing import PairedComparison, Run, compare
 from koderz.errors import ConfigError, ExitCode, KoderzError
 from koderz.records import RunFolder
@@ -22,7 +22,7 @@ SHOWN_TASKS = 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m koderz.compare", description=(__doc__ or "").split("\n\n")[0])
+    parser = OneLineParser(prog="python -m koderz.compare", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="RUN_A RUN_B, or one sweep folder")
     parser.add_argument("--baseline", help="a sweep's baseline job: its number or folder name (default: the first)")
     parser.add_argument(

@@ -19,6 +19,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TextIO
 
+from koderz.arguments import OneLineParser
 from koderz.cortex.db import MemoryDB, Order
 from koderz.cortex.limits import MAX_CATEGORY, MAX_PAGE_ITEMS, MAX_QUERY, MAX_TAG, MAX_TAGS
 from koderz.errors import ConfigError
@@ -47,7 +48,7 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m koderz.cortex", description="The Cortex experiment memory.")
+    top = OneLineParser(prog="python -m koderz.cortex", description="The Cortex experiment memory.")
     commands = top.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the Cortex MCP server (stdio unless --http)")
     serve.add_argument("--db", required=True, help="SQLite file (created if missing)")

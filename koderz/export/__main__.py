@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from koderz.arguments import OneLineParser
 from koderz.errors import ConfigError, KoderzError
 from koderz.export.bench_samples import FILE_NAMES, run_samples
 from koderz.export.evalplus import eval_results, evalplus_samples, samples_name
@@ -24,7 +25,7 @@ log = logging.getLogger("koderz.export")
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, write the file, print its path and pass@k; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m koderz.export")
+    parser = OneLineParser(prog="python -m koderz.export")
     formats = parser.add_subparsers(dest="format", required=True)
     evalplus = formats.add_parser("evalplus", help="EvalPlus's eval_results.json (base and plus statuses, pass@k)")
     evalplus.add_argument("run_folder", type=Path)

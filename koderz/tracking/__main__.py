@@ -11,12 +11,13 @@ import os
 import sys
 from pathlib import Path
 
+from koderz.arguments import OneLineParser
 from koderz.errors import KoderzError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the command; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m koderz.tracking")
+    parser = OneLineParser(prog="python -m koderz.tracking")
     commands = parser.add_subparsers(dest="command", required=True)
     log_cmd = commands.add_parser("log", help="log a run folder as one MLflow run, or finish logging it")
     log_cmd.add_argument("run_folder", type=Path)

@@ -3,11 +3,16 @@ runs the real command line; these cover what it cannot provoke)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from hydra.errors import MissingConfigException
 
 from koderz.cli.argv import expand_roles
 from koderz.cli.oneline import MAX_LINE, describe
-from koderz.errors import ModelError
+from koderz.errors import ExitCode, ModelError
 
 
 def test_a_message_quoting_a_server_is_one_printable_bounded_line() -> None:
@@ -49,3 +54,16 @@ def test_an_unwritable_run_folder_names_the_key_that_places_it() -> None:
         "Not a directory; run from a writable folder or set hydra.run.dir=DIR"
     )
     assert describe(error, ["-m", "hydra.sweep.dir=/ro/x", "end=2"]).startswith("hydra.sweep.dir=/ro/x: cannot write")
+
+
+@pytest.mark.parametrize(
+    "module", ["koderz.cortex", "koderz.export", "koderz.merge", "koderz.compare", "koderz.tracking"]
+)
+def test_each_helper_command_reports_bad_arguments_in_one_line(tmp_path: Path, module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--no-such-option"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == ExitCode.BAD_INPUT, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"python -m {module}: error: "), line
+    assert not list(tmp_path.iterdir())  # nothing left behind
