@@ -17,12 +17,15 @@ import os
 import select
 import socket
 import time
+from collections.abc import Callable
 from enum import StrEnum
+from typing import TypeVar
 
 HEADER = 4  # bytes of a frame's length
 PACKET_LIMIT = 1 << 16  # bytes of one packet (a judge request holds its JSON)
 FDS_LIMIT = 3  # file descriptors one request passes
 FD_SIZE = 4  # bytes of one passed descriptor (a C int)
+T = TypeVar("T")
 
 
 class FrameError(Exception):
@@ -84,9 +87,6 @@ class Message:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Message) and (self.kind, self.fields) == (other.kind, other.fields)
 
-    def __repr__(self) -> str:
-        return f"Message({self.kind.name}, {', '.join(map(repr, self.fields))})"
-
     def encode(self) -> bytes:
         return b" ".join([self.kind.encode(), *self.fields])
 
@@ -106,23 +106,12 @@ class Message:
             raise FrameError(f"a {kind.name} message with {len(fields)} fields instead of {count}")
         return cls(kind, *fields)
 
-    def text(self, index: int) -> str:
+    def field(self, index: int, parse: "Callable[[bytes], T]") -> "T":
+        """Field ``index`` read by ``parse`` (``int``, ``float``, ``bytes.decode``); ``FrameError`` if it does not parse."""
         try:
-            return self.fields[index].decode()
-        except UnicodeDecodeError:
-            raise FrameError(f"{self!r}: field {index} is not UTF-8") from None
-
-    def number(self, index: int) -> int:
-        try:
-            return int(self.fields[index])
-        except ValueError:
-            raise FrameError(f"{self!r}: field {index} is not an integer") from None
-
-    def seconds(self, index: int) -> float:
-        try:
-            return float(self.fields[index])
-        except ValueError:
-            raise FrameError(f"{self!r}: field {index} is not a number") from None
+            return parse(self.fields[index])
+        except ValueError:  # UnicodeDecodeError too
+            raise FrameError(f"a {self.kind.name} message's field {index} does not parse") from None
 
 
 def send(sock: socket.socket, message: Message, fds: "list[int] | None" = None) -> None:
@@ -164,7 +153,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def frame_size(header: "bytes | bytearray", limit: int) -> int:
+def frame_size(header: bytes, limit: int) -> int:
     size = int.from_bytes(header, "big")
     if size > limit:
         raise FrameError(f"a frame of {size} bytes (more than {limit})")
@@ -217,22 +206,3 @@ async def read_frame_async(fd: int, limit: int) -> "Message | None":
         return None
     finally:
         transport.close()
-
-
-class Frames:
-    """Messages from a pipe read in chunks: ``feed`` returns the whole frames, keeps a cut one."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.buffer = bytearray()
-
-    def feed(self, chunk: bytes) -> list[Message]:
-        self.buffer += chunk
-        messages = []
-        while len(self.buffer) >= HEADER:
-            end = HEADER + frame_size(self.buffer[:HEADER], self.limit)
-            if len(self.buffer) < end:
-                break
-            messages.append(Message.decode(bytes(self.buffer[HEADER:end]), self.limit))
-            del self.buffer[:end]
-        return messages

@@ -1,6 +1,5 @@
 """koderz.framing: typed messages round-trip; whatever is over a bound, cut, late or malformed
-is a FrameError (never a message), on packets, blocking frames, frames on the event loop and
-frames read in chunks."""
+is a FrameError (never a message), on packets, blocking frames and frames on the event loop."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from koderz.framing import (
     HEADER,
     PACKET_LIMIT,
     FrameError,
-    Frames,
     Kind,
     Message,
     frame,
@@ -50,13 +48,13 @@ def test_a_malformed_message_is_a_frame_error(data: bytes) -> None:
 
 def test_a_field_that_does_not_parse_is_a_frame_error() -> None:
     message = Message.decode(b"X 12 -9 1.5")
-    assert (message.number(0), message.number(1), message.seconds(2)) == (12, -9, 1.5)
+    assert (message.field(0, int), message.field(1, int), message.field(2, float)) == (12, -9, 1.5)
     with pytest.raises(FrameError):
-        Message.decode(b"X twelve 0 0").number(0)
+        Message.decode(b"X twelve 0 0").field(0, int)
     with pytest.raises(FrameError):
-        Message.decode(b"X 1 0 soon").seconds(2)
+        Message.decode(b"X 1 0 soon").field(2, float)
     with pytest.raises(FrameError):
-        Message.decode(b"L \xff").text(0)
+        Message.decode(b"L \xff").field(0, bytes.decode)
 
 
 def test_packets_pass_descriptors_and_an_oversize_packet_is_refused() -> None:
@@ -155,14 +153,3 @@ async def test_frames_on_the_event_loop(pipe: dict[str, int]) -> None:
         await read(b"\x00")
     with pytest.raises(FrameError, match="more than 8"):
         await read(frame(Message(Kind.VERDICT, "x" * 100)), limit=8)
-
-
-def test_frames_read_in_chunks_keep_a_cut_one_for_the_next_chunk() -> None:
-    data = frame(Message(Kind.PROBLEM_DONE)) + frame(Message(Kind.DISCARD)) + frame(Message(Kind.PROBLEM_DONE))
-    frames = Frames(64)
-    assert frames.feed(data[:7]) == [Message(Kind.PROBLEM_DONE)]
-    assert frames.feed(data[7:]) == [Message(Kind.DISCARD), Message(Kind.PROBLEM_DONE)]
-    with pytest.raises(FrameError, match="more than 64"):
-        Frames(64).feed((65).to_bytes(HEADER, "big"))
-    with pytest.raises(FrameError):
-        Frames(64).feed((3).to_bytes(HEADER, "big") + b"Q 1")

@@ -27,7 +27,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # at run time: answers/wire.py (and in the fork server framing.py), inlined before this file
     from koderz.answers.wire import MAX_OUTPUT, UnencodableValue, encode, json_text
-    from koderz.framing import FDS_LIMIT, FrameError, Kind, Message, receive, send
+    from koderz.framing import FDS_LIMIT, Kind, Message, receive, send
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -429,31 +429,6 @@ def _signal_attempt(pid, live, kill_group):
             pass
 
 
-def _answer(control, live, wake_fds, zygote_pid):
-    """Serve one request of koderz (one that is no request is dropped); False when it closed the socket."""
-    try:
-        request = receive(control, FDS_LIMIT)
-    except FrameError:
-        return True
-    if request is None:
-        return False
-    message, fds = request
-    try:
-        if message.kind in (Kind.KILL, Kind.TERMINATE):  # only while unreaped (no pid reuse)
-            _signal_attempt(message.number(0), live, message.kind is Kind.KILL)
-        elif message.kind is Kind.FORK:
-            pid = _fork_attempt(fds, control, wake_fds, zygote_pid) if len(fds) == 3 else -1
-            if pid > 0:
-                live.add(pid)
-            send(control, Message(Kind.STARTED, message.fields[0], pid))
-    except FrameError:
-        pass
-    finally:
-        for fd in fds:
-            os.close(fd)
-    return True
-
-
 PRELOAD = ("typing", "collections", "math", "re", "itertools", "functools", "string", "heapq", "bisect", "operator")
 MAX_FD = 1 << 16
 
@@ -487,8 +462,8 @@ def zygote():
     reaps one, ``EXITED <pid> <exit code> <cpu seconds>``. ``KILL <pid>`` SIGKILLs that attempt's
     process group and ``TERMINATE <pid>`` SIGTERMs the attempt, if it is not reaped yet; each
     attempt's group is killed just before the attempt is reaped. So a pid is never signalled after
-    it could have been reused. A request that is no message is dropped. It never runs candidate
-    code; it exits when the parent closes the socket.
+    it could have been reused. It never runs candidate code; it exits when the parent closes the
+    socket (and fails on what is no request).
     """
     import select
     import socket
@@ -513,8 +488,21 @@ def zygote():
             continue
         if wake_r in ready:
             os.read(wake_r, 4096)
-        if control.fileno() in ready and not _answer(control, live, (wake_r, wake_w), zygote_pid):
-            os._exit(0)
+        if control.fileno() in ready:
+            request = receive(control, FDS_LIMIT)  # what is no request ends the fork server: koderz sees it lost
+            if request is None:
+                os._exit(0)
+            message, fds = request
+            if message.kind in (Kind.KILL, Kind.TERMINATE):  # signal an attempt only while unreaped (no pid reuse)
+                _signal_attempt(message.field(0, int), live, message.kind is Kind.KILL)
+            else:
+                forking = message.kind is Kind.FORK and len(fds) == 3
+                pid = _fork_attempt(fds, control, (wake_r, wake_w), zygote_pid) if forking else -1
+                for fd in fds:
+                    os.close(fd)
+                if pid > 0:
+                    live.add(pid)
+                send(control, Message(Kind.STARTED, message.fields[0], pid))
         while True:
             try:  # look before reaping: the group is killed while its leader's pid is still ours
                 info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)

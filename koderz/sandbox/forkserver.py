@@ -158,13 +158,13 @@ class ForkServer(Zygote):
     def on_message(self, message: Message) -> None:
         """``LOADED <module>`` or ``NOT_LOADED <module> <why>`` for each module, then ``PRELOADED <threads>``."""
         if message.kind is Kind.LOADED:
-            self._loaded.append(message.text(0))
+            self._loaded.append(message.field(0, bytes.decode))
         elif message.kind is Kind.NOT_LOADED:
-            name, why = message.text(0), message.fields[1].decode("utf-8", "replace")
+            name, why = message.field(0, bytes.decode), message.fields[1].decode("utf-8", "replace")
             self._failed[name] = why
             log.warning("%s: %s does not preload (%s); attempts import it themselves", self.name, name, why)
         elif message.kind is Kind.PRELOADED and self._report is not None and not self._report.done():
-            threads = message.number(0)
+            threads = message.field(0, int)
             if threads > 1:
                 log.warning("%s: %d threads after preloading (a library started threads)", self.name, threads)
             self._report.set_result(PreloadReport(tuple(self._loaded), dict(self._failed), threads))

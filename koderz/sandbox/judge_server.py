@@ -226,7 +226,7 @@ def _judge_loop(link: socket.socket) -> None:
             message, fds = received
             if message.kind is Kind.REGISTER and len(fds) == 1:  # a problem: kept for this judge's next jobs
                 with contextlib.suppress(Exception), os.fdopen(fds[0], "rb") as payload:
-                    problem = problems[message.text(0)] = pickle.load(payload)
+                    problem = problems[message.field(0, bytes.decode)] = pickle.load(payload)
                     if problem.dataset == "humaneval":
                         replay_parts(problem)  # compiled once per judge
                 continue
@@ -342,7 +342,7 @@ class _Server:
                 report = received[0]
                 if report.kind is not Kind.JUDGED or report.fields[0] != judge.job:
                     continue
-                code, job_cpu, total = report.number(1), report.seconds(2), report.seconds(3)
+                code, job_cpu, total = report.field(1, int), report.field(2, float), report.field(3, float)
             except BlockingIOError:
                 return
             except (OSError, FrameError):
@@ -408,31 +408,26 @@ def serve(control: socket.socket) -> None:
             if fd in links:
                 server.hear(links[fd])
         if control.fileno() in ready:
-            try:
-                received = receive(control, FDS_LIMIT)
-            except FrameError as exc:  # koderz sent what is no request: dropped (its descriptors closed)
-                print(f"judge server: {exc}", file=sys.stderr)
+            received = receive(control, FDS_LIMIT)  # what is no request ends the server: koderz sees it lost
+            if received is None:
+                return
+            message, fds = received
+            if message.kind is Kind.REGISTER and len(fds) == 1:
+                with os.fdopen(fds[0], "rb") as payload:
+                    try:
+                        server.register(message.field(0, bytes.decode), payload)
+                    except Exception as exc:  # noqa: BLE001 - the sandbox gave up sending it; judges will say so
+                        print(
+                            f"judge server: problem {message.fields[0][:40]!r} not registered: {exc}", file=sys.stderr
+                        )
+            elif message.kind is Kind.JUDGE and len(fds) == 3:
+                server.dispatch(message.fields[0], message.fields[1], fds)
+            elif message.kind is Kind.KILL:
+                server.kill(message.fields[0])
             else:
-                if received is None:
-                    return
-                _serve_request(server, *received)
+                for fd in fds:
+                    os.close(fd)
         server.reap()
-
-
-def _serve_request(server: _Server, message: Message, fds: list[int]) -> None:
-    if message.kind is Kind.REGISTER and len(fds) == 1:
-        with os.fdopen(fds[0], "rb") as payload:
-            try:
-                server.register(message.text(0), payload)
-            except Exception as exc:  # noqa: BLE001 - the sandbox gave up sending it; judges will say so
-                print(f"judge server: problem {message.fields[0][:40]!r} not registered: {exc}", file=sys.stderr)
-    elif message.kind is Kind.JUDGE and len(fds) == 3:
-        server.dispatch(message.fields[0], message.fields[1], fds)
-    elif message.kind is Kind.KILL:
-        server.kill(message.fields[0])
-    else:
-        for fd in fds:
-            os.close(fd)
 
 
 def main() -> None:

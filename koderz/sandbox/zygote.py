@@ -99,11 +99,11 @@ class Zygote:
             while data := await loop.sock_recv(self._sock, PACKET_LIMIT + 1):
                 message = Message.decode(data)
                 if message.kind is Kind.STARTED and message.fields[0] in self._pending:
-                    self._pending.pop(message.fields[0]).set_result(message.number(1))
+                    self._pending.pop(message.fields[0]).set_result(message.field(1, int))
                 elif message.kind is Kind.EXITED:
-                    future = self.exit_of(message.number(0))
+                    future = self.exit_of(message.field(0, int))
                     if not future.done():
-                        future.set_result((message.number(1), message.seconds(2)))
+                        future.set_result((message.field(1, int), message.field(2, float)))
                 else:
                     self.on_message(message)
         except (OSError, FrameError) as exc:

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from koderz.framing import FrameError, Frames, Kind, Message, frame, read_frame
+from koderz.framing import FrameError, Kind, Message, frame, read_frame
 from koderz.vocab import PartStatus
 
 if TYPE_CHECKING:  # imported by warm_up(): the handlers are in place before the heavy imports
@@ -232,7 +232,6 @@ def _wait_for_start(signals: Signals) -> bool:
 def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple[bool, bool]:
     """Log batches while the run runs; returns (the run closed the pipe, the run asked to discard)."""
     stdin = sys.stdin.fileno()
-    frames = Frames(WAKE_LIMIT)
     last_sync = 0.0
     pending = True  # the first wake is waiting in the pipe
     while not signals.stop:
@@ -242,10 +241,10 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple
         except InterruptedError:
             continue
         if readable:
-            data = os.read(stdin, 4096)
-            if not data:
+            message = read_frame(stdin, WAKE_LIMIT, POLL_SECONDS)  # written whole: here already
+            if message is None:
                 return True, False
-            if any(message.kind is Kind.DISCARD for message in frames.feed(data)):
+            if message.kind is Kind.DISCARD:
                 return True, True
             pending = True
         if logger.progress is None and folder.has_config():
