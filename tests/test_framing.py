@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 
 import pytest
 
+from koderz.errors import SandboxError
 from koderz.framing import (
     FIELDS,
     HEADER,
@@ -23,6 +25,7 @@ from koderz.framing import (
     send,
     write_all,
 )
+from koderz.sandbox.zygote import Zygote
 
 
 def test_each_kind_round_trips_and_only_its_last_field_holds_spaces() -> None:
@@ -153,3 +156,27 @@ async def test_frames_on_the_event_loop(pipe: dict[str, int]) -> None:
         await read(b"\x00")
     with pytest.raises(FrameError, match="more than 8"):
         await read(frame(Message(Kind.VERDICT, "x" * 100)), limit=8)
+
+
+FAKE_ZYGOTE = """import socket, sys, time
+link = socket.socket(fileno=int(sys.argv[-1]))
+link.recv(1 << 16)
+link.send(sys.stdin.buffer.read() + b"7" * int(sys.argv[1]))  # the reply, padded
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(
+    ("reply", "padding"), [(b"P 1 x", 0), (b"Q 1 ", 2), (b"P 1 ", PACKET_LIMIT)], ids=["field", "kind", "oversize"]
+)
+async def test_a_zygote_that_answers_what_is_no_message_fails_its_request(reply: bytes, padding: int) -> None:
+    """A fake zygote (named so: a script) answers a fork request with garbage: the request fails
+    with a SandboxError at once (never a pid, never a wait for the reply deadline)."""
+    zygote = Zygote([sys.executable, "-I", "-c", FAKE_ZYGOTE, str(padding)], {}, stdin=reply)
+    await zygote.start()
+    try:
+        async with asyncio.timeout(30):
+            with pytest.raises(SandboxError, match="exited"):
+                await zygote.fork(Kind.FORK, [])
+    finally:
+        zygote.close()

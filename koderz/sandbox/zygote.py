@@ -99,7 +99,7 @@ class Zygote:
             while data := await loop.sock_recv(self._sock, PACKET_LIMIT + 1):
                 message = Message.decode(data)
                 if message.kind is Kind.STARTED and message.fields[0] in self._pending:
-                    self._pending.pop(message.fields[0]).set_result(message.field(1, int))
+                    self._pending[message.fields[0]].set_result(message.field(1, int))  # fork() pops it
                 elif message.kind is Kind.EXITED:
                     future = self.exit_of(message.field(0, int))
                     if not future.done():
