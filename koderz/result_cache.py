@@ -68,6 +68,7 @@ JUDGE_FILES = provenance.module_files(
         "koderz.evalplus_sanitize",
         "koderz.experiment",
         "koderz.evaluators",
+        "koderz.framing",  # how the judge's verdict reaches the sandbox
     ],
     [koderz.sandbox, koderz.bench],  # koderz.bench: the benchmarks' evaluators and the harness programs they run
 )

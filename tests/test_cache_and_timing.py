@@ -144,6 +144,7 @@ def test_the_judging_code_digest_is_read_from_the_judges_source_files(tmp_path: 
     assert {
         "judge.py",
         "judge_server.py",
+        "framing.py",
         "oracle.py",
         "wire.py",
         "child.py",

@@ -25,8 +25,9 @@ import resource
 import sys
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # at run time these come from answers/wire.py, inlined before this file
+if TYPE_CHECKING:  # at run time: answers/wire.py (and in the fork server framing.py), inlined before this file
     from koderz.answers.wire import MAX_OUTPUT, UnencodableValue, encode, json_text
+    from koderz.framing import FDS_LIMIT, Kind, Message, receive, send
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -435,7 +436,7 @@ MAX_FD = 1 << 16
 def _preload(paths, modules, control):
     """Import the environment's ``modules`` (found on ``paths``, bound at the same paths in every
     attempt's root) once, so that each attempt forks with them loaded. A module that fails is
-    reported (``M failed <name> <why>``) and left to load per attempt; ``M done <threads>`` ends
+    reported (``NOT_LOADED <name> <why>``) and left to load per attempt; ``PRELOADED <threads>`` ends
     the report (a zygote that forks must stay single-threaded: more than one thread is reported).
     ``sys.path`` is restored after: an attempt finds the libraries only where it looks for them."""
     saved = sys.path[:]
@@ -443,26 +444,26 @@ def _preload(paths, modules, control):
     for name in modules:
         try:
             __import__(name)
-            control.send(b"M ok " + name.encode())
+            send(control, Message(Kind.LOADED, name))
         except BaseException as exc:  # noqa: BLE001 - a library that cannot load here loads per attempt
-            why = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
-            control.send(b"M failed " + name.encode() + b" " + why[:160])
+            send(control, Message(Kind.NOT_LOADED, name, f"{type(exc).__name__}: {exc}"[:160]))
     sys.path[:] = saved
-    control.send(b"M done %d" % len(os.listdir("/proc/self/task")))
+    send(control, Message(Kind.PRELOADED, len(os.listdir("/proc/self/task"))))
 
 
 def zygote():
     """Fork server: preload common stdlib modules once, then fork one attempt per request.
 
     ``sys.argv[2]`` (marshalled, hex) names the library paths and modules to preload
-    (``_preload``). Requests arrive on the SEQPACKET socket named by ``sys.argv[3]``: a token with the
-    attempt's stdin, results and output pipe ends (SCM_RIGHTS). The fork closes every
-    zygote fd, starts its own session and runs ``main`` exactly as a fresh process
-    would. The zygote answers ``P <token> <pid>`` and, when it reaps one, ``X <pid>
-    <exit code>``. ``K <pid>`` SIGKILLs that attempt's process group and ``T <pid>`` SIGTERMs
-    the attempt, if it is not reaped yet; each attempt's group is killed just before the
-    attempt is reaped. So a pid is never signalled after it could have been reused. It never runs candidate code; it exits when
-    the parent closes the socket.
+    (``_preload``). Requests (``koderz.framing`` messages) arrive on the SEQPACKET socket named by
+    ``sys.argv[3]``: ``FORK <token>`` with the attempt's stdin, results and output pipe ends
+    (SCM_RIGHTS). The fork closes every zygote fd, starts its own session and runs ``main``
+    exactly as a fresh process would. The zygote answers ``STARTED <token> <pid>`` and, when it
+    reaps one, ``EXITED <pid> <exit code> <cpu seconds>``. ``KILL <pid>`` SIGKILLs that attempt's
+    process group and ``TERMINATE <pid>`` SIGTERMs the attempt, if it is not reaped yet; each
+    attempt's group is killed just before the attempt is reaped. So a pid is never signalled after
+    it could have been reused. It never runs candidate code; it exits when the parent closes the
+    socket (and fails on what is no request).
     """
     import select
     import socket
@@ -488,18 +489,20 @@ def zygote():
         if wake_r in ready:
             os.read(wake_r, 4096)
         if control.fileno() in ready:
-            message, fds, _, _ = socket.recv_fds(control, 256, 3)
-            if not message:
+            request = receive(control, FDS_LIMIT)  # what is no request ends the fork server: koderz sees it lost
+            if request is None:
                 os._exit(0)
-            if message[:2] in (b"K ", b"T "):  # signal an attempt only while unreaped (no pid reuse)
-                _signal_attempt(int(message[2:]), live, message[:1] == b"K")
+            message, fds = request
+            if message.kind in (Kind.KILL, Kind.TERMINATE):  # signal an attempt only while unreaped (no pid reuse)
+                _signal_attempt(message.field(0, int), live, message.kind is Kind.KILL)
             else:
-                pid = _fork_attempt(fds, control, (wake_r, wake_w), zygote_pid) if len(fds) == 3 else -1
+                forking = message.kind is Kind.FORK and len(fds) == 3
+                pid = _fork_attempt(fds, control, (wake_r, wake_w), zygote_pid) if forking else -1
                 for fd in fds:
                     os.close(fd)
                 if pid > 0:
                     live.add(pid)
-                control.send(b"P %s %d" % (message, pid))
+                send(control, Message(Kind.STARTED, message.fields[0], pid))
         while True:
             try:  # look before reaping: the group is killed while its leader's pid is still ours
                 info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -511,7 +514,7 @@ def zygote():
             live.discard(info.si_pid)
             _, status, usage = os.wait4(info.si_pid, 0)
             cpu = usage.ru_utime + usage.ru_stime  # the attempt and every descendant it reaped
-            control.send(b"X %d %d %.3f" % (info.si_pid, os.waitstatus_to_exitcode(status), cpu))
+            send(control, Message(Kind.EXITED, info.si_pid, os.waitstatus_to_exitcode(status), f"{cpu:.3f}"))
 
 
 if sys.argv[1:2] == ["zygote"]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from koderz.errors import SandboxError
+from koderz.framing import Kind, Message
 from koderz.sandbox.zygote import Zygote
 
 log = logging.getLogger(__name__)
@@ -106,12 +107,12 @@ class ForkedProcess:
     def terminate(self) -> None:
         """SIGTERM the attempt, through the zygote (only while it has not reaped it)."""
         if self.returncode is None:
-            self._server.signal(self.pid, b"T")
+            self._server.signal(self.pid, Kind.TERMINATE)
 
     def kill_group(self) -> None:
         """SIGKILL the attempt's process group, through the zygote (only while it has not reaped it)."""
         if self.returncode is None:
-            self._server.signal(self.pid, b"K")
+            self._server.signal(self.pid, Kind.KILL)
 
 
 class ForkServer(Zygote):
@@ -154,20 +155,16 @@ class ForkServer(Zygote):
         except TimeoutError as exc:
             raise SandboxError(f"{self.name} still preloading after {PRELOAD_SECONDS:.0f} s") from exc
 
-    def on_message(self, message: bytes) -> None:
-        """``M ok <module>``, ``M failed <module> <why>``, then ``M done <threads>``."""
-        kind, _, rest = message.partition(b" ")
-        outcome, _, detail = rest.partition(b" ")
-        if kind != b"M":
-            return
-        if outcome == b"ok":
-            self._loaded.append(detail.decode())
-        elif outcome == b"failed":
-            name, _, why = detail.decode("utf-8", "replace").partition(" ")
+    def on_message(self, message: Message) -> None:
+        """``LOADED <module>`` or ``NOT_LOADED <module> <why>`` for each module, then ``PRELOADED <threads>``."""
+        if message.kind is Kind.LOADED:
+            self._loaded.append(message.field(0, bytes.decode))
+        elif message.kind is Kind.NOT_LOADED:
+            name, why = message.field(0, bytes.decode), message.fields[1].decode("utf-8", "replace")
             self._failed[name] = why
             log.warning("%s: %s does not preload (%s); attempts import it themselves", self.name, name, why)
-        elif outcome == b"done" and self._report is not None and not self._report.done():
-            threads = int(detail)
+        elif message.kind is Kind.PRELOADED and self._report is not None and not self._report.done():
+            threads = message.field(0, int)
             if threads > 1:
                 log.warning("%s: %d threads after preloading (a library started threads)", self.name, threads)
             self._report.set_result(PreloadReport(tuple(self._loaded), dict(self._failed), threads))
@@ -181,10 +178,6 @@ class ForkServer(Zygote):
             shutil.rmtree(self._config_dir, ignore_errors=True)
             self._config_dir = None
 
-    def exit_value(self, fields: list[bytes]) -> tuple[int, float]:
-        """An attempt's exit code and the CPU seconds ``wait4`` counted for it."""
-        return int(fields[0]), float(fields[1])
-
     async def spawn(self, results_fd: int) -> ForkedProcess:
         """Fork one attempt writing its results to ``results_fd`` (the caller keeps and closes
         its copy); its job is written to the returned process's ``stdin``."""
@@ -193,7 +186,7 @@ class ForkServer(Zygote):
         job_r, job_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
-            pid = await self.fork([job_r, results_fd, out_w])
+            pid = await self.fork(Kind.FORK, [job_r, results_fd, out_w])
         except BaseException:
             for fd in (job_w, out_r):
                 os.close(fd)

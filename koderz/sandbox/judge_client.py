@@ -1,8 +1,9 @@
 """Parent side of the judge server (``judge_server``): register problems, have each attempt judged.
 
 The attempt's results pipe goes from the child straight to a judge of the server's pool; the
-sandbox only gets the judge's small JSON verdict and how the job ended (exit code and CPU
-time, so that a judge killed at its CPU budget is told apart from one that crashed).
+sandbox only gets the judge's small JSON verdict (one ``VERDICT`` frame, at most
+``VERDICT_LIMIT`` bytes) and how the job ended (exit code and CPU time, so that a judge killed at
+its CPU budget is told apart from one that crashed).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from koderz.datasets.problem import Problem
 from koderz.errors import SandboxError
+from koderz.framing import FrameError, Kind, Message, read_frame_async, write_all
 from koderz.sandbox.zygote import Zygote
 
 VERDICT_LIMIT = 256 * 1024  # bytes of one judge's verdict (a few KB in practice)
@@ -59,10 +61,6 @@ class JudgeServer(Zygote):
         self._keys: dict[int, tuple[Problem, asyncio.Task[str]]] = {}
         self._problem_keys = itertools.count(1)
 
-    def exit_value(self, fields: list[bytes]) -> tuple[int, float]:
-        """How a job ended: the exit code (0: a verdict was written) and the judge's CPU seconds on it."""
-        return int(fields[0]), float(fields[1])
-
     async def register(self, problem: Problem) -> str:
         """The server's key for ``problem`` (sent to it once per problem object)."""
         known = self._keys.get(id(problem))
@@ -76,10 +74,10 @@ class JudgeServer(Zygote):
         payload = await asyncio.to_thread(pickle.dumps, problem, pickle.HIGHEST_PROTOCOL)
         read_fd, write_fd = os.pipe()
         try:
-            await self.send(b"R " + key.encode(), [read_fd])
+            await self.send(Message(Kind.REGISTER, key), [read_fd])
         finally:
             os.close(read_fd)
-        await asyncio.to_thread(_write_all, write_fd, payload)
+        await asyncio.to_thread(_write_and_close, write_fd, payload)
         return key
 
     async def judge(self, key: str, request: dict[str, Any], results_fd: int) -> JudgeJob:
@@ -89,7 +87,7 @@ class JudgeServer(Zygote):
         verdict_r, verdict_w = os.pipe()
         try:
             request_text = json.dumps({**request, "key": key}).encode()
-            job = await self.fork([results_fd, stop_r, verdict_w], b"J ", b" " + request_text)
+            job = await self.fork(Kind.JUDGE, [results_fd, stop_r, verdict_w], request_text)
             if job < 0:
                 raise SandboxError(f"{self.name} could not start a judge")
         except BaseException:
@@ -103,31 +101,22 @@ class JudgeServer(Zygote):
 
     def kill(self, job: int) -> None:
         """SIGKILL the judge of ``job`` if it is still judging it."""
-        self.signal(job, b"K")
+        self.signal(job, Kind.KILL)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_and_close(fd: int, data: bytes) -> None:
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
 
 async def _read_verdict(fd: int) -> bytes:
-    """The judge's verdict: everything it writes to ``fd`` until it exits (bounded)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=VERDICT_LIMIT, loop=loop)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", 0)
-    )
+    """The judge's verdict (empty: it wrote none); over the limit, cut or malformed: ``SandboxError``."""
     try:
-        data = bytearray()
-        while chunk := await reader.read(VERDICT_LIMIT):
-            data += chunk
-            if len(data) > VERDICT_LIMIT:
-                raise SandboxError(f"a judge wrote a verdict of more than {VERDICT_LIMIT} bytes")
-        return bytes(data)
-    finally:
-        transport.close()
+        message = await read_frame_async(fd, VERDICT_LIMIT)
+    except FrameError as exc:
+        raise SandboxError(f"a judge's verdict: {exc}") from exc
+    if message is not None and message.kind is not Kind.VERDICT:
+        raise SandboxError(f"a judge wrote a {message.kind.name} message instead of its verdict")
+    return message.fields[0] if message is not None else b""

@@ -4,23 +4,24 @@ Run by the sandbox as ``python -m koderz.sandbox.judge_server FD`` (trusted: kod
 are loaded here, never in an attempt). The server keeps each problem the sandbox registers
 (pickled) and a pool of judges it forked. An attempt goes to an idle judge, or to a judge
 forked for it when none is idle, so it never waits for another attempt's judging. Requests
-arrive on the SEQPACKET socket ``FD``:
+(``koderz.framing`` messages) arrive on the SEQPACKET socket ``FD``:
 
-- ``R <key>`` with a pipe: a pickled ``Problem`` to keep under ``key`` (once per problem);
-- ``J <token> <request json>`` with the attempt's results pipe, a stop pipe and a verdict
-  pipe: hand the attempt to a judge as job ``<job>``, answer ``P <token> <job>``;
-- ``K <job>``: SIGKILL the judge of that job if it is still judging it (and not reaped).
+- ``REGISTER <key>`` with a pipe: a pickled ``Problem`` to keep under ``key`` (once per problem);
+- ``JUDGE <token> <request json>`` with the attempt's results pipe, a stop pipe and a verdict
+  pipe: hand the attempt to a judge as job ``<job>``, answer ``STARTED <token> <job>``;
+- ``KILL <job>``: SIGKILL the judge of that job if it is still judging it (and not reaped).
 
-The server answers ``X <job> <exit code> <cpu seconds>`` when a job is over: 0 when its judge
+The server answers ``EXITED <job> <exit code> <cpu seconds>`` when a job is over: 0 when its judge
 wrote a verdict, ``MEMORY_EXIT`` when the memory budget ran out, and the judge's own exit code
 (``-SIGXCPU``, ``-SIGKILL``, ...) when it died judging it. A judge receives each problem it
 needs once (its pickle, in a memfd) and keeps it. For each job it re-arms its
 budget (``RLIMIT_CPU``: the CPU time it has used plus the job's seconds, so the kernel kills it
 at the budget; ``RLIMIT_AS``: its size plus the job's megabytes), reads the result lines as
-they arrive, judges them, writes one ``Judgement`` as JSON to the verdict pipe, stops at end of
-file, at a fatal line (protocol violation or an answer over a limit), or when the stop pipe
-closes (then it drains what the pipe holds), closes the job's pipes and reports
-``D <job> <code> <job cpu> <total cpu> <keep>`` to the server. A judge that ran out of memory,
+they arrive, judges them, writes one ``Judgement`` as JSON to the verdict pipe (one ``VERDICT``
+frame), stops at end of file, at a fatal line (protocol violation or an answer over a limit), or
+when the stop pipe closes (then it drains what the pipe holds), closes the job's pipes and reports
+``JUDGED <job> <code> <job cpu> <total cpu> <keep>`` to the server; a report that is no message
+ends that judge (its job is then reported as the judge's exit). A judge that ran out of memory,
 failed, or grew by more than ``RECYCLE_MB`` exits after its report (``keep`` 0); the server
 keeps at most ``MAX_IDLE`` idle judges.
 """
@@ -46,6 +47,7 @@ from typing import IO, Any
 
 from koderz.answers.wire import OverLimit
 from koderz.datasets.problem import Problem
+from koderz.framing import FDS_LIMIT, FrameError, Kind, Message, frame, receive, send, write_all
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, replay_parts
 
 MEMORY_EXIT = 3
@@ -195,13 +197,13 @@ def _judge_job(problem: Problem | None, request: dict[str, Any], fds: list[int])
             judgement = judge_attempt(problem, request, results_fd, stop_fd)
             keep = judgement.error != OUT_OF_MEMORY.format(request["memory_mb"])  # its heap may be bloated
             message = judgement.to_json()
-        _write_all(verdict_fd, message.encode())
+        write_all(verdict_fd, frame(Message(Kind.VERDICT, message)))
     except MemoryError:
         code, keep = MEMORY_EXIT, False
     except BaseException as exc:  # noqa: BLE001 - a harness failure: reported, never a verdict
         with contextlib.suppress(BaseException):
             text = "".join(traceback.format_exception_only(exc)).strip()[-500:]
-            _write_all(verdict_fd, json.dumps({"harness": f"judge failed: {text}"}).encode())
+            write_all(verdict_fd, frame(Message(Kind.VERDICT, json.dumps({"harness": f"judge failed: {text}"}))))
         code, keep = 1, False
     finally:
         with contextlib.suppress(BaseException):
@@ -212,38 +214,32 @@ def _judge_job(problem: Problem | None, request: dict[str, Any], fds: list[int])
     return code, keep
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
-
-
 def _judge_loop(link: socket.socket) -> None:
     """Body of a forked judge: the jobs the server sends, until it closes the link; never returns."""
     problems: dict[str, Problem] = {}
     grown_by = _pages(1) + RECYCLE_MB * 2**20
     try:
         while True:
-            message, fds, _, _ = socket.recv_fds(link, 1 << 16, 3)
-            if not message:
+            received = receive(link, FDS_LIMIT)  # from the server: a FrameError ends this judge
+            if received is None:
                 break
-            kind, _, rest = message.partition(b" ")
-            if kind == b"R" and len(fds) == 1:  # a problem: kept for this judge's next jobs
+            message, fds = received
+            if message.kind is Kind.REGISTER and len(fds) == 1:  # a problem: kept for this judge's next jobs
                 with contextlib.suppress(Exception), os.fdopen(fds[0], "rb") as payload:
-                    problem = problems[rest.decode()] = pickle.load(payload)
+                    problem = problems[message.field(0, bytes.decode)] = pickle.load(payload)
                     if problem.dataset == "humaneval":
                         replay_parts(problem)  # compiled once per judge
                 continue
-            if kind != b"J" or len(fds) != 3:
+            if message.kind is not Kind.JUDGE or len(fds) != 3:
                 for fd in fds:
                     os.close(fd)
                 continue
-            job, _, request_text = rest.partition(b" ")
             began = _cpu_seconds()
-            request = json.loads(request_text)
+            request = json.loads(message.fields[1])
             code, keep = _judge_job(problems.get(request["key"]), request, fds)
             keep = keep and _pages(1) <= grown_by
             now = _cpu_seconds()
-            link.send(b"D %s %d %.3f %.3f %d" % (job, code, now - began, now, keep))
+            send(link, Message(Kind.JUDGED, message.fields[0], code, f"{now - began:.3f}", f"{now:.3f}", int(keep)))
             if not keep:
                 break
     finally:
@@ -278,13 +274,13 @@ class _Server:
     def dispatch(self, token: bytes, request_text: bytes, fds: list[int]) -> None:
         """Hand a job to an idle judge (a new one if none is idle or it died meanwhile)."""
         job = b"%d" % next(self.jobs)
-        key = str(json.loads(request_text)["key"])
         try:
+            key = str(json.loads(request_text)["key"])
             for judge in self._candidates():
                 if judge is not None and self._send_job(judge, job, key, request_text, fds):
-                    self.control.send(b"P %s %s" % (token, job))
+                    send(self.control, Message(Kind.STARTED, token, job))
                     return
-            self.control.send(b"P %s -1" % token)
+            send(self.control, Message(Kind.STARTED, token, -1))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -299,9 +295,9 @@ class _Server:
         try:
             if key not in judge.problems and key in self.problems:
                 with _in_memory_file(self.problems[key]) as payload:
-                    socket.send_fds(judge.link, [b"R " + key.encode()], [payload.fileno()])
+                    send(judge.link, Message(Kind.REGISTER, key), [payload.fileno()])
                 judge.problems.add(key)
-            socket.send_fds(judge.link, [b"J " + job + b" " + request_text], fds)
+            send(judge.link, Message(Kind.JUDGE, job, request_text), fds)
         except OSError:  # it died while idle: it is reaped in due course
             return False
         judge.job = job
@@ -337,30 +333,30 @@ class _Server:
         return {judge.link.fileno(): judge for judge in self.judges.values() if judge.link.fileno() >= 0}
 
     def hear(self, judge: _Judge) -> None:
-        """A judge's reports (``D``), or the end of its link."""
+        """A judge's reports (``JUDGED``), or the end of its link (also when it sent what is no report)."""
         while True:
             try:
-                message = judge.link.recv(256, socket.MSG_DONTWAIT)
+                received = receive(judge.link, flags=socket.MSG_DONTWAIT)
+                if received is None:
+                    break
+                report = received[0]
+                if report.kind is not Kind.JUDGED or report.fields[0] != judge.job:
+                    continue
+                code, job_cpu, total = report.field(1, int), report.field(2, float), report.field(3, float)
             except BlockingIOError:
                 return
-            except OSError:
-                message = b""
-            if not message:
-                judge.link.close()
-                judge.keep = False
-                with contextlib.suppress(ValueError):
-                    self.idle.remove(judge)
-                return
-            kind, job, code, job_cpu, total, keep = message.split(b" ")
-            if kind != b"D" or job != judge.job:
-                continue
-            judge.job, judge.cpu, judge.keep = None, float(total), keep == b"1"
-            self.control.send(b"X %s %s %s" % (job, code, job_cpu))
+            except (OSError, FrameError):
+                break
+            judge.job, judge.cpu, judge.keep = None, total, report.fields[4] == b"1"
+            send(self.control, Message(Kind.EXITED, report.fields[0], code, f"{job_cpu:.3f}"))
             if judge.keep and len(self.idle) < MAX_IDLE:
                 self.idle.append(judge)
             elif judge.keep:  # enough idle judges: this one ends (end of file on its link)
-                judge.link.close()
-                judge.keep = False
+                break
+        judge.link.close()
+        judge.keep = False
+        with contextlib.suppress(ValueError):
+            self.idle.remove(judge)
 
     def reap(self) -> None:
         while self.judges:
@@ -380,7 +376,7 @@ class _Server:
                 self.idle.remove(judge)
             if judge.job is not None:  # it died judging this job
                 cpu = usage.ru_utime + usage.ru_stime - judge.cpu
-                self.control.send(b"X %s %d %.3f" % (judge.job, os.waitstatus_to_exitcode(status), cpu))
+                send(self.control, Message(Kind.EXITED, judge.job, os.waitstatus_to_exitcode(status), f"{cpu:.3f}"))
 
 
 @contextlib.contextmanager
@@ -412,21 +408,22 @@ def serve(control: socket.socket) -> None:
             if fd in links:
                 server.hear(links[fd])
         if control.fileno() in ready:
-            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
-            if not message:
+            received = receive(control, FDS_LIMIT)  # what is no request ends the server: koderz sees it lost
+            if received is None:
                 return
-            kind, _, rest = message.partition(b" ")
-            if kind == b"R" and len(fds) == 1:
+            message, fds = received
+            if message.kind is Kind.REGISTER and len(fds) == 1:
                 with os.fdopen(fds[0], "rb") as payload:
                     try:
-                        server.register(rest.decode(), payload)
+                        server.register(message.field(0, bytes.decode), payload)
                     except Exception as exc:  # noqa: BLE001 - the sandbox gave up sending it; judges will say so
-                        print(f"judge server: problem {rest[:40]!r} not registered: {exc}", file=sys.stderr)
-            elif kind == b"J" and len(fds) == 3:
-                token, _, request_text = rest.partition(b" ")
-                server.dispatch(token, request_text, fds)
-            elif kind == b"K":
-                server.kill(rest)
+                        print(
+                            f"judge server: problem {message.fields[0][:40]!r} not registered: {exc}", file=sys.stderr
+                        )
+            elif message.kind is Kind.JUDGE and len(fds) == 3:
+                server.dispatch(message.fields[0], message.fields[1], fds)
+            elif message.kind is Kind.KILL:
+                server.kill(message.fields[0])
             else:
                 for fd in fds:
                     os.close(fd)

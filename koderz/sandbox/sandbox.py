@@ -124,10 +124,12 @@ class SandboxConfig:
     detail: Detail = Detail.FULL
 
 
-def child_source() -> str:
-    """The attempt's program (answers/wire.py + child.py), run by ``python -I -S -B -c``."""
-    wire = resources.files("koderz.answers") / "wire.py"
-    return wire.read_text() + "\n" + (resources.files("koderz.sandbox") / "child.py").read_text()
+def child_source(fork_server: bool = False) -> str:
+    """The attempt's program (answers/wire.py + child.py), run by ``python -I -S -B -c``; the fork
+    server's also holds framing.py (its messages; an attempt started fresh never imports it)."""
+    framing = [resources.files("koderz") / "framing.py"] if fork_server else []
+    files = [resources.files("koderz.answers") / "wire.py", *framing, resources.files("koderz.sandbox") / "child.py"]
+    return "\n".join(file.read_text() for file in files)
 
 
 def _root_paths() -> list[str]:
@@ -252,7 +254,7 @@ class Sandbox:
         self._root_paths = _root_paths() + libraries
         self._preload = Preload(tuple(libraries), self.config.preload)
         self._hide = _hidden_paths(self._root_paths)
-        self._zygote = PerLoop(lambda: ForkServer(self._source, CHILD_ENV, self._preload))
+        self._zygote = PerLoop(lambda: ForkServer(child_source(fork_server=True), CHILD_ENV, self._preload))
         self._judges = PerLoop(JudgeServer)
         self._root = os.geteuid() == 0
         self._mechanisms = candidates(self._root, self.config.isolate, self.config.containment)

@@ -2,10 +2,12 @@
 
 Both the fork server (``forkserver``: one process per attempt) and the judge server
 (``judge_client``: one judge per attempt) are such a process, reached over a ``SOCK_SEQPACKET``
-socket pair. The zygote answers a fork request ``<token>`` with ``P <token> <pid>`` (a negative
-pid when it could not fork) and reports each child it reaps with ``X <pid> <fields...>``; it
-signals a child only while it has not reaped it, so never a reused pid. When the zygote dies,
-every request and exit still awaited fails with a ``SandboxError`` naming it.
+socket pair with ``koderz.framing`` messages. The zygote answers a fork request (``FORK`` or
+``JUDGE``, its first field a token) with ``STARTED <token> <pid>`` (a negative pid when it could
+not fork), within ``REPLY_SECONDS``, and reports each child it reaps with ``EXITED <pid> <exit
+code> <cpu seconds>``; it signals a child only while it has not reaped it, so never a reused pid.
+When the zygote dies or sends what is no message, every request and exit still awaited fails
+with a ``SandboxError`` naming it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import subprocess
 from typing import Any
 
 from koderz.errors import SandboxError
+from koderz.framing import PACKET_LIMIT, FrameError, Kind, Message, send
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 256  # bytes of one message from the zygote
+REPLY_SECONDS = 60.0  # for the zygote to answer a fork request
 PIPE_CAPACITY = 65536  # Linux's default pipe buffer: a program this short is written without waiting
 
 
@@ -40,7 +43,7 @@ class Zygote:
         self._popen: subprocess.Popen[bytes] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[bytes, asyncio.Future[int]] = {}
-        self._exits: dict[int, asyncio.Future[Any]] = {}
+        self._exits: dict[int, asyncio.Future[tuple[int, float]]] = {}
         self._tokens = itertools.count(1)
         self._lock = asyncio.Lock()
 
@@ -86,28 +89,24 @@ class Zygote:
         """A subclass's futures that fail (``SandboxError``) when the zygote dies."""
         return []
 
-    def on_message(self, message: bytes) -> None:
+    def on_message(self, message: Message) -> None:
         """Any other message from the zygote (ignored unless a subclass reads it)."""
-
-    def exit_value(self, fields: list[bytes]) -> Any:
-        """What an ``X <pid> <fields...>`` report holds for the waiting side."""
-        return int(fields[0])
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         assert self._sock is not None
         try:
-            while message := await loop.sock_recv(self._sock, MESSAGE_LIMIT):
-                kind, *fields = message.split(b" ")
-                if kind == b"P" and fields[0] in self._pending:
-                    self._pending.pop(fields[0]).set_result(int(fields[1]))
-                elif kind == b"X":
-                    future = self.exit_of(int(fields[0]))
+            while data := await loop.sock_recv(self._sock, PACKET_LIMIT + 1):
+                message = Message.decode(data)
+                if message.kind is Kind.STARTED and message.fields[0] in self._pending:
+                    self._pending[message.fields[0]].set_result(message.field(1, int))  # fork() pops it
+                elif message.kind is Kind.EXITED:
+                    future = self.exit_of(message.field(0, int))
                     if not future.done():
-                        future.set_result(self.exit_value(fields[1:]))
+                        future.set_result((message.field(1, int), message.field(2, float)))
                 else:
                     self.on_message(message)
-        except OSError as exc:
+        except (OSError, FrameError) as exc:
             log.warning("%s lost: %s", self.name, exc)
         finally:
             futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._exits.values(), *self.awaited()]
@@ -115,8 +114,8 @@ class Zygote:
                 if not future.done():
                     future.set_exception(SandboxError(f"{self.name} exited"))
 
-    def exit_of(self, pid: int) -> asyncio.Future[Any]:
-        """What child ``pid``'s exit report holds, once the zygote has reaped it."""
+    def exit_of(self, pid: int) -> asyncio.Future[tuple[int, float]]:
+        """Child ``pid``'s exit code and CPU seconds, once the zygote has reaped it."""
         future = self._exits.get(pid)
         if future is None:
             future = asyncio.get_running_loop().create_future()
@@ -124,8 +123,8 @@ class Zygote:
             future.add_done_callback(lambda _: self._exits.pop(pid, None))
         return future
 
-    async def fork(self, fds: list[int], prefix: bytes = b"", suffix: bytes = b"") -> int:
-        """Send the fork request ``prefix + token + suffix`` with ``fds``; the child's pid (< 0: the
+    async def fork(self, kind: Kind, fds: list[int], *fields: bytes) -> int:
+        """Send the fork request ``kind <token> <fields...>`` with ``fds``; the child's pid (< 0: the
         zygote could not fork)."""
         sock = self._sock
         if not self.alive or sock is None:
@@ -134,25 +133,27 @@ class Zygote:
         token = b"%d" % next(self._tokens)
         future = self._pending[token] = loop.create_future()
         try:
-            await self._send(sock, prefix + token + suffix, fds)
-            return await future
+            await self._send(sock, Message(kind, token, *fields), fds)
+            return await asyncio.wait_for(future, REPLY_SECONDS)
+        except TimeoutError:
+            raise SandboxError(f"{self.name} did not answer a request in {REPLY_SECONDS:.0f} s") from None
         finally:
             self._pending.pop(token, None)
 
-    async def send(self, message: bytes, fds: list[int]) -> None:
+    async def send(self, message: Message, fds: list[int]) -> None:
         """A message that forks nothing (it may pass file descriptors)."""
         sock = self._sock
         if not self.alive or sock is None:
             raise SandboxError(f"{self.name} is not running")
         await self._send(sock, message, fds)
 
-    async def _send(self, sock: socket.socket, message: bytes, fds: list[int]) -> None:
+    async def _send(self, sock: socket.socket, message: Message, fds: list[int]) -> None:
         """Send one message (with ``fds``) from the event loop: at once, or when the socket has room."""
         loop = asyncio.get_running_loop()
         async with self._lock:
             while True:
                 try:
-                    socket.send_fds(sock, [message], fds)
+                    send(sock, message, fds)
                     return
                 except BlockingIOError:
                     writable = loop.create_future()
@@ -162,11 +163,11 @@ class Zygote:
                     finally:
                         loop.remove_writer(sock.fileno())
 
-    def signal(self, pid: int, kind: bytes) -> None:
-        """Ask the zygote to signal child ``pid`` (``K`` kill, ``T`` terminate) if not reaped yet."""
+    def signal(self, pid: int, kind: Kind) -> None:
+        """Ask the zygote to signal child ``pid`` (``KILL`` or ``TERMINATE``) if not reaped yet."""
         if self._sock is not None and self.alive:
             try:
-                self._sock.send(b"%s %d" % (kind, pid))
+                send(self._sock, Message(kind, pid))
             except OSError as exc:
                 log.warning("%s: cannot signal child %d: %s", self.name, pid, exc)
 

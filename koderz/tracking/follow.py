@@ -2,12 +2,11 @@
 
 The run starts it (``koderz.tracking.live``) once its config is checked, in a session of its
 own, so importing mlflow and logging never take the run's GIL and a Ctrl-C at the terminal
-reaches the run only; mlflow's imports overlap the run. Its settings are the first line on its
-stdin (``Settings`` as JSON: the run folder, the tracking config, the sweep's parent run, tags).
-From then on its output is the folder's tracking.log and its stdin is a pipe from the run: ``.``
-for each finished problem, ``d`` when the run never started (its MLflow run is deleted), end of
-file when the run is over (or was killed: the worker then marks the MLflow run killed and exits,
-so it never outlives the run). It touches the store only once the first problem has finished
+reaches the run only; mlflow's imports overlap the run. Its stdin is a pipe of ``koderz.framing``
+frames from the run: first ``SETTINGS`` (``Settings`` as JSON: the run folder, the tracking config,
+the sweep's parent run, tags), then ``PROBLEM_DONE`` for each finished problem, ``DISCARD`` when
+the run never started (its MLflow run is deleted), end of file when the run is over (or was killed: the worker then marks the MLflow run killed and exits,
+so it never outlives the run); its output is the folder's tracking.log. It touches the store only once the first problem has finished
 (a run that never starts kills its worker, and leaves no store), then opens the MLflow run,
 logs finished problems in batches (at most one sync per ``BATCH_SECONDS`` while problems finish,
 so a batch holds several traces), and at the end logs the rest, the summary and the files.
@@ -33,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from koderz.framing import FrameError, Kind, Message, frame, read_frame
 from koderz.vocab import PartStatus
 
 if TYPE_CHECKING:  # imported by warm_up(): the handlers are in place before the heavy imports
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 BATCH_SECONDS = 0.5
 POLL_SECONDS = 2.0  # wakes without a byte: the folder's config appears, a wake that was dropped
 STOPPED = 3
-DISCARD = b"d"
+SETTINGS_LIMIT, SETTINGS_SECONDS = 1 << 20, 60.0  # the run writes them as it starts the worker
+WAKE_LIMIT = 64  # bytes of a frame after the settings
 BACKGROUND_NICENESS = 10
 CAP_SYS_NICE = 23
 CPU_LINE = "worker CPU"  # the last line of tracking.log: what tracking cost (benchmarks/default_path.py)
@@ -52,15 +53,15 @@ CPU_LINE = "worker CPU"  # the last line of tracking.log: what tracking cost (be
 
 @dataclass
 class Settings:
-    """What the run tells its worker (the first line on the worker's stdin)."""
+    """What the run tells its worker (the first frame on the worker's stdin)."""
 
     folder: str
     tracking: dict[str, Any]
     parent_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
-    def line(self) -> bytes:
-        return (json.dumps(dataclasses.asdict(self)) + "\n").encode()
+    def frame(self) -> bytes:
+        return frame(Message(Kind.SETTINGS, json.dumps(dataclasses.asdict(self))))
 
 
 def warm_up() -> None:
@@ -129,14 +130,14 @@ def may_raise_priority() -> bool:
 
 
 def read_settings() -> Settings | None:
-    """The first line on stdin, read a byte at a time (what follows it is the run's wakes)."""
-    raw = bytearray()
-    while not raw.endswith(b"\n"):
-        byte = os.read(sys.stdin.fileno(), 1)
-        if not byte:
-            return None
-        raw += byte
-    return Settings(**json.loads(raw))
+    """The first frame on stdin (what follows it, the run's wakes, is left there); None when the
+    run closed the pipe first, ``FrameError`` if it is no ``SETTINGS`` frame within the bounds."""
+    message = read_frame(sys.stdin.fileno(), SETTINGS_LIMIT, SETTINGS_SECONDS)
+    if message is None:
+        return None
+    if message.kind is not Kind.SETTINGS:
+        raise FrameError(f"a {message.kind.name} frame before the settings")
+    return Settings(**json.loads(message.fields[0]))
 
 
 def _log_to(folder: Path) -> None:
@@ -240,10 +241,10 @@ def _follow_run(folder: RunFolder, logger: RunLogger, signals: Signals) -> tuple
         except InterruptedError:
             continue
         if readable:
-            data = os.read(stdin, 4096)
-            if not data:
+            message = read_frame(stdin, WAKE_LIMIT, POLL_SECONDS)  # written whole: here already
+            if message is None:
                 return True, False
-            if DISCARD in data:
+            if message.kind is Kind.DISCARD:
                 return True, True
             pending = True
         if logger.progress is None and folder.has_config():

@@ -1,8 +1,8 @@
 """The run's side of live tracking (the worker and its pipe protocol: ``koderz.tracking.follow``).
 
 ``LiveTracking.start`` starts the worker once the run's config is checked; as a ``RunObserver`` it
-writes one byte per finished problem (never blocking: a full pipe means the worker is busy and
-finds the problem on its next sync); ``finish`` closes the pipe and waits for the final flush with
+writes one ``PROBLEM_DONE`` frame per finished problem (never blocking, and whole or not at all: a
+full pipe means the worker is busy and finds the problem on its next sync); ``finish`` closes the pipe and waits for the final flush with
 a progress line. Ctrl-C there stops the worker and prints the command that finishes the logging.
 """
 
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from koderz.config import TrackingConfig
+from koderz.framing import Kind, Message, frame
 from koderz.records import ProblemRecord, RunFolder
-from koderz.tracking.follow import DISCARD, STOPPED, Settings
+from koderz.tracking.follow import STOPPED, Settings
 from koderz.tracking.mlflow_tracker import absolute_uri, remedy, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class LiveTracking:
         """Start the worker of ``folder``: it imports mlflow while the run runs, then logs it."""
         folder = folder.resolve()
         settings = dataclasses.replace(tracking, uri=absolute_uri(tracking_uri(tracking)))
-        line = Settings(str(folder), dataclasses.asdict(settings), parent_run_id, tags or {}).line()
+        first = Settings(str(folder), dataclasses.asdict(settings), parent_run_id, tags or {}).frame()
         worker = subprocess.Popen(
             [sys.executable, "-m", "koderz.tracking", "follow"],
             stdin=subprocess.PIPE,
@@ -65,7 +66,7 @@ class LiveTracking:
         )
         assert worker.stdin is not None
         try:
-            worker.stdin.write(line)
+            worker.stdin.write(first)
             worker.stdin.flush()
         except BrokenPipeError:  # it died at once: finish() reports its exit code
             pass
@@ -78,14 +79,13 @@ class LiveTracking:
 
     def problem_done(self, record: ProblemRecord) -> None:
         self._woken = True
-        self._send(b".")
+        self._send(Kind.PROBLEM_DONE)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, kind: Kind) -> None:
         if self._pipe is None:
             return
-        try:
-            self._pipe.write(data)
-            self._pipe.flush()
+        try:  # a frame this short is written whole or not at all (PIPE_BUF)
+            os.write(self._pipe.fileno(), frame(Message(kind)))
         except BlockingIOError:  # the worker is busy; it reads every new record on its next sync
             pass
         except (BrokenPipeError, ValueError):  # the worker ended; finish() says why
@@ -101,7 +101,7 @@ class LiveTracking:
         """The run never started (its folder is being removed). A worker never woken has not
         touched the store: it is killed at once; otherwise it deletes its MLflow run."""
         if self._woken:
-            self._send(DISCARD)
+            self._send(Kind.DISCARD)
         self._close_pipe()
         if not self._woken:
             self.process.kill()

@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from koderz.errors import SandboxError
+from koderz.framing import Kind
 from koderz.sandbox.forkserver import ForkServer
 from koderz.sandbox.sandbox import CHILD_ENV, Sandbox, SandboxConfig, child_source
 
@@ -129,13 +130,13 @@ async def test_fork_server_death_mid_attempt_is_a_harness_error(humaneval, uid_b
 
 
 async def test_zygote_never_signals_a_pid_it_does_not_own(humaneval, uid_base) -> None:
-    """``K <pid>`` / ``T <pid>`` for a process the zygote did not fork (or already reaped) do nothing."""
-    zygote = ForkServer(child_source(), CHILD_ENV)
+    """``KILL <pid>`` / ``TERMINATE <pid>`` for a process the zygote did not fork (or already reaped) do nothing."""
+    zygote = ForkServer(child_source(fork_server=True), CHILD_ENV)
     await zygote.start()
     bystander = await asyncio.create_subprocess_exec("sleep", "60", start_new_session=True)
     try:
-        zygote.signal(bystander.pid, b"K")
-        zygote.signal(bystander.pid, b"T")
+        zygote.signal(bystander.pid, Kind.KILL)
+        zygote.signal(bystander.pid, Kind.TERMINATE)
         results_r, results_w = os.pipe()
         try:
             attempt = await zygote.spawn(results_w)  # the zygote handled both and still forks

@@ -19,6 +19,7 @@ from koderz.answers.oracle import Oracle
 from koderz.answers.wire import OverLimit, RegexMatch, UnencodableValue, decode, encode
 from koderz.datasets.expected import Expected, compact
 from koderz.errors import SandboxError
+from koderz.framing import Kind, Message
 from koderz.sandbox.judge import AnswerLimits, Collector, Judgement, ProtocolError, short_repr
 from koderz.sandbox.judge_server import _Stream
 from koderz.sandbox.mechanism import Mechanism
@@ -303,14 +304,14 @@ async def test_a_zygote_request_waits_for_room_when_the_socket_is_full() -> None
             while True:
                 ours.send(b"x" * 1024)
                 filled += 1
-        sending = asyncio.ensure_future(Zygote(["true"], {})._send(ours, b"request", []))
+        sending = asyncio.ensure_future(Zygote(["true"], {})._send(ours, Message(Kind.KILL, 7), []))
         await asyncio.sleep(0.05)
         assert not sending.done()  # waiting for room, not dropped or failed
         for _ in range(filled):
             theirs.recv(2048)
         async with asyncio.timeout(10):
             await sending
-        assert theirs.recv(64) == b"request"
+        assert theirs.recv(64) == b"K 7"
 
 
 class FakeJudgeJob:
