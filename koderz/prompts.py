@@ -107,10 +107,6 @@ def _task_text(problem: Problem) -> str:
     )
 
 
-def _answer_format(cot: bool) -> str:
-    return ANSWER_FORMAT_COT if cot else ANSWER_FORMAT_PLAIN
-
-
 def spec_messages(problem: Problem) -> list[Message]:
     return [
         {"role": "system", "content": "You are a senior software engineer who writes precise specifications."},
@@ -134,13 +130,11 @@ def attempt_messages(
 ) -> list[Message]:
     """The coder's prompt: the task, the spec, the last failure and the latest guidance (the
     ``evalplus`` protocol has the task alone: no spec, feedback or guidance reaches it)."""
+    if style.protocol is not Protocol.KODERZ and (spec or previous is not None or guidance):
+        raise ValueError(f"the {style.protocol.value} protocol is zero-shot: no spec, feedback or guidance")
     if style.protocol is Protocol.EVALPLUS:
-        if spec or previous is not None or guidance:
-            raise ValueError("the evalplus protocol is zero-shot: no spec, feedback or guidance")
         return evalplus_messages(problem, style)
     if style.protocol is Protocol.BENCHMARK:
-        if spec or previous is not None or guidance:
-            raise ValueError("the benchmark protocol is zero-shot: no spec, feedback or guidance")
         prompt = benchmark_prompt(problem)
         system: list[Message] = [{"role": "system", "content": prompt.system}] if prompt.system else []
         return [*system, {"role": "user", "content": prompt.user}]
@@ -160,7 +154,7 @@ def attempt_messages(
         )
     if guidance:
         parts.append(f"Guidance from a senior reviewer:\n{guidance.strip()}")
-    parts.append(_answer_format(style.cot))
+    parts.append(ANSWER_FORMAT_COT if style.cot else ANSWER_FORMAT_PLAIN)
     return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 

@@ -215,17 +215,11 @@ def _phase_totals(phases: list[PhaseRecord]) -> dict[str, PhaseTotal]:
 
 def union_length(intervals: Iterable[tuple[float, float]]) -> float:
     """Total length covered by the union of ``(start, end)`` intervals."""
-    total = 0.0
-    current: tuple[float, float] | None = None
+    total, covered = 0.0, -math.inf  # covered: the end of the union so far
     for start, end in sorted(intervals):
-        if current is None or start > current[1]:
-            if current is not None:
-                total += current[1] - current[0]
-            current = (start, end)
-        else:
-            current = (current[0], max(current[1], end))
-    if current is not None:
-        total += current[1] - current[0]
+        if end > covered:
+            total += end - max(start, covered)
+            covered = end
     return total
 
 

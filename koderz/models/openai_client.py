@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,7 +71,7 @@ def server_time(headers: Any, extra: dict[str, Any]) -> float | None:
         ms = float(headers.get("openai-processing-ms", ""))
     except (TypeError, ValueError):
         return None
-    return ms / 1000 if ms >= 0 and ms == ms and ms != float("inf") else None
+    return ms / 1000 if math.isfinite(ms) and ms >= 0 else None
 
 
 def versioned(url: str) -> bool:
