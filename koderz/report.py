@@ -42,9 +42,15 @@ def pass_at_k(samples: Iterable[list[bool]]) -> dict[str, float]:
     rows = list(samples)
     if not rows or min(len(r) for r in rows) == 0:
         return {}
+    fewest = min(len(r) for r in rows)
+    return {f"pass@{k}": float(np.mean(per_task_pass_at_k(rows, k))) for k in KS if k <= fewest}
+
+
+def per_task_pass_at_k(rows: list[list[bool]], k: int) -> list[float]:
+    """Each task's unbiased pass@k estimate from its per-sample verdicts."""
     n = np.array([len(r) for r in rows])
     c = np.array([sum(r) for r in rows])
-    return {f"pass@{k}": float(estimate_pass_at_k(n, c, k).mean()) for k in KS if k <= n.min()}
+    return [float(x) for x in estimate_pass_at_k(n, c, k)]
 
 
 def score(records: list[ProblemRecord], *, base: bool = False, sampled: bool = True) -> Score:

