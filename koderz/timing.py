@@ -75,14 +75,6 @@ class RunClock:
             self.spans.append(Span(name=phase, start=wall, end=wall + time.perf_counter() - start))
 
 
-def category_of(name: str) -> Category:
-    """A span's category; names outside the phase vocabulary count as start-up work."""
-    try:
-        return Phase(name).category
-    except ValueError:
-        return Category.STARTUP
-
-
 @dataclass(frozen=True)
 class _Timeline:
     """Maps Unix times of each part onto one timeline of the parts laid end to end."""
@@ -189,7 +181,7 @@ def _phase(span: Span, task_id: str | None, timeline: _Timeline) -> PhaseRecord:
     start = timeline.offset(span.start)
     return PhaseRecord(
         name=span.name,
-        category=category_of(span.name),
+        category=span.name.category,
         task_id=task_id,
         start=start,
         end=max(start, timeline.offset(span.end)),

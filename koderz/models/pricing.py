@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 from koderz.models.base import Usage
 
-PHASES = ("spec", "attempt", "checkpoint")
 PER_TOKEN = 1e-6  # prices are USD per million tokens
 
 
@@ -69,9 +68,8 @@ class CostLedger:
     calls: list[CallCost] = field(default_factory=list)
 
     def record_for(self, phase: str, cfg: Any, usage: Usage) -> CallCost:
-        """Add one call by the model ``cfg`` (name, tier, prices); returns it with its cost."""
-        if phase not in PHASES:
-            raise ValueError(f"phase={phase!r}; expected one of {PHASES}")
+        """Add one call by the model ``cfg`` (name, tier, prices); ``phase``: the phase's ledger key
+        (``PhaseSpec.ledger``). Returns the call with its cost."""
         call = CallCost(phase, cfg.name, cfg.tier, usage, cost_of(usage, cfg))
         self.calls.append(call)
         return call
