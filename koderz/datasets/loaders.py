@@ -150,8 +150,7 @@ def dataset_version(name: str) -> str:
 @cache
 def load_dataset(name: str) -> tuple[Problem, ...]:
     """All tasks of dataset ``name`` in dataset order."""
-    if name not in LOADERS:
-        raise DatasetError("dataset={}: unknown dataset (choose from {})".format(name, ", ".join(LOADERS)))
+    data_file(name)  # DatasetError naming the choices for an unknown name
     problems = tuple(LOADERS[name]())
     _trim_heap()
     return problems
