@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from koderz.datasets.bench_rows import read_rows, require
-from koderz.datasets.problem import Problem, extra_of
+from koderz.datasets.problem import Problem
 from koderz.errors import DatasetError
 
 DATASET = "bigcodebench"
@@ -78,7 +78,10 @@ def reference_program(problem: Problem) -> str:
 
 
 def task_of(problem: Problem) -> BigCodeBenchTask:
-    return extra_of(problem, DATASET, BigCodeBenchTask)
+    task = problem.extra.get(DATASET)
+    if not isinstance(task, BigCodeBenchTask):
+        raise DatasetError(f"{problem.task_id} is not a BigCodeBench task")
+    return task
 
 
 def load(source: BigCodeBenchSource) -> tuple[Problem, ...]:

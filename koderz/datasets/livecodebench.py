@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from koderz.datasets.bench_rows import read_rows, require
-from koderz.datasets.problem import Problem, extra_of
+from koderz.datasets.problem import Problem
 from koderz.errors import ConfigError, DatasetError
 
 DATASET = "livecodebench"
@@ -80,7 +80,10 @@ def parse_date(value: Any, what: str) -> dt.date | None:
 
 
 def task_of(problem: Problem) -> LiveCodeBenchTask:
-    return extra_of(problem, DATASET, LiveCodeBenchTask)
+    task = problem.extra.get(DATASET)
+    if not isinstance(task, LiveCodeBenchTask):
+        raise DatasetError(f"{problem.task_id} is not a LiveCodeBench problem")
+    return task
 
 
 def _tests(value: str, where: str) -> list[TestCase]:

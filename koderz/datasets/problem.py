@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-from koderz.errors import DatasetError
-
-T = TypeVar("T")
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,11 +40,3 @@ class Problem:
     def reference_program(self) -> str:
         """The canonical solution as a whole program (prompt + body, human-eval style)."""
         return self.prompt + self.canonical_solution
-
-
-def extra_of(problem: Problem, key: str, kind: type[T]) -> T:
-    """The typed task a benchmark's loader keeps in ``problem.extra[key]``; DatasetError without one."""
-    task = problem.extra.get(key)
-    if not isinstance(task, kind):
-        raise DatasetError(f"{problem.task_id} is not a {key} task")
-    return task
