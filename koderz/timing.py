@@ -4,10 +4,8 @@ The experiment returns each problem's spans; the runner times its own phases (st
 tracking, shutdown) with a :class:`RunClock` and builds the :class:`RunTiming` record from all
 of them with :func:`build_timing`. Busy time (summed durations: overlapping problems add up)
 and wall time (the union of intervals) are kept apart for every category, so neither can pass
-for the other; the total covers the whole job from its start to the last file written, and,
-for a resumed run, every part. A job starts with the interpreter (:func:`interpreter_start`)
-when it is the process's only job, and when Hydra starts it in a sweep (the caller passes that
-time), so no sweep job counts the jobs before it.
+for the other; the total covers the whole job, from the interpreter's start (a sweep's job: from
+when Hydra starts it) to the last file written, and, for a resumed run, every part.
 """
 
 from __future__ import annotations
