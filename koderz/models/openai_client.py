@@ -111,14 +111,9 @@ class OpenAIModel(WritesAnswers):
         return self._client
 
     def _request(self, messages: list[Message], max_tokens: int | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.name, "messages": messages}
-        if max_tokens is not None:
-            body[self.cfg.max_tokens_param] = max_tokens
-        if self.cfg.temperature is not None:
-            body["temperature"] = self.cfg.temperature
-        if self.cfg.seed is not None:
-            body["seed"] = self.cfg.seed
-        return body
+        body: dict[str, Any] = {"model": self.name, "messages": messages, self.cfg.max_tokens_param: max_tokens}
+        body |= {"temperature": self.cfg.temperature, "seed": self.cfg.seed}
+        return {key: value for key, value in body.items() if value is not None}
 
     async def _create(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> tuple[Any, float | None]:
         """The completion and the seconds the server says it spent (None: it did not say)."""
