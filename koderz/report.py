@@ -245,22 +245,16 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
         ),
     ]
     if summary.cached:
-        rows.append(
-            (
-                "cached",
-                f"{summary.cached} problems ({summary.cached_verdicts} verdicts) from the result cache, "
-                f"{summary.saved_cost:.4f} USD saved",
-            )
-        )
+        cached = f"{summary.cached} problems ({summary.cached_verdicts} verdicts) from the result cache"
+        rows.append(("cached", f"{cached}, {summary.saved_cost:.4f} USD saved"))
     if summary.truncated:
         rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
     if summary.prefill_continued is False:
         rows.append(("PREFILL IGNORED", "the server does not continue a prefilled answer (asked once at start)"))
     if summary.prefill_ignored:
         rows.append(("PREFILL IGNORED", prefill_warning(summary)))
-    rows.append(
-        ("duration", f"{summary.duration:.1f} s" + (f" ({summary.resumed} resumes)" if summary.resumed else ""))
-    )
+    resumes = f" ({summary.resumed} resumes)" if summary.resumed else ""
+    rows.append(("duration", f"{summary.duration:.1f} s{resumes}"))
     if summary.isolation:
         rows.append(("sandbox", ", ".join(f"{k}={v}" for k, v in summary.isolation.items())))
     if summary.roles.spec is not None or summary.memory.specs_recalled:
