@@ -42,19 +42,18 @@ def _trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+def _task(r: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """What the ground truth's worker needs of a task (``groundtruth.compute``)."""
+    return {
+        "task_id": r["task_id"],
+        "entry_point": r["entry_point"],
+        "program": r["prompt"] + r["canonical_solution"],
+    } | more
+
+
 def _humaneval() -> list[Problem]:
     raw, rows = _read(data_file("humaneval"))
-    tasks = [
-        {
-            "task_id": r["task_id"],
-            "entry_point": r["entry_point"],
-            "program": r["prompt"] + r["canonical_solution"],
-            "tests": r["test"],
-            "inputs": None,
-            "record_check": True,
-        }
-        for r in rows
-    ]
+    tasks = [_task(r, tests=r["test"], inputs=None, record_check=True) for r in rows]
     return _problems("humaneval", rows, groundtruth.load_or_compute("humaneval", raw, tasks), None)
 
 
@@ -69,18 +68,7 @@ def _evalplus(name: str, family: str) -> list[Problem]:
         return r
 
     raw, rows = _read(data_file(name), keep)
-    tasks = [
-        {
-            "task_id": r["task_id"],
-            "entry_point": r["entry_point"],
-            "program": r["prompt"] + r["canonical_solution"],
-            "tests": "",
-            "inputs": inputs[r["task_id"]],
-            "record_check": False,
-            "family": family,
-        }
-        for r in rows
-    ]
+    tasks = [_task(r, tests="", inputs=inputs[r["task_id"]], record_check=False, family=family) for r in rows]
     truth = groundtruth.load_or_compute(name, raw, tasks)
     del tasks
     return _problems(name, rows, truth, (inputs, family))
