@@ -29,11 +29,7 @@ class Tokens(Record):
     cached_input: int = 0
 
     def __add__(self, other: Tokens) -> Tokens:
-        return Tokens(
-            input=self.input + other.input,
-            output=self.output + other.output,
-            cached_input=self.cached_input + other.cached_input,
-        )
+        return Tokens(**{key: getattr(self, key) + getattr(other, key) for key in Tokens.model_fields})
 
 
 class Cost(Record):
