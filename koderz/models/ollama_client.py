@@ -69,16 +69,13 @@ class OllamaModel(WritesAnswers):
         self.name = cfg.name
         self.url = (cfg.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).rstrip("/")
         self._pool = pool
-        self._options = {
-            key: value
-            for key, value in {
-                "num_ctx": cfg.num_ctx,
-                "temperature": cfg.temperature,
-                "seed": cfg.seed,
-                "num_predict": cfg.max_tokens,
-            }.items()
-            if value is not None
+        options = {
+            "num_ctx": cfg.num_ctx,
+            "temperature": cfg.temperature,
+            "seed": cfg.seed,
+            "num_predict": cfg.max_tokens,
         }
+        self._options = {key: value for key, value in options.items() if value is not None}
         settings = EndpointSettings(cfg.max_concurrency, cfg.breaker_failures, cfg.breaker_wait, cfg.retry_backoff)
         self.endpoint = pool.endpoint(f"ollama {self.url}", settings, self._probe)
 
