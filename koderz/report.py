@@ -42,9 +42,15 @@ def pass_at_k(samples: Iterable[list[bool]]) -> dict[str, float]:
     rows = list(samples)
     if not rows or min(len(r) for r in rows) == 0:
         return {}
+    fewest = min(len(r) for r in rows)
+    return {f"pass@{k}": float(np.mean(per_task_pass_at_k(rows, k))) for k in KS if k <= fewest}
+
+
+def per_task_pass_at_k(rows: list[list[bool]], k: int) -> list[float]:
+    """Each task's unbiased pass@k estimate from its per-sample verdicts."""
     n = np.array([len(r) for r in rows])
     c = np.array([sum(r) for r in rows])
-    return {f"pass@{k}": float(estimate_pass_at_k(n, c, k).mean()) for k in KS if k <= n.min()}
+    return [float(x) for x in estimate_pass_at_k(n, c, k)]
 
 
 def score(records: list[ProblemRecord], *, base: bool = False, sampled: bool = True) -> Score:
@@ -239,22 +245,16 @@ def format_summary(summary: RunSummary, run_dir: str) -> str:
         ),
     ]
     if summary.cached:
-        rows.append(
-            (
-                "cached",
-                f"{summary.cached} problems ({summary.cached_verdicts} verdicts) from the result cache, "
-                f"{summary.saved_cost:.4f} USD saved",
-            )
-        )
+        cached = f"{summary.cached} problems ({summary.cached_verdicts} verdicts) from the result cache"
+        rows.append(("cached", f"{cached}, {summary.saved_cost:.4f} USD saved"))
     if summary.truncated:
         rows.append(("truncated", f"{summary.truncated} answers cut at the token limit"))
     if summary.prefill_continued is False:
         rows.append(("PREFILL IGNORED", "the server does not continue a prefilled answer (asked once at start)"))
     if summary.prefill_ignored:
         rows.append(("PREFILL IGNORED", prefill_warning(summary)))
-    rows.append(
-        ("duration", f"{summary.duration:.1f} s" + (f" ({summary.resumed} resumes)" if summary.resumed else ""))
-    )
+    resumes = f" ({summary.resumed} resumes)" if summary.resumed else ""
+    rows.append(("duration", f"{summary.duration:.1f} s{resumes}"))
     if summary.isolation:
         rows.append(("sandbox", ", ".join(f"{k}={v}" for k, v in summary.isolation.items())))
     if summary.roles.spec is not None or summary.memory.specs_recalled:

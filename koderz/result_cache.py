@@ -1,26 +1,13 @@
 """The result cache: reuse a stored problem result only where it would be recomputed identically.
 
-``cache=auto`` (the default) caches hosted API models and local servers that give a digest of
-their weights (Ollama), but not sampled runs (temperature > 0 or unset, n_samples > 1) nor local
-servers without a digest (``uncacheable`` says why, and the run logs it); ``cache=true`` caches
-every non-built-in model, ``cache=false`` nothing. A digest is part of the key, so other
-weights behind the same name are never served the old answers.
-
-The key covers the coder (and, when they take part, the spec and review models) with every
-setting that changes answers, the prompt style, the mode and its limits, the dataset's content
-hash (its data file and the code computing its expected outputs; for BigCodeBench and
-LiveCodeBench, ``koderz.problems.content_key``: the tasks as loaded, the keys choosing them and
-BigCodeBench's library environment), the containment mechanism the
-sandbox actually uses, every sandbox limit, and ``JUDGE_CODE``: a digest of the source files of
-the code that turns a model's answer into a verdict (the sandbox package, wire, oracle, the
-check environment, expected outputs, extraction, the experiment, the evaluators and the
-benchmarks' harness programs), read at import. So a verdict
-computed under weaker containment, by other judging code or under other limits is never served.
-Built-in models (reference, replay) cost nothing and are never cached. Only results with a
-verdict on the candidate are stored (a program that raised is a verdict; a model that did not
-answer is not). Results live in one SQLite file (``outputs/cache/results.sqlite``) that
-concurrent jobs of a sweep can share, in a folder only the user can change
-(``koderz.safefiles``; anything else is refused with one line).
+Which runs may use it is ``uncacheable``'s rule (``cache=auto|true|false``). The key (``run_key``)
+covers every model taking part with every setting that changes answers (and its weights' digest
+where the server gives one), the prompt style, the mode and its limits, the dataset's content
+hash, the containment mechanism the sandbox actually uses, every sandbox limit, and ``JUDGE_CODE``
+(a digest of the code that turns an answer into a verdict): a verdict computed under weaker
+containment, other judging code or other limits is never served. Only results with a verdict on
+the candidate are stored. Results live in one SQLite file (``outputs/cache/results.sqlite``) that
+a sweep's concurrent jobs can share, in a folder only the user can change (``koderz.safefiles``).
 """
 
 from __future__ import annotations
@@ -101,10 +88,10 @@ def local(model: ModelConfig) -> bool:
 def uncacheable(plan: Plan, digests: dict[str, str | None]) -> str | None:
     """Why this run's results may not be served from (nor stored in) the cache; None when they may.
 
-    ``cache=false``: never. Built-in models: never (they cost nothing). ``cache=true``: the user
-    asked. ``cache=auto`` (the default): not for sampled runs (temperature > 0 or unset, i.e. the
-    server's default, or n_samples > 1: a repeat is asked for its variance), nor for a local server that gives no digest of its
-    weights (``digests``: by role, from ``ModelClient.weights``).
+    ``cache=false``: never. Built-in models: never (they cost nothing). ``cache=true``: always.
+    ``cache=auto`` (the default): not for sampled runs (temperature > 0 or unset, or n_samples > 1:
+    a repeat is asked for its variance), nor for a local server that gives no digest of its weights
+    (``digests``: by role, from ``ModelClient.weights``).
     """
     setting = CacheSetting.of(plan.config.cache)
     if setting is CacheSetting.OFF:

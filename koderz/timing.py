@@ -4,10 +4,8 @@ The experiment returns each problem's spans; the runner times its own phases (st
 tracking, shutdown) with a :class:`RunClock` and builds the :class:`RunTiming` record from all
 of them with :func:`build_timing`. Busy time (summed durations: overlapping problems add up)
 and wall time (the union of intervals) are kept apart for every category, so neither can pass
-for the other; the total covers the whole job from its start to the last file written, and,
-for a resumed run, every part. A job starts with the interpreter (:func:`interpreter_start`)
-when it is the process's only job, and when Hydra starts it in a sweep (the caller passes that
-time), so no sweep job counts the jobs before it.
+for the other; the total covers the whole job, from the interpreter's start (a sweep's job: from
+when Hydra starts it) to the last file written, and, for a resumed run, every part.
 """
 
 from __future__ import annotations
@@ -73,14 +71,6 @@ class RunClock:
             yield
         finally:
             self.spans.append(Span(name=phase, start=wall, end=wall + time.perf_counter() - start))
-
-
-def category_of(name: str) -> Category:
-    """A span's category; names outside the phase vocabulary count as start-up work."""
-    try:
-        return Phase(name).category
-    except ValueError:
-        return Category.STARTUP
 
 
 @dataclass(frozen=True)
@@ -189,7 +179,7 @@ def _phase(span: Span, task_id: str | None, timeline: _Timeline) -> PhaseRecord:
     start = timeline.offset(span.start)
     return PhaseRecord(
         name=span.name,
-        category=category_of(span.name),
+        category=span.name.category,
         task_id=task_id,
         start=start,
         end=max(start, timeline.offset(span.end)),
@@ -215,17 +205,11 @@ def _phase_totals(phases: list[PhaseRecord]) -> dict[str, PhaseTotal]:
 
 def union_length(intervals: Iterable[tuple[float, float]]) -> float:
     """Total length covered by the union of ``(start, end)`` intervals."""
-    total = 0.0
-    current: tuple[float, float] | None = None
+    total, covered = 0.0, -math.inf  # covered: the end of the union so far
     for start, end in sorted(intervals):
-        if current is None or start > current[1]:
-            if current is not None:
-                total += current[1] - current[0]
-            current = (start, end)
-        else:
-            current = (current[0], max(current[1], end))
-    if current is not None:
-        total += current[1] - current[0]
+        if end > covered:
+            total += end - max(start, covered)
+            covered = end
     return total
 
 

@@ -17,7 +17,6 @@ from koderz.records import RunFolder, RunPart, Span, TraceRecord
 from koderz.timing import (
     RunClock,
     build_timing,
-    category_of,
     export_report,
     format_report,
     interpreter_start,
@@ -83,7 +82,7 @@ def problem(task: str, offset: float) -> TraceRecord:
     ],
 )
 def test_each_phase_has_one_category(name: str, category: str) -> None:
-    assert category_of(name) == category
+    assert Phase(name).category == category
 
 
 def test_sequential_problems_add_up_and_overhead_is_what_no_phase_covers() -> None:

@@ -30,6 +30,6 @@ class LibraryFilter(logging.Filter):
         if self.everything or record.levelno >= logging.WARNING:
             return True
         name = record.name
-        if not self.everything and name in ROUTINE and name not in self.shown:
+        if name in ROUTINE and name not in self.shown:
             return False
         return any(name == shown or name.startswith(shown + ".") for shown in self.shown)

@@ -65,13 +65,11 @@ def sweep_outcome(sweep_dir: Path) -> tuple[ExitCode, str]:
         else:
             complete += 1
     parts = [f"sweep {sweep_dir}: {complete} jobs complete"]
-    if interrupted:
-        parts.append(f"{len(interrupted)} interrupted ({', '.join(interrupted)})")
-    if unanswered:
-        parts.append(f"{len(unanswered)} with problems left without a verdict ({', '.join(unanswered)})")
-    if no_results:
-        parts.append(f"{len(no_results)} without results ({', '.join(no_results)})")
-    if interrupted or unanswered or no_results:
+    unfinished = (interrupted, "interrupted"), (unanswered, "with problems left without a verdict")
+    for names, what in (*unfinished, (no_results, "without results")):
+        if names:
+            parts.append(f"{len(names)} {what} ({', '.join(names)})")
+    if len(parts) > 1:
         parts.append("finish each with resume=<its folder>")
     code = ExitCode.INTERRUPTED if interrupted else ExitCode.UNANSWERED if unanswered or no_results else ExitCode.OK
     return code, "; ".join(parts)

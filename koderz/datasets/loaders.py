@@ -42,43 +42,19 @@ def _trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+def _task(r: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """What the ground truth's worker needs of a task (``groundtruth.compute``)."""
+    return {
+        "task_id": r["task_id"],
+        "entry_point": r["entry_point"],
+        "program": r["prompt"] + r["canonical_solution"],
+    } | more
+
+
 def _humaneval() -> list[Problem]:
     raw, rows = _read(data_file("humaneval"))
-    tasks = [
-        {
-            "task_id": r["task_id"],
-            "entry_point": r["entry_point"],
-            "program": r["prompt"] + r["canonical_solution"],
-            "tests": r["test"],
-            "inputs": None,
-            "record_check": True,
-        }
-        for r in rows
-    ]
-    truth = groundtruth.load_or_compute("humaneval", raw, tasks)
-    problems = []
-    for r in rows:
-        t = truth.tasks[r["task_id"]]
-        inputs = truth.inputs(r["task_id"])
-        if t.kept is not None:  # a replayed check needs every call it makes
-            raise DatasetError("dataset=humaneval: {} has an answer beyond the output cap".format(r["task_id"]))
-        problems.append(
-            Problem(
-                task_id=r["task_id"],
-                prompt=r["prompt"],
-                entry_point=r["entry_point"],
-                canonical_solution=r["canonical_solution"],
-                tests=r["test"],
-                dataset="humaneval",
-                inputs=Inputs(inputs),
-                base_input_count=len(inputs),
-                expected=truth.expected(r["task_id"]),
-                reference_seconds=t.seconds,
-                input_seconds=tuple(t.input_seconds),
-                calibration=truth.calibration,
-            )
-        )
-    return problems
+    tasks = [_task(r, tests=r["test"], inputs=None, record_check=True) for r in rows]
+    return _problems("humaneval", rows, groundtruth.load_or_compute("humaneval", raw, tasks), None)
 
 
 def _evalplus(name: str, family: str) -> list[Problem]:
@@ -92,35 +68,40 @@ def _evalplus(name: str, family: str) -> list[Problem]:
         return r
 
     raw, rows = _read(data_file(name), keep)
-    tasks = [
-        {
-            "task_id": r["task_id"],
-            "entry_point": r["entry_point"],
-            "program": r["prompt"] + r["canonical_solution"],
-            "tests": "",
-            "inputs": inputs[r["task_id"]],
-            "record_check": False,
-            "family": family,
-        }
-        for r in rows
-    ]
+    tasks = [_task(r, tests="", inputs=inputs[r["task_id"]], record_check=False, family=family) for r in rows]
     truth = groundtruth.load_or_compute(name, raw, tasks)
     del tasks
+    return _problems(name, rows, truth, (inputs, family))
+
+
+def _problems(
+    name: str, rows: list[dict[str, Any]], truth: groundtruth.GroundTruth, given: tuple[dict[str, Inputs], str] | None
+) -> list[Problem]:
+    """The tasks as Problems; ``given``: an EvalPlus file's inputs and family (None: humaneval, whose
+    inputs are the calls its ``check`` made)."""
     problems = []
     for r in rows:
-        t, task_inputs, base = truth.tasks[r["task_id"]], inputs[r["task_id"]], r["base_count"]
-        extra: dict[str, Any] = {"family": family}
+        task_id = r["task_id"]
+        t = truth.tasks[task_id]
+        extra: dict[str, Any] = {}
+        if given is None:
+            if t.kept is not None:  # a replayed check needs every call it makes
+                raise DatasetError(f"dataset={name}: {task_id} has an answer beyond the output cap")
+            task_inputs = Inputs(truth.inputs(task_id))
+            base = len(task_inputs)
+        else:
+            task_inputs, base, extra["family"] = given[0][task_id], r["base_count"], given[1]
         if t.kept is not None:
             dropped = len(task_inputs) - len(t.kept)
             log.warning(
-                "%s %s: %d input(s) dropped, their reference answers exceed the output cap", name, r["task_id"], dropped
+                "%s %s: %d input(s) dropped, their reference answers exceed the output cap", name, task_id, dropped
             )
             base = sum(1 for i in t.kept if i < base)
             task_inputs = Inputs([task_inputs[i] for i in t.kept])
             extra["dropped_inputs"] = dropped
         problems.append(
             Problem(
-                task_id=r["task_id"],
+                task_id=task_id,
                 prompt=r["prompt"],
                 entry_point=r["entry_point"],
                 canonical_solution=r["canonical_solution"],
@@ -129,7 +110,7 @@ def _evalplus(name: str, family: str) -> list[Problem]:
                 inputs=task_inputs,
                 base_input_count=base,
                 tolerance=float(r.get("atol") or 0.0),
-                expected=truth.expected(r["task_id"]),
+                expected=truth.expected(task_id),
                 reference_seconds=t.seconds,
                 input_seconds=tuple(t.input_seconds),
                 calibration=truth.calibration,
@@ -157,8 +138,7 @@ def dataset_version(name: str) -> str:
 @cache
 def load_dataset(name: str) -> tuple[Problem, ...]:
     """All tasks of dataset ``name`` in dataset order."""
-    if name not in LOADERS:
-        raise DatasetError("dataset={}: unknown dataset (choose from {})".format(name, ", ".join(LOADERS)))
+    data_file(name)  # DatasetError naming the choices for an unknown name
     problems = tuple(LOADERS[name]())
     _trim_heap()
     return problems

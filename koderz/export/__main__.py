@@ -6,7 +6,6 @@ run's programs in that benchmark's samples format (``koderz.export.bench_samples
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -46,36 +45,42 @@ def main(argv: list[str] | None = None) -> int:
         bench.add_argument("--out", type=Path, help=f"the file to write (default: RUN_FOLDER/{FILE_NAMES[benchmark]})")
         bench.add_argument("--mode", choices=[Mode.ZERO_SHOT.value, Mode.ITERATIVE.value])
     args = parser.parse_args(argv)
-    if args.format in FILE_NAMES:
-        return _benchmark(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         folder = RunFolder.existing(args.run_folder)
         mode = Mode(args.mode) if args.mode else folder_headline(folder)
-        export = eval_results(folder, mode)
-        samples = evalplus_samples(folder, mode, export)
-        if args.samples is not None and not args.samples.name.endswith(".jsonl"):
-            raise ConfigError(f"--samples={args.samples}: evalplus.evaluate takes a samples file ending in .jsonl")
+        if args.format in FILE_NAMES:
+            name, text = run_samples(folder, mode, args.format)
+            path = args.out or folder.path / name
+            files = {path: text}
+        else:
+            export = eval_results(folder, mode)
+            samples = evalplus_samples(folder, mode, export)
+            if args.samples is not None and not args.samples.name.endswith(".jsonl"):
+                raise ConfigError(f"--samples={args.samples}: evalplus.evaluate takes a samples file ending in .jsonl")
+            path = args.out or folder.path / folder.eval_results_name(mode)
+            samples_path = args.samples or folder.path / samples_name(folder, mode)
+            lines = "".join(json.dumps(x) + "\n" for x in samples.lines)
+            files = {path: json.dumps(export.results), samples_path: lines}
     except KoderzError as err:
         print(f"koderz.export: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a run file that cannot be read
         print(f"koderz.export: error: {err.filename}: cannot read ({err.strerror or err})", file=sys.stderr)
         return 2
-    path = args.out or folder.path / folder.eval_results_name(mode)
-    samples_path = args.samples or folder.path / samples_name(folder, mode)
-    files = {path: json.dumps(export.results), samples_path: "".join(json.dumps(x) + "\n" for x in samples.lines)}
     failed = write_all(files)
     if failed is not None:
         print(f"koderz.export: error: {failed}", file=sys.stderr)
         return 2
+    print(path)
+    if args.format in FILE_NAMES:
+        return 0
     if export.unanswered:
         log.warning(
             "left out %d problems without a verdict (no sample to export), e.g. %s",
             len(export.unanswered),
             export.unanswered[0],
         )
-    print(path)
     for name, title in (
         ("base", f"{export.dataset} (base tests)"),
         ("plus", f"{export.dataset}+ (base + extra tests)"),
@@ -86,27 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     empty = f"; {len(samples.empty)} tasks without a sample have empty solutions (failed)" if samples.empty else ""
     figures = ", ".join(f"{name} {k} {v:.3f}" for name in ("base", "plus") for k, v in samples.pass_at_k[name].items())
     print(f"evalplus.evaluate --dataset {export.dataset} --samples {samples_path} will print: {figures}{empty}")
-    return 0
-
-
-def _benchmark(args: argparse.Namespace) -> int:
-    """Write the run's programs in the benchmark's samples format; print the file's path."""
-    try:
-        folder = RunFolder.existing(args.run_folder)
-        mode = Mode(args.mode) if args.mode else folder_headline(folder)
-        name, text = run_samples(folder, mode, args.format)
-    except KoderzError as err:
-        print(f"koderz.export: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"koderz.export: error: {err.filename}: cannot read ({err.strerror or err})", file=sys.stderr)
-        return 2
-    path = args.out or folder.path / name
-    failed = write_all({path: text})
-    if failed is not None:
-        print(f"koderz.export: error: {failed}", file=sys.stderr)
-        return 2
-    print(path)
     return 0
 
 

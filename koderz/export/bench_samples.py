@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from koderz.datasets import bigcodebench, livecodebench
 from koderz.errors import ConfigError
@@ -34,13 +33,6 @@ def livecodebench_lines(samples: Iterable[Sample]) -> list[str]:
     for sample in samples:
         codes.setdefault(sample.task_id, []).append(sample.program)
     return [json.dumps({"question_id": q, "code_list": c}, ensure_ascii=False) for q, c in codes.items()]
-
-
-def write_lines(path: Path, lines: list[str]) -> None:
-    """Write ``lines`` as JSONL through a temporary file, so a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    partial.replace(path)
 
 
 FILE_NAMES = {bigcodebench.DATASET: "bigcodebench_samples.jsonl", livecodebench.DATASET: "livecodebench_outputs.json"}

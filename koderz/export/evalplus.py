@@ -3,10 +3,9 @@ and koderz's verdicts in EvalPlus's ``eval_results.json`` layout, for the script
 
 The samples file (``evalplus_samples.jsonl``) has one ``{"task_id", "solution"}`` line per sample
 and every task of the dataset (EvalPlus refuses a file that lacks one): a task the run did not
-answer (or did not select) has empty solutions, as many as the run's most samples per task, which
-EvalPlus judges as failed. A solution is the program koderz judged; under koderz's own protocol the
-prompt's preamble (its imports and helpers), which koderz runs before the program, comes first, so
-EvalPlus judges the same code.
+answer has empty solutions, which EvalPlus judges as failed. A solution is the program koderz
+judged, after the prompt's preamble when koderz's own protocol ran it first, so EvalPlus judges
+the same code.
 
 The layout is what ``evalplus.evaluate`` writes (evalplus 0.3.1), with the ``pass_at_k`` that
 later versions add::
@@ -16,14 +15,11 @@ later versions add::
                          "base_fail_tests", "plus_fail_tests"}, ...one per sample]},
      "pass_at_k": {"base": {"pass@1": ...}, "plus": {"pass@1": ...}}}
 
-Statuses are EvalPlus's words: ``pass``, ``timeout``, and ``fail`` for koderz's other verdicts
-(failed, error, memory, killed). koderz judges a sample's base and plus inputs in one run and
-records whether the base inputs all passed; when they did not, the plus inputs' own outcome is
-not recorded and ``plus_status`` is null. EvalPlus counts a sample for base+plus only when both
-pass, so every pass@k read from the file is the same. A fail-tests list holds koderz's first
-failing input as text (a repr of at most 300 characters), not EvalPlus's JSON value. Problems
-without a verdict (the model never answered) have no sample and are left out, as koderz's own
-pass rates leave them out.
+Statuses are EvalPlus's words (``pass``, ``timeout``, ``fail``). koderz judges base and plus inputs
+in one run and records only whether the base inputs all passed: when they did not, ``plus_status``
+is null (EvalPlus counts base+plus only when both pass, so every pass@k read from the file is the
+same). A fail-tests list holds koderz's first failing input as text, not EvalPlus's JSON value.
+Problems without a verdict have no sample and are left out, as koderz's own pass rates leave them.
 """
 
 from __future__ import annotations

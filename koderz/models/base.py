@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from koderz.datasets.problem import Problem
@@ -23,11 +23,7 @@ class Usage:
     cached_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_input_tokens + other.cached_input_tokens,
-        )
+        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -66,8 +62,9 @@ class CallContext:
 
 
 class WritesAnswers:
-    """Capabilities of a model that writes a fresh answer to each prompt: any number of samples,
-    answers in prose with code to extract (every provider except replay)."""
+    """Defaults of a model that writes a fresh answer to each prompt: any number of samples,
+    answers in prose with code to extract, no weights digest, nothing to check or release
+    (pooled SDK clients are closed by ``ClientPool.aclose``)."""
 
     answers_programs = False
 
@@ -75,7 +72,12 @@ class WritesAnswers:
         return None
 
     async def weights(self) -> str | None:
-        """The digest of the weights the server serves under this name; None when it does not say."""
+        return None
+
+    async def preflight(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 

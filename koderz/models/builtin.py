@@ -49,12 +49,6 @@ class ReferenceModel(WritesAnswers):
             text = guidance_text(problem, context.phase, self.name)
         return Completion(text=text, usage=Usage(), latency=time.perf_counter() - start, model=self.name)
 
-    async def preflight(self) -> None:
-        """Nothing to check: the answers come from the dataset."""
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
 
 RAW_SUFFIXES = (".raw.jsonl", ".raw.jsonl.gz", ".raw")  # EvalPlus's codegen: raw answers beside the sanitized
 
@@ -75,32 +69,24 @@ class Sample:
         return problem.prompt + "\n" + self.text if self.is_completion else self.text
 
 
-class ReplayModel:
-    """Serves samples in EvalPlus's (and human-eval's) formats, in file order.
+class ReplayModel(WritesAnswers):
+    """Serves samples in EvalPlus's (and human-eval's) formats: the ``i``-th attempt at a task
+    (``CallContext.sample_index``) gets the task's ``i``-th sample in file order.
 
-    ``model.samples`` is a JSONL file (``task_id`` with ``solution`` or ``completion``; a ``.gz``
-    suffix means gzip) or EvalPlus's directory layout (``DIR/<task_id, / as _>/<n>.py``, whole
-    programs). Those are programs, judged as they are. A ``*.raw.jsonl`` file or ``*.raw``
-    directory (what ``evalplus.codegen`` saves beside the sanitized samples) holds raw answers
-    (markdown, prose): they are read as the run's protocol reads a model's answer
-    (``prompt.protocol=evalplus``: ``evalplus.sanitize``). The ``i``-th attempt at a task
-    (``CallContext.sample_index``: zero-shot sample or iteration) gets the task's ``i``-th sample.
-    The samples are read once, at construction. Spec and checkpoint phases get a short fixed text.
+    ``model.samples`` (read once, see ``load_samples``) holds programs, judged as they are; a
+    ``*.raw.jsonl`` file or ``*.raw`` directory (``evalplus.codegen``'s raw answers) holds answers
+    read as the run's protocol reads a model's. Spec and checkpoint phases get a short fixed text.
     """
 
     def __init__(self, cfg: _WithSamples) -> None:
         self.name = cfg.name
         self.endpoint: Endpoint | None = None  # no server
         self._samples = load_samples(cfg.samples)
-        # programs are judged as they are; raw answers go through the protocol's reading
         self.answers_programs = not str(cfg.samples).rstrip("/").endswith(RAW_SUFFIXES)
 
     def sample_limit(self, task_id: str) -> int:
         """How many samples the file holds for ``task_id`` (0 if none)."""
         return len(self._samples.get(task_id, ()))
-
-    async def weights(self) -> str | None:
-        return None
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         start = time.perf_counter()
@@ -116,15 +102,10 @@ class ReplayModel:
             text = sample.program(problem) if self.answers_programs else sample.answer(problem)
         return Completion(text=text, usage=Usage(), latency=time.perf_counter() - start, model=self.name)
 
-    async def preflight(self) -> None:
-        """Nothing left to check: the file was validated when it was loaded."""
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
 
 def load_samples(path: str | Path | None) -> dict[str, list[Sample]]:
-    """Read a samples file into task id -> samples in file order; raise ConfigError."""
+    """Read a samples file into task id -> samples in file order; raise ConfigError. ``path``: a
+    JSONL file (``task_id`` with ``solution`` or ``completion``; ``.gz``: gzip) or EvalPlus's folder."""
     if path is None or not str(path).strip():
         raise ConfigError(
             "model.samples is required: a JSONL file with task_id and solution or completion, or EvalPlus's samples directory"

@@ -18,13 +18,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
-from koderz.models.retry import MAX_BACKOFF
+from koderz.models.config import ModelConfig
+from koderz.models.retry import MAX_BACKOFF, with_retries
 from koderz.models.transport import cause, connection_failed, read_timed_out
 
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[object]]
+T = TypeVar("T")
 MIN_PROBE_DELAY = 0.01  # seconds: a zero retry_backoff must not probe in a tight loop
 
 
@@ -128,6 +131,36 @@ class Endpoint:
         finally:
             self._in_flight -= 1
             self._release_slot()
+
+    async def send(
+        self,
+        request: Callable[[], Awaitable[T]],
+        cfg: ModelConfig,
+        *,
+        retryable: Callable[[BaseException], bool],
+        what: str,
+        asked_delay: Callable[[BaseException], float | None] = lambda exc: None,
+    ) -> tuple[T, float, float]:
+        """``request()`` through a slot, retried per ``cfg`` (``with_retries``); returns its result,
+        the seconds it took without waiting for slots, and the seconds spent waiting."""
+        queued = 0.0
+
+        async def attempt() -> T:
+            nonlocal queued
+            async with self.admit() as waited:
+                queued += waited
+                return await request()
+
+        start = time.perf_counter()
+        result = await with_retries(
+            attempt,
+            max_retries=cfg.max_retries,
+            first_backoff=cfg.retry_backoff,
+            retryable=retryable,
+            what=what,
+            asked_delay=asked_delay,
+        )
+        return result, time.perf_counter() - start - queued, queued
 
     async def _take_slot(self) -> None:
         """Wait for a closed breaker and a free slot; the slot is held on return."""

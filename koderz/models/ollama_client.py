@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from typing import Any
 
 import httpx
@@ -18,8 +17,14 @@ from koderz.models.config import ModelConfig
 from koderz.models.endpoint import EndpointDown, EndpointSettings
 from koderz.models.failure import brief, listed, model_error
 from koderz.models.pool import ClientPool
-from koderz.models.retry import with_retries
-from koderz.models.transport import CONNECT_TIMEOUT, PREFLIGHT_TIMEOUT, PROBE_TIMEOUT, cause, connection_failed
+from koderz.models.transport import (
+    CONNECT_TIMEOUT,
+    PREFLIGHT_TIMEOUT,
+    PROBE_TIMEOUT,
+    cause,
+    connection_failed,
+    unanswered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +69,13 @@ class OllamaModel(WritesAnswers):
         self.name = cfg.name
         self.url = (cfg.host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).rstrip("/")
         self._pool = pool
-        self._options = {
-            key: value
-            for key, value in {
-                "num_ctx": cfg.num_ctx,
-                "temperature": cfg.temperature,
-                "seed": cfg.seed,
-                "num_predict": cfg.max_tokens,
-            }.items()
-            if value is not None
+        options = {
+            "num_ctx": cfg.num_ctx,
+            "temperature": cfg.temperature,
+            "seed": cfg.seed,
+            "num_predict": cfg.max_tokens,
         }
+        self._options = {key: value for key, value in options.items() if value is not None}
         settings = EndpointSettings(cfg.max_concurrency, cfg.breaker_failures, cfg.breaker_wait, cfg.retry_backoff)
         self.endpoint = pool.endpoint(f"ollama {self.url}", settings, self._probe)
 
@@ -112,19 +114,10 @@ class OllamaModel(WritesAnswers):
 
     async def complete(self, messages: list[Message], context: CallContext) -> Completion:
         """One ``/api/chat`` call; ModelError at once if not retryable, else after retries."""
-        queued: list[float] = []
-
-        async def attempt() -> Any:
-            async with self.endpoint.admit() as waited:
-                queued.append(waited)
-                return await self._chat(messages)
-
-        start = time.perf_counter()
         try:
-            response = await with_retries(
-                attempt,
-                max_retries=self.cfg.max_retries,
-                first_backoff=self.cfg.retry_backoff,
+            response, latency, waited = await self.endpoint.send(
+                lambda: self._chat(messages),
+                self.cfg,
                 retryable=retryable,
                 what=f"{self.name} {context.phase} {context.problem.task_id}",
             )
@@ -132,11 +125,10 @@ class OllamaModel(WritesAnswers):
             raise self._error(str(exc), ModelErrorKind.ENDPOINT_DOWN) from exc
         except CALL_ERRORS as exc:
             raise self._failure(exc) from exc
-        waited = sum(queued)
         return Completion(
             text=response.message.content or "",
             usage=Usage(response.prompt_eval_count or 0, response.eval_count or 0),
-            latency=time.perf_counter() - start - waited,
+            latency=latency,
             model=response.model or self.name,
             finish_reason=response.done_reason,
             queued=waited,
@@ -196,18 +188,6 @@ class OllamaModel(WritesAnswers):
         )
 
     def _unanswered(self, exc: Exception, waited: float) -> ModelError:
-        if connection_failed(exc):
-            return self._error(
-                f"cannot connect to the Ollama server ({brief(cause(exc))}); "
-                "start it (`ollama serve`) or set model.host / OLLAMA_HOST",
-                ModelErrorKind.CONNECTION,
-            )
-        return self._error(
-            f"the server accepted the connection but gave no answer within {waited:g}s ({brief(cause(exc))}); "
-            "it is busy (OLLAMA_NUM_PARALLEL=1 serving another request?) or loading a model: "
-            "retry when it is idle, or raise model.timeout",
-            ModelErrorKind.BUSY,
-        )
-
-    async def aclose(self) -> None:
-        """Nothing to do: the pooled client is closed by ``ClientPool.aclose``."""
+        start = "start it (`ollama serve`) or set model.host / OLLAMA_HOST"
+        busy = "(OLLAMA_NUM_PARALLEL=1 serving another request?) or loading a model"
+        return unanswered(self.name, self.url, exc, waited, "Ollama server", start, busy)

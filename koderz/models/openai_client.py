@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,8 +18,15 @@ from koderz.models.credentials import api_key, openai_url
 from koderz.models.endpoint import EndpointDown, EndpointSettings
 from koderz.models.failure import brief, listed, model_error
 from koderz.models.pool import ClientPool
-from koderz.models.retry import retry_after, with_retries
-from koderz.models.transport import CONNECT_TIMEOUT, PREFLIGHT_TIMEOUT, PROBE_TIMEOUT, cause, connection_failed
+from koderz.models.retry import retry_after
+from koderz.models.transport import (
+    CONNECT_TIMEOUT,
+    PREFLIGHT_TIMEOUT,
+    PROBE_TIMEOUT,
+    cause,
+    connection_failed,
+    unanswered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,7 @@ def server_time(headers: Any, extra: dict[str, Any]) -> float | None:
         ms = float(headers.get("openai-processing-ms", ""))
     except (TypeError, ValueError):
         return None
-    return ms / 1000 if ms >= 0 and ms == ms and ms != float("inf") else None
+    return ms / 1000 if math.isfinite(ms) and ms >= 0 else None
 
 
 def versioned(url: str) -> bool:
@@ -104,14 +111,9 @@ class OpenAIModel(WritesAnswers):
         return self._client
 
     def _request(self, messages: list[Message], max_tokens: int | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.name, "messages": messages}
-        if max_tokens is not None:
-            body[self.cfg.max_tokens_param] = max_tokens
-        if self.cfg.temperature is not None:
-            body["temperature"] = self.cfg.temperature
-        if self.cfg.seed is not None:
-            body["seed"] = self.cfg.seed
-        return body
+        body: dict[str, Any] = {"model": self.name, "messages": messages, self.cfg.max_tokens_param: max_tokens}
+        body |= {"temperature": self.cfg.temperature, "seed": self.cfg.seed}
+        return {key: value for key, value in body.items() if value is not None}
 
     async def _create(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> tuple[Any, float | None]:
         """The completion and the seconds the server says it spent (None: it did not say)."""
@@ -145,19 +147,10 @@ class OpenAIModel(WritesAnswers):
         """One chat completion; ModelError once our retries are used up or the endpoint is down."""
         client = self._sdk()
         body = self._request(messages, self.cfg.max_tokens)
-        queued: list[float] = []
-
-        async def attempt() -> Any:
-            async with self.endpoint.admit() as waited:
-                queued.append(waited)
-                return await self._create(client, body)
-
-        start = time.perf_counter()
         try:
-            response, spent = await with_retries(
-                attempt,
-                max_retries=self.cfg.max_retries,
-                first_backoff=self.cfg.retry_backoff,
+            (response, spent), latency, waited = await self.endpoint.send(
+                lambda: self._create(client, body),
+                self.cfg,
                 retryable=retryable,
                 what=f"{self.name} {context.phase} {context.problem.task_id}",
                 asked_delay=asked_delay,
@@ -167,11 +160,10 @@ class OpenAIModel(WritesAnswers):
         except (openai.OpenAIError, MalformedResponse) as exc:
             raise self._failure(exc) from exc
         choice = response.choices[0]
-        waited = sum(queued)
         return Completion(
             text=choice.message.content or "",
             usage=usage_of(response),
-            latency=time.perf_counter() - start - waited,
+            latency=latency,
             model=response.model or self.name,
             finish_reason=choice.finish_reason,
             queued=waited,
@@ -254,19 +246,9 @@ class OpenAIModel(WritesAnswers):
             ) from exc
 
     def _unanswered(self, exc: openai.APIConnectionError) -> ModelError:
-        """Nothing came back: either no connection (absent server) or no answer in time (busy)."""
-        if connection_failed(exc):
-            return self._error(
-                f"cannot connect to the server ({brief(cause(exc))}); start it or fix model.base_url",
-                ModelErrorKind.CONNECTION,
-            )
         waited = min(self.cfg.timeout, PREFLIGHT_TIMEOUT)
-        return self._error(
-            f"the server accepted the connection but gave no answer within {waited:g}s ({brief(cause(exc))}); "
-            "it is busy (a single-slot server serving another request?) or overloaded: "
-            "retry when it is idle, or raise model.timeout",
-            ModelErrorKind.BUSY,
-        )
+        start, busy = "start it or fix model.base_url", "(a single-slot server serving another request?) or overloaded"
+        return unanswered(self.name, self.url, exc, waited, "server", start, busy)
 
     def _key_refused(self, exc: openai.APIStatusError) -> ModelError:
         status = f"HTTP {exc.status_code}: {brief(exc.message)}"
@@ -279,6 +261,3 @@ class OpenAIModel(WritesAnswers):
         return self._error(
             f"the key in ${self.cfg.api_key_env} was rejected ({status}); check the key", ModelErrorKind.REJECTED
         )
-
-    async def aclose(self) -> None:
-        """Nothing to do: the pooled client is closed by ``ClientPool.aclose``."""

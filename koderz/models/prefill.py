@@ -1,22 +1,13 @@
 """Did the server continue a prefilled answer? Read from the answer alone.
 
 A prefill (EvalPlus's response prefix ending in an opened ```python fence) is sent as the start
-of the assistant's message for the server to continue. A server that continues it (the C++
-``llama-server``, vLLM, Ollama's ``/api/chat``) returns the code that follows the open fence; the
-first fence line of the answer closes that block. A server whose chat template closes the
-assistant turn and starts a new one (llama-cpp-python's server) returns a fresh answer: it opens
-its own block, usually after some prose, or restates the prefix. So an answer does not continue
-the prefill when
-
-* it restates the prefill's first line (the response prefix), or
-* its first fence line opens a block with a language tag (```python), or
-* its first fence line is bare but opens a block (another fence line follows) and the text
-  before it is not Python: prose, or nothing at all.
-
-An answer with no fence line (code only, or cut at the token limit) counts as continued: it is
-what a continuing server returns, and also what a small model may write in a new turn. So the
+of the assistant's message. A server that continues it (the C++ ``llama-server``, vLLM, Ollama's
+``/api/chat``) returns the code after the open fence, and its first fence line closes that block;
+a server whose chat template starts a new turn (llama-cpp-python's server) returns a fresh answer
+that restates the prefix or opens a block of its own (``continues`` tells them apart). An answer
+with no fence line counts as continued, which a small model may also write in a new turn; so the
 run also asks the server once (``server_continues``): a counting prompt whose prefilled answer
-stops mid-list; a continuing server goes on with the next number, a new turn starts over.
+stops mid-list, which a continuing server goes on with.
 """
 
 from __future__ import annotations
@@ -39,7 +30,9 @@ PROBE_NEXT = "5"  # what a continuation starts with; a new turn starts over ("1,
 
 
 def continues(prefill: str, answer: str) -> bool:
-    """Whether ``answer`` continues ``prefill`` (True when there is no prefill)."""
+    """Whether ``answer`` continues ``prefill`` (True when there is no prefill): not when it restates
+    the prefill's first line, nor when its first fence line opens a new block (a language tag, or a
+    bare fence followed by another one after text that is not Python)."""
     if not prefill:
         return True
     opening = prefill.strip().splitlines()[0].strip()

@@ -6,9 +6,6 @@ import asyncio
 from collections.abc import Hashable, Iterable
 
 from koderz.models.base import ModelClient
-from koderz.models.credentials import check_credentials
-
-__all__ = ["check_credentials", "preflight_all"]
 
 
 async def preflight_all(clients: Iterable[ModelClient]) -> int:

@@ -1,16 +1,14 @@
-"""Token costs: per call, per problem (a CostLedger) and per run (ledgers merged)."""
+"""Token costs: per call and per problem (a CostLedger)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from koderz.models.base import Usage
 
-PHASES = ("spec", "attempt", "checkpoint")
 PER_TOKEN = 1e-6  # prices are USD per million tokens
 
 
@@ -59,49 +57,22 @@ class CallCost:
     usage: Usage
     cost: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "model": self.model,
-            "tier": self.tier,
-            "input_tokens": self.usage.input_tokens,
-            "output_tokens": self.usage.output_tokens,
-            "cached_input_tokens": self.usage.cached_input_tokens,
-            "cost": self.cost,
-        }
-
 
 @dataclass
 class CostLedger:
-    """The calls of one problem (or, merged, of a run) with their costs and totals.
-
-    ``baseline`` holds the prices of the ``baseline_model``: the frontier-only estimate
-    is every recorded token priced at the baseline, and savings = estimate - actual.
+    """The calls of one problem with their costs and totals. ``baseline`` holds the prices of the
+    ``baseline_model``: the frontier-only estimate prices every token at it; savings = estimate - actual.
     """
 
     baseline: Prices
     calls: list[CallCost] = field(default_factory=list)
 
-    def record(self, phase: str, model: str, tier: str, usage: Usage, prices: Priced) -> CallCost:
-        """Add one call; returns it with its cost."""
-        if phase not in PHASES:
-            raise ValueError(f"phase={phase!r}; expected one of {PHASES}")
-        call = CallCost(phase, model, tier, usage, cost_of(usage, prices))
+    def record_for(self, phase: str, cfg: Any, usage: Usage) -> CallCost:
+        """Add one call by the model ``cfg`` (name, tier, prices); ``phase``: the phase's ledger key
+        (``PhaseSpec.ledger``). Returns the call with its cost."""
+        call = CallCost(phase, cfg.name, cfg.tier, usage, cost_of(usage, cfg))
         self.calls.append(call)
         return call
-
-    def record_for(self, phase: str, cfg: Any, usage: Usage) -> CallCost:
-        """``record`` with name, tier and prices taken from a model config."""
-        return self.record(phase, cfg.name, cfg.tier, usage, cfg)
-
-    @classmethod
-    def merged(cls, baseline: Prices, ledgers: Iterable[CostLedger]) -> CostLedger:
-        """A run ledger holding the calls of every problem ledger."""
-        return cls(baseline, [call for ledger in ledgers for call in ledger.calls])
-
-    def merge(self, other: CostLedger) -> None:
-        """Append ``other``'s calls (e.g. a finished problem into the run total)."""
-        self.calls.extend(other.calls)
 
     @property
     def total_cost(self) -> float:
@@ -113,7 +84,6 @@ class CostLedger:
 
     @property
     def frontier_estimate(self) -> float:
-        """The same tokens, every call priced at the baseline model."""
         return math.fsum(cost_of(call.usage, self.baseline) for call in self.calls)
 
     @property
@@ -134,24 +104,3 @@ class CostLedger:
 
     def by_model(self) -> dict[str, float]:
         return self._cost_by("model")
-
-    def to_dict(self, include_calls: bool = False) -> dict[str, Any]:
-        """JSON-ready totals (and every call when ``include_calls``)."""
-        usage = self.usage
-        out: dict[str, Any] = {
-            "total_cost": self.total_cost,
-            "by_tier": self.by_tier(),
-            "by_phase": self.by_phase(),
-            "by_model": self.by_model(),
-            "calls": len(self.calls),
-            "tokens": {
-                "input": usage.input_tokens,
-                "output": usage.output_tokens,
-                "cached_input": usage.cached_input_tokens,
-            },
-            "frontier_estimate": self.frontier_estimate,
-            "savings": self.savings,
-        }
-        if include_calls:
-            out["call_log"] = [call.to_dict() for call in self.calls]
-        return out

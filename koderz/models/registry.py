@@ -22,8 +22,7 @@ POOLED = {"openai", "ollama"}
 
 
 def _check(cfg: ModelConfig) -> None:
-    if cfg.provider not in PROVIDERS:
-        raise ConfigError(f"model.provider={cfg.provider!r} is unknown; choose one of {sorted(PROVIDERS)}")
+    provider_module(cfg.provider)
     if cfg.tier not in TIERS:
         raise ConfigError(f"model.tier={cfg.tier!r} is unknown; choose one of {list(TIERS)}")
     if cfg.max_tokens_param not in MAX_TOKENS_PARAMS:

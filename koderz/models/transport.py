@@ -8,6 +8,9 @@ import importlib.util
 from collections.abc import Iterator
 from types import ModuleType
 
+from koderz.errors import ModelError, ModelErrorKind
+from koderz.models.failure import brief, model_error
+
 CONNECT_TIMEOUT = 10.0  # seconds to open a TCP connection; a live server accepts at once
 PREFLIGHT_TIMEOUT = 30.0  # seconds to wait for preflight's answer (at most model.timeout)
 PROBE_TIMEOUT = 10.0  # seconds for a breaker probe's answer
@@ -61,3 +64,20 @@ def cause(exc: BaseException) -> str:
         if text:
             return f"{type(link).__name__}: {text}"
     return type(beneath[0]).__name__
+
+
+def unanswered(
+    model: str, url: str, exc: BaseException, waited: float, server: str, start: str, busy: str
+) -> ModelError:
+    """Nothing came back: no connection (``start``: how to start the ``server``), or no answer
+    within ``waited`` seconds (``busy``: why it may be busy)."""
+    why = brief(cause(exc))
+    if connection_failed(exc):
+        return model_error(model, url, f"cannot connect to the {server} ({why}); {start}", ModelErrorKind.CONNECTION)
+    return model_error(
+        model,
+        url,
+        f"the server accepted the connection but gave no answer within {waited:g}s ({why}); it is busy {busy}: "
+        "retry when it is idle, or raise model.timeout",
+        ModelErrorKind.BUSY,
+    )

@@ -29,11 +29,7 @@ class Tokens(Record):
     cached_input: int = 0
 
     def __add__(self, other: Tokens) -> Tokens:
-        return Tokens(
-            input=self.input + other.input,
-            output=self.output + other.output,
-            cached_input=self.cached_input + other.cached_input,
-        )
+        return Tokens(**{key: getattr(self, key) + getattr(other, key) for key in Tokens.model_fields})
 
 
 class Cost(Record):
@@ -236,19 +232,10 @@ class ProblemResult(Record):
     def final_samples(self, feedback: bool) -> list[SampleRecord]:
         """The samples a samples file holds: every zero-shot sample, or an iteration's last attempt."""
         chosen = self.attempts[-1:] if feedback else self.attempts
+        shared = SampleRecord.model_fields.keys() & AttemptRecord.model_fields.keys()  # task_id and the verdict
         return [
             SampleRecord(
-                task_id=a.task_id,
-                sample_index=0 if feedback else a.index,
-                solution=a.program,
-                passed=a.passed,
-                base_passed=a.base_passed,
-                status=a.status,
-                tests_passed=a.tests_passed,
-                tests_total=a.tests_total,
-                tests_run=a.tests_run,
-                failed_tests=a.failed_tests,
-                mechanism=a.mechanism,
+                sample_index=0 if feedback else a.index, solution=a.program, **{k: getattr(a, k) for k in shared}
             )
             for a in chosen
         ]

@@ -14,7 +14,8 @@ import pytest
 from koderz.errors import ModelError
 from koderz.models.builtin import ReferenceModel
 from koderz.models.config import ModelConfig
-from koderz.models.preflight import check_credentials, preflight_all
+from koderz.models.credentials import check_credentials
+from koderz.models.preflight import preflight_all
 from koderz.models.registry import ClientPool, build_model
 from tests.support.model_configs import KEY_ENV, context, model_cfg, user
 
@@ -125,7 +126,7 @@ def test_check_credentials_imports_no_provider_sdk(tmp_path):
     code = (
         "import sys, json\n"
         "from koderz.models.config import ModelConfig\n"
-        "from koderz.models.preflight import check_credentials\n"
+        "from koderz.models.credentials import check_credentials\n"
         "try:\n"
         "    check_credentials(ModelConfig(provider='openai', name='m', api_key_env='KODERZ_UNSET_KEY'))\n"
         "    kind = None\n"
