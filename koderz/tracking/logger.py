@@ -32,9 +32,12 @@ from koderz.vocab import Mode
 
 log = logging.getLogger(__name__)
 
-TABLE_SECONDS = 5.0  # the table is rewritten on each append (MLflow reads it back): at most this often,
-TABLE_GROWTH = 0.25  # and while the run runs only once the rows to add are a quarter of those it holds
+# MLflow rewrites the whole problem table on each append (~40 ms of CPU, 164 rows or 1): while the
+# run runs, at most this often and once the rows to add are a quarter of those it holds
+TABLE_SECONDS = 30.0
+TABLE_GROWTH = 0.25
 TRACE_BATCH = 100  # traces per store transaction (benchmarks/trace_logging.py: 32 cost 1.4x, 1 cost 3x the CPU of 164)
+SYNC_CPU_LINE = "problems logged with CPU"  # tracking.log: what logging the problems cost (benchmarks/default_path.py)
 
 
 def key_of(record: ProblemRecord) -> str:
@@ -67,6 +70,8 @@ class RunLogger:
         self._traces = folder.follow_traces()
         self._latest: dict[tuple[Mode, str], ProblemRecord] = {}  # each problem's latest record, in finishing order
         self._trace_of: dict[tuple[Mode, str], TraceRecord] = {}  # each problem's latest trace, until logged
+        self.sync_cpu = 0.0  # this process's CPU seconds in sync(): the per-problem part of what logging costs
+        self.synced = 0
 
     def __enter__(self) -> RunLogger:
         self._stack = mt.store(self.tracking)
@@ -140,6 +145,15 @@ class RunLogger:
 
     def sync(self, limit: int | None = None) -> int:
         """Log the problems that finished since the last sync (at most ``limit``); returns how many."""
+        began = time.process_time()
+        try:
+            count = self._sync(limit)
+        finally:
+            self.sync_cpu += time.process_time() - began
+        self.synced += count
+        return count
+
+    def _sync(self, limit: int | None) -> int:
         from mlflow.entities import Metric as MlflowMetric
 
         progress = self._require()
@@ -251,6 +265,7 @@ class RunLogger:
         self.client.set_terminated(run_id, status.value)
         progress.finished, progress.stopped = True, None
         self._save()
+        log.info("%s %.2f s: %d problems", SYNC_CPU_LINE, self.sync_cpu, self.synced)
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
         return run_id
 
