@@ -265,7 +265,7 @@ class RunLogger:
         self.client.set_terminated(run_id, status.value)
         progress.finished, progress.stopped = True, None
         self._save()
-        log.info("%s %.2f s: %d problems", SYNC_CPU_LINE, self.sync_cpu, self.synced)
+        log.info("%s %.3f s: %d problems", SYNC_CPU_LINE, self.sync_cpu, self.synced)
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
         return run_id
 
