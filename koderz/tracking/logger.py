@@ -65,7 +65,7 @@ class RunLogger:
         self.progress: TrackingProgress | None = saved if saved is not None and saved.uri == self.uri else None
         self._stack: Any = None
         self.client: Any = None
-        self._tabled_at = 0.0
+        self._tabled_at: float | None = None  # when the table was last appended (monotonic)
         self._results = folder.follow_records()  # each sync reads only what was appended since the last
         self._traces = folder.follow_traces()
         self._latest: dict[tuple[Mode, str], ProblemRecord] = {}  # each problem's latest record, in finishing order
@@ -178,7 +178,7 @@ class RunLogger:
             self._log_traces(fresh)
         for record in fresh:
             progress.logged[key_of(record)] = record.finished_at
-        if time.monotonic() - self._tabled_at >= TABLE_SECONDS:
+        if self._tabled_at is None or time.monotonic() - self._tabled_at >= TABLE_SECONDS:
             self.log_rows(at_least=TABLE_GROWTH * len(progress.tabled))
         self._save()
         return len(fresh)
