@@ -60,7 +60,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "default_path.json"
 GOALS = {"latency_wall_ratio": 1.03, "after_summary_s": 1.0}
 SUMMARY_END = "run folder: "  # the last line of the summary (koderz.report.format_summary)
 WORKER_CPU = re.compile(re.escape(CPU_LINE) + r" ([\d.]+) s .*peak RSS (\d+) MB")
-SYNC_CPU = re.compile(re.escape(SYNC_CPU_LINE) + r" ([\d.]+) s: (\d+) problems")
+SYNC_CPU = re.compile(re.escape(SYNC_CPU_LINE) + r": (\d+), with ([\d.]+) s of CPU")
 
 
 def run(cwd: Path, args: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def worker_usage(folder: Path) -> dict[str, float] | None:
     if not found or not synced:
         return None
     cpu, rss = found[-1]
-    problems_cpu, problems = synced[-1]
+    problems, problems_cpu = synced[-1]
     return {
         "cpu_s": float(cpu),
         "peak_rss_mb": float(rss),

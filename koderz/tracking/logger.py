@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 TABLE_SECONDS = 30.0
 TABLE_GROWTH = 0.25
 TRACE_BATCH = 100  # traces per store transaction (benchmarks/trace_logging.py: 32 cost 1.4x, 1 cost 3x the CPU of 164)
-SYNC_CPU_LINE = "problems logged with CPU"  # tracking.log: what logging the problems cost (benchmarks/default_path.py)
+SYNC_CPU_LINE = "problems logged"  # tracking.log: how many, with the CPU their syncs took (benchmarks/default_path.py)
 
 
 def key_of(record: ProblemRecord) -> str:
@@ -265,7 +265,7 @@ class RunLogger:
         self.client.set_terminated(run_id, status.value)
         progress.finished, progress.stopped = True, None
         self._save()
-        log.info("%s %.3f s: %d problems", SYNC_CPU_LINE, self.sync_cpu, self.synced)
+        log.info("%s: %d, with %.3f s of CPU", SYNC_CPU_LINE, self.synced, self.sync_cpu)
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
         return run_id
 
