@@ -12,8 +12,10 @@
    figure) and against ``tracking=off`` (tracking alone); the time from the summary's last line
    (``run folder: ...``) to the process's exit. Goal: <= ~1 s after the summary.
 3. **Tracking's CPU**: the worker's own CPU time and peak RSS, the last line of each tracked
-   run's tracking.log (``koderz.tracking.follow.CPU_LINE``), and the whole process tree's CPU
-   (``wait4``) of the tracked run less the baseline's.
+   run's tracking.log (``koderz.tracking.follow.CPU_LINE``), split into what logging the problems
+   took (``koderz.tracking.logger.SYNC_CPU_LINE``: every sync, per problem) and the rest, a fixed
+   cost per run (importing mlflow and matplotlib, the store, the summary, files and figures); and
+   the whole process tree's CPU (``wait4``) of the tracked run less the baseline's.
 
 Tracked runs log into a store that exists (made by an untimed one-problem run first, which
 also warms the page cache), the usual case; every tracked run is checked in its store (status,
@@ -51,12 +53,14 @@ from benchmarks.common import (
 from koderz.datasets.loaders import load_dataset
 from koderz.records import RunFolder
 from koderz.tracking.follow import CPU_LINE
+from koderz.tracking.logger import SYNC_CPU_LINE
 from tests.support.fakes.scripted_server import ScriptedServer
 
 RESULTS = ROOT / "benchmarks" / "results" / "default_path.json"
 GOALS = {"latency_wall_ratio": 1.03, "after_summary_s": 1.0}
 SUMMARY_END = "run folder: "  # the last line of the summary (koderz.report.format_summary)
 WORKER_CPU = re.compile(re.escape(CPU_LINE) + r" ([\d.]+) s .*peak RSS (\d+) MB")
+SYNC_CPU = re.compile(re.escape(SYNC_CPU_LINE) + r": (\d+), with ([\d.]+) s of CPU")
 
 
 def run(cwd: Path, args: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -104,13 +108,22 @@ def run(cwd: Path, args: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 
 def worker_usage(folder: Path) -> dict[str, float] | None:
-    """The worker's CPU seconds and peak RSS (MB), from its last line in tracking.log."""
+    """The worker's CPU seconds and peak RSS (MB), from its last line in tracking.log, and the part
+    of that CPU its syncs took (the problems') over how many problems."""
     path = RunFolder(folder).tracking_log_path
-    found = WORKER_CPU.findall(path.read_text()) if path.is_file() else []
-    if not found:
+    text = path.read_text() if path.is_file() else ""
+    found, synced = WORKER_CPU.findall(text), SYNC_CPU.findall(text)
+    if not found or not synced:
         return None
     cpu, rss = found[-1]
-    return {"cpu_s": float(cpu), "peak_rss_mb": float(rss)}
+    problems, problems_cpu = synced[-1]
+    return {
+        "cpu_s": float(cpu),
+        "peak_rss_mb": float(rss),
+        "problems_cpu_s": float(problems_cpu),
+        "fixed_cpu_s": float(cpu) - float(problems_cpu),
+        "per_problem_ms": 1000 * float(problems_cpu) / max(1, int(problems)),
+    }
 
 
 def store_check(folder: Path) -> dict[str, Any]:
@@ -169,6 +182,8 @@ def compare(name: str, tracked_args: list[str], baseline_args: list[str], env: d
             "tracked": statistics.median(r["tree_cpu_s"] for r in tracked),
         },
         "worker_cpu_s": statistics.median(w["cpu_s"] for w in workers) if workers else None,
+        "worker_fixed_cpu_s": statistics.median(w["fixed_cpu_s"] for w in workers) if workers else None,
+        "worker_per_problem_ms": statistics.median(w["per_problem_ms"] for w in workers) if workers else None,
         "worker_peak_rss_mb": max((w["peak_rss_mb"] for w in workers), default=None),
         "problems": tracked[-1]["problems"],
         "passed": sorted({r["passed"] for r in [*base, *tracked]}),
@@ -179,15 +194,18 @@ def compare(name: str, tracked_args: list[str], baseline_args: list[str], env: d
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'scenario (tracked vs baseline)':<44} {'base s':>7} {'tracked s':>9} {'ratio':>6} "
-        f"{'after summary s':>15} {'worker CPU s':>12} {'tree CPU +s':>11}"
+        f"{'after summary s':>15} {'worker CPU s':>12} {'fixed s + per problem ms':>24} {'tree CPU +s':>11}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         worker = "-" if r["worker_cpu_s"] is None else f"{r['worker_cpu_s']:.2f}"
+        split = (
+            "-" if r["worker_cpu_s"] is None else f"{r['worker_fixed_cpu_s']:.2f} + {r['worker_per_problem_ms']:.1f}"
+        )
         extra_cpu = r["tree_cpu_s"]["tracked"] - r["tree_cpu_s"]["baseline"]
         lines.append(
             f"{r['name']:<44} {r['wall_s']['baseline']:>7.1f} {r['wall_s']['tracked']:>9.1f} {r['ratio']:>5.2f}x "
-            f"{r['after_summary_s']['tracked']:>15.2f} {worker:>12} {extra_cpu:>11.2f}"
+            f"{r['after_summary_s']['tracked']:>15.2f} {worker:>12} {split:>24} {extra_cpu:>11.2f}"
         )
     for r in rows:
         s = r["store"]

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -223,6 +223,13 @@ class RunFolder:
     def traces(self) -> list[TraceRecord]:
         return _read_jsonl(self.path / TRACES, TraceRecord)
 
+    def follow_records(self) -> JsonlTail[ProblemRecord]:
+        """results.jsonl for a reader that follows the run: each read returns what was appended since."""
+        return JsonlTail(self.path / RESULTS_JSONL, ProblemRecord)
+
+    def follow_traces(self) -> JsonlTail[TraceRecord]:
+        return JsonlTail(self.path / TRACES, TraceRecord)
+
     def write_results(self, results: RunResults) -> None:
         self._replace(RESULTS, results.model_dump_json(indent=2))
 
@@ -283,21 +290,57 @@ def _of_tasks(tasks: frozenset[str], sample: SampleRecord) -> bool:
     return sample.task_id in tasks
 
 
+class JsonlTail(Generic[M]):
+    """The records appended to one JSONL file since the last ``read``. Only whole lines are taken
+    (a line being written is taken by the next read); a file replaced or cut short (a resume's
+    rewrite, a merge) is read again from its start."""
+
+    def __init__(self, path: Path, model: type[M]) -> None:
+        self.path = path
+        self.model = model
+        self._inode: int | None = None
+        self._offset = 0
+        self._lines = 0
+
+    def read(self) -> tuple[list[M], bool]:
+        """(the records appended since the last read, True when the file was read from its start again)."""
+        try:
+            handle = self.path.open("rb")
+        except FileNotFoundError:
+            return [], False
+        with handle:
+            stat = os.fstat(handle.fileno())
+            again = self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self._offset)
+            if again:
+                self._offset = self._lines = 0
+            self._inode = stat.st_ino
+            handle.seek(self._offset)
+            data = handle.read()
+        whole = data[: data.rfind(b"\n") + 1]
+        self._offset += len(whole)
+        lines = [line + "\n" for line in whole.decode("utf-8", errors="replace").split("\n")[:-1]]
+        parsed = _parsed(self.path, self.model, enumerate(lines, self._lines + 1))
+        self._lines += len(lines)
+        return [item for _, item in parsed], again
+
+
 def _lines(path: Path, model: type[M]) -> list[tuple[str, M]]:
     """(line, parsed) for every well-formed line; a torn or foreign line is skipped with a warning."""
     if not path.is_file():
         return []
-    out = []
     with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append((line if line.endswith("\n") else line + "\n", model.model_validate_json(line)))
-            except ValidationError as exc:
-                log.warning(
-                    "%s line %d is not a %s record (skipped): %s", path, number, model.__name__, _first_error(exc)
-                )
+        return _parsed(path, model, enumerate(handle, 1))
+
+
+def _parsed(path: Path, model: type[M], numbered: Iterable[tuple[int, str]]) -> list[tuple[str, M]]:
+    out = []
+    for number, line in numbered:
+        if not line.strip():
+            continue
+        try:
+            out.append((line if line.endswith("\n") else line + "\n", model.model_validate_json(line)))
+        except ValidationError as exc:
+            log.warning("%s line %d is not a %s record (skipped): %s", path, number, model.__name__, _first_error(exc))
     return out
 
 

@@ -6,7 +6,6 @@ works headless and from worker threads; the caller saves or logs it.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,8 +57,3 @@ def cost_vs_pass_rate(points: Sequence[tuple[str, float, float]]) -> Figure:
     ax.set(xlabel="cost (USD)", ylabel="pass rate", ylim=(0, 1.05), title="Cost vs pass rate")
     ax.grid(alpha=0.3)
     return fig
-
-
-def warm_up() -> None:
-    """Draw one figure, so the fonts are loaded before the figures that count are drawn."""
-    cost_vs_pass_rate([("", 0.0, 0.0)]).savefig(io.BytesIO(), format="png")

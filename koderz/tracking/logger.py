@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from koderz.config import TrackingConfig
-from koderz.records import ProblemRecord, RunFolder, RunResults, TrackingProgress
+from koderz.records import ProblemRecord, RunFolder, RunResults, TraceRecord, TrackingProgress
 from koderz.tracking import mlflow_tracker as mt
 from koderz.tracking import traces
 from koderz.tracking.names import Artifact, Metric, MlflowStatus, RunStatus, Tag, TrackingState
@@ -32,8 +32,12 @@ from koderz.vocab import Mode
 
 log = logging.getLogger(__name__)
 
-TABLE_SECONDS = 5.0  # the table is rewritten on each append (MLflow reads it back): at most this often
+# MLflow rewrites the whole problem table on each append (~40 ms of CPU, 164 rows or 1): while the
+# run runs, at most this often and once the rows to add are a quarter of those it holds
+TABLE_SECONDS = 30.0
+TABLE_GROWTH = 0.25
 TRACE_BATCH = 100  # traces per store transaction (benchmarks/trace_logging.py: 32 cost 1.4x, 1 cost 3x the CPU of 164)
+SYNC_CPU_LINE = "problems logged"  # tracking.log: how many, with the CPU their syncs took (benchmarks/default_path.py)
 
 
 def key_of(record: ProblemRecord) -> str:
@@ -61,7 +65,13 @@ class RunLogger:
         self.progress: TrackingProgress | None = saved if saved is not None and saved.uri == self.uri else None
         self._stack: Any = None
         self.client: Any = None
-        self._tabled_at = 0.0
+        self._tabled_at: float | None = None  # when the table was last appended (monotonic)
+        self._results = folder.follow_records()  # each sync reads only what was appended since the last
+        self._traces = folder.follow_traces()
+        self._latest: dict[tuple[Mode, str], ProblemRecord] = {}  # each problem's latest record, in finishing order
+        self._trace_of: dict[tuple[Mode, str], TraceRecord] = {}  # each problem's latest trace, until logged
+        self.sync_cpu = 0.0  # this process's CPU seconds in sync(): the per-problem part of what logging costs
+        self.synced = 0
 
     def __enter__(self) -> RunLogger:
         self._stack = mt.store(self.tracking)
@@ -135,10 +145,19 @@ class RunLogger:
 
     def sync(self, limit: int | None = None) -> int:
         """Log the problems that finished since the last sync (at most ``limit``); returns how many."""
+        began = time.process_time()
+        try:
+            count = self._sync(limit)
+        finally:
+            self.sync_cpu += time.process_time() - began
+        self.synced += count
+        return count
+
+    def _sync(self, limit: int | None) -> int:
         from mlflow.entities import Metric as MlflowMetric
 
         progress = self._require()
-        records = self.folder.records()
+        records = self._records()
         fresh = [r for r in records if progress.logged.get(key_of(r)) != r.finished_at][:limit]
         if not fresh:
             return 0
@@ -159,39 +178,52 @@ class RunLogger:
             self._log_traces(fresh)
         for record in fresh:
             progress.logged[key_of(record)] = record.finished_at
-        if time.monotonic() - self._tabled_at >= TABLE_SECONDS:
-            self.log_rows(records)
+        if self._tabled_at is None or time.monotonic() - self._tabled_at >= TABLE_SECONDS:
+            self.log_rows(at_least=TABLE_GROWTH * len(progress.tabled))
         self._save()
         return len(fresh)
 
-    def log_rows(self, records: list[ProblemRecord] | None = None) -> None:
-        """Add the logged problems that are not in the problem table yet (a table append each time)."""
+    def log_rows(self, *, at_least: float = 1) -> None:
+        """Add the logged problems that are not in the problem table yet, when there are ``at_least``
+        of them (MLflow reads the whole table back and writes it again on each append)."""
         progress = self._require()
         rows = [
             r
-            for r in (records if records is not None else self.folder.records())
-            if key_of(r) in progress.logged and progress.tabled.get(key_of(r)) != r.finished_at
+            for r in self._records()
+            if progress.logged.get(key_of(r)) == r.finished_at and progress.tabled.get(key_of(r)) != r.finished_at
         ]
-        self._tabled_at = time.monotonic()
-        if not rows:
+        if not rows or len(rows) < at_least:
             return
+        self._tabled_at = time.monotonic()
         self.client.log_table(progress.mlflow_run_id, mt.problem_table(rows), Artifact.PROBLEM_TABLE.value)
         for record in rows:
             progress.tabled[key_of(record)] = record.finished_at
 
     def _log_traces(self, records: list[ProblemRecord]) -> None:
         progress = self._require()
-        wanted = {(r.mode, r.task_id): r for r in records}
-        found = [t for t in self.folder.traces() if (t.mode, t.task_id) in wanted]
-        latest = {(t.mode, t.task_id): t for t in found}  # a problem run again: its last trace
+        new, again = self._traces.read()
+        if again:
+            self._trace_of.clear()
+        self._trace_of |= {(t.mode, t.task_id): t for t in new}  # a problem run again: its last trace
         built = [
-            traces.build_trace(trace, wanted[key], run_key=progress.mlflow_run_id, finished_at=wanted[key].finished_at)
-            for key, trace in latest.items()
+            traces.build_trace(trace, r, run_key=progress.mlflow_run_id, finished_at=r.finished_at)
+            for r in records
+            if (trace := self._trace_of.pop(r.key, None)) is not None
         ]
         for start in range(0, len(built), TRACE_BATCH):
             traces.log_traces(
                 self.client, progress.experiment_id, progress.mlflow_run_id, built[start : start + TRACE_BATCH]
             )
+
+    def _records(self) -> list[ProblemRecord]:
+        """``RunFolder.records()``, reading only what was appended since the last call."""
+        new, again = self._results.read()
+        if again:
+            self._latest.clear()
+        for record in new:
+            self._latest.pop(record.key, None)
+            self._latest[record.key] = record
+        return list(self._latest.values())
 
     @functools.cached_property
     def _headline(self) -> Mode:
@@ -233,6 +265,7 @@ class RunLogger:
         self.client.set_terminated(run_id, status.value)
         progress.finished, progress.stopped = True, None
         self._save()
+        log.info("%s: %d, with %.3f s of CPU", SYNC_CPU_LINE, self.synced, self.sync_cpu)
         log.info("logged %s to MLflow run %s (%s)", self.folder.path, run_id, self.uri)
         return run_id
 

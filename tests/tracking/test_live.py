@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shlex
 import signal
 import subprocess
@@ -25,6 +26,8 @@ import pytest
 
 from koderz.datasets.loaders import load_dataset
 from koderz.records import RunFolder
+from koderz.tracking.follow import CPU_LINE
+from koderz.tracking.logger import SYNC_CPU_LINE
 from tests.support.mlflow_runs import TASKS, fresh_store, global_tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,6 +172,12 @@ def test_the_run_is_live_in_mlflow_then_killed_on_ctrl_c_then_resumed_into_the_s
     assert len(flush) == 1 and state.parts[-1].ended == flush[0].end
     assert timing.phase_totals["tracking_flush"].count == len(state.parts) == 2 and "tracking" in timing.categories
     assert record.read_results().summary.duration == timing.total_duration == sum(p.duration for p in state.parts)
+    # the resumed run's worker logged one problem (the other three were logged before): it says with
+    # how much CPU, then its own CPU in all (benchmarks/default_path.py splits the two)
+    lines = record.tracking_log_path.read_text().splitlines()
+    synced = [i for i, line in enumerate(lines) if re.search(rf"{SYNC_CPU_LINE}: 1, with [\d.]+ s of CPU$", line)]
+    worker = [i for i, line in enumerate(lines) if CPU_LINE in line]
+    assert len(synced) == 1 and worker and worker[-1] > synced[0]
 
 
 def test_the_worker_ends_with_a_killed_run_and_marks_its_mlflow_run_killed(

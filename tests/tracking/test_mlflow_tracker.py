@@ -12,7 +12,8 @@ import pytest
 
 from koderz.config import TrackingConfig
 from koderz.records import RunFolder
-from koderz.tracking.logger import log_run_folder
+from koderz.tracking import logger as run_logger
+from koderz.tracking.logger import RunLogger, log_run_folder
 from koderz.tracking.mlflow_tracker import flatten_params, log_figures, plan_of, run_params
 from koderz.tracking.names import Metric, Prefix
 from tests.conftest import run_job
@@ -171,6 +172,40 @@ def test_every_column_of_the_problem_table_equals_results_jsonl(logged, folder) 
     }.items():
         assert list(table[column]) == pytest.approx([value(r) for r in records]), column  # floats via JSON
     assert [None if s != s else s for s in table["solved_at"]] == [r.solved_at for r in records]  # NaN = None
+
+
+def test_the_live_problem_table_is_appended_in_steps_and_holds_every_row_at_the_end(
+    folder, tmp_path, tmp_path_factory, monkeypatch
+) -> None:
+    """MLflow rewrites the whole table on each append: the first sync appends its rows, later ones
+    only after ``TABLE_SECONDS`` (here never) and once the rows to add are ``TABLE_GROWTH`` of those
+    it holds; ``log_rows()`` (the end of a run) adds every logged row left."""
+    monkeypatch.setattr(run_logger, "TABLE_SECONDS", float("inf"))
+    tracking = TrackingConfig(
+        enabled=True,
+        uri=fresh_store(tmp_path_factory, tmp_path / "mlflow.db"),
+        experiment="koderz-table",
+        artifact_location=str(tmp_path / "artifacts"),
+        traces=False,
+    )
+    order = [r.task_id for r in RunFolder(folder).records()]
+    with RunLogger(RunFolder(folder), tracking) as logger:
+        run_id = logger.open()
+        progress = logger.progress
+        assert progress is not None
+
+        def rows() -> list[str]:
+            table = logger.client.load_table(progress.experiment_id, "problems.json", run_ids=[run_id])
+            return list(table["task_id"])
+
+        assert logger.sync(1) == 1 and rows() == order[:1]
+        assert logger.sync(2) == 2 and rows() == order[:1]
+        logger.log_rows(at_least=3)  # two rows to add: fewer than asked
+        assert rows() == order[:1]
+        logger.log_rows()
+        assert rows() == order[:3]
+        logger.log_rows()  # nothing left to add: no append
+        assert rows() == order[:3]
 
 
 def test_artifacts_and_figures_are_logged(logged) -> None:
