@@ -76,6 +76,7 @@ def _humaneval() -> list[Problem]:
                 reference_seconds=t.seconds,
                 input_seconds=tuple(t.input_seconds),
                 calibration=truth.calibration,
+                replays_check=True,
             )
         )
     return problems

@@ -230,7 +230,7 @@ def _judge_loop(link: socket.socket) -> None:
             if kind == b"R" and len(fds) == 1:  # a problem: kept for this judge's next jobs
                 with contextlib.suppress(Exception), os.fdopen(fds[0], "rb") as payload:
                     problem = problems[rest.decode()] = pickle.load(payload)
-                    if problem.dataset == "humaneval":
+                    if problem.replays_check:
                         replay_parts(problem)  # compiled once per judge
                 continue
             if kind != b"J" or len(fds) != 3:

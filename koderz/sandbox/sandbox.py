@@ -261,6 +261,7 @@ class Sandbox:
         self._chosen: Containment | None = None
         self._budget = CgroupBudget(self.config.memory_mb, self.config.processes)
         self._speed: float | None = None  # calibration.workload_seconds() here, measured once
+        self._timing: asyncio.Task[float] | None = None  # that measurement, in a worker thread
         if not self._budget.active:
             log.info("sandbox: memory budget per process (%s)", self._budget.reason)
 
@@ -290,14 +291,38 @@ class Sandbox:
 
     async def prepare(self, problems: Sequence[Problem] = ()) -> Containment:
         """Find the containment and start the helper servers now, before any attempt: a
-        ``SandboxError`` when no containment holds (or a server cannot start). ``problems``
-        changes nothing here (the ``Evaluator`` protocol passes them)."""
+        ``SandboxError`` when no containment holds (or a server cannot start). Meanwhile, unless
+        none of ``problems`` has per-input budgets, the machine's speed (``speed``: it scales
+        those budgets) is measured off the event loop."""
         self._warm_up()
+        budgeted = not problems or any(map(self._budgeted, problems))
+        timing = self._timing_task() if budgeted and self._speed is None else None
         containment = await self.containment_in_use()
         await self._judge_server()
         if self.config.fork_server and containment.mechanism is not Mechanism.BUBBLEWRAP:
             await self._zygote.started()
+        if timing is not None:
+            await timing
         return containment
+
+    @property
+    def speed(self) -> float | None:
+        """This machine's calibration workload in CPU seconds (``calibration.workload_seconds``),
+        once measured: by ``prepare``, or before the first attempt that has per-input budgets."""
+        return self._speed
+
+    def _timing_task(self) -> asyncio.Task[float]:
+        """The speed measurement (in a worker thread; begun now unless it is running)."""
+        loop = asyncio.get_running_loop()
+        if self._timing is None or self._timing.get_loop() is not loop:
+            self._timing = loop.create_task(self._measure_speed())
+        return self._timing
+
+    async def _measure_speed(self) -> float:
+        speed = await asyncio.to_thread(workload_seconds)
+        if self._speed is None:
+            self._speed = speed
+        return self._speed
 
     @property
     def budget(self) -> CgroupBudget:
@@ -355,13 +380,17 @@ class Sandbox:
             "tmp_inodes": cfg.tmp_inodes,
         }
 
+    def _budgeted(self, problem: Problem) -> bool:
+        """Does each input of ``problem`` get a CPU budget of its own (measured reference times)?"""
+        timed = len(problem.input_seconds) == len(problem.inputs) and problem.calibration > 0
+        return bool(self.config.input_factor) and timed and not problem.replays_check
+
     def input_budgets(self, problem: Problem) -> list[float] | None:
         """Each input's CPU seconds (EvalPlus datasets with measured reference times), else None."""
         cfg = self.config
-        timed = len(problem.input_seconds) == len(problem.inputs) and problem.calibration > 0
-        if not cfg.input_factor or problem.dataset == "humaneval" or not timed:
+        if not self._budgeted(problem):
             return None
-        if self._speed is None:
+        if self._speed is None:  # not measured yet (a direct caller): measured here, once
             self._speed = workload_seconds()
         scale = max(1.0, self._speed / problem.calibration)  # never tighter than where they were measured
         return [max(cfg.input_floor, cfg.input_factor * seconds * scale) for seconds in problem.input_seconds]
@@ -369,7 +398,7 @@ class Sandbox:
     def answer_limits(self, problem: Problem) -> AnswerLimits:
         """What the judge accepts from an attempt at ``problem`` (the child sends no more)."""
         cfg = self.config
-        line_kb = cfg.humaneval_line_kb if problem.dataset == "humaneval" else cfg.line_kb
+        line_kb = cfg.humaneval_line_kb if problem.replays_check else cfg.line_kb
         return AnswerLimits(
             send_limit=line_kb * 1024,
             answer_bytes=cfg.answer_mb * 2**20,
@@ -438,6 +467,8 @@ class Sandbox:
         containment = await self.containment_in_use()
         mechanism = containment.mechanism
         await (await self._judge_server()).register(problem)  # while other attempts hold the slots
+        if self._speed is None and self._budgeted(problem):
+            await self._timing_task()  # the budgets need it; measured once, off the event loop
         slot = await self._slots.acquire(_cost(problem))
         started = time.perf_counter()
         try:
