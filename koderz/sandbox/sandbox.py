@@ -481,7 +481,7 @@ class Sandbox:
             uid = self._slot_uid(mechanism, slot)
             if uid is not None:
                 os.chown(workdir, uid, uid)  # fails closed: root without CAP_CHOWN runs no attempt
-            cgroup = self._attempt_cgroup()
+            cgroup = self._attempt_cgroup(slot)
             if preamble is None:
                 preamble = preamble_of(problem.prompt, problem.entry_point)
             job = self._job(problem, program, preamble, workdir, slot, mechanism, cgroup)
@@ -489,6 +489,8 @@ class Sandbox:
         except OSError as exc:
             raise SandboxError(f"sandbox attempt at {problem.task_id} failed: {exc}") from exc
         finally:
+            if cgroup is not None and self._budget.keep(slot, cgroup):
+                cgroup = None  # the slot's next attempt runs in it
             self._slots.release(slot)
             self._teardown(workdir, cgroup)
         verdict = self._decide(problem, judgement, output, stop)
@@ -496,8 +498,9 @@ class Sandbox:
         return replace(verdict, duration=time.perf_counter() - started, isolation=isolation, mechanism=mechanism)
 
     def _teardown(self, workdir: str, cgroup: AttemptCgroup | None) -> None:
-        """Remove the attempt's directory and cgroup in a thread of their own, after the verdict:
-        however long it takes (a /tmp full of files), it delays and changes no verdict."""
+        """Remove the attempt's directory (and its cgroup, unless its slot kept it) in a thread of
+        their own, after the verdict: however long it takes (a /tmp full of files), it delays and
+        changes no verdict."""
         task = asyncio.get_running_loop().run_in_executor(None, _remove_attempt, workdir, cgroup)
         self._teardowns.add(task)
         task.add_done_callback(self._teardowns.discard)
@@ -507,10 +510,11 @@ class Sandbox:
         if self._teardowns:
             await asyncio.wait(list(self._teardowns), timeout=TEARDOWN_SECONDS)
 
-    def _attempt_cgroup(self) -> AttemptCgroup | None:
-        """The attempt's own cgroup; on a failure the attempt runs on its rlimits (and says so)."""
+    def _attempt_cgroup(self, slot: int) -> AttemptCgroup | None:
+        """The attempt's own cgroup (its slot's, which no other attempt uses meanwhile); on a
+        failure the attempt runs on its rlimits (and says so)."""
         try:
-            return self._budget.attempt()
+            return self._budget.for_slot(slot)
         except OSError as exc:
             log.warning("sandbox: no cgroup for this attempt (%s); its memory limit is per process", exc)
             return None
