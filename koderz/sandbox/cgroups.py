@@ -15,8 +15,10 @@ group killed on OOM; v1 ``memory.limit_in_bytes`` and ``memsw``) and ``pids`` li
 CPU share (v2 ``cpu.weight``, v1 ``cpu.shares``: an attempt's processes share one slot's worth of
 CPU however many sessions they start) and CPU accounting (v2 ``cpu.stat``, v1 ``cpuacct.usage``)
 that the trusted side reads to stop the attempt at its CPU budget; the
-attempt's first process joins it before it runs anything (``cgroup.procs``), so all its
-descendants are charged to it. Where no writable memory cgroup is available (most
+attempt's first process joins it before it runs anything, so all its descendants are charged
+to it. It joins as the single thread it still is then: v1's ``tasks`` (moving one thread needs
+no grace period of the kernel's global threadgroup lock, which a write to ``cgroup.procs``
+waited for: about 10 ms per attempt, measured), v2's ``cgroup.procs``. Where no writable memory cgroup is available (most
 normal users; a cgroup v2 whose own cgroup also holds other processes) the budget falls
 back to the per-process address-space rlimit and ``describe`` says why.
 """
@@ -98,12 +100,14 @@ def _unescape(text: str) -> str:
 
 
 class AttemptCgroup:
-    """The cgroups of one attempt: the child writes ``0`` into each of ``procs`` to join."""
+    """The cgroups of one attempt: the child writes ``0`` into each of ``joins`` to join (it is
+    single-threaded then); ``procs`` list the processes inside."""
 
     def __init__(self, dirs: list[tuple[Hierarchy, Path]], on_removed: Callable[[], None] | None = None) -> None:
         self._dirs = dirs
         self._on_removed = on_removed
         self.procs = [str(path / "cgroup.procs") for _, path in dirs]
+        self.joins = [str(path / ("tasks" if hierarchy.version == 1 else "cgroup.procs")) for hierarchy, path in dirs]
         self._oom_base = 0  # the counters when the current attempt began (0: a fresh cgroup)
         self._cpu_base = 0.0
 

@@ -425,7 +425,7 @@ class Sandbox:
             "workdir": workdir,
             "root_paths": self._root_paths,
             "hide": self._hide,
-            "cgroups": cgroup.procs if cgroup else [],
+            "cgroups": cgroup.joins if cgroup else [],
             "budget": {"memory": self._budget.memory, "processes": self._budget.pids, "cpu": self._budget.cpu},
         }
 
