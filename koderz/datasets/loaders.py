@@ -114,6 +114,7 @@ def _problems(
                 reference_seconds=t.seconds,
                 input_seconds=tuple(t.input_seconds),
                 calibration=truth.calibration,
+                replays_check=given is None,
                 extra=extra,
             )
         )

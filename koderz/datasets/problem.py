@@ -18,7 +18,9 @@ class Problem:
     ``expected`` are the canonical solution's outputs on ``inputs`` (computed once and
     cached on disk); for ``humaneval`` the inputs are the calls the original ``check``
     makes, recorded from the canonical solution. ``dataset`` names the loader (it
-    selects the oracle's special cases).
+    selects the oracle's special cases). ``replays_check``: the verdict replays the original
+    ``check`` on the answers (``humaneval``), so every answer travels in full and no input has
+    a CPU budget of its own.
     """
 
     task_id: str
@@ -34,6 +36,7 @@ class Problem:
     reference_seconds: float = 0.0  # CPU time the canonical solution takes on all inputs
     input_seconds: Sequence[float] = field(default=(), repr=False, compare=False)  # ... on each input
     calibration: float = 0.0  # the machine's workload seconds where those times were measured (0: unknown)
+    replays_check: bool = False
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property

@@ -6,14 +6,19 @@ Layout, beneath the cgroup koderz itself runs in (in each hierarchy it uses)::
 
 ``run-...`` belongs to one ``Sandbox`` of one koderz process; it is removed when the
 sandbox closes or the process exits, and a later start removes the run directories of
-processes that are gone (a crash, SIGKILL), after killing anything left inside. Each
-attempt gets a fresh ``attempt-<k>`` with ``memory`` (v2 ``memory.max``, swap 0, the whole
+processes that are gone (a crash, SIGKILL), after killing anything left inside. A process
+slot's attempts take turns in one ``attempt-<k>`` (``for_slot``): an attempt that leaves
+nothing running inside hands it to the slot's next attempt, which counts CPU time and OOM
+kills from where it starts; one that leaves a process behind has it removed (and the slot's
+next attempt gets a fresh one). Each ``attempt-<k>`` is made with ``memory`` (v2 ``memory.max``, swap 0, the whole
 group killed on OOM; v1 ``memory.limit_in_bytes`` and ``memsw``) and ``pids`` limits, an equal
 CPU share (v2 ``cpu.weight``, v1 ``cpu.shares``: an attempt's processes share one slot's worth of
 CPU however many sessions they start) and CPU accounting (v2 ``cpu.stat``, v1 ``cpuacct.usage``)
 that the trusted side reads to stop the attempt at its CPU budget; the
-attempt's first process joins it before it runs anything (``cgroup.procs``), so all its
-descendants are charged to it. Where no writable memory cgroup is available (most
+attempt's first process joins it before it runs anything, so all its descendants are charged
+to it. It joins as the single thread it still is then: v1's ``tasks`` (moving one thread needs
+no grace period of the kernel's global threadgroup lock, which a write to ``cgroup.procs``
+waited for: about 10 ms per attempt, measured), v2's ``cgroup.procs``. Where no writable memory cgroup is available (most
 normal users; a cgroup v2 whose own cgroup also holds other processes) the budget falls
 back to the per-process address-space rlimit and ``describe`` says why.
 """
@@ -95,15 +100,35 @@ def _unescape(text: str) -> str:
 
 
 class AttemptCgroup:
-    """The cgroups of one attempt: the child writes ``0`` into each of ``procs`` to join."""
+    """The cgroups of one attempt: the child writes ``0`` into each of ``joins`` to join (it is
+    single-threaded then); ``procs`` list the processes inside."""
 
     def __init__(self, dirs: list[tuple[Hierarchy, Path]], on_removed: Callable[[], None] | None = None) -> None:
         self._dirs = dirs
         self._on_removed = on_removed
         self.procs = [str(path / "cgroup.procs") for _, path in dirs]
+        self.joins = [str(path / ("tasks" if hierarchy.version == 1 else "cgroup.procs")) for hierarchy, path in dirs]
+        self._oom_base = 0  # the counters when the current attempt began (0: a fresh cgroup)
+        self._cpu_base = 0.0
+
+    def begin(self) -> None:
+        """A new attempt in this (empty) cgroup: its OOM kills and CPU time count from now."""
+        self._oom_base = self._oom_kills()
+        self._cpu_base = self._cpu_total() or 0.0
+
+    def empty(self) -> bool:
+        """Nothing runs inside (False when that cannot be read)."""
+        try:
+            return not any(Path(procs).read_text().strip() for procs in self.procs)
+        except OSError:
+            return False
 
     def oom_killed(self) -> bool:
         """Did the kernel kill one of the attempt's processes at its memory limit (its own counter)?"""
+        return self._oom_kills() > self._oom_base
+
+    def _oom_kills(self) -> int:
+        kills = 0
         for hierarchy, path in self._dirs:
             if "memory" not in hierarchy.controllers:
                 continue
@@ -111,12 +136,16 @@ class AttemptCgroup:
             with contextlib.suppress(OSError, ValueError):
                 for line in (path / name).read_text().splitlines():
                     key, _, value = line.partition(" ")
-                    if key in ("oom_kill", "oom_group_kill") and int(value) > 0:
-                        return True
-        return False
+                    if key in ("oom_kill", "oom_group_kill"):
+                        kills += int(value)
+        return kills
 
     def cpu_seconds(self) -> float | None:
         """CPU time used by all of the attempt's processes so far; None without CPU accounting."""
+        total = self._cpu_total()
+        return None if total is None else total - self._cpu_base
+
+    def _cpu_total(self) -> float | None:
         for hierarchy, path in self._dirs:
             with contextlib.suppress(OSError, ValueError):
                 if hierarchy.version == 2:
@@ -153,7 +182,8 @@ class AttemptCgroup:
 
 
 class CgroupBudget:
-    """This sandbox's run cgroups; ``attempt()`` makes one attempt's, ``None`` when unavailable."""
+    """This sandbox's run cgroups; ``for_slot()`` gives an attempt its cgroup (``attempt()``: a fresh
+    one), ``None`` when unavailable."""
 
     _names = itertools.count()
 
@@ -163,6 +193,7 @@ class CgroupBudget:
         self._lock = threading.Lock()  # attempts are removed from worker threads
         self._runs: list[tuple[Hierarchy, Path]] = []
         self._attempts = itertools.count()
+        self._kept: dict[int, AttemptCgroup] = {}  # a slot's cgroup, empty, for its next attempt
         self.memory = f"rlimit per process {memory_mb} MB"
         self.pids = f"rlimit {processes} (threads count)"
         self.cpu = "rlimit per process"
@@ -239,6 +270,25 @@ class CgroupBudget:
             raise
         return AttemptCgroup(dirs, lambda: self._weigh(-1))
 
+    def for_slot(self, slot: int) -> AttemptCgroup | None:
+        """The cgroup of process slot ``slot``'s next attempt: the one its last attempt left empty
+        (``keep``), counting from now, else a fresh one; ``None`` without cgroups."""
+        kept = self._kept.pop(slot, None)
+        if kept is None:
+            return self.attempt()
+        self._weigh(+1)
+        kept.begin()
+        return kept
+
+    def keep(self, slot: int, cgroup: AttemptCgroup) -> bool:
+        """After an attempt: hand ``cgroup`` to the slot's next attempt if nothing runs inside
+        (True); otherwise the caller removes it (``remove`` kills what is left)."""
+        if not cgroup.empty():
+            return False
+        self._weigh(-1)
+        self._kept[slot] = cgroup
+        return True
+
     def _weigh(self, change: int) -> None:
         """The run's CPU weight: one default cgroup's per live attempt, so that an attempt gets the
         same share of a busy machine alone or beside another (a flat share each, as a process would).
@@ -256,6 +306,7 @@ class CgroupBudget:
         atexit.unregister(self.close)
 
     def _close_runs(self) -> None:
+        self._kept.clear()
         for _, run in self._runs:
             with contextlib.suppress(OSError):
                 _remove_tree(run)

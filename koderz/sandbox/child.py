@@ -132,12 +132,29 @@ def _world_readable():
         path = parent
 
 
+def _threads():
+    """This process's threads (0 when /proc cannot tell)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _join_cgroups(job, isolation):
     """Move this process (so every process it starts) into the attempt's cgroups; on success
-    ``job["budget"]`` (the cgroups' limits) replaces the rlimits in the report."""
+    ``job["budget"]`` (the cgroups' limits) replaces the rlimits in the report. Writing ``0`` into
+    a v1 ``tasks`` file moves the calling thread, i.e. the whole process while it has one thread
+    (forked, or a fresh interpreter that started none); otherwise it joins by ``cgroup.procs``."""
     try:
-        for procs in job["cgroups"]:
-            with open(procs, "w") as handle:
+        single = _threads() == 1
+        for path in job["cgroups"]:
+            if not single and os.path.basename(path) == "tasks":
+                path = os.path.join(os.path.dirname(path), "cgroup.procs")
+            with open(path, "w") as handle:
                 handle.write("0")
         if job["cgroups"]:
             isolation.update(job["budget"])

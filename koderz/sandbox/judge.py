@@ -136,7 +136,7 @@ class Collector:
         self.problem = problem
         self.first_failure = first_failure
         self.limits = limits
-        self.replay = problem.dataset == "humaneval"
+        self.replay = problem.replays_check
         self.family = problem.extra.get("family", "humaneval")
         self.total = len(problem.inputs)
         self.base_count = problem.base_input_count

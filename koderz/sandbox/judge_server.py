@@ -227,7 +227,7 @@ def _judge_loop(link: socket.socket) -> None:
             if message.kind is Kind.REGISTER and len(fds) == 1:  # a problem: kept for this judge's next jobs
                 with contextlib.suppress(Exception), os.fdopen(fds[0], "rb") as payload:
                     problem = problems[message.field(0, bytes.decode)] = pickle.load(payload)
-                    if problem.dataset == "humaneval":
+                    if problem.replays_check:
                         replay_parts(problem)  # compiled once per judge
                 continue
             if message.kind is not Kind.JUDGE or len(fds) != 3:

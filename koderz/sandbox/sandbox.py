@@ -263,6 +263,7 @@ class Sandbox:
         self._chosen: Containment | None = None
         self._budget = CgroupBudget(self.config.memory_mb, self.config.processes)
         self._speed: float | None = None  # calibration.workload_seconds() here, measured once
+        self._timing: asyncio.Task[float] | None = None  # that measurement, in a worker thread
         if not self._budget.active:
             log.info("sandbox: memory budget per process (%s)", self._budget.reason)
 
@@ -292,14 +293,46 @@ class Sandbox:
 
     async def prepare(self, problems: Awaitable[Sequence[Problem]] | None = None) -> Containment:
         """Find the containment and start the helper servers now, before any attempt: a
-        ``SandboxError`` when no containment holds (or a server cannot start). ``problems`` is
-        not awaited: the ``Evaluator`` protocol passes them."""
+        ``SandboxError`` when no containment holds (or a server cannot start). Meanwhile, unless
+        none of ``problems`` (awaited as they load) has per-input budgets, the machine's speed
+        (``speed``: it scales those budgets) is measured off the event loop."""
         self._warm_up()
-        containment = await self.containment_in_use()
-        await self._judge_server()
-        if self.config.fork_server and containment.mechanism is not Mechanism.BUBBLEWRAP:
-            await self._zygote.started()
+        timing = asyncio.ensure_future(self._speed_for(problems))
+        try:
+            containment = await self.containment_in_use()
+            await self._judge_server()
+            if self.config.fork_server and containment.mechanism is not Mechanism.BUBBLEWRAP:
+                await self._zygote.started()
+            await timing
+        finally:
+            timing.cancel()
         return containment
+
+    async def _speed_for(self, problems: Awaitable[Sequence[Problem]] | None) -> None:
+        """Measure the machine's speed unless none of ``problems`` has per-input budgets."""
+        if problems is not None and not any(map(self._budgeted, await asyncio.shield(problems))):
+            return
+        if self._speed is None:
+            await self._timing_task()
+
+    @property
+    def speed(self) -> float | None:
+        """This machine's calibration workload in CPU seconds (``calibration.workload_seconds``),
+        once measured: by ``prepare``, or before the first attempt that has per-input budgets."""
+        return self._speed
+
+    def _timing_task(self) -> asyncio.Task[float]:
+        """The speed measurement (in a worker thread; begun now unless it is running)."""
+        loop = asyncio.get_running_loop()
+        if self._timing is None or self._timing.get_loop() is not loop:
+            self._timing = loop.create_task(self._measure_speed())
+        return self._timing
+
+    async def _measure_speed(self) -> float:
+        speed = await asyncio.to_thread(workload_seconds)
+        if self._speed is None:
+            self._speed = speed
+        return self._speed
 
     @property
     def budget(self) -> CgroupBudget:
@@ -357,13 +390,17 @@ class Sandbox:
             "tmp_inodes": cfg.tmp_inodes,
         }
 
+    def _budgeted(self, problem: Problem) -> bool:
+        """Does each input of ``problem`` get a CPU budget of its own (measured reference times)?"""
+        timed = len(problem.input_seconds) == len(problem.inputs) and problem.calibration > 0
+        return bool(self.config.input_factor) and timed and not problem.replays_check
+
     def input_budgets(self, problem: Problem) -> list[float] | None:
         """Each input's CPU seconds (EvalPlus datasets with measured reference times), else None."""
         cfg = self.config
-        timed = len(problem.input_seconds) == len(problem.inputs) and problem.calibration > 0
-        if not cfg.input_factor or problem.dataset == "humaneval" or not timed:
+        if not self._budgeted(problem):
             return None
-        if self._speed is None:
+        if self._speed is None:  # not measured yet (a direct caller): measured here, once
             self._speed = workload_seconds()
         scale = max(1.0, self._speed / problem.calibration)  # never tighter than where they were measured
         return [max(cfg.input_floor, cfg.input_factor * seconds * scale) for seconds in problem.input_seconds]
@@ -371,7 +408,7 @@ class Sandbox:
     def answer_limits(self, problem: Problem) -> AnswerLimits:
         """What the judge accepts from an attempt at ``problem`` (the child sends no more)."""
         cfg = self.config
-        line_kb = cfg.humaneval_line_kb if problem.dataset == "humaneval" else cfg.line_kb
+        line_kb = cfg.humaneval_line_kb if problem.replays_check else cfg.line_kb
         return AnswerLimits(
             send_limit=line_kb * 1024,
             answer_bytes=cfg.answer_mb * 2**20,
@@ -398,7 +435,7 @@ class Sandbox:
             "workdir": workdir,
             "root_paths": self._root_paths,
             "hide": self._hide,
-            "cgroups": cgroup.procs if cgroup else [],
+            "cgroups": cgroup.joins if cgroup else [],
             "budget": {"memory": self._budget.memory, "processes": self._budget.pids, "cpu": self._budget.cpu},
         }
 
@@ -440,6 +477,8 @@ class Sandbox:
         containment = await self.containment_in_use()
         mechanism = containment.mechanism
         await (await self._judge_server()).register(problem)  # while other attempts hold the slots
+        if self._speed is None and self._budgeted(problem):
+            await self._timing_task()  # the budgets need it; measured once, off the event loop
         slot = await self._slots.acquire(_cost(problem))
         started = time.perf_counter()
         try:
@@ -452,7 +491,7 @@ class Sandbox:
             uid = self._slot_uid(mechanism, slot)
             if uid is not None:
                 os.chown(workdir, uid, uid)  # fails closed: root without CAP_CHOWN runs no attempt
-            cgroup = self._attempt_cgroup()
+            cgroup = self._attempt_cgroup(slot)
             if preamble is None:
                 preamble = preamble_of(problem.prompt, problem.entry_point)
             job = self._job(problem, program, preamble, workdir, slot, mechanism, cgroup)
@@ -460,6 +499,8 @@ class Sandbox:
         except OSError as exc:
             raise SandboxError(f"sandbox attempt at {problem.task_id} failed: {exc}") from exc
         finally:
+            if cgroup is not None and self._budget.keep(slot, cgroup):
+                cgroup = None  # the slot's next attempt runs in it
             self._slots.release(slot)
             self._teardown(workdir, cgroup)
         verdict = self._decide(problem, judgement, output, stop)
@@ -467,8 +508,9 @@ class Sandbox:
         return replace(verdict, duration=time.perf_counter() - started, isolation=isolation, mechanism=mechanism)
 
     def _teardown(self, workdir: str, cgroup: AttemptCgroup | None) -> None:
-        """Remove the attempt's directory and cgroup in a thread of their own, after the verdict:
-        however long it takes (a /tmp full of files), it delays and changes no verdict."""
+        """Remove the attempt's directory (and its cgroup, unless its slot kept it) in a thread of
+        their own, after the verdict: however long it takes (a /tmp full of files), it delays and
+        changes no verdict."""
         task = asyncio.get_running_loop().run_in_executor(None, _remove_attempt, workdir, cgroup)
         self._teardowns.add(task)
         task.add_done_callback(self._teardowns.discard)
@@ -478,10 +520,11 @@ class Sandbox:
         if self._teardowns:
             await asyncio.wait(list(self._teardowns), timeout=TEARDOWN_SECONDS)
 
-    def _attempt_cgroup(self) -> AttemptCgroup | None:
-        """The attempt's own cgroup; on a failure the attempt runs on its rlimits (and says so)."""
+    def _attempt_cgroup(self, slot: int) -> AttemptCgroup | None:
+        """The attempt's own cgroup (its slot's, which no other attempt uses meanwhile); on a
+        failure the attempt runs on its rlimits (and says so)."""
         try:
-            return self._budget.attempt()
+            return self._budget.for_slot(slot)
         except OSError as exc:
             log.warning("sandbox: no cgroup for this attempt (%s); its memory limit is per process", exc)
             return None

@@ -1,10 +1,12 @@
 """Containment: one memory budget per attempt, only the standard library inside, no channel
 between attempts, each mechanism (root_namespaces, user_namespaces, bubblewrap) against
-the exploits only containment stops, and the cgroups koderz creates are all removed."""
+the exploits only containment stops, and the cgroups koderz creates are all removed (a slot's
+cgroup is handed from attempt to attempt while it is left empty)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 import signal
@@ -110,15 +112,53 @@ except OSError:
     assert verdict.isolation["processes"] == budget_sandbox.budget.pids
 
 
-async def test_cgroups_are_removed_after_attempts_and_close(budget_sandbox, humaneval) -> None:
+def _attempt_cgroups(run: Path) -> list[Path]:
+    return [p for p in run.iterdir() if p.is_dir()]
+
+
+async def test_each_slot_keeps_one_empty_cgroup_and_close_removes_them(budget_sandbox, humaneval) -> None:
     runs = budget_sandbox.budget.run_paths
     problem = humaneval["HumanEval/23"]
-    verdicts = await asyncio.gather(*(budget_sandbox.evaluate(problem, problem.reference_program) for _ in range(3)))
+    verdicts = await asyncio.gather(*(budget_sandbox.evaluate(problem, problem.reference_program) for _ in range(5)))
     assert all(v.passed for v in verdicts)
     await budget_sandbox.drain()  # each attempt's teardown runs after its verdict
-    assert all(run.is_dir() and not any(p.is_dir() for p in run.iterdir()) for run in runs)
+    for run in runs:
+        kept = _attempt_cgroups(run)
+        assert 1 <= len(kept) <= budget_sandbox.max_processes  # one per slot, handed from attempt to attempt
+        assert all((cgroup / "cgroup.procs").read_text() == "" for cgroup in kept)
     budget_sandbox.close()
     assert not any(run.exists() for run in runs)
+
+
+BURN = """
+import time
+started = time.process_time()
+while time.process_time() - started < 1.2:
+    pass
+"""
+
+
+async def test_a_slots_next_attempt_counts_cpu_time_and_oom_kills_from_its_own_start(uid_base, humaneval) -> None:
+    """One slot, so every attempt runs in the same cgroup: two attempts of 1.2 s of CPU time each
+    under a limit of 2 s both pass, and a wrong answer after an attempt the kernel OOM-killed has
+    failed (it did not run out of memory)."""
+    sandbox = Sandbox(SandboxConfig(uid_base=uid_base, max_processes=1, cpu_floor=1.0))
+    try:
+        if not sandbox.budget.active:
+            pytest.skip(f"no memory cgroup here: {sandbox.budget.reason}")
+        problem = humaneval["HumanEval/23"]
+        assert math.ceil(sandbox.config.cpu_floor + sandbox.config.cpu_factor * problem.reference_seconds) == 2
+        for _ in range(2):
+            burnt = await sandbox.evaluate(problem, _strlen(BURN))
+            assert burnt.passed, burnt.feedback()
+        over = await sandbox.evaluate(problem, _strlen(HOLD.format(children=3, mb=400)))
+        assert over.status == "memory"
+        wrong = await sandbox.evaluate(problem, "def strlen(s):\n    return 0\n")
+        assert wrong.status == "failed"
+        await sandbox.drain()
+        assert [len(_attempt_cgroups(run)) for run in sandbox.budget.run_paths] == [1] * len(sandbox.budget.run_paths)
+    finally:
+        sandbox.close()
 
 
 CRASHING_RUN = """

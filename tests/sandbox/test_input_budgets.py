@@ -98,3 +98,40 @@ def test_an_answer_given_after_catching_the_cut_is_still_over_budget(humaneval_p
     verdict = _judge(config, problem, CATCHES_THE_CUT)
     assert (verdict.status, verdict.passed, verdict.tests_passed) == ("error", False, 0)
     assert verdict.error is not None and "over this input's CPU time budget" in verdict.error
+
+
+def test_prepare_measures_the_machine_speed_that_scales_the_budgets(humaneval_plus, uid_base: int) -> None:
+    """The calibration workload is timed while the sandbox prepares (off the event loop), once;
+    the budgets then use that figure and are never tighter than where the times were measured."""
+
+    async def prepared() -> Sandbox:
+        sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
+        assert sandbox.speed is None
+        try:
+            await sandbox.prepare(asyncio.sleep(0, [humaneval_plus["HumanEval/0"]]))
+        finally:
+            sandbox.close()
+        return sandbox
+
+    sandbox = asyncio.run(prepared())
+    speed = sandbox.speed
+    assert speed is not None and speed > 0
+    slower_here = dataclasses.replace(
+        humaneval_plus["HumanEval/0"], inputs=[(1,)], input_seconds=(1.0,), calibration=speed / 8
+    )
+    assert sandbox.input_budgets(slower_here) == [4.0 * 8]
+    faster_here = dataclasses.replace(slower_here, calibration=speed * 8)
+    assert sandbox.input_budgets(faster_here) == [4.0]  # never scaled below 1
+    assert sandbox.speed == speed  # measured once
+
+
+def test_humaneval_alone_is_prepared_without_timing_the_machine(humaneval, uid_base: int) -> None:
+    async def prepared() -> Sandbox:
+        sandbox = Sandbox(SandboxConfig(uid_base=uid_base))
+        try:
+            await sandbox.prepare(asyncio.sleep(0, [humaneval["HumanEval/0"]]))
+        finally:
+            sandbox.close()
+        return sandbox
+
+    assert asyncio.run(prepared()).speed is None
