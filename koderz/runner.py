@@ -52,6 +52,7 @@ from koderz.vocab import CacheSetting, Mode, PartStatus, Phase
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 5.0
+PREPARE_SECONDS = 120.0  # the longest a stopped run waits for its evaluator to finish preparing (probes: 30 s each)
 
 
 class RunObserver(Protocol):
@@ -287,11 +288,20 @@ class Runner:
             # e.g. no isolating containment (and none asked for), bad data: stop before any attempt
             return await dataset_task, roles, await sandbox_task
         except BaseException:
-            for task in (dataset_task, sandbox_task):
-                task.cancel()
-            if sandbox_task.done() and not sandbox_task.cancelled() and sandbox_task.exception() is None:
-                sandbox_task.result().close()  # prepared, but the run stops before its first attempt
+            dataset_task.cancel()
+            await self._close_unused(sandbox_task)
             raise
+
+    @staticmethod
+    async def _close_unused(sandbox_task: asyncio.Task[Evaluator]) -> None:
+        """The run stops before its first attempt: let the evaluator's preparation end, then close
+        it. Not cancelled midway: asyncio (3.11) can hang cancelling a probe child it is spawning."""
+        with contextlib.suppress(BaseException):
+            await asyncio.wait({sandbox_task}, timeout=PREPARE_SECONDS)
+        if not sandbox_task.done():
+            sandbox_task.cancel()
+        elif not sandbox_task.cancelled() and sandbox_task.exception() is None:
+            sandbox_task.result().close()
 
     async def _prepared_evaluator(self, problems: Awaitable[Sequence[Problem]]) -> Evaluator:
         """The evaluator, prepared (``Evaluator.prepare``) while the problems load."""
