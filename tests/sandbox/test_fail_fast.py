@@ -33,6 +33,7 @@ from koderz.sandbox.sandbox import Sandbox, SandboxConfig
 from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Detail, Mode, Status
 from tests.conftest import plan, run_job
+from tests.support.judging import judged_once
 
 SUBSET_STEP = 100  # every 100th real answer in the default suite (28 answers)
 DECIDED = ("status", "passed", "base_passed", "failing_input", "expected", "got", "error")  # a verdict's decision
@@ -192,15 +193,7 @@ def has_close_elements(numbers, threshold):
 
 
 def _judge_one(problem: Problem, program: str, detail: Detail, uid_base: int) -> Verdict:
-    async def judge() -> Verdict:
-        sandbox = Sandbox(SandboxConfig(uid_base=uid_base, detail=detail))
-        try:
-            return await sandbox.evaluate(problem, program)
-        finally:
-            await sandbox.drain()
-            sandbox.close()
-
-    return asyncio.run(judge())
+    return judged_once(SandboxConfig(uid_base=uid_base, detail=detail), problem, program)
 
 
 def test_a_real_passing_answer_gets_the_identical_verdict_in_both_details(humaneval_plus, uid_base: int) -> None:

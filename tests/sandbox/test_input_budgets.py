@@ -12,28 +12,15 @@ import asyncio
 import dataclasses
 
 from koderz.datasets.calibration import workload_seconds
-from koderz.datasets.problem import Problem
 from koderz.sandbox.sandbox import Sandbox, SandboxConfig
-from koderz.sandbox.verdict import Verdict
 from koderz.vocab import Detail
+from tests.support.judging import judged_once
 
 LOOPS = """
 def has_close_elements(numbers, threshold):
     while True:
         pass
 """
-
-
-def _judge(config: SandboxConfig, problem: Problem, program: str) -> Verdict:
-    async def judge() -> Verdict:
-        sandbox = Sandbox(config)
-        try:
-            return await sandbox.evaluate(problem, program)
-        finally:
-            await sandbox.drain()
-            sandbox.close()
-
-    return asyncio.run(judge())
 
 
 def test_budgets_follow_the_reference_times_with_evalplus_factor_and_floor(humaneval_plus) -> None:
@@ -64,7 +51,7 @@ def test_a_loop_is_cut_at_its_input_budget_not_at_the_attempt_limit(humaneval_pl
     cut of the first input (an error naming its budget), never a timeout and never a pass."""
     problem = humaneval_plus["HumanEval/0"]
     config = SandboxConfig(uid_base=uid_base, detail=Detail.FIRST_FAILURE, cpu_floor=120.0)
-    verdict = _judge(config, problem, LOOPS)
+    verdict = judged_once(config, problem, LOOPS)
     assert (verdict.status, verdict.passed, verdict.tests_passed, verdict.base_passed) == ("error", False, 0, False)
     assert verdict.error is not None and "over this input's CPU time budget of 1 s" in verdict.error
 
@@ -72,7 +59,7 @@ def test_a_loop_is_cut_at_its_input_budget_not_at_the_attempt_limit(humaneval_pl
 def test_without_input_budgets_the_loop_runs_to_the_attempt_limit(humaneval_plus, uid_base: int) -> None:
     problem = humaneval_plus["HumanEval/0"]
     config = SandboxConfig(uid_base=uid_base, input_factor=0, cpu_floor=1.0, cpu_factor=0.0)
-    verdict = _judge(config, problem, LOOPS)
+    verdict = judged_once(config, problem, LOOPS)
     assert (verdict.status, verdict.passed) == ("timeout", False)
 
 
@@ -95,7 +82,7 @@ def test_an_answer_given_after_catching_the_cut_is_still_over_budget(humaneval_p
     input is still reported over its budget (an error), not judged on that late answer."""
     problem = humaneval_plus["HumanEval/0"]
     config = SandboxConfig(uid_base=uid_base, detail=Detail.FIRST_FAILURE, cpu_floor=120.0)
-    verdict = _judge(config, problem, CATCHES_THE_CUT)
+    verdict = judged_once(config, problem, CATCHES_THE_CUT)
     assert (verdict.status, verdict.passed, verdict.tests_passed) == ("error", False, 0)
     assert verdict.error is not None and "over this input's CPU time budget" in verdict.error
 
