@@ -7,13 +7,15 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from koderz.config import CODER, CODER_ROLE, RunConfig, typed, validate
+from koderz.errors import ConfigError
 from koderz.evaluators import EVALUATORS, DatasetKeys, Evaluator
 from koderz.models.config import ModelConfig
 from koderz.problems import library_paths
 from koderz.prompts import PromptStyle
-from koderz.records import Roles
+from koderz.records import Roles, RunFolder
 from koderz.sandbox.sandbox import SandboxConfig
 from koderz.vocab import Detail, Mode, Protocol
 
@@ -32,6 +34,16 @@ class Plan:
     baseline: ModelConfig
     sandbox: SandboxConfig
     prompt: PromptStyle
+
+    @classmethod
+    def read(cls, folder: RunFolder) -> Plan:
+        """The plan of the run in ``folder``, typed from its saved config; ``ConfigError`` naming the
+        folder when that config does not fit this koderz (a key it no longer knows, a bad value)."""
+        saved = folder.read_config()
+        try:
+            return cls.build(typed(RunConfig, saved))
+        except (OmegaConfBaseException, ValueError, ConfigError) as exc:
+            raise ConfigError(f"{folder.path}: its config.yaml does not fit this koderz: {exc}") from exc
 
     @classmethod
     def build(cls, cfg: DictConfig | RunConfig) -> Plan:

@@ -10,6 +10,8 @@ from omegaconf.errors import ValidationError
 from koderz.config import RunConfig, validate
 from koderz.errors import ConfigError
 from koderz.models.config import PROVIDERS, TIERS
+from koderz.plan import Plan
+from koderz.records import RunFolder
 from tests.conftest import CONF, compose_config
 
 
@@ -79,3 +81,18 @@ def test_a_review_that_can_never_happen_is_refused(mode: str) -> None:
     validate(compose_config(f"mode={mode}", "max_iterations=6"))  # a review after the 5th failure
     validate(compose_config(f"mode={mode}", "max_iterations=2", "checkpoints.enabled=false"))
     validate(compose_config("mode=zero_shot", "max_iterations=2"))  # no feedback, no reviews
+
+
+def test_a_saved_config_is_read_back_as_the_plan_it_was_written_from(tmp_path) -> None:
+    plan = Plan.build(compose_config("mode=iterative", "max_iterations=6"))
+    folder = RunFolder(tmp_path)
+    folder.write_config(plan.to_dict())
+    assert Plan.read(folder) == plan
+
+
+@pytest.mark.parametrize("saved", [{"no_such_key": 1}, {"concurrency": 0}, {"mode": {"name": "nope"}}])
+def test_a_saved_config_that_does_not_fit_is_one_config_error_naming_the_folder(tmp_path, saved) -> None:
+    folder = RunFolder(tmp_path)
+    folder.write_config(saved)
+    with pytest.raises(ConfigError, match=str(tmp_path)):
+        Plan.read(folder)

@@ -113,15 +113,17 @@ class RunLogger:
     def _create(self) -> str:
         from mlflow.entities import Param, RunTag
 
+        from koderz.plan import Plan
+
         config = self.folder.read_config()
-        dataset = str((config.get("dataset") or {}).get("name", "default"))
+        plan = Plan.read(self.folder)
+        dataset = plan.config.dataset.name
         if self.parent_run_id:  # a sweep's jobs live in their parent's experiment
             experiment_id = str(self.client.get_run(self.parent_run_id).info.experiment_id)
         else:
             experiment_id = mt.experiment_id(self.client, self.tracking, dataset)
         state = self.folder.read_state()
         koderz_run_id = state.run_id if state else self.folder.path.name
-        plan = mt.plan_of(config)  # an OmegaConf merge: built once
         tags = mt.config_tags(plan, self.folder, koderz_run_id) | self.tags
         tags |= {Tag.STATUS: RunStatus.RUNNING, Tag.TRACKING: TrackingState.LIVE}
         name = mt.run_name(plan, koderz_run_id, self.tags.get(Tag.VARIANT, ""))

@@ -155,14 +155,6 @@ def run_name(plan: Plan, run_id: str, variant: str = "") -> str:
     return f"{plan.coder.name} {plan.mode.value} {plan.dataset}{extra} #{run_id[-6:]}"
 
 
-def plan_of(config: Mapping[str, Any]) -> Plan:
-    """The plan of a run folder's saved config."""
-    from koderz.config import RunConfig, typed
-    from koderz.plan import Plan
-
-    return Plan.build(typed(RunConfig, dict(config)))
-
-
 def config_tags(plan: Plan, folder: RunFolder, run_id: str) -> dict[str, str]:
     """The run's tags known at its start: roles, dataset, prompt, folder, overrides."""
     roles = plan.roles

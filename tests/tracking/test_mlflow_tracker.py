@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from koderz.config import TrackingConfig
+from koderz.plan import Plan
 from koderz.records import RunFolder
 from koderz.tracking import logger as run_logger
 from koderz.tracking.logger import RunLogger, log_run_folder
-from koderz.tracking.mlflow_tracker import flatten_params, log_figures, plan_of, run_params
+from koderz.tracking.mlflow_tracker import flatten_params, log_figures, run_params
 from koderz.tracking.names import Metric, Prefix
 from tests.conftest import run_job
 from tests.support.fakes.scripted_server import Reply, Rules, ScriptedServer
@@ -67,7 +68,7 @@ def test_params_are_the_flattened_config_without_what_never_tells_runs_apart(log
     _, run, _ = logged
     config = RunFolder(folder).read_config()
     params = run.data.params
-    assert params == run_params(config, plan_of(config))
+    assert params == run_params(config, Plan.read(RunFolder(folder)))
     assert params["model.name"] == "replay" and params["max_iterations"] == "2" and "concurrency" in params
     assert params["checkpoint_model.name"] == "coder"  # iterative: the reviewer takes part (the coder's model)
     everything = flatten_params(config)
