@@ -166,14 +166,15 @@ class RunFolder:
             self._handles[name] = (self.path / name).open("a", encoding="utf-8")
 
     def append(self, result: ProblemResult, *, feedback: bool) -> None:
-        """Write one finished problem to every JSONL file and flush."""
+        """Write one finished problem to every JSONL file and flush; its record last, so a reader
+        that sees the record (the tracking worker, a resume) also finds its attempts and trace."""
         record = result.record
-        self._write(RESULTS_JSONL, record)
         for attempt in result.attempts:
             self._write(ATTEMPTS, attempt)
         for sample in result.final_samples(feedback):
             self._write(self.samples_name(record.mode), sample)
         self._write(TRACES, result.trace())
+        self._write(RESULTS_JSONL, record)
 
     def write_all(
         self,
